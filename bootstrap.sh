@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Set up everything dfp-harness needs on a fresh machine, then run the main job or the tests.
+#
+#   ./bootstrap.sh run  [SCENARIO] [dfp run options]   set up, then `dfp run` (default: smoke)
+#   ./bootstrap.sh test [pytest options]               set up, then the whole test suite
+#   ./bootstrap.sh setup                               set up only
+#
+# Idempotent: the environment lives in .venv/ and is reinstalled only when pyproject.toml or
+# constraints.txt change (their hash is stamped into the venv).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.dfp-setup-stamp"
+
+die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
+say() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+# --- prerequisites -------------------------------------------------------------------------
+find_python() {
+    local candidate
+    for candidate in ${DFP_PYTHON:-} python3.11 python3.12 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 &&
+           "$candidate" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else 1)' 2>/dev/null; then
+            command -v "$candidate"; return 0
+        fi
+    done
+    return 1
+}
+
+check_prerequisites() {
+    PYTHON="$(find_python)" || die "Python 3.11 (or 3.12) not found. Install it (Debian: apt-get install python3.11 python3.11-venv; or pyenv install 3.11) or point DFP_PYTHON at one."
+    command -v java >/dev/null 2>&1 || die "Java 17 not found (needed by Flink and Spark). Install it: apt-get install openjdk-17-jdk-headless"
+    local java_major
+    java_major="$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -1)"
+    [[ "$java_major" == "17" ]] || die "Java 17 is required (Flink 2.2 and Glue 5.1 run on it); found major version '${java_major:-unknown}'. Install openjdk-17-jdk-headless and put it first on PATH."
+    command -v mvn >/dev/null 2>&1 || die "Maven not found (builds the Flink connector jar and fetches the hadoop-aws jars). Install it: apt-get install maven"
+    command -v node >/dev/null 2>&1 || die "Node.js not found (the AWS CDK CLI runs on it). Install Node 20: apt-get install nodejs npm, or from nodejs.org"
+    local node_major
+    node_major="$(node --version | sed -nE 's/^v([0-9]+).*/\1/p')"
+    (( node_major >= 18 )) || die "Node.js 18 or newer is required by the AWS CDK CLI; found $(node --version)."
+}
+
+# --- python environment --------------------------------------------------------------------
+setup_venv() {
+    local want have=""
+    want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
+    [[ -f "$STAMP" ]] && have="$(cat "$STAMP")"
+    if [[ -x "$VENV/bin/python" && "$want" == "$have" ]]; then
+        say "environment up to date (.venv)"
+        return 0
+    fi
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        say "creating .venv with $PYTHON"
+        "$PYTHON" -m venv "$VENV" || die "could not create .venv (Debian: apt-get install python3.11-venv)"
+    fi
+    say "installing dependencies (pinned by constraints.txt); first time takes a few minutes"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24" \
+        || die "pip upgrade failed"
+    "$VENV/bin/python" -m pip install --quiet \
+        --disable-pip-version-check -c constraints.txt -e ".[dev]" \
+        || die "dependency installation failed (see pip's message above)"
+    echo "$want" > "$STAMP"
+    say "environment ready"
+}
+
+main() {
+    local command="${1:-}"
+    [[ -n "$command" ]] && shift
+    case "$command" in
+        run|test|setup) ;;
+        *) die "usage: ./bootstrap.sh run [SCENARIO] [options] | test [pytest options] | setup" ;;
+    esac
+    check_prerequisites
+    setup_venv
+    export PATH="$VENV/bin:$PATH"
+    case "$command" in
+        run)
+            local scenario="smoke"
+            if [[ $# -gt 0 && "$1" != -* ]]; then scenario="$1"; shift; fi
+            exec "$VENV/bin/dfp" run "$scenario" --out "runs/$scenario" --force "$@" ;;
+        test)
+            exec "$VENV/bin/python" -m pytest "$@" ;;
+        setup) ;;
+    esac
+}
+
+main "$@"

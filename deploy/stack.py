@@ -1,0 +1,189 @@
+"""The one stack description (``deploy/stack.yaml``), validated, and its physical names.
+
+Both the local world's provisioning and the CDK app read this, so the names, shard counts and
+wiring that were tested locally are the ones deployed. Physical names need the account and region,
+which come from STS and configuration at run time, never from code.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import pipeline
+
+STACK_FILE = Path(__file__).with_name("stack.yaml")
+_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+
+
+class StackError(ValueError):
+    """The stack description is invalid (names the file and key)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StreamSpec(_Strict):
+    shards: int = Field(ge=1, le=500)
+    retention_hours: int = Field(default=24, ge=24, le=8760)
+
+
+class BucketSpec(_Strict):
+    pass
+
+
+class StateMachineSpec(_Strict):
+    definition: str
+    timeout_seconds: int = Field(default=21600, ge=1, le=31_536_000)
+
+    def definition_path(self) -> Path:
+        return Path(pipeline.__file__).parent / self.definition
+
+
+class RuleSpec(_Strict):
+    description: str = ""
+    bucket: str
+    prefix: str = ""
+    target: str
+
+
+class TableSpec(_Strict):
+    partition_key: str
+    ttl_attribute: str | None = None
+
+
+class LocalSpec(_Strict):
+    region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class GlueSpec(_Strict):
+    database: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+
+
+class Stack(_Strict):
+    """The validated stack description."""
+
+    prefix: str = Field(pattern=r"^[a-z][a-z0-9]{1,11}$")
+    local: LocalSpec
+    streams: dict[str, StreamSpec]
+    buckets: dict[str, BucketSpec]
+    state_machines: dict[str, StateMachineSpec]
+    rules: dict[str, RuleSpec]
+    tables: dict[str, TableSpec]
+    glue: GlueSpec
+
+    @field_validator("streams", "buckets", "state_machines", "rules", "tables")
+    @classmethod
+    def _keys_are_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import re
+
+        for key in value:
+            if not re.match(_NAME_PATTERN, key):
+                raise ValueError(f"key {key!r} must match {_NAME_PATTERN}")
+        return value
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Stack:
+        for name, rule in self.rules.items():
+            if rule.bucket not in self.buckets:
+                raise ValueError(f"rules.{name}.bucket: no bucket {rule.bucket!r}")
+            if rule.target not in self.state_machines:
+                raise ValueError(f"rules.{name}.target: no state machine {rule.target!r}")
+        for name, machine in self.state_machines.items():
+            if not machine.definition_path().is_file():
+                raise ValueError(
+                    f"state_machines.{name}.definition: no file {machine.definition_path()}"
+                )
+        return self
+
+    # ------------------------------------------------------------------------------- names
+    def name(self, key: str) -> str:
+        return f"{self.prefix}-{key}"
+
+    def bucket_name(self, key: str, account: str, region: str) -> str:
+        return f"{self.prefix}-{key}-{account}-{region}"
+
+    def resolve(self, account: str, region: str) -> ResolvedStack:
+        return ResolvedStack(self, account, region)
+
+
+class ResolvedStack:
+    """The stack's physical names and ARNs in one account and region."""
+
+    def __init__(self, stack: Stack, account: str, region: str, partition: str = "aws") -> None:
+        self.stack = stack
+        self.account = account
+        self.region = region
+        self.partition = partition
+
+    def stream_name(self, key: str) -> str:
+        return self.stack.name(key)
+
+    def stream_arn(self, key: str) -> str:
+        name = self.stream_name(key)
+        return f"arn:{self.partition}:kinesis:{self.region}:{self.account}:stream/{name}"
+
+    def bucket(self, key: str) -> str:
+        return self.stack.bucket_name(key, self.account, self.region)
+
+    def state_machine_name(self, key: str) -> str:
+        return self.stack.name(key)
+
+    def state_machine_arn(self, key: str) -> str:
+        return (
+            f"arn:{self.partition}:states:{self.region}:{self.account}:stateMachine:"
+            f"{self.state_machine_name(key)}"
+        )
+
+    def role_name(self, key: str) -> str:
+        return self.stack.name(f"{key}-role")
+
+    def role_arn(self, key: str) -> str:
+        return f"arn:{self.partition}:iam::{self.account}:role/{self.role_name(key)}"
+
+    def rule_name(self, key: str) -> str:
+        return self.stack.name(key)
+
+    def table_name(self, key: str) -> str:
+        return self.stack.name(key)
+
+    @cached_property
+    def names(self) -> dict[str, Any]:
+        """Every physical name, as written to a run's ``stack.json``."""
+        s = self.stack
+        return {
+            "account": self.account,
+            "region": self.region,
+            "streams": {k: self.stream_arn(k) for k in s.streams},
+            "buckets": {k: self.bucket(k) for k in s.buckets},
+            "state_machines": {k: self.state_machine_arn(k) for k in s.state_machines},
+            "rules": {k: self.rule_name(k) for k in s.rules},
+            "tables": {k: self.table_name(k) for k in s.tables},
+            "glue_database": s.glue.database,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.names, indent=2, sort_keys=True) + "\n"
+
+
+def load_stack(path: Path | None = None) -> Stack:
+    """Load and validate the stack description; errors name the file and the key path."""
+    path = path or STACK_FILE
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise StackError(f"{path}: cannot read the stack description: {exc}") from None
+    try:
+        return Stack.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise StackError(f"{path}: {problems}") from None

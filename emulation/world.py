@@ -1,0 +1,300 @@
+"""The local AWS world: one endpoint every stage talks plain boto3 to.
+
+``AWS_ENDPOINT_URL`` unset: an embedded moto server is started in this process on a free loopback
+port, with Step Functions execution switched on and ``MOTO_PORT`` set to that port (moto's Step
+Functions interpreter calls other services at ``http://localhost:$MOTO_PORT``). Set: that endpoint
+is used as it is (LocalStack from ``docker-compose.yml``, or a ``moto_server`` started elsewhere),
+after the safety guard has accepted it.
+
+Either way the world is health-checked before use, its account id is read from STS (never
+assumed), and :meth:`World.reset` returns it to empty between tests.
+
+Not emulated here: anything about the services themselves (see the gap-fillers in the sibling
+packages). A LocalStack endpoint cannot be reset through its community API beyond what
+``/_localstack/state/reset`` offers; tests against it should use unique names.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import boto3
+import botocore.session
+from botocore.config import Config
+
+from emulation import events as events_gap
+from emulation.safety import (
+    DUMMY_ACCESS_KEY_ID,
+    DUMMY_SECRET_ACCESS_KEY,
+    check_endpoint,
+    install_request_guard,
+    local_environment,
+)
+from emulation.store import STORE
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+_MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+_embedded_lock = threading.Lock()
+_embedded_owner: World | None = None
+
+
+class WorldError(RuntimeError):
+    """The local world could not be started, reached or reset."""
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def region_from_environment() -> str | None:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+
+
+class World:
+    """A running local AWS world. Use as a context manager, or call start/stop.
+
+    ``region`` is required unless ``AWS_REGION``/``AWS_DEFAULT_REGION`` is set: the harness passes
+    the stack description's local region, so no region is written into code.
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        *,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        given = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
+        # The guard runs before anything else: a refused endpoint never receives a request.
+        self._external_url = check_endpoint(given) if given else None
+        resolved_region = region or region_from_environment()
+        if not resolved_region:
+            raise WorldError(
+                "no region: pass one or set AWS_REGION (the harness uses the stack description's)"
+            )
+        self.region: str = resolved_region
+        self._startup_timeout = startup_timeout
+        self._server: Any = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._account_id: str | None = None
+        self.endpoint_url: str = self._external_url or ""
+        self.kind: str = "embedded" if self._external_url is None else "unknown"
+        self.events_relay: events_gap.Relay | None = None
+        self._started = False
+
+    # ------------------------------------------------------------------------------ lifecycle
+    def start(self) -> World:
+        if self._started:
+            return self
+        if self._external_url is None:
+            self._start_embedded()
+        self._wait_healthy()
+        if self.kind != "embedded":
+            self.kind = self._detect_kind()
+        if self.kind in ("embedded", "moto"):
+            self._configure_moto()
+        if self.kind == "moto":
+            self.events_relay = events_gap.Relay(self)
+            self.events_relay.start()
+        self._account_id = self.client("sts").get_caller_identity()["Account"]
+        self._started = True
+        atexit.register(self.stop)
+        logger.info(
+            "world ready: %s endpoint %s, account %s, region %s",
+            self.kind,
+            self.endpoint_url,
+            self._account_id,
+            self.region,
+        )
+        return self
+
+    def _start_embedded(self) -> None:
+        global _embedded_owner
+        from moto.server import ThreadedMotoServer
+
+        with _embedded_lock:
+            if _embedded_owner is not None:
+                raise WorldError(
+                    "an embedded world is already running in this process (MOTO_PORT is "
+                    "process-wide); reuse it or stop it first"
+                )
+            events_gap.install_in_process()
+            werkzeug_log = logging.getLogger("werkzeug")
+            if werkzeug_log.level == logging.NOTSET:  # moto's request log is noise in a run
+                werkzeug_log.setLevel(logging.WARNING)
+            last_error: Exception | None = None
+            for _ in range(5):
+                port = _free_loopback_port()
+                os.environ["MOTO_PORT"] = str(port)
+                server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+                try:
+                    server.start()
+                except OSError as exc:  # the port was taken between probe and bind
+                    last_error = exc
+                    continue
+                self._server = server
+                self.endpoint_url = f"http://127.0.0.1:{port}"
+                _embedded_owner = self
+                return
+            raise WorldError(f"could not start the embedded moto server: {last_error}")
+
+    def stop(self) -> None:
+        """Stop what this world started (idempotent; also runs at interpreter exit)."""
+        global _embedded_owner
+        if self.events_relay is not None:
+            self.events_relay.stop()
+            self.events_relay = None
+        if self._server is not None:
+            try:
+                self._server.stop()
+            except Exception as exc:  # already gone at interpreter exit
+                logger.debug("embedded moto stop: %s", exc)
+            self._server = None
+            with _embedded_lock:
+                if _embedded_owner is self:
+                    _embedded_owner = None
+        self._started = False
+        self._clients.clear()
+
+    def __enter__(self) -> World:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------------------- endpoint
+    def _http(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.endpoint_url + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self._startup_timeout
+        last: Exception | None = None
+        sts = self.client("sts", retries=0)
+        while time.monotonic() < deadline:
+            try:
+                sts.get_caller_identity()
+                return
+            except Exception as exc:
+                last = exc
+                time.sleep(0.2)
+        raise WorldError(
+            f"the AWS endpoint {self.endpoint_url} did not answer STS GetCallerIdentity within "
+            f"{self._startup_timeout:.0f} s ({last}). Is the emulator running?"
+        )
+
+    def _detect_kind(self) -> str:
+        try:
+            status, _ = self._http("GET", "/moto-api/config")
+            if status in (200, 201):
+                return "moto"
+            status, _ = self._http("GET", "/_localstack/health")
+            if status == 200:
+                return "localstack"
+        except OSError as exc:
+            logger.debug("endpoint kind probe failed: %s", exc)
+        return "other"
+
+    def _configure_moto(self) -> None:
+        status, body = self._http("POST", "/moto-api/config", _MOTO_CONFIG)
+        if status not in (200, 201):
+            raise WorldError(
+                f"could not switch on Step Functions execution: HTTP {status} {body!r}"
+            )
+
+    # ------------------------------------------------------------------------------- access
+    @property
+    def account_id(self) -> str:
+        if self._account_id is None:
+            self._account_id = self.client("sts").get_caller_identity()["Account"]
+        return self._account_id
+
+    def client(self, service: str, *, retries: int | None = None) -> Any:
+        """A boto3 client for ``service`` bound to this world (dummy credentials, guarded)."""
+        key = f"{service}/{retries}"
+        with self._clients_lock:
+            if key not in self._clients:
+                config = Config(
+                    region_name=self.region,
+                    s3={"addressing_style": "path"},
+                    retries={
+                        "max_attempts": retries if retries is not None else 5,
+                        "mode": "standard",
+                    },
+                    connect_timeout=5,
+                    read_timeout=120,
+                )
+                # A botocore session that never reads AWS_PROFILE: a named profile of a real
+                # account must neither be used nor be required to exist.
+                core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+                client = boto3.session.Session(botocore_session=core).client(
+                    service,
+                    endpoint_url=self.endpoint_url,
+                    region_name=self.region,
+                    aws_access_key_id=DUMMY_ACCESS_KEY_ID,
+                    aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
+                    aws_session_token=None,
+                    config=config,
+                )
+                install_request_guard(client, self.endpoint_url)
+                self._clients[key] = client
+            return self._clients[key]
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables for a subprocess that must talk to this world only."""
+        env = local_environment(self.endpoint_url, self.region)
+        if self.kind == "embedded":
+            env["MOTO_PORT"] = os.environ.get("MOTO_PORT", "")
+        return env
+
+    def reset(self) -> None:
+        """Empty every service and gap-filler store (between tests)."""
+        if self.kind in ("embedded", "moto"):
+            status, body = self._http("POST", "/moto-api/reset")
+            if status not in (200, 201):
+                raise WorldError(f"moto reset failed: HTTP {status} {body!r}")
+            self._configure_moto()
+        elif self.kind == "localstack":
+            status, _ = self._http("POST", "/_localstack/state/reset")
+            if status >= 400:
+                logger.warning("this LocalStack cannot reset its state (HTTP %s)", status)
+        STORE.reset()
+        if self.events_relay is not None:
+            self.events_relay.forget()
+        self._account_id = self.client("sts").get_caller_identity()["Account"]
+
+    def wait_for(
+        self, probe: Callable[[], T | None], *, what: str, timeout: float = 30.0, every: float = 0.1
+    ) -> T:
+        """Poll ``probe`` until it returns something truthy; raise naming ``what`` on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(every)

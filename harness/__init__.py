@@ -1,0 +1,1 @@
+"""Scenario runner, the ``dfp`` CLI, the pytest plugin and run reports."""

@@ -1,0 +1,147 @@
+"""The ``dfp`` command line.
+
+Exit codes: 0 the run succeeded and met its expectations; 1 a stage failed or an expectation was
+not met (the summary says which); 2 the input was refused (scenario, output directory, endpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from emulation.safety import UnsafeEndpointError, check_endpoint
+from harness.runner import RunDirectoryError
+from harness.scenario import DEFAULT_SCENARIO, ScenarioError, list_scenarios, load_scenario
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="dfp-harness: run the Demand Forecasting & Planning pipeline in a local AWS world.",
+)
+console = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+def _sigterm_to_exit() -> None:
+    """Turn SIGTERM into SystemExit so the world is torn down as on Ctrl-C."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _refuse(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    scenario: Annotated[
+        str, typer.Argument(help="scenario name (in scenarios/) or path to a YAML file")
+    ] = DEFAULT_SCENARIO,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory")] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    force: Annotated[bool, typer.Option(help="replace a non-empty run directory")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run a scenario end to end and write RUN_DIR/summary.json and RUN_DIR/report.html."""
+    from harness.runner import run as run_scenario
+
+    _setup_logging(verbose)
+    _sigterm_to_exit()
+    try:
+        chosen = load_scenario(scenario)
+    except ScenarioError as exc:
+        _refuse(str(exc))
+    if seed is not None:
+        chosen = chosen.with_seed(seed)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        try:
+            check_endpoint(endpoint)
+        except UnsafeEndpointError as exc:
+            _refuse(str(exc))
+    out_dir = out or Path("runs") / chosen.name
+
+    def progress(event: str, stage: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            console.print(f"[cyan]▶[/] {stage} …")
+        elif event == "succeeded":
+            console.print(f"[green]✔[/] {stage} ({info['seconds']:.2f} s)")
+        elif event == "failed":
+            console.print(f"[red]✘[/] {stage}: {info['error']}")
+        elif event == "skipped":
+            console.print(f"[dim]- {stage} skipped[/]")
+
+    console.print(f"dfp run [bold]{chosen.name}[/] (seed {chosen.seed}) → {out_dir}")
+    try:
+        result = run_scenario(chosen, out_dir, force=force, progress=progress)
+    except RunDirectoryError as exc:
+        _refuse(str(exc))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; the local world was stopped[/]")
+        raise typer.Exit(130) from None
+    _print_verdict(result.summary, out_dir)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _print_verdict(summary: dict[str, Any], out_dir: Path) -> None:
+    table = Table(title="expectations", show_lines=False)
+    for column in ("value", "expected", "actual", ""):
+        table.add_column(column)
+    for row in summary["expectations"]:
+        table.add_row(
+            row["path"],
+            json.dumps(row["expected"]),
+            json.dumps(row["actual"]),
+            "[green]ok[/]" if row["ok"] else f"[red]FAILED[/] {row.get('reason', '')}",
+        )
+    if summary["expectations"]:
+        console.print(table)
+    colour = "green" if summary["status"] == "succeeded" else "red"
+    console.print(
+        f"[{colour}]run {summary['status']}[/]: {out_dir / 'summary.json'}, "
+        f"{out_dir / 'report.html'}"
+    )
+
+
+@app.command()
+def scenarios() -> None:
+    """List the scenarios found and check each one against the schema."""
+    bad = False
+    for name, path in list_scenarios().items():
+        try:
+            load_scenario(str(path))
+            print(f"{name}\t{path}")
+        except ScenarioError as exc:
+            bad = True
+            print(f"{name}\t{path}\tINVALID\n{exc}")
+    raise typer.Exit(1 if bad else 0)
+
+
+def main() -> None:
+    app(prog_name="dfp")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Counts per hop and their reconciliation.
+
+Every hop of a run (producer → stream → Firehose → staged bucket → …) reports what it received,
+wrote and rejected, with the reasons. Within a hop, ``in`` must equal ``out + rejected``; along a
+declared link, what the downstream hop received must equal what the upstream hop wrote. Anything
+short is *lost*, anything over is *duplicated*, and either makes the run's reconciliation fail.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Hop:
+    """The counts of one hop."""
+
+    name: str
+    received: int = 0
+    written: int = 0
+    rejected: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, *, received: int = 0, written: int = 0) -> None:
+        self.received += received
+        self.written += written
+
+    def reject(self, reason: str, count: int = 1) -> None:
+        self.rejected += count
+        self.reasons[reason] += count
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"in": self.received, "out": self.written, "rejected": self.rejected}
+        if self.reasons:
+            out["reasons"] = dict(sorted(self.reasons.items()))
+        return out
+
+
+class Ledger:
+    """All hops of a run and the links between them."""
+
+    def __init__(self) -> None:
+        self._hops: dict[str, Hop] = {}
+        self._links: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
+
+    def hop(self, name: str) -> Hop:
+        with self._lock:
+            if name not in self._hops:
+                self._hops[name] = Hop(name)
+            return self._hops[name]
+
+    def link(self, upstream: str, downstream: str) -> None:
+        """Declare that everything ``upstream`` wrote must arrive at ``downstream``."""
+        self.hop(upstream)
+        self.hop(downstream)
+        self._links.append((upstream, downstream))
+
+    def counts(self) -> dict[str, dict[str, Any]]:
+        return {name: self._hops[name].as_dict() for name in sorted(self._hops)}
+
+    def reconcile(self) -> dict[str, Any]:
+        lost = duplicated = 0
+        problems: list[str] = []
+        for hop in sorted(self._hops.values(), key=lambda h: h.name):
+            gap = hop.received - hop.written - hop.rejected
+            if gap > 0:
+                lost += gap
+                problems.append(f"{hop.name}: {gap} received but neither written nor rejected")
+            elif gap < 0:
+                duplicated += -gap
+                problems.append(f"{hop.name}: {-gap} more written or rejected than received")
+        for upstream, downstream in self._links:
+            sent, arrived = self._hops[upstream].written, self._hops[downstream].received
+            if arrived < sent:
+                lost += sent - arrived
+                problems.append(f"{upstream} → {downstream}: {sent - arrived} lost")
+            elif arrived > sent:
+                duplicated += arrived - sent
+                problems.append(f"{upstream} → {downstream}: {arrived - sent} duplicated")
+        return {
+            "ok": lost == 0 and duplicated == 0,
+            "lost": lost,
+            "duplicated": duplicated,
+            "problems": problems,
+        }

@@ -1,0 +1,165 @@
+"""Provision the stack description into the local world.
+
+The same :mod:`deploy.stack` description drives the CDK app, so what a run provisions here carries
+the names, shard counts and wiring that are deployed. Provisioning is idempotent: re-running it on
+an endpoint that already holds the stack updates what can change and keeps the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from deploy.stack import ResolvedStack, Stack
+from emulation import World
+from emulation.events import put_targets
+
+logger = logging.getLogger(__name__)
+
+_ALREADY = {
+    "ResourceInUseException",
+    "BucketAlreadyOwnedByYou",
+    "EntityAlreadyExists",
+    "AlreadyExistsException",
+}
+
+
+def _exists_ok(call: Any, **kwargs: Any) -> bool:
+    """Call; True if it created something, False if the resource already existed."""
+    try:
+        call(**kwargs)
+        return True
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in _ALREADY:
+            return False
+        raise
+
+
+def _trust(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"{service}.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )
+
+
+def s3_object_created_pattern(bucket: str, prefix: str) -> dict[str, Any]:
+    """The EventBridge pattern for S3 'Object Created' events on ``bucket`` under ``prefix``."""
+    detail: dict[str, Any] = {"bucket": {"name": [bucket]}}
+    if prefix:
+        detail["object"] = {"key": [{"prefix": prefix}]}
+    return {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": detail}
+
+
+def provision(world: World, stack: Stack) -> ResolvedStack:
+    """Create (or bring up to date) every resource of ``stack`` in ``world``."""
+    names = stack.resolve(world.account_id, world.region)
+    kinesis = world.client("kinesis")
+    s3 = world.client("s3")
+    iam = world.client("iam")
+    sfn = world.client("stepfunctions")
+    events = world.client("events")
+    dynamodb = world.client("dynamodb")
+    glue = world.client("glue")
+
+    for key, spec in stack.streams.items():
+        created = _exists_ok(
+            kinesis.create_stream, StreamName=names.stream_name(key), ShardCount=spec.shards
+        )
+        if created and spec.retention_hours > 24:
+            kinesis.increase_stream_retention_period(
+                StreamName=names.stream_name(key), RetentionPeriodHours=spec.retention_hours
+            )
+
+    notified = {rule.bucket for rule in stack.rules.values()}
+    for key in stack.buckets:
+        bucket = names.bucket(key)
+        create: dict[str, Any] = {"Bucket": bucket}
+        if world.region != "us-east-1":  # S3's one region without a location constraint
+            create["CreateBucketConfiguration"] = {"LocationConstraint": world.region}
+        _exists_ok(s3.create_bucket, **create)
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        if key in notified:
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+            )
+
+    for key, spec in stack.state_machines.items():
+        _exists_ok(
+            iam.create_role,
+            RoleName=names.role_name(f"{key}-sfn"),
+            AssumeRolePolicyDocument=_trust("states"),
+        )
+        definition = spec.definition_path().read_text()
+        arn = names.state_machine_arn(key)
+        try:
+            sfn.describe_state_machine(stateMachineArn=arn)
+            sfn.update_state_machine(stateMachineArn=arn, definition=definition)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "StateMachineDoesNotExist":
+                raise
+            sfn.create_state_machine(
+                name=names.state_machine_name(key),
+                definition=definition,
+                roleArn=names.role_arn(f"{key}-sfn"),
+                type="STANDARD",
+            )
+
+    for key, rule in stack.rules.items():
+        pattern = s3_object_created_pattern(names.bucket(rule.bucket), rule.prefix)
+        events.put_rule(
+            Name=names.rule_name(key),
+            EventPattern=json.dumps(pattern),
+            State="ENABLED",
+            Description=rule.description,
+        )
+        _exists_ok(
+            iam.create_role,
+            RoleName=names.role_name(f"{key}-events"),
+            AssumeRolePolicyDocument=_trust("events"),
+        )
+        put_targets(
+            world,
+            names.rule_name(key),
+            [
+                {
+                    "Id": "workflow",
+                    "Arn": names.state_machine_arn(rule.target),
+                    "RoleArn": names.role_arn(f"{key}-events"),
+                }
+            ],
+        )
+
+    for key, table in stack.tables.items():
+        created = _exists_ok(
+            dynamodb.create_table,
+            TableName=names.table_name(key),
+            KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+            SSESpecification={"Enabled": True},
+        )
+        if created and table.ttl_attribute:
+            dynamodb.update_time_to_live(
+                TableName=names.table_name(key),
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+
+    _exists_ok(glue.create_database, DatabaseInput={"Name": stack.glue.database})
+    logger.info("provisioned stack %r in %s/%s", stack.prefix, names.account, names.region)
+    return names

@@ -1,0 +1,45 @@
+"""pytest integration: one local world per test session, reset before each test that asks.
+
+Fixtures:
+
+* ``world`` (session): the running :class:`emulation.World` (embedded moto, or the endpoint in
+  ``AWS_ENDPOINT_URL``), started once and stopped at the end of the session.
+* ``aws`` (function): the same world, reset to empty before the test.
+* ``stack`` (session): the validated stack description.
+
+Marker ``e2e``: end-to-end scenario runs, the heavy ones; select with ``-m e2e`` or leave them out
+with ``-m "not e2e"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from deploy.stack import Stack, load_stack
+from emulation import World
+from emulation.world import region_from_environment
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: end-to-end scenario runs (slow; select with -m e2e)")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    return load_stack()
+
+
+@pytest.fixture(scope="session")
+def world(stack: Stack) -> Iterator[World]:
+    with World(region=region_from_environment() or stack.local.region) as running:
+        yield running
+
+
+@pytest.fixture
+def aws(world: World) -> World:
+    world.reset()
+    return world

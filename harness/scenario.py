@@ -1,0 +1,305 @@
+"""Scenarios: YAML files validated by a schema before anything runs.
+
+A scenario says how big the synthetic world is, how long its history and streaming window are,
+what anomalies and campaigns it carries, how the forecast is configured, and what the run must
+achieve (``expectations``). An unknown key, a wrong type or an impossible value is a
+:class:`ScenarioError` naming the file, the key path and the offending value, because a typo that
+silently falls back to a default produces a run that answers a different question.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SCENARIO_DIR_ENV = "DFP_SCENARIO_DIR"
+DEFAULT_SCENARIO = "smoke"
+ANOMALY_TYPES = ("spike", "drop", "price_glitch", "duplicate_burst")
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ScenarioError(ValueError):
+    """A scenario file is unreadable or invalid. ``problems`` lists (key path, value, message)."""
+
+    def __init__(self, path: Path | str, problems: list[tuple[str, Any, str]]) -> None:
+        self.path = str(path)
+        self.problems = problems
+        lines = [
+            f"{self.path}: {key or '(top level)'}"
+            + ("" if value is _NO_VALUE else f" = {value!r}")
+            + f": {message}"
+            for key, value, message in problems
+        ]
+        super().__init__("\n".join(lines))
+
+
+_NO_VALUE = object()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Catalog(_Strict):
+    """The product catalog."""
+
+    products: int = Field(ge=1, le=200_000)
+    categories: int = Field(default=8, ge=1, le=1_000)
+    brands: int = Field(default=20, ge=1, le=10_000)
+    new_product_share: Share = Field(
+        default=0.1, description="share of products launched during the history (cold start)"
+    )
+    discontinued_share: Share = Field(default=0.05, description="share discontinued in history")
+    long_tail_share: Share = Field(
+        default=0.3, description="share of slow, intermittent items (many zero days)"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> Catalog:
+        if self.categories > self.products:
+            raise ValueError(
+                f"categories ({self.categories}) cannot exceed products ({self.products})"
+            )
+        return self
+
+
+class Calendar(_Strict):
+    """The simulated clock: history (bulk-loaded) then the streaming window."""
+
+    start: dt.date
+    history_days: int = Field(ge=28, le=3_650)
+    stream_days: int = Field(ge=1, le=60)
+    timezone: Literal["UTC"] = "UTC"
+
+
+class Campaigns(_Strict):
+    per_month: float = Field(default=2.0, ge=0.0, le=1_000.0)
+    discount_min: float = Field(default=0.05, gt=0.0, lt=1.0)
+    discount_max: float = Field(default=0.4, gt=0.0, lt=1.0)
+    days_min: int = Field(default=3, ge=1, le=365)
+    days_max: int = Field(default=14, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Campaigns:
+        if self.discount_min > self.discount_max:
+            raise ValueError(
+                f"discount_min ({self.discount_min}) is above discount_max ({self.discount_max})"
+            )
+        if self.days_min > self.days_max:
+            raise ValueError(f"days_min ({self.days_min}) is above days_max ({self.days_max})")
+        return self
+
+
+class Anomalies(_Strict):
+    rate: Share = Field(default=0.01, description="share of product-days in the window hit")
+    types: list[Literal["spike", "drop", "price_glitch", "duplicate_burst"]] = Field(
+        default_factory=lambda: list(ANOMALY_TYPES), min_length=1
+    )
+
+    @field_validator("types")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("anomaly types are listed more than once")
+        return value
+
+
+class Dms(_Strict):
+    """DMS Kinesis endpoint settings (KinesisSettings) the CDC messages follow."""
+
+    message_format: Literal["json", "json-unformatted"] = "json"
+    partition_key_type: Literal["primary-key", "schema-table"] = "primary-key"
+    include_transaction_details: bool = False
+    include_partition_value: bool = False
+    partition_include_schema_table: bool = False
+    include_table_alter_operations: bool = False
+    include_control_details: bool = False
+    include_null_and_empty: bool = False
+    schema_name: str = Field(default="retail", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Forecast(_Strict):
+    frequency: Literal["D", "W"] = "D"
+    horizon: int = Field(default=14, ge=1, le=500)
+    quantiles: list[float] = Field(
+        default_factory=lambda: [0.1, 0.5, 0.9], min_length=1, max_length=5
+    )
+    backtest_windows: int = Field(default=1, ge=1, le=5)
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles(cls, value: list[float]) -> list[float]:
+        for q in value:
+            if not 0.01 <= q <= 0.99:
+                raise ValueError(f"quantile {q} is outside 0.01-0.99")
+        if sorted(set(value)) != value:
+            raise ValueError("quantiles must be increasing and distinct")
+        return value
+
+
+class Expectation(_Strict):
+    """A bound on one value of ``summary.json``, addressed by a dotted path."""
+
+    path: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-\[\]\.]+)*$")
+    min: float | None = None
+    max: float | None = None
+    equals: bool | int | float | str | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Expectation:
+        if self.min is None and self.max is None and self.equals is None:
+            raise ValueError("give at least one of min, max, equals")
+        if self.equals is not None and (self.min is not None or self.max is not None):
+            raise ValueError("equals cannot be combined with min or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class Scenario(_Strict):
+    """One validated scenario."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str = ""
+    seed: int = Field(ge=0, le=2**63 - 1)
+    catalog: Catalog
+    calendar: Calendar
+    campaigns: Campaigns = Campaigns()
+    anomalies: Anomalies = Anomalies()
+    dms: Dms = Dms()
+    forecast: Forecast = Forecast()
+    expectations: list[Expectation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _horizon_fits_history(self) -> Scenario:
+        per_period = 7 if self.forecast.frequency == "W" else 1
+        periods = self.calendar.history_days // per_period
+        if self.forecast.horizon * 4 > periods:
+            raise ValueError(
+                f"forecast.horizon ({self.forecast.horizon}) exceeds a quarter of the history "
+                f"({periods} periods at frequency {self.forecast.frequency}), which AWS refuses"
+            )
+        return self
+
+    def with_seed(self, seed: int) -> Scenario:
+        return self.model_copy(update={"seed": seed})
+
+
+# ------------------------------------------------------------------------------------ loading
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {seen[key] + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _value_at(raw: Any, loc: tuple[Any, ...]) -> Any:
+    node = raw
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return _NO_VALUE
+    return node
+
+
+def _problems(raw: Any, exc: ValidationError) -> list[tuple[str, Any, str]]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        path = ".".join(str(p) for p in loc)
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+        out.append((path, _value_at(raw, loc), message))
+    return out
+
+
+def parse_scenario(text: str, source: str = "<string>") -> Scenario:
+    """Validate scenario YAML text; errors name ``source``, the key path and the value."""
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(source, [("", _NO_VALUE, f"not valid YAML: {exc}")]) from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(source, [("", raw, "a scenario must be a mapping of keys")])
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ScenarioError(source, _problems(raw, exc)) from None
+
+
+def scenario_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get(SCENARIO_DIR_ENV):
+        dirs.append(Path(os.environ[SCENARIO_DIR_ENV]))
+    dirs.append(Path.cwd() / "scenarios")
+    dirs.append(Path(__file__).resolve().parent.parent / "scenarios")
+    return dirs
+
+
+def find_scenario(name_or_path: str) -> Path:
+    """A scenario file from a path, or a name looked up in the scenario directories."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise ScenarioError(candidate, [("", _NO_VALUE, "no such scenario file")])
+        return candidate
+    searched = scenario_dirs()
+    for directory in searched:
+        for suffix in (".yaml", ".yml"):
+            path = directory / f"{name_or_path}{suffix}"
+            if path.is_file():
+                return path
+    raise ScenarioError(
+        name_or_path,
+        [("", _NO_VALUE, "no such scenario in " + ", ".join(str(d) for d in searched))],
+    )
+
+
+def load_scenario(name_or_path: str = DEFAULT_SCENARIO) -> Scenario:
+    path = find_scenario(name_or_path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(path, [("", _NO_VALUE, f"cannot read: {exc}")]) from None
+    return parse_scenario(text, str(path))
+
+
+def list_scenarios() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for directory in reversed(scenario_dirs()):
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.yaml")):
+                found[path.stem] = path
+    return dict(sorted(found.items()))

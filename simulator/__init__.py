@@ -1,0 +1,1 @@
+"""Seeded synthetic retail world and its change streams (pure: no AWS, no I/O beyond files)."""

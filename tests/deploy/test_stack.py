@@ -1,0 +1,87 @@
+"""The stack description validates, and provisioning creates exactly what it describes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deploy.stack import StackError, load_stack
+from emulation import World
+from harness.provision import provision
+
+
+def test_stack_description_loads() -> None:
+    stack = load_stack()
+    assert stack.streams["cdc"].shards >= 1
+    assert stack.rules["forecast-input-created"].target in stack.state_machines
+    assert stack.state_machines["forecast"].definition_path().is_file()
+
+
+def test_stack_errors_name_file_and_key(tmp_path: Path) -> None:
+    text = (Path(load_stack.__code__.co_filename).with_name("stack.yaml")).read_text()
+    broken = tmp_path / "stack.yaml"
+    broken.write_text(text.replace("target: forecast", "target: nowhere"))
+    with pytest.raises(StackError, match=r"stack\.yaml: .*rules\.forecast-input-created\.target"):
+        load_stack(broken)
+    broken.write_text(text.replace("shards: 2", "shardz: 2"))
+    with pytest.raises(StackError, match=r"streams\.cdc\.shardz: Extra inputs"):
+        load_stack(broken)
+
+
+def test_provisioned_world_matches_the_stack_description(aws: World) -> None:
+    stack = load_stack()
+    names = provision(aws, stack)
+    kinesis = aws.client("kinesis")
+    for key, spec in stack.streams.items():
+        summary = kinesis.describe_stream_summary(StreamName=names.stream_name(key))
+        assert summary["StreamDescriptionSummary"]["OpenShardCount"] == spec.shards
+        assert summary["StreamDescriptionSummary"]["StreamARN"] == names.stream_arn(key)
+    buckets = {b["Name"] for b in aws.client("s3").list_buckets()["Buckets"]}
+    assert {names.bucket(k) for k in stack.buckets} <= buckets
+    sfn = aws.client("stepfunctions")
+    for key, spec in stack.state_machines.items():
+        described = sfn.describe_state_machine(stateMachineArn=names.state_machine_arn(key))
+        assert described["definition"] == spec.definition_path().read_text()  # same bytes
+    events = aws.client("events")
+    for key, rule in stack.rules.items():
+        pattern = json.loads(events.describe_rule(Name=names.rule_name(key))["EventPattern"])
+        assert pattern["detail"]["bucket"]["name"] == [names.bucket(rule.bucket)]
+        assert pattern["detail"]["object"]["key"] == [{"prefix": rule.prefix}]
+    for key, table in stack.tables.items():
+        ttl = aws.client("dynamodb").describe_time_to_live(TableName=names.table_name(key))
+        assert ttl["TimeToLiveDescription"]["AttributeName"] == table.ttl_attribute
+    assert aws.client("glue").get_database(Name=stack.glue.database)["Database"]["Name"]
+
+
+def test_provisioning_twice_is_idempotent(aws: World) -> None:
+    stack = load_stack()
+    first = provision(aws, stack)
+    second = provision(aws, stack)
+    assert first.names == second.names
+    machines = aws.client("stepfunctions").list_state_machines()["stateMachines"]
+    assert len(machines) == len(stack.state_machines)
+
+
+def test_forecast_input_object_starts_the_forecast_workflow(aws: World) -> None:
+    """S3 → EventBridge → Step Functions, wired from the stack description."""
+    stack = load_stack()
+    names = provision(aws, stack)
+    rule = stack.rules["forecast-input-created"]
+    bucket = names.bucket(rule.bucket)
+    aws.client("s3").put_object(Bucket=bucket, Key=f"{rule.prefix}target.csv", Body=b"a,b\n")
+    sfn = aws.client("stepfunctions")
+    arn = names.state_machine_arn(rule.target)
+
+    def finished():
+        listed = sfn.list_executions(stateMachineArn=arn)["executions"]
+        return [e for e in listed if e["status"] != "RUNNING"]
+
+    (execution,) = aws.wait_for(finished, what="the forecast workflow execution")
+    described = sfn.describe_execution(executionArn=execution["executionArn"])
+    assert described["status"] == "SUCCEEDED", described
+    event = json.loads(described["input"])
+    assert event["detail"]["object"]["key"] == f"{rule.prefix}target.csv"
+    output = json.loads(described["output"])
+    assert output["bucket"] == bucket and output["key"] == f"{rule.prefix}target.csv"

@@ -1,0 +1,109 @@
+"""The local world: start, health check, account from STS, Step Functions execution, reset."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from emulation import World
+from emulation.world import WorldError
+from tests.conftest import free_port
+
+
+def test_account_comes_from_sts(aws: World) -> None:
+    identity = aws.client("sts").get_caller_identity()
+    assert aws.account_id == identity["Account"]
+    assert aws.account_id.isdigit() and len(aws.account_id) == 12
+
+
+def test_embedded_world_sets_moto_port_to_its_port(world: World) -> None:
+    if world.kind != "embedded":
+        pytest.skip("only an embedded world owns MOTO_PORT; an external one was started with it")
+    assert world.endpoint_url == f"http://127.0.0.1:{os.environ['MOTO_PORT']}"
+    assert world.environment()["MOTO_PORT"] == os.environ["MOTO_PORT"]
+
+
+def test_step_functions_executes_state_machines(aws: World) -> None:
+    sfn = aws.client("stepfunctions")
+    definition = {
+        "StartAt": "Add",
+        "States": {
+            "Add": {
+                "Type": "Pass",
+                "Parameters": {"sum.$": "States.MathAdd($.a, $.b)"},
+                "End": True,
+            }
+        },
+    }
+    arn = sfn.create_state_machine(
+        name="adder",
+        definition=json.dumps(definition),
+        roleArn=f"arn:aws:iam::{aws.account_id}:role/r",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"a": 2, "b": 40}))
+    done = aws.wait_for(
+        lambda: (
+            (d := sfn.describe_execution(executionArn=execution["executionArn"]))["status"]
+            != "RUNNING"
+            and d
+        ),
+        what="the execution to finish",
+    )
+    assert done["status"] == "SUCCEEDED"
+    assert json.loads(done["output"]) == {"sum": 42}
+
+
+def test_reset_empties_the_world(aws: World) -> None:
+    s3 = aws.client("s3")
+    location = {} if aws.region == "us-east-1" else {"LocationConstraint": aws.region}
+    s3.create_bucket(Bucket="reset-me", CreateBucketConfiguration=location)
+    aws.client("kinesis").create_stream(StreamName="reset-me", ShardCount=1)
+    aws.reset()
+    assert s3.list_buckets()["Buckets"] == []
+    assert aws.client("kinesis").list_streams()["StreamNames"] == []
+
+
+def test_unreachable_endpoint_fails_the_health_check_with_the_endpoint_named() -> None:
+    port = free_port()  # nothing listens there
+    with pytest.raises(WorldError, match=rf"127\.0\.0\.1:{port}.*did not answer"):
+        World(
+            endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1", startup_timeout=1
+        ).start()
+
+
+def test_a_second_embedded_world_in_one_process_is_refused(world: World) -> None:
+    if world.kind != "embedded":
+        pytest.skip("needs the embedded world (this session uses an external endpoint)")
+    # The session world occupies the process's single embedded slot; a second is refused.
+    with pytest.raises(WorldError, match="already running"):
+        World(region="us-east-1").start()
+
+
+def test_world_stops_its_server_when_interrupted(tmp_path) -> None:
+    """In a fresh interpreter: Ctrl-C inside the world's block stops the server."""
+    import subprocess
+    import sys
+
+    script = (
+        "import socket, sys\n"
+        "from emulation import World\n"
+        "port = None\n"
+        "try:\n"
+        "    with World(region='us-east-1') as w:\n"
+        "        port = int(w.endpoint_url.rsplit(':', 1)[1])\n"
+        "        raise KeyboardInterrupt\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+        "s = socket.socket()\n"
+        "print(port, s.connect_ex(('127.0.0.1', port)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    port, connect_result = map(int, out.stdout.split())
+    assert port > 0
+    assert connect_result != 0, "the server still accepts connections after the interrupt"

@@ -1,0 +1,145 @@
+"""The run spine through the CLI: summary and report, expectations, refusals, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.runner import RunDirectoryError, run
+from harness.scenario import load_scenario, parse_scenario
+from tests.conftest import REPO
+
+SUMMARY_KEYS = {
+    "scenario",
+    "seed",
+    "version",
+    "counts",
+    "reconciliation",
+    "anomaly",
+    "forecast",
+    "stages",
+    "artifacts",
+}
+
+
+def dfp(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+        timeout=600,
+    )
+
+
+def _without_wall_times(summary: dict) -> dict:
+    copy = json.loads(json.dumps(summary))
+    for stage in copy["stages"].values():
+        stage.pop("seconds")
+    return copy
+
+
+def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = dfp("run", "smoke", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary.keys() >= SUMMARY_KEYS
+    assert summary["scenario"] == "smoke"
+    assert summary["seed"] == load_scenario("smoke").seed
+    assert summary["status"] == "succeeded"
+    assert summary["reconciliation"]["ok"] is True
+    assert list(summary["stages"]) == sorted(summary["stages"])  # sorted keys, stable bytes
+    assert {"world", "provision"} <= summary["stages"].keys()
+    assert all(s["status"] == "succeeded" for s in summary["stages"].values())
+    assert "stack.json" in summary["artifacts"]
+    report = (out / "report.html").read_text()
+    assert "smoke" in report and "provision" in report
+    assert "http://" not in report and "https://" not in report  # self-contained
+    # A second run into the same directory is refused without --force ...
+    again = dfp("run", "smoke", "--out", str(out))
+    assert again.returncode == 2
+    assert "--force" in again.stderr
+    # ... and replaces it with --force.
+    assert dfp("run", "smoke", "--out", str(out), "--force").returncode == 0
+
+
+def test_same_scenario_and_seed_give_the_same_summary(tmp_path: Path, aws) -> None:
+    scenario = load_scenario("smoke")
+    first = run(scenario, tmp_path / "a", world=aws).summary
+    aws.reset()
+    second = run(scenario, tmp_path / "b", world=aws).summary
+    assert _without_wall_times(first) == _without_wall_times(second)
+    assert first["artifacts"] == second["artifacts"]
+
+
+def test_unmet_expectation_fails_the_run_and_names_it(tmp_path: Path) -> None:
+    text = (REPO / "scenarios" / "smoke.yaml").read_text() + (
+        "  - {path: anomaly.precision, min: 0.9}\n  - {path: stages.world.seconds, max: -1}\n"
+    )
+    scenario_file = tmp_path / "strict.yaml"
+    scenario_file.write_text(text)
+    out = tmp_path / "run"
+    result = dfp("run", str(scenario_file), "--out", str(out))
+    assert result.returncode == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    failed = {e["path"]: e for e in summary["expectations"] if not e["ok"]}
+    assert set(failed) == {"anomaly.precision", "stages.world.seconds"}
+    assert "no value at anomaly.precision" in failed["anomaly.precision"]["reason"]
+    assert "> max -1" in failed["stages.world.seconds"]["reason"]
+    assert (out / "report.html").is_file()
+
+
+def test_failing_stage_is_recorded_and_later_stages_skipped(tmp_path: Path, aws) -> None:
+    def broken(ctx) -> None:
+        raise ValueError("staged file s3://b/k.parquet lacks column quantity")
+
+    def never(ctx) -> None:
+        raise AssertionError("must not run after a failure")
+
+    scenario = load_scenario("smoke")
+    result = run(scenario, tmp_path / "r", world=aws, stages=[("etl", broken), ("after", never)])
+    stages = result.summary["stages"]
+    assert not result.ok
+    assert stages["etl"]["status"] == "failed"
+    assert "lacks column quantity" in stages["etl"]["error"]
+    assert stages["after"]["status"] == "skipped"
+    assert "ValueError" in (tmp_path / "r" / "errors.log").read_text()
+    assert (tmp_path / "r" / "summary.json").is_file()
+
+
+def test_unsafe_endpoint_is_refused_by_dfp_run(tmp_path: Path) -> None:
+    env = {**os.environ, "AWS_ENDPOINT_URL": "https://kinesis.us-east-1.amazonaws.com"}
+    result = dfp("run", "smoke", "--out", str(tmp_path / "r"), env=env)
+    assert result.returncode == 2
+    assert "kinesis.us-east-1.amazonaws.com" in result.stderr
+    assert "not a loopback address" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_invalid_scenario_is_refused_with_key_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((REPO / "scenarios" / "smoke.yaml").read_text().replace("products:", "prodcts:"))
+    result = dfp("run", str(bad), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert "catalog.prodcts" in result.stderr and "unknown key" in result.stderr
+
+
+def test_prepare_refuses_file_as_out_dir(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(RunDirectoryError, match="not a directory"):
+        run(parse_scenario((REPO / "scenarios" / "smoke.yaml").read_text()), target)
+
+
+def test_seed_override_is_recorded(tmp_path: Path) -> None:
+    result = dfp("run", "smoke", "--out", str(tmp_path / "r"), "--seed", "99")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "r" / "summary.json").read_text())["seed"] == 99

@@ -1,0 +1,120 @@
+"""Scenario files are validated; every error names the file, the key path and the value."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.scenario import ScenarioError, list_scenarios, load_scenario, parse_scenario
+from tests.conftest import REPO
+
+VALID = textwrap.dedent(
+    """
+    name: tiny
+    seed: 1
+    catalog: {products: 10, categories: 2}
+    calendar: {start: 2024-01-01, history_days: 120, stream_days: 1}
+    forecast: {horizon: 7}
+    """
+)
+
+
+def _with(change: dict) -> str:
+    raw = yaml.safe_load(VALID)
+    for dotted, value in change.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return yaml.safe_dump(raw)
+
+
+def test_shipped_scenarios_are_valid() -> None:
+    found = list_scenarios()
+    assert {"smoke", "standard"} <= set(found)
+    for name in found:
+        assert load_scenario(name).name == name
+    standard = load_scenario("standard")
+    assert standard.catalog.products == 1000
+    assert standard.calendar.history_days >= 730
+
+
+def test_valid_scenario_parses_with_defaults() -> None:
+    scenario = parse_scenario(VALID, "tiny.yaml")
+    assert scenario.catalog.products == 10
+    assert scenario.forecast.quantiles == [0.1, 0.5, 0.9]
+    assert scenario.anomalies.types == ["spike", "drop", "price_glitch", "duplicate_burst"]
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "value", "message"),
+    [
+        (VALID + "catalgo: {products: 3}\n", "catalgo", "{'products': 3}", "unknown key"),
+        (_with({"catalog.prodcts": 20}), "catalog.prodcts", "20", "unknown key"),
+        (_with({"catalog.products": "many"}), "catalog.products", "'many'", "integer"),
+        (_with({"catalog.products": -5}), "catalog.products", "-5", "greater than or equal"),
+        (_with({"anomalies.rate": -0.1}), "anomalies.rate", "-0.1", "greater than or equal"),
+        (_with({"anomalies.types": ["spike", "meteor"]}), "anomalies.types.1", "'meteor'", "spike"),
+        (_with({"campaigns.days_min": 9, "campaigns.days_max": 3}), "campaigns", None, "days_min"),
+        (_with({"forecast.horizon": 40}), "", None, "quarter of the history"),
+        (_with({"forecast.quantiles": [0.9, 0.1]}), "forecast.quantiles", None, "increasing"),
+        (_with({"calendar.start": "someday"}), "calendar.start", "'someday'", "date"),
+        (_with({"expectations": [{"path": "anomaly.f1"}]}), "expectations.0", None, "at least one"),
+    ],
+)
+def test_invalid_scenarios_name_file_key_and_value(text, path, value, message) -> None:
+    with pytest.raises(ScenarioError) as error:
+        parse_scenario(text, "scenarios/broken.yaml")
+    text_of_error = str(error.value)
+    assert text_of_error.startswith("scenarios/broken.yaml: ")
+    assert any(p == path for p, _, _ in error.value.problems), text_of_error
+    if value is not None:
+        assert f"= {value}" in text_of_error
+    assert message in text_of_error
+
+
+def test_missing_required_key_is_named() -> None:
+    with pytest.raises(ScenarioError, match=r"calendar: required key is missing"):
+        parse_scenario("name: x\nseed: 1\ncatalog: {products: 3}\n", "x.yaml")
+
+
+def test_duplicate_keys_are_an_error_not_a_silent_override() -> None:
+    with pytest.raises(ScenarioError, match=r"duplicate key 'seed'"):
+        parse_scenario(VALID + "seed: 2\n", "dup.yaml")
+
+
+def test_non_mapping_and_bad_yaml_are_refused() -> None:
+    with pytest.raises(ScenarioError, match="mapping"):
+        parse_scenario("- a\n- b\n", "list.yaml")
+    with pytest.raises(ScenarioError, match="not valid YAML"):
+        parse_scenario("name: [unclosed\n", "bad.yaml")
+
+
+def test_unknown_scenario_name_lists_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match=r"no such scenario in .*scenarios"):
+        load_scenario("no-such-scenario")
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load_scenario(str(tmp_path / "missing.yaml"))
+
+
+def test_scenario_path_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(VALID)
+    assert load_scenario(str(path)).name == "tiny"
+    assert (REPO / "scenarios" / "smoke.yaml").is_file()
+
+
+@given(products=st.integers(min_value=-1000, max_value=300_000))
+def test_products_bound_is_enforced_exactly(products: int) -> None:
+    text = _with({"catalog.products": products, "catalog.categories": 1})
+    if 1 <= products <= 200_000:
+        assert parse_scenario(text).catalog.products == products
+    else:
+        with pytest.raises(ScenarioError, match=r"catalog\.products"):
+            parse_scenario(text)

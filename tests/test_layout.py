@@ -1,0 +1,151 @@
+"""Project-wide rules: the dependency rule, the runtime table, lint, and the set-up script."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pipeline.runtimes import RUNTIMES
+from tests.conftest import REPO
+
+FORBIDDEN_FOR_PIPELINE = {"simulator", "emulation", "harness", "deploy", "tests"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_pipeline_imports_only_itself_and_libraries() -> None:
+    offenders = {
+        str(path.relative_to(REPO)): sorted(_imports(path) & FORBIDDEN_FOR_PIPELINE)
+        for path in (REPO / "pipeline").rglob("*.py")
+        if _imports(path) & FORBIDDEN_FOR_PIPELINE
+    }
+    assert offenders == {}
+
+
+def test_emulation_does_not_import_harness_simulator_or_deploy() -> None:
+    offenders = {
+        str(path.relative_to(REPO)): sorted(_imports(path) & {"harness", "simulator", "deploy"})
+        for path in (REPO / "emulation").rglob("*.py")
+        if _imports(path) & {"harness", "simulator", "deploy"}
+    }
+    assert offenders == {}
+
+
+def test_simulator_is_pure() -> None:
+    for path in (REPO / "simulator").rglob("*.py"):
+        assert not _imports(path) & {"boto3", "botocore", "emulation", "harness", "pipeline"}, path
+
+
+def test_package_pins_follow_the_runtime_table() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = {d.split("==")[0].split("[")[0]: d for d in project["dependencies"]}
+    for runtime in RUNTIMES.values():
+        if runtime.local_package and runtime.local_version:
+            assert (
+                pins[runtime.local_package] == f"{runtime.local_package}=={runtime.local_version}"
+            )
+    locked = dict(
+        line.split("==", 1)
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if "==" in line
+    )
+    for runtime in RUNTIMES.values():
+        if runtime.local_package and runtime.local_version:
+            assert locked[runtime.local_package] == runtime.local_version
+
+
+def test_ruff_is_clean() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    formatted = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    commands = [line.strip() for line in readme.split("```")[1].splitlines() if line.strip()]
+    assert len(commands) == 2, commands
+    run_command, test_command = commands
+    assert run_command == "./bootstrap.sh run"
+    assert test_command in ci
+
+
+@pytest.mark.parametrize("missing", ["java", "mvn", "node"])
+def test_setup_names_a_missing_prerequisite(tmp_path: Path, missing: str) -> None:
+    """With one tool absent from PATH, set-up stops at once and says how to install it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in (
+        "bash",
+        "sed",
+        "head",
+        "cat",
+        "sha256sum",
+        "cut",
+        "dirname",
+        "java",
+        "mvn",
+        "node",
+    ):
+        if tool != missing and (found := shutil.which(tool)):
+            (bin_dir / tool).symlink_to(found)
+    (bin_dir / "python3.11").symlink_to(sys.executable)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [str(bin_dir / "bash"), str(REPO / "bootstrap.sh"), "setup"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    names = {"java": "Java 17", "mvn": "Maven", "node": "Node.js"}
+    assert f"{names[missing]} not found" in result.stderr
+    assert "install" in result.stderr.lower()
+    assert not (tmp_path / ".venv").exists()
+
+
+def test_setup_rejects_wrong_python(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "sed", "head", "cat"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    fake = bin_dir / "python3"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [str(bin_dir / "bash"), str(REPO / "bootstrap.sh"), "setup"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Python 3.11" in result.stderr
