@@ -126,6 +126,46 @@ def _print_verdict(summary: dict[str, Any], out_dir: Path) -> None:
 
 
 @app.command()
+def simulate(
+    scenario: Annotated[
+        str, typer.Argument(help="scenario name (in scenarios/) or path to a YAML file")
+    ] = DEFAULT_SCENARIO,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path("simulation"),
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    force: Annotated[bool, typer.Option(help="replace a non-empty output directory")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Generate a scenario's world, its DMS messages (NDJSON) and the ground truth into OUT."""
+    from harness.simulation import OutputDirectoryError, prepare_output, write_simulation
+    from harness.simulation import simulate as simulate_scenario
+
+    _setup_logging(verbose)
+    try:
+        chosen = load_scenario(scenario)
+    except ScenarioError as exc:
+        _refuse(str(exc))
+    if seed is not None:
+        chosen = chosen.with_seed(seed)
+    try:
+        prepare_output(out, force)  # refuse before spending time on generation
+    except OutputDirectoryError as exc:
+        _refuse(str(exc))
+    with console.status(f"simulating {chosen.name} (seed {chosen.seed}) …"):
+        sim = simulate_scenario(chosen)
+    with console.status(f"writing {len(sim.cdc):,} DMS messages and the world to {out} …"):
+        manifest = write_simulation(sim, out, force=True)
+    table = Table(title=f"{chosen.name} (seed {chosen.seed}) → {out}")
+    table.add_column("file")
+    table.add_column("records", justify="right")
+    for name, count in manifest["records"].items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    console.print(
+        "CDC operations: " + ", ".join(f"{k} {v:,}" for k, v in manifest["cdc_operations"].items())
+    )
+
+
+@app.command()
 def scenarios() -> None:
     """List the scenarios found and check each one against the schema."""
     bad = False

@@ -44,7 +44,8 @@ class Ledger:
 
     def __init__(self) -> None:
         self._hops: dict[str, Hop] = {}
-        self._links: list[tuple[str, str]] = []
+        self._links: list[tuple[tuple[str, ...], str]] = []
+        self._extra: list[tuple[str, int, int]] = []
         self._lock = threading.Lock()
 
     def hop(self, name: str) -> Hop:
@@ -53,11 +54,17 @@ class Ledger:
                 self._hops[name] = Hop(name)
             return self._hops[name]
 
-    def link(self, upstream: str, downstream: str) -> None:
-        """Declare that everything ``upstream`` wrote must arrive at ``downstream``."""
-        self.hop(upstream)
-        self.hop(downstream)
-        self._links.append((upstream, downstream))
+    def link(self, upstream: str | list[str], downstream: str) -> None:
+        """Declare that what ``upstream`` wrote (summed, if several) must arrive downstream."""
+        sources = [upstream] if isinstance(upstream, str) else list(upstream)
+        for name in [*sources, downstream]:
+            self.hop(name)
+        self._links.append((tuple(sources), downstream))
+
+    def discrepancy(self, problem: str, *, lost: int = 0, duplicated: int = 0) -> None:
+        """Record a mismatch found by content (not by counts), e.g. records swapped in transit."""
+        with self._lock:
+            self._extra.append((problem, lost, duplicated))
 
     def counts(self) -> dict[str, dict[str, Any]]:
         return {name: self._hops[name].as_dict() for name in sorted(self._hops)}
@@ -73,14 +80,20 @@ class Ledger:
             elif gap < 0:
                 duplicated += -gap
                 problems.append(f"{hop.name}: {-gap} more written or rejected than received")
-        for upstream, downstream in self._links:
-            sent, arrived = self._hops[upstream].written, self._hops[downstream].received
+        for sources, downstream in self._links:
+            upstream = " + ".join(sources)
+            sent = sum(self._hops[name].written for name in sources)
+            arrived = self._hops[downstream].received
             if arrived < sent:
                 lost += sent - arrived
                 problems.append(f"{upstream} → {downstream}: {sent - arrived} lost")
             elif arrived > sent:
                 duplicated += arrived - sent
                 problems.append(f"{upstream} → {downstream}: {arrived - sent} duplicated")
+        for problem, extra_lost, extra_duplicated in self._extra:
+            lost += extra_lost
+            duplicated += extra_duplicated
+            problems.append(problem)
         return {
             "ok": lost == 0 and duplicated == 0,
             "lost": lost,

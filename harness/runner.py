@@ -55,7 +55,8 @@ class RunContext:
     stack: ResolvedStack | None = None
     anomaly: dict[str, Any] | None = None
     forecast: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
+    simulation: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 Stage = Callable[[RunContext], None]
@@ -70,7 +71,13 @@ def _stage_provision(ctx: RunContext) -> None:
 
 def default_stages() -> list[tuple[str, Stage]]:
     """The stages that exist, in order."""
-    return [("provision", _stage_provision)]
+    from harness.stages import stage_simulate, stage_stream
+
+    return [
+        ("provision", _stage_provision),
+        ("simulate", stage_simulate),
+        ("stream", stage_stream),
+    ]
 
 
 def _lookup(summary: dict[str, Any], path: str) -> tuple[bool, Any]:
@@ -222,6 +229,7 @@ def run(
         "forecast": ctx.forecast,
         "stages": stage_results,
         "artifacts": artifact_hashes(out_dir),
+        **ctx.extra,
     }
     summary["expectations"] = [evaluate(e, summary) for e in scenario.expectations]
     stages_ok = all(s["status"] == "succeeded" for s in stage_results.values())

@@ -9,10 +9,9 @@ silently falls back to a default produces a run that answers a different questio
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -24,10 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from emulation.dms import DmsSettings
+from simulator.spec import Anomalies, Calendar, Campaigns, Catalog, Ecommerce, WorldSpec
+
 SCENARIO_DIR_ENV = "DFP_SCENARIO_DIR"
 DEFAULT_SCENARIO = "smoke"
-ANOMALY_TYPES = ("spike", "drop", "price_glitch", "duplicate_burst")
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class ScenarioError(ValueError):
@@ -50,84 +50,6 @@ _NO_VALUE = object()
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
-class Catalog(_Strict):
-    """The product catalog."""
-
-    products: int = Field(ge=1, le=200_000)
-    categories: int = Field(default=8, ge=1, le=1_000)
-    brands: int = Field(default=20, ge=1, le=10_000)
-    new_product_share: Share = Field(
-        default=0.1, description="share of products launched during the history (cold start)"
-    )
-    discontinued_share: Share = Field(default=0.05, description="share discontinued in history")
-    long_tail_share: Share = Field(
-        default=0.3, description="share of slow, intermittent items (many zero days)"
-    )
-
-    @model_validator(mode="after")
-    def _fits(self) -> Catalog:
-        if self.categories > self.products:
-            raise ValueError(
-                f"categories ({self.categories}) cannot exceed products ({self.products})"
-            )
-        return self
-
-
-class Calendar(_Strict):
-    """The simulated clock: history (bulk-loaded) then the streaming window."""
-
-    start: dt.date
-    history_days: int = Field(ge=28, le=3_650)
-    stream_days: int = Field(ge=1, le=60)
-    timezone: Literal["UTC"] = "UTC"
-
-
-class Campaigns(_Strict):
-    per_month: float = Field(default=2.0, ge=0.0, le=1_000.0)
-    discount_min: float = Field(default=0.05, gt=0.0, lt=1.0)
-    discount_max: float = Field(default=0.4, gt=0.0, lt=1.0)
-    days_min: int = Field(default=3, ge=1, le=365)
-    days_max: int = Field(default=14, ge=1, le=365)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Campaigns:
-        if self.discount_min > self.discount_max:
-            raise ValueError(
-                f"discount_min ({self.discount_min}) is above discount_max ({self.discount_max})"
-            )
-        if self.days_min > self.days_max:
-            raise ValueError(f"days_min ({self.days_min}) is above days_max ({self.days_max})")
-        return self
-
-
-class Anomalies(_Strict):
-    rate: Share = Field(default=0.01, description="share of product-days in the window hit")
-    types: list[Literal["spike", "drop", "price_glitch", "duplicate_burst"]] = Field(
-        default_factory=lambda: list(ANOMALY_TYPES), min_length=1
-    )
-
-    @field_validator("types")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("anomaly types are listed more than once")
-        return value
-
-
-class Dms(_Strict):
-    """DMS Kinesis endpoint settings (KinesisSettings) the CDC messages follow."""
-
-    message_format: Literal["json", "json-unformatted"] = "json"
-    partition_key_type: Literal["primary-key", "schema-table"] = "primary-key"
-    include_transaction_details: bool = False
-    include_partition_value: bool = False
-    partition_include_schema_table: bool = False
-    include_table_alter_operations: bool = False
-    include_control_details: bool = False
-    include_null_and_empty: bool = False
-    schema_name: str = Field(default="retail", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class Forecast(_Strict):
@@ -178,7 +100,8 @@ class Scenario(_Strict):
     calendar: Calendar
     campaigns: Campaigns = Campaigns()
     anomalies: Anomalies = Anomalies()
-    dms: Dms = Dms()
+    ecommerce: Ecommerce = Ecommerce()
+    dms: DmsSettings = DmsSettings()
     forecast: Forecast = Forecast()
     expectations: list[Expectation] = Field(default_factory=list)
 
@@ -195,6 +118,17 @@ class Scenario(_Strict):
 
     def with_seed(self, seed: int) -> Scenario:
         return self.model_copy(update={"seed": seed})
+
+    def world_spec(self) -> WorldSpec:
+        """The part of the scenario the simulator reads."""
+        return WorldSpec(
+            seed=self.seed,
+            catalog=self.catalog,
+            calendar=self.calendar,
+            campaigns=self.campaigns,
+            anomalies=self.anomalies,
+            ecommerce=self.ecommerce,
+        )
 
 
 # ------------------------------------------------------------------------------------ loading

@@ -56,9 +56,18 @@ def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
     assert summary["status"] == "succeeded"
     assert summary["reconciliation"]["ok"] is True
     assert list(summary["stages"]) == sorted(summary["stages"])  # sorted keys, stable bytes
-    assert {"world", "provision"} <= summary["stages"].keys()
+    assert {"world", "provision", "simulate", "stream"} <= summary["stages"].keys()
     assert all(s["status"] == "succeeded" for s in summary["stages"].values())
     assert "stack.json" in summary["artifacts"]
+    # The window went through the producer into the stream, and the stream holds all of it.
+    counts = summary["counts"]
+    produced = counts["dms_cdc"]["out"]
+    assert produced == summary["simulation"]["stream_records"] > 0
+    assert counts["kinesis_producer"]["in"] == produced == counts["kinesis_producer"]["out"]
+    assert counts["kinesis_cdc"]["in"] == produced
+    assert summary["stream"]["ordered_per_partition_key"] is True
+    assert "simulation/cdc/stream.ndjson" in summary["artifacts"]
+    assert "simulation/truth/anomalies.parquet" in summary["artifacts"]
     report = (out / "report.html").read_text()
     assert "smoke" in report and "provision" in report
     assert "http://" not in report and "https://" not in report  # self-contained
@@ -143,3 +152,31 @@ def test_seed_override_is_recorded(tmp_path: Path) -> None:
     result = dfp("run", "smoke", "--out", str(tmp_path / "r"), "--seed", "99")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["seed"] == 99
+
+
+def test_direct_shop_events_share_the_stream_and_reconcile(tmp_path: Path, aws) -> None:
+    text = (REPO / "scenarios" / "smoke.yaml").read_text()
+    text += "ecommerce: {direct_events: true, channels: [web, app]}\n"
+    scenario = parse_scenario(text, "smoke-direct.yaml")
+    summary = run(scenario, tmp_path / "r", world=aws).summary
+    counts = summary["counts"]
+    shop = counts["shop_events"]["out"]
+    assert shop > 0
+    assert counts["kinesis_cdc"]["in"] == counts["dms_cdc"]["out"] + shop
+    assert summary["reconciliation"]["ok"], summary["reconciliation"]
+    events = (
+        (tmp_path / "r" / "simulation" / "events" / "ecommerce.ndjson").read_text().splitlines()
+    )
+    first = json.loads(events[0])
+    assert first["event_type"] == "order_line" and first["channel"] in ("web", "app")
+    assert set(first) == {
+        "event_type",
+        "schema_version",
+        "event_id",
+        "sale_id",
+        "product_id",
+        "quantity",
+        "unit_price",
+        "channel",
+        "sold_at",
+    }

@@ -1,0 +1,205 @@
+"""A scenario's synthetic world with its DMS messages: the Python API and ``dfp simulate``.
+
+``simulate("smoke")`` returns Arrow tables for notebooks; :func:`write_simulation` lays the same
+out as files::
+
+    DIR/world/{products,campaigns,sales}.parquet     the source tables at the end of the window
+    DIR/cdc/load.ndjson                              DMS full-load messages (one per line)
+    DIR/cdc/stream.ndjson                            DMS CDC messages of the window, commit order
+    DIR/events/ecommerce.ndjson                      the web shop's own events (when enabled)
+    DIR/truth/daily_demand.parquet                   true demand per product and day
+    DIR/truth/anomalies.parquet, anomalies.json      every injected anomaly
+    DIR/manifest.json                                scenario, seed, counts, sha256 per file
+
+Same scenario and seed ⇒ byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from emulation.dms import dms_messages, write_ndjson
+from harness.scenario import Scenario, load_scenario
+from pipeline.contracts.cdc import ECOMMERCE_EVENT_TYPE, ECOMMERCE_SCHEMA_VERSION
+from simulator.world import SimulatedWorld
+from simulator.world import simulate as simulate_world
+
+logger = logging.getLogger(__name__)
+
+
+class OutputDirectoryError(RuntimeError):
+    """The output directory is not empty and ``force`` was not given."""
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """A scenario's world as Arrow tables."""
+
+    scenario: Scenario
+    world: SimulatedWorld
+    cdc: pa.Table  # partition_key, message, table, operation, seq, commit_us
+    ecommerce: pa.Table  # partition_key, message, sale_id, sent_us
+
+    @property
+    def products(self) -> pa.Table:
+        return self.world.products
+
+    @property
+    def campaigns(self) -> pa.Table:
+        return self.world.campaigns
+
+    @property
+    def sales(self) -> pa.Table:
+        return self.world.sales
+
+    @property
+    def truth_daily(self) -> pa.Table:
+        return self.world.truth_daily
+
+    @property
+    def truth_anomalies(self) -> pa.Table:
+        return self.world.truth_anomalies
+
+    @property
+    def cdc_load(self) -> pa.Table:
+        return self.cdc.filter(pc.equal(self.cdc["operation"], "load"))
+
+    @property
+    def cdc_stream(self) -> pa.Table:
+        return self.cdc.filter(pc.not_equal(self.cdc["operation"], "load"))
+
+
+def ecommerce_messages(world: SimulatedWorld) -> pa.Table:
+    """The shop's order-line events (shape in :mod:`pipeline.contracts.cdc`), keyed by product."""
+    events = world.ecommerce_events
+    if len(events) == 0:
+        return pa.table(
+            {"partition_key": pa.array([], pa.string()), "message": pa.array([], pa.string()),
+             "sale_id": pa.array([], pa.int64()), "sent_us": pa.array([], pa.int64())}
+        )  # fmt: skip
+    rows = events.to_pylist()
+    messages = [
+        json.dumps(
+            {
+                "event_type": ECOMMERCE_EVENT_TYPE,
+                "schema_version": ECOMMERCE_SCHEMA_VERSION,
+                "event_id": f"{r['channel']}-{r['sale_id']:012d}",
+                "sale_id": r["sale_id"],
+                "product_id": r["product_id"],
+                "quantity": r["quantity"],
+                "unit_price": r["unit_price"],
+                "channel": r["channel"],
+                "sold_at": r["sold_at"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            separators=(",", ":"),
+        )
+        for r in rows
+    ]
+    return pa.table(
+        {
+            "partition_key": events["product_id"],
+            "message": pa.array(messages, pa.string()),
+            "sale_id": events["sale_id"],
+            "sent_us": events["_sent_us"],
+        }
+    )
+
+
+def simulate(scenario: Scenario | str = "smoke", seed: int | None = None) -> Simulation:
+    """Generate ``scenario`` (a name, a path or a :class:`Scenario`) as Arrow tables."""
+    chosen = load_scenario(scenario) if isinstance(scenario, str) else scenario
+    if seed is not None:
+        chosen = chosen.with_seed(seed)
+    world = simulate_world(chosen.world_spec())
+    cdc = dms_messages(world.changes, chosen.dms, world.start)
+    return Simulation(scenario=chosen, world=world, cdc=cdc, ecommerce=ecommerce_messages(world))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd", write_statistics=True)
+
+
+def prepare_output(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputDirectoryError(f"{out_dir} exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not force:
+            raise OutputDirectoryError(
+                f"{out_dir} is not empty; choose another directory or pass --force to replace it"
+            )
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def write_simulation(sim: Simulation, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
+    """Write ``sim`` under ``out_dir``; returns the manifest (also written as manifest.json)."""
+    out_dir = Path(out_dir)
+    prepare_output(out_dir, force)
+    world = sim.world
+    for name in ("products", "campaigns", "sales"):
+        _write_parquet(getattr(world, name), out_dir / "world" / f"{name}.parquet")
+    counts = {
+        "cdc/load.ndjson": write_ndjson(sim.cdc_load["message"], out_dir / "cdc" / "load.ndjson"),
+        "cdc/stream.ndjson": write_ndjson(
+            sim.cdc_stream["message"], out_dir / "cdc" / "stream.ndjson"
+        ),
+    }
+    if len(sim.ecommerce):
+        counts["events/ecommerce.ndjson"] = write_ndjson(
+            sim.ecommerce["message"], out_dir / "events" / "ecommerce.ndjson"
+        )
+    _write_parquet(world.truth_daily, out_dir / "truth" / "daily_demand.parquet")
+    _write_parquet(world.truth_anomalies, out_dir / "truth" / "anomalies.parquet")
+    anomalies = [
+        {**row, "start": row["start"].isoformat(), "end": row["end"].isoformat()}
+        for row in world.truth_anomalies.to_pylist()
+    ]
+    (out_dir / "truth" / "anomalies.json").write_text(json.dumps(anomalies, indent=2) + "\n")
+    operations = {
+        f"{t}.{op}": n
+        for (t, op), n in sorted(
+            {
+                (r["table"], r["operation"]): r["count"]
+                for r in sim.cdc.group_by(["table", "operation"])
+                .aggregate([("seq", "count")])
+                .rename_columns(["table", "operation", "count"])
+                .to_pylist()
+            }.items()
+        )
+    }
+    manifest = {
+        "scenario": sim.scenario.name,
+        "seed": sim.scenario.seed,
+        "window": {
+            "start": world.window_start.isoformat(),
+            "end": world.window_end.isoformat(),
+        },
+        "records": {**counts, "world/sales.parquet": len(world.sales)},
+        "cdc_operations": operations,
+        "files": {
+            p.relative_to(out_dir).as_posix(): _sha256(p)
+            for p in sorted(out_dir.rglob("*"))
+            if p.is_file()
+        },
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

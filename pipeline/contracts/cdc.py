@@ -1,0 +1,98 @@
+"""The source tables replicated by DMS, and the two message shapes on the CDC stream.
+
+Every stage agrees on these: the simulator produces rows of these tables, DMS turns them into
+messages, the Flink job and the Glue jobs read them. Column order is the table's order in the
+source database (and so in DMS messages).
+
+Direct e-commerce events (:data:`ECOMMERCE_EVENT_FIELDS`) are the web shop's own JSON shape for an
+order line, put on the stream by the shop itself, not by DMS::
+
+    {"event_type": "order_line", "schema_version": 1, "event_id": "web-000000000042",
+     "sale_id": 42, "product_id": "P00017", "quantity": 2, "unit_price": 19.99,
+     "channel": "web", "sold_at": "2025-02-04T10:11:12Z"}
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_NAME_DEFAULT = "retail"
+
+PRODUCTS = pa.schema(
+    [
+        pa.field("product_id", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+        pa.field("brand", pa.string(), nullable=False),
+        pa.field("price_tier", pa.string(), nullable=False),
+        pa.field("list_price", pa.float64(), nullable=False),
+        pa.field("launch_date", pa.date32(), nullable=False),
+        pa.field("discontinued_date", pa.date32()),
+    ]
+)
+
+CAMPAIGNS = pa.schema(
+    [
+        pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field("scope", pa.string(), nullable=False),  # "product" or "category"
+        pa.field("product_id", pa.string()),  # set when scope = product
+        pa.field("category", pa.string()),  # set when scope = category
+        pa.field("start_date", pa.date32(), nullable=False),
+        pa.field("end_date", pa.date32(), nullable=False),  # inclusive
+        pa.field("discount", pa.float64(), nullable=False),  # 0.25 = 25 % off
+        pa.field("channel", pa.string(), nullable=False),  # all, web, store, app
+    ]
+)
+
+SALES = pa.schema(
+    [
+        pa.field("sale_id", pa.int64(), nullable=False),
+        pa.field("product_id", pa.string(), nullable=False),
+        pa.field("quantity", pa.int32(), nullable=False),
+        pa.field("unit_price", pa.float64(), nullable=False),
+        pa.field("channel", pa.string(), nullable=False),
+        pa.field("sold_at", pa.timestamp("s", tz="UTC"), nullable=False),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {"products": PRODUCTS, "campaigns": CAMPAIGNS, "sales": SALES}
+PRIMARY_KEYS: dict[str, str] = {
+    "products": "product_id",
+    "campaigns": "campaign_id",
+    "sales": "sale_id",
+}
+CHANNELS = ("web", "store", "app")
+CAMPAIGN_CHANNELS = ("all", *CHANNELS)
+
+# DMS message metadata (Kinesis target, JSON message format).
+DMS_OPERATIONS_DATA = ("load", "insert", "update", "delete")
+DMS_METADATA_BASE = (
+    "timestamp",
+    "record-type",
+    "operation",
+    "partition-key-type",
+    "schema-name",
+    "table-name",
+)
+DMS_METADATA_TRANSACTION = (
+    "transaction-id",
+    "transaction-record-id",
+    "prev-transaction-id",
+    "prev-transaction-record-id",
+    "commit-timestamp",
+    "stream-position",
+)
+
+ECOMMERCE_EVENT_TYPE = "order_line"
+ECOMMERCE_SCHEMA_VERSION = 1
+ECOMMERCE_EVENT_FIELDS = (
+    "event_type",
+    "schema_version",
+    "event_id",
+    "sale_id",
+    "product_id",
+    "quantity",
+    "unit_price",
+    "channel",
+    "sold_at",
+)

@@ -1,0 +1,101 @@
+"""What a synthetic world is made of: the scenario sections the simulator reads.
+
+These models are the simulator's own input contract; the scenario schema (``harness.scenario``)
+embeds them, so a scenario file is validated against exactly what the simulator understands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ANOMALY_TYPES = ("spike", "drop", "price_glitch", "duplicate_burst")
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Catalog(_Strict):
+    """The product catalog."""
+
+    products: int = Field(ge=1, le=200_000)
+    categories: int = Field(default=8, ge=1, le=1_000)
+    brands: int = Field(default=20, ge=1, le=10_000)
+    new_product_share: Share = Field(
+        default=0.1, description="share of products launched during the history (cold start)"
+    )
+    discontinued_share: Share = Field(default=0.05, description="share discontinued in history")
+    long_tail_share: Share = Field(
+        default=0.3, description="share of slow, intermittent items (many zero days)"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> Catalog:
+        if self.categories > self.products:
+            raise ValueError(
+                f"categories ({self.categories}) cannot exceed products ({self.products})"
+            )
+        return self
+
+
+class Calendar(_Strict):
+    """The simulated clock: history (bulk-loaded) then the streaming window."""
+
+    start: dt.date
+    history_days: int = Field(ge=28, le=3_650)
+    stream_days: int = Field(ge=1, le=60)
+    timezone: Literal["UTC"] = "UTC"
+
+
+class Campaigns(_Strict):
+    per_month: float = Field(default=2.0, ge=0.0, le=1_000.0)
+    discount_min: float = Field(default=0.05, gt=0.0, lt=1.0)
+    discount_max: float = Field(default=0.4, gt=0.0, lt=1.0)
+    days_min: int = Field(default=3, ge=1, le=365)
+    days_max: int = Field(default=14, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Campaigns:
+        if self.discount_min > self.discount_max:
+            raise ValueError(
+                f"discount_min ({self.discount_min}) is above discount_max ({self.discount_max})"
+            )
+        if self.days_min > self.days_max:
+            raise ValueError(f"days_min ({self.days_min}) is above days_max ({self.days_max})")
+        return self
+
+
+class Anomalies(_Strict):
+    rate: Share = Field(default=0.01, description="share of product-days in the window hit")
+    types: list[Literal["spike", "drop", "price_glitch", "duplicate_burst"]] = Field(
+        default_factory=lambda: list(ANOMALY_TYPES), min_length=1
+    )
+
+    @field_validator("types")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("anomaly types are listed more than once")
+        return value
+
+
+class Ecommerce(_Strict):
+    """The optional path where the web shop puts its own order events on the CDC stream."""
+
+    direct_events: bool = False
+    channels: list[Literal["web", "app"]] = Field(default_factory=lambda: ["web"], min_length=1)
+
+
+class WorldSpec(_Strict):
+    """Everything the simulator needs: one seed, the catalog, the clock, campaigns, anomalies."""
+
+    seed: int = Field(ge=0, le=2**63 - 1)
+    catalog: Catalog
+    calendar: Calendar
+    campaigns: Campaigns = Campaigns()
+    anomalies: Anomalies = Anomalies()
+    ecommerce: Ecommerce = Ecommerce()

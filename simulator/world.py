@@ -1,0 +1,727 @@
+"""The synthetic retail world: products, campaigns, order lines, their changes, and the truth.
+
+One seed drives everything random (one independent generator per component, spawned from it, so
+changing how campaigns are drawn never shifts the sales); one simulated clock drives event time.
+Everything is computed on numpy arrays over the product × day grid; the only Python loops run
+over campaigns and injected anomalies, never over rows.
+
+Time: the history (``calendar.history_days`` from ``calendar.start``) is what DMS bulk-loads; the
+full load runs at the start of the streaming window, and the window's ``stream_days`` are
+replicated change by change. Times are integer seconds since ``calendar.start`` 00:00 UTC
+(commit times in microseconds).
+
+The demand model, per product and day: a base rate (regular or slow long-tail item) × trend ×
+weekly profile (by category) × yearly seasonality (by category) × holidays × price elasticity
+against the product's launch price × promotion lift (channel-weighted) × a post-promotion dip ×
+a launch ramp. Realised demand is negative-binomial around it; stock-outs leave demand unserved.
+Served units are split into order lines of one or more units, each with a channel and a time of
+day.
+
+Not modelled: stores and locations, returns after the window, per-customer behaviour, multi-line
+orders as one transaction (each order line commits alone).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.contracts.cdc import CAMPAIGNS, CHANNELS, PRODUCTS, SALES
+from simulator.spec import WorldSpec
+
+logger = logging.getLogger(__name__)
+
+DAY = 86_400
+_CATEGORY_NAMES = (
+    "grocery", "beverages", "household", "personal-care", "electronics", "toys", "garden",
+    "apparel", "sports", "books", "pets", "baby", "beauty", "office", "kitchen", "outdoor",
+)  # fmt: skip
+_NOUNS = ("pack", "set", "bottle", "box", "kit", "bundle", "jar", "bag", "case", "tin")
+_ADJECTIVES = ("classic", "fresh", "smart", "eco", "ultra", "mini", "max", "pure", "daily", "pro")
+_SYLLABLES = ("nor", "vel", "ark", "lum", "tes", "qui", "zan", "mor", "pel", "dri", "sol", "kai")
+_TIERS = ("budget", "standard", "premium")
+_TIER_PRICE = np.array([4.0, 14.0, 45.0])
+_CHANNEL_SHARE = np.array([0.45, 0.45, 0.10])  # web, store, app (order of CHANNELS)
+_CAMPAIGN_CHANNEL_P = np.array([0.6, 0.2, 0.15, 0.05])  # all, web, store, app
+_HOURLY = np.array(
+    [1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 4, 5, 6, 7, 6, 5, 5, 6, 7, 8, 8, 7, 5, 3, 2], dtype=float
+)
+_HOURLY /= _HOURLY.sum()
+_WEEKLY_BASE = np.array([0.9, 0.88, 0.92, 0.98, 1.1, 1.35, 1.2])  # Monday … Sunday
+_ANOMALY_CODES = {"spike": 0, "drop": 1, "price_glitch": 2, "duplicate_burst": 3}
+
+
+@dataclass(frozen=True)
+class SimulatedWorld:
+    """The generated world. Tables follow :mod:`pipeline.contracts.cdc`.
+
+    ``products``, ``campaigns``, ``sales``: the source tables at the end of the window.
+    ``changes[table]``: every version DMS sees: the full-load snapshot (``_op`` = ``load``) then the
+    window's changes (``insert``/``update``/``delete``, row *after* the change), with ``_commit_us``
+    (µs since the start of the calendar), ``_seq`` (global commit order) and ``_txn`` (transaction
+    id; null for load rows). ``truth_daily``, ``truth_anomalies``: the ground truth, never fed to
+    the pipeline. ``ecommerce_events``: order lines the web shop puts on the stream itself.
+    """
+
+    spec: WorldSpec
+    start: dt.datetime
+    load_seconds: int
+    end_seconds: int
+    products: pa.Table
+    campaigns: pa.Table
+    sales: pa.Table
+    changes: dict[str, pa.Table]
+    truth_daily: pa.Table
+    truth_anomalies: pa.Table
+    ecommerce_events: pa.Table
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def window_start(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=self.load_seconds)
+
+    @property
+    def window_end(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=self.end_seconds)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _ids(prefix: str, n: int, width: int) -> np.ndarray:
+    return np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype(str), width))
+
+
+def _round_price(x: np.ndarray) -> np.ndarray:
+    """Shelf prices end in .99 (at least 0.99)."""
+    return np.maximum(np.floor(x), 0.0) + 0.99
+
+
+def _dates(start: np.datetime64, day_index: np.ndarray) -> pa.Array:
+    return pa.array((start + day_index.astype("timedelta64[D]")).astype("datetime64[D]"))
+
+
+def _timestamps(start: np.datetime64, seconds: np.ndarray) -> pa.Array:
+    values = start.astype("datetime64[s]") + seconds.astype("timedelta64[s]")
+    return pa.array(values.astype("datetime64[s]"), type=pa.timestamp("s", tz="UTC"))
+
+
+def _holiday_multipliers(start: dt.date, n_days: int) -> np.ndarray:
+    """Daily demand multipliers for retail holidays (fixed and computed dates)."""
+    days = np.datetime64(start, "D") + np.arange(n_days)
+    months = days.astype("datetime64[M]").astype(int) % 12 + 1
+    dom = (days - days.astype("datetime64[M]")).astype(int) + 1
+    dow = (days.astype(int) + 3) % 7  # 0 = Monday
+    mult = np.ones(n_days)
+    mult[(months == 12) & (dom >= 1) & (dom <= 23)] *= 1.25
+    mult[(months == 12) & (dom == 24)] *= 0.8
+    mult[(months == 12) & (dom == 25)] *= 0.15
+    mult[(months == 12) & (dom == 26)] *= 1.4
+    mult[(months == 1) & (dom == 1)] *= 0.4
+    # Black Friday: the fourth Friday of November; Cyber Monday three days later.
+    november = (months == 11) & (dow == 4)
+    fridays_so_far = (dom - 1) // 7 + 1
+    black_friday = november & (fridays_so_far == 4)
+    mult[black_friday] *= 2.6
+    cyber = np.roll(black_friday, 3)
+    cyber[:3] = False
+    mult[cyber] *= 1.8
+    return mult
+
+
+# --------------------------------------------------------------------------------- simulation
+def simulate(spec: WorldSpec) -> SimulatedWorld:
+    """Generate the world for ``spec`` (pure: same spec ⇒ same tables)."""
+    gens = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(8)]
+    g_prod, g_price, g_camp, g_dem, g_lines, g_anom, g_changes, g_names = gens
+    cal, cat = spec.calendar, spec.catalog
+    H, S = cal.history_days, cal.stream_days
+    D = H + S
+    load_s, end_s = H * DAY, D * DAY
+    start64 = np.datetime64(cal.start, "D")
+    P = cat.products
+
+    # ---------------------------------------------------------------------------- products
+    every_category = np.arange(cat.categories)  # each category has at least one product
+    category = g_prod.permutation(
+        np.concatenate([every_category, g_prod.integers(0, cat.categories, P - cat.categories)])
+    )
+    brand = g_prod.integers(0, cat.brands, P)
+    tier = g_prod.choice(3, size=P, p=[0.35, 0.45, 0.20])
+    launch_price = _round_price(_TIER_PRICE[tier] * g_prod.lognormal(0.0, 0.4, P))
+    long_tail = g_prod.random(P) < cat.long_tail_share
+    n_new = round(cat.new_product_share * P)
+    new_idx = g_prod.choice(P, size=n_new, replace=False)
+    launch = -g_prod.integers(30, 1_000, P)  # launched before the calendar starts
+    launch[new_idx] = g_prod.integers(min(14, H - 1), max(15, H - 28), n_new)
+    n_window_launch = max(1 if P >= 10 else 0, round(cat.new_product_share * P * S / H))
+    window_launch = g_prod.choice(np.setdiff1d(np.arange(P), new_idx), size=n_window_launch,
+                                  replace=False)  # fmt: skip
+    launch[window_launch] = g_prod.integers(H, D, n_window_launch)
+    # Discontinuation: a share of products stop selling at some day; announced a little earlier.
+    n_disc = round(cat.discontinued_share * P)
+    eligible = np.flatnonzero(launch < H - 90)
+    disc_idx = g_prod.choice(eligible, size=min(n_disc, len(eligible)), replace=False)
+    discontinued = np.full(P, np.iinfo(np.int64).max // 4, dtype=np.int64)  # never
+    if len(disc_idx):
+        lo = np.maximum(launch[disc_idx] + 60, 30)
+        discontinued[disc_idx] = lo + (g_prod.random(len(disc_idx)) * (D + 10 - lo)).astype(int)
+        # At least one discontinuation lands in the window, so the stream carries one.
+        in_window = (discontinued[disc_idx] >= H) & (discontinued[disc_idx] < D)
+        if not in_window.any() and S > 1:
+            discontinued[disc_idx[0]] = H + 1
+    has_disc = discontinued < D
+    disc_announce_s = discontinued * DAY - g_prod.integers(DAY, 14 * DAY, P)
+    # Deletions: some products discontinued before the window are deleted during it.
+    gone = np.flatnonzero(has_disc & (disc_announce_s < load_s) & (discontinued < H))
+    n_delete = min(len(gone), max(1, round(0.3 * len(gone)))) if len(gone) else 0
+    deleted = g_prod.choice(gone, size=n_delete, replace=False) if n_delete else np.array([], int)
+    delete_s = np.full(P, -1, dtype=np.int64)
+    delete_s[deleted] = load_s + g_prod.integers(60, S * DAY - 60, n_delete)
+    insert_s = launch * DAY - g_prod.integers(3_600, 12 * 3_600, P)  # created before launch
+
+    product_ids = _ids("P", P, 5)
+    names = g_names  # separate stream so names never shift the numbers
+    cat_names = np.array(
+        [
+            _CATEGORY_NAMES[i % len(_CATEGORY_NAMES)]
+            + ("" if i < len(_CATEGORY_NAMES) else f"-{i // len(_CATEGORY_NAMES)}")
+            for i in range(cat.categories)
+        ]
+    )
+    syl = np.array(_SYLLABLES)
+    brand_names = np.char.capitalize(
+        np.char.add(syl[np.arange(cat.brands) % len(syl)],
+                    syl[(np.arange(cat.brands) // len(syl) + np.arange(cat.brands) * 7) % len(syl)])
+    )  # fmt: skip
+    product_names = np.char.add(
+        np.char.add(brand_names[brand], " "),
+        np.char.add(
+            np.char.add(np.array(_ADJECTIVES)[names.integers(0, len(_ADJECTIVES), P)], " "),
+            np.array(_NOUNS)[names.integers(0, len(_NOUNS), P)],
+        ),
+    )
+
+    # ------------------------------------------------------------------------ price changes
+    # Each product's list price changes now and then (a Poisson number of updates).
+    n_updates = g_price.poisson(D / 150.0, P)
+    upd_product = np.repeat(np.arange(P), n_updates)
+    upd_s = g_price.integers(0, end_s, len(upd_product))
+    # At least one price change lands in the window, so the stream carries a product update.
+    alive_in_window = np.flatnonzero((insert_s < load_s) & (delete_s < 0))
+    if (
+        len(alive_in_window)
+        and not ((upd_s > load_s) & np.isin(upd_product, alive_in_window)).any()
+    ):
+        upd_product = np.r_[upd_product, g_price.choice(alive_in_window)]
+        upd_s = np.r_[upd_s, load_s + g_price.integers(60, S * DAY - 60)]
+    upd_factor = g_price.uniform(0.9, 1.15, len(upd_product))
+    order = np.lexsort((upd_s, upd_product))
+    upd_product, upd_s, upd_factor = upd_product[order], upd_s[order], upd_factor[order]
+    # Cumulative factor per product → price after each update.
+    log_f = np.log(upd_factor)
+    csum = np.cumsum(log_f)
+    first_of_product = (
+        np.r_[0, np.flatnonzero(np.diff(upd_product)) + 1] if len(upd_product) else []
+    )
+    base_csum = np.zeros(len(upd_product))
+    if len(upd_product):
+        starts = np.zeros(len(upd_product), dtype=int)
+        starts[first_of_product] = first_of_product
+        starts = np.maximum.accumulate(starts)
+        base_csum = csum - np.where(starts > 0, csum[starts - 1], 0.0)
+    upd_price = _round_price(launch_price[upd_product] * np.exp(base_csum))
+    # Price events: the launch price at time -inf, then each update.
+    ev_product = np.concatenate([np.arange(P), upd_product])
+    ev_s = np.concatenate([np.full(P, -(10**12)), upd_s])
+    ev_price = np.concatenate([launch_price, upd_price])
+    ev_order = np.lexsort((ev_s, ev_product))
+    ev_product, ev_s, ev_price = ev_product[ev_order], ev_s[ev_order], ev_price[ev_order]
+    span = 10**13
+    ev_key = ev_product.astype(np.int64) * span + (ev_s + 10**12)
+
+    def price_at(products: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        key = products.astype(np.int64) * span + (seconds.astype(np.int64) + 10**12)
+        return ev_price[np.searchsorted(ev_key, key, side="right") - 1]
+
+    # ---------------------------------------------------------------------------- campaigns
+    camp = spec.campaigns
+    n_camp = round(camp.per_month * (D + 60) / 30.44)
+    c_scope_product = g_camp.random(n_camp) < 0.7
+    c_product = g_camp.integers(0, P, n_camp)
+    c_category = g_camp.integers(0, cat.categories, n_camp)
+    c_start = g_camp.integers(-20, D + 60, n_camp)
+    c_days = g_camp.integers(camp.days_min, camp.days_max + 1, n_camp)
+    c_end = c_start + c_days - 1
+    c_discount = np.round(g_camp.uniform(camp.discount_min, camp.discount_max, n_camp) * 20) / 20
+    c_discount = np.clip(c_discount, camp.discount_min, camp.discount_max).round(2)
+    c_channel = g_camp.choice(4, size=n_camp, p=_CAMPAIGN_CHANNEL_P)
+    c_created_s = c_start * DAY - g_camp.integers(3 * DAY, 21 * DAY, n_camp)
+    # Edits happen before the campaign starts: a new discount or a longer run.
+    c_edited = g_camp.random(n_camp) < 0.2
+    c_edit_s = c_created_s + (g_camp.random(n_camp) * (c_start * DAY - c_created_s)).astype(
+        np.int64
+    )
+    c_discount2 = np.where(
+        g_camp.random(n_camp) < 0.5,
+        np.clip(np.round((c_discount + g_camp.choice([-0.05, 0.05], n_camp)) * 20) / 20,
+                camp.discount_min, camp.discount_max).round(2),
+        c_discount,
+    )  # fmt: skip
+    c_end2 = np.where(c_discount2 == c_discount, c_end + g_camp.integers(1, 6, n_camp), c_end)
+    # Cancellations: some campaigns not yet started are deleted during the window.
+    future = (c_start * DAY > load_s) & (c_created_s < end_s)
+    c_deleted = future & (g_camp.random(n_camp) < 0.15)
+    c_delete_s = np.maximum(c_created_s, load_s) + (
+        g_camp.random(n_camp) * (np.minimum(c_start * DAY, end_s) - np.maximum(c_created_s, load_s))
+    ).astype(np.int64)
+    c_deleted &= c_delete_s < end_s
+    # The window carries at least one created, one edited and one cancelled campaign.
+    upcoming = np.flatnonzero(c_start * DAY > end_s + 3 * DAY)
+    if S and len(upcoming) >= 3:
+        new_c, edit_c, drop_c = g_camp.choice(upcoming, 3, replace=False)
+        at = load_s + g_camp.integers(60, S * DAY - 60, 3)
+        if not ((c_created_s > load_s) & (c_created_s <= end_s) & ~c_deleted).any():
+            c_created_s[new_c], c_deleted[new_c] = at[0], False
+        if not (c_edited & (c_edit_s > load_s) & (c_edit_s <= end_s) & ~c_deleted).any():
+            c_created_s[edit_c] = min(c_created_s[edit_c], load_s - DAY)
+            c_edited[edit_c], c_edit_s[edit_c], c_deleted[edit_c] = True, at[1], False
+        if not c_deleted.any():
+            c_created_s[drop_c] = min(c_created_s[drop_c], load_s - DAY)
+            c_deleted[drop_c], c_delete_s[drop_c] = True, at[2]
+    c_edited &= ~c_deleted | (c_edit_s < c_delete_s)
+    final_discount = np.where(c_edited, c_discount2, c_discount)
+    final_end = np.where(c_edited, c_end2, c_end)
+    effective = ~c_deleted & (c_created_s < end_s)
+
+    # Per product-day discount, by channel (max over overlapping campaigns).
+    disc = np.zeros((4, P, D))  # all, web, store, app
+    dip = np.ones((P, D))
+    for k in np.flatnonzero(effective):
+        d0, d1 = max(c_start[k], 0), min(final_end[k], D - 1)
+        rows = (
+            np.array([c_product[k]])
+            if c_scope_product[k]
+            else np.flatnonzero(category == c_category[k])
+        )
+        if d0 <= d1:
+            block = disc[c_channel[k], rows, d0 : d1 + 1]
+            disc[c_channel[k], rows, d0 : d1 + 1] = np.maximum(block, final_discount[k])
+        p0, p1 = max(final_end[k] + 1, 0), min(final_end[k] + 5, D - 1)
+        if p0 <= p1:
+            dip[rows, p0 : p1 + 1] = np.minimum(dip[rows, p0 : p1 + 1], 0.85)
+
+    # ----------------------------------------------------------------------------- demand
+    d_idx = np.arange(D)
+    base = np.where(long_tail, g_dem.uniform(0.05, 0.6, P), g_dem.lognormal(np.log(4.0), 0.7, P))
+    trend = np.exp(np.outer(g_dem.normal(0.0, 0.25, P), d_idx / 365.25))
+    weekly_cat = _WEEKLY_BASE * g_dem.uniform(0.9, 1.1, (cat.categories, 7))
+    dow = (np.datetime64(cal.start, "D").astype(int) + 3 + d_idx) % 7
+    weekly = weekly_cat[category][:, dow]
+    doy = (start64 + d_idx - (start64 + d_idx).astype("datetime64[Y]")).astype(int)
+    amp = g_dem.uniform(0.05, 0.35, cat.categories)
+    peak = g_dem.uniform(0, 365, cat.categories)
+    yearly = 1 + amp[category][:, None] * np.cos(
+        2 * np.pi * (doy[None, :] - peak[category][:, None]) / 365.25
+    )
+    holidays = _holiday_multipliers(cal.start, D)
+    elasticity = g_dem.uniform(1.0, 2.5, P)
+    day_price = price_at(np.repeat(np.arange(P), D), np.tile(d_idx * DAY + DAY // 2, P)).reshape(
+        P, D
+    )
+    price_effect = (day_price / launch_price[:, None]) ** (-elasticity[:, None])
+    lift_all = (1 - disc[0]) ** (-1.5 * elasticity[:, None])
+    lift = lift_all.copy()
+    for c in range(3):
+        lift *= 1 + _CHANNEL_SHARE[c] * ((1 - disc[c + 1]) ** (-1.5 * elasticity[:, None]) - 1)
+    active = (d_idx[None, :] >= launch[:, None]) & (d_idx[None, :] < discontinued[:, None])
+    ramp = np.clip((d_idx[None, :] - launch[:, None] + 1) / 30.0, 0.0, 1.0)
+    expected = (
+        base[:, None]
+        * trend
+        * weekly
+        * yearly
+        * holidays[None, :]
+        * price_effect
+        * lift
+        * dip
+        * ramp
+    )
+    expected = np.where(active, expected, 0.0)
+    dispersion = np.where(long_tail, 50.0, 4.0)[:, None]
+    demand = g_dem.negative_binomial(dispersion, dispersion / (dispersion + expected))
+    demand = np.where(active, demand, 0)
+    # Stock-outs: episodes of 1–7 days in which nothing is served.
+    starts = np.argwhere(g_dem.random((P, D)) < np.where(long_tail, 0.002, 0.004)[:, None])
+    lengths = g_dem.integers(1, 8, len(starts))
+    rows = np.repeat(starts[:, 0], lengths)
+    cols = np.repeat(starts[:, 1], lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
+    keep = cols < D
+    stockout = np.zeros((P, D), dtype=bool)
+    stockout[rows[keep], cols[keep]] = True
+    served = np.where(stockout, 0, demand)
+
+    # ---------------------------------------------------------------------------- anomalies
+    an = spec.anomalies
+    window_active = active[:, H:].all(axis=1) & ~long_tail
+    candidates = np.flatnonzero(window_active & (delete_s < 0))
+    n_anom = 0
+    if an.rate > 0 and len(candidates) and S > 0:
+        n_anom = max(len(an.types), round(an.rate * len(candidates) * S))
+    a_type = np.array([_ANOMALY_CODES[t] for t in an.types])[np.arange(n_anom) % len(an.types)]
+    a_type = g_anom.permutation(a_type) if n_anom else a_type
+    a_product = g_anom.choice(candidates, size=n_anom) if n_anom else np.array([], int)
+    a_day = H + g_anom.integers(0, S, n_anom)
+    # An anomaly on a stocked-out day would be invisible; move those days' stock back.
+    stockout[a_product, a_day] = False
+    served[a_product, a_day] = demand[a_product, a_day]
+    a_drop = a_type == _ANOMALY_CODES["drop"]
+    drop_factor = g_anom.uniform(0.0, 0.1, n_anom)
+    drop_before = served[a_product, a_day].copy()
+    served[a_product[a_drop], a_day[a_drop]] = np.floor(
+        served[a_product[a_drop], a_day[a_drop]] * drop_factor[a_drop]
+    ).astype(served.dtype)
+
+    # ------------------------------------------------------------------------- order lines
+    flat = served.ravel()
+    cells = np.flatnonzero(flat)
+    units = flat[cells]
+    unit_cell = np.repeat(np.arange(len(cells)), units)
+    new_line = g_lines.random(len(unit_cell)) < 0.55
+    new_line[np.r_[0, np.cumsum(units)[:-1]] if len(units) else []] = True
+    line_of_unit = np.cumsum(new_line) - 1
+    n_lines = int(line_of_unit[-1] + 1) if len(line_of_unit) else 0
+    line_qty = np.bincount(line_of_unit, minlength=n_lines).astype(np.int32)
+    line_cell = cells[unit_cell[new_line]]
+    line_product = line_cell // D
+    line_day = line_cell % D
+    hour = g_lines.choice(24, size=n_lines, p=_HOURLY)
+    line_s = line_day.astype(np.int64) * DAY + hour * 3600 + g_lines.integers(0, 3600, n_lines)
+    line_channel = g_lines.choice(3, size=n_lines, p=_CHANNEL_SHARE)
+    line_anomaly = np.full(n_lines, -1)
+
+    # Anomalous lines: spikes (one huge line), glitches (wrong price), duplicate bursts.
+    extra_p, extra_s, extra_q, extra_c, extra_a, glitch = [], [], [], [], [], []
+    a_magnitude = np.zeros(n_anom)
+    a_start_s = a_day.astype(np.int64) * DAY + g_anom.integers(8 * 3600, 20 * 3600, n_anom)
+    a_end_s = a_start_s.copy()
+    for i in range(n_anom):
+        p, t = a_product[i], a_start_s[i]
+        typical = max(1.0, float(expected[p, a_day[i]]))
+        if a_type[i] == _ANOMALY_CODES["spike"]:
+            q = max(12, round(g_anom.uniform(6, 15) * typical))
+            extra_p.append([p]), extra_s.append([t]), extra_q.append([q])
+            extra_c.append([g_anom.integers(0, 3)]), extra_a.append([i]), glitch.append([1.0])
+            a_magnitude[i] = q / typical
+        elif a_type[i] == _ANOMALY_CODES["duplicate_burst"]:
+            n = int(g_anom.integers(6, 16))
+            q = int(g_anom.integers(1, 4))
+            ts = t + np.sort(g_anom.integers(0, 60, n))
+            extra_p.append([p] * n), extra_s.append(list(ts)), extra_q.append([q] * n)
+            extra_c.append([g_anom.integers(0, 3)] * n), extra_a.append([i] * n)
+            glitch.append([1.0] * n)
+            a_magnitude[i], a_end_s[i] = n, ts[-1]
+        elif a_type[i] == _ANOMALY_CODES["price_glitch"]:
+            n = int(g_anom.integers(1, 4))
+            factor = float(g_anom.choice([0.01, 0.1, 10.0]))
+            ts = t + np.sort(g_anom.integers(0, 1800, n))
+            extra_p.append([p] * n), extra_s.append(list(ts)), extra_q.append([1] * n)
+            extra_c.append(list(g_anom.integers(0, 3, n))), extra_a.append([i] * n)
+            glitch.append([factor] * n)
+            a_magnitude[i], a_end_s[i] = factor, ts[-1]
+        else:  # drop: fewer lines that day
+            a_start_s[i] = a_day[i] * DAY
+            a_end_s[i] = (a_day[i] + 1) * DAY - 1
+            a_magnitude[i] = served[p, a_day[i]] / max(1.0, float(drop_before[i]))
+
+    def _cat(parts: list[list], dtype) -> np.ndarray:
+        return np.array([x for part in parts for x in part], dtype=dtype)
+
+    line_product = np.concatenate([line_product, _cat(extra_p, np.int64)])
+    line_s = np.concatenate([line_s, _cat(extra_s, np.int64)])
+    line_qty = np.concatenate([line_qty, _cat(extra_q, np.int32)])
+    line_channel = np.concatenate([line_channel, _cat(extra_c, np.int64)])
+    line_anomaly = np.concatenate([line_anomaly, _cat(extra_a, np.int64)])
+    price_factor = np.concatenate([np.ones(n_lines), _cat(glitch, np.float64)])
+    line_day = line_s // DAY
+    # Sale ids follow time, as an auto-increment key does.
+    order = np.lexsort((line_product, line_s))
+    line_product, line_s, line_qty = line_product[order], line_s[order], line_qty[order]
+    line_channel, line_anomaly = line_channel[order], line_anomaly[order]
+    price_factor, line_day = price_factor[order], line_day[order]
+    sale_id = np.arange(1, len(line_s) + 1, dtype=np.int64)
+    line_disc = np.maximum(
+        disc[0, line_product, line_day], disc[line_channel + 1, line_product, line_day]
+    )
+    line_price = np.round(price_at(line_product, line_s) * (1 - line_disc) * price_factor, 2)
+    line_price = np.maximum(line_price, 0.01)
+
+    # ---------------------------------------------------------- sales changes in the window
+    in_window = line_s >= load_s
+    commit_s_frac = g_changes.uniform(0.05, 2.0, len(line_s))
+    line_commit_us = line_s * 1_000_000 + (commit_s_frac * 1_000_000).astype(np.int64)
+    normal_window = np.flatnonzero(in_window & (line_anomaly < 0))
+    cancel = normal_window[g_changes.random(len(normal_window)) < 0.01]
+    cancel_us = line_commit_us[cancel] + g_changes.integers(60, 4 * 3600, len(cancel)) * 1_000_000
+    cancel = cancel[cancel_us < end_s * 1_000_000]
+    cancel_us = cancel_us[cancel_us < end_s * 1_000_000]
+    rest = np.setdiff1d(normal_window, cancel)
+    correct = rest[g_changes.random(len(rest)) < 0.005]
+    if len(rest) and not len(correct):  # at least one correction, so sales see an update
+        correct = rest[g_changes.integers(0, len(rest), 1)]
+    correct_us = (
+        line_commit_us[correct] + g_changes.integers(60, 4 * 3600, len(correct)) * 1_000_000
+    )
+    keep_c = correct_us < end_s * 1_000_000
+    correct, correct_us = correct[keep_c], correct_us[keep_c]
+    corrected_qty = np.where(line_qty[correct] > 1, line_qty[correct] - 1, line_qty[correct] + 1)
+    final_qty = line_qty.copy()
+    final_qty[correct] = corrected_qty
+    alive = np.ones(len(line_s), dtype=bool)
+    alive[cancel] = False
+
+    def sales_rows(idx: np.ndarray, qty: np.ndarray) -> dict[str, pa.Array]:
+        return {
+            "sale_id": pa.array(sale_id[idx]),
+            "product_id": pa.array(product_ids[line_product[idx]]),
+            "quantity": pa.array(qty, type=pa.int32()),
+            "unit_price": pa.array(line_price[idx]),
+            "channel": pa.array(np.array(CHANNELS)[line_channel[idx]]),
+            "sold_at": _timestamps(start64, line_s[idx]),
+        }
+
+    sales_final = pa.table(sales_rows(np.flatnonzero(alive), final_qty[alive]), schema=SALES)
+
+    # ------------------------------------------------------------------- product versions
+    def product_rows(idx: np.ndarray, at_s: np.ndarray) -> dict[str, pa.Array]:
+        disc_known = has_disc[idx] & (disc_announce_s[idx] <= at_s)
+        disc_dates = _dates(start64, np.where(disc_known, discontinued[idx], 0))
+        return {
+            "product_id": pa.array(product_ids[idx]),
+            "name": pa.array(product_names[idx]),
+            "category": pa.array(cat_names[category[idx]]),
+            "brand": pa.array(brand_names[brand[idx]]),
+            "price_tier": pa.array(np.array(_TIERS)[tier[idx]]),
+            "list_price": pa.array(price_at(idx, at_s)),
+            "launch_date": _dates(start64, launch[idx]),
+            "discontinued_date": pa.array(
+                disc_dates.to_numpy(zero_copy_only=False), mask=~disc_known, type=pa.date32()
+            ),
+        }
+
+    exists_end = (insert_s <= end_s) & (delete_s < 0)
+    products_final = pa.table(
+        product_rows(np.flatnonzero(exists_end), np.full(exists_end.sum(), end_s)), schema=PRODUCTS
+    )
+
+    # ------------------------------------------------------------------ campaign versions
+    camp_ids = _ids("C", n_camp, 6)
+
+    def campaign_rows(idx: np.ndarray, edited: np.ndarray) -> dict[str, pa.Array]:
+        scope_p = c_scope_product[idx]
+        return {
+            "campaign_id": pa.array(camp_ids[idx]),
+            "scope": pa.array(np.where(scope_p, "product", "category")),
+            "product_id": pa.array(product_ids[c_product[idx]], mask=~scope_p),
+            "category": pa.array(cat_names[c_category[idx]], mask=scope_p),
+            "start_date": _dates(start64, c_start[idx]),
+            "end_date": _dates(start64, np.where(edited, c_end2[idx], c_end[idx])),
+            "discount": pa.array(np.where(edited, c_discount2[idx], c_discount[idx])),
+            "channel": pa.array(np.array(("all", *CHANNELS))[c_channel[idx]]),
+        }
+
+    camp_exists_end = (c_created_s <= end_s) & ~c_deleted
+    ce = np.flatnonzero(camp_exists_end)
+    campaigns_final = pa.table(
+        campaign_rows(ce, c_edited[ce] & (c_edit_s[ce] <= end_s)), schema=CAMPAIGNS
+    )
+
+    # ------------------------------------------------------------------------ change log
+    load_us = load_s * 1_000_000
+    changes: dict[str, list[tuple[dict[str, pa.Array], str, np.ndarray]]] = {}
+    # Full load snapshot at the window start.
+    p_load = np.flatnonzero(insert_s <= load_s)
+    changes["products"] = [(product_rows(p_load, np.full(len(p_load), load_s)), "load",
+                            np.full(len(p_load), load_us))]  # fmt: skip
+    c_load = np.flatnonzero(c_created_s <= load_s)
+    changes["campaigns"] = [(campaign_rows(c_load, c_edited[c_load] & (c_edit_s[c_load] <= load_s)),
+                             "load", np.full(len(c_load), load_us))]  # fmt: skip
+    s_load = np.flatnonzero(~in_window)
+    changes["sales"] = [
+        (sales_rows(s_load, line_qty[s_load]), "load", np.full(len(s_load), load_us))
+    ]
+    # Products: inserts (new in the window), price updates, discontinuation notices, deletes.
+    p_ins = np.flatnonzero((insert_s > load_s) & (insert_s <= end_s))
+    p_upd_mask = (upd_s > load_s) & (upd_s <= end_s) & (insert_s[upd_product] < upd_s)
+    p_upd_mask &= (delete_s[upd_product] < 0) | (upd_s < delete_s[upd_product])
+    p_upd, p_upd_s = upd_product[p_upd_mask], upd_s[p_upd_mask]
+    p_disc = np.flatnonzero(has_disc & (disc_announce_s > load_s) & (disc_announce_s <= end_s)
+                            & (insert_s < disc_announce_s))  # fmt: skip
+    p_del = np.flatnonzero(delete_s >= 0)
+    changes["products"] += [
+        (product_rows(p_ins, insert_s[p_ins]), "insert", insert_s[p_ins] * 1_000_000),
+        (product_rows(p_upd, p_upd_s), "update", p_upd_s * 1_000_000 + 1),
+        (
+            product_rows(p_disc, disc_announce_s[p_disc]),
+            "update",
+            disc_announce_s[p_disc] * 1_000_000 + 2,
+        ),
+        (product_rows(p_del, delete_s[p_del]), "delete", delete_s[p_del] * 1_000_000),
+    ]
+    # Campaigns: created, edited and cancelled during the window.
+    c_ins = np.flatnonzero((c_created_s > load_s) & (c_created_s <= end_s))
+    c_upd = np.flatnonzero(c_edited & (c_edit_s > load_s) & (c_edit_s <= end_s))
+    c_del = np.flatnonzero(c_deleted)
+    changes["campaigns"] += [
+        (campaign_rows(c_ins, c_edited[c_ins] & (c_edit_s[c_ins] <= c_created_s[c_ins])), "insert",
+         c_created_s[c_ins] * 1_000_000),
+        (campaign_rows(c_upd, np.ones(len(c_upd), bool)), "update",
+         c_edit_s[c_upd] * 1_000_000 + 1),
+        (campaign_rows(c_del, c_edited[c_del] & (c_edit_s[c_del] <= c_delete_s[c_del])), "delete",
+         c_delete_s[c_del] * 1_000_000 + 2),
+    ]  # fmt: skip
+    # Sales: new order lines, cancellations (delete), quantity corrections (update).
+    s_ins = np.flatnonzero(in_window)
+    changes["sales"] += [
+        (sales_rows(s_ins, line_qty[s_ins]), "insert", line_commit_us[s_ins]),
+        (sales_rows(correct, corrected_qty), "update", correct_us),
+        (sales_rows(cancel, line_qty[cancel]), "delete", cancel_us),
+    ]
+    change_tables = _assemble_changes(changes, g_changes)
+
+    # ------------------------------------------------------------------------ ground truth
+    sold = np.zeros(P * D, dtype=np.int64)
+    np.add.at(sold, line_product[alive] * D + line_day[alive], final_qty[alive])
+    act_rows, act_days = np.nonzero(active)
+    truth_daily = pa.table(
+        {
+            "product_id": pa.array(product_ids[act_rows]),
+            "date": _dates(start64, act_days),
+            "expected": pa.array(np.round(expected[act_rows, act_days], 6)),
+            "demand": pa.array(demand[act_rows, act_days].astype(np.int64)),
+            "served": pa.array(served[act_rows, act_days].astype(np.int64)),
+            "sold": pa.array(sold.reshape(P, D)[act_rows, act_days]),
+            "stockout": pa.array(stockout[act_rows, act_days]),
+            "discount": pa.array(disc[:, act_rows, act_days].max(axis=0)),
+            "in_window": pa.array(act_days >= H),
+        }
+    )
+    a_sales = [sale_id[line_anomaly == i].tolist() for i in range(n_anom)]
+    type_names = np.array(list(_ANOMALY_CODES))
+    truth_anomalies = pa.table(
+        {
+            "anomaly_id": pa.array(
+                _ids("A", n_anom, 5) if n_anom else np.array([], str), pa.string()
+            ),
+            "type": pa.array(type_names[a_type] if n_anom else np.array([], str), pa.string()),
+            "product_id": pa.array(
+                product_ids[a_product] if n_anom else np.array([], str), pa.string()
+            ),
+            "start": _timestamps(start64, a_start_s),
+            "end": _timestamps(start64, a_end_s),
+            "magnitude": pa.array(np.round(a_magnitude, 4), pa.float64()),
+            "sale_ids": pa.array(a_sales, type=pa.list_(pa.int64())),
+        }
+    )
+
+    # --------------------------------------------------------------- direct shop events
+    direct = np.flatnonzero(
+        in_window & np.isin(line_channel, [CHANNELS.index(c) for c in spec.ecommerce.channels])
+    )
+    if not spec.ecommerce.direct_events:
+        direct = direct[:0]
+    ecommerce = pa.table(
+        {
+            "sale_id": pa.array(sale_id[direct]),
+            "product_id": pa.array(product_ids[line_product[direct]]),
+            "quantity": pa.array(line_qty[direct], pa.int32()),
+            "unit_price": pa.array(line_price[direct]),
+            "channel": pa.array(np.array(CHANNELS)[line_channel[direct]]),
+            "sold_at": _timestamps(start64, line_s[direct]),
+            "_sent_us": pa.array(line_s[direct] * 1_000_000 + 200_000),
+        }
+    )
+    stats = {
+        "products": P,
+        "sales_lines": len(line_s),
+        "window_lines": int(in_window.sum()),
+        "anomalies": n_anom,
+        "campaigns": int(camp_exists_end.sum()),
+    }
+    logger.info("simulated world: %s", stats)
+    return SimulatedWorld(
+        spec=spec,
+        start=dt.datetime.combine(cal.start, dt.time(), tzinfo=dt.UTC),
+        load_seconds=load_s,
+        end_seconds=end_s,
+        products=products_final,
+        campaigns=campaigns_final,
+        sales=sales_final,
+        changes=change_tables,
+        truth_daily=truth_daily,
+        truth_anomalies=truth_anomalies,
+        ecommerce_events=ecommerce,
+        stats=stats,
+    )
+
+
+_TABLE_ORDER = {"products": 0, "campaigns": 1, "sales": 2}
+_SCHEMAS = {"products": PRODUCTS, "campaigns": CAMPAIGNS, "sales": SALES}
+
+
+def _assemble_changes(
+    parts: dict[str, list[tuple[dict[str, pa.Array], str, np.ndarray]]],
+    rng: np.random.Generator,
+) -> dict[str, pa.Table]:
+    """One table of versions per source table, with commit order and transaction ids.
+
+    The commit order is global across tables (by commit time, then table, then key) and each
+    change commits in its own transaction; transaction ids increase in commit order from a
+    seeded base, as a database's do.
+    """
+    tables: dict[str, pa.Table] = {}
+    for name, chunks in parts.items():
+        pieces = []
+        for columns, op, commit_us in chunks:
+            table = pa.table(columns, schema=_SCHEMAS[name])
+            table = table.append_column("_op", pa.array([op] * len(table), pa.string()))
+            table = table.append_column("_commit_us", pa.array(commit_us.astype(np.int64)))
+            pieces.append(table)
+        tables[name] = pa.concat_tables(pieces)
+    # Global commit order over the CDC part (load rows keep their place first).
+    keys = []
+    for name, table in tables.items():
+        op = table.column("_op").to_numpy(zero_copy_only=False)
+        keys.append(
+            (
+                table.column("_commit_us").to_numpy(),
+                np.full(len(table), _TABLE_ORDER[name]),
+                np.arange(len(table)),
+                op == "load",
+            )
+        )
+    commit = np.concatenate([k[0] for k in keys])
+    table_no = np.concatenate([k[1] for k in keys])
+    row_no = np.concatenate([k[2] for k in keys])
+    is_load = np.concatenate([k[3] for k in keys])
+    order = np.lexsort((row_no, table_no, commit, ~is_load))
+    seq = np.empty(len(order), dtype=np.int64)
+    seq[order] = np.arange(len(order))
+    n_load = int(is_load.sum())
+    base_txn = 10_000_000 + int(rng.integers(0, 10_000_000))
+    txn = np.where(is_load, -1, base_txn + seq - n_load)
+    offset = 0
+    for name in list(tables):
+        n = len(tables[name])
+        t = tables[name]
+        t = t.append_column("_seq", pa.array(seq[offset : offset + n]))
+        t = t.append_column(
+            "_txn", pa.array(txn[offset : offset + n], mask=is_load[offset : offset + n])
+        )
+        tables[name] = t.take(pa.array(np.argsort(seq[offset : offset + n], kind="stable")))
+        offset += n
+    return tables

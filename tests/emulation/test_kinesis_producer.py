@@ -1,0 +1,144 @@
+"""The Kinesis producer: limits, retries of partial failures and throttling, no silent loss."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from emulation import World
+from emulation.kinesis import (
+    MAX_BYTES_PER_CALL,
+    MAX_BYTES_PER_RECORD,
+    MAX_RECORDS_PER_CALL,
+    Producer,
+    read_stream,
+    stream_positions,
+)
+
+
+class FlakyKinesis:
+    """A Kinesis double that fails chosen records and throttles chosen calls, then recovers."""
+
+    def __init__(
+        self, fail_first_attempts: int = 0, throttle_calls: int = 0, always_fail: str = ""
+    ):
+        self.calls: list[list[dict[str, Any]]] = []
+        self.written: list[tuple[str, bytes]] = []
+        self._fail_attempts = fail_first_attempts
+        self._throttle = throttle_calls
+        self._always_fail = always_fail
+        self._attempts: dict[bytes, int] = {}
+
+    def put_records(self, Records: list[dict[str, Any]], **target: Any) -> dict[str, Any]:
+        assert target
+        self.calls.append(Records)
+        assert len(Records) <= MAX_RECORDS_PER_CALL
+        assert sum(len(r["Data"]) + len(r["PartitionKey"]) for r in Records) <= MAX_BYTES_PER_CALL
+        if self._throttle:
+            self._throttle -= 1
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                "PutRecords",
+            )
+        results = []
+        for record in Records:
+            seen = self._attempts.get(record["Data"], 0)
+            self._attempts[record["Data"]] = seen + 1
+            odd = int(record["Data"].split(b"-")[1]) % 2 == 1
+            if record["PartitionKey"] == self._always_fail or (odd and seen < self._fail_attempts):
+                results.append({"ErrorCode": "InternalFailure", "ErrorMessage": "try again"})
+            else:
+                self.written.append((record["PartitionKey"], record["Data"]))
+                results.append({"SequenceNumber": str(len(self.written)), "ShardId": "s-0"})
+        return {"FailedRecordCount": sum("ErrorCode" in r for r in results), "Records": results}
+
+
+def records(n: int, key: str = "k") -> list[tuple[str, bytes]]:
+    return [(f"{key}{i % 7}", f"r-{i}".encode()) for i in range(n)]
+
+
+def test_batches_respect_record_count_and_size_limits() -> None:
+    fake = FlakyKinesis()
+    big = b"x" * (MAX_BYTES_PER_RECORD - 10)
+    items = records(1_200) + [(f"big{i}", b"r-0-" + big[:-4]) for i in range(7)]
+    report = Producer(fake, stream_name="s", sleep=lambda _: None).send(items)
+    assert report.written == len(items) == report.received
+    assert sorted(fake.written) == sorted(items)
+    assert max(len(c) for c in fake.calls) == MAX_RECORDS_PER_CALL
+
+
+def test_partial_failures_are_retried_until_written() -> None:
+    fake = FlakyKinesis(fail_first_attempts=2)
+    delays: list[float] = []
+    report = Producer(fake, stream_name="s", sleep=delays.append).send(records(1_000))
+    assert report.written == 1_000 and not report.rejected
+    assert report.retried_records == 1_000  # 500 odd records, each failing twice
+    assert sorted(fake.written) == sorted(records(1_000))
+    assert delays and delays == sorted(delays[:2]) + delays[2:]  # backoff grows
+
+
+def test_throttled_calls_are_retried() -> None:
+    fake = FlakyKinesis(throttle_calls=3)
+    report = Producer(fake, stream_name="s", sleep=lambda _: None).send(records(10))
+    assert report.throttled_calls == 3 and report.written == 10
+
+
+def test_records_that_never_succeed_are_rejected_with_a_reason_not_dropped() -> None:
+    fake = FlakyKinesis(always_fail="k3")
+    items = records(70)
+    report = Producer(fake, stream_name="s", max_attempts=3, sleep=lambda _: None).send(items)
+    failing = [r for r in items if r[0] == "k3"]
+    assert report.written + len(report.rejected) == report.received == len(items)
+    assert [(r.partition_key, r.data) for r in report.rejected] == failing
+    assert all(
+        r.reason.startswith("InternalFailure: failed after 3 attempts") for r in report.rejected
+    )
+
+
+def test_oversized_records_and_bad_keys_are_rejected_up_front() -> None:
+    fake = FlakyKinesis()
+    items = [("ok", b"r-1"), ("k", b"r-2" + b"x" * MAX_BYTES_PER_RECORD), ("", b"r-3"),
+             ("x" * 257, b"r-4")]  # fmt: skip
+    report = Producer(fake, stream_name="s", sleep=lambda _: None).send(items)
+    assert report.written == 1
+    assert sorted(report.reasons) == ["InvalidPartitionKey", "RecordTooLarge"]
+    assert report.reasons["InvalidPartitionKey"] == 2
+
+
+def test_non_retryable_errors_surface() -> None:
+    class Missing:
+        def put_records(self, **_: Any) -> None:
+            raise ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": "no stream"}},
+                "PutRecords",
+            )
+
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        Producer(Missing(), stream_name="s").send(records(3))
+
+
+def test_producer_against_the_world_stream_keeps_order_per_key(aws: World) -> None:
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="orders", ShardCount=3)
+    items = records(1_500)
+    report = Producer(kinesis, stream_name="orders").send(items)
+    assert report.written == 1_500
+    held = read_stream(kinesis, "orders")
+    assert sorted((r["partition_key"], r["data"]) for r in held) == sorted(items)
+    for key in {k for k, _ in items}:
+        got = [r["data"] for r in held if r["partition_key"] == key]
+        assert got == [d for k, d in items if k == key]
+
+
+def test_reading_after_positions_skips_earlier_records(aws: World) -> None:
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="reused", ShardCount=2)
+    Producer(kinesis, stream_name="reused").send(records(40, "old"))
+    before = stream_positions(kinesis, "reused")
+    assert set(before) == {"shardId-000000000000", "shardId-000000000001"}
+    new = records(25, "new")
+    Producer(kinesis, stream_name="reused").send(new)
+    held = read_stream(kinesis, "reused", after=before)
+    assert sorted((r["partition_key"], r["data"]) for r in held) == sorted(new)
