@@ -376,6 +376,14 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     a_type = g_anom.permutation(a_type) if n_anom else a_type
     a_product = g_anom.choice(candidates, size=n_anom) if n_anom else np.array([], int)
     a_day = H + g_anom.integers(0, S, n_anom)
+    # A drop only shows where there was demand to lose: drops take busy product-days.
+    drops = np.flatnonzero(a_type == _ANOMALY_CODES["drop"])
+    if len(drops):
+        window_demand = demand[candidates, H:]
+        busiest = np.argsort(window_demand, axis=None, kind="stable")[::-1][: max(20, len(drops))]
+        picked = g_anom.choice(busiest, size=len(drops), replace=len(busiest) < len(drops))
+        a_product[drops] = candidates[picked // S]
+        a_day[drops] = H + picked % S
     # An anomaly on a stocked-out day would be invisible; move those days' stock back.
     stockout[a_product, a_day] = False
     served[a_product, a_day] = demand[a_product, a_day]

@@ -1,0 +1,50 @@
+"""``dfp simulate``: writes world, CDC NDJSON and truth; refuses to mix runs and bad scenarios."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def dfp(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_simulate_writes_the_layout_and_refuses_a_non_empty_directory(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    result = dfp("simulate", "smoke", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name in ("cdc/load.ndjson", "cdc/stream.ndjson", "world/sales.parquet",
+                 "truth/daily_demand.parquet", "truth/anomalies.json"):  # fmt: skip
+        assert name in manifest["files"], name
+    lines = (out / "cdc" / "stream.ndjson").read_text().splitlines()
+    assert len(lines) == manifest["records"]["cdc/stream.ndjson"] > 0
+    assert all(json.loads(line)["metadata"]["operation"] != "load" for line in lines)
+    again = dfp("simulate", "smoke", "--out", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert json.loads((out / "manifest.json").read_text()) == manifest  # untouched
+
+
+def test_simulate_refuses_an_impossible_scenario_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (REPO / "scenarios" / "smoke.yaml").read_text()
+    bad.write_text(text.replace("types: [spike, drop, price_glitch, duplicate_burst]",
+                                "types: [spike, meteor]"))  # fmt: skip
+    result = dfp("simulate", str(bad), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "anomalies.types.1" in result.stderr and "meteor" in result.stderr
+    bad.write_text(text.replace("discount_max: 0.4", "discount_max: 0.05"))
+    result = dfp("simulate", str(bad), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "discount_min" in result.stderr
+    assert not (tmp_path / "o").exists()
