@@ -62,8 +62,27 @@ class LocalSpec(_Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 
+class GlueTableSpec(_Strict):
+    bucket: str
+    prefix: str = Field(pattern=r"^([a-z0-9_=-]+/)+$")
+
+
 class GlueSpec(_Strict):
     database: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
+    tables: dict[str, GlueTableSpec] = Field(default_factory=dict)
+
+
+class DeliveryStreamSpec(_Strict):
+    """A Firehose delivery stream with a Kinesis stream source and Parquet conversion."""
+
+    source: str
+    bucket: str
+    prefix: str
+    error_prefix: str = Field(pattern=r".*!\{firehose:error-output-type\}.*")
+    partition_query: str | None = None
+    buffer_mib: int = Field(default=64, ge=64, le=128)  # 64 MiB minimum with conversion
+    buffer_seconds: int = Field(default=300, ge=0, le=900)
+    glue_table: str
 
 
 class Stack(_Strict):
@@ -76,9 +95,10 @@ class Stack(_Strict):
     state_machines: dict[str, StateMachineSpec]
     rules: dict[str, RuleSpec]
     tables: dict[str, TableSpec]
+    delivery_streams: dict[str, DeliveryStreamSpec] = Field(default_factory=dict)
     glue: GlueSpec
 
-    @field_validator("streams", "buckets", "state_machines", "rules", "tables")
+    @field_validator("streams", "buckets", "state_machines", "rules", "tables", "delivery_streams")
     @classmethod
     def _keys_are_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         import re
@@ -95,6 +115,23 @@ class Stack(_Strict):
                 raise ValueError(f"rules.{name}.bucket: no bucket {rule.bucket!r}")
             if rule.target not in self.state_machines:
                 raise ValueError(f"rules.{name}.target: no state machine {rule.target!r}")
+        from pipeline.contracts.staged import GLUE_TABLES
+
+        for name, table in self.glue.tables.items():
+            if name not in GLUE_TABLES:
+                raise ValueError(f"glue.tables.{name}: no such table in pipeline/contracts")
+            if table.bucket not in self.buckets:
+                raise ValueError(f"glue.tables.{name}.bucket: no bucket {table.bucket!r}")
+        for name, ds in self.delivery_streams.items():
+            if ds.source not in self.streams:
+                raise ValueError(f"delivery_streams.{name}.source: no stream {ds.source!r}")
+            if ds.bucket not in self.buckets:
+                raise ValueError(f"delivery_streams.{name}.bucket: no bucket {ds.bucket!r}")
+            if ds.glue_table not in self.glue.tables:
+                raise ValueError(f"delivery_streams.{name}.glue_table: not in glue.tables")
+            if "partitionKeyFromQuery" in ds.prefix and not ds.partition_query:
+                raise ValueError(f"delivery_streams.{name}: prefix uses a partition key but "
+                                 "no partition_query is given")  # fmt: skip
         for name, machine in self.state_machines.items():
             if not machine.definition_path().is_file():
                 raise ValueError(
@@ -153,6 +190,9 @@ class ResolvedStack:
     def table_name(self, key: str) -> str:
         return self.stack.name(key)
 
+    def delivery_stream_name(self, key: str) -> str:
+        return self.stack.name(key)
+
     @cached_property
     def names(self) -> dict[str, Any]:
         """Every physical name, as written to a run's ``stack.json``."""
@@ -165,6 +205,7 @@ class ResolvedStack:
             "state_machines": {k: self.state_machine_arn(k) for k in s.state_machines},
             "rules": {k: self.rule_name(k) for k in s.rules},
             "tables": {k: self.table_name(k) for k in s.tables},
+            "delivery_streams": {k: self.delivery_stream_name(k) for k in s.delivery_streams},
             "glue_database": s.glue.database,
         }
 

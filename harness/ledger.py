@@ -95,7 +95,7 @@ class Ledger:
             duplicated += extra_duplicated
             problems.append(problem)
         return {
-            "ok": lost == 0 and duplicated == 0,
+            "ok": lost == 0 and duplicated == 0 and not self._extra,
             "lost": lost,
             "duplicated": duplicated,
             "problems": problems,

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from deploy.stack import ResolvedStack, Stack
 from emulation import World
 from emulation.events import put_targets
+from pipeline.contracts.staged import GLUE_TABLES
 
 logger = logging.getLogger(__name__)
 
@@ -161,5 +162,86 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
             )
 
     _exists_ok(glue.create_database, DatabaseInput={"Name": stack.glue.database})
+    for name, spec in stack.glue.tables.items():
+        columns, partitions = GLUE_TABLES[name]
+        table_input = {
+            "Name": name,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+            "PartitionKeys": [{"Name": n, "Type": t} for n, t in partitions],
+            "StorageDescriptor": {
+                "Columns": [{"Name": n, "Type": t} for n, t in columns],
+                "Location": f"s3://{names.bucket(spec.bucket)}/{spec.prefix}",
+                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                "SerdeInfo": {
+                    "SerializationLibrary": (
+                        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+                    )
+                },
+            },
+        }
+        if not _exists_ok(
+            glue.create_table, DatabaseName=stack.glue.database, TableInput=table_input
+        ):
+            glue.update_table(DatabaseName=stack.glue.database, TableInput=table_input)
+
+    firehose = world.client("firehose")
+    for key, spec in stack.delivery_streams.items():
+        role = names.role_arn(f"{key}-firehose")
+        _exists_ok(
+            iam.create_role,
+            RoleName=names.role_name(f"{key}-firehose"),
+            AssumeRolePolicyDocument=_trust("firehose"),
+        )
+        destination: dict[str, Any] = {
+            "RoleARN": role,
+            "BucketARN": f"arn:aws:s3:::{names.bucket(spec.bucket)}",
+            "Prefix": spec.prefix,
+            "ErrorOutputPrefix": spec.error_prefix,
+            "BufferingHints": {
+                "SizeInMBs": spec.buffer_mib,
+                "IntervalInSeconds": spec.buffer_seconds,
+            },
+            "DataFormatConversionConfiguration": {
+                "Enabled": True,
+                "SchemaConfiguration": {
+                    "DatabaseName": stack.glue.database,
+                    "TableName": spec.glue_table,
+                    "RoleARN": role,
+                    "Region": world.region,
+                    "VersionId": "LATEST",
+                },
+                "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+                "OutputFormatConfiguration": {
+                    "Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}
+                },
+            },
+        }
+        if spec.partition_query:
+            destination["DynamicPartitioningConfiguration"] = {"Enabled": True}
+            destination["ProcessingConfiguration"] = {
+                "Enabled": True,
+                "Processors": [
+                    {
+                        "Type": "MetadataExtraction",
+                        "Parameters": [
+                            {"ParameterName": "MetadataExtractionQuery",
+                             "ParameterValue": spec.partition_query},
+                            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
+                        ],
+                    }
+                ],
+            }  # fmt: skip
+        _exists_ok(
+            firehose.create_delivery_stream,
+            DeliveryStreamName=names.delivery_stream_name(key),
+            DeliveryStreamType="KinesisStreamAsSource",
+            KinesisStreamSourceConfiguration={
+                "KinesisStreamARN": names.stream_arn(spec.source),
+                "RoleARN": role,
+            },
+            ExtendedS3DestinationConfiguration=destination,
+        )
     logger.info("provisioned stack %r in %s/%s", stack.prefix, names.account, names.region)
     return names

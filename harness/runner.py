@@ -56,7 +56,8 @@ class RunContext:
     anomaly: dict[str, Any] | None = None
     forecast: dict[str, Any] | None = None
     simulation: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # summary sections
+    scratch: dict[str, Any] = field(default_factory=dict)  # passed between stages only
 
 
 Stage = Callable[[RunContext], None]
@@ -71,12 +72,13 @@ def _stage_provision(ctx: RunContext) -> None:
 
 def default_stages() -> list[tuple[str, Stage]]:
     """The stages that exist, in order."""
-    from harness.stages import stage_simulate, stage_stream
+    from harness.stages import stage_simulate, stage_staging, stage_stream
 
     return [
         ("provision", _stage_provision),
         ("simulate", stage_simulate),
         ("stream", stage_stream),
+        ("staging", stage_staging),
     ]
 
 

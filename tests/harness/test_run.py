@@ -68,6 +68,15 @@ def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
     assert summary["stream"]["ordered_per_partition_key"] is True
     assert "simulation/cdc/stream.ndjson" in summary["artifacts"]
     assert "simulation/truth/anomalies.parquet" in summary["artifacts"]
+    # Every CDC record (full load and window) is in the staged bucket exactly once, in the
+    # Firehose key layout, as Parquet with the catalog's schema.
+    staging = summary["staging"]
+    assert staging["exactly_once"] and staging["key_layout_ok"] and staging["catalog_schema_ok"]
+    assert staging["error_objects"] == 0
+    assert sum(staging["rows"].values()) == counts["s3_staged"]["in"]
+    assert (
+        counts["firehose_staged"]["in"] == counts["dms_load"]["out"] + counts["kinesis_cdc"]["in"]
+    )
     report = (out / "report.html").read_text()
     assert "smoke" in report and "provision" in report
     assert "http://" not in report and "https://" not in report  # self-contained

@@ -1,0 +1,408 @@
+"""Firehose delivery streams with a Kinesis stream as source, which moto stores but never runs.
+
+:class:`DeliveryStream` reads a delivery stream's configuration from the endpoint
+(``DescribeDeliveryStream``, so what was provisioned is what runs) and does what Firehose does:
+
+* reads the source Kinesis stream shard by shard, remembering its position;
+* **dynamic partitioning** with a ``MetadataExtraction`` JQ query (the subset
+  ``{key: .path."quoted-key" // "default", …}``);
+* **buffering hints**: a buffer per partition is delivered when its input reaches ``SizeInMBs``
+  or when ``IntervalInSeconds`` has passed since its first record, in *event time*: the arrival
+  time of each record comes from a clock the caller gives (the simulated clock), not the wall;
+* **record format conversion** JSON → Parquet (OpenX JSON SerDe semantics: unknown fields ignored,
+  missing fields null) with the schema of the Glue Data Catalog table the configuration names,
+  read from the catalog as AWS does;
+* **S3 keys**: ``Prefix`` with ``!{timestamp:…}``, ``!{partitionKeyFromQuery:…}`` and
+  ``!{firehose:random-string}`` expressions, the default ``YYYY/MM/DD/HH/`` time path when the
+  prefix has no timestamp expression and dynamic partitioning is off, and object names
+  ``<stream>-1-<yyyy-MM-dd-HH-mm-ss>-<uuid>`` (plus ``FileExtension`` when configured);
+* **error output**: records that fail partitioning or conversion go, with the reason, to
+  ``ErrorOutputPrefix`` (``!{firehose:error-output-type}`` = ``partitioning-failed`` or
+  ``format-conversion-failed``) as JSON lines shaped like Firehose's.
+
+Object names use deterministic UUIDs (derived from the stream, the partition and the first record's
+sequence number), so the same input gives the same keys and bytes.
+
+Not emulated: Lambda processors, ``AppendDelimiterToRecord``/``RecordDeAggregation`` processors,
+ORC output, OpenX options (case-insensitivity, dots in keys), Hive JSON SerDe, retries and backups,
+server-side encryption settings, CloudWatch metrics, delivery to targets other than S3.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import logging
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+import pyarrow.parquet as pq
+
+from emulation.glue import arrow_schema
+from emulation.kinesis import read_stream
+
+if TYPE_CHECKING:
+    from emulation.world import World
+
+logger = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+_NAMESPACE = uuid.UUID("6b1f0a2e-6c1d-4c5e-9a57-2f1d8c9e4b10")
+_JAVA_TIME = [("yyyy", "%Y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"), ("mm", "%M"), ("ss", "%S")]
+
+
+class InvalidArgumentException(ValueError):
+    """A delivery stream configuration the emulation cannot run (named like Firehose's error)."""
+
+
+@dataclass
+class Record:
+    """One record entering the delivery stream."""
+
+    data: bytes
+    arrival: dt.datetime
+    sequence_number: str = ""
+
+
+@dataclass
+class _Buffer:
+    records: list[Record] = field(default_factory=list)
+    size: int = 0
+
+    @property
+    def first_arrival(self) -> dt.datetime:
+        return self.records[0].arrival
+
+
+@dataclass
+class DeliveryStats:
+    received: int = 0
+    delivered: int = 0
+    objects: int = 0
+    error_objects: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    keys: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------- JQ subset
+_JQ_ITEM = re.compile(
+    r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*((?:\.(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_]*))+)'
+    r'\s*(?://\s*"([^"]*)")?\s*'
+)
+
+
+def parse_jq(query: str) -> dict[str, tuple[list[str], str | None]]:
+    """``{name: .a."b-c" // "default", …}`` → {name: (path, default)}."""
+    text = query.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        raise InvalidArgumentException(
+            f"MetadataExtractionQuery {query!r}: expected {{key: .path}}"
+        )
+    out: dict[str, tuple[list[str], str | None]] = {}
+    for item in filter(None, (p.strip() for p in text[1:-1].split(","))):
+        match = _JQ_ITEM.fullmatch(item)
+        if not match:
+            raise InvalidArgumentException(f"MetadataExtractionQuery item {item!r} is not emulated")
+        steps = re.findall(r'\.(?:"([^"]+)"|([A-Za-z_][A-Za-z0-9_]*))', match.group(2))
+        out[match.group(1)] = ([a or b for a, b in steps], match.group(3))
+    return out
+
+
+def _extract(document: Any, path: list[str]) -> Any:
+    for step in path:
+        if not isinstance(document, dict) or step not in document:
+            return None
+        document = document[step]
+    return document
+
+
+# --------------------------------------------------------------------------- conversion
+def _parse_type(target: pa.DataType) -> pa.DataType:
+    """The type the JSON reader parses into: dates and timestamps as text, cast afterwards."""
+    if pa.types.is_struct(target):
+        return pa.struct([pa.field(f.name, _parse_type(f.type)) for f in target])
+    if pa.types.is_list(target):
+        return pa.list_(_parse_type(target.value_type))
+    if pa.types.is_date(target) or pa.types.is_timestamp(target):
+        return pa.string()
+    return target
+
+
+def _cast(array: pa.Array, target: pa.DataType) -> pa.Array:
+    if array.type == target:
+        return array
+    if pa.types.is_struct(target):
+        children = [_cast(array.field(i), f.type) for i, f in enumerate(target)]
+        return pa.StructArray.from_arrays(children, fields=list(target), mask=array.is_null())
+    if pa.types.is_list(target):
+        return pa.ListArray.from_arrays(
+            array.offsets, _cast(array.flatten(), target.value_type), mask=array.is_null()
+        )
+    return pc.cast(array, target)
+
+
+def convert(lines: list[bytes], schema: pa.Schema) -> pa.Table:
+    """JSON records → an Arrow table with ``schema`` (raises on the first bad record)."""
+    parse_schema = pa.schema([pa.field(f.name, _parse_type(f.type)) for f in schema])
+    options = pj.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="ignore")
+    table = pj.read_json(io.BytesIO(b"\n".join(lines) + b"\n"), parse_options=options)
+    if table.num_rows != len(lines):
+        raise ValueError(f"expected {len(lines)} records, parsed {table.num_rows}")
+    columns = [_cast(table.column(f.name).combine_chunks(), f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _one_line(data: bytes) -> bytes:
+    """Records may be formatted JSON over several lines; the reader needs one line each."""
+    if b"\n" not in data and b"\r" not in data:
+        return data
+    return json.dumps(json.loads(data), separators=(",", ":")).encode()
+
+
+# ------------------------------------------------------------------------- delivery stream
+class DeliveryStream:
+    """A running Kinesis-source delivery stream, configured from the endpoint."""
+
+    def __init__(
+        self,
+        world: World,
+        name: str,
+        *,
+        arrival_time: Callable[[bytes], dt.datetime | None] | None = None,
+    ) -> None:
+        self._world = world
+        self.name = name
+        self._arrival_time = arrival_time
+        description = world.client("firehose").describe_delivery_stream(DeliveryStreamName=name)[
+            "DeliveryStreamDescription"
+        ]
+        source = description.get("Source", {}).get("KinesisStreamSourceDescription")
+        self.source_stream = source["KinesisStreamARN"].rsplit("/", 1)[1] if source else None
+        destination = description["Destinations"][0]["ExtendedS3DestinationDescription"]
+        self.bucket = destination["BucketARN"].split(":::", 1)[1]
+        self.prefix = destination.get("Prefix", "")
+        self.error_prefix = destination.get("ErrorOutputPrefix", "")
+        hints = destination.get("BufferingHints", {})
+        self.size_limit = int(hints.get("SizeInMBs", 5)) * MIB
+        self.interval = dt.timedelta(seconds=int(hints.get("IntervalInSeconds", 300)))
+        self.extension = destination.get("FileExtension", "")
+        dynamic = destination.get("DynamicPartitioningConfiguration", {}).get("Enabled", False)
+        self.partition_query: dict[str, tuple[list[str], str | None]] = {}
+        for processor in destination.get("ProcessingConfiguration", {}).get("Processors", []):
+            params = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+            if processor["Type"] == "MetadataExtraction":
+                self.partition_query = parse_jq(params["MetadataExtractionQuery"])
+            else:
+                raise InvalidArgumentException(f"processor {processor['Type']} is not emulated")
+        if dynamic and not self.partition_query:
+            raise InvalidArgumentException("dynamic partitioning needs a MetadataExtraction query")
+        self.dynamic = dynamic
+        conversion = destination.get("DataFormatConversionConfiguration", {})
+        self.schema: pa.Schema | None = None
+        self.compression = "snappy"
+        if conversion.get("Enabled"):
+            catalog = conversion["SchemaConfiguration"]
+            self.catalog = catalog
+            table = world.client("glue").get_table(
+                DatabaseName=catalog["DatabaseName"], Name=catalog["TableName"]
+            )["Table"]
+            self.schema = arrow_schema(table["StorageDescriptor"]["Columns"])
+            serializer = conversion["OutputFormatConfiguration"]["Serializer"]
+            if "ParquetSerDe" not in serializer:
+                raise InvalidArgumentException("only Parquet output is emulated")
+            codec = serializer["ParquetSerDe"].get("Compression", "SNAPPY").upper()
+            self.compression = {"UNCOMPRESSED": "none", "GZIP": "gzip"}.get(codec, "snappy")
+        self._buffers: dict[tuple[tuple[str, str], ...], _Buffer] = {}
+        self._positions: dict[str, str | None] = {}
+        self.stats = DeliveryStats()
+
+    # -------------------------------------------------------------------------- intake
+    def poll(self) -> int:
+        """Take what the source stream received since the last poll; returns the count."""
+        if self.source_stream is None:
+            raise InvalidArgumentException(f"{self.name} has no Kinesis stream source")
+        kinesis = self._world.client("kinesis")
+        records = read_stream(kinesis, self.source_stream, after=self._positions)
+        for r in records:
+            self._positions[r["shard_id"]] = r["sequence_number"]
+        self.put(Record(r["data"], self._arrival(r["data"]), r["sequence_number"]) for r in records)
+        return len(records)
+
+    def start_from(self, positions: dict[str, str | None]) -> None:
+        """Read the source from these shard positions on (see ``kinesis.stream_positions``)."""
+        self._positions = dict(positions)
+
+    def _arrival(self, data: bytes) -> dt.datetime:
+        when = self._arrival_time(data) if self._arrival_time else None
+        return when or dt.datetime.now(dt.UTC)
+
+    def put(
+        self, records: Iterable[Record], partition: tuple[tuple[str, str], ...] | None = None
+    ) -> None:
+        """Buffer records in arrival order, delivering buffers as their hints are reached.
+
+        ``partition``: the partition keys when the caller already knows them (bulk delivery of
+        one table), sparing the per-record query.
+        """
+        known = partition
+        for record in records:
+            self.stats.received += 1
+            self._deliver_due(record.arrival)
+            try:
+                partition = known if known is not None else self._partition(record.data)
+            except ValueError as exc:
+                self._errors("partitioning-failed", [(record, f"DynamicPartitioning.{exc}")])
+                continue
+            buffer = self._buffers.setdefault(partition, _Buffer())
+            buffer.records.append(record)
+            buffer.size += len(record.data)
+            if buffer.size >= self.size_limit:
+                self._flush(partition)
+
+    def _partition(self, data: bytes) -> tuple[tuple[str, str], ...]:
+        if not self.dynamic:
+            return ()
+        try:
+            document = json.loads(data)
+        except ValueError:
+            raise ValueError("MetadataExtractionFailed: record is not valid JSON") from None
+        keys = []
+        for name, (path, default) in self.partition_query.items():
+            value = _extract(document, path)
+            if value is None:
+                value = default
+            if value is None or isinstance(value, dict | list):
+                raise ValueError(f"MetadataExtractionFailed: no value for partition key {name}")
+            keys.append((name, str(value)))
+        return tuple(keys)
+
+    def _deliver_due(self, now: dt.datetime) -> None:
+        for partition in [
+            p for p, b in self._buffers.items() if now - b.first_arrival >= self.interval
+        ]:
+            self._flush(partition)
+
+    def drain(self) -> None:
+        """Deliver every buffer now (the interval has passed for all of them)."""
+        for partition in list(self._buffers):
+            self._flush(partition)
+
+    # ------------------------------------------------------------------------ delivery
+    def _key_prefix(self, template: str, when: dt.datetime, partition: dict[str, str],
+                    error_type: str | None = None, seed: str = "") -> str:  # fmt: skip
+        def expression(match: re.Match[str]) -> str:
+            namespace, _, argument = match.group(1).partition(":")
+            if namespace == "timestamp":
+                fmt = argument
+                for java, strf in _JAVA_TIME:
+                    fmt = fmt.replace(java, strf)
+                return when.strftime(fmt)
+            if namespace == "partitionKeyFromQuery":
+                if argument not in partition:
+                    raise InvalidArgumentException(f"prefix names unknown partition key {argument}")
+                return partition[argument]
+            if namespace == "firehose" and argument == "error-output-type":
+                return error_type or ""
+            if namespace == "firehose" and argument == "random-string":
+                return uuid.uuid5(_NAMESPACE, seed).hex[:11]
+            raise InvalidArgumentException(f"prefix expression !{{{match.group(1)}}} not emulated")
+
+        prefix = re.sub(r"!\{([^}]+)\}", expression, template)
+        if "!{timestamp:" not in template and not (self.dynamic and error_type is None):
+            prefix += when.strftime("%Y/%m/%d/%H/")
+        return prefix
+
+    def _object_key(self, prefix: str, when: dt.datetime, seed: str, extension: str) -> str:
+        stamp = when.strftime("%Y-%m-%d-%H-%M-%S")
+        return f"{prefix}{self.name}-1-{stamp}-{uuid.uuid5(_NAMESPACE, seed)}{extension}"
+
+    def _flush(self, partition: tuple[tuple[str, str], ...]) -> None:
+        buffer = self._buffers.pop(partition, None)
+        if not buffer or not buffer.records:
+            return
+        when = buffer.first_arrival
+        seed = f"{self.name}|{partition}|{buffer.records[0].sequence_number}|{when.isoformat()}"
+        good, bad = self._convert(buffer.records)
+        if bad:
+            self._errors("format-conversion-failed", bad)
+        if good is None:
+            return
+        prefix = self._key_prefix(self.prefix, when, dict(partition), seed=seed)
+        key = self._object_key(prefix, when, seed, self.extension)
+        self._world.client("s3").put_object(Bucket=self.bucket, Key=key, Body=good)
+        self.stats.objects += 1
+        self.stats.keys.append(key)
+
+    def _convert(self, records: list[Record]) -> tuple[bytes | None, list[tuple[Record, str]]]:
+        """The object body for the records that convert, and the failures with reasons."""
+        if self.schema is None:  # no conversion: bytes as they came
+            self.stats.delivered += len(records)
+            return b"".join(r.data for r in records), []
+        lines: list[bytes] = []
+        bad: list[tuple[Record, str]] = []
+        kept: list[Record] = []
+        for record in records:
+            try:
+                lines.append(_one_line(record.data))
+                kept.append(record)
+            except ValueError as exc:
+                bad.append((record, f"DataFormatConversion.MalformedData: {exc}"))
+        tables: list[pa.Table] = []
+        try:
+            if lines:
+                tables.append(convert(lines, self.schema))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+            tables = []  # find the culprits one by one
+            for record, line in zip(kept, lines, strict=True):
+                try:
+                    tables.append(convert([line], self.schema))
+                except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+                    bad.append((record, f"DataFormatConversion.InvalidSchema: {exc}"))
+        rows = sum(t.num_rows for t in tables)
+        if not rows:
+            return None, bad
+        sink = io.BytesIO()
+        pq.write_table(pa.concat_tables(tables), sink, compression=self.compression)
+        self.stats.delivered += rows
+        return sink.getvalue(), bad
+
+    def _errors(self, error_type: str, failures: list[tuple[Record, str]]) -> None:
+        if not failures:
+            return
+        when = failures[0][0].arrival
+        seed = f"{self.name}|error|{error_type}|{failures[0][0].sequence_number}|{when.isoformat()}"
+        lines = []
+        for record, reason in failures:
+            code, _, message = reason.partition(": ")
+            entry: dict[str, Any] = {
+                "attemptsMade": 1,
+                "arrivalTimestamp": int(record.arrival.timestamp() * 1000),
+                "errorCode": code,
+                "errorMessage": message or code,
+                "attemptEndingTimestamp": int(record.arrival.timestamp() * 1000),
+                "rawData": base64.b64encode(record.data).decode(),
+                "sequenceNumber": record.sequence_number,
+            }
+            if error_type == "format-conversion-failed" and self.schema is not None:
+                entry["dataCatalogTable"] = {
+                    "databaseName": self.catalog["DatabaseName"],
+                    "tableName": self.catalog["TableName"],
+                    "versionId": "LATEST",
+                }
+            lines.append(json.dumps(entry))
+            self.stats.failed[code] += 1
+        prefix = self._key_prefix(self.error_prefix, when, {}, error_type=error_type, seed=seed)
+        key = self._object_key(prefix, when, seed, "")
+        body = ("\n".join(lines) + "\n").encode()
+        self._world.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
+        self.stats.error_objects += 1
+        logger.warning("%s: %d records to %s (%s)", self.name, len(failures), key, error_type)
