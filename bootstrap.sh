@@ -65,6 +65,17 @@ setup_venv() {
     say "environment ready"
 }
 
+# --- jars from Maven (hadoop-aws for s3:// in local Spark) -----------------------------------
+setup_jars() {
+    local dir="$ROOT/.dfp/jars"
+    if [[ -f "$dir/hadoop-aws-3.3.4.jar" && -f "$dir/aws-java-sdk-bundle-1.12.262.jar" ]]; then
+        return 0
+    fi
+    say "fetching the local Spark S3 jars with Maven (emulation/glue/jars/pom.xml)"
+    mvn -q -f emulation/glue/jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$dir" \
+        || die "Maven could not fetch hadoop-aws / aws-java-sdk-bundle (see its message above)"
+}
+
 main() {
     local command="${1:-}"
     [[ -n "$command" ]] && shift
@@ -74,6 +85,7 @@ main() {
     esac
     check_prerequisites
     setup_venv
+    setup_jars
     export PATH="$VENV/bin:$PATH"
     case "$command" in
         run)

@@ -8,6 +8,7 @@ which come from STS and configuration at run time, never from code.
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,19 @@ class GlueTableSpec(_Strict):
     prefix: str = Field(pattern=r"^([a-z0-9_=-]+/)+$")
 
 
+class GlueJobSpec(_Strict):
+    script: str
+    schedule: str | None = Field(default=None, pattern=r"^cron\(.+\)$")
+    arguments: dict[str, str] = Field(default_factory=dict)
+
+    def script_path(self) -> Path:
+        return Path(pipeline.__file__).parent / self.script
+
+
 class GlueSpec(_Strict):
     database: str = Field(pattern=r"^[a-z_][a-z0-9_]*$")
     tables: dict[str, GlueTableSpec] = Field(default_factory=dict)
+    jobs: dict[str, GlueJobSpec] = Field(default_factory=dict)
 
 
 class DeliveryStreamSpec(_Strict):
@@ -122,6 +133,13 @@ class Stack(_Strict):
                 raise ValueError(f"glue.tables.{name}: no such table in pipeline/contracts")
             if table.bucket not in self.buckets:
                 raise ValueError(f"glue.tables.{name}.bucket: no bucket {table.bucket!r}")
+        for name, job in self.glue.jobs.items():
+            if not job.script_path().is_file():
+                raise ValueError(f"glue.jobs.{name}.script: no file {job.script_path()}")
+            for arg, value in job.arguments.items():
+                for ref in re.findall(r"\{bucket:([a-z0-9-]+)\}", value):
+                    if ref not in self.buckets:
+                        raise ValueError(f"glue.jobs.{name}.arguments.{arg}: no bucket {ref!r}")
         for name, ds in self.delivery_streams.items():
             if ds.source not in self.streams:
                 raise ValueError(f"delivery_streams.{name}.source: no stream {ds.source!r}")
@@ -193,6 +211,19 @@ class ResolvedStack:
     def delivery_stream_name(self, key: str) -> str:
         return self.stack.name(key)
 
+    def job_name(self, key: str) -> str:
+        return self.stack.name(key)
+
+    def script_location(self, key: str) -> str:
+        return f"s3://{self.bucket('artifacts')}/glue/{self.stack.glue.jobs[key].script}"
+
+    def job_arguments(self, key: str) -> dict[str, str]:
+        """The job's default arguments with ``{bucket:KEY}`` resolved to bucket names."""
+        return {
+            arg: re.sub(r"\{bucket:([a-z0-9-]+)\}", lambda m: self.bucket(m.group(1)), value)
+            for arg, value in self.stack.glue.jobs[key].arguments.items()
+        }
+
     @cached_property
     def names(self) -> dict[str, Any]:
         """Every physical name, as written to a run's ``stack.json``."""
@@ -206,6 +237,7 @@ class ResolvedStack:
             "rules": {k: self.rule_name(k) for k in s.rules},
             "tables": {k: self.table_name(k) for k in s.tables},
             "delivery_streams": {k: self.delivery_stream_name(k) for k in s.delivery_streams},
+            "glue_jobs": {k: self.job_name(k) for k in s.glue.jobs},
             "glue_database": s.glue.database,
         }
 

@@ -33,6 +33,7 @@ import botocore.session
 from botocore.config import Config
 
 from emulation import events as events_gap
+from emulation.glue import jobs as glue_jobs
 from emulation.safety import (
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
@@ -135,6 +136,7 @@ class World:
                     "process-wide); reuse it or stop it first"
                 )
             events_gap.install_in_process()
+            glue_jobs.install_in_process()
             werkzeug_log = logging.getLogger("werkzeug")
             if werkzeug_log.level == logging.NOTSET:  # moto's request log is noise in a run
                 werkzeug_log.setLevel(logging.WARNING)

@@ -62,6 +62,9 @@ def run(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory")] = None,
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
     force: Annotated[bool, typer.Option(help="replace a non-empty run directory")] = False,
+    until: Annotated[
+        str | None, typer.Option(help="stop after this stage (world, provision, simulate, …)")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a scenario end to end and write RUN_DIR/summary.json and RUN_DIR/report.html."""
@@ -95,8 +98,8 @@ def run(
 
     console.print(f"dfp run [bold]{chosen.name}[/] (seed {chosen.seed}) → {out_dir}")
     try:
-        result = run_scenario(chosen, out_dir, force=force, progress=progress)
-    except RunDirectoryError as exc:
+        result = run_scenario(chosen, out_dir, force=force, until=until, progress=progress)
+    except (RunDirectoryError, ValueError) as exc:
         _refuse(str(exc))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; the local world was stopped[/]")
@@ -114,7 +117,11 @@ def _print_verdict(summary: dict[str, Any], out_dir: Path) -> None:
             row["path"],
             json.dumps(row["expected"]),
             json.dumps(row["actual"]),
-            "[green]ok[/]" if row["ok"] else f"[red]FAILED[/] {row.get('reason', '')}",
+            "[green]ok[/]"
+            if row["ok"]
+            else f"[dim]{row['reason']}[/]"
+            if row["ok"] is None
+            else f"[red]FAILED[/] {row.get('reason', '')}",
         )
     if summary["expectations"]:
         console.print(table)

@@ -186,6 +186,34 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
         ):
             glue.update_table(DatabaseName=stack.glue.database, TableInput=table_input)
 
+    for key, job in stack.glue.jobs.items():
+        location = names.script_location(key)
+        bucket, _, object_key = location[5:].partition("/")
+        s3.put_object(Bucket=bucket, Key=object_key, Body=job.script_path().read_bytes())
+        _exists_ok(
+            iam.create_role,
+            RoleName=names.role_name(f"{key}-glue"),
+            AssumeRolePolicyDocument=_trust("glue"),
+        )
+        definition = {
+            "Role": names.role_arn(f"{key}-glue"),
+            "Command": {"Name": "glueetl", "ScriptLocation": location, "PythonVersion": "3"},
+            "DefaultArguments": {"--job-language": "python", **names.job_arguments(key)},
+            "GlueVersion": "5.1",
+            "ExecutionProperty": {"MaxConcurrentRuns": 1},
+        }
+        if not _exists_ok(glue.create_job, Name=names.job_name(key), **definition):
+            glue.update_job(JobName=names.job_name(key), JobUpdate=definition)
+        if job.schedule:
+            _exists_ok(
+                glue.create_trigger,
+                Name=names.job_name(f"{key}-schedule"),
+                Type="SCHEDULED",
+                Schedule=job.schedule,
+                Actions=[{"JobName": names.job_name(key)}],
+                StartOnCreation=True,
+            )
+
     firehose = world.client("firehose")
     for key, spec in stack.delivery_streams.items():
         role = names.role_arn(f"{key}-firehose")

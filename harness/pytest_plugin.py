@@ -25,6 +25,9 @@ from emulation.world import region_from_environment
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end scenario runs (slow; select with -m e2e)")
+    config.addinivalue_line(
+        "markers", "heavy: runs taking minutes (the standard scenario); deselected unless -m heavy"
+    )
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 

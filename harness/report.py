@@ -42,7 +42,8 @@ def _expectations(summary: dict[str, Any]) -> str:
         return '<p class="muted">The scenario sets no expectations.</p>'
     body = "".join(
         f"<tr><td><code>{_e(r['path'])}</code></td><td>{_e(json.dumps(r['expected']))}</td>"
-        f"<td>{_e(json.dumps(r['actual']))}</td><td>{_badge('ok' if r['ok'] else 'failed')}</td>"
+        f"<td>{_e(json.dumps(r['actual']))}</td>"
+        f"<td>{_badge('ok' if r['ok'] else 'skipped' if r['ok'] is None else 'failed')}</td>"
         f"<td>{_e(r.get('reason', ''))}</td></tr>"
         for r in rows
     )

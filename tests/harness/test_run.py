@@ -45,6 +45,7 @@ def _without_wall_times(summary: dict) -> dict:
     return copy
 
 
+@pytest.mark.e2e
 def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = dfp("run", "smoke", "--out", str(out))
@@ -56,7 +57,9 @@ def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
     assert summary["status"] == "succeeded"
     assert summary["reconciliation"]["ok"] is True
     assert list(summary["stages"]) == sorted(summary["stages"])  # sorted keys, stable bytes
-    assert {"world", "provision", "simulate", "stream"} <= summary["stages"].keys()
+    assert {"world", "provision", "simulate", "stream", "staging", "etl"} <= summary[
+        "stages"
+    ].keys()
     assert all(s["status"] == "succeeded" for s in summary["stages"].values())
     assert "stack.json" in summary["artifacts"]
     # The window went through the producer into the stream, and the stream holds all of it.
@@ -84,34 +87,44 @@ def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
     again = dfp("run", "smoke", "--out", str(out))
     assert again.returncode == 2
     assert "--force" in again.stderr
-    # ... and replaces it with --force.
-    assert dfp("run", "smoke", "--out", str(out), "--force").returncode == 0
+    # The forecast datasets exist and their demand is what was sold (ground truth).
+    etl = summary["etl"]
+    assert etl["state"] == "SUCCEEDED" and etl["demand_matches_truth"]
+    assert etl["rows"]["item_metadata"] == etl["items"] > 0
+    assert etl["rows"]["related_time_series"] > etl["rows"]["target_time_series"]  # + horizon
+    # ... and replaces it with --force (quickly: --until stops after provisioning).
+    again = dfp("run", "smoke", "--out", str(out), "--force", "--until", "provision")
+    assert again.returncode == 0, again.stderr
+    assert list(json.loads((out / "summary.json").read_text())["stages"]) == ["provision", "world"]
 
 
 def test_same_scenario_and_seed_give_the_same_summary(tmp_path: Path, aws) -> None:
     scenario = load_scenario("smoke")
-    first = run(scenario, tmp_path / "a", world=aws).summary
+    first = run(scenario, tmp_path / "a", world=aws, until="staging").summary
     aws.reset()
-    second = run(scenario, tmp_path / "b", world=aws).summary
+    second = run(scenario, tmp_path / "b", world=aws, until="staging").summary
     assert _without_wall_times(first) == _without_wall_times(second)
     assert first["artifacts"] == second["artifacts"]
 
 
 def test_unmet_expectation_fails_the_run_and_names_it(tmp_path: Path) -> None:
-    text = (REPO / "scenarios" / "smoke.yaml").read_text() + (
+    text = (REPO / "scenarios" / "smoke.yaml").read_text().split("expectations:")[0] + (
+        "expectations:\n"
         "  - {path: anomaly.precision, min: 0.9}\n  - {path: stages.world.seconds, max: -1}\n"
+        "  - {path: stages.world.status, equals: succeeded}\n"
     )
     scenario_file = tmp_path / "strict.yaml"
     scenario_file.write_text(text)
     out = tmp_path / "run"
-    result = dfp("run", str(scenario_file), "--out", str(out))
+    result = dfp("run", str(scenario_file), "--out", str(out), "--until", "world")
     assert result.returncode == 1
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "failed"
-    failed = {e["path"]: e for e in summary["expectations"] if not e["ok"]}
-    assert set(failed) == {"anomaly.precision", "stages.world.seconds"}
-    assert "no value at anomaly.precision" in failed["anomaly.precision"]["reason"]
-    assert "> max -1" in failed["stages.world.seconds"]["reason"]
+    by_path = {e["path"]: e for e in summary["expectations"]}
+    assert by_path["stages.world.seconds"]["ok"] is False
+    assert "> max -1" in by_path["stages.world.seconds"]["reason"]
+    assert by_path["stages.world.status"]["ok"] is True
+    assert by_path["anomaly.precision"]["ok"] is None  # not produced by a run stopped early
     assert (out / "report.html").is_file()
 
 
@@ -158,21 +171,28 @@ def test_prepare_refuses_file_as_out_dir(tmp_path: Path) -> None:
 
 
 def test_seed_override_is_recorded(tmp_path: Path) -> None:
-    result = dfp("run", "smoke", "--out", str(tmp_path / "r"), "--seed", "99")
+    result = dfp("run", "smoke", "--out", str(tmp_path / "r"), "--seed", "99", "--until", "world")
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "r" / "summary.json").read_text())["seed"] == 99
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["seed"] == 99
+    # A partial run leaves the expectations on later stages unjudged, not passed.
+    unjudged = [e for e in summary["expectations"] if e["ok"] is None]
+    assert unjudged and all("stopped after world" in e["reason"] for e in unjudged)
+    unknown = dfp("run", "smoke", "--out", str(tmp_path / "u"), "--until", "forecast")
+    assert unknown.returncode == 2 and "no stage 'forecast'" in unknown.stderr
 
 
 def test_direct_shop_events_share_the_stream_and_reconcile(tmp_path: Path, aws) -> None:
     text = (REPO / "scenarios" / "smoke.yaml").read_text()
     text += "ecommerce: {direct_events: true, channels: [web, app]}\n"
     scenario = parse_scenario(text, "smoke-direct.yaml")
-    summary = run(scenario, tmp_path / "r", world=aws).summary
+    summary = run(scenario, tmp_path / "r", world=aws, until="staging").summary
     counts = summary["counts"]
     shop = counts["shop_events"]["out"]
     assert shop > 0
     assert counts["kinesis_cdc"]["in"] == counts["dms_cdc"]["out"] + shop
     assert summary["reconciliation"]["ok"], summary["reconciliation"]
+    assert summary["staging"]["rows"]["ecommerce_events"] == shop
     events = (
         (tmp_path / "r" / "simulation" / "events" / "ecommerce.ndjson").read_text().splitlines()
     )
@@ -189,3 +209,16 @@ def test_direct_shop_events_share_the_stream_and_reconcile(tmp_path: Path, aws) 
         "channel",
         "sold_at",
     }
+
+
+def test_a_missing_value_fails_its_expectation_in_a_full_run() -> None:
+    from harness.runner import evaluate
+    from harness.scenario import Expectation
+
+    result = evaluate(Expectation(path="anomaly.precision", min=0.9), {"anomaly": None})
+    assert result["ok"] is False and "no value at anomaly.precision" in result["reason"]
+    assert evaluate(Expectation(path="a.b", equals=True), {"a": {"b": True}})["ok"] is True
+    assert (
+        evaluate(Expectation(path="a.b", min=1), {"a": {"b": "x"}})["reason"]
+        == "'x' is not a number"
+    )

@@ -1,0 +1,93 @@
+"""One tuned local Spark 3.5 session per process, reading and writing ``s3://`` at the world.
+
+Glue scripts address data as ``s3://bucket/key``; locally those paths go through hadoop-aws (S3A)
+to the world's endpoint with path-style access and dummy credentials. The jars come from Maven at
+set-up (``emulation/glue/jars/pom.xml`` → ``.dfp/jars``). The session is tuned for small local
+data: ``local[2]``, no UI, few shuffle partitions, UTC, driver bound to loopback.
+
+Not emulated: Glue's own Spark extensions (DynamicFrame, job bookmarks, Glue Catalog as the
+metastore), worker types and autoscaling.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+JARS_ENV = "DFP_JARS_DIR"
+_REQUIRED_JARS = ("hadoop-aws-3.3.4.jar", "aws-java-sdk-bundle-1.12.262.jar")
+_lock = threading.Lock()
+_session: Any = None
+_endpoint: str | None = None
+
+
+class SparkSetupError(RuntimeError):
+    """Spark cannot be started for Glue jobs (names what is missing)."""
+
+
+def jars_dir() -> Path:
+    default = Path(__file__).resolve().parents[2] / ".dfp" / "jars"
+    return Path(os.environ.get(JARS_ENV, default))
+
+
+def _jars() -> list[str]:
+    folder = jars_dir()
+    missing = [name for name in _REQUIRED_JARS if not (folder / name).is_file()]
+    if missing:
+        raise SparkSetupError(
+            f"missing {', '.join(missing)} in {folder}; run ./bootstrap.sh setup (it fetches them "
+            "with Maven from emulation/glue/jars/pom.xml)"
+        )
+    return [str(folder / name) for name in _REQUIRED_JARS]
+
+
+def spark_session(endpoint_url: str, region: str) -> Any:
+    """The process's Spark session, configured for the world at ``endpoint_url``."""
+    global _session, _endpoint
+    with _lock:
+        if _session is not None:
+            if _endpoint != endpoint_url:
+                hadoop = _session.sparkContext._jsc.hadoopConfiguration()
+                hadoop.set("fs.s3a.endpoint", endpoint_url)
+                _endpoint = endpoint_url
+            return _session
+        from pyspark.sql import SparkSession
+
+        os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
+        builder = (
+            SparkSession.builder.master("local[2]")
+            .appName("dfp-glue")
+            .config("spark.jars", ",".join(_jars()))
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -Duser.timezone=UTC")
+            .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
+            .config("spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem")
+            .config("spark.hadoop.fs.s3a.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem")
+            .config("spark.hadoop.fs.s3a.endpoint", endpoint_url)
+            .config("spark.hadoop.fs.s3a.endpoint.region", region)
+            .config("spark.hadoop.fs.s3a.path.style.access", "true")
+            .config("spark.hadoop.fs.s3a.connection.ssl.enabled", "false")
+            .config(
+                "spark.hadoop.fs.s3a.aws.credentials.provider",
+                "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+            )
+            .config("spark.hadoop.fs.s3a.access.key", "testing")
+            .config("spark.hadoop.fs.s3a.secret.key", "testing")
+            .config("spark.hadoop.fs.s3a.change.detection.mode", "none")
+            .config("spark.hadoop.fs.s3a.committer.name", "directory")
+            .config("spark.ui.showConsoleProgress", "false")
+        )
+        _session = builder.getOrCreate()
+        _session.sparkContext.setLogLevel("ERROR")
+        _endpoint = endpoint_url
+        logger.info("local Spark %s session for %s", _session.version, endpoint_url)
+        return _session

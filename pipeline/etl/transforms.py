@@ -1,0 +1,193 @@
+"""Pure transforms from staged CDC data to the forecast datasets (Spark DataFrames in and out).
+
+The Glue scripts only parse arguments, read, call these, and write. Semantics:
+
+* **CDC**: for each key the latest version by commit order (full-load rows first, then by DMS
+  transaction id); a key whose latest change is a ``delete`` is gone. Duplicate or late copies of
+  a change carry the same transaction id and so never count twice.
+* **Target time series** (RETAIL ``item_id, timestamp, demand``): sales summed per item and
+  period (``D`` days, ``W`` weeks starting Monday), zero-filled from the item's launch to the end
+  date, for items that exist in the product table.
+* **Related time series** (``item_id, timestamp, price, promotion_applied``): the shelf price of
+  the period (current list price less the largest discount of a campaign for all channels that
+  covers the item that period) and whether any campaign covered it; from launch to the end of the
+  forecast horizon, so it covers the horizon as AWS requires.
+* **Item metadata** (``item_id, category, brand, price_tier``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
+from pipeline.contracts.staged import STAGED_CDC_COLUMNS, STAGED_CDC_PARTITIONS
+
+FREQUENCIES = {"D": "day", "W": "week"}
+
+
+class StagedDataError(ValueError):
+    """Staged data violates the contract (names the file and the column)."""
+
+
+def staged_schema_ddl() -> str:
+    """The staged table's schema as Spark DDL, from the contract (names quoted: some have '-')."""
+
+    def quote(hive: str) -> str:
+        return re.sub(r"([<,])([A-Za-z_][A-Za-z0-9_-]*):", r"\1`\2`:", hive)
+
+    columns = [f"`{name}` {quote(kind)}" for name, kind in STAGED_CDC_COLUMNS]
+    columns += [f"`{name}` {kind}" for name, kind in STAGED_CDC_PARTITIONS]
+    return ", ".join(columns)
+
+
+_CONVERSION_ERROR = re.compile(
+    r"Parquet column cannot be converted in file (?P<file>\S+?)\. Column: \[(?P<column>[^\]]+)\], "
+    r"Expected: (?P<expected>\S+), Found: (?P<found>\S+)"
+)
+
+
+def _required_columns(table: str) -> list[str]:
+    return [f.name for f in TABLES[table] if not f.nullable]
+
+
+def validate_staged(staged: DataFrame, table: str) -> None:
+    """Fail naming the file and column when a staged file lacks a required column's values."""
+    rows = staged.where(F.col("table") == table)
+    checks = [
+        F.sum(F.when(F.col(f"data.{c}").isNull(), 1).otherwise(0)).alias(c)
+        for c in _required_columns(table)
+    ]
+    try:
+        bad = rows.withColumn("_file", F.input_file_name()).groupBy("_file").agg(*checks).collect()
+    except Exception as exc:  # Spark's conversion error, buried in a Java stack trace
+        found = _CONVERSION_ERROR.search(str(exc))
+        if not found:
+            raise
+        column = ".".join(part.strip() for part in found["column"].split(","))
+        raise StagedDataError(
+            f"staged file {found['file']}: column {column} is {found['found'].rstrip('.,')}, "
+            f"the contract says {found['expected'].rstrip('.,')}"
+        ) from None
+    for row in bad:
+        for column in _required_columns(table):
+            if row[column]:
+                raise StagedDataError(
+                    f"staged file {row['_file']}: column data.{column} is missing or null in "
+                    f"{row[column]} rows of table {table}"
+                )
+
+
+def current_rows(staged: DataFrame, table: str) -> DataFrame:
+    """The table as it stands after applying every change in commit order."""
+    pk = PRIMARY_KEYS[table]
+    order = Window.partitionBy(F.col(f"data.{pk}")).orderBy(
+        F.coalesce(F.col("metadata.`transaction-id`"), F.lit(-1)).desc(),
+        F.col("metadata.timestamp").desc(),
+    )
+    latest = (
+        staged.where(F.col("table") == table)
+        .withColumn("_rank", F.row_number().over(order))
+        .where("_rank = 1")
+        .where(F.col("metadata.operation") != "delete")
+    )
+    return latest.select(*[F.col(f"data.{f.name}").alias(f.name) for f in TABLES[table]])
+
+
+def _period(column: F.Column, frequency: str) -> F.Column:
+    return F.to_date(F.date_trunc(FREQUENCIES[frequency], column))
+
+
+def _days(products: DataFrame, start: str, end: F.Column) -> DataFrame:
+    """One row per item and day from max(launch, start) to ``end``."""
+    first = F.greatest(F.col("launch_date"), F.lit(start).cast("date"))
+    return products.select(
+        F.col("product_id").alias("item_id"),
+        F.explode(F.sequence(first, end, F.expr("interval 1 day"))).alias("day"),
+    )
+
+
+def target_time_series(
+    sales: DataFrame, products: DataFrame, frequency: str, start: str, end: str
+) -> DataFrame:
+    """``item_id, timestamp, demand``: summed per period, zero-filled from launch to ``end``."""
+    grid = (
+        _days(products.where(F.col("launch_date") <= F.lit(end).cast("date")), start,
+              F.lit(end).cast("date"))
+        .select("item_id", _period(F.col("day"), frequency).alias("timestamp"))
+        .distinct()
+    )  # fmt: skip
+    day = F.to_date("sold_at")
+    demand = (
+        sales.where((day >= F.lit(start).cast("date")) & (day <= F.lit(end).cast("date")))
+        .groupBy(
+            F.col("product_id").alias("item_id"),
+            _period(F.col("sold_at"), frequency).alias("timestamp"),
+        )
+        .agg(F.sum("quantity").cast("double").alias("demand"))
+    )
+    return (
+        grid.join(demand, ["item_id", "timestamp"], "left")
+        .fillna({"demand": 0.0})
+        .select("item_id", "timestamp", "demand")
+    )
+
+
+def related_time_series(
+    products: DataFrame,
+    campaigns: DataFrame,
+    frequency: str,
+    start: str,
+    end: str,
+    horizon: int,
+) -> DataFrame:
+    """``item_id, timestamp, price, promotion_applied`` from launch through the horizon."""
+    days_ahead = horizon * (7 if frequency == "W" else 1)
+    last = F.date_add(F.lit(end).cast("date"), days_ahead)
+    grid = _days(products.where(F.col("launch_date") <= last), start, last).join(
+        products.select(F.col("product_id").alias("item_id"), "category", "list_price"), "item_id"
+    )
+    covered = campaigns.select(
+        "product_id",
+        "category",
+        "discount",
+        "channel",
+        F.explode(F.sequence("start_date", "end_date", F.expr("interval 1 day"))).alias("day"),
+    )
+    by_product = grid.join(
+        covered.where(F.col("product_id").isNotNull())
+        .drop("category")
+        .withColumnRenamed("product_id", "item_id"),
+        ["item_id", "day"],
+    )
+    by_category = grid.join(covered.where(F.col("category").isNotNull()).drop("product_id"),
+                            ["category", "day"])  # fmt: skip
+    promotions = (
+        by_product.select("item_id", "day", "discount", "channel")
+        .unionByName(by_category.select("item_id", "day", "discount", "channel"))
+        .groupBy("item_id", "day")
+        .agg(
+            F.max(F.when(F.col("channel") == "all", F.col("discount")).otherwise(0.0)).alias("d"),
+            F.lit(1).alias("promo"),
+        )
+    )
+    daily = (
+        grid.join(promotions, ["item_id", "day"], "left")
+        .fillna({"d": 0.0, "promo": 0})
+        .withColumn("price", F.col("list_price") * (1 - F.col("d")))
+    )
+    return (
+        daily.groupBy("item_id", _period(F.col("day"), frequency).alias("timestamp"))
+        .agg(
+            F.round(F.avg("price"), 2).alias("price"),
+            F.max("promo").cast("int").alias("promotion_applied"),
+        )
+        .select("item_id", "timestamp", "price", "promotion_applied")
+    )
+
+
+def item_metadata(products: DataFrame) -> DataFrame:
+    """``item_id, category, brand, price_tier``."""
+    return products.select(F.col("product_id").alias("item_id"), "category", "brand", "price_tier")

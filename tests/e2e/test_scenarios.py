@@ -1,0 +1,29 @@
+"""Every scenario under scenarios/ runs end to end and meets its own expectations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.runner import run
+from harness.scenario import list_scenarios, load_scenario
+
+HEAVY = {"standard"}  # minutes on this machine; select with -m heavy
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.heavy) if name in HEAVY else name
+        for name in list_scenarios()
+    ],
+)
+def test_scenario_meets_its_expectations(name: str, aws, tmp_path: Path) -> None:
+    result = run(load_scenario(name), tmp_path / name, world=aws)
+    failed = [e for e in result.summary["expectations"] if not e["ok"]]
+    broken = {k: v for k, v in result.summary["stages"].items() if v["status"] != "succeeded"}
+    assert not broken, broken
+    assert not failed, failed
+    assert result.ok

@@ -1,0 +1,130 @@
+"""The forecast-input transforms on small DataFrames: CDC semantics, zero-fill, horizon."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from emulation.glue.spark import spark_session
+from pipeline.etl.transforms import (
+    current_rows,
+    item_metadata,
+    related_time_series,
+    staged_schema_ddl,
+    target_time_series,
+)
+
+D = dt.date
+T = dt.datetime
+
+
+@pytest.fixture(scope="module")
+def spark(world):
+    return spark_session(world.endpoint_url, world.region)
+
+
+def staged_rows(spark, rows):
+    """Rows of (table, data dict, operation, transaction-id) in the staged schema."""
+    schema = spark.createDataFrame([], staged_schema_ddl()).schema
+    data_fields = [f.name for f in schema["data"].dataType.fields]
+    meta_fields = [f.name for f in schema["metadata"].dataType.fields]
+    out = []
+    for table, data, op, txn in rows:
+        meta = dict.fromkeys(meta_fields)
+        meta.update({"operation": op, "table-name": table, "transaction-id": txn,
+                     "timestamp": T(2025, 1, 1)})  # fmt: skip
+        record = {name: None for name in schema.names}
+        record.update(
+            data={f: data.get(f) for f in data_fields}, metadata=meta, table=table, dt="2025-01-01"
+        )
+        out.append(record)
+    return spark.createDataFrame(out, schema)
+
+
+JAN_1 = D(2025, 1, 1)
+
+
+def product(pid, launch=JAN_1, price=10.0, category="toys"):
+    return {"product_id": pid, "name": pid, "category": category, "brand": "b",
+            "price_tier": "standard", "list_price": price, "launch_date": launch}  # fmt: skip
+
+
+def sale(sid, pid, qty, when):
+    return {"sale_id": sid, "product_id": pid, "quantity": qty, "unit_price": 9.0,
+            "channel": "web", "sold_at": when}  # fmt: skip
+
+
+def test_latest_version_wins_deletes_remove_duplicates_count_once(spark) -> None:
+    staged = staged_rows(
+        spark,
+        [
+            ("sales", sale(1, "P1", 2, T(2025, 1, 1, 10)), "load", None),
+            ("sales", sale(2, "P1", 1, T(2025, 1, 1, 11)), "load", None),
+            ("sales", sale(1, "P1", 3, T(2025, 1, 1, 10)), "update", 101),  # correction
+            ("sales", sale(2, "P1", 1, T(2025, 1, 1, 11)), "delete", 102),  # cancellation
+            ("sales", sale(3, "P1", 5, T(2025, 1, 2, 9)), "insert", 103),
+            ("sales", sale(3, "P1", 5, T(2025, 1, 2, 9)), "insert", 103),  # duplicate delivery
+            ("sales", sale(4, "P1", 1, T(2025, 1, 2, 9)), "insert", 105),
+            ("sales", sale(4, "P1", 7, T(2025, 1, 2, 9)), "update", 104),  # late, older change
+        ],
+    )
+    rows = {r["sale_id"]: r["quantity"] for r in current_rows(staged, "sales").collect()}
+    assert rows == {1: 3, 3: 5, 4: 1}
+
+
+def test_target_is_zero_filled_from_launch_and_sums_per_period(spark) -> None:
+    staged = staged_rows(
+        spark,
+        [
+            ("products", product("P1", D(2025, 1, 1)), "load", None),
+            ("products", product("P2", D(2025, 1, 3)), "load", None),
+            ("sales", sale(1, "P1", 2, T(2025, 1, 1, 10)), "load", None),
+            ("sales", sale(2, "P1", 3, T(2025, 1, 1, 18)), "load", None),
+            ("sales", sale(3, "P2", 4, T(2025, 1, 4, 9)), "insert", 10),
+            ("sales", sale(4, "P2", 9, T(2025, 1, 9, 9)), "insert", 11),  # after the end
+        ],
+    )
+    products, sales = current_rows(staged, "products"), current_rows(staged, "sales")
+    daily = {
+        (r["item_id"], r["timestamp"]): r["demand"]
+        for r in target_time_series(sales, products, "D", "2025-01-01", "2025-01-05").collect()
+    }
+    assert daily[("P1", D(2025, 1, 1))] == 5.0
+    assert daily[("P1", D(2025, 1, 2))] == 0.0
+    assert ("P2", D(2025, 1, 2)) not in daily  # not launched yet
+    assert daily[("P2", D(2025, 1, 4))] == 4.0
+    assert len([k for k in daily if k[0] == "P1"]) == 5
+    assert sum(daily.values()) == 9.0
+    weekly = target_time_series(sales, products, "W", "2025-01-01", "2025-01-12").collect()
+    weeks = {(r["item_id"], r["timestamp"]): r["demand"] for r in weekly}
+    assert weeks[("P1", D(2024, 12, 30))] == 5.0  # weeks start on Monday
+    assert weeks[("P2", D(2025, 1, 6))] == 9.0
+
+
+def test_related_series_cover_the_horizon_with_campaign_prices(spark) -> None:
+    campaign = {"campaign_id": "C1", "scope": "category", "category": "toys",
+                "start_date": D(2025, 1, 6), "end_date": D(2025, 1, 7), "discount": 0.25,
+                "channel": "all"}  # fmt: skip
+    web_only = {"campaign_id": "C2", "scope": "product", "product_id": "P1",
+                "start_date": D(2025, 1, 8), "end_date": D(2025, 1, 8), "discount": 0.5,
+                "channel": "web"}  # fmt: skip
+    staged = staged_rows(
+        spark,
+        [
+            ("products", product("P1", D(2025, 1, 1), price=20.0), "load", None),
+            ("campaigns", campaign, "load", None),
+            ("campaigns", web_only, "insert", 5),
+        ],
+    )
+    related = related_time_series(
+        current_rows(staged, "products"), current_rows(staged, "campaigns"), "D",
+        "2025-01-01", "2025-01-05", 4,
+    )  # fmt: skip
+    rows = {r["timestamp"]: (r["price"], r["promotion_applied"]) for r in related.collect()}
+    assert max(rows) == D(2025, 1, 9)  # end + horizon
+    assert rows[D(2025, 1, 5)] == (20.0, 0)
+    assert rows[D(2025, 1, 6)] == (15.0, 1)
+    assert rows[D(2025, 1, 8)] == (20.0, 1)  # a web-only discount is not the shelf price
+    meta = item_metadata(current_rows(staged, "products")).collect()
+    assert [(r["item_id"], r["category"]) for r in meta] == [("P1", "toys")]
