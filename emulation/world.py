@@ -32,6 +32,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
+from emulation import athena as athena_gap
 from emulation import events as events_gap
 from emulation.glue import jobs as glue_jobs
 from emulation.safety import (
@@ -137,6 +138,7 @@ class World:
                 )
             events_gap.install_in_process()
             glue_jobs.install_in_process()
+            athena_gap.install_in_process()
             werkzeug_log = logging.getLogger("werkzeug")
             if werkzeug_log.level == logging.NOTSET:  # moto's request log is noise in a run
                 werkzeug_log.setLevel(logging.WARNING)

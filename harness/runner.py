@@ -8,10 +8,8 @@ summary and report are still written, so nothing is lost when something breaks.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from typing import Any
 
 from deploy.stack import ResolvedStack, load_stack
 from emulation import World
+from harness.files import OccupiedDirectoryError, prepare_directory, sha256_file
 from harness.ledger import Ledger
 from harness.provision import provision
 from harness.scenario import Expectation, Scenario
@@ -33,8 +32,7 @@ REPORT_FILE = "report.html"
 _NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE}
 
 
-class RunDirectoryError(RuntimeError):
-    """The output directory holds another run and ``force`` was not given."""
+RunDirectoryError = OccupiedDirectoryError  # the name callers of the run spine know
 
 
 def harness_version() -> str:
@@ -122,17 +120,9 @@ def evaluate(expectation: Expectation, summary: dict[str, Any]) -> dict[str, Any
     return result
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def artifact_hashes(out_dir: Path) -> dict[str, str]:
     return {
-        path.relative_to(out_dir).as_posix(): _sha256(path)
+        path.relative_to(out_dir).as_posix(): sha256_file(path)
         for path in sorted(out_dir.rglob("*"))
         if path.is_file() and path.relative_to(out_dir).as_posix() not in _NOT_ARTIFACTS
     }
@@ -140,15 +130,7 @@ def artifact_hashes(out_dir: Path) -> dict[str, str]:
 
 def prepare_out_dir(out_dir: Path, force: bool) -> None:
     """Refuse to mix two runs in one directory unless ``force`` says to replace the old one."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunDirectoryError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not force:
-            raise RunDirectoryError(
-                f"{out_dir} is not empty; choose another --out or pass --force to replace it"
-            )
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_directory(out_dir, force)
 
 
 @dataclass

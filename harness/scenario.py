@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from emulation.dms import DmsSettings
-from simulator.spec import Anomalies, Calendar, Campaigns, Catalog, Ecommerce, WorldSpec
+from simulator.spec import WorldSpec
 
 SCENARIO_DIR_ENV = "DFP_SCENARIO_DIR"
 DEFAULT_SCENARIO = "smoke"
@@ -90,17 +90,11 @@ class Expectation(_Strict):
         return self
 
 
-class Scenario(_Strict):
-    """One validated scenario."""
+class Scenario(WorldSpec):
+    """One validated scenario: the world it simulates, plus how the pipeline runs and is judged."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
-    seed: int = Field(ge=0, le=2**63 - 1)
-    catalog: Catalog
-    calendar: Calendar
-    campaigns: Campaigns = Campaigns()
-    anomalies: Anomalies = Anomalies()
-    ecommerce: Ecommerce = Ecommerce()
     dms: DmsSettings = DmsSettings()
     forecast: Forecast = Forecast()
     expectations: list[Expectation] = Field(default_factory=list)
@@ -121,14 +115,7 @@ class Scenario(_Strict):
 
     def world_spec(self) -> WorldSpec:
         """The part of the scenario the simulator reads."""
-        return WorldSpec(
-            seed=self.seed,
-            catalog=self.catalog,
-            calendar=self.calendar,
-            campaigns=self.campaigns,
-            anomalies=self.anomalies,
-            ecommerce=self.ecommerce,
-        )
+        return WorldSpec(**{name: getattr(self, name) for name in WorldSpec.model_fields})
 
 
 # ------------------------------------------------------------------------------------ loading

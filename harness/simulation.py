@@ -16,10 +16,8 @@ Same scenario and seed ⇒ byte-identical files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from emulation.dms import dms_messages, write_ndjson
+from harness.files import OccupiedDirectoryError, prepare_directory, sha256_file
 from harness.scenario import Scenario, load_scenario
 from pipeline.contracts.cdc import ECOMMERCE_EVENT_TYPE, ECOMMERCE_SCHEMA_VERSION
 from simulator.world import SimulatedWorld
@@ -37,8 +36,7 @@ from simulator.world import simulate as simulate_world
 logger = logging.getLogger(__name__)
 
 
-class OutputDirectoryError(RuntimeError):
-    """The output directory is not empty and ``force`` was not given."""
+OutputDirectoryError = OccupiedDirectoryError
 
 
 @dataclass(frozen=True)
@@ -125,29 +123,13 @@ def simulate(scenario: Scenario | str = "smoke", seed: int | None = None) -> Sim
     return Simulation(scenario=chosen, world=world, cdc=cdc, ecommerce=ecommerce_messages(world))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_parquet(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path, compression="zstd", write_statistics=True)
 
 
 def prepare_output(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputDirectoryError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not force:
-            raise OutputDirectoryError(
-                f"{out_dir} is not empty; choose another directory or pass --force to replace it"
-            )
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_directory(out_dir, force)
 
 
 def write_simulation(sim: Simulation, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
@@ -196,7 +178,7 @@ def write_simulation(sim: Simulation, out_dir: Path, *, force: bool = False) -> 
         "records": {**counts, "world/sales.parquet": len(world.sales)},
         "cdc_operations": operations,
         "files": {
-            p.relative_to(out_dir).as_posix(): _sha256(p)
+            p.relative_to(out_dir).as_posix(): sha256_file(p)
             for p in sorted(out_dir.rglob("*"))
             if p.is_file()
         },
