@@ -1,7 +1,7 @@
-"""The run's stages after provisioning: simulate the world, stream its window into Kinesis.
+"""The run's stages after provisioning: simulate, stream, stage (Firehose), ETL (Glue).
 
 Each stage reads what earlier ones left in the :class:`~harness.runner.RunContext` and records
-what it received, wrote and rejected in the ledger.
+what it received, wrote and rejected in the ledger; its findings go to a summary section.
 """
 
 from __future__ import annotations

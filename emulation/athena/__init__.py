@@ -34,6 +34,8 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from emulation._managed_state import follow_tracker
+
 logger = logging.getLogger(__name__)
 
 _patch_lock = threading.Lock()
@@ -285,8 +287,6 @@ def install_in_process() -> None:
         from moto.core.exceptions import JsonRESTError
 
         original_start = AthenaBackend.start_query_execution
-        original_status = Execution.status
-        original_advance = Execution.advance
         original_results = AthenaBackend.get_query_results
         original_describe = AthenaResponse.get_query_execution
 
@@ -301,18 +301,6 @@ def install_in_process() -> None:
                 name=f"athena-{exec_id}",
             ).start()
             return exec_id
-
-        def status_get(self: Any) -> str:
-            run = getattr(self, "_dfp", None)
-            return run.state if run else original_status.fget(self)
-
-        def status_set(self: Any, value: str) -> None:
-            if not getattr(self, "_dfp", None):
-                original_status.fset(self, value)
-
-        def advance(self: Any) -> None:
-            if not getattr(self, "_dfp", None):
-                original_advance(self)
 
         def get_query_results(self, exec_id: str):  # type: ignore[no-untyped-def]
             execution = self.executions.get(exec_id)
@@ -359,8 +347,7 @@ def install_in_process() -> None:
 
         AthenaBackend.start_query_execution = start_query_execution
         AthenaBackend.get_query_results = get_query_results
-        Execution.status = property(status_get, status_set)
-        Execution.advance = advance
+        follow_tracker(Execution)
         AthenaResponse.get_query_execution = describe
         AthenaResponse.get_query_results = results_response
         _patched = True

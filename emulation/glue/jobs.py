@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulation._managed_state import follow_tracker
+
 logger = logging.getLogger(__name__)
 
 SHIM_DIR = Path(__file__).with_name("shim")
@@ -124,9 +126,7 @@ def install_in_process() -> None:
         from moto.glue.models import FakeJob, FakeJobRun
 
         original_start = FakeJob.start_job_run
-        original_status = FakeJobRun.status
         original_as_dict = FakeJobRun.as_dict
-        original_advance = FakeJobRun.advance
 
         def start_job_run(self, *args: Any, **kwargs: Any) -> str:
             run_id = original_start(self, *args, **kwargs)
@@ -136,18 +136,6 @@ def install_in_process() -> None:
                 target=_execute_in_process, args=(self, run), name=f"glue-{run_id}", daemon=True
             ).start()
             return run_id
-
-        def status_get(self: Any) -> str:
-            tracked = getattr(self, "_dfp", None)
-            return tracked.state if tracked else original_status.fget(self)
-
-        def status_set(self: Any, value: str) -> None:
-            if not getattr(self, "_dfp", None):
-                original_status.fset(self, value)
-
-        def advance(self: Any) -> None:
-            if not getattr(self, "_dfp", None):
-                original_advance(self)
 
         def as_dict(self: Any) -> dict[str, Any]:
             out = original_as_dict(self)
@@ -167,8 +155,7 @@ def install_in_process() -> None:
             return out
 
         FakeJob.start_job_run = start_job_run
-        FakeJobRun.status = property(status_get, status_set)
-        FakeJobRun.advance = advance
+        follow_tracker(FakeJobRun)
         FakeJobRun.as_dict = as_dict
         _patched = True
 
