@@ -379,7 +379,7 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     # A drop only shows where there was demand to lose: drops take busy product-days.
     drops = np.flatnonzero(a_type == _ANOMALY_CODES["drop"])
     if len(drops):
-        window_demand = demand[candidates, H:]
+        window_demand = expected[candidates, H:]  # busy by expectation, not by noise
         busiest = np.argsort(window_demand, axis=None, kind="stable")[::-1][: max(20, len(drops))]
         picked = g_anom.choice(busiest, size=len(drops), replace=len(busiest) < len(drops))
         a_product[drops] = candidates[picked // S]

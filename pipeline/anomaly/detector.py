@@ -1,0 +1,290 @@
+"""Anomalous order lines, detected one record at a time with per-product state.
+
+A plain module so it can be tested without Flink; the Flink job only feeds it records. Input is
+either DMS's message for a ``sales`` row or the web shop's own ``order_line`` event (the same sale
+may come both ways; it is seen once, by ``sale_id``). Other tables, updates, deletes and control
+records are ignored; records that cannot be read are rejected with a reason.
+
+Rules, each robust to promotions and seasonality by construction:
+
+* ``spike``: one line's quantity far above the product's usual line sizes (campaigns bring more
+  lines, not bigger ones): ``quantity >= max(min_spike, spike_factor × p99 line quantity)``.
+* ``price_glitch``: the unit price is off the product's reference price by more than
+  ``price_ratio`` either way (discounts stay within 0.6×, glitches are 0.1× or 10×).
+* ``duplicate_burst``: ``burst_min`` or more identical lines (product, quantity, price, channel)
+  within ``burst_seconds``; every line of the burst is reported.
+* ``drop``: at the end of a day, a busy product (expected ≥ ``drop_min_expected`` units for that
+  weekday) sold under ``drop_ratio`` of its expectation.
+
+The reference profile of each product (usual line sizes, price, units per weekday) comes from its
+history: :func:`build_profiles`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import numpy as np
+
+from pipeline.contracts.cdc import ECOMMERCE_EVENT_TYPE
+
+REASONS = ("spike", "price_glitch", "duplicate_burst", "drop")
+
+
+@dataclass(frozen=True)
+class Sale:
+    sale_id: int
+    product_id: str
+    quantity: int
+    unit_price: float
+    channel: str
+    sold_at: dt.datetime
+    source: str  # dms or shop
+
+
+@dataclass(frozen=True)
+class Rejected:
+    reason: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Outlier:
+    product_id: str
+    reason: str
+    score: float
+    sold_at: dt.datetime
+    sale_id: int | None = None
+    quantity: int | None = None
+    unit_price: float | None = None
+    channel: str | None = None
+    source: str | None = None
+
+    def as_record(self) -> dict[str, object]:
+        return {
+            "sale_id": self.sale_id,
+            "product_id": self.product_id,
+            "quantity": self.quantity,
+            "unit_price": self.unit_price,
+            "channel": self.channel,
+            "sold_at": self.sold_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "reason": self.reason,
+            "score": round(self.score, 4),
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class Profile:
+    line_qty_p99: float
+    price_reference: float
+    units_by_weekday: tuple[float, ...]  # Monday … Sunday, mean units per day
+    dispersion: float = 1e6  # negative-binomial r of daily units (large: Poisson-like)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    spike_factor: float = 1.5
+    min_spike: int = 10
+    price_ratio: float = 3.0
+    burst_seconds: int = 60
+    burst_min: int = 4
+    drop_ratio: float = 0.2
+    drop_min_expected: float = 4.0
+    drop_alpha: float = 0.005  # how unlikely so few units must be, given the product's variability
+
+
+def _timestamp(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def parse(raw: bytes) -> Sale | Rejected | None:
+    """A sale, a rejection with its reason, or ``None`` for a record that is not an order."""
+    try:
+        message = json.loads(raw)
+    except ValueError as exc:
+        return Rejected(f"malformed JSON: {exc}", raw)
+    if not isinstance(message, dict):
+        return Rejected("record is not a JSON object", raw)
+    if "metadata" in message:
+        meta = message["metadata"] or {}
+        if meta.get("record-type") != "data" or meta.get("table-name") != "sales":
+            return None
+        if meta.get("operation") not in ("insert", "load"):
+            return None  # corrections and cancellations are not new order lines
+        row, source = message.get("data") or {}, "dms"
+    elif message.get("event_type") == ECOMMERCE_EVENT_TYPE:
+        row, source = message, "shop"
+    elif "event_type" in message:
+        return None
+    else:
+        return Rejected("neither a DMS message nor a shop event", raw)
+    try:
+        sale = Sale(
+            sale_id=int(row["sale_id"]),
+            product_id=str(row["product_id"]),
+            quantity=int(row["quantity"]),
+            unit_price=float(row["unit_price"]),
+            channel=str(row["channel"]),
+            sold_at=_timestamp(row["sold_at"]),
+            source=source,
+        )
+    except KeyError as exc:
+        return Rejected(f"missing field {exc.args[0]}", raw)
+    except (TypeError, ValueError) as exc:
+        return Rejected(f"bad value: {exc}", raw)
+    if sale.quantity <= 0:
+        return Rejected(f"quantity {sale.quantity} is not positive", raw)
+    if sale.unit_price <= 0:
+        return Rejected(f"unit_price {sale.unit_price} is not positive", raw)
+    return sale
+
+
+def build_profiles(
+    product_ids: Iterable[str],
+    quantities: Iterable[int],
+    unit_prices: Iterable[float],
+    sold_at: Iterable[dt.datetime],
+    recent_days: int = 56,
+) -> dict[str, Profile]:
+    """Per-product reference from history order lines (columns of equal length)."""
+    pid = np.asarray(list(product_ids))
+    qty = np.asarray(list(quantities), dtype=float)
+    price = np.asarray(list(unit_prices), dtype=float)
+    when = np.asarray([np.datetime64(t.replace(tzinfo=None), "s") for t in sold_at])
+    if len(pid) == 0:
+        return {}
+    day = when.astype("datetime64[D]")
+    last = day.max()
+    recent = day > last - np.timedelta64(recent_days, "D")
+    profiles: dict[str, Profile] = {}
+    order = np.argsort(pid, kind="stable")
+    pid, qty, price, day, recent = pid[order], qty[order], price[order], day[order], recent[order]
+    bounds = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1], True])
+    for start, end in pairwise(bounds):
+        window = slice(start, end)
+        mask = recent[window]
+        days = day[window][mask]
+        units = qty[window][mask]
+        by_weekday = [0.0] * 7
+        if len(days):
+            first = max(days.min(), last - np.timedelta64(recent_days - 1, "D"))
+            span = np.arange(first, last + np.timedelta64(1, "D"))
+            weekday_of_span = (span.astype(int) + 3) % 7
+            counts = np.bincount(weekday_of_span, minlength=7)
+            sums = np.bincount((days.astype(int) + 3) % 7, weights=units, minlength=7)
+            by_weekday = [float(s / c) if c else 0.0 for s, c in zip(sums, counts, strict=True)]
+        # Variability around the weekday pattern (not the pattern itself) sets how unusual a
+        # quiet day is: dispersion r of a negative binomial, by the method of moments.
+        dispersion = 1e6
+        if len(days):
+            offset = (days - first).astype(int)
+            daily = np.bincount(offset, weights=units, minlength=len(span))
+            expected_daily = np.asarray(by_weekday)[weekday_of_span]
+            mean = float(daily.mean())
+            resid_var = float(np.mean((daily - expected_daily) ** 2))
+            if resid_var > mean > 0:
+                dispersion = mean * mean / (resid_var - mean)
+        profiles[str(pid[start])] = Profile(
+            line_qty_p99=float(np.percentile(qty[window], 99)),
+            price_reference=float(np.median(price[window][mask] if mask.any() else price[window])),
+            units_by_weekday=tuple(by_weekday),
+            dispersion=float(dispersion),
+        )
+    return profiles
+
+
+def _nb_cdf(k: int, mean: float, r: float) -> float:
+    """P(X <= k) for a negative binomial with this mean and dispersion ``r``."""
+    p = r / (r + mean)
+    term = p**r if r < 1e5 else np.exp(-mean)  # Poisson limit for huge r
+    ratio = (1 - p) if r < 1e5 else None
+    total = 0.0
+    for i in range(int(k) + 1):
+        total += term
+        term *= ((i + r) / (i + 1) * ratio) if ratio is not None else mean / (i + 1)
+    return float(total)
+
+
+@dataclass
+class _ProductState:
+    recent: deque = field(default_factory=deque)  # (sold_at, signature, Sale)
+    burst_reported: set = field(default_factory=set)
+    units_by_day: dict = field(default_factory=lambda: defaultdict(int))
+
+
+class Detector:
+    """Feed sales in arrival order; collect outliers (and close days for drops)."""
+
+    def __init__(self, profiles: dict[str, Profile], config: DetectorConfig | None = None) -> None:
+        self.profiles = profiles
+        self.config = config or DetectorConfig()
+        self._state: dict[str, _ProductState] = defaultdict(_ProductState)
+        self._seen: set[int] = set()
+
+    def process(self, sale: Sale) -> list[Outlier]:
+        if sale.sale_id in self._seen:
+            return []  # the same sale via DMS and via the shop
+        self._seen.add(sale.sale_id)
+        cfg, state = self.config, self._state[sale.product_id]
+        state.units_by_day[sale.sold_at.date()] += sale.quantity
+        profile = self.profiles.get(sale.product_id)
+        out: list[Outlier] = []
+
+        def flag(reason: str, score: float, line: Sale = sale) -> None:
+            out.append(
+                Outlier(
+                    line.product_id,
+                    reason,
+                    score,
+                    line.sold_at,
+                    line.sale_id,
+                    line.quantity,
+                    line.unit_price,
+                    line.channel,
+                    line.source,
+                )
+            )
+
+        threshold = max(cfg.min_spike, cfg.spike_factor * (profile.line_qty_p99 if profile else 1))
+        if sale.quantity >= threshold:
+            flag("spike", sale.quantity / threshold)
+        if profile and profile.price_reference > 0:
+            ratio = sale.unit_price / profile.price_reference
+            if ratio >= cfg.price_ratio or ratio <= 1 / cfg.price_ratio:
+                flag("price_glitch", max(ratio, 1 / ratio))
+        # Duplicate bursts: identical lines close together.
+        signature = (sale.quantity, round(sale.unit_price, 2), sale.channel)
+        horizon = sale.sold_at - dt.timedelta(seconds=cfg.burst_seconds)
+        while state.recent and state.recent[0][0] < horizon:
+            state.recent.popleft()
+        state.recent.append((sale.sold_at, signature, sale))
+        same = [line for _, sig, line in state.recent if sig == signature]
+        if len(same) >= cfg.burst_min:
+            for line in same:
+                if line.sale_id not in state.burst_reported:
+                    state.burst_reported.add(line.sale_id)
+                    flag("duplicate_burst", float(len(same)), line)
+        return out
+
+    def end_of_day(self, day: dt.date) -> list[Outlier]:
+        """Drops: busy products that sold far less than usual on ``day``."""
+        cfg = self.config
+        out = []
+        for product_id, profile in self.profiles.items():
+            expected = profile.units_by_weekday[day.weekday()]
+            if expected < cfg.drop_min_expected:
+                continue
+            sold = (
+                self._state[product_id].units_by_day.get(day, 0) if product_id in self._state else 0
+            )
+            tail = _nb_cdf(sold, expected, profile.dispersion)
+            if sold < cfg.drop_ratio * expected and tail < cfg.drop_alpha:
+                moment = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+                out.append(Outlier(product_id, "drop", 1 - sold / expected, moment))
+        return out

@@ -1,0 +1,151 @@
+"""The anomaly detector: parsing, each rule, and its scores against the simulator's ground truth."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow.compute as pc
+import pytest
+
+from harness.scoring import score
+from harness.simulation import simulate
+from pipeline.anomaly.detector import (
+    Detector,
+    DetectorConfig,
+    Profile,
+    Rejected,
+    Sale,
+    build_profiles,
+    parse,
+)
+
+T0 = dt.datetime(2025, 3, 3, 10, tzinfo=dt.UTC)  # a Monday
+
+
+def dms(op: str = "insert", table: str = "sales", **data) -> bytes:
+    row = {"sale_id": 1, "product_id": "P1", "quantity": 2, "unit_price": 9.99, "channel": "web",
+           "sold_at": "2025-03-03T10:00:00Z", **data}  # fmt: skip
+    meta = {"record-type": "data", "operation": op, "table-name": table}
+    return json.dumps({"data": row, "metadata": meta}).encode()
+
+
+def sale(sid: int, qty: int = 1, price: float = 10.0, seconds: int = 0, channel: str = "web"):
+    return Sale(sid, "P1", qty, price, channel, T0 + dt.timedelta(seconds=seconds), "dms")
+
+
+PROFILE = {"P1": Profile(line_qty_p99=4.0, price_reference=10.0, units_by_weekday=(30.0,) * 7)}
+
+
+def test_parse_reads_dms_and_shop_and_ignores_or_rejects_the_rest() -> None:
+    parsed = parse(dms())
+    assert isinstance(parsed, Sale) and parsed.quantity == 2 and parsed.source == "dms"
+    shop = {"event_type": "order_line", "sale_id": 5, "product_id": "P2", "quantity": 1,
+            "unit_price": 3.5, "channel": "app", "sold_at": "2025-03-03T11:00:00Z"}  # fmt: skip
+    assert parse(json.dumps(shop).encode()).source == "shop"
+    assert parse(dms(op="update")) is None and parse(dms(op="delete")) is None
+    assert parse(dms(table="products")) is None
+    assert "malformed JSON" in parse(b"{oops").reason
+    no_qty = json.loads(dms())
+    del no_qty["data"]["quantity"]
+    assert parse(json.dumps(no_qty).encode()).reason == "missing field quantity"
+    assert "not positive" in parse(dms(quantity=-3)).reason
+    assert isinstance(parse(b"[1, 2]"), Rejected)
+
+
+def test_rules_flag_spikes_glitches_and_bursts_but_not_discounts() -> None:
+    detector = Detector(PROFILE)
+    assert detector.process(sale(1, qty=3)) == []
+    assert detector.process(sale(2, qty=2, price=6.0)) == []  # a 40 % discount
+    assert [o.reason for o in detector.process(sale(3, qty=25))] == ["spike"]
+    assert [o.reason for o in detector.process(sale(4, price=0.1))] == ["price_glitch"]
+    assert detector.process(sale(4, price=0.1)) == []  # the same sale again (DMS + shop)
+    burst = [detector.process(sale(10 + i, qty=2, price=8.0, seconds=100 + i)) for i in range(5)]
+    flagged = [o.sale_id for found in burst for o in found]
+    assert flagged == [10, 11, 12, 13, 14]  # the whole burst, each line once
+
+
+def test_drops_are_judged_against_the_weekday_profile() -> None:
+    detector = Detector(PROFILE, DetectorConfig(drop_ratio=0.2, drop_min_expected=20))
+    detector.process(sale(1, qty=3))
+    drops = detector.end_of_day(T0.date())
+    assert [(o.product_id, o.reason) for o in drops] == [("P1", "drop")]
+    for i in range(10):
+        detector.process(sale(100 + i, qty=1, seconds=3600 * (i + 1)))
+    assert detector.end_of_day(T0.date()) == []  # 13 units: more than a fifth of 30
+
+
+def test_profiles_from_history() -> None:
+    days = [T0 - dt.timedelta(days=d) for d in range(14)]
+    profiles = build_profiles(["P1"] * 14, [2] * 14, [5.0] * 14, days)
+    assert profiles["P1"].price_reference == 5.0
+    assert profiles["P1"].units_by_weekday == (2.0,) * 7
+
+
+def evaluate(sim) -> dict[str, float]:
+    """Run the detector over a simulated window and score it against the ground truth."""
+    history = sim.world.sales.filter(pc.less(sim.world.sales["sold_at"], sim.world.window_start))
+    profiles = build_profiles(
+        history["product_id"].to_pylist(),
+        history["quantity"].to_pylist(),
+        history["unit_price"].to_pylist(),
+        history["sold_at"].to_pylist(),
+    )
+    detector = Detector(profiles)
+    outliers = []
+    current_day = None
+    for message in sim.cdc_stream["message"].to_pylist():
+        record = parse(message.encode())
+        if not isinstance(record, Sale):
+            continue
+        if current_day and record.sold_at.date() > current_day:
+            outliers += detector.end_of_day(current_day)
+        current_day = record.sold_at.date()
+        outliers += detector.process(record)
+    outliers += detector.end_of_day(current_day)
+    return score(outliers, sim.truth_anomalies, sim.truth_daily)
+
+
+@pytest.mark.parametrize("seed", [None, 1, 2])
+def test_detector_scores_against_the_ground_truth(seed) -> None:
+    """Precision holds; spikes, glitches and bursts are all found. Drops are the open problem:
+    a busy product's empty day looks the same as a stock-out, which is not an anomaly."""
+    scores = evaluate(simulate("smoke", seed=seed))
+    assert scores["precision"] >= 0.9, scores
+    for kind in ("spike", "price_glitch", "duplicate_burst"):
+        assert scores["recall_by_type"][kind] == 1.0, scores
+
+
+def test_detector_scores_on_the_standard_scenario() -> None:
+    """At 1,000 products the drops are on busy products and the overall targets hold."""
+    scores = evaluate(simulate("standard"))
+    assert scores["precision"] >= 0.9, scores
+    assert scores["recall"] >= 0.8, scores
+
+
+def test_scoring_counts_stockout_drops_as_explained() -> None:
+    import pyarrow as pa
+
+    from pipeline.anomaly.detector import Outlier
+
+    day = dt.date(2025, 3, 3)
+    truth = pa.table(
+        {
+            "anomaly_id": ["A1"],
+            "type": ["spike"],
+            "product_id": ["P1"],
+            "start": [T0],
+            "end": [T0],
+            "magnitude": [10.0],
+            "sale_ids": [[7]],
+        }
+    )
+    daily = pa.table({"product_id": ["P2"], "date": [day], "stockout": [True]})
+    flagged = [
+        Outlier("P1", "spike", 3.0, T0, sale_id=7),
+        Outlier("P2", "drop", 1.0, T0),  # a stock-out: really no sales
+        Outlier("P3", "drop", 1.0, T0),  # nothing explains this one
+    ]
+    scores = score(flagged, truth, daily)
+    assert scores["explained_by_stockout"] == 1
+    assert scores["precision"] == round(2 / 3, 4) and scores["recall"] == 1.0
