@@ -59,6 +59,8 @@ def spark_session(endpoint_url: str, region: str) -> Any:
         from pyspark.sql import SparkSession
 
         os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
+        # Everything Spark listens on stays on loopback (not the host's resolved address).
+        os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
         builder = (
             SparkSession.builder.master("local[2]")
             .appName("dfp-glue")
