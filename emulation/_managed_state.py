@@ -1,4 +1,6 @@
-"""Taking over the state of moto's ``ManagedState`` models (job runs, query executions).
+"""Helpers for gap-fillers that run inside the embedded moto server (job runs, queries).
+
+Taking over the state of moto's ``ManagedState`` models, and clients back to the same server.
 
 moto advances such a model through fixed states on every describe call. A gap-filler that really
 runs the work instead attaches a tracker (any object with a ``state`` attribute) as ``_dfp``; the
@@ -7,6 +9,7 @@ model then reports the tracker's state and stops advancing by itself.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -29,3 +32,25 @@ def follow_tracker(model: type) -> None:
 
     model.status = property(status_get, status_set)
     model.advance = advance
+
+
+def embedded_client(service: str, region: str) -> Any:
+    """A guarded, dummy-credential client to the embedded server (``MOTO_PORT``).
+
+    Work started inside moto (a job run, a query) has no World at hand; it talks back to the
+    server it runs in, under the same safety rules as every other client.
+    """
+    import boto3
+
+    from emulation.safety import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, install_request_guard
+
+    endpoint = f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}"
+    client = boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=DUMMY_ACCESS_KEY_ID,
+        aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
+    )
+    install_request_guard(client, endpoint)
+    return client

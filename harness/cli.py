@@ -143,7 +143,8 @@ def simulate(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Generate a scenario's world, its DMS messages (NDJSON) and the ground truth into OUT."""
-    from harness.simulation import OutputDirectoryError, prepare_output, write_simulation
+    from harness.files import prepare_directory
+    from harness.simulation import OutputDirectoryError, write_simulation
     from harness.simulation import simulate as simulate_scenario
 
     _setup_logging(verbose)
@@ -154,7 +155,7 @@ def simulate(
     if seed is not None:
         chosen = chosen.with_seed(seed)
     try:
-        prepare_output(out, force)  # refuse before spending time on generation
+        prepare_directory(out, force)  # refuse before spending time on generation
     except OutputDirectoryError as exc:
         _refuse(str(exc))
     with console.status(f"simulating {chosen.name} (seed {chosen.seed}) …"):

@@ -128,11 +128,6 @@ def artifact_hashes(out_dir: Path) -> dict[str, str]:
     }
 
 
-def prepare_out_dir(out_dir: Path, force: bool) -> None:
-    """Refuse to mix two runs in one directory unless ``force`` says to replace the old one."""
-    prepare_directory(out_dir, force)
-
-
 @dataclass
 class RunResult:
     summary: dict[str, Any]
@@ -162,7 +157,7 @@ def run(
     from harness.report import write_report
 
     out_dir = Path(out_dir)
-    prepare_out_dir(out_dir, force)
+    prepare_directory(out_dir, force)
     notify = progress or (lambda *_: None)
     ctx = RunContext(scenario=scenario, out_dir=out_dir)
     stage_results: dict[str, dict[str, Any]] = {}

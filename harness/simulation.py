@@ -128,14 +128,10 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", write_statistics=True)
 
 
-def prepare_output(out_dir: Path, force: bool) -> None:
-    prepare_directory(out_dir, force)
-
-
 def write_simulation(sim: Simulation, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
     """Write ``sim`` under ``out_dir``; returns the manifest (also written as manifest.json)."""
     out_dir = Path(out_dir)
-    prepare_output(out_dir, force)
+    prepare_directory(out_dir, force)
     world = sim.world
     for name in ("products", "campaigns", "sales"):
         _write_parquet(getattr(world, name), out_dir / "world" / f"{name}.parquet")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from pipeline.contracts.cdc import CAMPAIGNS, CHANNELS, PRODUCTS, SALES
+from pipeline.contracts.cdc import CAMPAIGN_CHANNELS, CAMPAIGNS, CHANNELS, PRODUCTS, SALES
 from simulator.spec import WorldSpec
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ _SYLLABLES = ("nor", "vel", "ark", "lum", "tes", "qui", "zan", "mor", "pel", "dr
 _TIERS = ("budget", "standard", "premium")
 _TIER_PRICE = np.array([4.0, 14.0, 45.0])
 _CHANNEL_SHARE = np.array([0.45, 0.45, 0.10])  # web, store, app (order of CHANNELS)
-_CAMPAIGN_CHANNEL_P = np.array([0.6, 0.2, 0.15, 0.05])  # all, web, store, app
+_CAMPAIGN_CHANNEL_P = np.array([0.6, 0.2, 0.15, 0.05])  # order of CAMPAIGN_CHANNELS
 _HOURLY = np.array(
     [1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3, 4, 5, 6, 7, 6, 5, 5, 6, 7, 8, 8, 7, 5, 3, 2], dtype=float
 )
@@ -539,7 +539,7 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
             "start_date": _dates(start64, c_start[idx]),
             "end_date": _dates(start64, np.where(edited, c_end2[idx], c_end[idx])),
             "discount": pa.array(np.where(edited, c_discount2[idx], c_discount[idx])),
-            "channel": pa.array(np.array(("all", *CHANNELS))[c_channel[idx]]),
+            "channel": pa.array(np.array(CAMPAIGN_CHANNELS)[c_channel[idx]]),
         }
 
     camp_exists_end = (c_created_s <= end_s) & ~c_deleted

@@ -22,7 +22,6 @@ import datetime as dt
 import io
 import json
 import logging
-import os
 import pathlib
 import threading
 import time
@@ -34,7 +33,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from emulation._managed_state import follow_tracker
+from emulation._managed_state import embedded_client, follow_tracker
 
 logger = logging.getLogger(__name__)
 
@@ -354,12 +353,12 @@ def install_in_process() -> None:
 
 
 def _run_in_process(backend: Any, execution: Any) -> None:
-    import boto3
     from moto.glue.models import glue_backends
 
     run: _Run = execution._dfp
     run.state = "RUNNING"
-    endpoint = f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}"
+    s3 = embedded_client("s3", backend.region_name)
+    endpoint = s3.meta.endpoint_url
     glue = glue_backends[backend.account_id][backend.region_name]
 
     def catalog(db: str, name: str) -> dict[str, Any] | None:
@@ -383,13 +382,6 @@ def _run_in_process(backend: Any, execution: Any) -> None:
         location = (execution.config or {}).get("OutputLocation")
         if location and location.startswith("s3://"):
             bucket, _, key = location[5:].partition("/")
-            s3 = boto3.client(
-                "s3",
-                endpoint_url=endpoint,
-                region_name=backend.region_name,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-            )
             s3.put_object(Bucket=bucket, Key=key, Body=results_csv(run.rows))
         run.state = "SUCCEEDED"
     except QueryFailed as exc:

@@ -40,11 +40,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
+from pipeline.contracts.cdc import PRIMARY_KEYS, SCHEMA_NAME_DEFAULT, TABLES
 
 logger = logging.getLogger(__name__)
-
-MESSAGE_COLUMNS = ("partition_key", "message", "table", "operation", "seq", "commit_us")
 
 
 class DmsSettings(BaseModel):
@@ -60,7 +58,7 @@ class DmsSettings(BaseModel):
     include_table_alter_operations: bool = False
     include_control_details: bool = False
     include_null_and_empty: bool = False
-    schema_name: str = Field(default="retail", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    schema_name: str = Field(default=SCHEMA_NAME_DEFAULT, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _sql_value(column: str, arrow_type: pa.DataType) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import runpy
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emulation._managed_state import follow_tracker
+from emulation._managed_state import embedded_client, follow_tracker
 
 logger = logging.getLogger(__name__)
 
@@ -161,26 +160,18 @@ def install_in_process() -> None:
 
 
 def _execute_in_process(job: Any, run: Any) -> None:
-    import boto3
-
     tracked: _Run = run._dfp
-    endpoint = f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}"
+    region = job.backend.region_name
     try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name=job.backend.region_name,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        s3 = embedded_client("s3", region)
         script = _script_from_s3(s3, job.command["ScriptLocation"])
         outcome = execute_script(
             script,
             job.name,
             run.job_run_id,
             dict(run.arguments or {}),
-            endpoint,
-            job.backend.region_name,
+            s3.meta.endpoint_url,
+            region,
         )
         tracked.error = outcome.error
         tracked.state = outcome.state

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def spark_session(endpoint_url: str, region: str) -> Any:
             return _session
         from pyspark.sql import SparkSession
 
-        os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         # Everything Spark listens on stays on loopback (not the host's resolved address).
         os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
         builder = (

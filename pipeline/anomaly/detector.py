@@ -33,8 +33,6 @@ import numpy as np
 
 from pipeline.contracts.cdc import ECOMMERCE_EVENT_TYPE
 
-REASONS = ("spike", "price_glitch", "duplicate_burst", "drop")
-
 
 @dataclass(frozen=True)
 class Sale:
@@ -64,19 +62,6 @@ class Outlier:
     unit_price: float | None = None
     channel: str | None = None
     source: str | None = None
-
-    def as_record(self) -> dict[str, object]:
-        return {
-            "sale_id": self.sale_id,
-            "product_id": self.product_id,
-            "quantity": self.quantity,
-            "unit_price": self.unit_price,
-            "channel": self.channel,
-            "sold_at": self.sold_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "reason": self.reason,
-            "score": round(self.score, 4),
-            "source": self.source,
-        }
 
 
 @dataclass(frozen=True)

@@ -64,24 +64,24 @@ PRIMARY_KEYS: dict[str, str] = {
 CHANNELS = ("web", "store", "app")
 CAMPAIGN_CHANNELS = ("all", *CHANNELS)
 
-# DMS message metadata (Kinesis target, JSON message format).
-DMS_OPERATIONS_DATA = ("load", "insert", "update", "delete")
-DMS_METADATA_BASE = (
-    "timestamp",
-    "record-type",
-    "operation",
-    "partition-key-type",
-    "schema-name",
-    "table-name",
-)
-DMS_METADATA_TRANSACTION = (
-    "transaction-id",
-    "transaction-record-id",
-    "prev-transaction-id",
-    "prev-transaction-record-id",
-    "commit-timestamp",
-    "stream-position",
-)
+# DMS message metadata (Kinesis target, JSON message format), in message order, with types.
+# partition-key-value appears with IncludePartitionValue; the transaction fields after table-name
+# with IncludeTransactionDetails (transaction-id is on every CDC record).
+DMS_METADATA_FIELDS: dict[str, pa.DataType] = {
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "record-type": pa.string(),
+    "operation": pa.string(),
+    "partition-key-type": pa.string(),
+    "partition-key-value": pa.string(),
+    "schema-name": pa.string(),
+    "table-name": pa.string(),
+    "transaction-id": pa.int64(),
+    "transaction-record-id": pa.int64(),
+    "prev-transaction-id": pa.int64(),
+    "prev-transaction-record-id": pa.int64(),
+    "commit-timestamp": pa.timestamp("us", tz="UTC"),
+    "stream-position": pa.string(),
+}
 
 ECOMMERCE_EVENT_TYPE = "order_line"
 ECOMMERCE_SCHEMA_VERSION = 1

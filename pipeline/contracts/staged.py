@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from pipeline.contracts.cdc import TABLES
+from pipeline.contracts.cdc import DMS_METADATA_FIELDS, TABLES
 
 STAGED_CDC_TABLE = "staged_cdc"
 OUTLIERS_TABLE = "outliers"
@@ -48,10 +48,9 @@ def _data_struct() -> str:
 
 
 METADATA_STRUCT = (
-    "struct<timestamp:timestamp,record-type:string,operation:string,partition-key-type:string,"
-    "partition-key-value:string,schema-name:string,table-name:string,transaction-id:bigint,"
-    "transaction-record-id:bigint,prev-transaction-id:bigint,prev-transaction-record-id:bigint,"
-    "commit-timestamp:timestamp,stream-position:string>"
+    "struct<"
+    + ",".join(f"{name}:{hive_type(kind)}" for name, kind in DMS_METADATA_FIELDS.items())
+    + ">"
 )
 
 STAGED_CDC_COLUMNS: list[tuple[str, str]] = [
