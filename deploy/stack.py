@@ -20,6 +20,7 @@ import pipeline
 
 STACK_FILE = Path(__file__).with_name("stack.yaml")
 _NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+_REFERENCE = re.compile(r"\{(bucket|role|job):([a-z0-9-]+)\}")
 
 
 class StackError(ValueError):
@@ -52,6 +53,15 @@ class RuleSpec(_Strict):
     bucket: str
     prefix: str = ""
     target: str
+    # Constant settings handed to the target with the event (an InputTransformer): values may
+    # name resources as {bucket:KEY}, {role:KEY}, {job:KEY}.
+    input: dict[str, str | int | float | bool] | None = None
+
+
+class RoleSpec(_Strict):
+    """An IAM role a service assumes (its policies are written in the CDK app)."""
+
+    service: str = Field(pattern=r"^[a-z0-9-]+$")
 
 
 class TableSpec(_Strict):
@@ -61,6 +71,9 @@ class TableSpec(_Strict):
 
 class LocalSpec(_Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    # Rule input values that differ in the local world (e.g. how often a workflow polls a job
+    # that takes hours on AWS and seconds here). Keys must exist in the rule's input.
+    rule_input: dict[str, dict[str, str | int | float | bool]] = Field(default_factory=dict)
 
 
 class GlueTableSpec(_Strict):
@@ -107,9 +120,12 @@ class Stack(_Strict):
     rules: dict[str, RuleSpec]
     tables: dict[str, TableSpec]
     delivery_streams: dict[str, DeliveryStreamSpec] = Field(default_factory=dict)
+    roles: dict[str, RoleSpec] = Field(default_factory=dict)
     glue: GlueSpec
 
-    @field_validator("streams", "buckets", "state_machines", "rules", "tables", "delivery_streams")
+    @field_validator(
+        "streams", "buckets", "state_machines", "rules", "tables", "delivery_streams", "roles"
+    )
     @classmethod
     def _keys_are_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         import re
@@ -126,6 +142,14 @@ class Stack(_Strict):
                 raise ValueError(f"rules.{name}.bucket: no bucket {rule.bucket!r}")
             if rule.target not in self.state_machines:
                 raise ValueError(f"rules.{name}.target: no state machine {rule.target!r}")
+            for key, value in (rule.input or {}).items():
+                self._check_references(f"rules.{name}.input.{key}", value)
+        for name, overrides in self.local.rule_input.items():
+            if name not in self.rules:
+                raise ValueError(f"local.rule_input.{name}: no rule {name!r}")
+            for key in overrides:
+                if key not in (self.rules[name].input or {}):
+                    raise ValueError(f"local.rule_input.{name}.{key}: not in the rule's input")
         from pipeline.contracts.staged import GLUE_TABLES
 
         for name, table in self.glue.tables.items():
@@ -137,9 +161,7 @@ class Stack(_Strict):
             if not job.script_path().is_file():
                 raise ValueError(f"glue.jobs.{name}.script: no file {job.script_path()}")
             for arg, value in job.arguments.items():
-                for ref in re.findall(r"\{bucket:([a-z0-9-]+)\}", value):
-                    if ref not in self.buckets:
-                        raise ValueError(f"glue.jobs.{name}.arguments.{arg}: no bucket {ref!r}")
+                self._check_references(f"glue.jobs.{name}.arguments.{arg}", value)
         for name, ds in self.delivery_streams.items():
             if ds.source not in self.streams:
                 raise ValueError(f"delivery_streams.{name}.source: no stream {ds.source!r}")
@@ -156,6 +178,12 @@ class Stack(_Strict):
                     f"state_machines.{name}.definition: no file {machine.definition_path()}"
                 )
         return self
+
+    def _check_references(self, where: str, value: object) -> None:
+        kinds = {"bucket": self.buckets, "role": self.roles, "job": self.glue.jobs}
+        for kind, ref in _REFERENCE.findall(str(value)):
+            if ref not in kinds[kind]:
+                raise ValueError(f"{where}: no {kind} {ref!r}")
 
     # ------------------------------------------------------------------------------- names
     def name(self, key: str) -> str:
@@ -217,12 +245,29 @@ class ResolvedStack:
     def script_location(self, key: str) -> str:
         return f"s3://{self.bucket('artifacts')}/glue/{self.stack.glue.jobs[key].script}"
 
+    def resolve_references(self, value: Any) -> Any:
+        """``{bucket:KEY}``, ``{role:KEY}``, ``{job:KEY}`` in a string → physical names."""
+        if not isinstance(value, str):
+            return value
+        lookup = {"bucket": self.bucket, "role": self.role_arn, "job": self.job_name}
+        return _REFERENCE.sub(lambda m: lookup[m.group(1)](m.group(2)), value)
+
     def job_arguments(self, key: str) -> dict[str, str]:
-        """The job's default arguments with ``{bucket:KEY}`` resolved to bucket names."""
+        """The job's default arguments with resource references resolved."""
         return {
-            arg: re.sub(r"\{bucket:([a-z0-9-]+)\}", lambda m: self.bucket(m.group(1)), value)
+            arg: self.resolve_references(value)
             for arg, value in self.stack.glue.jobs[key].arguments.items()
         }
+
+    def rule_input(self, key: str, *, local: bool) -> dict[str, Any] | None:
+        """The constant settings a rule hands its target, resolved; ``local`` applies
+        ``local.rule_input`` overrides."""
+        settings = dict(self.stack.rules[key].input or {})
+        if not settings:
+            return None
+        if local:
+            settings.update(self.stack.local.rule_input.get(key, {}))
+        return {k: self.resolve_references(v) for k, v in settings.items()}
 
     @cached_property
     def names(self) -> dict[str, Any]:
@@ -238,6 +283,7 @@ class ResolvedStack:
             "tables": {k: self.table_name(k) for k in s.tables},
             "delivery_streams": {k: self.delivery_stream_name(k) for k in s.delivery_streams},
             "glue_jobs": {k: self.job_name(k) for k in s.glue.jobs},
+            "roles": {k: self.role_arn(k) for k in s.roles},
             "glue_database": s.glue.database,
         }
 

@@ -34,6 +34,8 @@ from botocore.config import Config
 
 from emulation import athena as athena_gap
 from emulation import events as events_gap
+from emulation import sagemaker as sagemaker_gap
+from emulation import stepfunctions as stepfunctions_gap
 from emulation.glue import jobs as glue_jobs
 from emulation.safety import (
     DUMMY_ACCESS_KEY_ID,
@@ -139,6 +141,8 @@ class World:
             events_gap.install_in_process()
             glue_jobs.install_in_process()
             athena_gap.install_in_process()
+            sagemaker_gap.install_in_process()
+            stepfunctions_gap.install_in_process()
             werkzeug_log = logging.getLogger("werkzeug")
             if werkzeug_log.level == logging.NOTSET:  # moto's request log is noise in a run
                 werkzeug_log.setLevel(logging.WARNING)

@@ -174,6 +174,56 @@ def simulate(
 
 
 @app.command()
+def parity(
+    local_export: Annotated[Path, typer.Argument(help="export in the AWS layout (file or dir)")],
+    other_export: Annotated[Path, typer.Argument(help="the export to compare it with")],
+    actuals: Annotated[
+        Path, typer.Option("--actuals", help="actuals CSV: item_id, timestamp, demand")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="where parity.json/.html go")] = Path(
+        "parity"
+    ),
+    names: Annotated[tuple[str, str], typer.Option("--names", help="labels of the two exports")] = (
+        "local",
+        "other",
+    ),
+    frequency: Annotated[str, typer.Option(help="forecast frequency (D or W), for MASE")] = "D",
+) -> None:
+    """Score two forecast exports on the same actuals with AWS's metrics, side by side."""
+    from harness.parity import ParityInputError, compare, read_actuals, read_export, write_plot
+
+    _setup_logging(False)
+    try:
+        result = compare(
+            read_export(local_export),
+            read_export(other_export),
+            read_actuals(actuals),
+            names=names,
+            frequency=frequency,
+        )
+    except ParityInputError as exc:
+        _refuse(str(exc))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "parity.json").write_text(result.to_json() + "\n")
+    write_plot(result, out / "parity.html")
+    table = Table(
+        title=f"{result.items} items, {result.points} points, "
+        f"{result.window[0]} to {result.window[1]}"
+    )
+    table.add_column("metric")
+    for name in (*result.names, "difference"):
+        table.add_column(name, justify="right")
+
+    def cell(value: Any) -> str:
+        return "—" if value is None else f"{value:.4f}"
+
+    for row in result.table():
+        table.add_row(row["metric"], *(cell(row[k]) for k in (*result.names, "difference")))
+    Console().print(table)
+    console.print(f"wrote {out / 'parity.json'} and {out / 'parity.html'}")
+
+
+@app.command()
 def scenarios() -> None:
     """List the scenarios found and check each one against the schema."""
     bad = False

@@ -62,6 +62,16 @@ def s3_object_created_pattern(bucket: str, prefix: str) -> dict[str, Any]:
     return {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": detail}
 
 
+def rule_input_transformer(settings: dict[str, Any]) -> dict[str, Any]:
+    """The target's input: ``{"event": <the S3 event>, "settings": {...}}``.
+
+    The event stays whole (the workflow reads bucket, key and etag from it) and the settings are
+    constants from the stack description, so the state machine file itself names no resource.
+    """
+    constants = json.dumps(settings, sort_keys=True)
+    return {"InputTemplate": '{"event": <aws.events.event.json>, "settings": ' + constants + "}"}
+
+
 def provision(world: World, stack: Stack) -> ResolvedStack:
     """Create (or bring up to date) every resource of ``stack`` in ``world``."""
     names = stack.resolve(world.account_id, world.region)
@@ -100,6 +110,13 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
                 Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
             )
 
+    for key, role in stack.roles.items():
+        _exists_ok(
+            iam.create_role,
+            RoleName=names.role_name(key),
+            AssumeRolePolicyDocument=_trust(role.service),
+        )
+
     for key, spec in stack.state_machines.items():
         _exists_ok(
             iam.create_role,
@@ -134,17 +151,15 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
             RoleName=names.role_name(f"{key}-events"),
             AssumeRolePolicyDocument=_trust("events"),
         )
-        put_targets(
-            world,
-            names.rule_name(key),
-            [
-                {
-                    "Id": "workflow",
-                    "Arn": names.state_machine_arn(rule.target),
-                    "RoleArn": names.role_arn(f"{key}-events"),
-                }
-            ],
-        )
+        target: dict[str, Any] = {
+            "Id": "workflow",
+            "Arn": names.state_machine_arn(rule.target),
+            "RoleArn": names.role_arn(f"{key}-events"),
+        }
+        settings = names.rule_input(key, local=True)
+        if settings is not None:
+            target["InputTransformer"] = rule_input_transformer(settings)
+        put_targets(world, names.rule_name(key), [target])
 
     for key, table in stack.tables.items():
         created = _exists_ok(

@@ -324,6 +324,7 @@ def stage_etl(ctx: RunContext) -> None:
         "--horizon": str(scenario.forecast.horizon),
         "--start_date": scenario.calendar.start.isoformat(),
         "--end_date": end.isoformat(),
+        "--quantiles": ",".join(f"{q:g}" for q in scenario.forecast.quantiles),
     }
     job_name = ctx.stack.job_name("forecast-input")
     run = _job_run(ctx, job_name, arguments)
@@ -331,12 +332,14 @@ def stage_etl(ctx: RunContext) -> None:
         raise RuntimeError(f"Glue job {job_name} {run['JobRunState']}: {run.get('ErrorMessage')}")
     s3 = ctx.world.client("s3")
     bucket = ctx.stack.bucket("forecast")
-    manifest = json.loads(
-        s3.get_object(Bucket=bucket, Key=f"input/{end.isoformat()}.json")["Body"].read()
-    )
+    manifest_key = f"input/{end.isoformat()}.json"
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    ctx.scratch["manifest_key"] = manifest_key
     rows: dict[str, int] = {}
     frames: dict[str, pa.Table] = {}
     for name, location in manifest["datasets"].items():
+        if name == "automl_input":  # the same rows again, with a header; checked by the forecaster
+            continue
         prefix = location.split(f"s3://{bucket}/", 1)[1]
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
         parts = [o["Key"] for o in listed if o["Key"].rsplit("/", 1)[-1].startswith("part-")]
@@ -367,6 +370,7 @@ def stage_etl(ctx: RunContext) -> None:
         "version": manifest["version"],
         "rows": rows,
         "items": len(set(frames["item_metadata"]["item_id"].to_pylist())),
+        "target_items": len(set(frames["target_time_series"]["item_id"].to_pylist())),
         "target_demand": float(target_total),
         "truth_sold": float(truth_sold),
         "demand_matches_truth": abs(float(target_total) - float(truth_sold)) < 1e-6,

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -44,3 +46,15 @@ def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(world, tmp_path_factory):
+    """One full ``smoke`` run per session, shared by the tests that only read its results."""
+    from harness.runner import run
+    from harness.scenario import load_scenario
+
+    world.reset()
+    result = run(load_scenario("smoke"), tmp_path_factory.mktemp("smoke") / "run", world=world)
+    assert result.summary["stages"]["forecast"]["status"] == "succeeded", result.summary["stages"]
+    return result

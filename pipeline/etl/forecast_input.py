@@ -8,8 +8,16 @@ Arguments (all required, exact names as Glue passes them):
   --horizon         forecast horizon in periods (the related series must cover it)
   --start_date      first date of history to use (yyyy-MM-dd)
   --end_date        last date of history (yyyy-MM-dd); also names the dataset version
+  --quantiles       forecast quantiles, comma-separated (e.g. 0.1,0.5,0.9)
+
+Writes, under ``<output_path>/<end_date>/``, the three Amazon Forecast datasets (CSV, no header) and
+``automl_input/`` (SageMaker AutoML V2's single CSV with a header); then the manifest
+``<manifest_path>/<end_date>.json``, whose arrival starts the forecast workflow. The manifest's
+``id`` hashes the request and the data, so the same input names the same AutoML job (reruns are
+idempotent) and changed data a new one.
 """
 
+import hashlib
 import json
 import sys
 
@@ -17,9 +25,12 @@ from awsglue.context import GlueContext
 from awsglue.job import Job
 from awsglue.utils import getResolvedOptions
 from pyspark.context import SparkContext
+from pyspark.sql import functions as F
 
+from pipeline.etl.publish import publish_single_part
 from pipeline.etl.transforms import (
     FREQUENCIES,
+    automl_input,
     current_rows,
     item_metadata,
     related_time_series,
@@ -29,7 +40,7 @@ from pipeline.etl.transforms import (
 )
 
 ARGS = ["staged_path", "output_path", "manifest_path", "frequency", "horizon", "start_date",
-        "end_date"]  # fmt: skip
+        "end_date", "quantiles"]  # fmt: skip
 
 
 def main(argv: list[str]) -> None:
@@ -53,6 +64,7 @@ def main(argv: list[str]) -> None:
     sales = current_rows(staged, "sales")
 
     frequency, horizon = args["frequency"], int(args["horizon"])
+    quantiles = _quantiles(args["quantiles"])
     start, end = args["start_date"], args["end_date"]
     datasets = {
         "target_time_series": target_time_series(sales, products, frequency, start, end),
@@ -61,6 +73,12 @@ def main(argv: list[str]) -> None:
         ),
         "item_metadata": item_metadata(products),
     }
+    datasets = {name: frame.cache() for name, frame in datasets.items()}
+    datasets["automl_input"] = automl_input(
+        datasets["target_time_series"],
+        datasets["related_time_series"],
+        datasets["item_metadata"],
+    )
     version = f"{args['output_path'].rstrip('/')}/{end}"
     locations = {}
     for name, frame in datasets.items():
@@ -70,39 +88,55 @@ def main(argv: list[str]) -> None:
             if name != "item_metadata"
             else frame.orderBy("item_id")
         )
-        ordered.coalesce(1).write.mode("overwrite").option("header", "false").option(
-            "dateFormat", "yyyy-MM-dd"
-        ).csv(location)
+        ordered.coalesce(1).write.mode("overwrite").option(
+            "header", "true" if name == "automl_input" else "false"
+        ).option("dateFormat", "yyyy-MM-dd").csv(location)
         locations[name] = location
-    manifest = {
+    automl = datasets["automl_input"]
+    content = automl.select(F.sum(F.xxhash64(*automl.columns)).alias("h")).first()["h"]
+    request = {
         "version": end,
         "frequency": frequency,
         "horizon": horizon,
+        "quantiles": quantiles,
+        "content": content,
+    }
+    manifest = {
+        "id": hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:24],
+        "version": end,
+        "frequency": frequency,
+        "horizon": horizon,
+        "quantiles": quantiles,
+        "forecast_quantiles": [f"p{round(q * 100, 6):g}" for q in quantiles],
         "domain": "RETAIL",
         "datasets": locations,
         "schemas": {name: frame.columns for name, frame in datasets.items()},
+        "automl": {
+            "input": locations["automl_input"],
+            "target": "demand",
+            "timestamp": "timestamp",
+            "item_id": "item_id",
+        },
     }
     manifest_path = f"{args['manifest_path'].rstrip('/')}/{end}.json"
+    # Spark's temporary files go next to the datasets, not under the manifest prefix, whose
+    # every new object is an event that starts the forecast.
+    staging = f"{version}/_manifest"
     spark.createDataFrame([(json.dumps(manifest, sort_keys=True),)], ["value"]).coalesce(
         1
-    ).write.mode("overwrite").text(manifest_path + ".tmp")
-    _publish(spark, manifest_path + ".tmp", manifest_path)
+    ).write.mode("overwrite").text(staging)
+    publish_single_part(spark, staging, manifest_path)
     job.commit()
 
 
-def _publish(spark, source_dir: str, target: str) -> None:
-    """Move the single text part to ``target``: one object whose arrival starts the forecast."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    path = jvm.org.apache.hadoop.fs.Path(source_dir)
-    fs = path.getFileSystem(conf)
-    part = next(
-        s.getPath() for s in fs.listStatus(path) if s.getPath().getName().startswith("part-")
-    )
-    destination = jvm.org.apache.hadoop.fs.Path(target)
-    fs.delete(destination, False)
-    fs.rename(part, destination)
-    fs.delete(path, True)
+def _quantiles(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--quantiles {text!r}: expected numbers like 0.1,0.5,0.9") from None
+    if not values or any(not 0.01 <= q <= 0.99 for q in values) or sorted(set(values)) != values:
+        raise ValueError(f"--quantiles {text!r}: expected increasing values in 0.01-0.99")
+    return values
 
 
 if __name__ == "__main__":

@@ -191,3 +191,51 @@ def related_time_series(
 def item_metadata(products: DataFrame) -> DataFrame:
     """``item_id, category, brand, price_tier``."""
     return products.select(F.col("product_id").alias("item_id"), "category", "brand", "price_tier")
+
+
+def automl_input(target: DataFrame, related: DataFrame, metadata: DataFrame) -> DataFrame:
+    """SageMaker AutoML V2's single time-series table, one row per item and period.
+
+    ``item_id, timestamp, demand, price, promotion_applied, category, brand, price_tier``: the
+    target with its related values and the item's metadata; the periods past the end date carry
+    the known future price and promotion with an empty ``demand`` (the rows to forecast). Only
+    items that have a target series are included.
+    """
+    items = target.select("item_id").distinct()
+    return (
+        related.join(items, "item_id")
+        .join(target, ["item_id", "timestamp"], "left")
+        .join(metadata, "item_id", "left")
+        .select(
+            "item_id",
+            "timestamp",
+            "demand",
+            *[c for c in related.columns if c not in ("item_id", "timestamp")],
+            *[c for c in metadata.columns if c != "item_id"],
+        )
+    )
+
+
+_QUANTILE_COLUMN = re.compile(r"^p\d+(\.\d+)?$")
+
+
+def forecast_export(transform_output: DataFrame) -> DataFrame:
+    """Batch-transform rows (``item_id, timestamp, p10…, mean``) → the Forecast export layout.
+
+    ``item_id, date, p10, p50, p90``: one column per quantile type in the order given, ``date``
+    as ISO-8601 with ``Z`` as Amazon Forecast writes it. The point ``mean`` is not a configured
+    forecast type and is left out, as in AWS's export.
+    """
+    quantiles = [c for c in transform_output.columns if _QUANTILE_COLUMN.match(c)]
+    if not quantiles:
+        raise ValueError(
+            f"transform output has no quantile columns (pNN); columns: {transform_output.columns}"
+        )
+    for required in ("item_id", "timestamp"):
+        if required not in transform_output.columns:
+            raise ValueError(f"transform output has no column {required!r}")
+    return transform_output.select(
+        F.col("item_id").cast("string").alias("item_id"),
+        F.date_format(F.to_timestamp("timestamp"), "yyyy-MM-dd'T'HH:mm:ss'Z'").alias("date"),
+        *[F.col(c).cast("double").alias(c) for c in quantiles],
+    )

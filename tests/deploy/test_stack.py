@@ -80,8 +80,11 @@ def test_forecast_input_object_starts_the_forecast_workflow(aws: World) -> None:
 
     (execution,) = aws.wait_for(finished, what="the forecast workflow execution")
     described = sfn.describe_execution(executionArn=execution["executionArn"])
-    assert described["status"] == "SUCCEEDED", described
-    event = json.loads(described["input"])
-    assert event["detail"]["object"]["key"] == f"{rule.prefix}target.csv"
-    output = json.loads(described["output"])
-    assert output["bucket"] == bucket and output["key"] == f"{rule.prefix}target.csv"
+    started_with = json.loads(described["input"])
+    assert started_with["event"]["detail"]["object"]["key"] == f"{rule.prefix}target.csv"
+    assert started_with["event"]["detail"]["bucket"]["name"] == bucket
+    assert started_with["settings"] == names.rule_input("forecast-input-created", local=True)
+    assert started_with["settings"]["role_arn"] == names.role_arn("sagemaker")
+    # A CSV is not a manifest: the workflow stops at once, saying so.
+    assert described["status"] == "FAILED"
+    assert described["error"] == "InvalidManifest"

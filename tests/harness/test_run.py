@@ -178,8 +178,8 @@ def test_seed_override_is_recorded(tmp_path: Path) -> None:
     # A partial run leaves the expectations on later stages unjudged, not passed.
     unjudged = [e for e in summary["expectations"] if e["ok"] is None]
     assert unjudged and all("stopped after world" in e["reason"] for e in unjudged)
-    unknown = dfp("run", "smoke", "--out", str(tmp_path / "u"), "--until", "forecast")
-    assert unknown.returncode == 2 and "no stage 'forecast'" in unknown.stderr
+    unknown = dfp("run", "smoke", "--out", str(tmp_path / "u"), "--until", "no-such-stage")
+    assert unknown.returncode == 2 and "no stage 'no-such-stage'" in unknown.stderr
 
 
 def test_direct_shop_events_share_the_stream_and_reconcile(tmp_path: Path, aws) -> None:

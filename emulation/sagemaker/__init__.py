@@ -1,0 +1,439 @@
+"""SageMaker AutoML V2 time-series jobs and batch transforms that really forecast.
+
+moto answers ``CreateAutoMLJobV2`` and ``CreateTransformJob`` with fixed placeholders. In the
+embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.forecaster`):
+
+* ``create_auto_ml_job_v2`` with a ``TimeSeriesForecastingJobConfig`` checks the request
+  (``ValidationException`` for an unknown frequency, bad quantiles or horizon), then trains in the
+  background: ``describe_auto_ml_job_v2`` reports ``InProgress`` → ``Completed`` with a
+  ``BestCandidate`` carrying the real backtest metrics (``CandidateMetrics``), its artifact
+  locations and an inference container whose ``ModelDataUrl`` is the model, or ``Failed`` with the
+  ``FailureReason`` AWS's data checks would give (related series not covering the horizon,
+  horizon over a quarter of the history, items without metadata…).
+* Outputs under ``S3OutputPath/<job name>/``: ``sagemaker-automl-candidates/<candidate>/model/
+  model.json``; ``backtest-results/<candidate>/forecasted-values/`` and
+  ``accuracy-metrics-values/`` (CSV, the Forecast backtest-export layout), plus
+  ``accuracy-metrics.json`` in the ``GetAccuracyMetrics`` shape; ``model-insights/<candidate>/
+  candidates.json`` (every candidate's metrics and how many items chose it).
+* ``create_model`` is moto's. ``create_transform_job`` on such a model refits each item's chosen
+  model on the transform input and writes ``<input file>.out`` (header ``item_id,timestamp,p10…,
+  mean``) to ``S3OutputPath``; ``describe_transform_job`` reports ``InProgress`` → ``Completed``
+  or ``Failed`` with the reason. A second job of the same name is ``ResourceInUse``, as on AWS.
+
+Not emulated: other problem types, ``AutoMLJobSecondaryStatus`` detail, explainability reports,
+candidate notebooks, instance types and counts, ``SplitType``/``BatchStrategy`` (the whole input is
+one request), transform jobs on models that did not come from this forecaster, stopping jobs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from emulation._managed_state import embedded_client
+from emulation.sagemaker.forecaster import (
+    FREQUENCIES,
+    ForecastConfig,
+    ForecastInputError,
+    load_dataset,
+    model_document,
+    parse_quantiles,
+    predict,
+    train,
+)
+from emulation.store import STORE
+from pipeline.contracts.accuracy import forecast_type, summary_metrics, window_metrics
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE = "statsforecast-per-item"
+IMAGE = "dfp-local/statsforecast-forecaster:2.1.1"
+_patch_lock = threading.Lock()
+_work_lock = threading.Lock()  # one training or transform at a time: they use every core
+_patched = False
+
+
+@dataclass
+class Settings:
+    """Local knobs a run may set (per account and region): not part of the AWS API."""
+
+    backtest_windows: int = 1
+    n_jobs: int | None = None
+
+
+def settings(account: str, region: str) -> Settings:
+    return STORE.get("sagemaker", account, region, Settings)
+
+
+@dataclass
+class _Tracked:
+    state: str = "InProgress"
+    reason: str | None = None
+    ended: dt.datetime | None = None
+    best: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _split(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ForecastInputError(f"ClientError: {uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def read_csv_input(s3: Any, uri: str) -> tuple[pd.DataFrame, str]:
+    """Every CSV object under the prefix, as strings; and the first object's file name."""
+    bucket, prefix = _split(uri)
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
+    keys = sorted(k for k in keys if not k.rsplit("/", 1)[-1].startswith(("_", ".")))
+    if not keys:
+        raise ForecastInputError(f"ClientError: no input data found at {uri}")
+    frames = []
+    for key in keys:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            frames.append(pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False))
+        except Exception as exc:  # pandas names the parse problem
+            raise ForecastInputError(
+                f"ClientError: s3://{bucket}/{key} is not CSV: {exc}"
+            ) from None
+    header = list(frames[0].columns)
+    for key, frame in zip(keys, frames, strict=True):
+        if list(frame.columns) != header:
+            raise ForecastInputError(
+                f"ClientError: s3://{bucket}/{key} has header {list(frame.columns)}, "
+                f"the first file has {header}"
+            )
+    return pd.concat(frames, ignore_index=True), keys[0].rsplit("/", 1)[-1]
+
+
+def _put(s3: Any, uri: str, body: str, content_type: str = "text/csv") -> None:
+    bucket, key = _split(uri)
+    s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType=content_type)
+
+
+def _csv(frame: pd.DataFrame) -> str:
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].dt.strftime("%Y-%m-%d")
+    return out.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def job_config(
+    problem: dict[str, Any], backtest_windows: int, n_jobs: int | None
+) -> ForecastConfig:
+    """A ``TimeSeriesForecastingJobConfig`` → :class:`ForecastConfig` (raises on bad values)."""
+    frequency = problem.get("ForecastFrequency")
+    if frequency not in FREQUENCIES:
+        raise ForecastInputError(
+            f"ForecastFrequency {frequency!r} is not supported; the local forecaster supports "
+            f"{', '.join(sorted(FREQUENCIES))}"
+        )
+    horizon = problem.get("ForecastHorizon")
+    if not isinstance(horizon, int) or not 1 <= horizon <= 500:
+        raise ForecastInputError(f"ForecastHorizon {horizon!r} must be an integer in 1-500")
+    series = problem.get("TimeSeriesConfig") or {}
+    for name in ("TargetAttributeName", "TimestampAttributeName", "ItemIdentifierAttributeName"):
+        if not series.get(name):
+            raise ForecastInputError(f"TimeSeriesConfig.{name} is required")
+    if series.get("GroupingAttributeNames"):
+        raise ForecastInputError(
+            "TimeSeriesConfig.GroupingAttributeNames is not supported by the local forecaster"
+        )
+    extra = {"n_jobs": n_jobs} if n_jobs else {}
+    return ForecastConfig(
+        frequency=frequency,
+        horizon=horizon,
+        quantiles=parse_quantiles(problem.get("ForecastQuantiles")),
+        target=series["TargetAttributeName"],
+        timestamp=series["TimestampAttributeName"],
+        item_id=series["ItemIdentifierAttributeName"],
+        backtest_windows=backtest_windows,
+        **extra,
+    )
+
+
+# ------------------------------------------------------------------------------ training job
+def _train_job(job: Any, config: ForecastConfig) -> None:
+    tracked: _Tracked = job._dfp
+    region = job.region_name
+    try:
+        with _work_lock:
+            s3 = embedded_client("s3", region)
+            channels = job.auto_ml_job_input_data_config
+            training = next(
+                (c for c in channels if c.get("ChannelType", "training") == "training"), None
+            )
+            if training is None:
+                raise ForecastInputError("ClientError: no training channel")
+            uri = training["DataSource"]["S3DataSource"]["S3Uri"]
+            frame, _ = read_csv_input(s3, uri)
+            dataset = load_dataset(frame, config)
+            result = train(dataset, config, progress=lambda m: logger.info("AutoML %s", m))
+            logger.info("AutoML job %s trained in %.1f s", job.auto_ml_job_name, result.seconds)
+            out = f"{job.output_data_config['S3OutputPath'].rstrip('/')}/{job.auto_ml_job_name}"
+            model_uri = f"{out}/sagemaker-automl-candidates/{CANDIDATE}/model/model.json"
+            backtest = f"{out}/backtest-results/{CANDIDATE}"
+            insights = f"{out}/model-insights/{CANDIDATE}"
+            _put(s3, model_uri, model_document(config, result), "application/json")
+            _put(s3, f"{backtest}/forecasted-values/part-00000.csv", _csv(result.backtest))
+            _put(
+                s3,
+                f"{backtest}/accuracy-metrics-values/part-00000.csv",
+                _per_item(result, config.quantiles),
+            )
+            _put(
+                s3,
+                f"{backtest}/accuracy-metrics.json",
+                json.dumps(result.metrics, indent=1, sort_keys=True),
+                "application/json",
+            )
+            chosen_counts = pd.Series(result.chosen).value_counts().sort_index()
+            _put(
+                s3,
+                f"{insights}/candidates.json",
+                json.dumps(
+                    {
+                        "chosen_per_item": result.chosen,
+                        "items_per_model": {k: int(v) for k, v in chosen_counts.items()},
+                        "candidates": {
+                            alias: summary_metrics(m)
+                            for alias, m in sorted(result.candidate_metrics.items())
+                        },
+                        "baseline": {
+                            "model": "SeasonalNaive",
+                            "metrics": summary_metrics(result.baseline),
+                        },
+                    },
+                    indent=1,
+                    sort_keys=True,
+                ),
+                "application/json",
+            )
+        flat = summary_metrics(result.metrics)
+        now = dt.datetime.now(dt.UTC)
+        tracked.best = {
+            "CandidateName": CANDIDATE,
+            "FinalAutoMLJobObjectiveMetric": {
+                "Type": "Minimize",
+                "MetricName": "AverageWeightedQuantileLoss",
+                "Value": flat["AverageWeightedQuantileLoss"],
+                "StandardMetricName": "AverageWeightedQuantileLoss",
+            },
+            "ObjectiveStatus": "Succeeded",
+            "CandidateSteps": [],
+            "CandidateStatus": "Completed",
+            "InferenceContainers": [
+                {
+                    "Image": IMAGE,
+                    "ModelDataUrl": model_uri,
+                    "Environment": {"FORECAST_QUANTILES": ",".join(map(str, config.quantiles))},
+                }
+            ],
+            "CreationTime": job.creation_time,
+            "EndTime": now,
+            "LastModifiedTime": now,
+            "CandidateProperties": {
+                "CandidateArtifactLocations": {
+                    "Explainability": f"{out}/explainability/{CANDIDATE}",
+                    "ModelInsights": insights,
+                    "BacktestResults": backtest,
+                },
+                "CandidateMetrics": [
+                    {
+                        "MetricName": name,
+                        "Value": flat[name],
+                        "Set": "Validation",
+                        "StandardMetricName": name,
+                    }
+                    for name in ("AverageWeightedQuantileLoss", "WAPE", "RMSE", "MASE", "MAPE")
+                    if flat[name] is not None
+                ],
+            },
+        }
+        tracked.state = "Completed"
+    except ForecastInputError as exc:
+        tracked.reason = str(exc)
+        tracked.state = "Failed"
+    except Exception as exc:
+        logger.warning("AutoML job %s failed: %s", job.auto_ml_job_name, exc)
+        logger.debug("%s", traceback.format_exc())
+        tracked.reason = f"AlgorithmError: {type(exc).__name__}: {exc}"
+        tracked.state = "Failed"
+    tracked.ended = dt.datetime.now(dt.UTC)
+
+
+def _per_item(result: Any, quantiles: tuple[float, ...]) -> str:
+    """``accuracy-metrics-values``: per item and window, wQL per quantile, WAPE and RMSE."""
+    rows = []
+    for (start, item), part in result.backtest.groupby(
+        ["backtestwindow_start_time", "item_id"], sort=True
+    ):
+        metrics = window_metrics(part, quantiles)
+        row = {"item_id": item, "backtest_window_start": pd.Timestamp(start).date().isoformat()}
+        for loss in metrics["WeightedQuantileLosses"]:
+            row[f"wQL[{forecast_type(loss['Quantile'])}]"] = loss["LossValue"]
+        row["Average wQL"] = metrics["AverageWeightedQuantileLoss"]
+        row["WAPE"] = metrics["ErrorMetrics"][0]["WAPE"]
+        row["RMSE"] = metrics["RMSE"]
+        rows.append(row)
+    return _csv(pd.DataFrame(rows))
+
+
+# ----------------------------------------------------------------------------- transform job
+def _transform_job(backend: Any, job: Any) -> None:
+    tracked: _Tracked = job._dfp
+    try:
+        with _work_lock:
+            s3 = embedded_client("s3", backend.region_name)
+            model = backend._models.get(job.model_name)
+            if model is None:
+                raise ForecastInputError(f"ClientError: model {job.model_name!r} does not exist")
+            containers = model.containers or [model.primary_container]
+            url = next((c.get("ModelDataUrl") for c in containers if c.get("ModelDataUrl")), None)
+            if not url:
+                raise ForecastInputError("ClientError: the model has no ModelDataUrl")
+            bucket, key = _split(url)
+            document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            config = ForecastConfig(
+                frequency=document["frequency"],
+                horizon=document["horizon"],
+                quantiles=tuple(document["quantiles"]),
+                target=document["target"],
+                timestamp=document["timestamp"],
+                item_id=document["item_id"],
+            )
+            uri = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
+            frame, name = read_csv_input(s3, uri)
+            dataset = load_dataset(frame, config)
+            forecast = predict(dataset, config, document["chosen"])
+            out = job.transform_output["S3OutputPath"].rstrip("/")
+            _put(s3, f"{out}/{name}.out", _csv(forecast))
+            tracked.extra["rows"] = len(forecast)
+        tracked.state = "Completed"
+    except ForecastInputError as exc:
+        tracked.reason = str(exc)
+        tracked.state = "Failed"
+    except Exception as exc:
+        logger.warning("transform job %s failed: %s", job.transform_job_name, exc)
+        logger.debug("%s", traceback.format_exc())
+        tracked.reason = f"AlgorithmError: {type(exc).__name__}: {exc}"
+        tracked.state = "Failed"
+    tracked.ended = dt.datetime.now(dt.UTC)
+
+
+# ------------------------------------------------------------------------ embedded moto patch
+def install_in_process() -> None:
+    """Make the in-process moto run the forecaster behind the AutoML V2 calls (idempotent)."""
+    global _patched
+    with _patch_lock:
+        if _patched:
+            return
+        from moto.sagemaker import models as sm
+        from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+
+        original_create = sm.SageMakerModelBackend.create_auto_ml_job_v2
+        original_describe = sm.AutoMLJob.describe
+        original_transform = sm.SageMakerModelBackend.create_transform_job
+        original_transform_describe = sm.FakeTransformJob.response_object.fget
+
+        def create_auto_ml_job_v2(self: Any, *args: Any, **kwargs: Any) -> str:
+            problem = kwargs.get("auto_ml_problem_type_config") or {}
+            config = None
+            if "TimeSeriesForecastingJobConfig" in problem:
+                local = settings(self.account_id, self.region_name)
+                try:
+                    config = job_config(
+                        problem["TimeSeriesForecastingJobConfig"],
+                        local.backtest_windows,
+                        local.n_jobs,
+                    )
+                except ForecastInputError as exc:
+                    raise ValidationError(message=str(exc)) from None
+                problem["TimeSeriesForecastingJobConfig"].setdefault(
+                    "CompletionCriteria", {"MaxAutoMLJobRuntimeInSeconds": 259200}
+                )
+            arn = original_create(self, *args, **kwargs)
+            if config is not None:
+                job = self.auto_ml_jobs[kwargs["auto_ml_job_name"]]
+                job._dfp = _Tracked()
+                threading.Thread(
+                    target=_train_job, args=(job, config), name=f"automl-{job.auto_ml_job_name}",
+                    daemon=True,
+                ).start()  # fmt: skip
+            return arn
+
+        def describe(self: Any) -> dict[str, Any]:
+            out = original_describe(self)
+            tracked: _Tracked | None = getattr(self, "_dfp", None)
+            if tracked is None:
+                return out
+            out["AutoMLJobStatus"] = tracked.state
+            out["AutoMLJobSecondaryStatus"] = {
+                "InProgress": "Training", "Completed": "Completed", "Failed": "Failed"
+            }[tracked.state]  # fmt: skip
+            out.pop("ModelDeployConfig", None)
+            out.pop("ModelDeployResult", None)
+            out["PartialFailureReasons"] = []
+            if tracked.ended:
+                out["EndTime"] = tracked.ended
+                out["LastModifiedTime"] = tracked.ended
+            else:
+                out.pop("EndTime", None)
+            if tracked.reason:
+                out["FailureReason"] = tracked.reason
+            else:
+                out.pop("FailureReason", None)
+            if tracked.best:
+                out["BestCandidate"] = tracked.best
+            else:
+                out.pop("BestCandidate", None)
+            return out
+
+        def create_transform_job(self: Any, transform_job_name: str, **kwargs: Any) -> Any:
+            if transform_job_name in self.transform_jobs:
+                raise ResourceInUseException(
+                    message=f"Job name must be unique within an AWS account and region, and a "
+                    f"job with this name already exists ({transform_job_name})"
+                )
+            job = original_transform(self, transform_job_name=transform_job_name, **kwargs)
+            job._dfp = _Tracked()
+            threading.Thread(
+                target=_transform_job, args=(self, job), name=f"transform-{transform_job_name}",
+                daemon=True,
+            ).start()  # fmt: skip
+            return job
+
+        def transform_response(self: Any) -> dict[str, Any]:
+            out = original_transform_describe(self)
+            tracked: _Tracked | None = getattr(self, "_dfp", None)
+            if tracked is None:
+                return out
+            out["TransformJobStatus"] = tracked.state
+            if tracked.ended:
+                out["TransformEndTime"] = tracked.ended
+            else:
+                out.pop("TransformEndTime", None)
+            if tracked.reason:
+                out["FailureReason"] = tracked.reason
+            else:
+                out.pop("FailureReason", None)
+            return out
+
+        sm.SageMakerModelBackend.create_auto_ml_job_v2 = create_auto_ml_job_v2
+        sm.AutoMLJob.describe = describe
+        sm.SageMakerModelBackend.create_transform_job = create_transform_job
+        sm.FakeTransformJob.response_object = property(transform_response)
+        _patched = True

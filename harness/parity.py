@@ -1,0 +1,230 @@
+"""Forecast parity: two exports in the AWS layout, scored on the same actuals, side by side.
+
+A release owner holding an export from AWS (Forecast or Canvas) and one from the local world asks
+"do they agree, and does either do better?". Both are scored with the AWS metric definitions
+(:mod:`pipeline.contracts.accuracy`) over the same window: the dates both exports cover for which
+actuals exist, and only items present in both exports and the actuals.
+
+Inputs:
+
+* an export: a CSV file or a directory of part files (each with a header), columns
+  ``item_id, date, p10, …`` (``mean`` optional), dates ``yyyy-MM-dd`` or ISO with ``Z``;
+* actuals: a CSV with ``item_id``, ``timestamp`` or ``date``, and ``demand``, ``target_value`` or
+  ``y`` (a header), or a header-less Forecast target time series ``item_id,timestamp,demand``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.contracts.accuracy import accuracy_metrics, summary_metrics
+
+_QUANTILE = re.compile(r"^p\d+(\.\d+)?$")
+TARGET_NAMES = ("demand", "target_value", "y")
+TIME_NAMES = ("timestamp", "date")
+
+
+class ParityInputError(ValueError):
+    """An export or the actuals cannot be read; names the file, column and value."""
+
+
+@dataclass
+class Parity:
+    names: tuple[str, str]
+    metrics: dict[str, dict[str, Any]]  # name → flat summary metrics
+    window: tuple[str, str]
+    items: int
+    points: int
+    totals: pd.DataFrame  # date, actual, <name>_p50 …: the aggregate series for the plot
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per metric: both values and the difference (second minus first)."""
+        first, second = self.names
+        rows = []
+        for metric in self.metrics[first]:
+            if metric == "point_forecast_type":
+                continue
+            a, b = self.metrics[first].get(metric), self.metrics[second].get(metric)
+            diff = b - a if isinstance(a, float | int) and isinstance(b, float | int) else None
+            rows.append({"metric": metric, first: a, second: b, "difference": diff})
+        return rows
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "exports": list(self.names),
+                "window": list(self.window),
+                "items": self.items,
+                "points": self.points,
+                "metrics": self.metrics,
+                "table": self.table(),
+            },
+            indent=2,
+            sort_keys=True,
+        )
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.csv") if not p.name.startswith(("_", ".")))
+        if not files:
+            raise ParityInputError(f"{path}: no .csv files in this directory")
+        return files
+    if not path.is_file():
+        raise ParityInputError(f"{path}: no such file or directory")
+    return [path]
+
+
+def _dates(values: pd.Series, source: str, column: str) -> pd.Series:
+    text = values.astype(str).str.replace("Z", "", regex=False).str.slice(0, 10)
+    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    if parsed.isna().any():
+        bad = values[parsed.isna()].iloc[0]
+        raise ParityInputError(f"{source}: column {column!r} has value {bad!r}, not a date")
+    return parsed
+
+
+def _numbers(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
+    for column in columns:
+        parsed = pd.to_numeric(frame[column], errors="coerce")
+        if parsed.isna().any():
+            bad = frame.loc[parsed.isna(), column].iloc[0]
+            raise ParityInputError(f"{source}: column {column!r} has value {bad!r}, not a number")
+        frame[column] = parsed.astype(float)
+    return frame
+
+
+def read_export(path: Path) -> pd.DataFrame:
+    """An export in the AWS layout → ``item_id, date, p…[, mean]``."""
+    frames = []
+    for file in _files(path):
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+        missing = [c for c in ("item_id", "date") if c not in frame.columns]
+        if missing:
+            raise ParityInputError(
+                f"{file}: no column {missing[0]!r} (an export has item_id,date,p10,…; "
+                f"found {','.join(frame.columns)})"
+            )
+        types = [c for c in frame.columns if _QUANTILE.match(c) or c == "mean"]
+        if not types:
+            raise ParityInputError(f"{file}: no forecast columns (p10, p50, …, mean)")
+        frame["date"] = _dates(frame["date"], str(file), "date")
+        frames.append(_numbers(frame[["item_id", "date", *types]], types, str(file)))
+    columns = list(frames[0].columns)
+    for file, frame in zip(_files(path), frames, strict=True):
+        if list(frame.columns) != columns:
+            raise ParityInputError(f"{file}: columns {list(frame.columns)} differ from {columns}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_actuals(path: Path) -> pd.DataFrame:
+    """Actuals → ``item_id, timestamp, target_value``."""
+    frames = []
+    for file in _files(path):
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+        time_col = next((c for c in TIME_NAMES if c in frame.columns), None)
+        target = next((c for c in TARGET_NAMES if c in frame.columns), None)
+        if "item_id" not in frame.columns or time_col is None or target is None:
+            if len(frame.columns) != 3:
+                raise ParityInputError(
+                    f"{file}: actuals need item_id, timestamp (or date) and demand (or "
+                    f"target_value, y) columns; found {','.join(frame.columns)}"
+                )
+            frame = pd.read_csv(file, dtype=str, keep_default_na=False, header=None,
+                                names=["item_id", "timestamp", "demand"])  # fmt: skip
+            time_col, target = "timestamp", "demand"
+        out = pd.DataFrame(
+            {
+                "item_id": frame["item_id"],
+                "timestamp": _dates(frame[time_col], str(file), time_col),
+                "target_value": frame[target],
+            }
+        )
+        frames.append(_numbers(out, ["target_value"], str(file)))
+    return pd.concat(frames, ignore_index=True)
+
+
+def compare(
+    first: pd.DataFrame,
+    second: pd.DataFrame,
+    actuals: pd.DataFrame,
+    names: tuple[str, str] = ("local", "other"),
+    frequency: str = "D",
+) -> Parity:
+    """Score both exports on their common window, items and forecast types."""
+    types = [
+        c for c in first.columns if c in second.columns and (_QUANTILE.match(c) or c == "mean")
+    ]
+    quantiles = sorted(float(c[1:]) / 100 for c in types if c != "mean")
+    if not quantiles:
+        raise ParityInputError("the two exports share no quantile column (p10, p50, …)")
+    keys = ["item_id", "date"]
+    both = first[keys + types].merge(second[keys + types], on=keys, suffixes=("#1", "#2"))
+    actual = actuals.rename(columns={"timestamp": "date"})
+    scored = both.merge(actual, on=keys)
+    if scored.empty:
+        raise ParityInputError(
+            "no (item_id, date) is in both exports and the actuals: nothing to compare"
+        )
+    start = scored["date"].min()
+    history = actuals[actuals["timestamp"] < start]
+    metrics = {}
+    totals = (
+        scored.groupby("date")[["target_value"]].sum().rename(columns={"target_value": "actual"})
+    )
+    for suffix, name in (("#1", names[0]), ("#2", names[1])):
+        window = scored[["item_id", "date", "target_value"]].rename(columns={"date": "timestamp"})
+        for column in types:
+            window[column] = scored[column + suffix].to_numpy()
+        response = accuracy_metrics([window], quantiles, history=history, frequency=frequency)
+        metrics[name] = summary_metrics(response)
+        median = "p50" if "p50" in types else types[0]
+        totals[f"{name} {median}"] = scored.groupby("date")[median + suffix].sum()
+    return Parity(
+        names=names,
+        metrics=metrics,
+        window=(start.date().isoformat(), scored["date"].max().date().isoformat()),
+        items=int(scored["item_id"].nunique()),
+        points=len(scored),
+        totals=totals.reset_index(),
+    )
+
+
+def write_plot(parity: Parity, path: Path) -> None:
+    """A self-contained HTML page: metrics side by side, and total forecast vs actual."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = [r for r in parity.table() if r["metric"] != "RMSE"]  # RMSE is in units, not ratios
+    figure = make_subplots(
+        rows=1, cols=2, subplot_titles=("Accuracy (lower is better)", "Total over all items")
+    )
+    for name in parity.names:
+        figure.add_trace(
+            go.Bar(name=name, x=[r["metric"] for r in rows], y=[r[name] for r in rows]),
+            row=1, col=1,
+        )  # fmt: skip
+    figure.add_trace(
+        go.Scatter(name="actual", x=parity.totals["date"], y=parity.totals["actual"],
+                   mode="lines+markers", line={"color": "black"}),
+        row=1, col=2,
+    )  # fmt: skip
+    for column in parity.totals.columns[2:]:
+        figure.add_trace(
+            go.Scatter(name=column, x=parity.totals["date"], y=parity.totals[column],
+                       mode="lines"),
+            row=1, col=2,
+        )  # fmt: skip
+    figure.update_layout(
+        title=f"Forecast parity: {parity.names[0]} vs {parity.names[1]} "
+        f"({parity.items} items, {parity.window[0]} to {parity.window[1]})",
+        barmode="group",
+        template="plotly_white",
+    )
+    path.write_text(figure.to_html(include_plotlyjs=True, full_html=True))

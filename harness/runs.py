@@ -1,0 +1,84 @@
+"""A finished run's data for notebooks and scripts: ``load_run(RUN_DIR)``.
+
+Everything comes from the run directory (the world that produced it is gone): the summary, the
+forecast input the forecaster saw, its export and backtest metrics, and the simulator's ground
+truth. Frames follow the statsforecast contract where a model will consume them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.forecast_stage import FORECAST_DIR
+
+
+class RunDataError(ValueError):
+    """The directory is not a finished run (names the missing file)."""
+
+
+@dataclass
+class RunData:
+    path: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    forecast_input: pd.DataFrame  # AutoML's table: item_id, timestamp, demand, price, …
+    export: pd.DataFrame  # item_id, date, p10, p50, p90
+    accuracy: dict[str, Any]  # GetAccuracyMetrics shape
+    truth: pd.DataFrame  # the simulator's daily ground truth per product
+
+    @property
+    def horizon(self) -> int:
+        return int(self.manifest["horizon"])
+
+    def history(self) -> pd.DataFrame:
+        """``unique_id, ds, y`` plus the related columns: the rows with a known target."""
+        known = self.forecast_input[self.forecast_input["demand"].notna()]
+        return known.rename(columns={"item_id": "unique_id", "timestamp": "ds", "demand": "y"})[
+            ["unique_id", "ds", "y", *self.related_columns()]
+        ].reset_index(drop=True)
+
+    def future(self) -> pd.DataFrame:
+        """``unique_id, ds`` plus the related columns for the forecast horizon."""
+        ahead = self.forecast_input[self.forecast_input["demand"].isna()]
+        return ahead.rename(columns={"item_id": "unique_id", "timestamp": "ds"})[
+            ["unique_id", "ds", *self.related_columns()]
+        ].reset_index(drop=True)
+
+    def related_columns(self) -> list[str]:
+        skip = {"item_id", "timestamp", "demand"}
+        return [
+            c for c in self.forecast_input.columns
+            if c not in skip and pd.api.types.is_numeric_dtype(self.forecast_input[c])
+        ]  # fmt: skip
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        raise RunDataError(f"{path}: missing; is this the directory of a run that forecast?")
+    return path
+
+
+def load_run(path: str | Path) -> RunData:
+    """Load a run directory written by ``dfp run`` (through the forecast stage)."""
+    root = Path(path)
+    forecast = root / FORECAST_DIR
+    summary = json.loads(_need(root / "summary.json").read_text())
+    frame = pd.read_csv(_need(forecast / "input.csv"), parse_dates=["timestamp"])
+    export = pd.read_csv(_need(forecast / "export.csv"))
+    export["date"] = pd.to_datetime(export["date"].str.slice(0, 10))
+    truth = pd.read_parquet(_need(root / "simulation" / "truth" / "daily_demand.parquet"))
+    truth["date"] = pd.to_datetime(truth["date"])
+    return RunData(
+        path=root,
+        summary=summary,
+        manifest=json.loads(_need(forecast / "manifest.json").read_text()),
+        forecast_input=frame,
+        export=export,
+        accuracy=json.loads(_need(forecast / "accuracy-metrics.json").read_text()),
+        truth=truth,
+    )

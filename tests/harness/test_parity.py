@@ -1,0 +1,90 @@
+"""``dfp parity``: two exports in the AWS layout on the same actuals, AWS metrics side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+
+runner = CliRunner()
+
+
+def _actuals(days: int = 14) -> pd.DataFrame:
+    dates = pd.date_range("2025-03-01", periods=days, freq="D")
+    return pd.DataFrame(
+        [
+            {"item_id": item, "timestamp": d.strftime("%Y-%m-%d"), "demand": float(base + i % 3)}
+            for item, base in (("A", 10), ("B", 2))
+            for i, d in enumerate(dates)
+        ]
+    )
+
+
+def _export(actuals: pd.DataFrame, factor: float, last: int = 7) -> pd.DataFrame:
+    window = actuals.groupby("item_id").tail(last)
+    return pd.DataFrame(
+        {
+            "item_id": window["item_id"],
+            "date": window["timestamp"] + "T00:00:00Z",
+            "p10": window["demand"] * factor * 0.8,
+            "p50": window["demand"] * factor,
+            "p90": window["demand"] * factor * 1.2,
+        }
+    )
+
+
+def _write(tmp: Path, factor: float = 1.2) -> tuple[Path, Path, Path]:
+    actuals = _actuals()
+    (tmp / "local").mkdir()
+    _export(actuals, 1.0).iloc[:5].to_csv(tmp / "local" / "x_part0.csv", index=False)
+    _export(actuals, 1.0).iloc[5:].to_csv(tmp / "local" / "x_part1.csv", index=False)
+    _export(actuals, factor).to_csv(tmp / "aws.csv", index=False)
+    actuals.to_csv(tmp / "actuals.csv", index=False)
+    return tmp / "local", tmp / "aws.csv", tmp / "actuals.csv"
+
+
+def test_parity_scores_both_exports_on_the_same_window(tmp_path: Path) -> None:
+    local, aws, actuals = _write(tmp_path)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals),
+                                 "--out", str(out), "--names", "local", "aws"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "parity.json").read_text())
+    assert report["items"] == 2 and report["points"] == 14
+    assert report["window"] == ["2025-03-08", "2025-03-14"]
+    assert report["metrics"]["local"]["WAPE"] == pytest.approx(0.0)
+    assert report["metrics"]["aws"]["WAPE"] == pytest.approx(0.2)  # p50 is 20 % high everywhere
+    row = next(r for r in report["table"] if r["metric"] == "wQL[0.5]")
+    assert row["difference"] == pytest.approx(0.2)
+    page = (out / "parity.html").read_text()
+    assert "plotly" in page.lower() and "Forecast parity" in page
+
+
+def test_headerless_target_series_are_accepted_as_actuals(tmp_path: Path) -> None:
+    local, aws, actuals = _write(tmp_path)
+    pd.read_csv(actuals).to_csv(actuals, index=False, header=False)
+    result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals),
+                                 "--out", str(tmp_path / "o")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("breaks", "message"),
+    [
+        (lambda f: f.drop(columns=["date"]), "no column 'date'"),
+        (lambda f: f.assign(p50="lots"), "column 'p50' has value 'lots', not a number"),
+        (lambda f: f.assign(date="March"), "column 'date' has value 'March', not a date"),
+    ],
+)
+def test_a_broken_export_is_refused_naming_file_and_column(tmp_path: Path, breaks, message) -> None:
+    local, aws, actuals = _write(tmp_path)
+    breaks(pd.read_csv(aws)).to_csv(aws, index=False)
+    result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals)])
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert "aws.csv" in flat and message in flat

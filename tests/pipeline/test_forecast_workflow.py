@@ -1,0 +1,102 @@
+"""The forecast state machine, started by the S3 event of a manifest, end to end in the world."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from emulation import World
+from harness.forecast_stage import find_execution
+from harness.provision import provision
+from tests.emulation.test_sagemaker import HORIZON, automl_frame
+
+
+def embedded_only(world: World) -> None:
+    if world.kind != "embedded":
+        pytest.skip("the forecaster runs inside the embedded world only; "
+                    "tests/emulation/test_sagemaker.py covers it without an endpoint")  # fmt: skip
+
+
+def _publish(aws: World, names, frame, manifest_id: str, version: str = "2025-05-01") -> str:
+    s3 = aws.client("s3")
+    bucket = names.bucket("forecast")
+    prefix = f"datasets/{version}/automl_input/"
+    s3.put_object(Bucket=bucket, Key=f"{prefix}part-00000.csv",
+                  Body=frame.to_csv(index=False).encode())  # fmt: skip
+    manifest = {
+        "id": manifest_id,
+        "version": version,
+        "frequency": "D",
+        "horizon": HORIZON,
+        "quantiles": [0.1, 0.5, 0.9],
+        "forecast_quantiles": ["p10", "p50", "p90"],
+        "automl": {"input": f"s3://{bucket}/{prefix}", "target": "demand",
+                   "timestamp": "timestamp", "item_id": "item_id"},
+    }  # fmt: skip
+    key = f"input/{version}.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+    return key
+
+
+def _finished(aws: World, names, key: str, after: float = 0.0, timeout: float = 300) -> dict:
+    sfn = aws.client("stepfunctions")
+    machine = names.state_machine_arn("forecast")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = find_execution(sfn, machine, names.bucket("forecast"), key)
+        if found and found["startDate"].timestamp() >= after and found["status"] != "RUNNING":
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"no finished execution for {key}")
+
+
+def test_manifest_event_runs_the_workflow_to_an_export(aws: World, stack) -> None:
+    embedded_only(aws)
+    names = provision(aws, stack)
+    key = _publish(aws, names, automl_frame(), "a1b2c3d4e5f6a1b2c3d4e5f6")
+    execution = _finished(aws, names, key)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert output["automl_job"] == "dfp-a1b2c3d4e5f6a1b2c3d4e5f6"
+    assert {m["MetricName"] for m in output["metrics"]} >= {"AverageWeightedQuantileLoss", "WAPE"}
+
+    s3 = aws.client("s3")
+    bucket = names.bucket("forecast")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="exports/2025-05-01/")["Contents"]
+    keys = [o["Key"] for o in listed]
+    assert len(keys) == 1, keys  # nothing but the finished export (no staging leftovers)
+    assert re.fullmatch(
+        r"exports/2025-05-01/dfp_2025-05-01_\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ_part0\.csv", keys[0]
+    )
+    lines = s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read().decode().splitlines()
+    assert lines[0] == "item_id,date,p10,p50,p90"
+    assert len(lines) == 1 + 4 * HORIZON
+    assert lines[1].split(",")[1] == "2025-05-01T00:00:00Z"
+
+    # The same manifest again: the rerun attaches to the jobs it started, trains nothing new.
+    began = time.time()
+    s3.put_object(Bucket=bucket, Key=key, Body=s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    again = _finished(aws, names, key, after=began - 1)
+    assert again["executionArn"] != execution["executionArn"]
+    assert again["status"] == "SUCCEEDED", again.get("cause")
+    jobs = aws.client("sagemaker").list_auto_ml_jobs()["AutoMLJobSummaries"]
+    assert [j["AutoMLJobName"] for j in jobs] == ["dfp-a1b2c3d4e5f6a1b2c3d4e5f6"]
+
+
+def test_broken_input_fails_the_execution_with_the_cause(aws: World, stack) -> None:
+    embedded_only(aws)
+    names = provision(aws, stack)
+    frame = automl_frame()
+    frame = frame[~((frame["item_id"] == "I1") & (frame["demand"] == ""))]  # no future prices
+    key = _publish(aws, names, frame, "badbadbadbadbadbadbadbad", version="2025-05-02")
+    execution = _finished(aws, names, key)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "AutoMLJobFailed"
+    assert "does not cover the forecast horizon for item 'I1'" in execution["cause"]
+    listed = aws.client("s3").list_objects_v2(
+        Bucket=names.bucket("forecast"), Prefix="exports/2025-05-02/"
+    )
+    assert listed.get("KeyCount", 0) == 0  # no half-written export
