@@ -1,9 +1,11 @@
-"""The forecast stage: wait for the workflow the manifest's S3 event started, and collect it.
+"""The forecast and enrich stages: wait for the workflows S3 events started, and collect them.
 
 Nothing here starts the forecast: the ETL stage's manifest landing in the forecast bucket is the
 S3 event EventBridge turns into a Step Functions execution, as on AWS. This stage finds that
 execution, waits for it, and reads what it left (export, backtest metrics, chosen models) into the
-summary's ``forecast`` section and the run directory's ``forecast/`` folder.
+summary's ``forecast`` section and the run directory's ``forecast/`` folder. Likewise the export
+landing starts the enrichment workflow; the enrich stage waits for it and reads the enriched table
+back through Athena.
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ def stage_forecast(ctx: RunContext) -> None:
     (out / "accuracy-metrics.json").write_text(json.dumps(accuracy, indent=1, sort_keys=True))
     (out / "candidates.json").write_text(json.dumps(insights, indent=1, sort_keys=True))
 
+    ctx.scratch["export_key"] = keys[-1] if keys else None
+    ctx.scratch["export_p50_total"] = float(export["p50"].sum()) if "p50" in export else 0.0
     items_in = int(ctx.extra.get("etl", {}).get("target_items") or 0)
     items_out = int(export["item_id"].nunique()) if not export.empty else 0
     ctx.ledger.hop(HOP_FORECAST).add(received=items_in, written=items_out)
@@ -148,4 +152,99 @@ def stage_forecast(ctx: RunContext) -> None:
             if baseline.get("WAPE") and metrics.get("WAPE") is not None
             else None
         ),
+    }
+
+
+HOP_ENRICH = "forecast_enriched"
+
+
+def athena_rows(
+    ctx: RunContext, sql: str, parameters: list[str] | None = None
+) -> list[dict[str, str | None]]:
+    """Run one query through the Athena API and return its rows (header row dropped)."""
+    assert ctx.world is not None and ctx.stack is not None
+    athena = ctx.world.client("athena")
+    request: dict[str, Any] = {
+        "QueryString": sql,
+        "QueryExecutionContext": {"Database": ctx.stack.stack.glue.database},
+        "ResultConfiguration": {
+            "OutputLocation": f"s3://{ctx.stack.bucket('athena-results')}/harness/"
+        },
+    }
+    if parameters:
+        request["ExecutionParameters"] = parameters
+    query_id = athena.start_query_execution(**request)["QueryExecutionId"]
+
+    def done() -> dict[str, Any] | None:
+        status = athena.get_query_execution(QueryExecutionId=query_id)["QueryExecution"]["Status"]
+        return status if status["State"] in ("SUCCEEDED", "FAILED", "CANCELLED") else None
+
+    status = ctx.world.wait_for(done, what=f"Athena query {query_id}", timeout=300)
+    if status["State"] != "SUCCEEDED":
+        raise RuntimeError(f"Athena query failed: {status.get('StateChangeReason')}: {sql}")
+    rows: list[dict[str, str | None]] = []
+    header: list[str] | None = None
+    for page in athena.get_paginator("get_query_results").paginate(QueryExecutionId=query_id):
+        for row in page["ResultSet"]["Rows"]:
+            values = [cell.get("VarCharValue") for cell in row["Data"]]
+            if header is None:
+                header = [v or "" for v in values]
+                continue
+            rows.append(dict(zip(header, values, strict=True)))
+    return rows
+
+
+def stage_enrich(ctx: RunContext) -> None:
+    """Wait for the enrichment the export's S3 event started; check the table through Athena."""
+    from harness.runner import StageUnavailable
+
+    assert ctx.world is not None and ctx.stack is not None
+    if ctx.forecast is None:
+        raise StageUnavailable("no forecast export in this run")
+    bucket = ctx.stack.bucket("forecast")
+    export_key = ctx.scratch["export_key"]
+    sfn = ctx.world.client("stepfunctions")
+    machine = ctx.stack.state_machine_arn("enrich")
+    started = ctx.world.wait_for(
+        lambda: find_execution(sfn, machine, bucket, export_key),
+        what=f"the enrichment execution for s3://{bucket}/{export_key}",
+        timeout=60,
+    )
+    execution = ctx.world.wait_for(
+        lambda: (
+            run
+            if (run := sfn.describe_execution(executionArn=started["executionArn"]))["status"]
+            != "RUNNING"
+            else None
+        ),
+        what=f"enrichment execution {started['name']}",
+        timeout=1800,
+    )
+    if execution["status"] != "SUCCEEDED":
+        raise RuntimeError(
+            f"enrichment execution {execution['status']}: {execution.get('error')}: "
+            f"{execution.get('cause')}"
+        )
+    version = export_key.split("/")[-2]
+    (row,) = athena_rows(
+        ctx,
+        "SELECT count(*) AS n, count(DISTINCT item_id) AS items, sum(p50) AS p50, "
+        "count_if(name IS NULL) AS unknown_items, count_if(promotion_applied = 1) AS promoted "
+        "FROM forecast_enriched WHERE version = ?",
+        [f"'{version}'"],
+    )
+    rows = int(row["n"] or 0)
+    export_rows = int(ctx.forecast["export"]["rows"])
+    ctx.ledger.hop(HOP_ENRICH).add(received=export_rows, written=rows)
+    p50_total = float(row["p50"] or 0.0)
+    ctx.extra["enrich"] = {
+        "execution": {"status": execution["status"]},
+        "version": version,
+        "rows": rows,
+        "items": int(row["items"] or 0),
+        "unknown_items": int(row["unknown_items"] or 0),
+        "promoted_rows": int(row["promoted"] or 0),
+        "p50_total": round(p50_total, 6),
+        "matches_export": rows == export_rows
+        and abs(p50_total - ctx.scratch["export_p50_total"]) <= 1e-6 * max(1.0, p50_total),
     }

@@ -82,7 +82,7 @@ def _stage_provision(ctx: RunContext) -> None:
 
 def default_stages() -> list[tuple[str, Stage]]:
     """The stages that exist, in order."""
-    from harness.forecast_stage import stage_forecast
+    from harness.forecast_stage import stage_enrich, stage_forecast
     from harness.stages import stage_etl, stage_simulate, stage_staging, stage_stream
 
     return [
@@ -92,6 +92,7 @@ def default_stages() -> list[tuple[str, Stage]]:
         ("staging", stage_staging),
         ("etl", stage_etl),
         ("forecast", stage_forecast),
+        ("enrich", stage_enrich),
     ]
 
 

@@ -223,8 +223,9 @@ def _register(con: duckdb.DuckDBPyConnection, db: str, name: str, glue: dict[str
         (p["Name"], p["Type"]) for p in partitions
     ]
     hive_types = ", ".join(f"'{p['Name']}': '{_duck_type(p['Type'])}'" for p in partitions)
+    # Like Athena, skip objects whose names start with "_" or "." (_SUCCESS, .crc, …).
     source = (
-        f"read_parquet('{location}/**', hive_partitioning = {bool(partitions)}, "
+        f"read_parquet('{location}/**/[!_.]*', hive_partitioning = {bool(partitions)}, "
         f"union_by_name = true{', hive_types = {' + hive_types + '}' if partitions else ''})"
     )
     try:

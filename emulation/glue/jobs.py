@@ -169,7 +169,7 @@ def _execute_in_process(job: Any, run: Any) -> None:
             script,
             job.name,
             run.job_run_id,
-            dict(run.arguments or {}),
+            {**(job.default_arguments or {}), **(run.arguments or {})},
             s3.meta.endpoint_url,
             region,
         )

@@ -293,9 +293,18 @@ def _quiet(function: Callable) -> Callable:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module=r"statsforecast.*")
-            return function(*args, **kwargs)
+        saved = os.environ.get("PYTHONWARNINGS")
+        # Worker processes of n_jobs > 1 take their filters from the environment.
+        os.environ["PYTHONWARNINGS"] = "ignore:::statsforecast.arima"
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", module=r"statsforecast.*")
+                return function(*args, **kwargs)
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONWARNINGS", None)
+            else:
+                os.environ["PYTHONWARNINGS"] = saved
 
     return wrapper
 

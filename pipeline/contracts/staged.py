@@ -15,6 +15,7 @@ from pipeline.contracts.cdc import DMS_METADATA_FIELDS, TABLES
 
 STAGED_CDC_TABLE = "staged_cdc"
 OUTLIERS_TABLE = "outliers"
+FORECAST_ENRICHED_TABLE = "forecast_enriched"
 ECOMMERCE_PARTITION = "ecommerce_events"
 
 
@@ -81,7 +82,28 @@ OUTLIER_COLUMNS: list[tuple[str, str]] = [
 ]
 OUTLIER_PARTITIONS: list[tuple[str, str]] = [("dt", "string")]
 
+# The forecast joined with what the business knows about each item, for Athena and the web page:
+# one row per item and forecast date, partitioned by the forecast version (the input's end date).
+FORECAST_ENRICHED_COLUMNS: list[tuple[str, str]] = [
+    ("item_id", "string"),
+    ("date", "date"),
+    ("p10", "double"),
+    ("p50", "double"),
+    ("p90", "double"),
+    ("name", "string"),
+    ("category", "string"),
+    ("brand", "string"),
+    ("price_tier", "string"),
+    ("list_price", "double"),
+    ("campaign_discount", "double"),
+    ("promotion_applied", "int"),
+    ("recent_daily_demand", "double"),
+    ("last_sale_date", "date"),
+]
+FORECAST_ENRICHED_PARTITIONS: list[tuple[str, str]] = [("version", "string")]
+
 GLUE_TABLES: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
     STAGED_CDC_TABLE: (STAGED_CDC_COLUMNS, STAGED_CDC_PARTITIONS),
     OUTLIERS_TABLE: (OUTLIER_COLUMNS, OUTLIER_PARTITIONS),
+    FORECAST_ENRICHED_TABLE: (FORECAST_ENRICHED_COLUMNS, FORECAST_ENRICHED_PARTITIONS),
 }

@@ -6,11 +6,12 @@ Started by the forecast workflow once the transform job has completed. Arguments
   --export_name       the export job's name (names the files, as Forecast does)
   --export_time       the export's timestamp, ISO-8601 (names the files; from the workflow, so a
                       rerun writes the same names)
+  --staging_path      s3:// prefix for Spark's work files, outside the export prefix
 
 Writes ``<export_name>_<yyyy-MM-ddTHH-mm-ssZ>_part0.csv`` (header ``item_id,date,p10,p50,p90``)
-into ``export_path``. The file is built under ``_staging/`` and moved into place last, so the
-export prefix never holds a half-written file, and its arrival (the S3 event that starts the
-enrichment job) means the export is complete.
+into ``export_path``. The file is built under ``staging_path`` and moved into place last, so the
+export prefix never holds a half-written file or a work file, and the one object that lands there
+(whose S3 event starts the enrichment) means the export is complete.
 """
 
 import datetime as dt
@@ -24,7 +25,7 @@ from pyspark.context import SparkContext
 from pipeline.etl.publish import publish_single_part
 from pipeline.etl.transforms import forecast_export
 
-ARGS = ["transform_output", "export_path", "export_name", "export_time"]
+ARGS = ["transform_output", "export_path", "export_name", "export_time", "staging_path"]
 
 
 def export_file_name(name: str, when: str) -> str:
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> None:
     rows = spark.read.option("header", "true").option("inferSchema", "false").csv(source)
     export = forecast_export(rows).orderBy("item_id", "date")
     target = args["export_path"].rstrip("/")
-    staging = f"{target}/_staging"
+    staging = args["staging_path"].rstrip("/")
     export.coalesce(1).write.mode("overwrite").option("header", "true").csv(staging)
     publish_single_part(
         spark, staging, f"{target}/{export_file_name(args['export_name'], args['export_time'])}"

@@ -239,3 +239,86 @@ def forecast_export(transform_output: DataFrame) -> DataFrame:
         F.date_format(F.to_timestamp("timestamp"), "yyyy-MM-dd'T'HH:mm:ss'Z'").alias("date"),
         *[F.col(c).cast("double").alias(c) for c in quantiles],
     )
+
+
+def read_forecast_export(export: DataFrame) -> DataFrame:
+    """The export's CSV columns (strings) → ``item_id, date (date), p…`` (doubles)."""
+    quantiles = [c for c in export.columns if _QUANTILE_COLUMN.match(c)]
+    for required in ("item_id", "date"):
+        if required not in export.columns:
+            raise ValueError(f"forecast export has no column {required!r}")
+    return export.select(
+        F.col("item_id").cast("string").alias("item_id"),
+        F.to_date(F.substring("date", 1, 10)).alias("date"),
+        *[F.col(c).cast("double").alias(c) for c in quantiles],
+    )
+
+
+def enrich_forecast(
+    forecast: DataFrame,
+    products: DataFrame,
+    campaigns: DataFrame,
+    sales: DataFrame,
+    recent_days: int,
+) -> DataFrame:
+    """The forecast joined with product attributes, active campaigns and recent actuals.
+
+    One row per forecast row (``item_id, date``): the product's ``name, category, brand,
+    price_tier, list_price``; ``campaign_discount`` (the largest all-channel discount of a
+    campaign covering the item that day, 0 without one) and ``promotion_applied`` (any campaign
+    covers it); ``recent_daily_demand`` (units per day over the ``recent_days`` before the first
+    forecast date) and ``last_sale_date``. Items the product table no longer holds keep their
+    forecast with empty attributes rather than vanish.
+    """
+    first = forecast.agg(F.min("date").alias("first")).first()["first"]
+    since = F.date_sub(F.lit(first), recent_days)
+    day = F.to_date("sold_at")
+    recent = (
+        sales.where((day >= since) & (day < F.lit(first)))
+        .groupBy(F.col("product_id").alias("item_id"))
+        .agg((F.sum("quantity") / F.lit(float(recent_days))).alias("recent_daily_demand"))
+    )
+    last_sale = sales.groupBy(F.col("product_id").alias("item_id")).agg(
+        F.max(day).alias("last_sale_date")
+    )
+    attributes = products.select(
+        F.col("product_id").alias("item_id"), "name", "category", "brand", "price_tier",
+        "list_price",
+    )  # fmt: skip
+    covered = campaigns.select(
+        "product_id", "category", "discount", "channel",
+        F.explode(F.sequence("start_date", "end_date", F.expr("interval 1 day"))).alias("date"),
+    )  # fmt: skip
+    keyed = forecast.join(attributes, "item_id", "left")
+    by_product = keyed.join(
+        covered.where(F.col("product_id").isNotNull())
+        .drop("category")
+        .withColumnRenamed("product_id", "item_id"),
+        ["item_id", "date"],
+    ).select("item_id", "date", "discount", "channel")
+    by_category = keyed.join(
+        covered.where(F.col("category").isNotNull()).drop("product_id"), ["category", "date"]
+    ).select("item_id", "date", "discount", "channel")
+    promotions = (
+        by_product.unionByName(by_category)
+        .groupBy("item_id", "date")
+        .agg(
+            F.max(F.when(F.col("channel") == "all", F.col("discount")).otherwise(0.0)).alias(
+                "campaign_discount"
+            ),
+            F.lit(1).alias("promotion_applied"),
+        )
+    )
+    quantiles = [c for c in forecast.columns if _QUANTILE_COLUMN.match(c)]
+    return (
+        keyed.join(promotions, ["item_id", "date"], "left")
+        .join(recent, "item_id", "left")
+        .join(last_sale, "item_id", "left")
+        .fillna({"campaign_discount": 0.0, "promotion_applied": 0, "recent_daily_demand": 0.0})
+        .select(
+            "item_id", "date", *quantiles, "name", "category", "brand", "price_tier",
+            "list_price", "campaign_discount",
+            F.col("promotion_applied").cast("int").alias("promotion_applied"),
+            "recent_daily_demand", "last_sale_date",
+        )
+    )  # fmt: skip

@@ -60,3 +60,13 @@ def test_the_notebook_runs_on_the_smoke_run(smoke_run, monkeypatch) -> None:
     assert {"actual", "ground truth (expected)"} <= {t["name"] for t in traces}
     assert all(len(t["x"]) > 0 for t in traces)
     assert os.environ["DFP_RUN_DIR"] == str(smoke_run.out_dir)
+
+
+def test_the_export_was_enriched_for_athena(smoke_run) -> None:
+    enrich = smoke_run.summary["enrich"]
+    forecast = smoke_run.summary["forecast"]
+    assert enrich["execution"]["status"] == "SUCCEEDED"
+    assert enrich["rows"] == forecast["export"]["rows"] and enrich["matches_export"]
+    assert enrich["items"] == forecast["items"] and enrich["unknown_items"] == 0
+    hop = smoke_run.summary["counts"]["forecast_enriched"]
+    assert hop["in"] == hop["out"] == enrich["rows"]

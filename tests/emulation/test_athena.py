@@ -139,3 +139,16 @@ def test_a_query_that_cannot_run_fails_with_a_reason(staged, sql: str, reason: s
     assert execution["Status"]["AthenaError"]["ErrorMessage"]
     with pytest.raises(world.client("athena").exceptions.InvalidRequestException):
         world.client("athena").get_query_results(QueryExecutionId=execution["QueryExecutionId"])
+
+
+def test_marker_and_hidden_objects_are_not_read_as_data(staged) -> None:
+    world, _, names = staged
+    s3 = world.client("s3")
+    bucket = names["buckets"]["staged"]
+    before = rows(world, query(world, names, "SELECT count(*) FROM staged_cdc"))[1][0]
+    # Spark's commit marker and checksum files sit next to the data; Athena skips "_" and "."
+    s3.put_object(Bucket=bucket, Key="cdc/table=sales/dt=2099-01-01/_SUCCESS", Body=b"")
+    s3.put_object(Bucket=bucket, Key="cdc/table=sales/dt=2099-01-01/.part-0.crc", Body=b"x")
+    execution = query(world, names, "SELECT count(*) FROM staged_cdc")
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    assert rows(world, execution)[1][0] == before

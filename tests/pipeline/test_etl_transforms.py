@@ -128,3 +128,51 @@ def test_related_series_cover_the_horizon_with_campaign_prices(spark) -> None:
     assert rows[D(2025, 1, 8)] == (20.0, 1)  # a web-only discount is not the shelf price
     meta = item_metadata(current_rows(staged, "products")).collect()
     assert [(r["item_id"], r["category"]) for r in meta] == [("P1", "toys")]
+
+
+def test_enrichment_joins_attributes_campaigns_and_recent_actuals(spark) -> None:
+    from pipeline.etl.transforms import enrich_forecast, forecast_export, read_forecast_export
+
+    staged = staged_rows(
+        spark,
+        [
+            ("products", product("P1", category="toys"), "load", None),
+            ("products", product("P2", category="food"), "load", None),
+            ("campaigns", {"campaign_id": "C1", "scope": "category", "category": "toys",
+                           "start_date": D(2025, 2, 2), "end_date": D(2025, 2, 3),
+                           "discount": 0.25, "channel": "all"}, "load", None),
+            ("sales", sale(1, "P1", 28, T(2025, 1, 20, 10)), "load", None),
+            ("sales", sale(2, "P1", 50, T(2024, 12, 1, 10)), "load", None),  # before the 28 days
+        ],
+    )  # fmt: skip
+    transform_rows = spark.createDataFrame(
+        [
+            ("P1", "2025-02-01", "1.0", "2.0", "3.0", "2.1"),
+            ("P1", "2025-02-02", "1.5", "2.5", "3.5", "2.4"),
+            ("P2", "2025-02-01", "0.0", "1.0", "2.0", "1.0"),
+            ("P9", "2025-02-01", "0.0", "1.0", "2.0", "1.0"),  # no longer in the product table
+        ],
+        ["item_id", "timestamp", "p10", "p50", "p90", "mean"],
+    )
+    export = forecast_export(transform_rows)
+    assert export.columns == ["item_id", "date", "p10", "p50", "p90"]  # the mean is not a type
+    assert export.orderBy("item_id", "date").first()["date"] == "2025-02-01T00:00:00Z"
+    enriched = enrich_forecast(
+        read_forecast_export(export.select([export[c].cast("string") for c in export.columns])),
+        current_rows(staged, "products"),
+        current_rows(staged, "campaigns"),
+        current_rows(staged, "sales"),
+        recent_days=28,
+    )
+    rows = {(r["item_id"], r["date"]): r for r in enriched.collect()}
+    assert len(rows) == 4  # one row per forecast row, none lost, none doubled
+    promoted = rows[("P1", D(2025, 2, 2))]
+    assert promoted["promotion_applied"] == 1 and promoted["campaign_discount"] == 0.25
+    assert promoted["p50"] == 2.5 and promoted["category"] == "toys"
+    plain = rows[("P1", D(2025, 2, 1))]
+    assert plain["promotion_applied"] == 0 and plain["campaign_discount"] == 0.0
+    assert plain["recent_daily_demand"] == pytest.approx(1.0)  # 28 units over 28 days
+    assert plain["last_sale_date"] == D(2025, 1, 20)
+    assert rows[("P2", D(2025, 2, 1))]["promotion_applied"] == 0  # the campaign is for toys
+    unknown = rows[("P9", D(2025, 2, 1))]
+    assert unknown["name"] is None and unknown["p50"] == 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import time
@@ -100,3 +101,53 @@ def test_broken_input_fails_the_execution_with_the_cause(aws: World, stack) -> N
         Bucket=names.bucket("forecast"), Prefix="exports/2025-05-02/"
     )
     assert listed.get("KeyCount", 0) == 0  # no half-written export
+
+
+def test_an_export_starts_the_enrichment_and_reruns_do_not_duplicate(aws: World, stack) -> None:
+    embedded_only(aws)
+    from emulation.glue.spark import spark_session
+    from harness.forecast_stage import athena_rows
+    from harness.runner import RunContext
+    from tests.pipeline.test_etl_transforms import product, sale, staged_rows
+
+    names = provision(aws, stack)
+    spark = spark_session(aws.endpoint_url, aws.region)
+    staged = staged_rows(
+        spark,
+        [
+            ("products", product("P1"), "load", None),
+            ("products", product("P2"), "load", None),
+            ("sales", sale(1, "P1", 14, dt.datetime(2025, 1, 25, 9)), "load", None),
+        ],
+    )
+    staged.write.mode("overwrite").partitionBy("table", "dt").parquet(
+        f"s3a://{names.bucket('staged')}/cdc/"
+    )
+    export = "item_id,date,p10,p50,p90\n" + "".join(
+        f"{item},2025-02-0{day}T00:00:00Z,1.0,2.0,3.0\n" for item in ("P1", "P2", "P3")
+        for day in (1, 2)
+    )  # fmt: skip
+    key = "exports/2025-01-31/dfp_2025-01-31_2026-01-01T00-00-00Z_part0.csv"
+    s3 = aws.client("s3")
+    ctx = RunContext(scenario=None, out_dir=None, world=aws, stack=names)  # type: ignore
+    query = (
+        "SELECT count(*) AS n, count_if(name IS NULL) AS unknown, "
+        "max(recent_daily_demand) AS recent FROM forecast_enriched WHERE version = ?"
+    )
+    sfn = aws.client("stepfunctions")
+    machine = names.state_machine_arn("enrich")
+    for attempt in range(2):  # the same export twice: the partition is replaced, not appended
+        began = time.time()
+        s3.put_object(Bucket=names.bucket("forecast"), Key=key, Body=export.encode())
+
+        def finished(after=began):
+            found = find_execution(sfn, machine, names.bucket("forecast"), key)
+            ok = found and found["startDate"].timestamp() >= after - 1
+            return found if ok and found["status"] != "RUNNING" else None
+
+        execution = aws.wait_for(finished, what=f"enrichment run {attempt}", timeout=300)
+        assert execution["status"] == "SUCCEEDED", execution.get("cause")
+        (row,) = athena_rows(ctx, query, ["'2025-01-31'"])
+        assert int(row["n"]) == 6, row  # every export row, once
+        assert int(row["unknown"]) == 2  # P3 is not in the product table: kept, no attributes
+        assert float(row["recent"]) == pytest.approx(14 / 28)

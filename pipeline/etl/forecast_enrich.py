@@ -1,0 +1,70 @@
+"""Glue job: a forecast export joined with the staged data, laid out for Athena.
+
+Started (through the enrichment workflow) by the S3 event of a forecast export. Arguments:
+  --export_path   s3:// URI of the export file (``…/exports/<version>/<name>_part0.csv``)
+  --staged_path   s3:// prefix of the staged CDC table
+  --output_path   s3:// prefix of the ``forecast_enriched`` table (partitioned by version)
+  --recent_days   days of actuals averaged into ``recent_daily_demand``
+
+Writes Parquet under ``<output_path>/version=<version>/`` (the version is the export's folder
+name), replacing that partition only: a rerun for the same export gives the same rows, never
+duplicates, and other versions stay.
+"""
+
+import sys
+
+from awsglue.context import GlueContext
+from awsglue.job import Job
+from awsglue.utils import getResolvedOptions
+from pyspark.context import SparkContext
+from pyspark.sql import functions as F
+
+from pipeline.contracts.staged import FORECAST_ENRICHED_COLUMNS
+from pipeline.etl.transforms import (
+    current_rows,
+    enrich_forecast,
+    read_forecast_export,
+    staged_schema_ddl,
+    validate_staged,
+)
+
+ARGS = ["export_path", "staged_path", "output_path", "recent_days"]
+
+
+def export_version(export_path: str) -> str:
+    """``s3://b/exports/2025-02-05/x_part0.csv`` → ``2025-02-05`` (the folder of the file)."""
+    parts = export_path.rstrip("/").split("/")
+    if len(parts) < 2 or not parts[-2]:
+        raise ValueError(f"--export_path {export_path!r}: expected …/<version>/<file>.csv")
+    return parts[-2]
+
+
+def main(argv: list[str]) -> None:
+    args = getResolvedOptions(argv, ARGS)
+    glue = GlueContext(SparkContext.getOrCreate())
+    spark = glue.spark_session
+    job = Job(glue)
+    job.init(args["JOB_NAME"], args)
+    version = export_version(args["export_path"])
+
+    export = spark.read.option("header", "true").csv(args["export_path"])
+    staged = spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"])
+    for table in ("products", "campaigns", "sales"):
+        validate_staged(staged, table)
+    enriched = enrich_forecast(
+        read_forecast_export(export),
+        current_rows(staged, "products"),
+        current_rows(staged, "campaigns"),
+        current_rows(staged, "sales"),
+        int(args["recent_days"]),
+    )
+    columns = [F.col(name).cast(kind).alias(name) for name, kind in FORECAST_ENRICHED_COLUMNS]
+    target = f"{args['output_path'].rstrip('/')}/version={version}/"
+    enriched.select(*columns).orderBy("item_id", "date").coalesce(1).write.mode(
+        "overwrite"
+    ).parquet(target)
+    job.commit()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
