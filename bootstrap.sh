@@ -76,6 +76,22 @@ setup_jars() {
         || die "Maven could not fetch hadoop-aws / aws-java-sdk-bundle (see its message above)"
 }
 
+# --- Chromium for the browser tests (Debian's chromium; Playwright drives it) -----------------
+setup_browser() {
+    if command -v chromium >/dev/null 2>&1; then
+        return 0
+    fi
+    if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+        say "installing Debian's chromium for the browser tests"
+        if DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 ||
+           { apt-get update -q >/dev/null 2>&1 &&
+             DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; then
+            return 0
+        fi
+    fi
+    say "chromium is not installed (apt-get install chromium): the two browser tests will be skipped"
+}
+
 main() {
     local command="${1:-}"
     [[ -n "$command" ]] && shift
@@ -86,6 +102,7 @@ main() {
     check_prerequisites
     setup_venv
     setup_jars
+    [[ "$command" == "run" ]] || setup_browser
     export PATH="$VENV/bin:$PATH"
     case "$command" in
         run)

@@ -224,6 +224,40 @@ def parity(
 
 
 @app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory (dfp run … --out RUN_DIR)")],
+    host: Annotated[str, typer.Option(help="address to bind; loopback unless you say so")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="port (0 picks a free one)")] = 8000,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the forecast page, its API and the run's dashboards from a local world."""
+    import time
+
+    from deploy.stack import load_stack
+    from emulation import World
+    from harness.serve import ForecastServer, ForecastSite
+
+    _setup_logging(verbose)
+    _sigterm_to_exit()
+    with World(region=load_stack().local.region) as world:
+        try:
+            site = ForecastSite(world, run_dir)
+        except FileNotFoundError as exc:
+            _refuse(str(exc))
+        server = ForecastServer(site, host=host, port=port).start()
+        console.print(f"serving {run_dir} at [bold]{server.url}[/] (Ctrl-C stops)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+
+
+@app.command()
 def scenarios() -> None:
     """List the scenarios found and check each one against the schema."""
     bad = False

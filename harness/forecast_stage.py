@@ -226,6 +226,7 @@ def stage_enrich(ctx: RunContext) -> None:
             f"{execution.get('cause')}"
         )
     version = export_key.split("/")[-2]
+    _keep_enriched(ctx, version)
     (row,) = athena_rows(
         ctx,
         "SELECT count(*) AS n, count(DISTINCT item_id) AS items, sum(p50) AS p50, "
@@ -248,3 +249,23 @@ def stage_enrich(ctx: RunContext) -> None:
         "matches_export": rows == export_rows
         and abs(p50_total - ctx.scratch["export_p50_total"]) <= 1e-6 * max(1.0, p50_total),
     }
+
+
+ENRICHED_DIR = "enriched"
+
+
+def _keep_enriched(ctx: RunContext, version: str) -> None:
+    """Copy the enriched partition into the run directory (``dfp serve RUN_DIR`` loads it)."""
+    assert ctx.world is not None and ctx.stack is not None
+    s3 = ctx.world.client("s3")
+    bucket = ctx.stack.bucket("analysis")
+    prefix = f"forecast/version={version}/"
+    target = ctx.out_dir / FORECAST_DIR / ENRICHED_DIR / f"version={version}"
+    target.mkdir(parents=True, exist_ok=True)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    keys = sorted(
+        o["Key"] for o in listed if not o["Key"].rsplit("/", 1)[-1].startswith(("_", "."))
+    )
+    for index, key in enumerate(keys):  # Spark's part names carry a random id: renumber them
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        (target / f"part-{index:05d}.parquet").write_bytes(body)

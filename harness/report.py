@@ -1,8 +1,11 @@
 """``report.html``: one self-contained page per run (no CDN, opens offline).
 
-It shows the run's verdict, the expectations, a timeline of stage durations, the per-hop counts
-with the reconciliation, and the artifacts with their hashes. Everything is inline HTML and CSS,
-so the file can be attached to a ticket or opened on a machine without network.
+It shows the run's verdict, the expectations, a timeline of stage durations, the forecast for any
+product (selectable) with its P10–P90 band against the actuals and the ground truth, the accuracy
+metrics against the baseline, the injected anomalies and the flagged outliers over time with the
+alerts, the per-hop counts with the reconciliation, and the artifacts with their hashes.
+Everything is inline (HTML, CSS, plotly.js and the shared chart builder), so the file can be
+attached to a ticket or opened on a machine without network.
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ import html
 import json
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+
+from harness.charts import inline_scripts, json_for_script, product_series
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;
@@ -24,6 +31,7 @@ padding:.35rem .6rem;border-bottom:1px solid #e4e7eb}th{background:#f5f7fa}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bar{height:.9rem;background:#3e7cb1;border-radius:2px;min-width:2px}
 code{font-size:.85rem;word-break:break-all}
+.chart{min-height:300px;margin:1rem 0}select,input{font-size:1rem;padding:.3rem .5rem}
 """
 
 
@@ -111,21 +119,162 @@ def _artifacts(summary: dict[str, Any]) -> str:
     return f"<table><tr><th>file</th><th>sha256</th></tr>{rows}</table>"
 
 
-def render_report(summary: dict[str, Any]) -> str:
-    title = f"dfp run: {summary.get('scenario')} (seed {summary.get('seed')})"
+def forecast_section(summary: dict[str, Any], run_dir: Path | None) -> str:
+    """The forecast of a selectable product, and the metrics against the baseline."""
+    forecast = summary.get("forecast")
+    if not forecast:
+        return '<p class="muted">This run produced no forecast.</p>'
+    products = product_series(run_dir) if run_dir else []
+    metrics, baseline = forecast.get("metrics") or {}, forecast["baseline"].get("metrics") or {}
+    names = [k for k in metrics if k != "point_forecast_type"]
+    rows = "".join(
+        f"<tr><td>{_e(k)}</td><td class='num'>{_fmt(metrics.get(k))}</td>"
+        f"<td class='num'>{_fmt(baseline.get(k))}</td></tr>"
+        for k in names
+    )
+    models = ", ".join(f"{_e(m)}: {n}" for m, n in sorted(forecast.get("models", {}).items()))
+    ratios = [k for k in names if k != "RMSE"]  # RMSE is in units: it would dwarf the ratios
+    bars = {
+        "data": [
+            {"type": "bar", "name": "local forecaster", "x": ratios,
+             "y": [metrics.get(k) for k in ratios]},
+            {"type": "bar", "name": "SeasonalNaive", "x": ratios,
+             "y": [baseline.get(k) for k in ratios]},
+        ],
+        "layout": {"barmode": "group", "template": "plotly_white", "height": 320,
+                   "title": {"text": "Backtest accuracy (lower is better)"},
+                   "margin": {"t": 50, "r": 20, "b": 60, "l": 50}},
+    }  # fmt: skip
+    options = "".join(
+        f"<option value='{i}'>{_e(p['item_id'])}{' · ' + _e(p['name']) if p['name'] else ''}"
+        "</option>"
+        for i, p in enumerate(products)
+    )
+    picker = (
+        f"<label>Product <select id='product'>{options}</select></label>"
+        "<div id='forecast-chart' class='chart' style='height:420px'></div>"
+        if products
+        else '<p class="muted">No per-product data in this run directory.</p>'
+    )
+    return (
+        f"<p>{forecast.get('items')} items, horizon {forecast.get('horizon')}, quantiles "
+        f"{_e(forecast.get('quantiles'))}; models chosen per item: {models}.</p>"
+        f"{picker}<div id='metrics-chart' class='chart'></div>"
+        "<table><tr><th>metric</th><th>local forecaster</th><th>SeasonalNaive</th></tr>"
+        f"{rows}</table>"
+        f"<script>const DFP_PRODUCTS = {json_for_script(products)};"
+        f"const DFP_METRICS = {json_for_script(bars)};</script>"
+    )
+
+
+def anomaly_section(summary: dict[str, Any], run_dir: Path | None) -> str:
+    """Injected anomalies (ground truth) and flagged outliers per day, and the alerts."""
+    injected: dict[str, dict[str, int]] = {}
+    path = run_dir / "simulation" / "truth" / "anomalies.parquet" if run_dir else None
+    if path is not None and path.is_file():
+        truth = pd.read_parquet(path)
+        if len(truth):
+            day = pd.to_datetime(truth["start"]).dt.strftime("%Y-%m-%d")
+            counts = truth.groupby([day, truth["type"]]).size()
+            for (day, kind), n in counts.items():
+                injected.setdefault(kind, {})[day] = int(n)
+    anomaly = summary.get("anomaly") or {}
+    flagged = anomaly.get("flagged_per_day") or {}
+    traces = [
+        {"type": "bar", "name": f"injected {kind}", "x": list(days), "y": list(days.values())}
+        for kind, days in sorted(injected.items())
+    ]
+    if flagged:
+        traces.append({"type": "scatter", "mode": "lines+markers", "name": "flagged outliers",
+                       "x": list(flagged), "y": list(flagged.values())})  # fmt: skip
+    figure = {
+        "data": traces,
+        "layout": {"barmode": "stack", "template": "plotly_white", "height": 300,
+                   "title": {"text": "Anomalies per day"},
+                   "margin": {"t": 50, "r": 20, "b": 40, "l": 50}},
+    }  # fmt: skip
+    alerts = summary.get("alerts") or []
+    alert_rows = "".join(
+        f"<tr><td>{_e(a.get('rule'))}</td><td>{_e(a.get('product_id'))}</td>"
+        f"<td>{_e(a.get('date'))}</td><td class='num'>{_e(a.get('value'))}</td></tr>"
+        for a in alerts
+    )
+    alert_table = (
+        "<table><tr><th>rule</th><th>product</th><th>day</th><th>value</th></tr>"
+        f"{alert_rows}</table>"
+        if alerts
+        else '<p class="muted">No alerts were raised in this run.</p>'
+    )
+    scores = (
+        f"<p>Detection: precision {_fmt(anomaly.get('precision'))}, recall "
+        f"{_fmt(anomaly.get('recall'))}, F1 {_fmt(anomaly.get('f1'))}.</p>"
+        if anomaly
+        else '<p class="muted">This run has no anomaly-detection results.</p>'
+    )
+    chart = (
+        f"<div id='anomaly-chart' class='chart'></div>"
+        f"<script>const DFP_ANOMALIES = {json_for_script(figure)};</script>"
+        if traces
+        else ""
+    )
+    return scores + chart + "<h3>Alerts</h3>" + alert_table
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else _e(value)
+
+
+_DRAW = """
+<script>
+(function () {
+  if (typeof Plotly === "undefined") { return; }
+  const config = {displaylogo: false, responsive: true};
+  const pick = document.getElementById("product");
+  function draw() {
+    const product = DFP_PRODUCTS[Number(pick.value)];
+    const figure = dfpForecastFigure(product);
+    Plotly.react("forecast-chart", figure.data, figure.layout, config);
+  }
+  if (pick && typeof DFP_PRODUCTS !== "undefined" && DFP_PRODUCTS.length) {
+    pick.addEventListener("change", draw);
+    draw();
+  }
+  if (typeof DFP_METRICS !== "undefined") {
+    Plotly.newPlot("metrics-chart", DFP_METRICS.data, DFP_METRICS.layout, config);
+  }
+  if (typeof DFP_ANOMALIES !== "undefined") {
+    Plotly.newPlot("anomaly-chart", DFP_ANOMALIES.data, DFP_ANOMALIES.layout, config);
+  }
+})();
+</script>
+"""
+
+
+def page(title: str, body: str, *, charts: bool) -> str:
+    """A complete, self-contained page in the report's look."""
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{_CSS}</style>"
+        f"{inline_scripts() if charts else ''}</head><body>{body}"
+        f"{_DRAW if charts else ''}</body></html>\n"
+    )
+
+
+def render_report(summary: dict[str, Any], run_dir: Path | None = None) -> str:
+    title = f"dfp run: {summary.get('scenario')} (seed {summary.get('seed')})"
+    body = (
         f"<h1>{_e(title)} {_badge(summary.get('status', 'unknown'))}</h1>"
         f"<p class='muted'>dfp-harness {_e(summary.get('version'))} · endpoint "
         f"{_e((summary.get('endpoint') or {}).get('kind'))}</p>"
         f"<h2>Expectations</h2>{_expectations(summary)}"
         f"<h2>Stages</h2>{_stages(summary)}"
+        f"<h2 id='forecasts'>Forecast</h2>{forecast_section(summary, run_dir)}"
+        f"<h2 id='outliers'>Outliers and alerts</h2>{anomaly_section(summary, run_dir)}"
         f"<h2>Records per hop</h2>{_counts(summary)}"
         f"<h2>Artifacts</h2>{_artifacts(summary)}"
-        "</body></html>\n"
     )
+    return page(title, body, charts=True)
 
 
 def write_report(summary: dict[str, Any], path: Path) -> None:
-    path.write_text(render_report(summary))
+    path.write_text(render_report(summary, path.parent))

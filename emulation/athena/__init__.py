@@ -78,6 +78,10 @@ def connect(endpoint: str, region: str) -> duckdb.DuckDBPyConnection:
         "CREATE SECRET world (TYPE S3, KEY_ID 'testing', SECRET 'testing', "
         f"REGION '{region}', ENDPOINT '{host}', URL_STYLE 'path', USE_SSL false)"
     )
+    # DuckDB 1.5.5 fails an internal assertion when statistics propagation meets an aggregate
+    # over a Hive partition column (``max(version)`` of a partitioned table). Athena has no such
+    # limit, so the optimisation is off; results are the same, plans a little slower.
+    con.execute("SET disabled_optimizers = 'statistics_propagation'")
     return con
 
 

@@ -1,0 +1,237 @@
+"""``dfp serve RUN_DIR``: the forecast web page, its API and the run's dashboards, locally.
+
+The API is :mod:`pipeline.serving.handler`, the code AWS runs behind API Gateway + Lambda, called
+with API Gateway proxy events over the world's DynamoDB and Athena. The run's enriched forecast
+(``RUN_DIR/forecast/enriched/``) is loaded into a fresh local world, so serving needs no rerun.
+
+Routes: ``/`` the page (search by id or name, chart and numbers); ``/api/forecast/{id}`` and
+``/api/products?q=`` the API; ``/report`` the run report; ``/dashboard/forecasts``,
+``/dashboard/outliers``, ``/dashboard/alerts`` its sections. The server binds to 127.0.0.1
+unless told otherwise; errors are logged and answered with a generic message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.parse
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from deploy.stack import load_stack
+from emulation import World
+from harness.charts import charts_js, plotly_js
+from harness.forecast_stage import ENRICHED_DIR, FORECAST_DIR
+from harness.provision import provision
+from harness.report import anomaly_section, forecast_section, page, render_report
+from pipeline.serving.handler import Settings, make_handler
+
+logger = logging.getLogger(__name__)
+
+_PAGE = """
+<h1>Demand forecast</h1>
+<p class="muted">Find a product by id or name; its forecast comes from the forecast API.</p>
+<form id="search-form"><input id="search" type="search" placeholder="e.g. P00001 or a name"
+ autocomplete="off" aria-label="product id or name"> <button type="submit">Search</button></form>
+<ul id="results"></ul>
+<p id="message" class="muted" role="status"></p>
+<div id="chart" class="chart" style="height:420px"></div>
+<table id="numbers"></table>
+<p class="muted"><a href="/report">Run report</a> · <a href="/dashboard/forecasts">forecasts</a>
+ · <a href="/dashboard/outliers">outliers</a> · <a href="/dashboard/alerts">alerts</a></p>
+<script>
+const config = {displaylogo: false, responsive: true};
+function text(tag, value) { const el = document.createElement(tag); el.textContent = value;
+  return el; }
+async function show(id) {
+  const message = document.getElementById("message");
+  message.textContent = "Loading " + id + "…";
+  const response = await fetch("/api/forecast/" + encodeURIComponent(id));
+  const body = await response.json();
+  if (!response.ok) { message.textContent = body.error || "request failed"; return; }
+  message.textContent = `${body.item_id} · ${body.name || ""} · ${body.category || ""} · ` +
+    `forecast version ${body.version} (from ${body.source})`;
+  const figure = dfpForecastFigure(body);
+  Plotly.react("chart", figure.data, figure.layout, config);
+  const table = document.getElementById("numbers");
+  table.replaceChildren();
+  const head = document.createElement("tr");
+  ["date", "P10", "P50", "P90", "promotion"].forEach((h) => head.appendChild(text("th", h)));
+  table.appendChild(head);
+  body.forecast.forEach((row) => {
+    const tr = document.createElement("tr");
+    tr.appendChild(text("td", row.date));
+    [row.p10, row.p50, row.p90].forEach((v) => {
+      const td = text("td", v === null ? "—" : v.toFixed(2)); td.className = "num";
+      tr.appendChild(td); });
+    tr.appendChild(text("td", row.promotion ? "yes" : ""));
+    table.appendChild(tr);
+  });
+}
+document.getElementById("search-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const q = document.getElementById("search").value.trim();
+  const message = document.getElementById("message");
+  const list = document.getElementById("results");
+  list.replaceChildren();
+  if (!q) { return; }
+  const response = await fetch("/api/products?q=" + encodeURIComponent(q));
+  const body = await response.json();
+  if (!response.ok) { message.textContent = body.error || "request failed"; return; }
+  if (!body.items.length) { message.textContent = "No product matches " + q; return; }
+  message.textContent = body.items.length + " found";
+  body.items.forEach((item) => {
+    const li = document.createElement("li");
+    const button = text("button", `${item.item_id} · ${item.name || ""}`);
+    button.className = "result"; button.dataset.item = item.item_id;
+    button.addEventListener("click", () => show(item.item_id));
+    li.appendChild(button); list.appendChild(li);
+  });
+});
+</script>
+"""
+
+
+class ForecastSite:
+    """The world-side state of the site: stack, data, the API handler, the run's summary."""
+
+    def __init__(self, world: World, run_dir: Path) -> None:
+        self.world = world
+        self.run_dir = run_dir
+        summary_path = run_dir / "summary.json"
+        if not summary_path.is_file():
+            raise FileNotFoundError(f"{summary_path}: missing; is {run_dir} a run directory?")
+        self.summary = json.loads(summary_path.read_text())
+        enriched = run_dir / FORECAST_DIR / ENRICHED_DIR
+        files = sorted(enriched.rglob("*.parquet")) if enriched.is_dir() else []
+        if not files:
+            raise FileNotFoundError(
+                f"{enriched}: no enriched forecast; run the scenario through the enrich stage"
+            )
+        stack = load_stack()
+        self.names = provision(world, stack)
+        s3 = world.client("s3")
+        bucket = self.names.bucket(stack.glue.tables["forecast_enriched"].bucket)
+        prefix = stack.glue.tables["forecast_enriched"].prefix
+        for file in files:
+            key = prefix + file.relative_to(enriched).as_posix()
+            s3.put_object(Bucket=bucket, Key=key, Body=file.read_bytes())
+        self.api = make_handler(
+            world.client("dynamodb"),
+            world.client("athena"),
+            Settings(
+                table=self.names.table_name("forecast-cache"),
+                database=stack.glue.database,
+                output=f"s3://{self.names.bucket('athena-results')}/api/",
+            ),
+        )
+
+    def dashboard(self, name: str) -> str | None:
+        sections = {
+            "forecasts": ("Forecasts", lambda: forecast_section(self.summary, self.run_dir)),
+            "outliers": ("Outliers", lambda: anomaly_section(self.summary, self.run_dir)),
+            "alerts": ("Alerts", lambda: anomaly_section(self.summary, self.run_dir)),
+        }
+        if name not in sections:
+            return None
+        title, build = sections[name]
+        return page(f"dfp · {title}", f"<h1>{title}</h1>{build()}", charts=True)
+
+
+def _handler_class(site: ForecastSite) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "dfp-serve"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.info("%s %s", self.address_string(), format % args)
+
+        def _send(self, status: int, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            try:
+                self._route()
+            except Exception:
+                logger.exception("GET %s failed", self.path)
+                self._send(
+                    HTTPStatus.INTERNAL_SERVER_ERROR,
+                    json.dumps(
+                        {"error": "internal error; the server log has the details"}
+                    ).encode(),
+                    "application/json",
+                )
+
+        def _route(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            path = url.path
+            if path in ("/", "/index.html"):
+                html = page("dfp · forecast", _PAGE, charts=False).replace(
+                    "</head>",
+                    '<script src="/static/plotly.min.js"></script>'
+                    '<script src="/static/charts.js"></script></head>',
+                    1,
+                )
+                self._send(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
+            elif path == "/static/plotly.min.js":
+                self._send(HTTPStatus.OK, plotly_js().encode(), "text/javascript")
+            elif path == "/static/charts.js":
+                self._send(HTTPStatus.OK, charts_js().encode(), "text/javascript")
+            elif path.startswith("/api/"):
+                query = dict(urllib.parse.parse_qsl(url.query))
+                event = {
+                    "httpMethod": "GET",
+                    "path": urllib.parse.unquote(path[len("/api") :]),
+                    "queryStringParameters": query or None,
+                }
+                response = site.api(event, None)
+                self._send(
+                    response["statusCode"],
+                    response["body"].encode(),
+                    response["headers"]["Content-Type"],
+                )
+            elif path == "/report":
+                html = render_report(site.summary, site.run_dir)
+                self._send(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
+            elif path.startswith("/dashboard/") and (
+                html := site.dashboard(path.rsplit("/", 1)[-1])
+            ):
+                self._send(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
+            else:
+                self._send(
+                    HTTPStatus.NOT_FOUND,
+                    json.dumps({"error": "not found"}).encode(),
+                    "application/json",
+                )
+
+    return Handler
+
+
+class ForecastServer:
+    """The HTTP server around a :class:`ForecastSite`, in a background thread."""
+
+    def __init__(self, site: ForecastSite, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.site = site
+        self.httpd = ThreadingHTTPServer((host, port), _handler_class(site))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> ForecastServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -1,0 +1,234 @@
+"""The forecast API behind the web page: API Gateway (proxy integration) + Lambda on AWS.
+
+Routes:
+
+* ``GET /forecast/{item_id}``: the item's latest forecast. From the DynamoDB cache when an unexpired
+  entry is there; else read from the enriched Athena table with a parameterised query, stored in
+  DynamoDB with a TTL attribute, and returned. ``source`` says which.
+* ``GET /products?q=TEXT``: up to 20 items whose id or name contains ``TEXT`` (case-insensitive).
+
+Request values never become SQL text: they are checked against a pattern (``400`` otherwise) and
+passed to Athena as ``ExecutionParameters`` (bound values). An unknown item is a ``404``; any
+other failure is a ``500`` with a generic message (the details go to the log, never the caller).
+
+Configuration comes from the environment on AWS (``FORECAST_TABLE``, ``ATHENA_DATABASE``,
+``ATHENA_OUTPUT``, ``ATHENA_WORKGROUP``, ``CACHE_TTL_SECONDS``); :func:`make_handler` takes the
+clients and settings explicitly, which is how a local server runs the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+SEARCH = re.compile(r"^[\w .-]{1,64}$")
+TABLE = "forecast_enriched"
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Settings:
+    table: str
+    database: str
+    output: str
+    workgroup: str = "primary"
+    cache_ttl_seconds: int = 3600
+    query_timeout_seconds: float = 60.0
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        return cls(
+            table=os.environ["FORECAST_TABLE"],
+            database=os.environ["ATHENA_DATABASE"],
+            output=os.environ["ATHENA_OUTPUT"],
+            workgroup=os.environ.get("ATHENA_WORKGROUP", "primary"),
+            cache_ttl_seconds=int(os.environ.get("CACHE_TTL_SECONDS", "3600")),
+        )
+
+
+def _literal(value: str) -> str:
+    """A string as one Athena execution parameter (a quoted SQL literal, quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _response(status: int, body: Any) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", "Cache-Control": "no-store"},
+        "body": json.dumps(body, sort_keys=True),
+    }
+
+
+class ForecastApi:
+    def __init__(self, dynamodb: Any, athena: Any, settings: Settings) -> None:
+        self.dynamodb = dynamodb
+        self.athena = athena
+        self.settings = settings
+
+    # ----------------------------------------------------------------------------- athena
+    def query(self, sql: str, parameters: list[str]) -> list[dict[str, str | None]]:
+        request: dict[str, Any] = {
+            "QueryString": sql,
+            "QueryExecutionContext": {"Database": self.settings.database},
+            "ResultConfiguration": {"OutputLocation": self.settings.output},
+            "WorkGroup": self.settings.workgroup,
+        }
+        if parameters:
+            request["ExecutionParameters"] = parameters
+        query_id = self.athena.start_query_execution(**request)["QueryExecutionId"]
+        deadline = time.monotonic() + self.settings.query_timeout_seconds
+        delay = 0.05
+        while True:
+            status = self.athena.get_query_execution(QueryExecutionId=query_id)
+            state = status["QueryExecution"]["Status"]["State"]
+            if state == "SUCCEEDED":
+                break
+            if state in ("FAILED", "CANCELLED"):
+                reason = status["QueryExecution"]["Status"].get("StateChangeReason")
+                raise RuntimeError(f"Athena query {query_id} {state}: {reason}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Athena query {query_id} did not finish in time")
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        rows: list[dict[str, str | None]] = []
+        header: list[str] | None = None
+        token = None
+        while True:
+            kwargs = {"QueryExecutionId": query_id, **({"NextToken": token} if token else {})}
+            page = self.athena.get_query_results(**kwargs)
+            for row in page["ResultSet"]["Rows"]:
+                values = [cell.get("VarCharValue") for cell in row["Data"]]
+                if header is None:
+                    header = [v or "" for v in values]
+                else:
+                    rows.append(dict(zip(header, values, strict=True)))
+            token = page.get("NextToken")
+            if not token:
+                return rows
+
+    # ------------------------------------------------------------------------------ routes
+    def forecast(self, item_id: str) -> dict[str, Any]:
+        if not ITEM_ID.match(item_id):
+            raise ApiError(400, "item id must be 1-64 letters, digits, '-' or '_'")
+        cached = self.dynamodb.get_item(
+            TableName=self.settings.table, Key={"item_id": {"S": item_id}}
+        ).get("Item")
+        now = int(time.time())
+        if cached and int(cached["expires_at"]["N"]) > now:
+            body = json.loads(cached["body"]["S"])
+            return {**body, "source": "cache"}
+        rows = self.query(
+            f"SELECT item_id, CAST(date AS varchar) AS date, p10, p50, p90, name, category, brand, "
+            f"price_tier, list_price, promotion_applied, recent_daily_demand, version "
+            f"FROM {TABLE} WHERE item_id = ? AND version = (SELECT max(version) FROM {TABLE}) "
+            f"ORDER BY date",
+            [_literal(item_id)],
+        )
+        if not rows:
+            raise ApiError(404, f"no forecast for item {item_id}")
+        first = rows[0]
+        body = {
+            "item_id": item_id,
+            "name": first["name"],
+            "category": first["category"],
+            "brand": first["brand"],
+            "price_tier": first["price_tier"],
+            "list_price": _number(first["list_price"]),
+            "recent_daily_demand": _number(first["recent_daily_demand"]),
+            "version": first["version"],
+            "forecast": [
+                {
+                    "date": row["date"],
+                    "p10": _number(row["p10"]),
+                    "p50": _number(row["p50"]),
+                    "p90": _number(row["p90"]),
+                    "promotion": row["promotion_applied"] == "1",
+                }
+                for row in rows
+            ],
+        }
+        self.dynamodb.put_item(
+            TableName=self.settings.table,
+            Item={
+                "item_id": {"S": item_id},
+                "body": {"S": json.dumps(body, sort_keys=True)},
+                "version": {"S": str(first["version"])},
+                "expires_at": {"N": str(now + self.settings.cache_ttl_seconds)},
+            },
+        )
+        return {**body, "source": "athena"}
+
+    def products(self, text: str) -> dict[str, Any]:
+        if not SEARCH.match(text):
+            raise ApiError(400, "search text must be 1-64 letters, digits, spaces, '.', '-', '_'")
+        pattern = "%" + text.lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+        rows = self.query(
+            f"SELECT DISTINCT item_id, name, category FROM {TABLE} "
+            f"WHERE version = (SELECT max(version) FROM {TABLE}) "
+            f"AND (lower(item_id) LIKE ? ESCAPE '\\' OR lower(name) LIKE ? ESCAPE '\\') "
+            f"ORDER BY item_id LIMIT 20",
+            [_literal(pattern), _literal(pattern)],
+        )
+        return {"query": text, "items": rows}
+
+    def __call__(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        method = event.get("httpMethod") or event.get("requestContext", {}).get("http", {}).get(
+            "method", "GET"
+        )
+        path = event.get("rawPath") or event.get("path") or "/"
+        try:
+            if method != "GET":
+                raise ApiError(405, "only GET is supported")
+            parts = [p for p in path.split("/") if p]
+            if len(parts) == 2 and parts[0] == "forecast":
+                return _response(200, self.forecast(parts[1]))
+            if parts == ["products"]:
+                query = event.get("queryStringParameters") or {}
+                return _response(200, self.products(query.get("q") or ""))
+            raise ApiError(404, "no such route")
+        except ApiError as exc:
+            return _response(exc.status, {"error": exc.message})
+        except Exception:
+            logger.exception("request %s %s failed", method, path)
+            return _response(500, {"error": "internal error; the service log has the details"})
+
+
+def _number(value: str | None) -> float | None:
+    return None if value in (None, "") else float(Decimal(value))
+
+
+def make_handler(dynamodb: Any, athena: Any, settings: Settings) -> Handler:
+    """The handler over given clients and settings (the Lambda entry builds them from env)."""
+    return ForecastApi(dynamodb, athena, settings)
+
+
+_default: Handler | None = None
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda entry point (``pipeline.serving.handler.handler``)."""
+    global _default
+    if _default is None:
+        import boto3
+
+        _default = make_handler(
+            boto3.client("dynamodb"), boto3.client("athena"), Settings.from_environment()
+        )
+    return _default(event, context)
