@@ -76,6 +76,23 @@ setup_jars() {
         || die "Maven could not fetch hadoop-aws / aws-java-sdk-bundle (see its message above)"
 }
 
+# --- the local Kinesis table connector for Flink (built from source, stamped by its hash) ---
+setup_connector() {
+    local dir="$ROOT/.dfp/jars" src="emulation/kinesisanalyticsv2/connector"
+    local jar="$dir/local-kinesis-connector-1.0.0.jar" want have=""
+    want="$(find "$src/pom.xml" "$src/src" -type f | sort | xargs cat | sha256sum | cut -d' ' -f1)"
+    [[ -f "$jar.stamp" ]] && have="$(cat "$jar.stamp")"
+    if [[ -f "$jar" && "$want" == "$have" ]]; then
+        return 0
+    fi
+    say "building the local Kinesis connector for Flink with Maven ($src)"
+    mvn -q -f "$src/pom.xml" package \
+        || die "Maven could not build the local Kinesis connector (see its message above)"
+    mkdir -p "$dir"
+    cp "$src/target/local-kinesis-connector-1.0.0.jar" "$jar"
+    echo "$want" > "$jar.stamp"
+}
+
 # --- Chromium for the browser tests (Debian's chromium; Playwright drives it) -----------------
 setup_browser() {
     if command -v chromium >/dev/null 2>&1; then
@@ -102,6 +119,7 @@ main() {
     check_prerequisites
     setup_venv
     setup_jars
+    setup_connector
     [[ "$command" == "run" ]] || setup_browser
     export PATH="$VENV/bin:$PATH"
     case "$command" in

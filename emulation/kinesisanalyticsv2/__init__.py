@@ -1,0 +1,41 @@
+"""Managed Service for Apache Flink, locally: the Kinesis table connector for now.
+
+The anomaly job declares its Kinesis tables with the options of AWS's connector
+``flink-connector-aws-kinesis-streams`` (``'connector' = 'kinesis'``, ``stream.arn``,
+``aws.region``, ``source.init.position``, ``format``; ``aws.endpoint`` locally). That connector's
+Flink 2.x releases (6.0.x ``-2.0``, and every 5.x/4.x tried) are not obtainable from the package
+registry this project builds from — Maven answers "Could not find artifact" — so the local world
+supplies its own connector behind the same factory identifier and options
+(``connector/``: a FLIP-27 source, one split per shard polled with ``GetRecords``, progress by
+sequence number; a Sink V2 writer batching ``PutRecords`` and retrying failed entries). Set-up
+builds it with Maven into ``.dfp/jars``; it is never deployed: on AWS the application's
+``jarfile`` holds AWS's connector and the job's table definitions are the same.
+
+Not emulated (by the connector): enhanced fan-out, resharding order (parent before child shards),
+``AT_TIMESTAMP`` skew, credential provider options (the SDK's default chain is used), partition
+keys from table columns (``sink.partitioner``: every record gets a random key, the AWS default),
+metrics such as ``millisBehindLatest``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONNECTOR_VERSION = "1.0.0"
+CONNECTOR_JAR = f"local-kinesis-connector-{CONNECTOR_VERSION}.jar"
+JARS_DIR = Path(__file__).resolve().parents[2] / ".dfp" / "jars"
+
+
+class ConnectorMissing(FileNotFoundError):
+    """The local Kinesis connector jar has not been built (set-up builds it)."""
+
+
+def connector_jar() -> Path:
+    """The local Kinesis table connector jar, built by ``./bootstrap.sh setup``."""
+    path = JARS_DIR / CONNECTOR_JAR
+    if not path.is_file():
+        raise ConnectorMissing(
+            f"{path}: missing; ./bootstrap.sh setup builds it with Maven "
+            "(emulation/kinesisanalyticsv2/connector/pom.xml)"
+        )
+    return path

@@ -1,0 +1,134 @@
+package dev.dfpharness.kinesis;
+
+import java.util.Set;
+import org.apache.flink.api.common.serialization.DeserializationSchema;
+import org.apache.flink.api.common.serialization.SerializationSchema;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.table.connector.ChangelogMode;
+import org.apache.flink.table.connector.format.DecodingFormat;
+import org.apache.flink.table.connector.format.EncodingFormat;
+import org.apache.flink.table.connector.sink.DynamicTableSink;
+import org.apache.flink.table.connector.sink.SinkV2Provider;
+import org.apache.flink.table.connector.source.DynamicTableSource;
+import org.apache.flink.table.connector.source.ScanTableSource;
+import org.apache.flink.table.connector.source.SourceProvider;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.factories.DeserializationFormatFactory;
+import org.apache.flink.table.factories.DynamicTableSinkFactory;
+import org.apache.flink.table.factories.DynamicTableSourceFactory;
+import org.apache.flink.table.factories.FactoryUtil;
+import org.apache.flink.table.factories.SerializationFormatFactory;
+import org.apache.flink.table.types.DataType;
+
+/** {@code 'connector' = 'kinesis'}: a Kinesis data stream as a table source or sink. */
+public final class KinesisDynamicTableFactory
+        implements DynamicTableSourceFactory, DynamicTableSinkFactory {
+
+    @Override
+    public String factoryIdentifier() {
+        return "kinesis";
+    }
+
+    @Override
+    public Set<ConfigOption<?>> requiredOptions() {
+        return Set.of(KinesisOptions.STREAM_ARN, FactoryUtil.FORMAT);
+    }
+
+    @Override
+    public Set<ConfigOption<?>> optionalOptions() {
+        return Set.of(KinesisOptions.AWS_REGION, KinesisOptions.AWS_ENDPOINT,
+                KinesisOptions.INIT_POSITION, KinesisOptions.INIT_TIMESTAMP,
+                KinesisOptions.DISCOVERY_INTERVAL, KinesisOptions.IDLE_POLL_INTERVAL,
+                KinesisOptions.MAX_BATCH, KinesisOptions.FLUSH_TIMEOUT,
+                KinesisOptions.FAIL_ON_ERROR);
+    }
+
+    @Override
+    public DynamicTableSource createDynamicTableSource(Context context) {
+        FactoryUtil.TableFactoryHelper helper = FactoryUtil.createTableFactoryHelper(this, context);
+        DecodingFormat<DeserializationSchema<RowData>> format =
+                helper.discoverDecodingFormat(DeserializationFormatFactory.class, FactoryUtil.FORMAT);
+        // The real connector's other aws.*, source.* and sink.* options are accepted, unused.
+        helper.validateExcept("aws.", "source.", "sink.");
+        KinesisOptions options = new KinesisOptions(helper.getOptions());
+        return new TableSource(options, format, context.getPhysicalRowDataType());
+    }
+
+    @Override
+    public DynamicTableSink createDynamicTableSink(Context context) {
+        FactoryUtil.TableFactoryHelper helper = FactoryUtil.createTableFactoryHelper(this, context);
+        EncodingFormat<SerializationSchema<RowData>> format =
+                helper.discoverEncodingFormat(SerializationFormatFactory.class, FactoryUtil.FORMAT);
+        helper.validateExcept("aws.", "source.", "sink.");
+        KinesisOptions options = new KinesisOptions(helper.getOptions());
+        return new TableSink(options, format, context.getPhysicalRowDataType());
+    }
+
+    private static final class TableSource implements ScanTableSource {
+        private final KinesisOptions options;
+        private final DecodingFormat<DeserializationSchema<RowData>> format;
+        private final DataType physical;
+
+        TableSource(KinesisOptions options, DecodingFormat<DeserializationSchema<RowData>> format,
+                    DataType physical) {
+            this.options = options;
+            this.format = format;
+            this.physical = physical;
+        }
+
+        @Override
+        public ChangelogMode getChangelogMode() {
+            return format.getChangelogMode();
+        }
+
+        @Override
+        public ScanRuntimeProvider getScanRuntimeProvider(ScanContext context) {
+            return SourceProvider.of(
+                    new KinesisSource(options, format.createRuntimeDecoder(context, physical)));
+        }
+
+        @Override
+        public DynamicTableSource copy() {
+            return new TableSource(options, format, physical);
+        }
+
+        @Override
+        public String asSummaryString() {
+            return "Kinesis (local) " + options.streamArn;
+        }
+    }
+
+    private static final class TableSink implements DynamicTableSink {
+        private final KinesisOptions options;
+        private final EncodingFormat<SerializationSchema<RowData>> format;
+        private final DataType physical;
+
+        TableSink(KinesisOptions options, EncodingFormat<SerializationSchema<RowData>> format,
+                  DataType physical) {
+            this.options = options;
+            this.format = format;
+            this.physical = physical;
+        }
+
+        @Override
+        public ChangelogMode getChangelogMode(ChangelogMode requested) {
+            return format.getChangelogMode();
+        }
+
+        @Override
+        public SinkRuntimeProvider getSinkRuntimeProvider(Context context) {
+            return SinkV2Provider.of(
+                    new KinesisSink(options, format.createRuntimeEncoder(context, physical)));
+        }
+
+        @Override
+        public DynamicTableSink copy() {
+            return new TableSink(options, format, physical);
+        }
+
+        @Override
+        public String asSummaryString() {
+            return "Kinesis (local) " + options.streamArn;
+        }
+    }
+}

@@ -1,0 +1,104 @@
+package dev.dfpharness.kinesis;
+
+import java.io.Serializable;
+import java.net.URI;
+import java.time.Duration;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.ConfigOptions;
+import org.apache.flink.configuration.ReadableConfig;
+import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
+import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.kinesis.KinesisClient;
+import software.amazon.awssdk.services.kinesis.KinesisClientBuilder;
+
+/**
+ * The table options this connector reads, named as flink-connector-aws-kinesis-streams names
+ * them, and the client they describe. Options of the real connector that have no local meaning
+ * (credentials providers, EFO, retry tuning) are accepted and ignored.
+ */
+public final class KinesisOptions implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    public static final ConfigOption<String> STREAM_ARN =
+            ConfigOptions.key("stream.arn").stringType().noDefaultValue()
+                    .withDescription("ARN of the Kinesis data stream.");
+    public static final ConfigOption<String> AWS_REGION =
+            ConfigOptions.key("aws.region").stringType().noDefaultValue();
+    public static final ConfigOption<String> AWS_ENDPOINT =
+            ConfigOptions.key("aws.endpoint").stringType().noDefaultValue();
+    public static final ConfigOption<String> INIT_POSITION =
+            ConfigOptions.key("source.init.position").stringType().defaultValue("LATEST")
+                    .withDescription("LATEST, TRIM_HORIZON or AT_TIMESTAMP.");
+    public static final ConfigOption<String> INIT_TIMESTAMP =
+            ConfigOptions.key("source.init.timestamp").stringType().noDefaultValue()
+                    .withDescription("ISO-8601 instant or epoch seconds, for AT_TIMESTAMP.");
+    public static final ConfigOption<Duration> DISCOVERY_INTERVAL =
+            ConfigOptions.key("source.shard.discovery.interval").durationType()
+                    .defaultValue(Duration.ofSeconds(10));
+    public static final ConfigOption<Duration> IDLE_POLL_INTERVAL =
+            ConfigOptions.key("source.reader.empty-records-fetch-interval").durationType()
+                    .defaultValue(Duration.ofMillis(200));
+    public static final ConfigOption<Integer> MAX_BATCH =
+            ConfigOptions.key("sink.batch.max-size").intType().defaultValue(500);
+    public static final ConfigOption<Duration> FLUSH_TIMEOUT =
+            ConfigOptions.key("sink.flush-buffer.timeout").durationType()
+                    .defaultValue(Duration.ofMillis(1000));
+    public static final ConfigOption<Boolean> FAIL_ON_ERROR =
+            ConfigOptions.key("sink.fail-on-error").booleanType().defaultValue(true);
+
+    final String streamArn;
+    final String region;
+    final String endpoint;
+    final String initPosition;
+    final String initTimestamp;
+    final long discoveryIntervalMs;
+    final long idlePollMs;
+    final int maxBatch;
+    final long flushTimeoutMs;
+    final boolean failOnError;
+
+    KinesisOptions(ReadableConfig options) {
+        this.streamArn = options.get(STREAM_ARN);
+        this.region = options.getOptional(AWS_REGION).orElse(regionOfArn(streamArn));
+        this.endpoint = options.getOptional(AWS_ENDPOINT).orElse(null);
+        this.initPosition = options.get(INIT_POSITION).toUpperCase();
+        this.initTimestamp = options.getOptional(INIT_TIMESTAMP).orElse(null);
+        this.discoveryIntervalMs = options.get(DISCOVERY_INTERVAL).toMillis();
+        this.idlePollMs = options.get(IDLE_POLL_INTERVAL).toMillis();
+        this.maxBatch = Math.max(1, Math.min(500, options.get(MAX_BATCH)));
+        this.flushTimeoutMs = options.get(FLUSH_TIMEOUT).toMillis();
+        this.failOnError = options.get(FAIL_ON_ERROR);
+        if (streamArn == null || !streamArn.startsWith("arn:")) {
+            throw new IllegalArgumentException("'stream.arn' must be a Kinesis stream ARN, got "
+                    + streamArn);
+        }
+        if (!(initPosition.equals("LATEST") || initPosition.equals("TRIM_HORIZON")
+                || initPosition.equals("AT_TIMESTAMP"))) {
+            throw new IllegalArgumentException("'source.init.position' must be LATEST, "
+                    + "TRIM_HORIZON or AT_TIMESTAMP, got " + initPosition);
+        }
+    }
+
+    private static String regionOfArn(String arn) {
+        String[] parts = arn == null ? new String[0] : arn.split(":");
+        return parts.length > 3 ? parts[3] : null;
+    }
+
+    KinesisClient client() {
+        KinesisClientBuilder builder = KinesisClient.builder()
+                .httpClient(UrlConnectionHttpClient.create())
+                .credentialsProvider(DefaultCredentialsProvider.builder().build());
+        if (region != null) {
+            builder.region(Region.of(region));
+        }
+        if (endpoint != null) {
+            // Local emulators speak JSON, not the CBOR the SDK uses for Kinesis by default.
+            if (endpoint.startsWith("http://")) {
+                System.setProperty("aws.cborEnabled", "false");
+            }
+            builder.endpointOverride(URI.create(endpoint));
+        }
+        return builder.build();
+    }
+}

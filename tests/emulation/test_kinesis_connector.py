@@ -1,0 +1,111 @@
+"""The local Kinesis table connector: a PyFlink 2.2 SQL job reads and writes the world's streams.
+
+The job runs in its own process (as the Managed Flink emulation runs jobs): a Flink mini-cluster
+with the connector jar, talking to the world's endpoint with the table options AWS's connector
+takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from emulation import World
+from emulation.kinesisanalyticsv2 import ConnectorMissing, connector_jar
+
+JOB = textwrap.dedent(
+    """
+    import sys
+    from pyflink.table import EnvironmentSettings, TableEnvironment
+
+    jar, endpoint, region, source, sink, position = sys.argv[1:7]
+    t = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t.get_config().set("pipeline.jars", "file://" + jar)
+    t.get_config().set("parallelism.default", "2")
+    options = f"'connector' = 'kinesis', 'aws.region' = '{region}', 'aws.endpoint' = '{endpoint}'"
+    t.execute_sql(f"CREATE TABLE src (line STRING) WITH ({options}, 'stream.arn' = '{source}', "
+                  f"'source.init.position' = '{position}', 'format' = 'raw')")
+    t.execute_sql(f"CREATE TABLE dst (n INT, line STRING) WITH ({options}, "
+                  f"'stream.arn' = '{sink}', 'format' = 'json')")
+    t.execute_sql("INSERT INTO dst SELECT CHAR_LENGTH(line), UPPER(line) FROM src").wait(120_000)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def jar():
+    try:
+        return connector_jar()
+    except ConnectorMissing as exc:
+        pytest.skip(f"{exc}; the Firehose and producer tests cover the streams without Flink")
+
+
+def _start(world: World, jar, source: str, sink: str, position: str = "TRIM_HORIZON"):
+    env = {**os.environ, **world.environment()}
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    args = [sys.executable, "-c", JOB, str(jar), world.endpoint_url, world.region, source, sink,
+            position]  # fmt: skip
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+def _read_all(world: World, arn: str) -> list[bytes]:
+    kinesis = world.client("kinesis")
+    out = []
+    for shard in kinesis.list_shards(StreamARN=arn)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        out += [r["Data"] for r in kinesis.get_records(StreamARN=arn, ShardIterator=iterator,
+                                                       Limit=10_000)["Records"]]  # fmt: skip
+    return out
+
+
+def _arn(world: World, name: str) -> str:
+    return f"arn:aws:kinesis:{world.region}:{world.account_id}:stream/{name}"
+
+
+def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(aws: World, jar) -> None:
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="conn-in", ShardCount=2)
+    kinesis.create_stream(StreamName="conn-out", ShardCount=1)
+    source, sink = _arn(aws, "conn-in"), _arn(aws, "conn-out")
+    lines = [f"order-{i}" for i in range(40)]
+    for i, line in enumerate(lines[:20]):  # before the job starts: TRIM_HORIZON reads them
+        kinesis.put_record(StreamARN=source, Data=line.encode(), PartitionKey=str(i))
+    job = _start(aws, jar, source, sink)
+    try:
+        deadline = time.monotonic() + 150
+        sent_rest = False
+        while time.monotonic() < deadline:
+            got = _read_all(aws, sink)
+            if len(got) >= 20 and not sent_rest:  # and while it runs: polling picks them up
+                for i, line in enumerate(lines[20:]):
+                    kinesis.put_record(StreamARN=source, Data=line.encode(), PartitionKey=str(i))
+                sent_rest = True
+            if len(got) >= len(lines):
+                break
+            assert job.poll() is None, job.communicate()[1][-3000:]
+            time.sleep(1)
+        rows = [json.loads(data) for data in _read_all(aws, sink)]
+        assert sorted(r["line"] for r in rows) == sorted(line.upper() for line in lines)
+        assert all(r["n"] == len(r["line"]) for r in rows)
+    finally:
+        job.terminate()
+        job.wait(timeout=30)
+
+
+def test_a_bad_option_fails_the_job_naming_it(aws: World, jar) -> None:
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="conn-bad", ShardCount=1)
+    arn = _arn(aws, "conn-bad")
+    job = _start(aws, jar, arn, arn, position="EARLIEST")
+    _, err = job.communicate(timeout=120)
+    assert job.returncode != 0
+    assert "'source.init.position' must be LATEST, TRIM_HORIZON or AT_TIMESTAMP" in err
