@@ -20,7 +20,7 @@ import pipeline
 
 STACK_FILE = Path(__file__).with_name("stack.yaml")
 _NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
-_REFERENCE = re.compile(r"\{(bucket|role|job):([a-z0-9-]+)\}")
+_REFERENCE = re.compile(r"\{(bucket|role|job|stream):([a-z0-9-]+)\}")
 
 
 class StackError(ValueError):
@@ -58,6 +58,19 @@ class RuleSpec(_Strict):
     input: dict[str, str | int | float | bool] | None = None
 
 
+class FlinkApplicationSpec(_Strict):
+    """A Managed Flink application: entry file (relative to the pipeline package), parallelism
+    and the property groups its job reads (values may name {stream:KEY}, {bucket:KEY},
+    {region})."""
+
+    entry: str
+    parallelism: int = Field(default=1, ge=1, le=64)
+    property_groups: dict[str, dict[str, str]]
+
+    def entry_path(self) -> Path:
+        return Path(pipeline.__file__).parent / self.entry
+
+
 class RoleSpec(_Strict):
     """An IAM role a service assumes (its policies are written in the CDK app)."""
 
@@ -74,6 +87,8 @@ class LocalSpec(_Strict):
     # Rule input values that differ in the local world (e.g. how often a workflow polls a job
     # that takes hours on AWS and seconds here). Keys must exist in the rule's input.
     rule_input: dict[str, dict[str, str | int | float | bool]] = Field(default_factory=dict)
+    # Property values that differ for a locally run application (e.g. where reading starts).
+    application_properties: dict[str, dict[str, dict[str, str]]] = Field(default_factory=dict)
 
 
 class GlueTableSpec(_Strict):
@@ -121,10 +136,18 @@ class Stack(_Strict):
     tables: dict[str, TableSpec]
     delivery_streams: dict[str, DeliveryStreamSpec] = Field(default_factory=dict)
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
+    applications: dict[str, FlinkApplicationSpec] = Field(default_factory=dict)
     glue: GlueSpec
 
     @field_validator(
-        "streams", "buckets", "state_machines", "rules", "tables", "delivery_streams", "roles"
+        "streams",
+        "buckets",
+        "state_machines",
+        "rules",
+        "tables",
+        "delivery_streams",
+        "roles",
+        "applications",
     )
     @classmethod
     def _keys_are_names(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +195,15 @@ class Stack(_Strict):
             if "partitionKeyFromQuery" in ds.prefix and not ds.partition_query:
                 raise ValueError(f"delivery_streams.{name}: prefix uses a partition key but "
                                  "no partition_query is given")  # fmt: skip
+        for name, app in self.applications.items():
+            if not app.entry_path().is_file():
+                raise ValueError(f"applications.{name}.entry: no file {app.entry_path()}")
+            for group, values in app.property_groups.items():
+                for key, value in values.items():
+                    self._check_references(f"applications.{name}.{group}.{key}", value)
+        for name in self.local.application_properties:
+            if name not in self.applications:
+                raise ValueError(f"local.application_properties.{name}: no application {name!r}")
         for name, machine in self.state_machines.items():
             if not machine.definition_path().is_file():
                 raise ValueError(
@@ -180,7 +212,8 @@ class Stack(_Strict):
         return self
 
     def _check_references(self, where: str, value: object) -> None:
-        kinds = {"bucket": self.buckets, "role": self.roles, "job": self.glue.jobs}
+        kinds = {"bucket": self.buckets, "role": self.roles, "job": self.glue.jobs,
+                 "stream": self.streams}  # fmt: skip
         for kind, ref in _REFERENCE.findall(str(value)):
             if ref not in kinds[kind]:
                 raise ValueError(f"{where}: no {kind} {ref!r}")
@@ -249,8 +282,24 @@ class ResolvedStack:
         """``{bucket:KEY}``, ``{role:KEY}``, ``{job:KEY}`` in a string → physical names."""
         if not isinstance(value, str):
             return value
-        lookup = {"bucket": self.bucket, "role": self.role_arn, "job": self.job_name}
+        lookup = {"bucket": self.bucket, "role": self.role_arn, "job": self.job_name,
+                  "stream": self.stream_arn}  # fmt: skip
+        value = value.replace("{region}", self.region)
         return _REFERENCE.sub(lambda m: lookup[m.group(1)](m.group(2)), value)
+
+    def application_properties(self, key: str, *, local: bool) -> list[dict[str, Any]]:
+        """The application's property groups as Managed Flink takes them, resolved; ``local``
+        applies ``local.application_properties``."""
+        app = self.stack.applications[key]
+        overrides = self.stack.local.application_properties.get(key, {}) if local else {}
+        groups = []
+        for group, values in sorted(app.property_groups.items()):
+            merged = {**values, **overrides.get(group, {})}
+            groups.append({
+                "PropertyGroupId": group,
+                "PropertyMap": {k: self.resolve_references(v) for k, v in sorted(merged.items())},
+            })  # fmt: skip
+        return groups
 
     def job_arguments(self, key: str) -> dict[str, str]:
         """The job's default arguments with resource references resolved."""

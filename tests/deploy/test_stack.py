@@ -88,3 +88,20 @@ def test_forecast_input_object_starts_the_forecast_workflow(aws: World) -> None:
     # A CSV is not a manifest: the workflow stops at once, saying so.
     assert described["status"] == "FAILED"
     assert described["error"] == "InvalidManifest"
+
+
+def test_application_properties_resolve_from_the_stack() -> None:
+    names = load_stack().resolve("210987654321", "eu-central-1")
+    on_aws = {g["PropertyGroupId"]: g["PropertyMap"]
+              for g in names.application_properties("anomaly", local=False)}  # fmt: skip
+    local = {g["PropertyGroupId"]: g["PropertyMap"]
+             for g in names.application_properties("anomaly", local=True)}  # fmt: skip
+    consumer = on_aws["consumer.config.0"]
+    assert consumer["input.stream.arn"] == names.stream_arn("cdc")
+    assert consumer["aws.region"] == "eu-central-1"
+    assert consumer["source.init.position"] == "LATEST"
+    assert local["consumer.config.0"]["source.init.position"] == "TRIM_HORIZON"
+    assert on_aws["errors.config.0"]["output.stream.arn"].endswith(":stream/dfp-anomaly-errors")
+    assert on_aws["detector.config.0"]["profiles.uri"].startswith(
+        f"s3://{names.bucket('analysis')}/"
+    )

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from emulation import World
+from emulation.kinesis import read_stream
 from emulation.kinesisanalyticsv2 import ConnectorMissing, connector_jar
 
 JOB = textwrap.dedent(
@@ -55,16 +56,8 @@ def _start(world: World, jar, source: str, sink: str, position: str = "TRIM_HORI
                             text=True)  # fmt: skip
 
 
-def _read_all(world: World, arn: str) -> list[bytes]:
-    kinesis = world.client("kinesis")
-    out = []
-    for shard in kinesis.list_shards(StreamARN=arn)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamARN=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        out += [r["Data"] for r in kinesis.get_records(StreamARN=arn, ShardIterator=iterator,
-                                                       Limit=10_000)["Records"]]  # fmt: skip
-    return out
+def _read_all(world: World, name: str) -> list[bytes]:
+    return [r["data"] for r in read_stream(world.client("kinesis"), name)]
 
 
 def _arn(world: World, name: str) -> str:
@@ -84,7 +77,7 @@ def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(aws: World, ja
         deadline = time.monotonic() + 150
         sent_rest = False
         while time.monotonic() < deadline:
-            got = _read_all(aws, sink)
+            got = _read_all(aws, "conn-out")
             if len(got) >= 20 and not sent_rest:  # and while it runs: polling picks them up
                 for i, line in enumerate(lines[20:]):
                     kinesis.put_record(StreamARN=source, Data=line.encode(), PartitionKey=str(i))
@@ -93,7 +86,7 @@ def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(aws: World, ja
                 break
             assert job.poll() is None, job.communicate()[1][-3000:]
             time.sleep(1)
-        rows = [json.loads(data) for data in _read_all(aws, sink)]
+        rows = [json.loads(data) for data in _read_all(aws, "conn-out")]
         assert sorted(r["line"] for r in rows) == sorted(line.upper() for line in lines)
         assert all(r["n"] == len(r["line"]) for r in rows)
     finally:

@@ -1,0 +1,224 @@
+"""The anomaly job: CDC stream in, anomalous sales out. Runs on Managed Service for Apache Flink
+(PyFlink 2.2) and, unchanged, in a local mini-cluster.
+
+Configuration is Managed Flink's ``application_properties.json`` (``/etc/flink/…`` on AWS; a copy
+in the working directory when ``IS_LOCAL`` is set, as AWS's samples do). Property groups:
+
+* ``consumer.config.0``: ``input.stream.arn``, ``aws.region``, ``source.init.position``
+  (``aws.endpoint`` for a local endpoint);
+* ``producer.config.0``: ``output.stream.arn`` (outliers), ``aws.region`` (``aws.endpoint``);
+* ``errors.config.0``: ``output.stream.arn`` for records the job cannot read, with the reason;
+* ``detector.config.0``: ``profiles.uri`` (``s3://`` JSON of per-product profiles, refreshed from
+  history by the batch side) and optional thresholds named like
+  :class:`~pipeline.anomaly.detector.DetectorConfig`'s fields.
+
+The CDC table is read as raw text so that a record the job cannot parse is routed to the error
+stream with its reason instead of failing the job. Detection is :mod:`pipeline.anomaly.detector`
+in one operator (its state is per product); days close on event time: when a record more than
+``day.close.lateness.seconds`` past midnight arrives, the previous day's drops are evaluated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import fields
+from typing import Any
+
+from pipeline.anomaly.detector import (
+    Detector,
+    DetectorConfig,
+    Outlier,
+    Profile,
+    Rejected,
+    Sale,
+    parse,
+)
+
+logger = logging.getLogger(__name__)
+
+APPLICATION_PROPERTIES = "/etc/flink/application_properties.json"
+LOCAL_PROPERTIES = "application_properties.json"
+
+OUTPUT_FIELDS = ["kind", "product_id", "sale_id", "quantity", "unit_price", "channel", "sold_at",
+                 "reason", "score", "source", "raw"]  # fmt: skip
+
+
+def properties() -> dict[str, dict[str, str]]:
+    """Property groups by id, from Managed Flink's file (or the local copy)."""
+    path = LOCAL_PROPERTIES if os.environ.get("IS_LOCAL") else APPLICATION_PROPERTIES
+    with open(path) as handle:
+        groups = json.load(handle)
+    return {g["PropertyGroupId"]: dict(g["PropertyMap"]) for g in groups}
+
+
+def load_profiles(uri: str) -> dict[str, Profile]:
+    """Per-product profiles from ``s3://bucket/key`` (or a local path) written as JSON."""
+    if uri.startswith("s3://"):
+        import boto3
+
+        bucket, _, key = uri[5:].partition("/")
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    else:
+        with open(uri, "rb") as handle:
+            body = handle.read()
+    return {
+        product: Profile(
+            line_qty_p99=float(p["line_qty_p99"]),
+            price_reference=float(p["price_reference"]),
+            units_by_weekday=tuple(float(u) for u in p["units_by_weekday"]),
+            dispersion=float(p.get("dispersion", 1e6)),
+        )
+        for product, p in json.loads(body).items()
+    }
+
+
+def detector_config(group: dict[str, str]) -> DetectorConfig:
+    values: dict[str, Any] = {}
+    for f in fields(DetectorConfig):
+        if f.name in group:
+            values[f.name] = type(getattr(DetectorConfig(), f.name))(group[f.name])
+    return DetectorConfig(**values)
+
+
+def _event_time(line: str, sale: Sale | None) -> dt.datetime | None:
+    if sale is not None:
+        return sale.sold_at
+    try:
+        message = json.loads(line)
+        stamp = (message.get("metadata") or {}).get("timestamp") or message.get("sold_at")
+        return dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+class AnomalyDetection:
+    """The detection step as a plain object (the Flink operator wraps it; tests call it)."""
+
+    def __init__(self, profiles: dict[str, Profile], config: DetectorConfig, lateness: int):
+        self.detector = Detector(profiles, config)
+        self.lateness = dt.timedelta(seconds=lateness)
+        self.open_day: dt.date | None = None
+        self.max_time: dt.datetime | None = None
+
+    def process(self, line: str) -> list[tuple]:
+        result = parse(line.encode())
+        out: list[tuple] = []
+        sale = result if isinstance(result, Sale) else None
+        if isinstance(result, Rejected):
+            out.append(("rejected", None, None, None, None, None, None, result.reason, None,
+                        None, line))  # fmt: skip
+        when = _event_time(line, sale)
+        if when is not None:
+            out += self._advance(when)
+        if sale is not None:
+            out += [_row(o) for o in self.detector.process(sale)]
+        return out
+
+    def _advance(self, when: dt.datetime) -> list[tuple]:
+        """Close every day whose end (plus lateness) the event time has passed."""
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        if self.max_time is None or when > self.max_time:
+            self.max_time = when
+        if self.open_day is None:
+            self.open_day = when.date()
+            return []
+        out = []
+        while self.max_time - self.lateness >= dt.datetime.combine(
+            self.open_day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC
+        ):
+            out += [_row(o) for o in self.detector.end_of_day(self.open_day)]
+            self.open_day += dt.timedelta(days=1)
+        return out
+
+
+def _row(o: Outlier) -> tuple:
+    return ("outlier", o.product_id, o.sale_id, o.quantity, o.unit_price, o.channel,
+            o.sold_at.isoformat().replace("+00:00", "Z"), o.reason, float(o.score), o.source,
+            None)  # fmt: skip
+
+
+def _kinesis(arn: str, group: dict[str, str], extra: str = "") -> str:
+    options = {"connector": "kinesis", "stream.arn": arn, "aws.region": group["aws.region"]}
+    if group.get("aws.endpoint"):
+        options["aws.endpoint"] = group["aws.endpoint"]
+    text = ", ".join(f"'{k}' = '{v}'" for k, v in options.items())
+    return text + (", " + extra if extra else "")
+
+
+def main() -> None:
+    from pyflink.common import Row, Types
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.datastream.functions import FlatMapFunction
+    from pyflink.table import StreamTableEnvironment
+
+    groups = properties()
+    consumer = groups["consumer.config.0"]
+    producer = groups["producer.config.0"]
+    errors = groups["errors.config.0"]
+    detection = groups.get("detector.config.0", {})
+    profiles = load_profiles(detection["profiles.uri"])
+    config = detector_config(detection)
+    lateness = int(detection.get("day.close.lateness.seconds", "600"))
+    logger.info("anomaly job: %d product profiles, %s", len(profiles), config)
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    t_env = StreamTableEnvironment.create(env)
+    position = consumer.get("source.init.position", "LATEST")
+    t_env.execute_sql(
+        "CREATE TABLE cdc (line STRING) WITH ("
+        + _kinesis(consumer["input.stream.arn"], consumer,
+                   f"'source.init.position' = '{position}', 'format' = 'raw'")
+        + ")"
+    )  # fmt: skip
+    t_env.execute_sql(
+        "CREATE TABLE outliers (`sale_id` BIGINT, `product_id` STRING, `quantity` INT, "
+        "`unit_price` DOUBLE, `channel` STRING, `sold_at` STRING, `reason` STRING, "
+        "`score` DOUBLE, `source` STRING) WITH ("
+        + _kinesis(producer["output.stream.arn"], producer, "'format' = 'json'")
+        + ")"
+    )
+    t_env.execute_sql(
+        "CREATE TABLE rejected (`reason` STRING, `raw` STRING, `job` STRING) WITH ("
+        + _kinesis(errors["output.stream.arn"], errors, "'format' = 'json'")
+        + ")"
+    )
+
+    class Detect(FlatMapFunction):
+        def open(self, runtime_context: Any) -> None:
+            self.step = AnomalyDetection(profiles, config, lateness)
+
+        def flat_map(self, value: Any):
+            for row in self.step.process(value[0]):
+                yield Row(*row)
+
+    row_type = Types.ROW_NAMED(
+        OUTPUT_FIELDS,
+        [Types.STRING(), Types.STRING(), Types.LONG(), Types.INT(), Types.DOUBLE(),
+         Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.STRING(),
+         Types.STRING()],
+    )  # fmt: skip
+    lines = t_env.to_data_stream(t_env.from_path("cdc"))
+    # One detector sees every sale: day-level drops need all products, bursts need order.
+    detected = lines.flat_map(Detect(), output_type=row_type).set_parallelism(1)
+    t_env.create_temporary_view("detected", t_env.from_data_stream(detected))
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql(
+        "INSERT INTO outliers SELECT `sale_id`, `product_id`, `quantity`, `unit_price`, "
+        "`channel`, `sold_at`, `reason`, `score`, `source` FROM detected WHERE `kind` = 'outlier'"
+    )
+    statements.add_insert_sql(
+        "INSERT INTO rejected SELECT `reason`, `raw`, 'anomaly' FROM detected "
+        "WHERE `kind` = 'rejected'"
+    )
+    result = statements.execute()
+    if os.environ.get("IS_LOCAL"):  # on AWS main returns once the job is submitted
+        result.wait()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()

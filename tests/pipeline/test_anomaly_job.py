@@ -1,0 +1,131 @@
+"""The anomaly job: its detection step without Flink, and the whole job in a local Managed Flink."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emulation import World
+from emulation.kinesis import read_stream
+from emulation.kinesisanalyticsv2 import ConnectorMissing, connector_jar
+from emulation.kinesisanalyticsv2.application import (
+    ApplicationSpec,
+    LocalApplication,
+    with_endpoint,
+)
+from harness.provision import provision
+from pipeline.anomaly.detector import DetectorConfig, Profile
+from pipeline.anomaly.main import AnomalyDetection
+from tests.conftest import REPO
+
+PROFILES = {
+    "P1": Profile(line_qty_p99=3, price_reference=10.0, units_by_weekday=(2.0,) * 7),
+    "P2": Profile(line_qty_p99=2, price_reference=5.0, units_by_weekday=(30.0,) * 7,
+                  dispersion=50.0),
+}  # fmt: skip
+DAY = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)  # a Monday
+
+
+def dms(table: str, row: dict, op: str = "insert", when: dt.datetime = DAY) -> str:
+    stamp = when.isoformat().replace("+00:00", "Z")
+    return json.dumps({"data": row, "metadata": {
+        "timestamp": stamp, "record-type": "data", "operation": op,
+        "partition-key-type": "primary-key", "schema-name": "shop", "table-name": table,
+        "transaction-id": 7}})  # fmt: skip
+
+
+def sale(sale_id: int, product: str, qty: int, price: float, when: dt.datetime) -> str:
+    row = {"sale_id": sale_id, "product_id": product, "quantity": qty, "unit_price": price,
+           "channel": "web", "sold_at": when.isoformat().replace("+00:00", "Z")}  # fmt: skip
+    return dms("sales", row, when=when)
+
+
+def lines() -> list[str]:
+    t = DAY + dt.timedelta(hours=9)
+    return [
+        sale(1, "P1", 2, 10.0, t),
+        sale(2, "P1", 40, 10.0, t + dt.timedelta(minutes=5)),  # spike
+        sale(3, "P1", 1, 99.0, t + dt.timedelta(minutes=6)),  # price glitch
+        "{not json",
+        sale(4, "P1", -3, 10.0, t + dt.timedelta(minutes=7)),
+        dms("products", {"product_id": "P1", "name": "x"}),
+        dms("sales", {"sale_id": 1, "product_id": "P1"}, op="delete"),
+        # The next day: P2 (30 units a day) sold nothing on the 3rd: a drop once the day closes.
+        sale(5, "P1", 1, 10.0, DAY + dt.timedelta(days=1, minutes=20)),
+    ]
+
+
+def test_detection_step_flags_rejects_ignores_and_closes_days() -> None:
+    step = AnomalyDetection(PROFILES, DetectorConfig(), lateness=600)
+    rows = [row for line in lines() for row in step.process(line)]
+    outliers = [(r[1], r[7]) for r in rows if r[0] == "outlier"]
+    assert ("P1", "spike") in outliers and ("P1", "price_glitch") in outliers
+    assert ("P2", "drop") in outliers  # the 3rd closed when the 4th's 00:20 sale arrived
+    rejected = sorted(str(r[7]) for r in rows if r[0] == "rejected")
+    assert len(rejected) == 2
+    assert rejected[0].startswith("malformed JSON") and "not positive" in rejected[1]
+    assert len(rows) == len(outliers) + 2  # the products row and the delete produce nothing
+
+
+@pytest.fixture(scope="module")
+def jar():
+    try:
+        return connector_jar()
+    except ConnectorMissing as exc:
+        pytest.skip(f"{exc}; test_detection_step_flags_rejects_ignores_and_closes_days covers the "
+                    "detection without Flink")  # fmt: skip
+
+
+def _read(world: World, stream: str) -> list[dict]:
+    return [json.loads(r["data"]) for r in read_stream(world.client("kinesis"), stream)]
+
+
+def test_the_job_runs_in_local_managed_flink(aws: World, stack, jar, tmp_path: Path) -> None:
+    names = provision(aws, stack)
+    profiles = {k: {"line_qty_p99": p.line_qty_p99, "price_reference": p.price_reference,
+                    "units_by_weekday": list(p.units_by_weekday), "dispersion": p.dispersion}
+                for k, p in PROFILES.items()}  # fmt: skip
+    aws.client("s3").put_object(Bucket=names.bucket("analysis"), Key="profiles/latest.json",
+                                Body=json.dumps(profiles).encode())  # fmt: skip
+    kinesis = aws.client("kinesis")
+    for i, line in enumerate(lines()):
+        kinesis.put_record(StreamARN=names.stream_arn("cdc"), Data=line.encode(),
+                           PartitionKey=f"k{i % 3}")  # fmt: skip
+    app = stack.applications["anomaly"]
+    spec = ApplicationSpec(
+        name=names.stack.name("anomaly"),
+        entry=app.entry_path(),
+        property_groups=with_endpoint(
+            names.application_properties("anomaly", local=True), aws.endpoint_url
+        ),
+        jar=jar,
+        parallelism=app.parallelism,
+        python_path=[REPO],
+    )
+    job = LocalApplication(spec, tmp_path / "flink", aws.environment())
+    with job:
+        deadline = time.monotonic() + 180
+        outliers, rejected = [], []
+        while time.monotonic() < deadline:
+            job.check()
+            outliers = _read(aws, names.stream_name("outliers"))
+            rejected = _read(aws, names.stream_name("anomaly-errors"))
+            if len(outliers) >= 3 and len(rejected) >= 2:
+                break
+            time.sleep(1)
+    assert sorted((o["product_id"], o["reason"]) for o in outliers) == [
+        ("P1", "price_glitch"), ("P1", "spike"), ("P2", "drop")
+    ], job.log_tail()  # fmt: skip
+    spike = next(o for o in outliers if o["reason"] == "spike")
+    assert spike["sale_id"] == 2 and spike["quantity"] == 40 and spike["score"] > 1
+    assert spike["sold_at"] == "2025-03-03T09:05:00Z" and spike["source"] == "dms"
+    assert sorted(r["reason"].split(":")[0] for r in rejected) == [
+        "malformed JSON", "quantity -3 is not positive"]  # fmt: skip
+    assert all(r["job"] == "anomaly" and r["raw"] for r in rejected)
+    assert json.loads((tmp_path / "flink" / "application_properties.json").read_text())
+    assert sys.executable
