@@ -11,7 +11,7 @@ import json
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -69,6 +69,14 @@ class FlinkApplicationSpec(_Strict):
 
     def entry_path(self) -> Path:
         return Path(pipeline.__file__).parent / self.entry
+
+
+class AlertSpec(_Strict):
+    """A QuickSight-style alert over the analysis data (the run evaluates it through Athena)."""
+
+    description: str = ""
+    kind: Literal["outliers_per_product_day"]
+    threshold: int = Field(ge=1)
 
 
 class RoleSpec(_Strict):
@@ -137,6 +145,7 @@ class Stack(_Strict):
     delivery_streams: dict[str, DeliveryStreamSpec] = Field(default_factory=dict)
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
     applications: dict[str, FlinkApplicationSpec] = Field(default_factory=dict)
+    alerts: dict[str, AlertSpec] = Field(default_factory=dict)
     glue: GlueSpec
 
     @field_validator(

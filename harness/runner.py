@@ -82,6 +82,7 @@ def _stage_provision(ctx: RunContext) -> None:
 
 def default_stages() -> list[tuple[str, Stage]]:
     """The stages that exist, in order."""
+    from harness.anomaly_stage import stage_anomaly
     from harness.forecast_stage import stage_enrich, stage_forecast
     from harness.stages import stage_etl, stage_simulate, stage_staging, stage_stream
 
@@ -90,6 +91,7 @@ def default_stages() -> list[tuple[str, Stage]]:
         ("simulate", stage_simulate),
         ("stream", stage_stream),
         ("staging", stage_staging),
+        ("anomaly", stage_anomaly),
         ("etl", stage_etl),
         ("forecast", stage_forecast),
         ("enrich", stage_enrich),

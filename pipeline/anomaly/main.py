@@ -13,9 +13,12 @@ in the working directory when ``IS_LOCAL`` is set, as AWS's samples do). Propert
   :class:`~pipeline.anomaly.detector.DetectorConfig`'s fields.
 
 The CDC table is read as raw text so that a record the job cannot parse is routed to the error
-stream with its reason instead of failing the job. Detection is :mod:`pipeline.anomaly.detector`
-in one operator (its state is per product); days close on event time: when a record more than
-``day.close.lateness.seconds`` past midnight arrives, the previous day's drops are evaluated.
+stream with its reason instead of failing the job. Event time is the record's own (DMS commit
+time, or the shop's ``sold_at``) with watermarks made per shard in the source, so a shard that
+is behind holds event time back. Detection is :mod:`pipeline.anomaly.detector` in one operator
+(its state is per product) fed in event-time order once the watermark has passed each record;
+days close on event time: when a record more than ``day.close.lateness.seconds`` past midnight is
+processed, the previous day's drops are evaluated.
 """
 
 from __future__ import annotations
@@ -152,7 +155,7 @@ def _kinesis(arn: str, group: dict[str, str], extra: str = "") -> str:
 def main() -> None:
     from pyflink.common import Row, Types
     from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.datastream.functions import FlatMapFunction
+    from pyflink.datastream.functions import KeyedProcessFunction
     from pyflink.table import StreamTableEnvironment
 
     groups = properties()
@@ -167,9 +170,21 @@ def main() -> None:
 
     env = StreamExecutionEnvironment.get_execution_environment()
     t_env = StreamTableEnvironment.create(env)
+    # A shard with nothing new must not hold event time back for the others.
+    t_env.get_config().set(
+        "table.exec.source.idle-timeout", detection.get("source.idle.timeout", "5 s")
+    )
     position = consumer.get("source.init.position", "LATEST")
+    # Event time: DMS's commit timestamp, or the shop event's sold_at; records that have neither
+    # (unreadable ones) get the epoch, so they pass straight through to the error output.
+    event_time = (
+        "TO_TIMESTAMP(REPLACE(SUBSTRING(COALESCE(JSON_VALUE(`line`, '$.metadata.timestamp'), "
+        "JSON_VALUE(`line`, '$.sold_at'), '1970-01-01T00:00:00') FROM 1 FOR 19), 'T', ' '))"
+    )
     t_env.execute_sql(
-        "CREATE TABLE cdc (line STRING) WITH ("
+        f"CREATE TABLE cdc (`line` STRING, `ts` AS COALESCE({event_time}, "
+        "TIMESTAMP '1970-01-01 00:00:00'), WATERMARK FOR `ts` AS `ts` - INTERVAL '1' SECOND) "
+        "WITH ("
         + _kinesis(consumer["input.stream.arn"], consumer,
                    f"'source.init.position' = '{position}', 'format' = 'raw'")
         + ")"
@@ -187,13 +202,27 @@ def main() -> None:
         + ")"
     )
 
-    class Detect(FlatMapFunction):
+    class Detect(KeyedProcessFunction):
+        """Holds records until event time has passed them on every shard, then detects in
+        event-time order: the same answer as the detector over the time-ordered stream."""
+
         def open(self, runtime_context: Any) -> None:
             self.step = AnomalyDetection(profiles, config, lateness)
+            self.pending: list[tuple[int, int, str]] = []
+            self.arrivals = 0
 
-        def flat_map(self, value: Any):
-            for row in self.step.process(value[0]):
-                yield Row(*row)
+        def process_element(self, value: Any, ctx: Any):
+            stamp = ctx.timestamp() or 0
+            self.arrivals += 1
+            self.pending.append((stamp, self.arrivals, value[0]))
+            ctx.timer_service().register_event_time_timer(stamp)
+
+        def on_timer(self, timestamp: int, ctx: Any):
+            ready = sorted(p for p in self.pending if p[0] <= timestamp)
+            self.pending = [p for p in self.pending if p[0] > timestamp]
+            for _, _, line in ready:
+                for row in self.step.process(line):
+                    yield Row(*row)
 
     row_type = Types.ROW_NAMED(
         OUTPUT_FIELDS,
@@ -201,9 +230,13 @@ def main() -> None:
          Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.STRING(),
          Types.STRING()],
     )  # fmt: skip
-    lines = t_env.to_data_stream(t_env.from_path("cdc"))
+    lines = t_env.to_data_stream(t_env.from_path("cdc"))  # (line, ts): ts is the record time
     # One detector sees every sale: day-level drops need all products, bursts need order.
-    detected = lines.flat_map(Detect(), output_type=row_type).set_parallelism(1)
+    detected = (
+        lines.key_by(lambda row: 0, key_type=Types.INT())
+        .process(Detect(), output_type=row_type)
+        .set_parallelism(1)
+    )
     t_env.create_temporary_view("detected", t_env.from_data_stream(detected))
     statements = t_env.create_statement_set()
     statements.add_insert_sql(

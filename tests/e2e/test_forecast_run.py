@@ -70,3 +70,19 @@ def test_the_export_was_enriched_for_athena(smoke_run) -> None:
     assert enrich["items"] == forecast["items"] and enrich["unknown_items"] == 0
     hop = smoke_run.summary["counts"]["forecast_enriched"]
     assert hop["in"] == hop["out"] == enrich["rows"]
+
+
+def test_the_anomaly_job_flags_the_injected_anomalies(smoke_run) -> None:
+    summary = smoke_run.summary
+    anomaly = summary["anomaly"]
+    assert anomaly["precision"] >= 0.9 and anomaly["recall"] >= 0.8, anomaly
+    assert anomaly["matches_reference"]  # Flink's output is the detector's, in event-time order
+    assert set(anomaly["recall_by_type"]) <= {"spike", "drop", "price_glitch", "duplicate_burst"}
+    job = summary["counts"]["anomaly_job"]
+    assert job["in"] == summary["stream"]["records"] + anomaly["heartbeats"]
+    assert job["in"] == job["out"] + job["rejected"]
+    delivered = summary["counts"]["firehose_outliers"]
+    assert delivered["in"] == delivered["out"] == anomaly["flagged"]
+    for alert in summary["alerts"]:
+        assert alert["rule"] == "outliers-per-product-day" and alert["value"] >= alert["threshold"]
+    assert (smoke_run.out_dir / "flink" / "application_properties.json").is_file()

@@ -57,7 +57,13 @@ def lines() -> list[str]:
         dms("sales", {"sale_id": 1, "product_id": "P1"}, op="delete"),
         # The next day: P2 (30 units a day) sold nothing on the 3rd: a drop once the day closes.
         sale(5, "P1", 1, 10.0, DAY + dt.timedelta(days=1, minutes=20)),
+        # DMS heartbeats (ignored as data) move event time on past the last sale.
+        *[heartbeat(DAY + dt.timedelta(days=1, minutes=30 + i)) for i in range(2)],
     ]
+
+
+def heartbeat(when: dt.datetime) -> str:
+    return dms("awsdms_heartbeat", {"hb_timestamp": when.isoformat()}, op="update", when=when)
 
 
 def test_detection_step_flags_rejects_ignores_and_closes_days() -> None:

@@ -9,9 +9,14 @@ import org.apache.flink.table.connector.format.DecodingFormat;
 import org.apache.flink.table.connector.format.EncodingFormat;
 import org.apache.flink.table.connector.sink.DynamicTableSink;
 import org.apache.flink.table.connector.sink.SinkV2Provider;
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.table.connector.ProviderContext;
+import org.apache.flink.table.connector.source.DataStreamScanProvider;
 import org.apache.flink.table.connector.source.DynamicTableSource;
 import org.apache.flink.table.connector.source.ScanTableSource;
-import org.apache.flink.table.connector.source.SourceProvider;
+import org.apache.flink.table.connector.source.abilities.SupportsWatermarkPushDown;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.factories.DeserializationFormatFactory;
 import org.apache.flink.table.factories.DynamicTableSinkFactory;
@@ -64,10 +69,15 @@ public final class KinesisDynamicTableFactory
         return new TableSink(options, format, context.getPhysicalRowDataType());
     }
 
-    private static final class TableSource implements ScanTableSource {
+    /**
+     * A scan whose watermark (from the table's WATERMARK clause) is generated inside the source,
+     * per shard, as AWS's connector does: event time advances only as far as the slowest shard.
+     */
+    private static final class TableSource implements ScanTableSource, SupportsWatermarkPushDown {
         private final KinesisOptions options;
         private final DecodingFormat<DeserializationSchema<RowData>> format;
         private final DataType physical;
+        private WatermarkStrategy<RowData> watermarks = WatermarkStrategy.noWatermarks();
 
         TableSource(KinesisOptions options, DecodingFormat<DeserializationSchema<RowData>> format,
                     DataType physical) {
@@ -82,14 +92,36 @@ public final class KinesisDynamicTableFactory
         }
 
         @Override
+        public void applyWatermark(WatermarkStrategy<RowData> strategy) {
+            this.watermarks = strategy;
+        }
+
+        @Override
         public ScanRuntimeProvider getScanRuntimeProvider(ScanContext context) {
-            return SourceProvider.of(
-                    new KinesisSource(options, format.createRuntimeDecoder(context, physical)));
+            KinesisSource source =
+                    new KinesisSource(options, format.createRuntimeDecoder(context, physical));
+            WatermarkStrategy<RowData> strategy = watermarks;
+            String name = "Kinesis " + options.streamArn;
+            return new DataStreamScanProvider() {
+                @Override
+                public DataStream<RowData> produceDataStream(
+                        ProviderContext providerContext, StreamExecutionEnvironment env) {
+                    return env.fromSource(source, strategy, name)
+                            .uid(providerContext.generateUid("kinesis-source").orElse(name));
+                }
+
+                @Override
+                public boolean isBounded() {
+                    return false;
+                }
+            };
         }
 
         @Override
         public DynamicTableSource copy() {
-            return new TableSource(options, format, physical);
+            TableSource copy = new TableSource(options, format, physical);
+            copy.watermarks = watermarks;
+            return copy;
         }
 
         @Override

@@ -1,0 +1,255 @@
+"""The anomaly stage: the PyFlink job in a local Managed Flink over the run's CDC stream.
+
+1. Profiles from the history (the sales of DMS's full load) go to the ``profiles.uri`` the job's
+   properties name, as the batch side would refresh them.
+2. Two DMS heartbeat records (``awsdms_heartbeat``, as DMS writes with ``HeartbeatEnable``) after
+   the window's end move event time past it, so the last day closes.
+3. The application runs from the stack description's properties (read from the start of the
+   stream locally) until its outputs hold what the detector computes in-process over the same
+   records in event-time order; then it is stopped.
+4. Its outliers are scored against the ground truth: the summary's ``anomaly`` section; records it
+   rejected are counted by reason (hop ``anomaly_job``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow.compute as pc
+
+from emulation.kinesis import read_stream, stream_positions
+from emulation.kinesisanalyticsv2 import connector_jar
+from emulation.kinesisanalyticsv2.application import (
+    ApplicationSpec,
+    LocalApplication,
+    with_endpoint,
+)
+from harness.scoring import score
+from pipeline.anomaly.detector import Outlier, Profile, build_profiles
+from pipeline.anomaly.main import AnomalyDetection, _event_time, detector_config
+
+if TYPE_CHECKING:
+    from harness.runner import RunContext
+
+logger = logging.getLogger(__name__)
+
+HOP_ANOMALY = "anomaly_job"
+REPO = Path(__file__).resolve().parent.parent
+HEARTBEAT_TABLE = "awsdms_heartbeat"
+
+
+def history_profiles(sim: Any) -> dict[str, dict[str, Any]]:
+    """Per-product profiles (JSON-ready) from the sales of the full load (the history)."""
+    sales = sim.world.changes["sales"]
+    history = sales.filter(pc.equal(sales["_op"], "load"))
+    profiles = build_profiles(
+        history["product_id"].to_pylist(),
+        history["quantity"].to_pylist(),
+        history["unit_price"].to_pylist(),
+        history["sold_at"].to_pylist(),
+    )
+    return {
+        product: {
+            "line_qty_p99": p.line_qty_p99,
+            "price_reference": p.price_reference,
+            "units_by_weekday": list(p.units_by_weekday),
+            "dispersion": p.dispersion,
+        }
+        for product, p in sorted(profiles.items())
+    }
+
+
+def heartbeats(schema: str, after: dt.datetime, count: int = 2) -> list[bytes]:
+    """DMS heartbeat messages, one a minute from ``after``."""
+    out = []
+    for i in range(count):
+        when = (after + dt.timedelta(minutes=i)).astimezone(dt.UTC)
+        stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        message = {
+            "data": {"hb_timestamp": stamp},
+            "metadata": {"timestamp": stamp, "record-type": "data", "operation": "update",
+                         "partition-key-type": "primary-key", "schema-name": schema,
+                         "table-name": HEARTBEAT_TABLE},
+        }  # fmt: skip
+        out.append(json.dumps(message, separators=(",", ":")).encode())
+    return out
+
+
+def _second(line: str) -> float:
+    when = _event_time(line, None)
+    if when is None:
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return float(int(when.timestamp()))  # the job's event time has whole seconds
+
+
+def reference(lines: list[str], profiles: dict, properties: dict[str, str]) -> list[tuple]:
+    """What the job must output: the detector over the records in event-time order."""
+    parsed = {k: Profile(v["line_qty_p99"], v["price_reference"], tuple(v["units_by_weekday"]),
+                         v["dispersion"]) for k, v in profiles.items()}  # fmt: skip
+    step = AnomalyDetection(
+        parsed,
+        detector_config(properties),
+        int(properties.get("day.close.lateness.seconds", "600")),
+    )
+    ordered = sorted(enumerate(lines), key=lambda item: (_second(item[1]), item[0]))
+    return [row for _, line in ordered for row in step.process(line)]
+
+
+def _outlier(row: dict[str, Any]) -> Outlier:
+    return Outlier(
+        product_id=row["product_id"],
+        reason=row["reason"],
+        score=float(row["score"]),
+        sold_at=dt.datetime.fromisoformat(row["sold_at"].replace("Z", "+00:00")),
+        sale_id=row.get("sale_id"),
+        quantity=row.get("quantity"),
+        unit_price=row.get("unit_price"),
+        channel=row.get("channel"),
+        source=row.get("source"),
+    )
+
+
+def _key(kind: str, product: Any, sale: Any, reason: Any) -> tuple[str, str, str, str]:
+    return (kind, str(product), str(sale), str(reason))
+
+
+def stage_anomaly(ctx: RunContext) -> None:
+    """Run the anomaly job over the window and score what it flags."""
+    assert ctx.world is not None and ctx.stack is not None
+    world, names, sim = ctx.world, ctx.stack, ctx.simulation
+    app = names.stack.applications["anomaly"]
+    groups = with_endpoint(names.application_properties("anomaly", local=True), world.endpoint_url)
+    by_id = {g["PropertyGroupId"]: g["PropertyMap"] for g in groups}
+    detection = by_id["detector.config.0"]
+
+    profiles = history_profiles(sim)
+    bucket, _, key = detection["profiles.uri"][5:].partition("/")
+    world.client("s3").put_object(
+        Bucket=bucket, Key=key, Body=json.dumps(profiles, sort_keys=True).encode()
+    )
+
+    kinesis = world.client("kinesis")
+    stream = names.stream_name("cdc")
+    lateness = int(detection.get("day.close.lateness.seconds", "600"))
+    beats = heartbeats(
+        ctx.scenario.dms.schema_name,
+        sim.world.window_end + dt.timedelta(seconds=lateness + 60),
+    )
+    for beat in beats:
+        kinesis.put_record(StreamName=stream, Data=beat, PartitionKey=HEARTBEAT_TABLE)
+    start = ctx.scratch.get("cdc_stream_start") or {}
+    records = [r["data"].decode() for r in read_stream(kinesis, stream, after=start)]
+    expected = reference(records, profiles, detection)
+    want_outliers = Counter(_key(*r[:3], r[7]) for r in expected if r[0] == "outlier")
+    want_rejected = sum(1 for r in expected if r[0] == "rejected")
+
+    outliers_stream = names.stream_name("outliers")
+    errors_stream = names.stream_name("anomaly-errors")
+    out_start = stream_positions(kinesis, outliers_stream)
+    err_start = stream_positions(kinesis, errors_stream)
+    spec = ApplicationSpec(
+        name=names.stack.name("anomaly"),
+        entry=app.entry_path(),
+        property_groups=groups,
+        jar=connector_jar(),
+        parallelism=app.parallelism,
+        python_path=[REPO],
+    )
+    job = LocalApplication(spec, ctx.out_dir / "flink", world.environment())
+    began = time.monotonic()
+    flagged: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    with job:
+        deadline = began + 900
+        while True:
+            job.check()
+            flagged = [json.loads(r["data"]) for r in read_stream(kinesis, outliers_stream,
+                                                                  after=out_start)]  # fmt: skip
+            rejected = [json.loads(r["data"]) for r in read_stream(kinesis, errors_stream,
+                                                                   after=err_start)]  # fmt: skip
+            if len(flagged) >= sum(want_outliers.values()) and len(rejected) >= want_rejected:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the anomaly job wrote {len(flagged)} of {sum(want_outliers.values())} "
+                    f"outliers and {len(rejected)} of {want_rejected} rejections in time; "
+                    f"its log ends:\n{job.log_tail()}"
+                )
+            time.sleep(1)
+    seconds = time.monotonic() - began
+    got = Counter(_key("outlier", o["product_id"], o.get("sale_id"), o["reason"]) for o in flagged)
+    hop = ctx.ledger.hop(HOP_ANOMALY)
+    hop.add(received=len(records), written=len(records) - len(rejected))
+    for row in rejected:
+        hop.reject(str(row["reason"]).split(":")[0])
+    scores = score([_outlier(o) for o in flagged], sim.truth_anomalies, sim.truth_daily)
+    per_day = Counter(o["sold_at"][:10] for o in flagged)
+    ctx.anomaly = {
+        **scores,
+        "rejected": len(rejected),
+        "matches_reference": got == want_outliers and len(rejected) == want_rejected,
+        "records": len(records),
+        "heartbeats": len(beats),
+        "flagged_per_day": dict(sorted(per_day.items())),
+        "reasons": dict(sorted(Counter(o["reason"] for o in flagged).items())),
+    }
+    ctx.scratch["anomaly_seconds"] = round(seconds, 2)
+    _stage_outliers(ctx, out_start)
+    ctx.extra["alerts"] = evaluate_alerts(ctx)
+    logger.info("anomaly job: %d outliers, %d rejected in %.1f s", len(flagged), len(rejected),
+                seconds)  # fmt: skip
+
+
+HOP_OUTLIERS = "firehose_outliers"
+
+
+def _stage_outliers(ctx: RunContext, positions: dict[str, str | None]) -> None:
+    """Firehose delivers the job's outliers to the analysis bucket (Parquet, the catalog schema)."""
+    from emulation.firehose import DeliveryStream
+    from harness.stages import simulated_arrival
+
+    assert ctx.world is not None and ctx.stack is not None
+    delivery = DeliveryStream(
+        ctx.world,
+        ctx.stack.delivery_stream_name("outliers-analysis"),
+        arrival_time=simulated_arrival,
+    )
+    delivery.start_from(positions)
+    delivery.poll()
+    delivery.drain()
+    stats = delivery.stats
+    hop = ctx.ledger.hop(HOP_OUTLIERS)
+    hop.add(received=stats.received, written=stats.delivered)
+    for reason, count in stats.failed.items():
+        hop.reject(reason, count)
+
+
+def evaluate_alerts(ctx: RunContext) -> list[dict[str, Any]]:
+    """The stack's alert rules over the analysis data, through Athena: one record per firing."""
+    from harness.forecast_stage import athena_rows
+
+    assert ctx.stack is not None
+    alerts = []
+    for name, rule in sorted(ctx.stack.stack.alerts.items()):
+        if rule.kind != "outliers_per_product_day":  # the one kind so far
+            continue
+        rows = athena_rows(
+            ctx,
+            "SELECT product_id, CAST(date(sold_at) AS varchar) AS day, count(*) AS n "
+            "FROM outliers GROUP BY 1, 2 HAVING count(*) >= ? ORDER BY 2, 1",
+            [str(int(rule.threshold))],
+        )
+        alerts += [
+            {"rule": name, "product_id": r["product_id"], "date": r["day"],
+             "value": int(r["n"] or 0), "threshold": rule.threshold}
+            for r in rows
+        ]  # fmt: skip
+    return alerts
