@@ -24,6 +24,7 @@ processed, the previous day's drops are evaluated.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
 import logging
 import os
@@ -152,55 +153,35 @@ def _kinesis(arn: str, group: dict[str, str], extra: str = "") -> str:
     return text + (", " + extra if extra else "")
 
 
-def main() -> None:
-    from pyflink.common import Row, Types
-    from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.datastream.functions import KeyedProcessFunction
-    from pyflink.table import StreamTableEnvironment
+EVENT_TIME = (
+    "TO_TIMESTAMP(REPLACE(SUBSTRING(COALESCE(JSON_VALUE(`line`, '$.metadata.timestamp'), "
+    "JSON_VALUE(`line`, '$.sold_at'), '1970-01-01T00:00:00') FROM 1 FOR 19), 'T', ' '))"
+)
 
-    groups = properties()
-    consumer = groups["consumer.config.0"]
-    producer = groups["producer.config.0"]
-    errors = groups["errors.config.0"]
-    detection = groups.get("detector.config.0", {})
-    profiles = load_profiles(detection["profiles.uri"])
-    config = detector_config(detection)
-    lateness = int(detection.get("day.close.lateness.seconds", "600"))
-    logger.info("anomaly job: %d product profiles, %s", len(profiles), config)
 
-    env = StreamExecutionEnvironment.get_execution_environment()
-    t_env = StreamTableEnvironment.create(env)
-    # A shard with nothing new must not hold event time back for the others.
-    t_env.get_config().set(
-        "table.exec.source.idle-timeout", detection.get("source.idle.timeout", "5 s")
-    )
-    position = consumer.get("source.init.position", "LATEST")
+def create_tables(t_env: Any, source: str, outliers: str, rejected: str) -> None:
+    """The job's three tables; each argument is the table's ``WITH`` options (connector)."""
     # Event time: DMS's commit timestamp, or the shop event's sold_at; records that have neither
     # (unreadable ones) get the epoch, so they pass straight through to the error output.
-    event_time = (
-        "TO_TIMESTAMP(REPLACE(SUBSTRING(COALESCE(JSON_VALUE(`line`, '$.metadata.timestamp'), "
-        "JSON_VALUE(`line`, '$.sold_at'), '1970-01-01T00:00:00') FROM 1 FOR 19), 'T', ' '))"
-    )
     t_env.execute_sql(
-        f"CREATE TABLE cdc (`line` STRING, `ts` AS COALESCE({event_time}, "
+        f"CREATE TABLE cdc (`line` STRING, `ts` AS COALESCE({EVENT_TIME}, "
         "TIMESTAMP '1970-01-01 00:00:00'), WATERMARK FOR `ts` AS `ts` - INTERVAL '1' SECOND) "
-        "WITH ("
-        + _kinesis(consumer["input.stream.arn"], consumer,
-                   f"'source.init.position' = '{position}', 'format' = 'raw'")
-        + ")"
-    )  # fmt: skip
+        f"WITH ({source})"
+    )
     t_env.execute_sql(
         "CREATE TABLE outliers (`sale_id` BIGINT, `product_id` STRING, `quantity` INT, "
         "`unit_price` DOUBLE, `channel` STRING, `sold_at` STRING, `reason` STRING, "
-        "`score` DOUBLE, `source` STRING) WITH ("
-        + _kinesis(producer["output.stream.arn"], producer, "'format' = 'json'")
-        + ")"
+        f"`score` DOUBLE, `source` STRING) WITH ({outliers})"
     )
     t_env.execute_sql(
-        "CREATE TABLE rejected (`reason` STRING, `raw` STRING, `job` STRING) WITH ("
-        + _kinesis(errors["output.stream.arn"], errors, "'format' = 'json'")
-        + ")"
+        f"CREATE TABLE rejected (`reason` STRING, `raw` STRING, `job` STRING) WITH ({rejected})"
     )
+
+
+def detect(t_env: Any, profiles: dict[str, Profile], config: DetectorConfig, lateness: int):
+    """cdc → detection in event-time order → outliers / rejected; returns the statement set."""
+    from pyflink.common import Row, Types
+    from pyflink.datastream.functions import KeyedProcessFunction
 
     class Detect(KeyedProcessFunction):
         """Holds records until event time has passed them on every shard, then detects in
@@ -208,19 +189,18 @@ def main() -> None:
 
         def open(self, runtime_context: Any) -> None:
             self.step = AnomalyDetection(profiles, config, lateness)
-            self.pending: list[tuple[int, int, str]] = []
+            self.pending: list[tuple[int, int, str]] = []  # a heap by (event time, arrival)
             self.arrivals = 0
 
         def process_element(self, value: Any, ctx: Any):
             stamp = ctx.timestamp() or 0
             self.arrivals += 1
-            self.pending.append((stamp, self.arrivals, value[0]))
+            heapq.heappush(self.pending, (stamp, self.arrivals, value[0]))
             ctx.timer_service().register_event_time_timer(stamp)
 
         def on_timer(self, timestamp: int, ctx: Any):
-            ready = sorted(p for p in self.pending if p[0] <= timestamp)
-            self.pending = [p for p in self.pending if p[0] > timestamp]
-            for _, _, line in ready:
+            while self.pending and self.pending[0][0] <= timestamp:
+                _, _, line = heapq.heappop(self.pending)
                 for row in self.step.process(line):
                     yield Row(*row)
 
@@ -247,7 +227,38 @@ def main() -> None:
         "INSERT INTO rejected SELECT `reason`, `raw`, 'anomaly' FROM detected "
         "WHERE `kind` = 'rejected'"
     )
-    result = statements.execute()
+    return statements
+
+
+def main() -> None:
+    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.table import StreamTableEnvironment
+
+    groups = properties()
+    consumer = groups["consumer.config.0"]
+    producer = groups["producer.config.0"]
+    errors = groups["errors.config.0"]
+    detection = groups.get("detector.config.0", {})
+    profiles = load_profiles(detection["profiles.uri"])
+    config = detector_config(detection)
+    lateness = int(detection.get("day.close.lateness.seconds", "600"))
+    logger.info("anomaly job: %d product profiles, %s", len(profiles), config)
+
+    env = StreamExecutionEnvironment.get_execution_environment()
+    t_env = StreamTableEnvironment.create(env)
+    # A shard with nothing new must not hold event time back for the others.
+    t_env.get_config().set(
+        "table.exec.source.idle-timeout", detection.get("source.idle.timeout", "5 s")
+    )
+    position = consumer.get("source.init.position", "LATEST")
+    create_tables(
+        t_env,
+        _kinesis(consumer["input.stream.arn"], consumer,
+                 f"'source.init.position' = '{position}', 'format' = 'raw'"),
+        _kinesis(producer["output.stream.arn"], producer, "'format' = 'json'"),
+        _kinesis(errors["output.stream.arn"], errors, "'format' = 'json'"),
+    )  # fmt: skip
+    result = detect(t_env, profiles, config, lateness).execute()
     if os.environ.get("IS_LOCAL"):  # on AWS main returns once the job is submitted
         result.wait()
 

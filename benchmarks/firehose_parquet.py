@@ -1,0 +1,85 @@
+"""Benchmark: the Firehose emulation's JSON → Parquet conversion rate (records/s).
+
+The scenario's full-load DMS messages (JSON) go through the ``cdc-staged`` delivery stream of the
+stack, as the run's staging stage sends them: dynamic partitioning by table (known per batch, as
+in bulk delivery) and by the record's day, buffering, conversion with the Glue table's schema,
+and the objects written to the world's S3. Two timings side by side: with the partition given
+(bulk) and with the JQ query run per record (the stream path). Results go to
+benchmarks/results/.
+
+    .venv/bin/python benchmarks/firehose_parquet.py [SCENARIO] [--records 500000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import pyarrow.compute as pc
+
+from deploy.stack import load_stack
+from emulation import World
+from emulation.firehose import DeliveryStream, Record
+from harness.provision import provision
+from harness.scenario import load_scenario
+from harness.simulation import simulate
+from harness.stages import simulated_arrival
+from pipeline.contracts.cdc import TABLES
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default="standard")
+    parser.add_argument("--records", type=int, default=500_000)
+    args = parser.parse_args()
+    load_scenario(args.scenario)
+    sim = simulate(args.scenario)
+    load = sim.cdc_load
+    batches = []
+    left = args.records
+    for table in TABLES:
+        messages = load.filter(pc.equal(load["table"], table))["message"].to_pylist()[:left]
+        batches.append((table, [m.encode() for m in messages]))
+        left -= len(messages)
+    total = sum(len(b) for _, b in batches)
+    results = {}
+    with World(region=load_stack().local.region) as world:
+        for mode in ("bulk", "per_record_query"):
+            world.reset()
+            names = provision(world, load_stack())
+            stream = DeliveryStream(world, names.delivery_stream_name("cdc-staged"),
+                                    arrival_time=simulated_arrival)  # fmt: skip
+            began = time.perf_counter()
+            for table, messages in batches:
+                records = (Record(m, sim.world.window_start, f"{table}-{i}")
+                           for i, m in enumerate(messages))  # fmt: skip
+                stream.put(records, partition=(("table", table),) if mode == "bulk" else None)
+            stream.drain()
+            seconds = time.perf_counter() - began
+            results[mode] = {
+                "seconds": round(seconds, 2),
+                "records_per_s": round(total / seconds),
+                "objects": stream.stats.objects,
+                "delivered": stream.stats.delivered,
+            }
+    report = {
+        "benchmark": "firehose_parquet",
+        "scenario": args.scenario,
+        "records": total,
+        "results": results,
+        "machine": {"cpus": os.cpu_count()},
+        "goal": {"records_per_s": 200_000},
+    }
+    out = os.path.join(
+        os.path.dirname(__file__), "results", f"firehose_parquet-{args.scenario}.json"
+    )
+    with open(out, "w") as handle:
+        handle.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
