@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pyarrow.compute as pc
+from _results import save
 
 from harness.anomaly_stage import history_profiles
 from harness.scenario import load_scenario
@@ -31,7 +32,6 @@ from harness.simulation import simulate
 from pipeline.anomaly.detector import DetectorConfig, Profile
 from pipeline.anomaly.main import AnomalyDetection
 
-RESULTS = Path(__file__).with_name("results")
 REPO = Path(__file__).resolve().parent.parent
 
 DRIVER = """
@@ -122,13 +122,9 @@ def main() -> int:
             "outliers": flagged,
         },
         "sql_form": "not written",
-        "machine": {"cpus": os.cpu_count()},
         "goal": {"records_per_s": 50_000},
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"anomaly_job-{args.scenario}.json"
-    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(report, indent=2, sort_keys=True))
+    save(f"anomaly_job-{args.scenario}", report)
     return 0
 
 

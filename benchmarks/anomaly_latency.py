@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from _results import save
 
 from deploy.stack import load_stack
 from emulation import World
@@ -32,7 +33,6 @@ from emulation.kinesisanalyticsv2.application import (
 from harness.anomaly_stage import HEARTBEAT_TABLE, heartbeats
 from harness.provision import provision
 
-RESULTS = Path(__file__).with_name("results")
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = {"P1": {"line_qty_p99": 3.0, "price_reference": 10.0,
                   "units_by_weekday": [1.0] * 7, "dispersion": 1e6}}  # fmt: skip
@@ -102,11 +102,8 @@ def main() -> int:
         "p50_s": round(statistics.median(ordered), 3),
         "p95_s": round(ordered[max(0, round(0.95 * len(ordered)) - 1)], 3),
         "max_s": round(ordered[-1], 3),
-        "machine": {"cpus": os.cpu_count()},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "anomaly_latency.json").write_text(json.dumps(report, indent=2, sort_keys=True))
-    print(json.dumps(report, indent=2, sort_keys=True))
+    save("anomaly_latency", report)
     return 0
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("results")
+from _results import save
+
 GOALS = {"smoke": 180, "standard": 900}
 
 
@@ -26,7 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenarios", nargs="*", default=["smoke", "standard"])
     args = parser.parse_args()
-    report: dict = {"benchmark": "run_scenarios", "machine": {"cpus": os.cpu_count()}, "runs": {}}
+    report: dict = {"benchmark": "run_scenarios", "runs": {}}
     dfp = Path(sys.executable).with_name("dfp")
     for name in args.scenarios:
         with tempfile.TemporaryDirectory() as tmp:
@@ -45,10 +45,7 @@ def main() -> int:
             "goal_seconds": GOALS.get(name),
         }
         print(f"{name}: {summary['status']} in {wall:.0f} s", flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "run_scenarios.json"
-    path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(report, indent=2, sort_keys=True))
+    save("run_scenarios", report)
     return 0
 
 

@@ -162,10 +162,15 @@ def convert(lines: list[bytes], schema: pa.Schema) -> pa.Table:
 
 
 def _one_line(data: bytes) -> bytes:
-    """Records may be formatted JSON over several lines; the reader needs one line each."""
+    """Records may be formatted JSON over several lines; the reader needs one line each.
+
+    In valid JSON a raw line break can only be whitespace between tokens (inside strings it is
+    escaped), so replacing it with a space keeps the document; a record that was not valid JSON
+    stays invalid and is rejected by the reader, record by record.
+    """
     if b"\n" not in data and b"\r" not in data:
         return data
-    return json.dumps(json.loads(data), separators=(",", ":")).encode()
+    return data.replace(b"\r", b" ").replace(b"\n", b" ")
 
 
 # ------------------------------------------------------------------------- delivery stream
@@ -222,6 +227,7 @@ class DeliveryStream:
             codec = serializer["ParquetSerDe"].get("Compression", "SNAPPY").upper()
             self.compression = {"UNCOMPRESSED": "none", "GZIP": "gzip"}.get(codec, "snappy")
         self._buffers: dict[tuple[tuple[str, str], ...], _Buffer] = {}
+        self._next_due: dt.datetime | None = None  # no buffer is due before this arrival time
         self._positions: dict[str, str | None] = {}
         self.stats = DeliveryStats()
 
@@ -262,7 +268,12 @@ class DeliveryStream:
             except ValueError as exc:
                 self._errors("partitioning-failed", [(record, f"DynamicPartitioning.{exc}")])
                 continue
-            buffer = self._buffers.setdefault(partition, _Buffer())
+            buffer = self._buffers.get(partition)
+            if buffer is None:
+                buffer = self._buffers[partition] = _Buffer()
+                due = record.arrival + self.interval
+                if self._next_due is None or due < self._next_due:
+                    self._next_due = due
             buffer.records.append(record)
             buffer.size += len(record.data)
             if buffer.size >= self.size_limit:
@@ -286,10 +297,14 @@ class DeliveryStream:
         return tuple(keys)
 
     def _deliver_due(self, now: dt.datetime) -> None:
+        if self._next_due is None or now < self._next_due:
+            return  # checked per record: only scan the buffers when one can be due
         for partition in [
             p for p, b in self._buffers.items() if now - b.first_arrival >= self.interval
         ]:
             self._flush(partition)
+        firsts = [b.first_arrival for b in self._buffers.values() if b.records]
+        self._next_due = min(firsts) + self.interval if firsts else None
 
     def drain(self) -> None:
         """Deliver every buffer now (the interval has passed for all of them)."""

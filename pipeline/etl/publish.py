@@ -16,6 +16,7 @@ def publish_single_part(spark, source_dir: str, target: str) -> None:
     if len(parts) != 1:
         raise RuntimeError(f"{source_dir}: expected one part file, found {len(parts)}")
     destination = jvm.org.apache.hadoop.fs.Path(target)
-    fs.delete(destination, False)
+    if fs.exists(destination):  # deleting a missing file can leave a folder marker behind
+        fs.delete(destination, False)
     fs.rename(parts[0], destination)
     fs.delete(path, True)

@@ -88,6 +88,17 @@ def test_forecast_input_object_starts_the_forecast_workflow(aws: World) -> None:
     # A CSV is not a manifest: the workflow stops at once, saying so.
     assert described["status"] == "FAILED"
     assert described["error"] == "InvalidManifest"
+    # A folder marker (zero bytes, key ending in "/") is ignored.
+    aws.client("s3").put_object(Bucket=bucket, Key=rule.prefix, Body=b"")
+
+    def two_finished():
+        listed = sfn.list_executions(stateMachineArn=arn)["executions"]
+        done = [e for e in listed if e["status"] != "RUNNING"]
+        return done if len(done) == 2 else None
+
+    runs = aws.wait_for(two_finished, what="the folder-marker execution")
+    folder = next(e for e in runs if e["executionArn"] != execution["executionArn"])
+    assert sfn.describe_execution(executionArn=folder["executionArn"])["status"] == "SUCCEEDED"
 
 
 def test_application_properties_resolve_from_the_stack() -> None:
