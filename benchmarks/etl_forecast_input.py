@@ -35,7 +35,7 @@ from harness.scenario import load_scenario
 
 SQL = """
 CREATE OR REPLACE TEMP VIEW staged AS
-  SELECT * FROM read_parquet('{staged}**/*.parquet', hive_partitioning = true,
+  SELECT * FROM read_parquet('{staged}**/[!_.]*', hive_partitioning = true,
                              union_by_name = true);
 CREATE OR REPLACE TEMP VIEW latest AS
   SELECT "table", data, metadata.operation AS op,
