@@ -29,7 +29,7 @@ from _results import save
 from harness.anomaly_stage import history_profiles
 from harness.scenario import load_scenario
 from harness.simulation import simulate
-from pipeline.anomaly.detector import DetectorConfig, Profile
+from pipeline.anomaly.detector import DetectorConfig, profiles_from_document
 from pipeline.anomaly.main import AnomalyDetection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,13 +38,11 @@ DRIVER = """
 import json, sys, time
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
-from pipeline.anomaly.detector import DetectorConfig, Profile
-from pipeline.anomaly.main import create_tables, detect
+from pipeline.anomaly.detector import DetectorConfig
+from pipeline.anomaly.main import create_tables, detect, load_profiles
 
 path, profiles_path = sys.argv[1:3]
-raw = json.load(open(profiles_path))
-profiles = {k: Profile(v["line_qty_p99"], v["price_reference"], tuple(v["units_by_weekday"]),
-                       v["dispersion"]) for k, v in raw.items()}
+profiles = load_profiles(profiles_path)
 env = StreamExecutionEnvironment.get_execution_environment()
 env.set_parallelism(1)
 t_env = StreamTableEnvironment.create(env)
@@ -94,9 +92,7 @@ def main() -> int:
     args = parser.parse_args()
     load_scenario(args.scenario)
     lines, profiles = sale_messages(args.scenario, args.records)
-    parsed = {k: Profile(v["line_qty_p99"], v["price_reference"], tuple(v["units_by_weekday"]),
-                         v["dispersion"]) for k, v in profiles.items()}  # fmt: skip
-    step = AnomalyDetection(parsed, DetectorConfig(), 600)
+    step = AnomalyDetection(profiles_from_document(profiles), DetectorConfig(), 600)
     began = time.perf_counter()
     flagged = sum(1 for line in lines for row in step.process(line) if row[0] == "outlier")
     python_seconds = time.perf_counter() - began

@@ -31,7 +31,12 @@ from emulation.kinesisanalyticsv2.application import (
     with_endpoint,
 )
 from harness.scoring import score
-from pipeline.anomaly.detector import Outlier, Profile, build_profiles
+from pipeline.anomaly.detector import (
+    Outlier,
+    build_profiles,
+    profiles_document,
+    profiles_from_document,
+)
 from pipeline.anomaly.main import AnomalyDetection, _event_time, detector_config
 
 if TYPE_CHECKING:
@@ -48,21 +53,14 @@ def history_profiles(sim: Any) -> dict[str, dict[str, Any]]:
     """Per-product profiles (JSON-ready) from the sales of the full load (the history)."""
     sales = sim.world.changes["sales"]
     history = sales.filter(pc.equal(sales["_op"], "load"))
-    profiles = build_profiles(
-        history["product_id"].to_pylist(),
-        history["quantity"].to_pylist(),
-        history["unit_price"].to_pylist(),
-        history["sold_at"].to_pylist(),
+    return profiles_document(
+        build_profiles(
+            history["product_id"].to_pylist(),
+            history["quantity"].to_pylist(),
+            history["unit_price"].to_pylist(),
+            history["sold_at"].to_pylist(),
+        )
     )
-    return {
-        product: {
-            "line_qty_p99": p.line_qty_p99,
-            "price_reference": p.price_reference,
-            "units_by_weekday": list(p.units_by_weekday),
-            "dispersion": p.dispersion,
-        }
-        for product, p in sorted(profiles.items())
-    }
 
 
 def heartbeats(schema: str, after: dt.datetime, count: int = 2) -> list[bytes]:
@@ -92,10 +90,8 @@ def _second(line: str) -> float:
 
 def reference(lines: list[str], profiles: dict, properties: dict[str, str]) -> list[tuple]:
     """What the job must output: the detector over the records in event-time order."""
-    parsed = {k: Profile(v["line_qty_p99"], v["price_reference"], tuple(v["units_by_weekday"]),
-                         v["dispersion"]) for k, v in profiles.items()}  # fmt: skip
     step = AnomalyDetection(
-        parsed,
+        profiles_from_document(profiles),
         detector_config(properties),
         int(properties.get("day.close.lateness.seconds", "600")),
     )
@@ -145,8 +141,7 @@ def stage_anomaly(ctx: RunContext) -> None:
     )
     for beat in beats:
         kinesis.put_record(StreamName=stream, Data=beat, PartitionKey=HEARTBEAT_TABLE)
-    start = ctx.scratch.get("cdc_stream_start") or {}
-    records = [r["data"].decode() for r in read_stream(kinesis, stream, after=start)]
+    records = [data.decode() for data in [*ctx.scratch["cdc_window"], *beats]]
     expected = reference(records, profiles, detection)
     want_outliers = Counter(_key(*r[:3], r[7]) for r in expected if r[0] == "outlier")
     want_rejected = sum(1 for r in expected if r[0] == "rejected")
@@ -214,7 +209,7 @@ HOP_OUTLIERS = "firehose_outliers"
 def _stage_outliers(ctx: RunContext, positions: dict[str, str | None]) -> None:
     """Firehose delivers the job's outliers to the analysis bucket (Parquet, the catalog schema)."""
     from emulation.firehose import DeliveryStream
-    from harness.stages import simulated_arrival
+    from harness.stages import record_delivery, simulated_arrival
 
     assert ctx.world is not None and ctx.stack is not None
     delivery = DeliveryStream(
@@ -225,11 +220,7 @@ def _stage_outliers(ctx: RunContext, positions: dict[str, str | None]) -> None:
     delivery.start_from(positions)
     delivery.poll()
     delivery.drain()
-    stats = delivery.stats
-    hop = ctx.ledger.hop(HOP_OUTLIERS)
-    hop.add(received=stats.received, written=stats.delivered)
-    for reason, count in stats.failed.items():
-        hop.reject(reason, count)
+    record_delivery(ctx, HOP_OUTLIERS, delivery)
 
 
 def evaluate_alerts(ctx: RunContext) -> list[dict[str, Any]]:

@@ -133,6 +133,7 @@ def stage_stream(ctx: RunContext) -> None:
         )  # fmt: skip
     ctx.ledger.link([HOP_DMS, HOP_SHOP] if len(ctx.simulation.ecommerce) else HOP_DMS, HOP_PRODUCER)
     held = read_stream(kinesis, stream_name, after=before)
+    ctx.scratch["cdc_window"] = [r["data"] for r in held]  # what the stream holds, read once
     ctx.ledger.hop(HOP_STREAM).add(received=len(held), written=len(held))
     ctx.ledger.link(HOP_PRODUCER, HOP_STREAM)
     # Content check: the stream holds exactly what was written, each record once.
@@ -217,6 +218,14 @@ def _staged_identities(table: str, rows: pa.Table) -> list[tuple[str, str, str]]
     ]
 
 
+def record_delivery(ctx: RunContext, hop_name: str, delivery: DeliveryStream) -> None:
+    """A delivery stream's counts as a hop: records in, rows delivered, failures by code."""
+    hop = ctx.ledger.hop(hop_name)
+    hop.add(received=delivery.stats.received, written=delivery.stats.delivered)
+    for reason, count in delivery.stats.failed.items():
+        hop.reject(reason, count)
+
+
 def stage_staging(ctx: RunContext) -> None:
     """Firehose stages the CDC data as Parquet: the history in bulk, then the streamed window."""
     assert ctx.world is not None and ctx.stack is not None
@@ -248,10 +257,7 @@ def stage_staging(ctx: RunContext) -> None:
     delivery.poll()
     delivery.drain()
     stats = delivery.stats
-    hop = ctx.ledger.hop(HOP_FIREHOSE)
-    hop.add(received=stats.received, written=stats.delivered)
-    for reason, count in stats.failed.items():
-        hop.reject(reason, count)
+    record_delivery(ctx, HOP_FIREHOSE, delivery)
     ctx.ledger.link([HOP_LOAD, HOP_STREAM], HOP_FIREHOSE)
     # 3. Read back what the staged bucket holds: layout, schema, and each record exactly once.
     s3 = world.client("s3")

@@ -343,25 +343,6 @@ def _quantile_frame(
     return out
 
 
-def _run_groups(
-    dataset: Dataset,
-    config: ForecastConfig,
-    call: Callable[[Any, pd.DataFrame, list[Any]], pd.DataFrame],
-    models_for: Callable[[str, list[str]], list[Any]],
-) -> list[pd.DataFrame]:
-    kinds = classify(dataset.history, config)
-    frames = []
-    for kind in ("smooth", "intermittent", "short"):
-        ids = kinds.index[kinds == kind]
-        if len(ids) == 0:
-            continue
-        models = models_for(kind, list(ids))
-        if not models:
-            continue
-        frames.append(call(kind, dataset.history[dataset.history["unique_id"].isin(ids)], models))
-    return frames
-
-
 @_quiet
 def train(dataset: Dataset, config: ForecastConfig, progress: Callable[[str], None] | None = None
           ) -> TrainingResult:  # fmt: skip
@@ -388,12 +369,12 @@ def train(dataset: Dataset, config: ForecastConfig, progress: Callable[[str], No
         return cv.reset_index(drop=True) if "unique_id" in cv.columns else cv.reset_index()
 
     kinds = classify(dataset.history, config)
-    frames = _run_groups(
-        dataset,
-        config,
-        backtest,
-        lambda kind, ids: [] if kind == "short" else candidates(kind, config, related),
-    )
+    frames = [
+        backtest(kind, dataset.history[dataset.history["unique_id"].isin(ids)],
+                 candidates(kind, config, related))
+        for kind in ("smooth", "intermittent")  # "short" series are not backtested
+        if len(ids := kinds.index[kinds == kind])
+    ]  # fmt: skip
     for cv in frames:
         aliases = [
             c for c in cv.columns

@@ -184,6 +184,32 @@ def build_profiles(
     return profiles
 
 
+def profiles_document(profiles: dict[str, Profile]) -> dict[str, dict]:
+    """Profiles as the JSON document the job loads (``profiles.uri``)."""
+    return {
+        product: {
+            "line_qty_p99": p.line_qty_p99,
+            "price_reference": p.price_reference,
+            "units_by_weekday": list(p.units_by_weekday),
+            "dispersion": p.dispersion,
+        }
+        for product, p in sorted(profiles.items())
+    }
+
+
+def profiles_from_document(document: dict[str, dict]) -> dict[str, Profile]:
+    """The inverse of :func:`profiles_document`."""
+    return {
+        product: Profile(
+            line_qty_p99=float(p["line_qty_p99"]),
+            price_reference=float(p["price_reference"]),
+            units_by_weekday=tuple(float(u) for u in p["units_by_weekday"]),
+            dispersion=float(p.get("dispersion", 1e6)),
+        )
+        for product, p in document.items()
+    }
+
+
 def _nb_cdf(k: int, mean: float, r: float) -> float:
     """P(X <= k) for a negative binomial with this mean and dispersion ``r``."""
     p = r / (r + mean)

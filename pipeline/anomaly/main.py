@@ -39,6 +39,7 @@ from pipeline.anomaly.detector import (
     Rejected,
     Sale,
     parse,
+    profiles_from_document,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,15 +69,7 @@ def load_profiles(uri: str) -> dict[str, Profile]:
     else:
         with open(uri, "rb") as handle:
             body = handle.read()
-    return {
-        product: Profile(
-            line_qty_p99=float(p["line_qty_p99"]),
-            price_reference=float(p["price_reference"]),
-            units_by_weekday=tuple(float(u) for u in p["units_by_weekday"]),
-            dispersion=float(p.get("dispersion", 1e6)),
-        )
-        for product, p in json.loads(body).items()
-    }
+    return profiles_from_document(json.loads(body))
 
 
 def detector_config(group: dict[str, str]) -> DetectorConfig:
