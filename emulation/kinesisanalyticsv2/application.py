@@ -81,7 +81,9 @@ def _flink_home(workdir: Path, jar: Path, parallelism: int) -> Path:
 class LocalApplication:
     def __init__(self, spec: ApplicationSpec, workdir: Path, environment: dict[str, str]):
         self.spec = spec
-        self.workdir = workdir
+        # Absolute: the job runs with the working directory as its cwd, so a relative path
+        # (``dfp run --out runs/smoke``) would point FLINK_HOME somewhere else.
+        self.workdir = workdir.resolve()
         self.environment = environment
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / "job.log"
