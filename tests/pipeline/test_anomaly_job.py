@@ -135,3 +135,12 @@ def test_the_job_runs_in_local_managed_flink(aws: World, stack, jar, tmp_path: P
     assert all(r["job"] == "anomaly" and r["raw"] for r in rejected)
     assert json.loads((tmp_path / "flink" / "application_properties.json").read_text())
     assert sys.executable
+
+
+def test_a_relative_working_directory_is_made_absolute(tmp_path: Path, monkeypatch) -> None:
+    # dfp run --out runs/smoke gives a relative run directory; the job runs with it as cwd.
+    monkeypatch.chdir(tmp_path)
+    spec = ApplicationSpec(name="a", entry=Path("main.py"), property_groups=[], jar=Path("x.jar"))
+    assert LocalApplication(spec, Path("runs/smoke/flink"), {}).workdir == (
+        tmp_path / "runs" / "smoke" / "flink"
+    )
