@@ -93,6 +93,48 @@ setup_connector() {
     echo "$want" > "$jar.stamp"
 }
 
+# --- the AWS CDK CLI (npm, pinned by deploy/package-lock.json) for dfp deploy -------------------
+setup_cdk() {
+    local dir="$ROOT/.dfp/cdk" want have=""
+    want="$(cat deploy/package.json deploy/package-lock.json | sha256sum | cut -d' ' -f1)"
+    [[ -f "$dir/.stamp" ]] && have="$(cat "$dir/.stamp")"
+    if [[ -x "$dir/node_modules/.bin/cdk" && "$want" == "$have" ]]; then
+        return 0
+    fi
+    say "installing the AWS CDK CLI with npm (deploy/package.json)"
+    mkdir -p "$dir"
+    cp deploy/package.json deploy/package-lock.json "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+        || die "npm could not install the AWS CDK CLI (see its message above)"
+    echo "$want" > "$dir/.stamp"
+}
+
+# --- the Managed Flink application's dependency jar (pipeline/anomaly/pom.xml) ----------------
+# It holds AWS's Kinesis connector for Flink 2.x. When Maven cannot fetch that connector, set-up
+# goes on: bundles are then marked incomplete and `dfp deploy promote` refuses them. The failed
+# attempt is remembered per pom so that set-up does not retry on every run (DFP_RETRY_JARS=1 does).
+setup_flink_app_jar() {
+    local dir="$ROOT/.dfp/jars" pom="pipeline/anomaly/pom.xml"
+    local jar="$dir/dfp-anomaly-deps.jar" want have=""
+    want="$(sha256sum "$pom" | cut -d' ' -f1)"
+    [[ -f "$jar" && -f "$jar.stamp" && "$(cat "$jar.stamp")" == "$want" ]] && return 0
+    [[ -f "$jar.failed" ]] && have="$(cat "$jar.failed")"
+    if [[ "$want" == "$have" && -z "${DFP_RETRY_JARS:-}" ]]; then
+        say "note: the Managed Flink dependency jar could not be built earlier (see .dfp/jars/dfp-anomaly-deps.log); bundles are marked incomplete"
+        return 0
+    fi
+    say "building the Managed Flink dependency jar with Maven ($pom)"
+    mkdir -p "$dir"
+    if mvn -q -B -f "$pom" package >"$dir/dfp-anomaly-deps.log" 2>&1; then
+        cp pipeline/anomaly/target/dfp-anomaly-deps.jar "$jar"
+        echo "$want" > "$jar.stamp"
+        rm -f "$jar.failed"
+    else
+        echo "$want" > "$jar.failed"
+        say "note: Maven could not build $pom ($(grep -m1 -oE '[^ ]+:jar:[^ ]+ was not found|Could not find artifact [^ ]+' "$dir/dfp-anomaly-deps.log" || echo 'see .dfp/jars/dfp-anomaly-deps.log')); bundles are marked incomplete"
+    fi
+}
+
 # --- Chromium for the browser tests (Debian's chromium; Playwright drives it) -----------------
 setup_browser() {
     if command -v chromium >/dev/null 2>&1; then
@@ -120,6 +162,8 @@ main() {
     setup_venv
     setup_jars
     setup_connector
+    setup_cdk
+    setup_flink_app_jar
     [[ "$command" == "run" ]] || setup_browser
     export PATH="$VENV/bin:$PATH"
     case "$command" in

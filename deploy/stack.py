@@ -8,6 +8,7 @@ which come from STS and configuration at run time, never from code.
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import cached_property
 from pathlib import Path
@@ -90,6 +91,30 @@ class TableSpec(_Strict):
     ttl_attribute: str | None = None
 
 
+class ApiSpec(_Strict):
+    """The forecast API: one Lambda function behind API Gateway (proxy integration)."""
+
+    handler: str
+    cache_table: str
+    cache_ttl_seconds: int = Field(default=3600, ge=1)
+    results_prefix: str = Field(default="api/", pattern=r"^([a-z0-9_=-]+/)+$")
+    memory_mb: int = Field(default=512, ge=128, le=10240)
+    timeout_seconds: int = Field(default=29, ge=1, le=29)  # API Gateway's integration limit
+
+    def handler_path(self) -> Path:
+        return Path(pipeline.__file__).parent / self.handler
+
+    def entry_point(self) -> str:
+        """The Lambda ``Handler`` setting: the module path of the file, then ``.handler``."""
+        module = "pipeline." + self.handler.removesuffix(".py").replace("/", ".")
+        return f"{module}.handler"
+
+
+class AthenaSpec(_Strict):
+    workgroup: str = Field(pattern=r"^[a-zA-Z0-9._-]{1,64}$")
+    results_bucket: str
+
+
 class LocalSpec(_Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     # Rule input values that differ in the local world (e.g. how often a workflow polls a job
@@ -146,6 +171,8 @@ class Stack(_Strict):
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
     applications: dict[str, FlinkApplicationSpec] = Field(default_factory=dict)
     alerts: dict[str, AlertSpec] = Field(default_factory=dict)
+    api: ApiSpec | None = None
+    athena: AthenaSpec
     glue: GlueSpec
 
     @field_validator(
@@ -213,6 +240,13 @@ class Stack(_Strict):
         for name in self.local.application_properties:
             if name not in self.applications:
                 raise ValueError(f"local.application_properties.{name}: no application {name!r}")
+        if self.api is not None:
+            if not self.api.handler_path().is_file():
+                raise ValueError(f"api.handler: no file {self.api.handler_path()}")
+            if self.api.cache_table not in self.tables:
+                raise ValueError(f"api.cache_table: no table {self.api.cache_table!r}")
+        if self.athena.results_bucket not in self.buckets:
+            raise ValueError(f"athena.results_bucket: no bucket {self.athena.results_bucket!r}")
         for name, machine in self.state_machines.items():
             if not machine.definition_path().is_file():
                 raise ValueError(
@@ -310,6 +344,23 @@ class ResolvedStack:
             })  # fmt: skip
         return groups
 
+    def workgroup_name(self) -> str:
+        return self.stack.name(self.stack.athena.workgroup)
+
+    def api_environment(self) -> dict[str, str]:
+        """The forecast API function's environment (``Settings.from_environment`` reads it)."""
+        api = self.stack.api
+        if api is None:
+            return {}
+        results = self.bucket(self.stack.athena.results_bucket)
+        return {
+            "FORECAST_TABLE": self.table_name(api.cache_table),
+            "ATHENA_DATABASE": self.stack.glue.database,
+            "ATHENA_OUTPUT": f"s3://{results}/{api.results_prefix}",
+            "ATHENA_WORKGROUP": self.workgroup_name(),
+            "CACHE_TTL_SECONDS": str(api.cache_ttl_seconds),
+        }
+
     def job_arguments(self, key: str) -> dict[str, str]:
         """The job's default arguments with resource references resolved."""
         return {
@@ -343,15 +394,41 @@ class ResolvedStack:
             "glue_jobs": {k: self.job_name(k) for k in s.glue.jobs},
             "roles": {k: self.role_arn(k) for k in s.roles},
             "glue_database": s.glue.database,
+            "athena_workgroup": self.workgroup_name(),
         }
 
     def to_json(self) -> str:
         return json.dumps(self.names, indent=2, sort_keys=True) + "\n"
 
 
+def s3_object_created_pattern(bucket: str, prefix: str) -> dict[str, Any]:
+    """The EventBridge pattern for S3 'Object Created' events on ``bucket`` under ``prefix``."""
+    detail: dict[str, Any] = {"bucket": {"name": [bucket]}}
+    if prefix:
+        detail["object"] = {"key": [{"prefix": prefix}]}
+    return {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": detail}
+
+
+def rule_input_transformer(settings: dict[str, Any]) -> dict[str, Any]:
+    """The target's input: ``{"event": <the S3 event>, "settings": {...}}``.
+
+    The event stays whole (the workflow reads bucket, key and etag from it) and the settings are
+    constants from the stack description, so the state machine file itself names no resource.
+    """
+    constants = json.dumps(settings, sort_keys=True)
+    return {"InputTemplate": '{"event": <aws.events.event.json>, "settings": ' + constants + "}"}
+
+
+def stack_file() -> Path:
+    """The stack description in use: ``DFP_STACK_FILE`` (a bundle's copy, when ``dfp validate``
+    runs a bundle) or the one in this package."""
+    configured = os.environ.get("DFP_STACK_FILE")
+    return Path(configured) if configured else STACK_FILE
+
+
 def load_stack(path: Path | None = None) -> Stack:
     """Load and validate the stack description; errors name the file and the key path."""
-    path = path or STACK_FILE
+    path = path or stack_file()
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

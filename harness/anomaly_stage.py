@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.compute as pc
 
+import pipeline
 from emulation.kinesis import read_stream, stream_positions
 from emulation.kinesisanalyticsv2 import connector_jar
 from emulation.kinesisanalyticsv2.application import (
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HOP_ANOMALY = "anomaly_job"
-REPO = Path(__file__).resolve().parent.parent
+# The job imports only the pipeline package: its workers get the directory holding it (a
+# bundle's copy when `dfp validate` runs one).
+PIPELINE_ROOT = Path(pipeline.__file__).resolve().parent.parent
 HEARTBEAT_TABLE = "awsdms_heartbeat"
 
 
@@ -156,7 +159,7 @@ def stage_anomaly(ctx: RunContext) -> None:
         property_groups=groups,
         jar=connector_jar(),
         parallelism=app.parallelism,
-        python_path=[REPO],
+        python_path=[PIPELINE_ROOT],
     )
     job = LocalApplication(spec, ctx.out_dir / "flink", world.environment())
     began = time.monotonic()

@@ -50,7 +50,7 @@ def _sigterm_to_exit() -> None:
 
 
 def _refuse(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -255,6 +255,185 @@ def serve(
             pass
         finally:
             server.stop()
+
+
+@app.command()
+def bundle(
+    out: Annotated[Path, typer.Argument(help="directory to write the bundle into")] = Path(
+        "bundle"
+    ),
+    flink_jar: Annotated[
+        Path | None,
+        typer.Option(help="the Managed Flink dependency jar (default: the one set-up built)"),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="replace a non-empty directory")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Build every deployable artifact reproducibly and write manifest.json (sha256 of each)."""
+    from deploy.bundle import BundleError, build_bundle, manifest_sha256
+
+    _setup_logging(verbose)
+    try:
+        manifest = build_bundle(out, flink_jar=flink_jar, force=force)
+    except BundleError as exc:
+        _refuse(str(exc))
+    table = Table("artifact", "kind", "bytes", "sha256", title=f"bundle {out}")
+    for path, entry in sorted(manifest["artifacts"].items()):
+        table.add_row(path, entry["kind"], f"{entry['bytes']:,}", entry["sha256"][:16] + "…")
+    Console().print(table)
+    for gap in manifest["incomplete"]:
+        console.print(f"[yellow]incomplete:[/] {gap['artifact']}: {gap['reason']}", soft_wrap=True)
+    console.print(f"manifest sha256 {manifest_sha256(out)}: {out / 'manifest.json'}")
+
+
+@app.command()
+def validate(
+    bundle_dir: Annotated[Path, typer.Argument(metavar="BUNDLE", help="a bundle (dfp bundle)")],
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option("--scenario", "-s", help="scenario to run (repeatable; default: smoke)"),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="report directory (default: BUNDLE-validation)"),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run scenarios on exactly the bundle's artifacts; write validation.json bound to its
+    manifest hash (exit 1 when a scenario fails)."""
+    from deploy.bundle import BundleError
+    from harness.validate import validate_bundle
+
+    _setup_logging(verbose)
+    _sigterm_to_exit()
+    names = scenario or [DEFAULT_SCENARIO]
+    for name in names:
+        try:
+            load_scenario(name)
+        except ScenarioError as exc:
+            _refuse(str(exc))
+
+    def progress(event: str, info: dict[str, Any]) -> None:
+        if event == "start":
+            console.print(f"[cyan]▶ {info['scenario']}[/] on the bundle's code → {info['run_dir']}")
+        else:
+            verdict = "[green]passed[/]" if info["passed"] else "[red]failed[/]"
+            console.print(f"  {info['scenario']}: {verdict} in {info['seconds']} s")
+            for reason in info.get("reasons", []):
+                console.print(f"    {reason}", soft_wrap=True)
+
+    try:
+        report = validate_bundle(bundle_dir, names, out, progress=progress)
+    except BundleError as exc:
+        _refuse(str(exc))
+    from deploy.promote import REPORT_FILE, default_report_dir
+
+    where = (out or default_report_dir(bundle_dir)) / REPORT_FILE
+    colour = "green" if report["passed"] else "red"
+    console.print(
+        f"[{colour}]validation {'passed' if report['passed'] else 'failed'}[/] for manifest "
+        f"{report['manifest_sha256'][:16]}…: {where}"
+    )
+    raise typer.Exit(0 if report["passed"] else 1)
+
+
+deploy_app = typer.Typer(no_args_is_help=True, help="Synthesize and promote a bundle (AWS CDK).")
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("synth")
+def deploy_synth(
+    bundle_dir: Annotated[
+        Path | None,
+        typer.Argument(metavar="[BUNDLE]", help="a bundle (default: build one into OUT/bundle)"),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CDK output directory")] = Path(
+        "cdk.out"
+    ),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Offline: cdk synth (with cdk-nag), cfn-lint, and a check that the template ships exactly
+    the bundle's bytes. Needs no AWS credentials."""
+    from deploy.bundle import BundleError, build_bundle
+    from deploy.promote import DeployError, synth
+
+    _setup_logging(verbose)
+    try:
+        if bundle_dir is None:
+            bundle_dir = out.with_name(out.name + "-bundle")
+            build_bundle(bundle_dir, force=True)
+            console.print(f"built bundle {bundle_dir}")
+        with console.status("cdk synth (cdk-nag), cfn-lint …"):
+            result = synth(bundle_dir, out)
+    except (BundleError, DeployError) as exc:
+        _refuse(str(exc))
+    for finding in result.nag_violations:
+        console.print(f"[red]cdk-nag {finding['rule']}[/]: {finding['description']}")
+        for resource in finding["resources"]:
+            console.print(f"    {resource}")
+    for line in result.cfn_lint:
+        console.print(f"[red]cfn-lint[/] {line}", soft_wrap=True)
+    for problem in result.asset_problems:
+        console.print(f"[red]asset[/] {problem}", soft_wrap=True)
+    if not result.ok:
+        console.print(f"[red]synth failed[/]: {out / 'synth.json'}")
+        raise typer.Exit(1)
+    console.print(
+        f"[green]synth passed[/]: {result.template} (cdk-nag: 0 open findings, "
+        f"{len(result.acknowledged)} acknowledged with reasons; cfn-lint clean; "
+        f"{len(result.assets)} assets = bundle artifacts; manifest {result.manifest_sha256[:16]}…)"
+    )
+
+
+@deploy_app.command("promote")
+def deploy_promote(
+    bundle_dir: Annotated[Path, typer.Argument(metavar="BUNDLE", help="a validated bundle")],
+    report: Annotated[
+        Path | None,
+        typer.Option(help="validation report (default: BUNDLE-validation/validation.json)"),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="deploy without asking")] = False,
+    region: Annotated[str | None, typer.Option(help="target region (default: AWS_REGION)")] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CDK output directory")] = Path(
+        "cdk.out"
+    ),
+) -> None:
+    """Deploy a bundle with CDK — only if its bytes match its manifest and a passing validation
+    report exists for that manifest. Shows the target account and region and asks first."""
+    import boto3
+
+    from deploy.promote import (
+        REPORT_FILE,
+        DeployError,
+        PromotionRefused,
+        Target,
+        default_report_dir,
+        promote,
+    )
+
+    report_path = report or default_report_dir(bundle_dir) / REPORT_FILE
+
+    def confirm(target: Target) -> bool:
+        console.print(
+            f"Deploy bundle [bold]{bundle_dir}[/] to account [bold]{target.account}[/] in "
+            f"region [bold]{target.region}[/] (as {target.arn})?"
+        )
+        return yes or typer.confirm("Deploy?", default=False, err=True)
+
+    try:
+        region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        session = boto3.Session(profile_name=profile, region_name=region)
+        target = promote(bundle_dir, report_path, session=session, confirm=confirm, out_dir=out)
+    except PromotionRefused as exc:
+        console.print("[bold red]promotion refused:[/]")
+        for reason in exc.reasons:
+            console.print(f"  {reason}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except DeployError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"[green]deployed[/] to {target.account} / {target.region}")
 
 
 @app.command()

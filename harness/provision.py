@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from deploy.stack import ResolvedStack, Stack
+from deploy.stack import ResolvedStack, Stack, rule_input_transformer, s3_object_created_pattern
 from emulation import World
 from emulation.events import put_targets
 from pipeline.contracts.staged import GLUE_TABLES
@@ -52,24 +52,6 @@ def _trust(service: str) -> str:
             ],
         }
     )
-
-
-def s3_object_created_pattern(bucket: str, prefix: str) -> dict[str, Any]:
-    """The EventBridge pattern for S3 'Object Created' events on ``bucket`` under ``prefix``."""
-    detail: dict[str, Any] = {"bucket": {"name": [bucket]}}
-    if prefix:
-        detail["object"] = {"key": [{"prefix": prefix}]}
-    return {"source": ["aws.s3"], "detail-type": ["Object Created"], "detail": detail}
-
-
-def rule_input_transformer(settings: dict[str, Any]) -> dict[str, Any]:
-    """The target's input: ``{"event": <the S3 event>, "settings": {...}}``.
-
-    The event stays whole (the workflow reads bucket, key and etag from it) and the settings are
-    constants from the stack description, so the state machine file itself names no resource.
-    """
-    constants = json.dumps(settings, sort_keys=True)
-    return {"InputTemplate": '{"event": <aws.events.event.json>, "settings": ' + constants + "}"}
 
 
 def provision(world: World, stack: Stack) -> ResolvedStack:
@@ -175,6 +157,22 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
                 TableName=names.table_name(key),
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
             )
+
+    results = names.bucket(stack.athena.results_bucket)
+    athena = world.client("athena")
+    # Athena answers an existing name with a generic InvalidRequestException: look first.
+    existing = {w["Name"] for w in athena.list_work_groups().get("WorkGroups", [])}
+    if names.workgroup_name() not in existing:
+        athena.create_work_group(
+            Name=names.workgroup_name(),
+            Configuration={
+                "ResultConfiguration": {
+                    "OutputLocation": f"s3://{results}/",
+                    "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+                },
+                "EnforceWorkGroupConfiguration": True,
+            },
+        )
 
     _exists_ok(glue.create_database, DatabaseInput={"Name": stack.glue.database})
     for name, spec in stack.glue.tables.items():

@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from deploy.bundle import pipeline_digest, pipeline_root
 from deploy.stack import ResolvedStack, load_stack
 from emulation import World
 from harness.files import OccupiedDirectoryError, prepare_directory, sha256_file
@@ -237,6 +238,8 @@ def run(
         "forecast": ctx.forecast,
         "stages": stage_results,
         "artifacts": artifact_hashes(out_dir),
+        # Which code ran: a bundle's validation checks this digest against its manifest.
+        "pipeline": {"digest": pipeline_digest(), "root": str(pipeline_root())},
         **ctx.extra,
     }
     summary["expectations"] = [evaluate(e, summary) for e in scenario.expectations]

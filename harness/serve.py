@@ -122,11 +122,7 @@ class ForecastSite:
         self.api = make_handler(
             world.client("dynamodb"),
             world.client("athena"),
-            Settings(
-                table=self.names.table_name("forecast-cache"),
-                database=stack.glue.database,
-                output=f"s3://{self.names.bucket('athena-results')}/api/",
-            ),
+            Settings.from_environment(self.names.api_environment()),
         )
 
     def dashboard(self, name: str) -> str | None:

@@ -47,6 +47,11 @@ RUNTIMES: dict[str, Runtime] = {
         local_package="statsforecast",
         local_version="2.1.1",
     ),
+    "serving": Runtime(
+        service="AWS Lambda (the forecast API behind API Gateway)",
+        aws_runtime="python3.14",
+        local_stand_in="the same handler served by dfp serve",
+    ),
     "athena": Runtime(
         service="Amazon Athena",
         aws_runtime="engine version 3 (Trino dialect)",

@@ -46,6 +46,16 @@ def test_emulation_does_not_import_harness_simulator_or_deploy() -> None:
     assert offenders == {}
 
 
+def test_deploy_imports_only_the_pipeline() -> None:
+    """`deploy → pipeline` only: the CDK app and promotion never depend on the test side."""
+    offenders = {
+        str(path.relative_to(REPO)): sorted(_imports(path) & {"harness", "simulator", "emulation"})
+        for path in (REPO / "deploy").rglob("*.py")
+        if _imports(path) & {"harness", "simulator", "emulation"}
+    }
+    assert offenders == {}
+
+
 def _modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     found: set[str] = set()

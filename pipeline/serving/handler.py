@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -53,13 +53,15 @@ class Settings:
     query_timeout_seconds: float = 60.0
 
     @classmethod
-    def from_environment(cls) -> Settings:
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """From the function's environment (``os.environ`` unless another mapping is given)."""
+        env = os.environ if environ is None else environ
         return cls(
-            table=os.environ["FORECAST_TABLE"],
-            database=os.environ["ATHENA_DATABASE"],
-            output=os.environ["ATHENA_OUTPUT"],
-            workgroup=os.environ.get("ATHENA_WORKGROUP", "primary"),
-            cache_ttl_seconds=int(os.environ.get("CACHE_TTL_SECONDS", "3600")),
+            table=env["FORECAST_TABLE"],
+            database=env["ATHENA_DATABASE"],
+            output=env["ATHENA_OUTPUT"],
+            workgroup=env.get("ATHENA_WORKGROUP", "primary"),
+            cache_ttl_seconds=int(env.get("CACHE_TTL_SECONDS", "3600")),
         )
 
 
