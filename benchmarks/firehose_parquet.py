@@ -3,9 +3,10 @@
 The scenario's full-load DMS messages (JSON) go through the ``cdc-staged`` delivery stream of the
 stack, as the run's staging stage sends them: dynamic partitioning by table (known per batch, as
 in bulk delivery) and by the record's day, buffering, conversion with the Glue table's schema,
-and the objects written to the world's S3. Two timings side by side: with the partition given
-(bulk) and with the JQ query run per record (the stream path). Results go to
-benchmarks/results/.
+and the objects written to the world's S3. Four timings side by side: the bulk intake
+(``put_batch``, one arrival time, as the staging stage delivers the full load) and the record
+intake (``put``, per-record arrival times, as records come off the stream), each with the partition
+given and with the JQ query run over the records. Results go to benchmarks/results/.
 
     .venv/bin/python benchmarks/firehose_parquet.py [SCENARIO] [--records 500000]
 """
@@ -46,16 +47,21 @@ def main() -> int:
     total = sum(len(b) for _, b in batches)
     results = {}
     with World(region=load_stack().local.region) as world:
-        for mode in ("bulk", "per_record_query"):
+        for mode in ("bulk", "bulk_query", "per_record", "per_record_query"):
             world.reset()
             names = provision(world, load_stack())
             stream = DeliveryStream(world, names.delivery_stream_name("cdc-staged"),
                                     arrival_time=simulated_arrival)  # fmt: skip
             began = time.perf_counter()
             for table, messages in batches:
-                records = (Record(m, sim.world.window_start, f"{table}-{i}")
-                           for i, m in enumerate(messages))  # fmt: skip
-                stream.put(records, partition=(("table", table),) if mode == "bulk" else None)
+                known = None if mode.endswith("_query") else (("table", table),)
+                if mode.startswith("bulk"):
+                    stream.put_batch(messages, sim.world.window_start, sequence_prefix=table,
+                                     partition=known)  # fmt: skip
+                else:
+                    records = [Record(m, sim.world.window_start, f"{table}-{i:09d}")
+                               for i, m in enumerate(messages)]  # fmt: skip
+                    stream.put(records, partition=known)
             stream.drain()
             seconds = time.perf_counter() - began
             results[mode] = {

@@ -26,63 +26,25 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from aws_cdk import (
-    aws_apigateway as apigw,
-)
-from aws_cdk import (
-    aws_athena as athena,
-)
-from aws_cdk import (
-    aws_cloudwatch as cloudwatch,
-)
-from aws_cdk import (
-    aws_cloudwatch_actions as cw_actions,
-)
-from aws_cdk import (
-    aws_dms as dms,
-)
-from aws_cdk import (
-    aws_dynamodb as dynamodb,
-)
-from aws_cdk import (
-    aws_events as events,
-)
-from aws_cdk import (
-    aws_glue as glue,
-)
-from aws_cdk import (
-    aws_iam as iam,
-)
-from aws_cdk import (
-    aws_kinesis as kinesis,
-)
-from aws_cdk import (
-    aws_kinesisanalyticsv2 as flink,
-)
-from aws_cdk import (
-    aws_kinesisfirehose as firehose,
-)
-from aws_cdk import (
-    aws_kms as kms,
-)
-from aws_cdk import (
-    aws_lambda as lambda_,
-)
-from aws_cdk import (
-    aws_logs as logs,
-)
-from aws_cdk import (
-    aws_s3 as s3,
-)
-from aws_cdk import (
-    aws_s3_assets as s3_assets,
-)
-from aws_cdk import (
-    aws_sns as sns,
-)
-from aws_cdk import (
-    aws_stepfunctions as sfn,
-)
+import aws_cdk.aws_apigateway as apigw
+import aws_cdk.aws_athena as athena
+import aws_cdk.aws_cloudwatch as cloudwatch
+import aws_cdk.aws_cloudwatch_actions as cw_actions
+import aws_cdk.aws_dms as dms
+import aws_cdk.aws_dynamodb as dynamodb
+import aws_cdk.aws_events as events
+import aws_cdk.aws_glue as glue
+import aws_cdk.aws_iam as iam
+import aws_cdk.aws_kinesis as kinesis
+import aws_cdk.aws_kinesisanalyticsv2 as flink
+import aws_cdk.aws_kinesisfirehose as firehose
+import aws_cdk.aws_kms as kms
+import aws_cdk.aws_lambda as lambda_
+import aws_cdk.aws_logs as logs
+import aws_cdk.aws_s3 as s3
+import aws_cdk.aws_s3_assets as s3_assets
+import aws_cdk.aws_sns as sns
+import aws_cdk.aws_stepfunctions as sfn
 from constructs import Construct
 
 from deploy.bundle import (
@@ -129,12 +91,11 @@ class DemandForecastingStack(cdk.Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.description_ = spec
-        description = spec
+        self.spec = spec
         self.bundle = bundle
         self.manifest = read_manifest(bundle)
         self.names = ResolvedStack(
-            description, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION, partition=cdk.Aws.PARTITION
+            spec, cdk.Aws.ACCOUNT_ID, cdk.Aws.REGION, partition=cdk.Aws.PARTITION
         )
         # The same names as cdk-nag prints them in finding ids (pseudo parameters in brackets).
         self.nag_names = ResolvedStack(
@@ -152,7 +113,7 @@ class DemandForecastingStack(cdk.Stack):
         self.key = kms.Key(
             self,
             "Key",
-            alias=f"alias/{description.prefix}",
+            alias=f"alias/{spec.prefix}",
             enable_key_rotation=True,
             description="Encrypts the pipeline's logs, alarm topic and Glue job data.",
         )
@@ -172,7 +133,7 @@ class DemandForecastingStack(cdk.Stack):
         self.alarm_topic = sns.Topic(
             self,
             "Alarms",
-            topic_name=description.name("alarms"),
+            topic_name=spec.name("alarms"),
             master_key=self.key,
             enforce_ssl=True,
         )
@@ -252,7 +213,7 @@ class DemandForecastingStack(cdk.Stack):
     # ---------------------------------------------------------------------- resources
     def _streams(self) -> dict[str, kinesis.Stream]:
         streams = {}
-        for key, spec in self.description_.streams.items():
+        for key, spec in self.spec.streams.items():
             streams[key] = kinesis.Stream(
                 self,
                 f"Stream-{key}",
@@ -278,9 +239,9 @@ class DemandForecastingStack(cdk.Stack):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         _ack(access_logs, "AwsSolutions-S1", "this bucket is the access log target itself")
-        notified = {rule.bucket for rule in self.description_.rules.values()}
+        notified = {rule.bucket for rule in self.spec.rules.values()}
         buckets = {}
-        for key in self.description_.buckets:
+        for key in self.spec.buckets:
             buckets[key] = s3.Bucket(
                 self,
                 f"Bucket-{key}",
@@ -303,7 +264,7 @@ class DemandForecastingStack(cdk.Stack):
         return buckets
 
     def _glue_catalog(self) -> None:
-        d = self.description_
+        d = self.spec
         database = glue.CfnDatabase(
             self,
             "GlueDatabase",
@@ -345,7 +306,7 @@ class DemandForecastingStack(cdk.Stack):
         return glue.CfnSecurityConfiguration(
             self,
             "GlueSecurity",
-            name=self.description_.name("glue"),
+            name=self.spec.name("glue"),
             encryption_configuration={
                 "cloudWatchEncryption": {
                     "cloudWatchEncryptionMode": "SSE-KMS",
@@ -362,7 +323,7 @@ class DemandForecastingStack(cdk.Stack):
     def _job_buckets(self, key: str) -> set[str]:
         """The buckets a job touches: those its arguments name, and those of the rules whose
         workflow starts it (the workflow hands it paths in that rule's bucket)."""
-        d = self.description_
+        d = self.spec
         text = json.dumps(d.glue.jobs[key].arguments)
         touched = {b for b in d.buckets if f"{{bucket:{b}}}" in text}
         for rule in d.rules.values():
@@ -373,7 +334,7 @@ class DemandForecastingStack(cdk.Stack):
         return touched
 
     def _glue_jobs(self) -> dict[str, glue.CfnJob]:
-        d = self.description_
+        d = self.spec
         security = self._glue_security()
         library = self.asset("pipeline.zip")
         jobs = {}
@@ -481,7 +442,7 @@ class DemandForecastingStack(cdk.Stack):
         return jobs
 
     def _sagemaker_role(self) -> None:
-        d = self.description_
+        d = self.spec
         for key, spec in d.roles.items():
             role = self.role(f"Role-{key}", spec.service, self.names.role_name(key))
             if spec.service == "sagemaker":
@@ -523,7 +484,7 @@ class DemandForecastingStack(cdk.Stack):
                 )
 
     def _state_machines(self) -> dict[str, sfn.CfnStateMachine]:
-        d = self.description_
+        d = self.spec
         self._sagemaker_role()
         machines = {}
         for key, spec in d.state_machines.items():
@@ -604,7 +565,7 @@ class DemandForecastingStack(cdk.Stack):
 
     def _grant_workflow(self, role: iam.Role, key: str, definition: str) -> None:
         """What a workflow's tasks call, read from its definition and scoped to the stack."""
-        d = self.description_
+        d = self.spec
         region, account, part = cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID, cdk.Aws.PARTITION
         started_jobs = set()
         for rule in d.rules.values():
@@ -681,7 +642,7 @@ class DemandForecastingStack(cdk.Stack):
                 )
 
     def _rules(self) -> None:
-        d = self.description_
+        d = self.spec
         for key, rule in d.rules.items():
             machine = self.state_machines[rule.target]
             role = self.role(f"EventsRole-{key}", "events", self.names.role_name(f"{key}-events"))
@@ -710,7 +671,7 @@ class DemandForecastingStack(cdk.Stack):
             )
 
     def _delivery_streams(self) -> None:
-        d = self.description_
+        d = self.spec
         catalog = f"arn:{cdk.Aws.PARTITION}:glue:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}"
         for key, spec in d.delivery_streams.items():
             role = self.role(
@@ -805,7 +766,7 @@ class DemandForecastingStack(cdk.Stack):
             )
 
     def _flink_applications(self) -> None:
-        d = self.description_
+        d = self.spec
         for key, app in d.applications.items():
             code = self.asset(f"flink/{key}.zip")
             role = self.role(
@@ -932,7 +893,7 @@ class DemandForecastingStack(cdk.Stack):
 
     def _tables(self) -> dict[str, dynamodb.Table]:
         tables = {}
-        for key, spec in self.description_.tables.items():
+        for key, spec in self.spec.tables.items():
             tables[key] = dynamodb.Table(
                 self,
                 f"Table-{key}",
@@ -951,7 +912,7 @@ class DemandForecastingStack(cdk.Stack):
         return tables
 
     def _athena(self) -> None:
-        d = self.description_
+        d = self.spec
         athena.CfnWorkGroup(
             self,
             "Workgroup",
@@ -968,7 +929,7 @@ class DemandForecastingStack(cdk.Stack):
         )
 
     def _api(self) -> None:
-        d = self.description_
+        d = self.spec
         if d.api is None:
             return
         api_spec = d.api
@@ -1120,7 +1081,7 @@ class DemandForecastingStack(cdk.Stack):
 
     def _dms(self) -> None:
         """DMS Serverless from the source database (parameters) to the CDC stream."""
-        d = self.description_
+        d = self.spec
         context = self.node.try_get_context("source_database") or {}
         engine = context.get("engine", "postgres")
         if engine not in {"postgres", "mysql"}:

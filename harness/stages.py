@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from emulation.dms import record_bytes, write_ndjson
-from emulation.firehose import DeliveryStream, Record
+from emulation.firehose import DeliveryStream
 from emulation.glue import arrow_schema
 from emulation.glue.jobs import run_job
 from emulation.kinesis import Producer, read_stream, stream_positions
@@ -244,11 +244,10 @@ def stage_staging(ctx: RunContext) -> None:
     loaded_at = sim.world.window_start
     for table in TABLES:
         messages = load.filter(pc.equal(load["table"], table))["message"].to_pylist()
-        delivery.put(
-            (
-                Record(m.encode(), loaded_at, f"load-{table}-{i:09d}")
-                for i, m in enumerate(messages)
-            ),
+        delivery.put_batch(
+            [m.encode() for m in messages],
+            loaded_at,
+            sequence_prefix=f"load-{table}",
             partition=(("table", table),),
         )
     delivery.drain()

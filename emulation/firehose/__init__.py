@@ -37,9 +37,11 @@ import json
 import logging
 import re
 import uuid
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -75,12 +77,19 @@ class Record:
 
 @dataclass
 class _Buffer:
-    records: list[Record] = field(default_factory=list)
+    """One partition's pending input, as parallel lists (a bulk delivery appends slices)."""
+
+    data: list[bytes] = field(default_factory=list)
+    arrivals: list[dt.datetime] = field(default_factory=list)
+    sequence_numbers: list[str] = field(default_factory=list)
     size: int = 0
 
     @property
     def first_arrival(self) -> dt.datetime:
-        return self.records[0].arrival
+        return self.arrivals[0]
+
+    def record(self, index: int) -> Record:
+        return Record(self.data[index], self.arrivals[index], self.sequence_numbers[index])
 
 
 @dataclass
@@ -173,6 +182,14 @@ def _one_line(data: bytes) -> bytes:
     return data.replace(b"\r", b" ").replace(b"\n", b" ")
 
 
+def _one_line_each(records: list[bytes]) -> list[bytes]:
+    """:func:`_one_line` over a batch; checked once over the whole batch in the common case."""
+    joined = b"\n".join(records)
+    if b"\r" not in joined and joined.count(b"\n") == len(records) - 1:
+        return records
+    return [_one_line(d) for d in records]
+
+
 # ------------------------------------------------------------------------- delivery stream
 class DeliveryStream:
     """A running Kinesis-source delivery stream, configured from the endpoint."""
@@ -259,40 +276,141 @@ class DeliveryStream:
         ``partition``: the partition keys when the caller already knows them (bulk delivery of
         one table), sparing the per-record query.
         """
-        known = partition
-        for record in records:
+        batch = records if isinstance(records, list) else list(records)
+        if partition is not None:
+            partitions: list[Any] = [partition] * len(batch)
+        else:
+            partitions = self._partitions([r.data for r in batch])
+        for record, keys in zip(batch, partitions, strict=True):
             self.stats.received += 1
             self._deliver_due(record.arrival)
-            try:
-                partition = known if known is not None else self._partition(record.data)
-            except ValueError as exc:
-                self._errors("partitioning-failed", [(record, f"DynamicPartitioning.{exc}")])
+            if isinstance(keys, str):
+                self._errors("partitioning-failed", [(record, f"DynamicPartitioning.{keys}")])
                 continue
+            self._append(keys, [record.data], record.arrival, [record.sequence_number])
+
+    def put_batch(
+        self,
+        data: list[bytes],
+        arrival: dt.datetime,
+        *,
+        sequence_prefix: str,
+        partition: tuple[tuple[str, str], ...] | None = None,
+    ) -> None:
+        """Records that arrived together (a bulk delivery such as DMS's full load): the same
+        buffering, partitioning, conversion and keys as :meth:`put` with one arrival time, without
+        per-record Python work. Sequence numbers are ``<sequence_prefix>-<index:09d>``."""
+        if not data:
+            return
+        self.stats.received += len(data)
+        self._deliver_due(arrival)
+        numbers = [f"{sequence_prefix}-{i:09d}" for i in range(len(data))]
+        if partition is not None:
+            self._append(partition, data, arrival, numbers)
+            return
+        groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
+        for index, keys in enumerate(self._partitions(data)):
+            if isinstance(keys, str):
+                record = Record(data[index], arrival, numbers[index])
+                self._errors("partitioning-failed", [(record, f"DynamicPartitioning.{keys}")])
+            else:
+                groups.setdefault(keys, []).append(index)
+        for keys, indices in groups.items():
+            self._append(keys, [data[i] for i in indices], arrival, [numbers[i] for i in indices])
+
+    def _append(
+        self,
+        partition: tuple[tuple[str, str], ...],
+        data: list[bytes],
+        arrival: dt.datetime,
+        numbers: list[str],
+    ) -> None:
+        """Add records of one arrival time to a partition's buffer, delivering each time the
+        buffer reaches the size hint (so a bulk append yields the objects one-by-one would)."""
+        start = 0
+        while start < len(data):
             buffer = self._buffers.get(partition)
             if buffer is None:
                 buffer = self._buffers[partition] = _Buffer()
-                due = record.arrival + self.interval
+                due = arrival + self.interval
                 if self._next_due is None or due < self._next_due:
                     self._next_due = due
-            buffer.records.append(record)
-            buffer.size += len(record.data)
-            if buffer.size >= self.size_limit:
+            # the records up to and including the one that reaches the limit
+            totals = list(accumulate(map(len, data[start:]), initial=buffer.size))
+            reached = bisect_left(totals, self.size_limit, lo=1)
+            end = start + min(reached, len(totals) - 1)
+            size = totals[end - start]
+            buffer.data.extend(data[start:end])
+            buffer.arrivals.extend([arrival] * (end - start))
+            buffer.sequence_numbers.extend(numbers[start:end])
+            buffer.size = size
+            if size >= self.size_limit:
                 self._flush(partition)
+            start = end
 
-    def _partition(self, data: bytes) -> tuple[tuple[str, str], ...]:
+    def _partitions(self, data: list[bytes]) -> list[tuple[tuple[str, str], ...] | str]:
+        """Each record's partition keys, or the reason it has none (``MetadataExtraction…``).
+
+        The query runs over the whole batch in Arrow when every record parses with string values;
+        otherwise record by record, so each failure gets its own reason.
+        """
         if not self.dynamic:
-            return ()
+            return [()] * len(data)
+        fast = self._partitions_arrow(data)
+        return fast if fast is not None else [self._partition_one(d) for d in data]
+
+    def _partitions_arrow(self, data: list[bytes]) -> list[tuple[tuple[str, str], ...]] | None:
+        def struct_for(paths: list[list[str]]) -> pa.DataType:
+            fields: dict[str, list[list[str]]] = {}
+            for path in paths:
+                fields.setdefault(path[0], []).append(path[1:])
+            return pa.struct([
+                pa.field(name, pa.string() if rest == [[]] else struct_for(rest))
+                for name, rest in fields.items()
+            ])  # fmt: skip
+
+        paths = sorted({tuple(path) for path, _ in self.partition_query.values()})
+        if any(a != b and b[: len(a)] == a for a in paths for b in paths):
+            return None  # one key's value holds another's: leave it to the exact path
+        schema = pa.schema(list(struct_for([list(p) for p in paths])))
+        options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+        try:
+            table = pj.read_json(
+                io.BytesIO(b"\n".join(_one_line_each(data)) + b"\n"),
+                parse_options=options,
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
+        if table.num_rows != len(data):
+            return None
+        columns = []
+        for name, (path, default) in self.partition_query.items():
+            array: Any = table.column(path[0]).combine_chunks()
+            for step in path[1:]:
+                array = pc.struct_field(array, step)
+            if default is not None:
+                array = pc.fill_null(array, default)
+            if array.null_count:
+                return None  # some record has no value: per record, with its reason
+            columns.append((name, array.to_pylist()))
+        names = [name for name, _ in columns]
+        return [
+            tuple(zip(names, values, strict=True))
+            for values in zip(*(v for _, v in columns), strict=True)
+        ]
+
+    def _partition_one(self, data: bytes) -> tuple[tuple[str, str], ...] | str:
         try:
             document = json.loads(data)
         except ValueError:
-            raise ValueError("MetadataExtractionFailed: record is not valid JSON") from None
+            return "MetadataExtractionFailed: record is not valid JSON"
         keys = []
         for name, (path, default) in self.partition_query.items():
             value = _extract(document, path)
             if value is None:
                 value = default
             if value is None or isinstance(value, dict | list):
-                raise ValueError(f"MetadataExtractionFailed: no value for partition key {name}")
+                return f"MetadataExtractionFailed: no value for partition key {name}"
             keys.append((name, str(value)))
         return tuple(keys)
 
@@ -303,7 +421,7 @@ class DeliveryStream:
             p for p, b in self._buffers.items() if now - b.first_arrival >= self.interval
         ]:
             self._flush(partition)
-        firsts = [b.first_arrival for b in self._buffers.values() if b.records]
+        firsts = [b.first_arrival for b in self._buffers.values() if b.data]
         self._next_due = min(firsts) + self.interval if firsts else None
 
     def drain(self) -> None:
@@ -342,11 +460,11 @@ class DeliveryStream:
 
     def _flush(self, partition: tuple[tuple[str, str], ...]) -> None:
         buffer = self._buffers.pop(partition, None)
-        if not buffer or not buffer.records:
+        if not buffer or not buffer.data:
             return
         when = buffer.first_arrival
-        seed = f"{self.name}|{partition}|{buffer.records[0].sequence_number}|{when.isoformat()}"
-        good, bad = self._convert(buffer.records)
+        seed = f"{self.name}|{partition}|{buffer.sequence_numbers[0]}|{when.isoformat()}"
+        good, bad = self._convert(buffer)
         if bad:
             self._errors("format-conversion-failed", bad)
         if good is None:
@@ -357,31 +475,24 @@ class DeliveryStream:
         self.stats.objects += 1
         self.stats.keys.append(key)
 
-    def _convert(self, records: list[Record]) -> tuple[bytes | None, list[tuple[Record, str]]]:
+    def _convert(self, buffer: _Buffer) -> tuple[bytes | None, list[tuple[Record, str]]]:
         """The object body for the records that convert, and the failures with reasons."""
         if self.schema is None:  # no conversion: bytes as they came
-            self.stats.delivered += len(records)
-            return b"".join(r.data for r in records), []
-        lines: list[bytes] = []
+            self.stats.delivered += len(buffer.data)
+            return b"".join(buffer.data), []
         bad: list[tuple[Record, str]] = []
-        kept: list[Record] = []
-        for record in records:
-            try:
-                lines.append(_one_line(record.data))
-                kept.append(record)
-            except ValueError as exc:
-                bad.append((record, f"DataFormatConversion.MalformedData: {exc}"))
+        lines = _one_line_each(buffer.data)
         tables: list[pa.Table] = []
         try:
             if lines:
                 tables.append(convert(lines, self.schema))
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
             tables = []  # find the culprits one by one
-            for record, line in zip(kept, lines, strict=True):
+            for index, line in enumerate(lines):
                 try:
                     tables.append(convert([line], self.schema))
                 except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
-                    bad.append((record, f"DataFormatConversion.InvalidSchema: {exc}"))
+                    bad.append((buffer.record(index), f"DataFormatConversion.InvalidSchema: {exc}"))
         rows = sum(t.num_rows for t in tables)
         if not rows:
             return None, bad

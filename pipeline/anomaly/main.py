@@ -184,18 +184,31 @@ def detect(t_env: Any, profiles: dict[str, Profile], config: DetectorConfig, lat
             self.step = AnomalyDetection(profiles, config, lateness)
             self.pending: list[tuple[int, int, str]] = []  # a heap by (event time, arrival)
             self.arrivals = 0
+            self.timer: int | None = None  # the one event-time timer set (earliest pending)
 
         def process_element(self, value: Any, ctx: Any):
             stamp = ctx.timestamp() or 0
             self.arrivals += 1
             heapq.heappush(self.pending, (stamp, self.arrivals, value[0]))
-            ctx.timer_service().register_event_time_timer(stamp)
+            # One timer at a time, at the earliest pending record: a timer per record would
+            # cost a round trip to the JVM for each.
+            if self.timer is None or stamp < self.timer:
+                ctx.timer_service().register_event_time_timer(stamp)
+                self.timer = stamp
 
         def on_timer(self, timestamp: int, ctx: Any):
-            while self.pending and self.pending[0][0] <= timestamp:
+            if timestamp != self.timer:
+                return  # superseded by an earlier one, which already drained this far
+            # Event time has passed the watermark: everything up to it is complete.
+            passed = max(timestamp, ctx.timer_service().current_watermark())
+            while self.pending and self.pending[0][0] <= passed:
                 _, _, line = heapq.heappop(self.pending)
                 for row in self.step.process(line):
                     yield Row(*row)
+            self.timer = None
+            if self.pending:
+                self.timer = self.pending[0][0]
+                ctx.timer_service().register_event_time_timer(self.timer)
 
     row_type = Types.ROW_NAMED(
         OUTPUT_FIELDS,

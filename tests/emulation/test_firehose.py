@@ -168,3 +168,53 @@ def test_same_input_same_keys_and_bytes(aws: World) -> None:
         return _objects(aws, names.bucket("staged"), "cdc/")
 
     assert run() == run()
+
+
+def _mixed_batch() -> list[bytes]:
+    """Tables, the shop's events (the JQ default), a non-string partition value (kept as its
+    text, as per record), oversize records (size hint) and records that fail."""
+    shop = json.dumps({"event_type": "order_line", "sale_id": 7}).encode()
+    data = [
+        message("sales" if i % 3 else "products", i, T0, note="y" * (i % 50)) for i in range(60)
+    ]
+    data[10] = shop
+    data[20] = b"{broken"
+    data[30] = message("sales", 30, T0, quantity="three")
+    return data
+
+
+def test_a_bulk_batch_gives_the_objects_record_by_record_gives(aws: World) -> None:
+    """put_batch is the fast path of bulk loads; it must not change a byte of what is written."""
+    data = _mixed_batch()
+
+    def deliver(bulk: bool) -> tuple[dict[str, bytes], dict[str, bytes], tuple]:
+        aws.reset()
+        names = provision(aws, load_stack())
+        delivery = DeliveryStream(aws, names.delivery_stream_name("cdc-staged"))
+        delivery.size_limit = 2048  # several size-triggered objects per table
+        if bulk:
+            delivery.put_batch(data, T0, sequence_prefix="load")
+        else:
+            delivery.put([Record(d, T0, f"load-{i:09d}") for i, d in enumerate(data)])
+        delivery.drain()
+        bucket = names.bucket("staged")
+        stats = delivery.stats
+        counts = (stats.received, stats.delivered, stats.objects, dict(stats.failed))
+        return _objects(aws, bucket, "cdc/"), _objects(aws, bucket, "errors/"), counts
+
+    staged, errors, counts = deliver(bulk=True)
+    assert (staged, errors, counts) == deliver(bulk=False)
+    assert counts[0] == 60 and counts[1] == 58 and counts[2] > 3
+    assert any("table=ecommerce_events" in k for k in staged)
+
+
+def test_partition_values_that_are_not_text_fall_back_record_by_record(staged) -> None:
+    delivery = staged[2]
+    odd = json.dumps({"data": {}, "metadata": {"table-name": 42}}).encode()
+    assert delivery._partitions([message("sales", 1, T0), odd]) == [
+        (("table", "sales"),),
+        (("table", "42"),),
+    ]
+    nested = json.dumps({"metadata": {"table-name": {"x": 1}}}).encode()
+    (reason,) = delivery._partitions([nested])
+    assert reason.startswith("MetadataExtractionFailed: no value for partition key table")
