@@ -350,3 +350,24 @@ def put_targets(
     return world.client("events").put_targets(
         Rule=rule, EventBusName=event_bus_name, Targets=targets
     )
+
+
+def list_targets(world: World, rule: str, event_bus_name: str = "default") -> list[dict[str, Any]]:
+    """The rule's targets as :func:`put_targets` was given them: a relayed state machine target
+    is read back from its relay queue (its ARN and input options), so callers see the same
+    targets on every endpoint."""
+    targets = world.client("events").list_targets_by_rule(Rule=rule, EventBusName=event_bus_name)
+    sqs = None
+    found = []
+    for target in targets.get("Targets", []):
+        queue = target["Arn"].rsplit(":", 1)[-1]
+        if not (target["Arn"].startswith("arn:aws:sqs:") and queue.startswith(RELAY_QUEUE_PREFIX)):
+            found.append(target)
+            continue
+        sqs = sqs or world.client("sqs")
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        tags = sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+        encoded = "".join(tags[k] for k in sorted(tags) if k.startswith(_TAG_OPTIONS))
+        found.append({"Id": target["Id"], "Arn": tags[_TAG_STATE_MACHINE],
+                      **json.loads(encoded or "{}")})  # fmt: skip
+    return found

@@ -16,6 +16,7 @@ from deploy.bundle import MANIFEST_FILE, flink_run_options, manifest_sha256
 from deploy.promote import CDK_DIR
 from deploy.stack import load_stack
 from emulation import World
+from emulation.events import list_targets
 from harness.provision import provision
 from tests.deploy.conftest import Synthesized, resolve
 
@@ -63,7 +64,7 @@ def test_local_world_and_template_agree(aws: World, synthesized: Synthesized) ->
         key = next(k for k in stack.rules if names.rule_name(k) == rule["Name"])
         local = events.describe_rule(Name=rule["Name"])
         assert json.loads(local["EventPattern"]) == rule["EventPattern"]
-        local_target = events.list_targets_by_rule(Rule=rule["Name"])["Targets"][0]
+        (local_target,) = list_targets(aws, rule["Name"])
         deployed = _settings(rule["Targets"][0]["InputTransformer"]["InputTemplate"])
         here = _settings(local_target["InputTransformer"]["InputTemplate"])
         overrides = stack.local.rule_input.get(key, {})

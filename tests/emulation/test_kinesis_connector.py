@@ -34,7 +34,7 @@ JOB = textwrap.dedent(
                   f"'source.init.position' = '{position}', 'format' = 'raw')")
     t.execute_sql(f"CREATE TABLE dst (n INT, line STRING) WITH ({options}, "
                   f"'stream.arn' = '{sink}', 'format' = 'json')")
-    t.execute_sql("INSERT INTO dst SELECT CHAR_LENGTH(line), UPPER(line) FROM src").wait(120_000)
+    t.execute_sql("INSERT INTO dst SELECT CHAR_LENGTH(line), UPPER(line) FROM src").wait()
     """
 )
 
@@ -74,7 +74,7 @@ def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(aws: World, ja
         kinesis.put_record(StreamARN=source, Data=line.encode(), PartitionKey=str(i))
     job = _start(aws, jar, source, sink)
     try:
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 240  # a cap for a loaded machine, not a speed target
         sent_rest = False
         while time.monotonic() < deadline:
             got = _read_all(aws, "conn-out")
