@@ -37,7 +37,7 @@ import json
 import logging
 import re
 import uuid
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -75,13 +75,60 @@ class Record:
     sequence_number: str = ""
 
 
+class _Numbers:
+    """Sequence numbers ``<prefix>-<index:09d>`` of a bulk batch, formatted only when read (an
+    object key's seed, an error record): a bulk load of millions never formats the rest."""
+
+    def __init__(self, prefix: str, start: int, stop: int) -> None:
+        self.prefix, self.start, self.stop = prefix, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: int) -> str:
+        return f"{self.prefix}-{self.start + index:09d}"
+
+    def span(self, start: int, stop: int) -> _Numbers:
+        return _Numbers(self.prefix, self.start + start, self.start + stop)
+
+
+class _SequenceNumbers:
+    """A buffer's sequence numbers: runs of given strings and lazy bulk spans, indexable."""
+
+    def __init__(self) -> None:
+        self._runs: list[list[str] | _Numbers] = []
+        self._starts: list[int] = []
+        self._length = 0
+
+    def extend(self, numbers: list[str] | _Numbers) -> None:
+        if len(numbers):
+            self._runs.append(numbers)
+            self._starts.append(self._length)
+            self._length += len(numbers)
+
+    def append(self, number: str) -> None:
+        if self._runs and isinstance(self._runs[-1], list):
+            self._runs[-1].append(number)
+        else:
+            self._runs.append([number])
+            self._starts.append(self._length)
+        self._length += 1
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> str:
+        run = bisect_right(self._starts, index) - 1
+        return self._runs[run][index - self._starts[run]]
+
+
 @dataclass
 class _Buffer:
     """One partition's pending input, as parallel lists (a bulk delivery appends slices)."""
 
     data: list[bytes] = field(default_factory=list)
     arrivals: list[dt.datetime] = field(default_factory=list)
-    sequence_numbers: list[str] = field(default_factory=list)
+    sequence_numbers: _SequenceNumbers = field(default_factory=_SequenceNumbers)
     size: int = 0
 
     @property
@@ -161,11 +208,16 @@ def _cast(array: pa.Array, target: pa.DataType) -> pa.Array:
 
 def convert(lines: list[bytes], schema: pa.Schema) -> pa.Table:
     """JSON records → an Arrow table with ``schema`` (raises on the first bad record)."""
+    return _convert_lines(b"\n".join(lines) + b"\n", len(lines), schema)
+
+
+def _convert_lines(payload: bytes, count: int, schema: pa.Schema) -> pa.Table:
+    """:func:`convert` over ``count`` records already joined one per line."""
     parse_schema = pa.schema([pa.field(f.name, _parse_type(f.type)) for f in schema])
     options = pj.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="ignore")
-    table = pj.read_json(io.BytesIO(b"\n".join(lines) + b"\n"), parse_options=options)
-    if table.num_rows != len(lines):
-        raise ValueError(f"expected {len(lines)} records, parsed {table.num_rows}")
+    table = pj.read_json(io.BytesIO(payload), parse_options=options)
+    if table.num_rows != count:
+        raise ValueError(f"expected {count} records, parsed {table.num_rows}")
     columns = [_cast(table.column(f.name).combine_chunks(), f.type) for f in schema]
     return pa.Table.from_arrays(columns, schema=schema)
 
@@ -182,12 +234,12 @@ def _one_line(data: bytes) -> bytes:
     return data.replace(b"\r", b" ").replace(b"\n", b" ")
 
 
-def _one_line_each(records: list[bytes]) -> list[bytes]:
-    """:func:`_one_line` over a batch; checked once over the whole batch in the common case."""
-    joined = b"\n".join(records)
-    if b"\r" not in joined and joined.count(b"\n") == len(records) - 1:
-        return records
-    return [_one_line(d) for d in records]
+def _joined_lines(records: list[bytes]) -> bytes:
+    """The records one per line (see :func:`_one_line`), checked once over the whole batch."""
+    joined = b"\n".join(records) + b"\n"
+    if b"\r" in joined or joined.count(b"\n") != len(records):
+        joined = b"\n".join(_one_line(d) for d in records) + b"\n"
+    return joined
 
 
 # ------------------------------------------------------------------------- delivery stream
@@ -287,7 +339,14 @@ class DeliveryStream:
             if isinstance(keys, str):
                 self._errors("partitioning-failed", [(record, f"DynamicPartitioning.{keys}")])
                 continue
-            self._append(keys, [record.data], record.arrival, [record.sequence_number])
+            buffer = self._buffers.get(keys)
+            if buffer is not None and buffer.size + len(record.data) < self.size_limit:
+                buffer.data.append(record.data)  # the common case, without _append's slicing
+                buffer.arrivals.append(record.arrival)
+                buffer.sequence_numbers.append(record.sequence_number)
+                buffer.size += len(record.data)
+            else:
+                self._append(keys, [record.data], record.arrival, [record.sequence_number])
 
     def put_batch(
         self,
@@ -304,7 +363,7 @@ class DeliveryStream:
             return
         self.stats.received += len(data)
         self._deliver_due(arrival)
-        numbers = [f"{sequence_prefix}-{i:09d}" for i in range(len(data))]
+        numbers = _Numbers(sequence_prefix, 0, len(data))
         if partition is not None:
             self._append(partition, data, arrival, numbers)
             return
@@ -316,14 +375,15 @@ class DeliveryStream:
             else:
                 groups.setdefault(keys, []).append(index)
         for keys, indices in groups.items():
-            self._append(keys, [data[i] for i in indices], arrival, [numbers[i] for i in indices])
+            chosen = [numbers[i] for i in indices]
+            self._append(keys, [data[i] for i in indices], arrival, chosen)
 
     def _append(
         self,
         partition: tuple[tuple[str, str], ...],
         data: list[bytes],
         arrival: dt.datetime,
-        numbers: list[str],
+        numbers: list[str] | _Numbers,
     ) -> None:
         """Add records of one arrival time to a partition's buffer, delivering each time the
         buffer reaches the size hint (so a bulk append yields the objects one-by-one would)."""
@@ -342,7 +402,9 @@ class DeliveryStream:
             size = totals[end - start]
             buffer.data.extend(data[start:end])
             buffer.arrivals.extend([arrival] * (end - start))
-            buffer.sequence_numbers.extend(numbers[start:end])
+            buffer.sequence_numbers.extend(
+                numbers.span(start, end) if isinstance(numbers, _Numbers) else numbers[start:end]
+            )
             buffer.size = size
             if size >= self.size_limit:
                 self._flush(partition)
@@ -376,7 +438,7 @@ class DeliveryStream:
         options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
         try:
             table = pj.read_json(
-                io.BytesIO(b"\n".join(_one_line_each(data)) + b"\n"),
+                io.BytesIO(_joined_lines(data)),
                 parse_options=options,
             )
         except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -481,16 +543,16 @@ class DeliveryStream:
             self.stats.delivered += len(buffer.data)
             return b"".join(buffer.data), []
         bad: list[tuple[Record, str]] = []
-        lines = _one_line_each(buffer.data)
         tables: list[pa.Table] = []
         try:
-            if lines:
-                tables.append(convert(lines, self.schema))
+            if buffer.data:
+                payload = _joined_lines(buffer.data)
+                tables.append(_convert_lines(payload, len(buffer.data), self.schema))
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
             tables = []  # find the culprits one by one
-            for index, line in enumerate(lines):
+            for index, data in enumerate(buffer.data):
                 try:
-                    tables.append(convert([line], self.schema))
+                    tables.append(convert([_one_line(data)], self.schema))
                 except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
                     bad.append((buffer.record(index), f"DataFormatConversion.InvalidSchema: {exc}"))
         rows = sum(t.num_rows for t in tables)
