@@ -345,7 +345,7 @@ app.add_typer(deploy_app, name="deploy")
 def deploy_synth(
     bundle_dir: Annotated[
         Path | None,
-        typer.Argument(metavar="[BUNDLE]", help="a bundle (default: build one into OUT/bundle)"),
+        typer.Argument(metavar="[BUNDLE]", help="a bundle (default: build one into OUT-bundle)"),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="CDK output directory")] = Path(
         "cdk.out"
