@@ -221,3 +221,18 @@ def test_dfp_deploy_synth_passes_offline(bundle_dir: Path, tmp_path: Path) -> No
     assert report["manifest_sha256"] == manifest_sha256(bundle_dir)
     assert all(a["reason"] for a in report["nag_acknowledged"])
     assert "glue/etl/forecast_input.py" in report["assets"]
+
+
+def test_an_unacknowledged_finding_fails_synthesis(
+    bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cdk-nag gates synthesis: without the reasons written next to the wildcards, it fails."""
+    import deploy.app
+    from deploy.promote import _nag_violations
+
+    monkeypatch.setattr(deploy.app, "_ack", lambda *_: None)
+    out = tmp_path / "cdk.out"
+    with pytest.raises(Exception, match="ValidationFailed"):
+        deploy.app.build_app(bundle_dir, outdir=str(out)).synth()
+    rules = {v["rule"].split("[")[0] for v in _nag_violations(out / "validation-report.json")}
+    assert "AwsSolutions-IAM5" in rules
