@@ -61,7 +61,6 @@ from deploy.stack import (
     s3_object_created_pattern,
 )
 from pipeline.contracts.cdc import TABLES as CDC_TABLES
-from pipeline.contracts.staged import GLUE_TABLES
 from pipeline.runtimes import RUNTIMES
 
 STACK_ID = "DemandForecasting"
@@ -165,6 +164,40 @@ class DemandForecastingStack(cdk.Stack):
             asset_hash=entry["sha256"],
             asset_hash_type=cdk.AssetHashType.CUSTOM,
         )
+
+    def grant_code(self, role: iam.IRole, *assets: s3_assets.Asset) -> None:
+        """Let ``role`` read its code from CDK's asset bucket, whose object keys are hashes."""
+        for asset in assets:
+            asset.grant_read(role)
+        for finding in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*",
+                        "Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
+                        "<AWS::AccountId>-<AWS::Region>/*"):  # fmt: skip
+            _ack(role, f"AwsSolutions-IAM5[{finding}]", _STAGING_OBJECTS)
+
+    def alarm(
+        self,
+        construct_id: str,
+        name: str,
+        description: str,
+        metric: cloudwatch.Metric,
+        *,
+        threshold: float,
+        comparison: cloudwatch.ComparisonOperator,
+        missing: cloudwatch.TreatMissingData,
+    ) -> None:
+        """A one-period alarm that notifies the alarm topic."""
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=name,
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=1,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
+        )
+        alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
 
     def artifact_sha256(self, path: str) -> str:
         return str(self.manifest["artifacts"][path]["sha256"])
@@ -271,35 +304,16 @@ class DemandForecastingStack(cdk.Stack):
             catalog_id=cdk.Aws.ACCOUNT_ID,
             database_input=glue.CfnDatabase.DatabaseInputProperty(name=d.glue.database),
         )
-        for name, spec in d.glue.tables.items():
-            columns, partitions = GLUE_TABLES[name]
+        for name in d.glue.tables:
             table = glue.CfnTable(
                 self,
                 f"GlueTable-{name}",
                 catalog_id=cdk.Aws.ACCOUNT_ID,
                 database_name=d.glue.database,
-                table_input={
-                    "name": name,
-                    "tableType": "EXTERNAL_TABLE",
-                    "parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
-                    "partitionKeys": [{"name": n, "type": t} for n, t in partitions],
-                    "storageDescriptor": {
-                        "columns": [{"name": n, "type": t} for n, t in columns],
-                        "location": f"s3://{self.names.bucket(spec.bucket)}/{spec.prefix}",
-                        "inputFormat": (
-                            "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-                        ),
-                        "outputFormat": (
-                            "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-                        ),
-                        "serdeInfo": {
-                            "serializationLibrary": (
-                                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-                            )
-                        },
-                    },
-                },
+                table_input={"name": name},
             )
+            # The whole TableInput exactly as the local world creates it (same API shape).
+            table.add_property_override("TableInput", self.names.glue_table_input(name))
             table.node.add_dependency(database)
 
     def _glue_security(self) -> glue.CfnSecurityConfiguration:
@@ -341,17 +355,7 @@ class DemandForecastingStack(cdk.Stack):
         for key, spec in d.glue.jobs.items():
             script = self.asset(f"glue/{spec.script}")
             role = self.role(f"GlueRole-{key}", "glue", self.names.role_name(f"{key}-glue"))
-            script.grant_read(role)
-            library.grant_read(role)
-            _ack(role, "AwsSolutions-IAM5[Action::s3:GetBucket*]", _STAGING_OBJECTS)
-            _ack(role, "AwsSolutions-IAM5[Action::s3:GetObject*]", _STAGING_OBJECTS)
-            _ack(role, "AwsSolutions-IAM5[Action::s3:List*]", _STAGING_OBJECTS)
-            _ack(
-                role,
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
-                "<AWS::AccountId>-<AWS::Region>/*]",
-                _STAGING_OBJECTS,
-            )
+            self.grant_code(role, script, library)
             for bucket in sorted(self._job_buckets(key)):
                 self.grant_bucket(role, bucket, write=True)
             catalog = f"arn:{cdk.Aws.PARTITION}:glue:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}"
@@ -543,12 +547,11 @@ class DemandForecastingStack(cdk.Stack):
             machine.node.add_dependency(role.node.find_child("DefaultPolicy"))
             machines[key] = machine
             for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
-                alarm = cloudwatch.Alarm(
-                    self,
+                self.alarm(
                     f"Alarm-{key}-{metric}",
-                    alarm_name=d.name(f"{key}-{metric}"),
-                    alarm_description=f"The {key} workflow has {metric} executions.",
-                    metric=cloudwatch.Metric(
+                    d.name(f"{key}-{metric}"),
+                    f"The {key} workflow has {metric} executions.",
+                    cloudwatch.Metric(
                         namespace="AWS/States",
                         metric_name=metric,
                         dimensions_map={"StateMachineArn": machine.attr_arn},
@@ -556,11 +559,9 @@ class DemandForecastingStack(cdk.Stack):
                         period=cdk.Duration.minutes(5),
                     ),
                     threshold=1,
-                    evaluation_periods=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    comparison=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    missing=cloudwatch.TreatMissingData.NOT_BREACHING,
                 )
-                alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
         return machines
 
     def _grant_workflow(self, role: iam.Role, key: str, definition: str) -> None:
@@ -772,15 +773,7 @@ class DemandForecastingStack(cdk.Stack):
             role = self.role(
                 f"FlinkRole-{key}", "kinesisanalytics", self.names.role_name(f"{key}-flink")
             )
-            code.grant_read(role)
-            for rule in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*"):
-                _ack(role, f"AwsSolutions-IAM5[{rule}]", _STAGING_OBJECTS)
-            _ack(
-                role,
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
-                "<AWS::AccountId>-<AWS::Region>/*]",
-                _STAGING_OBJECTS,
-            )
+            self.grant_code(role, code)
             groups = self.names.application_properties(key, local=False)
             text = json.dumps(app.property_groups)
             for stream_key, stream in self.streams.items():
@@ -872,12 +865,11 @@ class DemandForecastingStack(cdk.Stack):
                     )
                 },
             )
-            alarm = cloudwatch.Alarm(
-                self,
+            self.alarm(
                 f"Alarm-{key}-downtime",
-                alarm_name=d.name(f"{key}-downtime"),
-                alarm_description=f"The {key} Flink application is not running.",
-                metric=cloudwatch.Metric(
+                d.name(f"{key}-downtime"),
+                f"The {key} Flink application is not running.",
+                cloudwatch.Metric(
                     namespace="AWS/KinesisAnalytics",
                     metric_name="downtime",
                     dimensions_map={"Application": application.ref},
@@ -885,11 +877,9 @@ class DemandForecastingStack(cdk.Stack):
                     period=cdk.Duration.minutes(5),
                 ),
                 threshold=0,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                missing=cloudwatch.TreatMissingData.BREACHING,
             )
-            alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
 
     def _tables(self) -> dict[str, dynamodb.Table]:
         tables = {}
@@ -952,15 +942,7 @@ class DemandForecastingStack(cdk.Stack):
             tracing=lambda_.Tracing.ACTIVE,
             description=f"forecast API (code sha256 {self.artifact_sha256('lambda/api.zip')})",
         )
-        code.grant_read(role)
-        for rule in ("Action::s3:GetBucket*", "Action::s3:GetObject*", "Action::s3:List*"):
-            _ack(role, f"AwsSolutions-IAM5[{rule}]", _STAGING_OBJECTS)
-        _ack(
-            role,
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-"
-            "<AWS::AccountId>-<AWS::Region>/*]",
-            _STAGING_OBJECTS,
-        )
+        self.grant_code(role, code)
         _ack(
             role,
             "AwsSolutions-IAM5[Resource::*]",

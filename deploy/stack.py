@@ -361,6 +361,28 @@ class ResolvedStack:
             "CACHE_TTL_SECONDS": str(api.cache_ttl_seconds),
         }
 
+    def glue_table_input(self, name: str) -> dict[str, Any]:
+        """The Data Catalog ``TableInput`` of one of ``glue.tables`` (columns from the contracts),
+        in the shape both the Glue API and CloudFormation take."""
+        from pipeline.contracts.staged import GLUE_TABLES
+
+        columns, partitions = GLUE_TABLES[name]
+        spec = self.stack.glue.tables[name]
+        parquet = "org.apache.hadoop.hive.ql.io.parquet"
+        return {
+            "Name": name,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+            "PartitionKeys": [{"Name": n, "Type": t} for n, t in partitions],
+            "StorageDescriptor": {
+                "Columns": [{"Name": n, "Type": t} for n, t in columns],
+                "Location": f"s3://{self.bucket(spec.bucket)}/{spec.prefix}",
+                "InputFormat": f"{parquet}.MapredParquetInputFormat",
+                "OutputFormat": f"{parquet}.MapredParquetOutputFormat",
+                "SerdeInfo": {"SerializationLibrary": f"{parquet}.serde.ParquetHiveSerDe"},
+            },
+        }
+
     def job_arguments(self, key: str) -> dict[str, str]:
         """The job's default arguments with resource references resolved."""
         return {

@@ -16,7 +16,6 @@ from botocore.exceptions import ClientError
 from deploy.stack import ResolvedStack, Stack, rule_input_transformer, s3_object_created_pattern
 from emulation import World
 from emulation.events import put_targets
-from pipeline.contracts.staged import GLUE_TABLES
 
 logger = logging.getLogger(__name__)
 
@@ -175,25 +174,8 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
         )
 
     _exists_ok(glue.create_database, DatabaseInput={"Name": stack.glue.database})
-    for name, spec in stack.glue.tables.items():
-        columns, partitions = GLUE_TABLES[name]
-        table_input = {
-            "Name": name,
-            "TableType": "EXTERNAL_TABLE",
-            "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
-            "PartitionKeys": [{"Name": n, "Type": t} for n, t in partitions],
-            "StorageDescriptor": {
-                "Columns": [{"Name": n, "Type": t} for n, t in columns],
-                "Location": f"s3://{names.bucket(spec.bucket)}/{spec.prefix}",
-                "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                "SerdeInfo": {
-                    "SerializationLibrary": (
-                        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-                    )
-                },
-            },
-        }
+    for name in stack.glue.tables:
+        table_input = names.glue_table_input(name)
         if not _exists_ok(
             glue.create_table, DatabaseName=stack.glue.database, TableInput=table_input
         ):

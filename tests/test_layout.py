@@ -28,32 +28,26 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
+def _offenders(package: str, forbidden: set[str]) -> dict[str, list[str]]:
+    """Files of ``package`` importing any of ``forbidden``, with what they import."""
+    found = {}
+    for path in (REPO / package).rglob("*.py"):
+        if bad := _imports(path) & forbidden:
+            found[str(path.relative_to(REPO))] = sorted(bad)
+    return found
+
+
 def test_pipeline_imports_only_itself_and_libraries() -> None:
-    offenders = {
-        str(path.relative_to(REPO)): sorted(_imports(path) & FORBIDDEN_FOR_PIPELINE)
-        for path in (REPO / "pipeline").rglob("*.py")
-        if _imports(path) & FORBIDDEN_FOR_PIPELINE
-    }
-    assert offenders == {}
+    assert _offenders("pipeline", FORBIDDEN_FOR_PIPELINE) == {}
 
 
 def test_emulation_does_not_import_harness_simulator_or_deploy() -> None:
-    offenders = {
-        str(path.relative_to(REPO)): sorted(_imports(path) & {"harness", "simulator", "deploy"})
-        for path in (REPO / "emulation").rglob("*.py")
-        if _imports(path) & {"harness", "simulator", "deploy"}
-    }
-    assert offenders == {}
+    assert _offenders("emulation", {"harness", "simulator", "deploy"}) == {}
 
 
 def test_deploy_imports_only_the_pipeline() -> None:
     """`deploy → pipeline` only: the CDK app and promotion never depend on the test side."""
-    offenders = {
-        str(path.relative_to(REPO)): sorted(_imports(path) & {"harness", "simulator", "emulation"})
-        for path in (REPO / "deploy").rglob("*.py")
-        if _imports(path) & {"harness", "simulator", "emulation"}
-    }
-    assert offenders == {}
+    assert _offenders("deploy", {"harness", "simulator", "emulation"}) == {}
 
 
 def _modules(path: Path) -> set[str]:
