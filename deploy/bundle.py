@@ -29,13 +29,13 @@ import hashlib
 import io
 import json
 import logging
-import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pipeline
+from deploy.outputs import MARKER, OutputDirError, prepare_output_dir
 from deploy.stack import STACK_FILE, Stack, load_stack
 
 logger = logging.getLogger(__name__)
@@ -200,11 +200,10 @@ def build_bundle(
     built = artifacts(stack, stack_file.read_bytes(), jar)
 
     out = Path(out)
-    if out.exists():
-        if not force and any(out.iterdir()):
-            raise BundleError(f"{out}: not empty; pass --force to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    try:
+        prepare_output_dir(out, force=force, kind="bundle")
+    except OutputDirError as exc:
+        raise BundleError(str(exc)) from None
     for artifact in built:
         target = out / artifact.path
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -263,7 +262,7 @@ def verify_bundle(bundle: Path) -> list[str]:
             problems.append(
                 f"{file}: sha256 {digest} differs from the manifest's {entry.get('sha256')}"
             )
-    listed = set(manifest["artifacts"]) | {MANIFEST_FILE}
+    listed = set(manifest["artifacts"]) | {MANIFEST_FILE, MARKER}
     for file in sorted(bundle.rglob("*")):
         if file.is_file() and file.relative_to(bundle).as_posix() not in listed:
             problems.append(f"{file}: not in the manifest")

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.bundle import BundleError, manifest_sha256, read_manifest, verify_bundle
+from deploy.outputs import OutputDirError, check_output_dir, prepare_output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -184,9 +184,11 @@ def synth(bundle: Path, out_dir: Path) -> SynthResult:
     problems = verify_bundle(bundle)
     if problems:
         raise BundleError("the bundle does not match its manifest: " + "; ".join(problems))
+    try:  # cdk.out is synth's own output: replaced when dfp made it, refused otherwise
+        prepare_output_dir(out_dir, force=True, kind="cdk synth")
+    except OutputDirError as exc:
+        raise DeployError(str(exc)) from None
     out_dir = Path(out_dir).resolve()
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
     command = [str(cdk_cli()), "synth", "--app", _app_command(), "--context", f"bundle={bundle}",
                "--output", str(out_dir), "--quiet", "--no-notices", "--no-version-reporting",
                "--no-path-metadata", "--no-asset-metadata"]  # fmt: skip
@@ -304,11 +306,16 @@ def promote(
     a check fails, and :class:`DeployError` when CDK fails."""
     bundle = Path(bundle).resolve()
     reasons = promotion_problems(bundle, report_path)
+    try:  # CDK writes the deployment's cloud assembly there: only into a directory of dfp's
+        check_output_dir(out_dir, force=True)
+    except OutputDirError as exc:
+        reasons.append(str(exc))
     if reasons:
         raise PromotionRefused(reasons)
     target = target_identity(session)
     if not confirm(target):
         raise PromotionRefused(["not confirmed"])
+    prepare_output_dir(out_dir, force=True, kind="cdk deploy")
     command = [str(cdk_cli()), "deploy", STACK_ID, "--app", _app_command(), "--context",
                f"bundle={bundle}", "--output", str(out_dir), "--require-approval", "never",
                "--no-notices"]  # fmt: skip

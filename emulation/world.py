@@ -40,6 +40,7 @@ from emulation.glue import jobs as glue_jobs
 from emulation.safety import (
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
+    LOCAL_RUN_ENV,
     check_endpoint,
     install_request_guard,
     local_environment,
@@ -101,6 +102,7 @@ class World:
         self.kind: str = "embedded" if self._external_url is None else "unknown"
         self.events_relay: events_gap.Relay | None = None
         self._started = False
+        self._set_local_run = False
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> World:
@@ -118,6 +120,11 @@ class World:
             self.events_relay.start()
         self._account_id = self.client("sts").get_caller_identity()["Account"]
         self._started = True
+        # Deployed code run in this process (Glue scripts, the API handler) guards its clients
+        # by this variable, as subprocesses do through environment().
+        if not os.environ.get(LOCAL_RUN_ENV):
+            os.environ[LOCAL_RUN_ENV] = self.endpoint_url
+            self._set_local_run = True
         atexit.register(self.stop)
         logger.info(
             "world ready: %s endpoint %s, account %s, region %s",
@@ -179,6 +186,9 @@ class World:
                     _embedded_owner = None
         self._started = False
         self._clients.clear()
+        if self._set_local_run:
+            os.environ.pop(LOCAL_RUN_ENV, None)
+            self._set_local_run = False
 
     def __enter__(self) -> World:
         return self.start()

@@ -12,15 +12,17 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from emulation.safety import UnsafeEndpointError, check_endpoint
-from harness.runner import RunDirectoryError
+from deploy.outputs import OutputDirError, prepare_output_dir
+from emulation.safety import UnsafeEndpointError, check_endpoint, is_local_host
 from harness.scenario import DEFAULT_SCENARIO, ScenarioError, list_scenarios, load_scenario
 
 app = typer.Typer(
@@ -49,8 +51,10 @@ def _sigterm_to_exit() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _refuse(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+def _refuse(message: str) -> NoReturn:
+    """Exit 2 with ``message`` shown as plain text: values from files and arguments may hold
+    brackets, which must never be read as console markup."""
+    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -92,14 +96,14 @@ def run(
         elif event == "succeeded":
             console.print(f"[green]✔[/] {stage} ({info['seconds']:.2f} s)")
         elif event == "failed":
-            console.print(f"[red]✘[/] {stage}: {info['error']}")
+            console.print(f"[red]✘[/] {stage}: {escape(str(info['error']))}")
         elif event == "skipped":
             console.print(f"[dim]- {stage} skipped[/]")
 
-    console.print(f"dfp run [bold]{chosen.name}[/] (seed {chosen.seed}) → {out_dir}")
+    console.print(f"dfp run [bold]{chosen.name}[/] (seed {chosen.seed}) → {escape(str(out_dir))}")
     try:
         result = run_scenario(chosen, out_dir, force=force, until=until, progress=progress)
-    except (RunDirectoryError, ValueError) as exc:
+    except (OutputDirError, ValueError) as exc:
         _refuse(str(exc))
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; the local world was stopped[/]")
@@ -114,21 +118,21 @@ def _print_verdict(summary: dict[str, Any], out_dir: Path) -> None:
         table.add_column(column)
     for row in summary["expectations"]:
         table.add_row(
-            row["path"],
-            json.dumps(row["expected"]),
-            json.dumps(row["actual"]),
+            escape(row["path"]),
+            escape(json.dumps(row["expected"])),
+            escape(json.dumps(row["actual"])),
             "[green]ok[/]"
             if row["ok"]
-            else f"[dim]{row['reason']}[/]"
+            else f"[dim]{escape(str(row['reason']))}[/]"
             if row["ok"] is None
-            else f"[red]FAILED[/] {row.get('reason', '')}",
+            else f"[red]FAILED[/] {escape(str(row.get('reason', '')))}",
         )
     if summary["expectations"]:
         console.print(table)
     colour = "green" if summary["status"] == "succeeded" else "red"
     console.print(
-        f"[{colour}]run {summary['status']}[/]: {out_dir / 'summary.json'}, "
-        f"{out_dir / 'report.html'}"
+        f"[{colour}]run {summary['status']}[/]: {escape(str(out_dir / 'summary.json'))}, "
+        f"{escape(str(out_dir / 'report.html'))}"
     )
 
 
@@ -144,8 +148,8 @@ def simulate(
 ) -> None:
     """Generate a scenario's world, its DMS messages (NDJSON) and the ground truth into OUT."""
     from harness.files import prepare_directory
-    from harness.simulation import OutputDirectoryError, write_simulation
     from harness.simulation import simulate as simulate_scenario
+    from harness.simulation import write_simulation
 
     _setup_logging(verbose)
     try:
@@ -155,18 +159,20 @@ def simulate(
     if seed is not None:
         chosen = chosen.with_seed(seed)
     try:
-        prepare_directory(out, force)  # refuse before spending time on generation
-    except OutputDirectoryError as exc:
+        prepare_directory(out, force, kind="simulation")  # refuse before generating anything
+    except OutputDirError as exc:
         _refuse(str(exc))
     with console.status(f"simulating {chosen.name} (seed {chosen.seed}) …"):
         sim = simulate_scenario(chosen)
-    with console.status(f"writing {len(sim.cdc):,} DMS messages and the world to {out} …"):
+    with console.status(
+        f"writing {len(sim.cdc):,} DMS messages and the world to {escape(str(out))} …"
+    ):
         manifest = write_simulation(sim, out, force=True)
-    table = Table(title=f"{chosen.name} (seed {chosen.seed}) → {out}")
+    table = Table(title=escape(f"{chosen.name} (seed {chosen.seed}) → {out}"))
     table.add_column("file")
     table.add_column("records", justify="right")
     for name, count in manifest["records"].items():
-        table.add_row(name, f"{count:,}")
+        table.add_row(escape(name), f"{count:,}")
     console.print(table)
     console.print(
         "CDC operations: " + ", ".join(f"{k} {v:,}" for k, v in manifest["cdc_operations"].items())
@@ -203,16 +209,21 @@ def parity(
         )
     except ParityInputError as exc:
         _refuse(str(exc))
-    out.mkdir(parents=True, exist_ok=True)
+    try:  # parity's own directory: replaced when dfp made it, refused otherwise
+        prepare_output_dir(out, force=True, kind="parity")
+    except OutputDirError as exc:
+        _refuse(str(exc))
     (out / "parity.json").write_text(result.to_json() + "\n")
     write_plot(result, out / "parity.html")
     table = Table(
-        title=f"{result.items} items, {result.points} points, "
-        f"{result.window[0]} to {result.window[1]}"
+        title=escape(
+            f"{result.items} items, {result.points} points, "
+            f"{result.window[0]} to {result.window[1]}"
+        )
     )
     table.add_column("metric")
     for name in (*result.names, "difference"):
-        table.add_column(name, justify="right")
+        table.add_column(escape(name), justify="right")
 
     def cell(value: Any) -> str:
         return "—" if value is None else f"{value:.4f}"
@@ -220,7 +231,7 @@ def parity(
     for row in result.table():
         table.add_row(row["metric"], *(cell(row[k]) for k in (*result.names, "difference")))
     Console().print(table)
-    console.print(f"wrote {out / 'parity.json'} and {out / 'parity.html'}")
+    console.print(Text(f"wrote {out / 'parity.json'} and {out / 'parity.html'}"))
 
 
 @app.command()
@@ -241,13 +252,23 @@ def serve(
 
     _setup_logging(verbose)
     _sigterm_to_exit()
+    if not is_local_host(host):
+        console.print(
+            Text.assemble(
+                ("warning: ", "bold yellow"),
+                f"--host {host} is not a loopback address: other machines on that network can "
+                "reach this server, which has no authentication. Use it only on a network you "
+                "trust.",
+            ),
+            soft_wrap=True,
+        )
     with World(region=load_stack().local.region) as world:
         try:
             site = ForecastSite(world, run_dir)
         except FileNotFoundError as exc:
             _refuse(str(exc))
         server = ForecastServer(site, host=host, port=port).start()
-        console.print(f"serving {run_dir} at [bold]{server.url}[/] (Ctrl-C stops)")
+        console.print(f"serving {escape(str(run_dir))} at [bold]{server.url}[/] (Ctrl-C stops)")
         try:
             while True:
                 time.sleep(3600)
@@ -277,13 +298,18 @@ def bundle(
         manifest = build_bundle(out, flink_jar=flink_jar, force=force)
     except BundleError as exc:
         _refuse(str(exc))
-    table = Table("artifact", "kind", "bytes", "sha256", title=f"bundle {out}")
+    table = Table("artifact", "kind", "bytes", "sha256", title=escape(f"bundle {out}"))
     for path, entry in sorted(manifest["artifacts"].items()):
-        table.add_row(path, entry["kind"], f"{entry['bytes']:,}", entry["sha256"][:16] + "…")
+        table.add_row(
+            escape(path), entry["kind"], f"{entry['bytes']:,}", entry["sha256"][:16] + "…"
+        )
     Console().print(table)
     for gap in manifest["incomplete"]:
-        console.print(f"[yellow]incomplete:[/] {gap['artifact']}: {gap['reason']}", soft_wrap=True)
-    console.print(f"manifest sha256 {manifest_sha256(out)}: {out / 'manifest.json'}")
+        console.print(
+            f"[yellow]incomplete:[/] {escape(gap['artifact'])}: {escape(gap['reason'])}",
+            soft_wrap=True,
+        )
+    console.print(Text(f"manifest sha256 {manifest_sha256(out)}: {out / 'manifest.json'}"))
 
 
 @app.command()
@@ -315,12 +341,15 @@ def validate(
 
     def progress(event: str, info: dict[str, Any]) -> None:
         if event == "start":
-            console.print(f"[cyan]▶ {info['scenario']}[/] on the bundle's code → {info['run_dir']}")
+            console.print(
+                f"[cyan]▶ {escape(info['scenario'])}[/] on the bundle's code → "
+                f"{escape(info['run_dir'])}"
+            )
         else:
             verdict = "[green]passed[/]" if info["passed"] else "[red]failed[/]"
-            console.print(f"  {info['scenario']}: {verdict} in {info['seconds']} s")
+            console.print(f"  {escape(info['scenario'])}: {verdict} in {info['seconds']} s")
             for reason in info.get("reasons", []):
-                console.print(f"    {reason}", soft_wrap=True)
+                console.print(Text(f"    {reason}"), soft_wrap=True)
 
     try:
         report = validate_bundle(bundle_dir, names, out, progress=progress)
@@ -332,7 +361,7 @@ def validate(
     colour = "green" if report["passed"] else "red"
     console.print(
         f"[{colour}]validation {'passed' if report['passed'] else 'failed'}[/] for manifest "
-        f"{report['manifest_sha256'][:16]}…: {where}"
+        f"{report['manifest_sha256'][:16]}…: {escape(str(where))}"
     )
     raise typer.Exit(0 if report["passed"] else 1)
 
@@ -362,24 +391,26 @@ def deploy_synth(
         if bundle_dir is None:
             bundle_dir = out.with_name(out.name + "-bundle")
             build_bundle(bundle_dir, force=True)
-            console.print(f"built bundle {bundle_dir}")
+            console.print(Text(f"built bundle {bundle_dir}"))
         with console.status("cdk synth (cdk-nag), cfn-lint …"):
             result = synth(bundle_dir, out)
     except (BundleError, DeployError) as exc:
         _refuse(str(exc))
     for finding in result.nag_violations:
-        console.print(f"[red]cdk-nag {finding['rule']}[/]: {finding['description']}")
+        console.print(
+            f"[red]cdk-nag {escape(finding['rule'])}[/]: {escape(finding['description'])}"
+        )
         for resource in finding["resources"]:
-            console.print(f"    {resource}")
+            console.print(Text(f"    {resource}"))
     for line in result.cfn_lint:
-        console.print(f"[red]cfn-lint[/] {line}", soft_wrap=True)
+        console.print(f"[red]cfn-lint[/] {escape(line)}", soft_wrap=True)
     for problem in result.asset_problems:
-        console.print(f"[red]asset[/] {problem}", soft_wrap=True)
+        console.print(f"[red]asset[/] {escape(problem)}", soft_wrap=True)
     if not result.ok:
-        console.print(f"[red]synth failed[/]: {out / 'synth.json'}")
+        console.print(f"[red]synth failed[/]: {escape(str(out / 'synth.json'))}")
         raise typer.Exit(1)
     console.print(
-        f"[green]synth passed[/]: {result.template} (cdk-nag: 0 open findings, "
+        f"[green]synth passed[/]: {escape(str(result.template))} (cdk-nag: 0 open findings, "
         f"{len(result.acknowledged)} acknowledged with reasons; cfn-lint clean; "
         f"{len(result.assets)} assets = bundle artifacts; manifest {result.manifest_sha256[:16]}…)"
     )
@@ -416,8 +447,9 @@ def deploy_promote(
 
     def confirm(target: Target) -> bool:
         console.print(
-            f"Deploy bundle [bold]{bundle_dir}[/] to account [bold]{target.account}[/] in "
-            f"region [bold]{target.region}[/] (as {target.arn})?"
+            f"Deploy bundle [bold]{escape(str(bundle_dir))}[/] to account "
+            f"[bold]{escape(target.account)}[/] in region [bold]{escape(target.region)}[/] "
+            f"(as {escape(target.arn)})?"
         )
         return yes or typer.confirm("Deploy?", default=False, err=True)
 
@@ -428,12 +460,12 @@ def deploy_promote(
     except PromotionRefused as exc:
         console.print("[bold red]promotion refused:[/]")
         for reason in exc.reasons:
-            console.print(f"  {reason}", soft_wrap=True)
+            console.print(Text(f"  {reason}"), soft_wrap=True)
         raise typer.Exit(2) from None
     except DeployError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)))
         raise typer.Exit(1) from None
-    console.print(f"[green]deployed[/] to {target.account} / {target.region}")
+    console.print(f"[green]deployed[/] to {escape(target.account)} / {escape(target.region)}")
 
 
 @app.command()

@@ -1,14 +1,19 @@
-"""Output directories and file hashes, shared by ``dfp run`` and ``dfp simulate``."""
+"""Output directories and file hashes, shared by ``dfp run`` and ``dfp simulate``.
+
+The directory rule itself (what may be written, what may be replaced) is
+:func:`deploy.outputs.prepare_output_dir`, one function for every command.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
+from deploy.outputs import MARKER, OutputDirError, prepare_output_dir
 
-class OccupiedDirectoryError(RuntimeError):
-    """The output directory holds something else and ``force`` was not given."""
+OccupiedDirectoryError = OutputDirError  # the name the run spine and its callers know
+
+__all__ = ["MARKER", "OccupiedDirectoryError", "prepare_directory", "sha256_file"]
 
 
 def sha256_file(path: Path) -> str:
@@ -19,17 +24,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare_directory(out_dir: Path, force: bool) -> None:
-    """Create ``out_dir``; refuse a non-empty one unless ``force`` says to replace it.
+def prepare_directory(out_dir: Path, force: bool, kind: str = "run") -> None:
+    """Create ``out_dir`` marked as dfp's; refuse a non-empty one unless ``force`` is given and
+    dfp made it.
 
-    Mixing the files of two runs would make every hash and count in them meaningless.
+    Mixing the files of two runs would make every hash and count in them meaningless; deleting a
+    directory dfp did not make could lose a user's files.
     """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OccupiedDirectoryError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not force:
-            raise OccupiedDirectoryError(
-                f"{out_dir} is not empty; choose another directory or pass --force to replace it"
-            )
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out_dir, force=force, kind=kind)

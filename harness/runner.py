@@ -21,7 +21,7 @@ from typing import Any
 from deploy.bundle import pipeline_digest, pipeline_root
 from deploy.stack import ResolvedStack, load_stack
 from emulation import World
-from harness.files import OccupiedDirectoryError, prepare_directory, sha256_file
+from harness.files import MARKER, OccupiedDirectoryError, prepare_directory, sha256_file
 from harness.ledger import Ledger
 from harness.provision import provision
 from harness.scenario import Expectation, Scenario
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
-_NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE}
+_NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE, MARKER}
 
 
 RunDirectoryError = OccupiedDirectoryError  # the name callers of the run spine know

@@ -10,6 +10,7 @@ silently falls back to a default produces a run that answers a different questio
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,22 @@ from simulator.spec import WorldSpec
 
 SCENARIO_DIR_ENV = "DFP_SCENARIO_DIR"
 DEFAULT_SCENARIO = "smoke"
+# A scenario is a page of settings; anything far larger is a mistake or an attack on the parser.
+MAX_SCENARIO_BYTES = 256 * 1024
+MAX_NESTING = 32
+
+_shown = reprlib.Repr()
+_shown.maxstring = 160
+_shown.maxother = 160
+_shown.maxlong = 60
+_shown.maxlist = _shown.maxtuple = _shown.maxdict = _shown.maxset = 8
+_shown.maxlevel = 3
+
+
+def shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, at most ~200 characters."""
+    text = _shown.repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class ScenarioError(ValueError):
@@ -37,12 +54,21 @@ class ScenarioError(ValueError):
         self.path = str(path)
         self.problems = problems
         lines = [
-            f"{self.path}: {key or '(top level)'}"
-            + ("" if value is _NO_VALUE else f" = {value!r}")
-            + f": {message}"
-            for key, value, message in problems
+            f"{self.path}: {_clip(key) or '(top level)'}"
+            + ("" if value is _NO_VALUE else f" = {shown(value)}")
+            + f": {_clip(message, 400)}"
+            for key, value, message in problems[:_MAX_PROBLEMS]
         ]
+        if len(problems) > _MAX_PROBLEMS:
+            lines.append(f"{self.path}: … and {len(problems) - _MAX_PROBLEMS} more problems")
         super().__init__("\n".join(lines))
+
+
+_MAX_PROBLEMS = 20
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _NO_VALUE = object()
@@ -120,18 +146,51 @@ class Scenario(WorldSpec):
 
 # ------------------------------------------------------------------------------------ loading
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses duplicate keys instead of keeping the last one."""
+    """A YAML loader for scenarios: refuses duplicate keys instead of keeping the last one, and
+    anchors, aliases and merge keys (a scenario never needs them, and an alias bomb expands a
+    few hundred bytes into gigabytes), and nesting deeper than :data:`MAX_NESTING`."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a scenario", event.start_mark
+            )
+        event = self.peek_event()
+        if getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors (&name) are not allowed in a scenario", event.start_mark
+            )
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_NESTING} levels", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            raise yaml.constructor.ConstructorError(
+                None, None, "merge keys (<<) are not allowed in a scenario", key_node.start_mark
+            )
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain value", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"duplicate key {key!r} (first on line {seen[key] + 1})",
+                f"duplicate key {shown(key)} (first on line {seen[key] + 1})",
                 key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line
@@ -168,16 +227,32 @@ def _problems(raw: Any, exc: ValidationError) -> list[tuple[str, Any, str]]:
 
 def parse_scenario(text: str, source: str = "<string>") -> Scenario:
     """Validate scenario YAML text; errors name ``source``, the key path and the value."""
+    if len(text) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(
+            source,
+            [("", _NO_VALUE, f"{len(text):,} characters; a scenario is at most "
+                             f"{MAX_SCENARIO_BYTES:,}")],
+        )  # fmt: skip
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
-        raise ScenarioError(source, [("", _NO_VALUE, f"not valid YAML: {exc}")]) from None
+        detail = str(exc)
+        if len(detail) > 600:
+            detail = detail[:597] + "..."
+        raise ScenarioError(source, [("", _NO_VALUE, f"not valid YAML: {detail}")]) from None
+    except (RecursionError, ValueError, OverflowError) as exc:  # e.g. a date out of range
+        raise ScenarioError(
+            source, [("", _NO_VALUE, f"not valid YAML: {shown(str(exc))}")]
+        ) from None
     if not isinstance(raw, dict):
         raise ScenarioError(source, [("", raw, "a scenario must be a mapping of keys")])
     try:
         return Scenario.model_validate(raw)
     except ValidationError as exc:
         raise ScenarioError(source, _problems(raw, exc)) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # A validator met a value it could not even compare (pydantic wraps most of these).
+        raise ScenarioError(source, [("", _NO_VALUE, shown(str(exc)))]) from None
 
 
 def scenario_dirs() -> list[Path]:
@@ -211,9 +286,22 @@ def find_scenario(name_or_path: str) -> Path:
 def load_scenario(name_or_path: str = DEFAULT_SCENARIO) -> Scenario:
     path = find_scenario(name_or_path)
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_SCENARIO_BYTES:
+            raise ScenarioError(
+                path,
+                [("", _NO_VALUE, f"{size:,} bytes; a scenario is at most "
+                                 f"{MAX_SCENARIO_BYTES:,}")],
+            )  # fmt: skip
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise ScenarioError(path, [("", _NO_VALUE, f"cannot read: {exc}")]) from None
+        raise ScenarioError(
+            path, [("", _NO_VALUE, f"cannot read: {exc.strerror or exc}")]
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(
+            path, [("", _NO_VALUE, f"not UTF-8 text (byte {exc.start}: {exc.reason})")]
+        ) from None
     return parse_scenario(text, str(path))
 
 

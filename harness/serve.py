@@ -8,16 +8,24 @@ Routes: ``/`` the page (search by id or name, chart and numbers); ``/api/forecas
 ``/api/products?q=`` the API; ``/report`` the run report; ``/dashboard/forecasts``,
 ``/dashboard/outliers``, ``/dashboard/alerts`` its sections. The server binds to 127.0.0.1
 unless told otherwise; errors are logged and answered with a generic message, never a traceback.
+
+Limits, so that a slow or hostile client cannot hold the server: a bounded pool of worker threads
+(:data:`WORKERS`) with a bounded backlog (connections beyond it are closed at once), a socket
+timeout (:data:`SOCKET_TIMEOUT`) on every connection, request lines of at most
+:data:`MAX_REQUEST_LINE` bytes (414 beyond), and only ``GET`` and ``HEAD`` (a request body is
+refused with 413). One request per connection (HTTP/1.0).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +38,11 @@ from harness.report import anomaly_section, forecast_section, page, render_repor
 from pipeline.serving.handler import Settings, make_handler
 
 logger = logging.getLogger(__name__)
+
+WORKERS = 8
+BACKLOG = 32  # accepted connections waiting for a worker; more are closed at once
+SOCKET_TIMEOUT = 10.0  # seconds a connection may stay silent
+MAX_REQUEST_LINE = 8192
 
 _PAGE = """
 <h1>Demand forecast</h1>
@@ -137,10 +150,43 @@ class ForecastSite:
         return page(f"dfp · {title}", f"<h1>{title}</h1>{build()}", charts=True)
 
 
-def _handler_class(site: ForecastSite) -> type[BaseHTTPRequestHandler]:
+def _handler_class(site: ForecastSite, socket_timeout: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "dfp-serve"
         sys_version = ""
+        timeout = socket_timeout  # applied to each connection's socket by StreamRequestHandler
+
+        def parse_request(self) -> bool:
+            if len(self.raw_requestline) > MAX_REQUEST_LINE:
+                self.requestline = ""
+                self.request_version = "HTTP/1.0"
+                self.command = ""
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                return False
+            if not super().parse_request():
+                return False
+            length = self.headers.get("Content-Length", "0").strip() or "0"
+            if length != "0" or self.headers.get("Transfer-Encoding"):
+                self.send_error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "no request body accepted")
+                return False
+            return True
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None):
+            # The base class's HTML error page echoes parts of the request; answer in JSON.
+            self.close_connection = True
+            try:
+                status = HTTPStatus(code)
+                text = (message or status.phrase)[:200]
+            except ValueError:
+                text = (message or "error")[:200]
+            body = json.dumps({"error": text}).encode()
+            self.send_response(code, text)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             logger.info("%s %s", self.address_string(), format % args)
@@ -151,7 +197,11 @@ def _handler_class(site: ForecastSite) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Content-Type-Options", "nosniff")
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
 
         def do_GET(self) -> None:
             try:
@@ -211,12 +261,68 @@ def _handler_class(site: ForecastSite) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class BoundedHTTPServer(HTTPServer):
+    """An HTTP server whose requests run on a fixed pool of threads with a bounded backlog.
+
+    The standard ``ThreadingHTTPServer`` starts a thread per connection without limit, so a few
+    hundred idle connections hold a few hundred threads; here they hold at most ``workers``
+    threads (for at most the socket timeout each), and connections beyond ``backlog`` are closed.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64  # the kernel's accept queue; the pool's backlog is the real bound
+
+    def __init__(self, address, handler, *, workers: int = WORKERS, backlog: int = BACKLOG):
+        if ":" in str(address[0]):
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dfp-serve")
+        self.slots = threading.BoundedSemaphore(workers + backlog)
+        self.refused = 0
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            logger.warning("busy: closing a connection from %s", client_address[0])
+            self.shutdown_request(request)
+            return
+        self.pool.submit(self._work, request, client_address)
+
+    def _work(self, request, client_address) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            self.slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        logger.debug("connection from %s ended with an error", client_address[0], exc_info=True)
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 class ForecastServer:
     """The HTTP server around a :class:`ForecastSite`, in a background thread."""
 
-    def __init__(self, site: ForecastSite, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        site: ForecastSite,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        socket_timeout: float = SOCKET_TIMEOUT,
+        workers: int = WORKERS,
+        backlog: int = BACKLOG,
+    ) -> None:
         self.site = site
-        self.httpd = ThreadingHTTPServer((host, port), _handler_class(site))
+        self.httpd = BoundedHTTPServer(
+            (host, port), _handler_class(site, socket_timeout), workers=workers, backlog=backlog
+        )
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from emulation.dms import dms_messages, write_ndjson
-from harness.files import OccupiedDirectoryError, prepare_directory, sha256_file
+from harness.files import MARKER, OccupiedDirectoryError, prepare_directory, sha256_file
 from harness.scenario import Scenario, load_scenario
 from pipeline.contracts.cdc import ECOMMERCE_EVENT_TYPE, ECOMMERCE_SCHEMA_VERSION
 from simulator.world import SimulatedWorld
@@ -131,7 +131,7 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
 def write_simulation(sim: Simulation, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
     """Write ``sim`` under ``out_dir``; returns the manifest (also written as manifest.json)."""
     out_dir = Path(out_dir)
-    prepare_directory(out_dir, force)
+    prepare_directory(out_dir, force, kind="simulation")
     world = sim.world
     for name in ("products", "campaigns", "sales"):
         _write_parquet(getattr(world, name), out_dir / "world" / f"{name}.parquet")
@@ -176,7 +176,7 @@ def write_simulation(sim: Simulation, out_dir: Path, *, force: bool = False) -> 
         "files": {
             p.relative_to(out_dir).as_posix(): sha256_file(p)
             for p in sorted(out_dir.rglob("*"))
-            if p.is_file()
+            if p.is_file() and p.name != MARKER
         },
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

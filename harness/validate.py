@@ -23,7 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from deploy.bundle import extract_pipeline, manifest_sha256, read_manifest
+from deploy.bundle import BundleError, extract_pipeline, manifest_sha256, read_manifest
+from deploy.outputs import OutputDirError, check_output_dir, prepare_output_dir
 from deploy.promote import REPORT_FILE, default_report_dir
 from harness.runner import SUMMARY_FILE, harness_version
 from harness.scenario import find_scenario
@@ -89,13 +90,18 @@ def validate_bundle(
     nothing runs). ``run_options`` are passed to each ``dfp run`` (e.g. ``--seed``).
     """
     bundle = Path(bundle).resolve()
-    out_dir = Path(out_dir).resolve() if out_dir else default_report_dir(bundle)
+    out_dir = Path(out_dir) if out_dir else default_report_dir(bundle)
+    try:  # the report directory is validate's own: replaced when dfp made it, else refused
+        check_output_dir(out_dir, force=True)
+    except OutputDirError as exc:
+        raise BundleError(str(exc)) from None
     notify = progress or (lambda *_: None)
     manifest = read_manifest(bundle)
     identity = manifest_sha256(bundle)
     digest = manifest["source"]["pipeline_digest"]
     scenario_files = {name: find_scenario(name).resolve() for name in scenarios}
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out_dir, force=True, kind="validation")
+    out_dir = out_dir.resolve()
     results = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dfp-validate-") as tmp:

@@ -379,8 +379,12 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     # A drop only shows where there was demand to lose: drops take busy product-days.
     drops = np.flatnonzero(a_type == _ANOMALY_CODES["drop"])
     if len(drops):
-        window_demand = expected[candidates, H:]  # busy by expectation, not by noise
+        # Busy by expectation, not by noise; but only days whose realised demand is positive,
+        # since a drop on a day nobody wanted the product removes nothing.
+        realised = demand[candidates, H:]
+        window_demand = np.where(realised > 0, expected[candidates, H:], -1.0)
         busiest = np.argsort(window_demand, axis=None, kind="stable")[::-1][: max(20, len(drops))]
+        busiest = busiest[realised.ravel()[busiest] > 0] if realised.any() else busiest
         picked = g_anom.choice(busiest, size=len(drops), replace=len(busiest) < len(drops))
         a_product[drops] = candidates[picked // S]
         a_day[drops] = H + picked % S

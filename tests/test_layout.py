@@ -105,9 +105,13 @@ def test_ruff_is_clean() -> None:
 
 
 def test_ci_runs_the_readme_test_command() -> None:
+    """The README opens (under its title) with the marked block of exactly the two commands."""
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text()
-    commands = [line.strip() for line in readme.split("```")[1].splitlines() if line.strip()]
+    marker = "<!-- setup-commands"
+    assert marker in readme.split("\n## ", 1)[0], "the commands block must come before any section"
+    block = readme.split(marker, 1)[1].split("```")[1]
+    commands = [line.strip() for line in block.splitlines() if line.strip()]
     assert len(commands) == 2, commands
     run_command, test_command = commands
     assert run_command == "./bootstrap.sh run"

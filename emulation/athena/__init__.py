@@ -130,14 +130,17 @@ def _parameters(values: list[str] | None) -> list[Any]:
     """Each ExecutionParameter must be exactly one SQL literal; bound, never spliced."""
     bound = []
     for value in values or []:
+        if not isinstance(value, str) or not value.strip():
+            raise QueryFailed("INVALID_PARAMETER", f"parameter {value!r:.100} is empty")
         try:
             parsed = sqlglot.parse_one(value, read="trino")
-        except sqlglot.errors.ParseError as exc:
-            raise QueryFailed("INVALID_PARAMETER", f"parameter {value!r}: {exc}") from None
+        except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise QueryFailed("INVALID_PARAMETER", f"parameter {value!r:.100}: {detail}") from None
         if isinstance(parsed, exp.Neg) and isinstance(parsed.this, exp.Literal):
             parsed = exp.Literal.number(f"-{parsed.this.this}")
         if not isinstance(parsed, exp.Literal | exp.Null | exp.Boolean):
-            raise QueryFailed("INVALID_PARAMETER", f"parameter {value!r} is not a literal")
+            raise QueryFailed("INVALID_PARAMETER", f"parameter {value!r:.100} is not a literal")
         if isinstance(parsed, exp.Null):
             bound.append(None)
         elif isinstance(parsed, exp.Boolean) or parsed.is_string:
@@ -168,8 +171,9 @@ def execute(
         return None
     try:
         tree = sqlglot.parse_one(text, read="trino")
-    except sqlglot.errors.ParseError as exc:
-        raise QueryFailed("SYNTAX_ERROR", str(exc).splitlines()[0]) from None
+    except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise QueryFailed("SYNTAX_ERROR", detail) from None
     if not isinstance(tree, exp.Query):
         raise QueryFailed("NOT_SUPPORTED", f"statement {type(tree).__name__} is not emulated")
     bound = _parameters(parameters)

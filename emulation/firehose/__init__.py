@@ -173,6 +173,26 @@ def parse_jq(query: str) -> dict[str, tuple[list[str], str | None]]:
     return out
 
 
+_MAX_PARTITION_VALUE = 512
+_BAD_PARTITION_VALUE = re.compile(r"[\x00-\x1f\x7f/\\]|^\.{1,2}$")
+
+
+def _partition_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot become a segment of an S3 key, or None.
+
+    A value from a record becomes part of the object key: an empty one, a very long one, one
+    with a path separator, ``.``/``..`` or a control character would make keys that readers of
+    the prefix layout (Glue partitions, Athena) misread; such records go to the error output.
+    """
+    if not value:
+        return "is empty"
+    if len(value) > _MAX_PARTITION_VALUE:
+        return f"is {len(value)} characters long (at most {_MAX_PARTITION_VALUE})"
+    if _BAD_PARTITION_VALUE.search(value):
+        return f"{value[:60]!r} holds a path separator, a control character or is a dot segment"
+    return None
+
+
 def _extract(document: Any, path: list[str]) -> Any:
     for step in path:
         if not isinstance(document, dict) or step not in document:
@@ -211,8 +231,23 @@ def convert(lines: list[bytes], schema: pa.Schema) -> pa.Table:
     return _convert_lines(b"\n".join(lines) + b"\n", len(lines), schema)
 
 
+_NOT_AN_OBJECT = re.compile(rb"(?m)^(?![ \t]*\{)")
+
+
+def _all_objects(joined: bytes) -> bool:
+    """True when every record of ``joined`` (one per line, each line ended) starts a JSON object.
+
+    Checked before Arrow's JSON reader sees the bytes: pyarrow 16 crashes the whole process
+    (a segmentation fault) on a first line ``null``, and reads a later ``null`` as a row of
+    nulls. A record that is not an object is not a row, and Firehose rejects it.
+    """
+    return _NOT_AN_OBJECT.search(joined, 0, max(0, len(joined) - 1)) is None
+
+
 def _convert_lines(payload: bytes, count: int, schema: pa.Schema) -> pa.Table:
     """:func:`convert` over ``count`` records already joined one per line."""
+    if not _all_objects(payload):
+        raise ValueError("the record is not a JSON object")
     parse_schema = pa.schema([pa.field(f.name, _parse_type(f.type)) for f in schema])
     options = pj.ParseOptions(explicit_schema=parse_schema, unexpected_field_behavior="ignore")
     table = pj.read_json(io.BytesIO(payload), parse_options=options)
@@ -436,11 +471,11 @@ class DeliveryStream:
             return None  # one key's value holds another's: leave it to the exact path
         schema = pa.schema(list(struct_for([list(p) for p in paths])))
         options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+        joined = _joined_lines(data)
+        if not _all_objects(joined):
+            return None  # per record: each gets its reason
         try:
-            table = pj.read_json(
-                io.BytesIO(_joined_lines(data)),
-                parse_options=options,
-            )
+            table = pj.read_json(io.BytesIO(joined), parse_options=options)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             return None
         if table.num_rows != len(data):
@@ -454,7 +489,10 @@ class DeliveryStream:
                 array = pc.fill_null(array, default)
             if array.null_count:
                 return None  # some record has no value: per record, with its reason
-            columns.append((name, array.to_pylist()))
+            values = array.to_pylist()
+            if any(_partition_value_problem(v) for v in set(values)):
+                return None  # per record, with its reason
+            columns.append((name, values))
         names = [name for name, _ in columns]
         return [
             tuple(zip(names, values, strict=True))
@@ -473,6 +511,8 @@ class DeliveryStream:
                 value = default
             if value is None or isinstance(value, dict | list):
                 return f"MetadataExtractionFailed: no value for partition key {name}"
+            if problem := _partition_value_problem(str(value)):
+                return f"MetadataExtractionFailed: the value of partition key {name} {problem}"
             keys.append((name, str(value)))
         return tuple(keys)
 

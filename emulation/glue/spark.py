@@ -18,6 +18,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from emulation.safety import check_endpoint
+
 logger = logging.getLogger(__name__)
 
 JARS_ENV = "DFP_JARS_DIR"
@@ -50,6 +52,7 @@ def _jars() -> list[str]:
 def spark_session(endpoint_url: str, region: str) -> Any:
     """The process's Spark session, configured for the world at ``endpoint_url``."""
     global _session, _endpoint
+    endpoint_url = check_endpoint(endpoint_url)  # s3a is Java: the guard is applied here
     with _lock:
         if _session is not None:
             if _endpoint != endpoint_url:

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
-from pipeline.contracts.cdc import ECOMMERCE_EVENT_TYPE
+from pipeline.contracts.cdc import ECOMMERCE_EVENT_TYPE, ECOMMERCE_SCHEMA_VERSIONS
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,11 @@ class DetectorConfig:
     drop_alpha: float = 0.005  # how unlikely so few units must be, given the product's variability
 
 
-def _timestamp(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _timestamp(text: Any) -> dt.datetime:
+    if not isinstance(text, str):
+        raise ValueError(f"sold_at {text!r:.40} is not a timestamp string")
+    when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def parse(raw: bytes) -> Sale | Rejected | None:
@@ -98,12 +103,17 @@ def parse(raw: bytes) -> Sale | Rejected | None:
         return Rejected("record is not a JSON object", raw)
     if "metadata" in message:
         meta = message["metadata"] or {}
+        if not isinstance(meta, dict):
+            return Rejected("metadata is not a JSON object", raw)
         if meta.get("record-type") != "data" or meta.get("table-name") != "sales":
             return None
         if meta.get("operation") not in ("insert", "load"):
             return None  # corrections and cancellations are not new order lines
         row, source = message.get("data") or {}, "dms"
     elif message.get("event_type") == ECOMMERCE_EVENT_TYPE:
+        version = message.get("schema_version")
+        if version not in ECOMMERCE_SCHEMA_VERSIONS or isinstance(version, bool):
+            return Rejected(f"unknown shop event schema_version {version!r:.40}", raw)
         row, source = message, "shop"
     elif "event_type" in message:
         return None
@@ -121,8 +131,10 @@ def parse(raw: bytes) -> Sale | Rejected | None:
         )
     except KeyError as exc:
         return Rejected(f"missing field {exc.args[0]}", raw)
-    except (TypeError, ValueError) as exc:
-        return Rejected(f"bad value: {exc}", raw)
+    except (TypeError, ValueError, OverflowError) as exc:
+        return Rejected(f"bad value: {exc!s:.200}", raw)
+    if not math.isfinite(sale.unit_price):
+        return Rejected(f"unit_price {sale.unit_price} is not a finite number", raw)
     if sale.quantity <= 0:
         return Rejected(f"quantity {sale.quantity} is not positive", raw)
     if sale.unit_price <= 0:

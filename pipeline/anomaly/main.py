@@ -18,7 +18,9 @@ time, or the shop's ``sold_at``) with watermarks made per shard in the source, s
 is behind holds event time back. Detection is :mod:`pipeline.anomaly.detector` in one operator
 (its state is per product) fed in event-time order once the watermark has passed each record;
 days close on event time: when a record more than ``day.close.lateness.seconds`` past midnight is
-processed, the previous day's drops are evaluated.
+processed, the previous day's drops are evaluated. After a silence longer than
+``day.close.max.gap.days`` (default 7: an outage, or a record stamped far in the future) the
+silent days are skipped rather than evaluated one by one.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pipeline.anomaly.detector import (
     parse,
     profiles_from_document,
 )
+from pipeline.contracts.local_guard import aws_client, check_job_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +65,8 @@ def properties() -> dict[str, dict[str, str]]:
 def load_profiles(uri: str) -> dict[str, Profile]:
     """Per-product profiles from ``s3://bucket/key`` (or a local path) written as JSON."""
     if uri.startswith("s3://"):
-        import boto3
-
         bucket, _, key = uri[5:].partition("/")
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     else:
         with open(uri, "rb") as handle:
             body = handle.read()
@@ -94,11 +95,19 @@ def _event_time(line: str, sale: Sale | None) -> dt.datetime | None:
 class AnomalyDetection:
     """The detection step as a plain object (the Flink operator wraps it; tests call it)."""
 
-    def __init__(self, profiles: dict[str, Profile], config: DetectorConfig, lateness: int):
+    def __init__(
+        self,
+        profiles: dict[str, Profile],
+        config: DetectorConfig,
+        lateness: int,
+        max_gap_days: int = 7,
+    ):
         self.detector = Detector(profiles, config)
         self.lateness = dt.timedelta(seconds=lateness)
+        self.max_gap_days = max_gap_days
         self.open_day: dt.date | None = None
         self.max_time: dt.datetime | None = None
+        self.skipped_days = 0
 
     def process(self, line: str) -> list[tuple]:
         result = parse(line.encode())
@@ -124,9 +133,24 @@ class AnomalyDetection:
             self.open_day = when.date()
             return []
         out = []
-        while self.max_time - self.lateness >= dt.datetime.combine(
-            self.open_day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC
-        ):
+        # Days strictly before this one are complete. After a silence longer than max_gap_days
+        # (an outage, or a record stamped far in the future) the silent days are not evaluated:
+        # no data is not a drop, and a year-5000 stamp must not make the job close a million
+        # days one by one.
+        try:
+            closable = (self.max_time - self.lateness).astimezone(dt.UTC).date()
+        except OverflowError:  # a stamp in year 1: nothing can close before it
+            return []
+        if (closable - self.open_day).days > self.max_gap_days:
+            out += [_row(o) for o in self.detector.end_of_day(self.open_day)]
+            skipped = (closable - self.open_day).days - 1
+            self.skipped_days += skipped
+            logger.warning(
+                "event time jumped from %s to %s: %d silent days not evaluated for drops",
+                self.open_day, self.max_time, skipped,
+            )  # fmt: skip
+            self.open_day = closable
+        while self.open_day < closable:
             out += [_row(o) for o in self.detector.end_of_day(self.open_day)]
             self.open_day += dt.timedelta(days=1)
         return out
@@ -171,7 +195,13 @@ def create_tables(t_env: Any, source: str, outliers: str, rejected: str) -> None
     )
 
 
-def detect(t_env: Any, profiles: dict[str, Profile], config: DetectorConfig, lateness: int):
+def detect(
+    t_env: Any,
+    profiles: dict[str, Profile],
+    config: DetectorConfig,
+    lateness: int,
+    max_gap_days: int = 7,
+):
     """cdc → detection in event-time order → outliers / rejected; returns the statement set."""
     from pyflink.common import Row, Types
     from pyflink.datastream.functions import KeyedProcessFunction
@@ -181,7 +211,7 @@ def detect(t_env: Any, profiles: dict[str, Profile], config: DetectorConfig, lat
         event-time order: the same answer as the detector over the time-ordered stream."""
 
         def open(self, runtime_context: Any) -> None:
-            self.step = AnomalyDetection(profiles, config, lateness)
+            self.step = AnomalyDetection(profiles, config, lateness, max_gap_days)
             self.pending: list[tuple[int, int, str]] = []  # a heap by (event time, arrival)
             self.arrivals = 0
             self.timer: int | None = None  # the one event-time timer set (earliest pending)
@@ -245,9 +275,14 @@ def main() -> None:
     producer = groups["producer.config.0"]
     errors = groups["errors.config.0"]
     detection = groups.get("detector.config.0", {})
+    # A local run's job must reach only the local world: the Java connector's endpoint is out
+    # of reach of any Python hook, so it is checked before a table is declared.
+    for name in ("consumer.config.0", "producer.config.0", "errors.config.0"):
+        check_job_endpoint(groups[name].get("aws.endpoint"), f"{name} aws.endpoint")
     profiles = load_profiles(detection["profiles.uri"])
     config = detector_config(detection)
     lateness = int(detection.get("day.close.lateness.seconds", "600"))
+    max_gap_days = int(detection.get("day.close.max.gap.days", "7"))
     logger.info("anomaly job: %d product profiles, %s", len(profiles), config)
 
     env = StreamExecutionEnvironment.get_execution_environment()
@@ -264,7 +299,7 @@ def main() -> None:
         _kinesis(producer["output.stream.arn"], producer, "'format' = 'json'"),
         _kinesis(errors["output.stream.arn"], errors, "'format' = 'json'"),
     )  # fmt: skip
-    result = detect(t_env, profiles, config, lateness).execute()
+    result = detect(t_env, profiles, config, lateness, max_gap_days).execute()
     if os.environ.get("IS_LOCAL"):  # on AWS main returns once the job is submitted
         result.wait()
 

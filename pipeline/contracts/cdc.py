@@ -85,6 +85,8 @@ DMS_METADATA_FIELDS: dict[str, pa.DataType] = {
 
 ECOMMERCE_EVENT_TYPE = "order_line"
 ECOMMERCE_SCHEMA_VERSION = 1
+# The shop event versions readers understand; others are rejected with the version as reason.
+ECOMMERCE_SCHEMA_VERSIONS = frozenset({ECOMMERCE_SCHEMA_VERSION})
 ECOMMERCE_EVENT_FIELDS = (
     "event_type",
     "schema_version",

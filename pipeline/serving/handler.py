@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pipeline.contracts.local_guard import aws_client
+
 logger = logging.getLogger(__name__)
 
-ITEM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-SEARCH = re.compile(r"^[\w .-]{1,64}$")
+# Matched with fullmatch: ``$`` would also match before a trailing newline ("P00001\n").
+ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+SEARCH = re.compile(r"[\w .-]{1,64}")
 TABLE = "forecast_enriched"
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -127,7 +130,7 @@ class ForecastApi:
 
     # ------------------------------------------------------------------------------ routes
     def forecast(self, item_id: str) -> dict[str, Any]:
-        if not ITEM_ID.match(item_id):
+        if not isinstance(item_id, str) or not ITEM_ID.fullmatch(item_id):
             raise ApiError(400, "item id must be 1-64 letters, digits, '-' or '_'")
         cached = self.dynamodb.get_item(
             TableName=self.settings.table, Key={"item_id": {"S": item_id}}
@@ -178,7 +181,7 @@ class ForecastApi:
         return {**body, "source": "athena"}
 
     def products(self, text: str) -> dict[str, Any]:
-        if not SEARCH.match(text):
+        if not isinstance(text, str) or not SEARCH.fullmatch(text):
             raise ApiError(400, "search text must be 1-64 letters, digits, spaces, '.', '-', '_'")
         pattern = "%" + text.lower().replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
         rows = self.query(
@@ -198,17 +201,21 @@ class ForecastApi:
         try:
             if method != "GET":
                 raise ApiError(405, "only GET is supported")
+            if not isinstance(path, str) or len(path) > 2048:
+                raise ApiError(400, "the path must be text of at most 2048 characters")
             parts = [p for p in path.split("/") if p]
             if len(parts) == 2 and parts[0] == "forecast":
                 return _response(200, self.forecast(parts[1]))
             if parts == ["products"]:
                 query = event.get("queryStringParameters") or {}
+                if not isinstance(query, dict):
+                    raise ApiError(400, "query parameters must be name=value pairs")
                 return _response(200, self.products(query.get("q") or ""))
             raise ApiError(404, "no such route")
         except ApiError as exc:
             return _response(exc.status, {"error": exc.message})
         except Exception:
-            logger.exception("request %s %s failed", method, path)
+            logger.exception("request %.20r %.200r failed", method, path)
             return _response(500, {"error": "internal error; the service log has the details"})
 
 
@@ -228,9 +235,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The Lambda entry point (``pipeline.serving.handler.handler``)."""
     global _default
     if _default is None:
-        import boto3
-
         _default = make_handler(
-            boto3.client("dynamodb"), boto3.client("athena"), Settings.from_environment()
+            aws_client("dynamodb"), aws_client("athena"), Settings.from_environment()
         )
     return _default(event, context)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
 
 from emulation import UnsafeEndpointError, World
-from emulation.safety import check_endpoint, is_local_host, local_environment
+from emulation.kinesisanalyticsv2.application import ApplicationFailed
+from emulation.safety import LOCAL_RUN_ENV, check_endpoint, is_local_host, local_environment
+from pipeline.contracts.local_guard import aws_client, check_job_endpoint
 
 
 @pytest.fixture
@@ -115,3 +118,76 @@ def test_subprocess_environment_holds_no_real_credential_source() -> None:
     assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert env["PATH"] == "/bin"
+
+
+def test_subprocess_environment_cuts_off_the_users_aws_configuration(tmp_path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile prod]\nendpoint_url = https://s3.amazonaws.com\n")
+    env = local_environment(
+        "http://127.0.0.1:1",
+        "eu-west-1",
+        base={"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(config),
+              "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true", "AWS_DEFAULT_PROFILE": "prod"},
+    )  # fmt: skip
+    assert env["AWS_CONFIG_FILE"] == env["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
+    assert "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" not in env and "AWS_DEFAULT_PROFILE" not in env
+    assert env[LOCAL_RUN_ENV] == "http://127.0.0.1:1"  # deployed code in it guards its clients
+    with pytest.raises(UnsafeEndpointError):
+        local_environment("https://s3.amazonaws.com", "eu-west-1", base={})
+
+
+def test_deployed_code_guards_its_clients_in_a_local_run(monkeypatch, no_network) -> None:
+    """``pipeline`` code creates clients with aws_client: guarded once DFP_LOCAL_RUN is set."""
+    monkeypatch.setenv(LOCAL_RUN_ENV, "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://s3.eu-west-1.amazonaws.com")
+    with pytest.raises(UnsafeEndpointError, match="not a loopback address"):
+        aws_client("s3", region_name="eu-west-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALLOOKINGKEY00")
+    client = aws_client("s3", region_name="eu-west-1")
+    assert client.meta.endpoint_url == "http://127.0.0.1:1"
+    assert client._request_signer._credentials.access_key == "testing"
+    with pytest.raises(UnsafeEndpointError, match="not a loopback address"):
+        check_job_endpoint("http://10.0.0.5:4566", "consumer.config.0 aws.endpoint")
+    with pytest.raises(UnsafeEndpointError, match="no endpoint is set"):
+        check_job_endpoint(None, "consumer.config.0 aws.endpoint")
+    assert no_network == []
+    monkeypatch.delenv(LOCAL_RUN_ENV)
+    check_job_endpoint(None, "on AWS the connector uses the region's endpoint")
+
+
+def test_a_flink_job_pointed_at_a_remote_endpoint_is_refused(world, tmp_path) -> None:
+    """The local Managed Flink starts the job; the job refuses before creating a table."""
+    from emulation.kinesisanalyticsv2 import ConnectorMissing, connector_jar
+    from emulation.kinesisanalyticsv2.application import ApplicationSpec, LocalApplication
+    from tests.conftest import REPO
+
+    try:
+        jar = connector_jar()
+    except ConnectorMissing as exc:
+        pytest.skip(
+            f"{exc} (test_deployed_code_guards_its_clients_in_a_local_run covers the check)"
+        )
+    remote = {"aws.region": "us-east-1", "aws.endpoint": "http://10.0.0.5:4566"}
+    groups = [
+        {"PropertyGroupId": "consumer.config.0",
+         "PropertyMap": {**remote, "input.stream.arn": "arn:aws:kinesis:us-east-1:1:stream/s"}},
+        {"PropertyGroupId": "producer.config.0",
+         "PropertyMap": {**remote, "output.stream.arn": "arn:aws:kinesis:us-east-1:1:stream/o"}},
+        {"PropertyGroupId": "errors.config.0",
+         "PropertyMap": {**remote, "output.stream.arn": "arn:aws:kinesis:us-east-1:1:stream/e"}},
+        {"PropertyGroupId": "detector.config.0", "PropertyMap": {"profiles.uri": "s3://b/p.json"}},
+    ]  # fmt: skip
+    spec = ApplicationSpec(
+        name="remote", entry=REPO / "pipeline" / "anomaly" / "main.py", property_groups=groups,
+        jar=jar, python_path=[REPO],
+    )  # fmt: skip
+    app = LocalApplication(spec, tmp_path / "flink", world.environment()).start()
+    try:
+        app.process.wait(timeout=120)
+        with pytest.raises(ApplicationFailed) as failed:
+            app.check()
+    finally:
+        app.stop()
+    assert "consumer.config.0 aws.endpoint" in str(failed.value)
+    assert "10.0.0.5" in str(failed.value) and "not a loopback address" in str(failed.value)

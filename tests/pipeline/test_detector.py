@@ -40,9 +40,17 @@ PROFILE = {"P1": Profile(line_qty_p99=4.0, price_reference=10.0, units_by_weekda
 def test_parse_reads_dms_and_shop_and_ignores_or_rejects_the_rest() -> None:
     parsed = parse(dms())
     assert isinstance(parsed, Sale) and parsed.quantity == 2 and parsed.source == "dms"
-    shop = {"event_type": "order_line", "sale_id": 5, "product_id": "P2", "quantity": 1,
-            "unit_price": 3.5, "channel": "app", "sold_at": "2025-03-03T11:00:00Z"}  # fmt: skip
+    shop = {"event_type": "order_line", "schema_version": 1, "sale_id": 5, "product_id": "P2",
+            "quantity": 1, "unit_price": 3.5, "channel": "app",
+            "sold_at": "2025-03-03T11:00:00Z"}  # fmt: skip
     assert parse(json.dumps(shop).encode()).source == "shop"
+    for version in (2, None, "1", True):  # a shape this reader does not know
+        assert (
+            "schema_version"
+            in parse(json.dumps({**shop, "schema_version": version}).encode()).reason
+        )
+    assert "not a timestamp" in parse(json.dumps({**shop, "sold_at": None}).encode()).reason
+    assert "finite" in parse(json.dumps({**shop, "unit_price": float("nan")}).encode()).reason
     assert parse(dms(op="update")) is None and parse(dms(op="delete")) is None
     assert parse(dms(table="products")) is None
     assert "malformed JSON" in parse(b"{oops").reason

@@ -1,0 +1,102 @@
+"""``dfp serve``'s HTTP server under slow and hostile clients: bounded threads, timeouts, limits.
+
+The site is a stand-in with the real API handler over clients that find nothing, so these tests
+need no world; the routes over real data are covered by the browser and handler tests.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.serve import ForecastServer
+from pipeline.serving.handler import Settings, make_handler
+
+
+class _Nothing:
+    def get_item(self, **_):
+        return {}
+
+    def start_query_execution(self, **_):
+        return {"QueryExecutionId": "q"}
+
+    def get_query_execution(self, **_):
+        return {"QueryExecution": {"Status": {"State": "SUCCEEDED"}}}
+
+    def get_query_results(self, **_):
+        return {"ResultSet": {"Rows": [{"Data": [{"VarCharValue": "item_id"}]}]}}
+
+
+class _Site:
+    summary: dict = {}
+    run_dir = Path(".")
+
+    def __init__(self) -> None:
+        self.api = make_handler(_Nothing(), _Nothing(), Settings("t", "d", "s3://b/"))
+
+    def dashboard(self, name: str) -> None:
+        return None
+
+
+@pytest.fixture
+def server():
+    server = ForecastServer(_Site(), socket_timeout=0.5, workers=4, backlog=8).start()
+    yield server
+    server.stop()
+
+
+def request(server: ForecastServer, path: str, method: str = "GET", **kwargs):
+    host, port = server.httpd.server_address[:2]
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    connection.request(method, path, **kwargs)
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, body
+
+
+def test_an_id_with_an_encoded_newline_is_a_400(server) -> None:
+    status, body = request(server, "/api/forecast/P00001%0A")
+    assert status == 400 and "item id" in json.loads(body)["error"]
+    assert request(server, "/api/forecast/P00001")[0] == 404
+
+
+def test_idle_connections_hold_a_bounded_number_of_threads(server) -> None:
+    before = threading.active_count()
+    host, port = server.httpd.server_address[:2]
+    idle = [socket.create_connection((host, port)) for _ in range(100)]
+    try:
+        deadline = time.monotonic() + 10
+        while server.httpd.refused == 0 and time.monotonic() < deadline:
+            assert threading.active_count() <= before + 4  # the pool's workers, not one a socket
+            time.sleep(0.05)
+        assert server.httpd.refused > 0  # beyond workers + backlog: closed at once
+        assert threading.active_count() <= before + 4
+    finally:
+        for sock in idle:
+            sock.close()
+    # Silent connections time out; the server answers again.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if request(server, "/api/forecast/P1")[0] == 404:
+                break
+        except (ConnectionError, http.client.HTTPException):
+            time.sleep(0.2)
+    else:
+        pytest.fail("the server did not answer after the idle connections timed out")
+
+
+def test_oversized_request_lines_and_bodies_are_refused(server) -> None:
+    status, body = request(server, "/api/products?q=" + "a" * 10_000)
+    assert status == 414 and json.loads(body)["error"]
+    status, _ = request(server, "/api/products?q=x", body=b"x" * 100)
+    assert status == 413
+    status, body = request(server, "/api/products?q=x", method="POST")
+    assert status == 501 and b"Traceback" not in body
