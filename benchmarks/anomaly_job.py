@@ -26,11 +26,11 @@ from pathlib import Path
 import pyarrow.compute as pc
 from _results import save
 
-from harness.anomaly_stage import history_profiles
 from harness.scenario import load_scenario
 from harness.simulation import simulate
+from harness.stages.anomaly import history_profiles
 from pipeline.anomaly.detector import DetectorConfig, profiles_from_document
-from pipeline.anomaly.main import AnomalyDetection
+from pipeline.anomaly.step import AnomalyDetection
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,7 +94,7 @@ def main() -> int:
     lines, profiles = sale_messages(args.scenario, args.records)
     step = AnomalyDetection(profiles_from_document(profiles), DetectorConfig(), 600)
     began = time.perf_counter()
-    flagged = sum(1 for line in lines for row in step.process(line) if row[0] == "outlier")
+    flagged = sum(1 for line in lines for row in step.process(line) if row.kind == "outlier")
     python_seconds = time.perf_counter() - began
     with tempfile.TemporaryDirectory() as tmp:
         profiles_path = Path(tmp) / "profiles.json"

@@ -30,8 +30,8 @@ from emulation.kinesisanalyticsv2.application import (
     LocalApplication,
     with_endpoint,
 )
-from harness.anomaly_stage import HEARTBEAT_TABLE, heartbeats
 from harness.provision import provision
+from harness.stages.anomaly import HEARTBEAT_TABLE, heartbeats
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = {"P1": {"line_qty_p99": 3.0, "price_reference": 10.0,

@@ -25,9 +25,9 @@ from deploy.stack import load_stack
 from emulation import World
 from emulation.firehose import DeliveryStream, Record
 from harness.provision import provision
+from harness.run.aws import simulated_arrival
 from harness.scenario import load_scenario
 from harness.simulation import simulate
-from harness.stages import simulated_arrival
 from pipeline.contracts.cdc import TABLES
 
 

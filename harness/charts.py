@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.run.layout import RunDir
+
 STATIC = Path(__file__).with_name("static")
 HISTORY_DAYS = 56  # of actuals shown before the forecast
 
@@ -46,7 +48,7 @@ def product_series(run_dir: Path) -> list[dict[str, Any]]:
     frame["timestamp"] = pd.to_datetime(frame["timestamp"])
     since = frame["timestamp"].max() - pd.Timedelta(days=HISTORY_DAYS)
     recent = frame[frame["timestamp"] > since]
-    truth_path = run_dir / "simulation" / "truth" / "daily_demand.parquet"
+    truth_path = RunDir(run_dir).truth_daily
     truth = (
         pd.read_parquet(truth_path, columns=["product_id", "date", "expected"])
         if truth_path.is_file()

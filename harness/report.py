@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from harness.charts import inline_scripts, json_for_script, product_series
+from harness.run.layout import RunDir
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;
@@ -170,7 +171,7 @@ def forecast_section(summary: dict[str, Any], run_dir: Path | None) -> str:
 def anomaly_section(summary: dict[str, Any], run_dir: Path | None) -> str:
     """Injected anomalies (ground truth) and flagged outliers per day, and the alerts."""
     injected: dict[str, dict[str, int]] = {}
-    path = run_dir / "simulation" / "truth" / "anomalies.parquet" if run_dir else None
+    path = RunDir(run_dir).truth_anomalies if run_dir else None
     if path is not None and path.is_file():
         truth = pd.read_parquet(path)
         if len(truth):

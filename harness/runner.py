@@ -1,9 +1,10 @@
 """The run spine: world → provision → stages → expectations → ``summary.json`` + ``report.html``.
 
-A run is a list of named stages. Each stage gets a :class:`RunContext` (scenario, world, the
-resolved stack, the ledger, the output directory) and adds its counts, metrics and files. A
-failing stage is recorded with its error, the remaining stages are marked ``skipped``, and the
-summary and report are still written, so nothing is lost when something breaks.
+The spine starts (or is given) the world and provisions the stack — reported as the stages
+``world`` and ``provision`` — then runs the stages of :mod:`harness.stages` in order over one
+:class:`~harness.run.RunContext`. A failing stage is recorded with its error, the remaining
+stages are marked ``skipped``, and the summary and report are still written, so nothing is lost
+when something breaks.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,20 @@ from emulation import World
 from harness.files import MARKER, OccupiedDirectoryError, prepare_directory, sha256_file
 from harness.ledger import Ledger
 from harness.provision import provision
+from harness.run import RunContext, RunDir, StageSpec, StageUnavailable
+from harness.run.layout import REPORT_FILE, SUMMARY_FILE
 from harness.scenario import Expectation, Scenario
+from harness.stages import STAGES
 
 logger = logging.getLogger(__name__)
 
-SUMMARY_FILE = "summary.json"
-REPORT_FILE = "report.html"
-_NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE, MARKER}
+__all__ = ["REPORT_FILE", "SUMMARY_FILE", "RunResult", "evaluate", "run"]
 
+_NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE, MARKER}
+SPINE = ("world", "provision")  # run before any stage; every stage may rely on both
 
 RunDirectoryError = OccupiedDirectoryError  # the name callers of the run spine know
+Progress = Callable[[str, str, dict[str, Any]], None]
 
 
 def harness_version() -> str:
@@ -43,60 +48,16 @@ def harness_version() -> str:
         return "0+unknown"
 
 
-@dataclass
-class RunContext:
-    """What a stage may read and add to."""
-
-    scenario: Scenario
-    out_dir: Path
-    ledger: Ledger = field(default_factory=Ledger)
-    world: World | None = None
-    stack: ResolvedStack | None = None
-    anomaly: dict[str, Any] | None = None
-    forecast: dict[str, Any] | None = None
-    simulation: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)  # summary sections
-    scratch: dict[str, Any] = field(default_factory=dict)  # passed between stages only
-
-
-Stage = Callable[[RunContext], None]
-
-
-class StageUnavailable(Exception):
-    """A stage cannot run in this world (e.g. it needs the embedded endpoint); not a failure of
-    the pipeline, so later stages still run and expectations on its results still judge."""
-
-
-Progress = Callable[[str, str, dict[str, Any]], None]
-
-
-def _stage_provision(ctx: RunContext) -> None:
-    assert ctx.world is not None
-    ctx.stack = provision(ctx.world, load_stack())
-    (ctx.out_dir / "stack.json").write_text(ctx.stack.to_json())
-    if ctx.world.kind == "embedded":  # the forecaster's local knob: backtest windows
+def _provision(world: World, scenario: Scenario, out: RunDir) -> ResolvedStack:
+    stack = provision(world, load_stack())
+    out.stack.write_text(stack.to_json())
+    if world.kind == "embedded":  # the forecaster's local knob: backtest windows
         from emulation.sagemaker import settings
 
-        local = settings(ctx.world.account_id, ctx.world.region)
-        local.backtest_windows = ctx.scenario.forecast.backtest_windows
-
-
-def default_stages() -> list[tuple[str, Stage]]:
-    """The stages that exist, in order."""
-    from harness.anomaly_stage import stage_anomaly
-    from harness.forecast_stage import stage_enrich, stage_forecast
-    from harness.stages import stage_etl, stage_simulate, stage_staging, stage_stream
-
-    return [
-        ("provision", _stage_provision),
-        ("simulate", stage_simulate),
-        ("stream", stage_stream),
-        ("staging", stage_staging),
-        ("anomaly", stage_anomaly),
-        ("etl", stage_etl),
-        ("forecast", stage_forecast),
-        ("enrich", stage_enrich),
-    ]
+        settings(
+            world.account_id, world.region
+        ).backtest_windows = scenario.forecast.backtest_windows
+    return stack
 
 
 def _lookup(summary: dict[str, Any], path: str) -> tuple[bool, Any]:
@@ -156,6 +117,54 @@ class RunResult:
         return self.summary["status"] == "succeeded"
 
 
+class _Stages:
+    """Runs named steps, records each one's status and time, and stops after a failure."""
+
+    def __init__(self, out: RunDir, notify: Progress) -> None:
+        self.out = out
+        self.notify = notify
+        self.results: dict[str, dict[str, Any]] = {}
+        self.failed = False
+
+    def run(self, name: str, step: Callable[[], Any]) -> Any:
+        if self.failed:
+            self.results[name] = {"status": "skipped", "seconds": 0.0}
+            self.notify("skipped", name, {})
+            return None
+        self.notify("start", name, {})
+        began = time.perf_counter()
+        try:
+            value = step()
+        except StageUnavailable as exc:
+            seconds = round(time.perf_counter() - began, 3)
+            self.results[name] = {"status": "skipped", "seconds": seconds, "reason": str(exc)}
+            logger.warning("stage %s skipped: %s", name, exc)
+            self.notify("skipped", name, {"reason": str(exc)})
+            return None
+        except Exception as exc:
+            self.failed = True
+            seconds = round(time.perf_counter() - began, 3)
+            self.results[name] = {
+                "status": "failed",
+                "seconds": seconds,
+                "error": f"{type(exc).__name__}: {exc}",
+            }
+            logger.error("stage %s failed: %s", name, exc)
+            with self.out.errors_log.open("a") as log:
+                log.write(f"stage {name}:\n{traceback.format_exc()}\n")
+            self.notify("failed", name, {"seconds": seconds, "error": str(exc)})
+            return None
+        seconds = round(time.perf_counter() - began, 3)
+        self.results[name] = {"status": "succeeded", "seconds": seconds}
+        self.notify("succeeded", name, {"seconds": seconds})
+        return value
+
+
+def _as_specs(stages: Sequence[StageSpec | tuple[str, Callable]] | None) -> list[StageSpec]:
+    """The stages to run; ``(name, function)`` pairs are accepted for ad-hoc stages in tests."""
+    return [s if isinstance(s, StageSpec) else StageSpec(s[0], s[1]) for s in stages or STAGES]
+
+
 def run(
     scenario: Scenario,
     out_dir: Path,
@@ -163,7 +172,7 @@ def run(
     force: bool = False,
     world: World | None = None,
     region: str | None = None,
-    stages: list[tuple[str, Stage]] | None = None,
+    stages: Sequence[StageSpec | tuple[str, Callable]] | None = None,
     until: str | None = None,
     progress: Progress | None = None,
 ) -> RunResult:
@@ -175,81 +184,69 @@ def run(
     from harness.report import write_report
 
     out_dir = Path(out_dir)
-    prepare_directory(out_dir, force)
-    notify = progress or (lambda *_: None)
-    ctx = RunContext(scenario=scenario, out_dir=out_dir)
-    stage_results: dict[str, dict[str, Any]] = {}
-    owns_world = world is None
-    failed = False
-    all_stages: list[tuple[str, Stage]] = [("world", lambda c: None), *(stages or default_stages())]
+    specs = _as_specs(stages)
+    names = [*SPINE, *(s.name for s in specs)]
     if until is not None:
-        names = [name for name, _ in all_stages]
         if until not in names:
             raise ValueError(f"no stage {until!r}; stages are {', '.join(names)}")
-        all_stages = all_stages[: names.index(until) + 1]
+        names = names[: names.index(until) + 1]
+    prepare_directory(out_dir, force)
+    out = RunDir(out_dir)
+    steps = _Stages(out, progress or (lambda *_: None))
+    owns_world = world is None
+    ctx: RunContext | None = None
+    ledger = Ledger()
     try:
-        for name, stage in all_stages:
-            if failed:
-                stage_results[name] = {"status": "skipped", "seconds": 0.0}
-                notify("skipped", name, {})
-                continue
-            notify("start", name, {})
-            began = time.perf_counter()
-            try:
-                if name == "world":
-                    if world is None:
-                        world = World(region=region or load_stack().local.region).start()
-                    ctx.world = world
-                else:
-                    stage(ctx)
-                seconds = round(time.perf_counter() - began, 3)
-                stage_results[name] = {"status": "succeeded", "seconds": seconds}
-                notify("succeeded", name, {"seconds": seconds})
-            except StageUnavailable as exc:
-                seconds = round(time.perf_counter() - began, 3)
-                stage_results[name] = {"status": "skipped", "seconds": seconds, "reason": str(exc)}
-                logger.warning("stage %s skipped: %s", name, exc)
-                notify("skipped", name, {"reason": str(exc)})
-            except Exception as exc:
-                failed = True
-                seconds = round(time.perf_counter() - began, 3)
-                stage_results[name] = {
-                    "status": "failed",
-                    "seconds": seconds,
-                    "error": f"{type(exc).__name__}: {exc}",
-                }
-                logger.error("stage %s failed: %s", name, exc)
-                (out_dir / "errors.log").open("a").write(
-                    f"stage {name}:\n{traceback.format_exc()}\n"
+
+        def start_world() -> World:
+            return world or World(region=region or load_stack().local.region).start()
+
+        world = steps.run("world", start_world)
+        if "provision" in names:
+            stack = steps.run("provision", lambda: _provision(world, scenario, out))
+            if stack is not None:
+                ctx = RunContext(
+                    scenario=scenario, out=out, world=world, stack=stack, ledger=ledger
                 )
-                notify("failed", name, {"seconds": seconds, "error": str(exc)})
+        givers = {given: s.name for s in specs for given in s.gives}
+        for spec in specs:
+            if spec.name not in names:
+                break
+
+            def step(spec: StageSpec = spec) -> None:
+                assert ctx is not None  # provisioning succeeded, or the step is skipped
+                spec.check_needs(ctx, givers)
+                spec.run(ctx)
+
+            steps.run(spec.name, step)
     finally:
         if owns_world and world is not None:
             world.stop()
 
+    sections = ctx.summary if ctx is not None else {}
     summary: dict[str, Any] = {
         "scenario": scenario.name,
         "seed": scenario.seed,
         "version": harness_version(),
-        "endpoint": {"kind": ctx.world.kind if ctx.world else None},
-        "counts": ctx.ledger.counts(),
-        "reconciliation": ctx.ledger.reconcile(),
-        "anomaly": ctx.anomaly,
-        "forecast": ctx.forecast,
-        "stages": stage_results,
+        "endpoint": {"kind": world.kind if world else None},
+        "counts": ledger.counts(),
+        "reconciliation": ledger.reconcile(),
+        "anomaly": None,
+        "forecast": None,
+        "stages": steps.results,
         "artifacts": artifact_hashes(out_dir),
         # Which code ran: a bundle's validation checks this digest against its manifest.
         "pipeline": {"digest": pipeline_digest(), "root": str(pipeline_root())},
-        **ctx.extra,
+        **sections,
     }
     summary["expectations"] = [evaluate(e, summary) for e in scenario.expectations]
     if until is not None:  # a partial run judges only what it produced
         for result in summary["expectations"]:
             if not result["ok"] and result["actual"] is None:
                 result.update(ok=None, reason=f"not evaluated: the run stopped after {until}")
-    stages_ok = all(s["status"] != "failed" for s in stage_results.values()) and not failed
+    stages_ok = not steps.failed and all(s["status"] != "failed" for s in steps.results.values())
     expectations_ok = all(e["ok"] is not False for e in summary["expectations"])
     summary["status"] = "succeeded" if stages_ok and expectations_ok else "failed"
-    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    write_report(summary, out_dir / REPORT_FILE)
+    out.summary.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_report(summary, out.report)
     return RunResult(summary=summary, out_dir=out_dir)

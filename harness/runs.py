@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.forecast_stage import FORECAST_DIR
+from harness.run.layout import RunDir
 
 
 class RunDataError(ValueError):
@@ -66,12 +66,12 @@ def _need(path: Path) -> Path:
 def load_run(path: str | Path) -> RunData:
     """Load a run directory written by ``dfp run`` (through the forecast stage)."""
     root = Path(path)
-    forecast = root / FORECAST_DIR
-    summary = json.loads(_need(root / "summary.json").read_text())
+    forecast = RunDir(root).forecast
+    summary = json.loads(_need(RunDir(root).summary).read_text())
     frame = pd.read_csv(_need(forecast / "input.csv"), parse_dates=["timestamp"])
     export = pd.read_csv(_need(forecast / "export.csv"))
     export["date"] = pd.to_datetime(export["date"].str.slice(0, 10))
-    truth = pd.read_parquet(_need(root / "simulation" / "truth" / "daily_demand.parquet"))
+    truth = pd.read_parquet(_need(RunDir(root).truth_daily))
     truth["date"] = pd.to_datetime(truth["date"])
     return RunData(
         path=root,

@@ -32,9 +32,9 @@ from typing import Any
 from deploy.stack import load_stack
 from emulation import World
 from harness.charts import charts_js, plotly_js
-from harness.forecast_stage import ENRICHED_DIR, FORECAST_DIR
 from harness.provision import provision
 from harness.report import anomaly_section, forecast_section, page, render_report
+from harness.run.layout import RunDir
 from pipeline.serving.handler import Settings, make_handler
 
 logger = logging.getLogger(__name__)
@@ -114,11 +114,11 @@ class ForecastSite:
     def __init__(self, world: World, run_dir: Path) -> None:
         self.world = world
         self.run_dir = run_dir
-        summary_path = run_dir / "summary.json"
+        summary_path = RunDir(run_dir).summary
         if not summary_path.is_file():
             raise FileNotFoundError(f"{summary_path}: missing; is {run_dir} a run directory?")
         self.summary = json.loads(summary_path.read_text())
-        enriched = run_dir / FORECAST_DIR / ENRICHED_DIR
+        enriched = RunDir(run_dir).enriched
         files = sorted(enriched.rglob("*.parquet")) if enriched.is_dir() else []
         if not files:
             raise FileNotFoundError(

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from harness.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from pipeline.anomaly.detector import DetectorConfig, Profile, Rejected, Sale, parse
-from pipeline.anomaly.main import OUTPUT_FIELDS, AnomalyDetection
+from pipeline.anomaly.step import OUTPUT_FIELDS, AnomalyDetection
 from pipeline.serving.handler import Settings, make_handler
 
 BOUNDED = settings(max_examples=60, deadline=dt.timedelta(seconds=5))
@@ -329,7 +329,7 @@ def test_a_far_future_stamp_closes_a_bounded_number_of_days() -> None:
 
     step.process(record("2025-03-03T10:00:00Z", 1))
     rows = step.process(record("5821-10-28T00:17:37Z", 2))
-    drops = [r for r in rows if r[0] == "outlier" and r[7] == "drop"]
+    drops = [r for r in rows if r.kind == "outlier" and r.reason == "drop"]
     assert len(drops) <= len(PROFILES)  # only the open day was evaluated
     assert step.skipped_days > 1_000_000
     assert step.open_day == dt.date(5821, 10, 28)  # the day that record opened

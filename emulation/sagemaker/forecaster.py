@@ -286,6 +286,35 @@ def classify(history: pd.DataFrame, config: ForecastConfig) -> pd.Series:
     return history.groupby("unique_id")["y"].apply(kind)
 
 
+# Worker processes for n_jobs > 1 come from a fork server, never from a fork of this process:
+# the forecaster runs inside the world's server, among moto's, Spark's and logging's threads, and
+# a fork copies whichever locks those threads hold at that instant; a worker then waits forever
+# on one (seen: a cross-validation pool hanging a run). A fork server is a clean, single-threaded
+# process started once, with statsforecast imported in it.
+_POOLS: Any = None
+
+
+def _pool_context() -> Any:
+    global _POOLS
+    if _POOLS is None:
+        import multiprocessing
+
+        _POOLS = multiprocessing.get_context("forkserver")
+        _POOLS.set_forkserver_preload(["statsforecast.core", "statsforecast.models"])
+    return _POOLS
+
+
+def _statsforecast(models: list[Any], freq: Any, n_jobs: int) -> Any:
+    """A ``StatsForecast`` whose parallel work runs in fork-server worker processes."""
+    from statsforecast import StatsForecast
+
+    class _Forecaster(StatsForecast):
+        def _get_pool(self) -> tuple[Any, dict[str, Any]]:
+            return _pool_context().Pool, {}
+
+    return _Forecaster(models=models, freq=freq, n_jobs=n_jobs)
+
+
 # ---------------------------------------------------------------------------- train/predict
 def _quiet(function: Callable) -> Callable:
     """statsforecast warns per series (e.g. collinear price and promotion in a regression);
@@ -347,7 +376,6 @@ def _quantile_frame(
 def train(dataset: Dataset, config: ForecastConfig, progress: Callable[[str], None] | None = None
           ) -> TrainingResult:  # fmt: skip
     """Backtest every candidate, choose per item by Average wQL, compute AWS metrics."""
-    from statsforecast import StatsForecast
 
     started = time.perf_counter()
     levels = _levels(config.quantiles)
@@ -358,7 +386,7 @@ def train(dataset: Dataset, config: ForecastConfig, progress: Callable[[str], No
     def backtest(kind: str, history: pd.DataFrame, models: list[Any]) -> pd.DataFrame:
         if progress:
             progress(f"backtesting {history['unique_id'].nunique()} {kind} series")
-        sf = StatsForecast(models=models, freq=offset, n_jobs=config.n_jobs)
+        sf = _statsforecast(models, offset, config.n_jobs)
         cv = sf.cross_validation(
             df=history if kind == "smooth" else history[["unique_id", "ds", "y"]],
             h=config.horizon,
@@ -436,17 +464,12 @@ def _baseline(
     dataset: Dataset, config: ForecastConfig, kinds: pd.Series, history: pd.DataFrame
 ) -> dict:
     """SeasonalNaive over the same items and windows: what "better than naive" is measured by."""
-    from statsforecast import StatsForecast
     from statsforecast.models import SeasonalNaive
 
     offset = pd.tseries.frequencies.to_offset(config.pandas_frequency)
     ids = kinds.index[kinds != "short"]
     data = dataset.history[dataset.history["unique_id"].isin(ids)][["unique_id", "ds", "y"]]
-    sf = StatsForecast(
-        models=[SeasonalNaive(season_length=SEASON[config.pandas_frequency])],
-        freq=offset,
-        n_jobs=1,
-    )
+    sf = _statsforecast([SeasonalNaive(season_length=SEASON[config.pandas_frequency])], offset, 1)
     cv = sf.cross_validation(
         df=data,
         h=config.horizon,
@@ -505,7 +528,6 @@ def predict(dataset: Dataset, config: ForecastConfig, chosen: dict[str, str]) ->
     Items the model has not seen get the first candidate of their kind. Returns
     ``item_id, timestamp, <quantile columns…>, mean`` (the batch transform's rows).
     """
-    from statsforecast import StatsForecast
 
     levels = _levels(config.quantiles)
     offset = pd.tseries.frequencies.to_offset(config.pandas_frequency)
@@ -528,7 +550,7 @@ def predict(dataset: Dataset, config: ForecastConfig, chosen: dict[str, str]) ->
             continue
         part = dataset.history[dataset.history["unique_id"].isin(ids)]
         uses_x = bool(related) and alias == "ARIMAX"
-        sf = StatsForecast(models=[model], freq=offset, n_jobs=config.n_jobs)
+        sf = _statsforecast([model], offset, config.n_jobs)
         raw = sf.forecast(
             df=part if uses_x else part[["unique_id", "ds", "y"]],
             h=config.horizon,

@@ -25,7 +25,6 @@ silent days are skipped rather than evaluated one by one.
 
 from __future__ import annotations
 
-import datetime as dt
 import heapq
 import json
 import logging
@@ -33,25 +32,15 @@ import os
 from dataclasses import fields
 from typing import Any
 
-from pipeline.anomaly.detector import (
-    Detector,
-    DetectorConfig,
-    Outlier,
-    Profile,
-    Rejected,
-    Sale,
-    parse,
-    profiles_from_document,
-)
+from pipeline.anomaly.detector import DetectorConfig, Profile, profiles_from_document
+from pipeline.anomaly.step import OUTPUT_FIELDS, AnomalyDetection, outliers_columns_sql
 from pipeline.contracts.local_guard import aws_client, check_job_endpoint
+from pipeline.contracts.staged import OUTLIER_COLUMNS
 
 logger = logging.getLogger(__name__)
 
 APPLICATION_PROPERTIES = "/etc/flink/application_properties.json"
 LOCAL_PROPERTIES = "application_properties.json"
-
-OUTPUT_FIELDS = ["kind", "product_id", "sale_id", "quantity", "unit_price", "channel", "sold_at",
-                 "reason", "score", "source", "raw"]  # fmt: skip
 
 
 def properties() -> dict[str, dict[str, str]]:
@@ -81,87 +70,6 @@ def detector_config(group: dict[str, str]) -> DetectorConfig:
     return DetectorConfig(**values)
 
 
-def _event_time(line: str, sale: Sale | None) -> dt.datetime | None:
-    if sale is not None:
-        return sale.sold_at
-    try:
-        message = json.loads(line)
-        stamp = (message.get("metadata") or {}).get("timestamp") or message.get("sold_at")
-        return dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")) if stamp else None
-    except (ValueError, AttributeError, TypeError):
-        return None
-
-
-class AnomalyDetection:
-    """The detection step as a plain object (the Flink operator wraps it; tests call it)."""
-
-    def __init__(
-        self,
-        profiles: dict[str, Profile],
-        config: DetectorConfig,
-        lateness: int,
-        max_gap_days: int = 7,
-    ):
-        self.detector = Detector(profiles, config)
-        self.lateness = dt.timedelta(seconds=lateness)
-        self.max_gap_days = max_gap_days
-        self.open_day: dt.date | None = None
-        self.max_time: dt.datetime | None = None
-        self.skipped_days = 0
-
-    def process(self, line: str) -> list[tuple]:
-        result = parse(line.encode())
-        out: list[tuple] = []
-        sale = result if isinstance(result, Sale) else None
-        if isinstance(result, Rejected):
-            out.append(("rejected", None, None, None, None, None, None, result.reason, None,
-                        None, line))  # fmt: skip
-        when = _event_time(line, sale)
-        if when is not None:
-            out += self._advance(when)
-        if sale is not None:
-            out += [_row(o) for o in self.detector.process(sale)]
-        return out
-
-    def _advance(self, when: dt.datetime) -> list[tuple]:
-        """Close every day whose end (plus lateness) the event time has passed."""
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        if self.max_time is None or when > self.max_time:
-            self.max_time = when
-        if self.open_day is None:
-            self.open_day = when.date()
-            return []
-        out = []
-        # Days strictly before this one are complete. After a silence longer than max_gap_days
-        # (an outage, or a record stamped far in the future) the silent days are not evaluated:
-        # no data is not a drop, and a year-5000 stamp must not make the job close a million
-        # days one by one.
-        try:
-            closable = (self.max_time - self.lateness).astimezone(dt.UTC).date()
-        except OverflowError:  # a stamp in year 1: nothing can close before it
-            return []
-        if (closable - self.open_day).days > self.max_gap_days:
-            out += [_row(o) for o in self.detector.end_of_day(self.open_day)]
-            skipped = (closable - self.open_day).days - 1
-            self.skipped_days += skipped
-            logger.warning(
-                "event time jumped from %s to %s: %d silent days not evaluated for drops",
-                self.open_day, self.max_time, skipped,
-            )  # fmt: skip
-            self.open_day = closable
-        while self.open_day < closable:
-            out += [_row(o) for o in self.detector.end_of_day(self.open_day)]
-            self.open_day += dt.timedelta(days=1)
-        return out
-
-
-def _row(o: Outlier) -> tuple:
-    return ("outlier", o.product_id, o.sale_id, o.quantity, o.unit_price, o.channel,
-            o.sold_at.isoformat().replace("+00:00", "Z"), o.reason, float(o.score), o.source,
-            None)  # fmt: skip
-
-
 def _kinesis(arn: str, group: dict[str, str], extra: str = "") -> str:
     options = {"connector": "kinesis", "stream.arn": arn, "aws.region": group["aws.region"]}
     if group.get("aws.endpoint"):
@@ -185,11 +93,7 @@ def create_tables(t_env: Any, source: str, outliers: str, rejected: str) -> None
         "TIMESTAMP '1970-01-01 00:00:00'), WATERMARK FOR `ts` AS `ts` - INTERVAL '1' SECOND) "
         f"WITH ({source})"
     )
-    t_env.execute_sql(
-        "CREATE TABLE outliers (`sale_id` BIGINT, `product_id` STRING, `quantity` INT, "
-        "`unit_price` DOUBLE, `channel` STRING, `sold_at` STRING, `reason` STRING, "
-        f"`score` DOUBLE, `source` STRING) WITH ({outliers})"
-    )
+    t_env.execute_sql(f"CREATE TABLE outliers ({outliers_columns_sql()}) WITH ({outliers})")
     t_env.execute_sql(
         f"CREATE TABLE rejected (`reason` STRING, `raw` STRING, `job` STRING) WITH ({rejected})"
     )
@@ -255,9 +159,9 @@ def detect(
     )
     t_env.create_temporary_view("detected", t_env.from_data_stream(detected))
     statements = t_env.create_statement_set()
+    columns = ", ".join(f"`{name}`" for name, _ in OUTLIER_COLUMNS)
     statements.add_insert_sql(
-        "INSERT INTO outliers SELECT `sale_id`, `product_id`, `quantity`, `unit_price`, "
-        "`channel`, `sold_at`, `reason`, `score`, `source` FROM detected WHERE `kind` = 'outlier'"
+        f"INSERT INTO outliers SELECT {columns} FROM detected WHERE `kind` = 'outlier'"
     )
     statements.add_insert_sql(
         "INSERT INTO rejected SELECT `reason`, `raw`, 'anomaly' FROM detected "

@@ -20,8 +20,11 @@ HEAVY = {"standard"}  # minutes on this machine; select with -m heavy
         for name in list_scenarios()
     ],
 )
-def test_scenario_meets_its_expectations(name: str, aws, tmp_path: Path) -> None:
-    result = run(load_scenario(name), tmp_path / name, world=aws)
+def test_scenario_meets_its_expectations(name: str, request, tmp_path: Path) -> None:
+    if name == "smoke":  # the session's shared smoke run: one full smoke per session
+        result = request.getfixturevalue("smoke_run")
+    else:
+        result = run(load_scenario(name), tmp_path / name, world=request.getfixturevalue("aws"))
     failed = [e for e in result.summary["expectations"] if not e["ok"]]
     broken = {k: v for k, v in result.summary["stages"].items() if v["status"] != "succeeded"}
     assert not broken, broken

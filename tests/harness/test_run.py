@@ -47,9 +47,11 @@ def _without_wall_times(summary: dict) -> dict:
 
 
 @pytest.mark.e2e
-def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
+def test_dfp_run_writes_summary_and_report_and_guards_its_directory(tmp_path: Path) -> None:
+    """The CLI around the spine: exit codes, files, the occupied directory. The stages' content
+    is checked on the session's shared smoke run below."""
     out = tmp_path / "run"
-    result = dfp("run", "smoke", "--out", str(out))
+    result = dfp("run", "smoke", "--out", str(out), "--until", "stream")
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary.keys() >= SUMMARY_KEYS
@@ -58,10 +60,7 @@ def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
     assert summary["status"] == "succeeded"
     assert summary["reconciliation"]["ok"] is True
     assert list(summary["stages"]) == sorted(summary["stages"])  # sorted keys, stable bytes
-    assert {"world", "provision", "simulate", "stream", "staging", "etl"} <= summary[
-        "stages"
-    ].keys()
-    assert all(s["status"] == "succeeded" for s in summary["stages"].values())
+    assert set(summary["stages"]) == {"world", "provision", "simulate", "stream"}
     assert "stack.json" in summary["artifacts"]
     # The window went through the producer into the stream, and the stream holds all of it.
     counts = summary["counts"]
@@ -72,15 +71,6 @@ def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
     assert summary["stream"]["ordered_per_partition_key"] is True
     assert "simulation/cdc/stream.ndjson" in summary["artifacts"]
     assert "simulation/truth/anomalies.parquet" in summary["artifacts"]
-    # Every CDC record (full load and window) is in the staged bucket exactly once, in the
-    # Firehose key layout, as Parquet with the catalog's schema.
-    staging = summary["staging"]
-    assert staging["exactly_once"] and staging["key_layout_ok"] and staging["catalog_schema_ok"]
-    assert staging["error_objects"] == 0
-    assert sum(staging["rows"].values()) == counts["s3_staged"]["in"]
-    assert (
-        counts["firehose_staged"]["in"] == counts["dms_load"]["out"] + counts["kinesis_cdc"]["in"]
-    )
     report = (out / "report.html").read_text()
     assert "smoke" in report and "provision" in report
     # Self-contained: nothing is loaded from elsewhere (plotly.js itself is inline).
@@ -92,15 +82,38 @@ def test_dfp_run_smoke_writes_summary_and_report(tmp_path: Path) -> None:
     again = dfp("run", "smoke", "--out", str(out))
     assert again.returncode == 2
     assert "--force" in again.stderr
+    # ... and replaces it with --force (quickly: --until stops after provisioning).
+    again = dfp("run", "smoke", "--out", str(out), "--force", "--until", "provision")
+    assert again.returncode == 0, again.stderr
+    assert list(json.loads((out / "summary.json").read_text())["stages"]) == ["provision", "world"]
+
+
+@pytest.mark.e2e
+def test_the_smoke_run_stages_every_record_and_reconciles(smoke_run) -> None:
+    summary = smoke_run.summary
+    assert summary["status"] == "succeeded", summary["expectations"]
+    assert summary["reconciliation"]["ok"] is True
+    stages = summary["stages"]
+    assert list(stages) == sorted(stages)
+    assert {"world", "provision", "simulate", "stream", "staging", "anomaly", "etl", "forecast",
+            "enrich"} == stages.keys()  # fmt: skip
+    assert all(s["status"] == "succeeded" for s in stages.values())
+    counts = summary["counts"]
+    # Every CDC record (full load and window) is in the staged bucket exactly once, in the
+    # Firehose key layout, as Parquet with the catalog's schema.
+    staging = summary["staging"]
+    assert staging["exactly_once"] and staging["key_layout_ok"] and staging["catalog_schema_ok"]
+    assert staging["error_objects"] == 0
+    assert sum(staging["rows"].values()) == counts["s3_staged"]["in"]
+    assert (
+        counts["firehose_staged"]["in"] == counts["dms_load"]["out"] + counts["kinesis_cdc"]["in"]
+    )
     # The forecast datasets exist and their demand is what was sold (ground truth).
     etl = summary["etl"]
     assert etl["state"] == "SUCCEEDED" and etl["demand_matches_truth"]
     assert etl["rows"]["item_metadata"] == etl["items"] > 0
     assert etl["rows"]["related_time_series"] > etl["rows"]["target_time_series"]  # + horizon
-    # ... and replaces it with --force (quickly: --until stops after provisioning).
-    again = dfp("run", "smoke", "--out", str(out), "--force", "--until", "provision")
-    assert again.returncode == 0, again.stderr
-    assert list(json.loads((out / "summary.json").read_text())["stages"]) == ["provision", "world"]
+    assert ".dfp-output" not in summary["artifacts"]  # the marker is not a run artifact
 
 
 def test_same_scenario_and_seed_give_the_same_summary(tmp_path: Path, aws) -> None:

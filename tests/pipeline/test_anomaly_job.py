@@ -20,7 +20,7 @@ from emulation.kinesisanalyticsv2.application import (
 )
 from harness.provision import provision
 from pipeline.anomaly.detector import DetectorConfig, Profile
-from pipeline.anomaly.main import AnomalyDetection
+from pipeline.anomaly.step import AnomalyDetection
 from tests.conftest import REPO
 
 PROFILES = {
@@ -69,10 +69,10 @@ def heartbeat(when: dt.datetime) -> str:
 def test_detection_step_flags_rejects_ignores_and_closes_days() -> None:
     step = AnomalyDetection(PROFILES, DetectorConfig(), lateness=600)
     rows = [row for line in lines() for row in step.process(line)]
-    outliers = [(r[1], r[7]) for r in rows if r[0] == "outlier"]
+    outliers = [(r.product_id, r.reason) for r in rows if r.kind == "outlier"]
     assert ("P1", "spike") in outliers and ("P1", "price_glitch") in outliers
     assert ("P2", "drop") in outliers  # the 3rd closed when the 4th's 00:20 sale arrived
-    rejected = sorted(str(r[7]) for r in rows if r[0] == "rejected")
+    rejected = sorted(r.reason for r in rows if r.kind == "rejected")
     assert len(rejected) == 2
     assert rejected[0].startswith("malformed JSON") and "not positive" in rejected[1]
     assert len(rows) == len(outliers) + 2  # the products row and the delete produce nothing

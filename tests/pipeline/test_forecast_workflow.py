@@ -10,8 +10,8 @@ import time
 import pytest
 
 from emulation import World
-from harness.forecast_stage import find_execution
 from harness.provision import provision
+from harness.run.aws import find_execution
 from tests.emulation.test_sagemaker import HORIZON, automl_frame
 
 
@@ -106,8 +106,7 @@ def test_broken_input_fails_the_execution_with_the_cause(aws: World, stack) -> N
 def test_an_export_starts_the_enrichment_and_reruns_do_not_duplicate(aws: World, stack) -> None:
     embedded_only(aws)
     from emulation.glue.spark import spark_session
-    from harness.forecast_stage import athena_rows
-    from harness.runner import RunContext
+    from harness.run.aws import athena_rows
     from tests.pipeline.test_etl_transforms import product, sale, staged_rows
 
     names = provision(aws, stack)
@@ -129,7 +128,6 @@ def test_an_export_starts_the_enrichment_and_reruns_do_not_duplicate(aws: World,
     )  # fmt: skip
     key = "exports/2025-01-31/dfp_2025-01-31_2026-01-01T00-00-00Z_part0.csv"
     s3 = aws.client("s3")
-    ctx = RunContext(scenario=None, out_dir=None, world=aws, stack=names)  # type: ignore
     query = (
         "SELECT count(*) AS n, count_if(name IS NULL) AS unknown, "
         "max(recent_daily_demand) AS recent FROM forecast_enriched WHERE version = ?"
@@ -147,7 +145,7 @@ def test_an_export_starts_the_enrichment_and_reruns_do_not_duplicate(aws: World,
 
         execution = aws.wait_for(finished, what=f"enrichment run {attempt}", timeout=300)
         assert execution["status"] == "SUCCEEDED", execution.get("cause")
-        (row,) = athena_rows(ctx, query, ["'2025-01-31'"])
+        (row,) = athena_rows(aws, names, query, ["'2025-01-31'"])
         assert int(row["n"]) == 6, row  # every export row, once
         assert int(row["unknown"]) == 2  # P3 is not in the product table: kept, no attributes
         assert float(row["recent"]) == pytest.approx(14 / 28)

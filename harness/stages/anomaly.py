@@ -1,4 +1,4 @@
-"""The anomaly stage: the PyFlink job in a local Managed Flink over the run's CDC stream.
+"""Stage ``anomaly``: the PyFlink job in a local Managed Flink over the run's CDC stream.
 
 1. Profiles from the history (the sales of DMS's full load) go to the ``profiles.uri`` the job's
    properties name, as the batch side would refresh them.
@@ -19,11 +19,12 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow.compute as pc
 
 import pipeline
+from emulation.firehose import DeliveryStream
 from emulation.kinesis import read_stream, stream_positions
 from emulation.kinesisanalyticsv2 import connector_jar
 from emulation.kinesisanalyticsv2.application import (
@@ -31,6 +32,8 @@ from emulation.kinesisanalyticsv2.application import (
     LocalApplication,
     with_endpoint,
 )
+from harness.run import RunContext, StageSpec, hops
+from harness.run.aws import athena_rows, record_delivery, simulated_arrival
 from harness.scoring import score
 from pipeline.anomaly.detector import (
     Outlier,
@@ -38,14 +41,11 @@ from pipeline.anomaly.detector import (
     profiles_document,
     profiles_from_document,
 )
-from pipeline.anomaly.main import AnomalyDetection, _event_time, detector_config
-
-if TYPE_CHECKING:
-    from harness.runner import RunContext
+from pipeline.anomaly.main import detector_config
+from pipeline.anomaly.step import AnomalyDetection, OutputRow, event_time
 
 logger = logging.getLogger(__name__)
 
-HOP_ANOMALY = "anomaly_job"
 # The job imports only the pipeline package: its workers get the directory holding it (a
 # bundle's copy when `dfp validate` runs one).
 PIPELINE_ROOT = Path(pipeline.__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ def heartbeats(schema: str, after: dt.datetime, count: int = 2) -> list[bytes]:
 
 
 def _second(line: str) -> float:
-    when = _event_time(line, None)
+    when = event_time(line, None)
     if when is None:
         return 0.0
     if when.tzinfo is None:
@@ -91,7 +91,7 @@ def _second(line: str) -> float:
     return float(int(when.timestamp()))  # the job's event time has whole seconds
 
 
-def reference(lines: list[str], profiles: dict, properties: dict[str, str]) -> list[tuple]:
+def reference(lines: list[str], profiles: dict, properties: dict[str, str]) -> list[OutputRow]:
     """What the job must output: the detector over the records in event-time order."""
     step = AnomalyDetection(
         profiles_from_document(profiles),
@@ -120,9 +120,8 @@ def _key(kind: str, product: Any, sale: Any, reason: Any) -> tuple[str, str, str
     return (kind, str(product), str(sale), str(reason))
 
 
-def stage_anomaly(ctx: RunContext) -> None:
+def run(ctx: RunContext) -> None:
     """Run the anomaly job over the window and score what it flags."""
-    assert ctx.world is not None and ctx.stack is not None
     world, names, sim = ctx.world, ctx.stack, ctx.simulation
     app = names.stack.applications["anomaly"]
     groups = with_endpoint(names.application_properties("anomaly", local=True), world.endpoint_url)
@@ -144,10 +143,12 @@ def stage_anomaly(ctx: RunContext) -> None:
     )
     for beat in beats:
         kinesis.put_record(StreamName=stream, Data=beat, PartitionKey=HEARTBEAT_TABLE)
-    records = [data.decode() for data in [*ctx.scratch["cdc_window"], *beats]]
+    records = [data.decode() for data in [*ctx.cdc_window, *beats]]
     expected = reference(records, profiles, detection)
-    want_outliers = Counter(_key(*r[:3], r[7]) for r in expected if r[0] == "outlier")
-    want_rejected = sum(1 for r in expected if r[0] == "rejected")
+    want_outliers = Counter(
+        _key(r.kind, r.product_id, r.sale_id, r.reason) for r in expected if r.kind == "outlier"
+    )
+    want_rejected = sum(1 for r in expected if r.kind == "rejected")
 
     outliers_stream = names.stream_name("outliers")
     errors_stream = names.stream_name("anomaly-errors")
@@ -161,7 +162,7 @@ def stage_anomaly(ctx: RunContext) -> None:
         parallelism=app.parallelism,
         python_path=[PIPELINE_ROOT],
     )
-    job = LocalApplication(spec, ctx.out_dir / "flink", world.environment())
+    job = LocalApplication(spec, ctx.out.flink, world.environment())
     began = time.monotonic()
     flagged: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -184,13 +185,13 @@ def stage_anomaly(ctx: RunContext) -> None:
             time.sleep(1)
     seconds = time.monotonic() - began
     got = Counter(_key("outlier", o["product_id"], o.get("sale_id"), o["reason"]) for o in flagged)
-    hop = ctx.ledger.hop(HOP_ANOMALY)
+    hop = ctx.ledger.hop(hops.ANOMALY_JOB)
     hop.add(received=len(records), written=len(records) - len(rejected))
     for row in rejected:
         hop.reject(str(row["reason"]).split(":")[0])
     scores = score([_outlier(o) for o in flagged], sim.truth_anomalies, sim.truth_daily)
     per_day = Counter(o["sold_at"][:10] for o in flagged)
-    ctx.anomaly = {
+    ctx.summary["anomaly"] = {
         **scores,
         "rejected": len(rejected),
         "matches_reference": got == want_outliers and len(rejected) == want_rejected,
@@ -199,22 +200,17 @@ def stage_anomaly(ctx: RunContext) -> None:
         "flagged_per_day": dict(sorted(per_day.items())),
         "reasons": dict(sorted(Counter(o["reason"] for o in flagged).items())),
     }
-    ctx.scratch["anomaly_seconds"] = round(seconds, 2)
     _stage_outliers(ctx, out_start)
-    ctx.extra["alerts"] = evaluate_alerts(ctx)
+    ctx.summary["alerts"] = evaluate_alerts(ctx)
     logger.info("anomaly job: %d outliers, %d rejected in %.1f s", len(flagged), len(rejected),
                 seconds)  # fmt: skip
 
 
-HOP_OUTLIERS = "firehose_outliers"
+hops.FIREHOSE_OUTLIERS = "firehose_outliers"
 
 
 def _stage_outliers(ctx: RunContext, positions: dict[str, str | None]) -> None:
     """Firehose delivers the job's outliers to the analysis bucket (Parquet, the catalog schema)."""
-    from emulation.firehose import DeliveryStream
-    from harness.stages import record_delivery, simulated_arrival
-
-    assert ctx.world is not None and ctx.stack is not None
     delivery = DeliveryStream(
         ctx.world,
         ctx.stack.delivery_stream_name("outliers-analysis"),
@@ -223,20 +219,18 @@ def _stage_outliers(ctx: RunContext, positions: dict[str, str | None]) -> None:
     delivery.start_from(positions)
     delivery.poll()
     delivery.drain()
-    record_delivery(ctx, HOP_OUTLIERS, delivery)
+    record_delivery(ctx.ledger, hops.FIREHOSE_OUTLIERS, delivery)
 
 
 def evaluate_alerts(ctx: RunContext) -> list[dict[str, Any]]:
     """The stack's alert rules over the analysis data, through Athena: one record per firing."""
-    from harness.forecast_stage import athena_rows
-
-    assert ctx.stack is not None
     alerts = []
     for name, rule in sorted(ctx.stack.stack.alerts.items()):
         if rule.kind != "outliers_per_product_day":  # the one kind so far
             continue
         rows = athena_rows(
-            ctx,
+            ctx.world,
+            ctx.stack,
             "SELECT product_id, CAST(date(sold_at) AS varchar) AS day, count(*) AS n "
             "FROM outliers GROUP BY 1, 2 HAVING count(*) >= ? ORDER BY 2, 1",
             [str(int(rule.threshold))],
@@ -247,3 +241,6 @@ def evaluate_alerts(ctx: RunContext) -> list[dict[str, Any]]:
             for r in rows
         ]  # fmt: skip
     return alerts
+
+
+STAGE = StageSpec("anomaly", run, needs=("simulation", "cdc_window"))

@@ -1,0 +1,89 @@
+"""Stage ``enrich``: wait for the enrichment the export's S3 event started; read it back.
+
+The export landing in the forecast bucket starts the enrichment workflow (an S3 event through
+EventBridge, as on AWS); this stage waits for it, reads the enriched table back through the
+Athena API, and keeps the enriched partition in the run directory for ``dfp serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from harness.run import RunContext, StageSpec, StageUnavailable, hops
+from harness.run.aws import athena_rows, find_execution
+
+logger = logging.getLogger(__name__)
+
+
+def run(ctx: RunContext) -> None:
+    """Wait for the enrichment the export's S3 event started; check the table through Athena."""
+    if ctx.summary.get("forecast") is None:
+        raise StageUnavailable("no forecast export in this run")
+    bucket = ctx.stack.bucket("forecast")
+    export_key = ctx.export_key
+    sfn = ctx.world.client("stepfunctions")
+    machine = ctx.stack.state_machine_arn("enrich")
+    started = ctx.world.wait_for(
+        lambda: find_execution(sfn, machine, bucket, export_key),
+        what=f"the enrichment execution for s3://{bucket}/{export_key}",
+        timeout=60,
+    )
+    execution = ctx.world.wait_for(
+        lambda: (
+            run
+            if (run := sfn.describe_execution(executionArn=started["executionArn"]))["status"]
+            != "RUNNING"
+            else None
+        ),
+        what=f"enrichment execution {started['name']}",
+        timeout=1800,
+    )
+    if execution["status"] != "SUCCEEDED":
+        raise RuntimeError(
+            f"enrichment execution {execution['status']}: {execution.get('error')}: "
+            f"{execution.get('cause')}"
+        )
+    version = export_key.split("/")[-2]
+    _keep_enriched(ctx, version)
+    (row,) = athena_rows(
+        ctx.world,
+        ctx.stack,
+        "SELECT count(*) AS n, count(DISTINCT item_id) AS items, sum(p50) AS p50, "
+        "count_if(name IS NULL) AS unknown_items, count_if(promotion_applied = 1) AS promoted "
+        "FROM forecast_enriched WHERE version = ?",
+        [f"'{version}'"],
+    )
+    rows = int(row["n"] or 0)
+    export_rows = int(ctx.summary["forecast"]["export"]["rows"])
+    ctx.ledger.hop(hops.FORECAST_ENRICHED).add(received=export_rows, written=rows)
+    p50_total = float(row["p50"] or 0.0)
+    ctx.summary["enrich"] = {
+        "execution": {"status": execution["status"]},
+        "version": version,
+        "rows": rows,
+        "items": int(row["items"] or 0),
+        "unknown_items": int(row["unknown_items"] or 0),
+        "promoted_rows": int(row["promoted"] or 0),
+        "p50_total": round(p50_total, 6),
+        "matches_export": rows == export_rows
+        and abs(p50_total - ctx.export_p50_total) <= 1e-6 * max(1.0, p50_total),
+    }
+
+
+def _keep_enriched(ctx: RunContext, version: str) -> None:
+    """Copy the enriched partition into the run directory (``dfp serve RUN_DIR`` loads it)."""
+    s3 = ctx.world.client("s3")
+    bucket = ctx.stack.bucket("analysis")
+    prefix = f"forecast/version={version}/"
+    target = ctx.out.enriched / f"version={version}"
+    target.mkdir(parents=True, exist_ok=True)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    keys = sorted(
+        o["Key"] for o in listed if not o["Key"].rsplit("/", 1)[-1].startswith(("_", "."))
+    )
+    for index, key in enumerate(keys):  # Spark's part names carry a random id: renumber them
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        (target / f"part-{index:05d}.parquet").write_bytes(body)
+
+
+STAGE = StageSpec("enrich", run, needs=("export_key", "export_p50_total"))

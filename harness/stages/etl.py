@@ -1,0 +1,79 @@
+"""Stage ``etl``: the forecast-input Glue job, as its schedule starts it when the window closes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from harness.run import RunContext, StageSpec, hops
+from harness.run.aws import job_run
+
+
+def run(ctx: RunContext) -> None:
+    """The forecast-input Glue job, as the schedule would start it when the window closes."""
+    sim, scenario = ctx.simulation, ctx.scenario
+    end = (sim.world.window_end - dt.timedelta(days=1)).date()
+    arguments = {
+        "--frequency": scenario.forecast.frequency,
+        "--horizon": str(scenario.forecast.horizon),
+        "--start_date": scenario.calendar.start.isoformat(),
+        "--end_date": end.isoformat(),
+        "--quantiles": ",".join(f"{q:g}" for q in scenario.forecast.quantiles),
+    }
+    job_name = ctx.stack.job_name("forecast-input")
+    run = job_run(ctx.world, job_name, arguments)
+    if run["JobRunState"] != "SUCCEEDED":
+        raise RuntimeError(f"Glue job {job_name} {run['JobRunState']}: {run.get('ErrorMessage')}")
+    s3 = ctx.world.client("s3")
+    bucket = ctx.stack.bucket("forecast")
+    manifest_key = f"input/{end.isoformat()}.json"
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
+    ctx.manifest_key = manifest_key
+    rows: dict[str, int] = {}
+    frames: dict[str, pa.Table] = {}
+    for name, location in manifest["datasets"].items():
+        if name == "automl_input":  # the same rows again, with a header; checked by the forecaster
+            continue
+        prefix = location.split(f"s3://{bucket}/", 1)[1]
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        parts = [o["Key"] for o in listed if o["Key"].rsplit("/", 1)[-1].startswith("part-")]
+        body = b"".join(s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in sorted(parts))
+        columns = manifest["schemas"][name]
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=columns),
+            convert_options=pacsv.ConvertOptions(strings_can_be_null=False),
+        ) if body else pa.table({c: [] for c in columns})  # fmt: skip
+        frames[name] = table
+        rows[name] = table.num_rows
+    # The forecast input's demand is what was sold: the ground truth's units for existing items.
+    truth = sim.truth_daily
+    existing = pa.array(sim.products["product_id"].to_pylist())
+    in_range = pc.and_(
+        pc.less_equal(truth["date"], pa.scalar(end, pa.date32())),
+        pc.is_in(truth["product_id"], existing),
+    )
+    truth_sold = pc.sum(truth.filter(in_range)["sold"]).as_py() or 0
+    target_total = pc.sum(frames["target_time_series"]["demand"]).as_py() or 0
+    ctx.ledger.hop(hops.GLUE_FORECAST_INPUT).add(
+        received=rows["target_time_series"], written=rows["target_time_series"]
+    )
+    ctx.summary["etl"] = {
+        "job": job_name,
+        "state": run["JobRunState"],
+        "version": manifest["version"],
+        "rows": rows,
+        "items": len(set(frames["item_metadata"]["item_id"].to_pylist())),
+        "target_items": len(set(frames["target_time_series"]["item_id"].to_pylist())),
+        "target_demand": float(target_total),
+        "truth_sold": float(truth_sold),
+        "demand_matches_truth": abs(float(target_total) - float(truth_sold)) < 1e-6,
+    }
+
+
+STAGE = StageSpec("etl", run, needs=("simulation",), gives=("manifest_key",))
