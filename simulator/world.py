@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pyarrow as pa
@@ -131,19 +131,147 @@ def _holiday_multipliers(start: dt.date, n_days: int) -> np.ndarray:
     return mult
 
 
-# --------------------------------------------------------------------------------- simulation
-def simulate(spec: WorldSpec) -> SimulatedWorld:
-    """Generate the world for ``spec`` (pure: same spec ⇒ same tables)."""
-    gens = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(8)]
-    g_prod, g_price, g_camp, g_dem, g_lines, g_anom, g_changes, g_names = gens
-    cal, cat = spec.calendar, spec.catalog
-    H, S = cal.history_days, cal.stream_days
-    D = H + S
-    load_s, end_s = H * DAY, D * DAY
-    start64 = np.datetime64(cal.start, "D")
-    P = cat.products
+# ------------------------------------------------------------------------- the typed grid
+# simulate() runs one pure function per section below, each with its own random generator
+# (spawned from the seed in a fixed order), over the product × day grid. What a section gives
+# the next is one of these small records, never a shared local.
+@dataclass(frozen=True)
+class _Grid:
+    """The product × day grid and its clock (days and seconds since ``calendar.start``)."""
 
-    # ---------------------------------------------------------------------------- products
+    P: int  # products
+    H: int  # history days (bulk-loaded)
+    S: int  # streamed days (the window)
+    D: int  # all days
+    load_s: int  # the full load: the window's start
+    end_s: int  # the window's end
+    start: dt.date
+    start64: np.datetime64
+
+    @classmethod
+    def of(cls, spec: WorldSpec) -> _Grid:
+        H, S = spec.calendar.history_days, spec.calendar.stream_days
+        return cls(P=spec.catalog.products, H=H, S=S, D=H + S, load_s=H * DAY,
+                   end_s=(H + S) * DAY, start=spec.calendar.start,
+                   start64=np.datetime64(spec.calendar.start, "D"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    """Products: attributes, lifecycle (days) and the moments their rows change (seconds)."""
+
+    category: np.ndarray
+    brand: np.ndarray
+    tier: np.ndarray
+    launch_price: np.ndarray
+    long_tail: np.ndarray
+    launch: np.ndarray  # launch day
+    discontinued: np.ndarray  # last day + 1 (far future when never)
+    has_disc: np.ndarray
+    disc_announce_s: np.ndarray
+    delete_s: np.ndarray  # -1 when never deleted
+    insert_s: np.ndarray
+    product_ids: np.ndarray
+    cat_names: np.ndarray
+    brand_names: np.ndarray
+    product_names: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Prices:
+    """Each product's list-price history: the launch price, then its updates."""
+
+    upd_product: np.ndarray
+    upd_s: np.ndarray
+    ev_key: np.ndarray
+    ev_price: np.ndarray
+
+    _SPAN = 10**13
+
+    def at(self, products: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+        key = products.astype(np.int64) * self._SPAN + (seconds.astype(np.int64) + 10**12)
+        return self.ev_price[np.searchsorted(self.ev_key, key, side="right") - 1]
+
+
+@dataclass(frozen=True)
+class _Campaigns:
+    """Campaigns as created, edited and cancelled, and their discount per channel × product-day."""
+
+    n: int
+    scope_product: np.ndarray
+    product: np.ndarray
+    category: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    end2: np.ndarray  # the end after an edit
+    discount: np.ndarray
+    discount2: np.ndarray  # the discount after an edit
+    channel: np.ndarray
+    created_s: np.ndarray
+    edited: np.ndarray
+    edit_s: np.ndarray
+    deleted: np.ndarray
+    delete_s: np.ndarray
+    disc: np.ndarray  # (all, web, store, app) × product × day: the best discount
+    dip: np.ndarray  # product × day: the post-promotion dip
+
+
+@dataclass(frozen=True)
+class _Demand:
+    expected: np.ndarray  # product × day
+    demand: np.ndarray  # realised (negative binomial)
+    served: np.ndarray  # demand less stock-outs and injected drops
+    stockout: np.ndarray
+    active: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Anomalies:
+    n: int
+    type: np.ndarray  # codes of _ANOMALY_CODES
+    product: np.ndarray
+    day: np.ndarray
+    drop_before: np.ndarray  # served units before a drop, per anomaly
+    start_s: np.ndarray | None = None
+    end_s: np.ndarray | None = None
+    magnitude: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """Order lines in sale-id order (sale ids follow time, as an auto-increment key does)."""
+
+    product: np.ndarray
+    s: np.ndarray
+    qty: np.ndarray
+    channel: np.ndarray
+    anomaly: np.ndarray  # index into the anomalies, -1 for a normal line
+    day: np.ndarray
+    sale_id: np.ndarray
+    price: np.ndarray
+
+
+@dataclass(frozen=True)
+class _SalesChanges:
+    """What happens to order lines during the window: commits, cancellations, corrections."""
+
+    in_window: np.ndarray
+    commit_us: np.ndarray
+    cancel: np.ndarray
+    cancel_us: np.ndarray
+    correct: np.ndarray
+    correct_us: np.ndarray
+    corrected_qty: np.ndarray
+    final_qty: np.ndarray
+    alive: np.ndarray
+
+
+# ---------------------------------------------------------------------------------- sections
+def _catalog(spec: WorldSpec, g: _Grid, g_prod: np.random.Generator,
+             names: np.random.Generator) -> _Catalog:  # fmt: skip
+    """Products, their launches, discontinuations and deletions, and their names."""
+    cat, P, H, S, D = spec.catalog, g.P, g.H, g.S, g.D
+    load_s = g.load_s
     every_category = np.arange(cat.categories)  # each category has at least one product
     category = g_prod.permutation(
         np.concatenate([every_category, g_prod.integers(0, cat.categories, P - cat.categories)])
@@ -182,8 +310,7 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     delete_s[deleted] = load_s + g_prod.integers(60, S * DAY - 60, n_delete)
     insert_s = launch * DAY - g_prod.integers(3_600, 12 * 3_600, P)  # created before launch
 
-    product_ids = _ids("P", P, 5)
-    names = g_names  # separate stream so names never shift the numbers
+    # Names come from their own generator, so they never shift the numbers.
     cat_names = np.array(
         [
             _CATEGORY_NAMES[i % len(_CATEGORY_NAMES)]
@@ -203,14 +330,21 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
             np.array(_NOUNS)[names.integers(0, len(_NOUNS), P)],
         ),
     )
+    return _Catalog(category=category, brand=brand, tier=tier, launch_price=launch_price,
+                    long_tail=long_tail, launch=launch, discontinued=discontinued,
+                    has_disc=has_disc, disc_announce_s=disc_announce_s, delete_s=delete_s,
+                    insert_s=insert_s, product_ids=_ids("P", P, 5), cat_names=cat_names,
+                    brand_names=brand_names, product_names=product_names)  # fmt: skip
 
-    # ------------------------------------------------------------------------ price changes
-    # Each product's list price changes now and then (a Poisson number of updates).
+
+def _prices(g: _Grid, c: _Catalog, g_price: np.random.Generator) -> _Prices:
+    """Each product's list price changes now and then (a Poisson number of updates)."""
+    P, D, S, load_s, end_s = g.P, g.D, g.S, g.load_s, g.end_s
     n_updates = g_price.poisson(D / 150.0, P)
     upd_product = np.repeat(np.arange(P), n_updates)
     upd_s = g_price.integers(0, end_s, len(upd_product))
     # At least one price change lands in the window, so the stream carries a product update.
-    alive_in_window = np.flatnonzero((insert_s < load_s) & (delete_s < 0))
+    alive_in_window = np.flatnonzero((c.insert_s < load_s) & (c.delete_s < 0))
     if (
         len(alive_in_window)
         and not ((upd_s > load_s) & np.isin(upd_product, alive_in_window)).any()
@@ -232,26 +366,24 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
         starts[first_of_product] = first_of_product
         starts = np.maximum.accumulate(starts)
         base_csum = csum - np.where(starts > 0, csum[starts - 1], 0.0)
-    upd_price = _round_price(launch_price[upd_product] * np.exp(base_csum))
+    upd_price = _round_price(c.launch_price[upd_product] * np.exp(base_csum))
     # Price events: the launch price at time -inf, then each update.
     ev_product = np.concatenate([np.arange(P), upd_product])
     ev_s = np.concatenate([np.full(P, -(10**12)), upd_s])
-    ev_price = np.concatenate([launch_price, upd_price])
+    ev_price = np.concatenate([c.launch_price, upd_price])
     ev_order = np.lexsort((ev_s, ev_product))
     ev_product, ev_s, ev_price = ev_product[ev_order], ev_s[ev_order], ev_price[ev_order]
-    span = 10**13
-    ev_key = ev_product.astype(np.int64) * span + (ev_s + 10**12)
+    ev_key = ev_product.astype(np.int64) * _Prices._SPAN + (ev_s + 10**12)
+    return _Prices(upd_product=upd_product, upd_s=upd_s, ev_key=ev_key, ev_price=ev_price)
 
-    def price_at(products: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-        key = products.astype(np.int64) * span + (seconds.astype(np.int64) + 10**12)
-        return ev_price[np.searchsorted(ev_key, key, side="right") - 1]
 
-    # ---------------------------------------------------------------------------- campaigns
-    camp = spec.campaigns
+def _campaigns(spec: WorldSpec, g: _Grid, c: _Catalog, g_camp: np.random.Generator) -> _Campaigns:
+    """Campaigns created, edited and cancelled; the best discount per channel and product-day."""
+    camp, P, D, S, load_s, end_s = spec.campaigns, g.P, g.D, g.S, g.load_s, g.end_s
     n_camp = round(camp.per_month * (D + 60) / 30.44)
     c_scope_product = g_camp.random(n_camp) < 0.7
     c_product = g_camp.integers(0, P, n_camp)
-    c_category = g_camp.integers(0, cat.categories, n_camp)
+    c_category = g_camp.integers(0, spec.catalog.categories, n_camp)
     c_start = g_camp.integers(-20, D + 60, n_camp)
     c_days = g_camp.integers(camp.days_min, camp.days_max + 1, n_camp)
     c_end = c_start + c_days - 1
@@ -304,7 +436,7 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
         rows = (
             np.array([c_product[k]])
             if c_scope_product[k]
-            else np.flatnonzero(category == c_category[k])
+            else np.flatnonzero(c.category == c_category[k])
         )
         if d0 <= d1:
             block = disc[c_channel[k], rows, d0 : d1 + 1]
@@ -312,31 +444,43 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
         p0, p1 = max(final_end[k] + 1, 0), min(final_end[k] + 5, D - 1)
         if p0 <= p1:
             dip[rows, p0 : p1 + 1] = np.minimum(dip[rows, p0 : p1 + 1], 0.85)
+    return _Campaigns(n=n_camp, scope_product=c_scope_product, product=c_product,
+                      category=c_category, start=c_start, end=c_end, end2=c_end2,
+                      discount=c_discount, discount2=c_discount2, channel=c_channel,
+                      created_s=c_created_s, edited=c_edited, edit_s=c_edit_s,
+                      deleted=c_deleted, delete_s=c_delete_s, disc=disc, dip=dip)  # fmt: skip
 
-    # ----------------------------------------------------------------------------- demand
+
+def _demand(spec: WorldSpec, g: _Grid, c: _Catalog, prices: _Prices, camps: _Campaigns,
+            g_dem: np.random.Generator) -> _Demand:  # fmt: skip
+    """Expected demand (the model in the module docstring), realised demand, stock-outs."""
+    P, D = g.P, g.D
+    categories = spec.catalog.categories
     d_idx = np.arange(D)
+    long_tail, category, launch = c.long_tail, c.category, c.launch
     base = np.where(long_tail, g_dem.uniform(0.05, 0.6, P), g_dem.lognormal(np.log(4.0), 0.7, P))
     trend = np.exp(np.outer(g_dem.normal(0.0, 0.25, P), d_idx / 365.25))
-    weekly_cat = _WEEKLY_BASE * g_dem.uniform(0.9, 1.1, (cat.categories, 7))
-    dow = (np.datetime64(cal.start, "D").astype(int) + 3 + d_idx) % 7
+    weekly_cat = _WEEKLY_BASE * g_dem.uniform(0.9, 1.1, (categories, 7))
+    dow = (np.datetime64(g.start, "D").astype(int) + 3 + d_idx) % 7
     weekly = weekly_cat[category][:, dow]
-    doy = (start64 + d_idx - (start64 + d_idx).astype("datetime64[Y]")).astype(int)
-    amp = g_dem.uniform(0.05, 0.35, cat.categories)
-    peak = g_dem.uniform(0, 365, cat.categories)
+    doy = (g.start64 + d_idx - (g.start64 + d_idx).astype("datetime64[Y]")).astype(int)
+    amp = g_dem.uniform(0.05, 0.35, categories)
+    peak = g_dem.uniform(0, 365, categories)
     yearly = 1 + amp[category][:, None] * np.cos(
         2 * np.pi * (doy[None, :] - peak[category][:, None]) / 365.25
     )
-    holidays = _holiday_multipliers(cal.start, D)
+    holidays = _holiday_multipliers(g.start, D)
     elasticity = g_dem.uniform(1.0, 2.5, P)
-    day_price = price_at(np.repeat(np.arange(P), D), np.tile(d_idx * DAY + DAY // 2, P)).reshape(
+    day_price = prices.at(np.repeat(np.arange(P), D), np.tile(d_idx * DAY + DAY // 2, P)).reshape(
         P, D
     )
-    price_effect = (day_price / launch_price[:, None]) ** (-elasticity[:, None])
+    price_effect = (day_price / c.launch_price[:, None]) ** (-elasticity[:, None])
+    disc = camps.disc
     lift_all = (1 - disc[0]) ** (-1.5 * elasticity[:, None])
     lift = lift_all.copy()
-    for c in range(3):
-        lift *= 1 + _CHANNEL_SHARE[c] * ((1 - disc[c + 1]) ** (-1.5 * elasticity[:, None]) - 1)
-    active = (d_idx[None, :] >= launch[:, None]) & (d_idx[None, :] < discontinued[:, None])
+    for ch in range(3):
+        lift *= 1 + _CHANNEL_SHARE[ch] * ((1 - disc[ch + 1]) ** (-1.5 * elasticity[:, None]) - 1)
+    active = (d_idx[None, :] >= launch[:, None]) & (d_idx[None, :] < c.discontinued[:, None])
     ramp = np.clip((d_idx[None, :] - launch[:, None] + 1) / 30.0, 0.0, 1.0)
     expected = (
         base[:, None]
@@ -346,7 +490,7 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
         * holidays[None, :]
         * price_effect
         * lift
-        * dip
+        * camps.dip
         * ramp
     )
     expected = np.where(active, expected, 0.0)
@@ -364,11 +508,18 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     stockout = np.zeros((P, D), dtype=bool)
     stockout[rows[keep], cols[keep]] = True
     served = np.where(stockout, 0, demand)
+    return _Demand(expected=expected, demand=demand, served=served, stockout=stockout,
+                   active=active)  # fmt: skip
 
-    # ---------------------------------------------------------------------------- anomalies
-    an = spec.anomalies
-    window_active = active[:, H:].all(axis=1) & ~long_tail
-    candidates = np.flatnonzero(window_active & (delete_s < 0))
+
+def _place_anomalies(spec: WorldSpec, g: _Grid, c: _Catalog, dem: _Demand,
+                     g_anom: np.random.Generator) -> tuple[_Anomalies, _Demand]:  # fmt: skip
+    """Where anomalies go; the demand with their days' stock restored and drops applied."""
+    an, H, S = spec.anomalies, g.H, g.S
+    expected, demand = dem.expected, dem.demand
+    served, stockout = dem.served.copy(), dem.stockout.copy()
+    window_active = dem.active[:, H:].all(axis=1) & ~c.long_tail
+    candidates = np.flatnonzero(window_active & (c.delete_s < 0))
     n_anom = 0
     if an.rate > 0 and len(candidates) and S > 0:
         n_anom = max(len(an.types), round(an.rate * len(candidates) * S))
@@ -397,8 +548,13 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     served[a_product[a_drop], a_day[a_drop]] = np.floor(
         served[a_product[a_drop], a_day[a_drop]] * drop_factor[a_drop]
     ).astype(served.dtype)
+    anomalies = _Anomalies(n=n_anom, type=a_type, product=a_product, day=a_day,
+                           drop_before=drop_before)  # fmt: skip
+    return anomalies, replace(dem, served=served, stockout=stockout)
 
-    # ------------------------------------------------------------------------- order lines
+
+def _normal_lines(g: _Grid, served: np.ndarray, g_lines: np.random.Generator) -> dict:
+    """Served units split into order lines of one or more units, with a time and a channel."""
     flat = served.ravel()
     cells = np.flatnonzero(flat)
     units = flat[cells]
@@ -409,14 +565,20 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     n_lines = int(line_of_unit[-1] + 1) if len(line_of_unit) else 0
     line_qty = np.bincount(line_of_unit, minlength=n_lines).astype(np.int32)
     line_cell = cells[unit_cell[new_line]]
-    line_product = line_cell // D
-    line_day = line_cell % D
+    line_product = line_cell // g.D
+    line_day = line_cell % g.D
     hour = g_lines.choice(24, size=n_lines, p=_HOURLY)
     line_s = line_day.astype(np.int64) * DAY + hour * 3600 + g_lines.integers(0, 3600, n_lines)
     line_channel = g_lines.choice(3, size=n_lines, p=_CHANNEL_SHARE)
-    line_anomaly = np.full(n_lines, -1)
+    return {"product": line_product, "s": line_s, "qty": line_qty, "channel": line_channel,
+            "anomaly": np.full(n_lines, -1), "glitch": np.ones(n_lines)}  # fmt: skip
 
-    # Anomalous lines: spikes (one huge line), glitches (wrong price), duplicate bursts.
+
+def _anomalous_lines(dem: _Demand, a: _Anomalies,
+                     g_anom: np.random.Generator) -> tuple[dict, _Anomalies]:  # fmt: skip
+    """Spikes (one huge line), price glitches (wrong price), duplicate bursts; drops' extent."""
+    expected, served = dem.expected, dem.served
+    a_product, a_day, a_type, n_anom = a.product, a.day, a.type, a.n
     extra_p, extra_s, extra_q, extra_c, extra_a, glitch = [], [], [], [], [], []
     a_magnitude = np.zeros(n_anom)
     a_start_s = a_day.astype(np.int64) * DAY + g_anom.integers(8 * 3600, 20 * 3600, n_anom)
@@ -448,17 +610,25 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
         else:  # drop: fewer lines that day
             a_start_s[i] = a_day[i] * DAY
             a_end_s[i] = (a_day[i] + 1) * DAY - 1
-            a_magnitude[i] = served[p, a_day[i]] / max(1.0, float(drop_before[i]))
+            a_magnitude[i] = served[p, a_day[i]] / max(1.0, float(a.drop_before[i]))
 
     def _cat(parts: list[list], dtype) -> np.ndarray:
         return np.array([x for part in parts for x in part], dtype=dtype)
 
-    line_product = np.concatenate([line_product, _cat(extra_p, np.int64)])
-    line_s = np.concatenate([line_s, _cat(extra_s, np.int64)])
-    line_qty = np.concatenate([line_qty, _cat(extra_q, np.int32)])
-    line_channel = np.concatenate([line_channel, _cat(extra_c, np.int64)])
-    line_anomaly = np.concatenate([line_anomaly, _cat(extra_a, np.int64)])
-    price_factor = np.concatenate([np.ones(n_lines), _cat(glitch, np.float64)])
+    lines = {"product": _cat(extra_p, np.int64), "s": _cat(extra_s, np.int64),
+             "qty": _cat(extra_q, np.int32), "channel": _cat(extra_c, np.int64),
+             "anomaly": _cat(extra_a, np.int64), "glitch": _cat(glitch, np.float64)}  # fmt: skip
+    return lines, replace(a, start_s=a_start_s, end_s=a_end_s, magnitude=a_magnitude)
+
+
+def _lines(normal: dict, extra: dict, prices: _Prices, camps: _Campaigns) -> _Lines:
+    """All order lines in time order, numbered, priced (list price, discount, glitches)."""
+    line_product = np.concatenate([normal["product"], extra["product"]])
+    line_s = np.concatenate([normal["s"], extra["s"]])
+    line_qty = np.concatenate([normal["qty"], extra["qty"]])
+    line_channel = np.concatenate([normal["channel"], extra["channel"]])
+    line_anomaly = np.concatenate([normal["anomaly"], extra["anomaly"]])
+    price_factor = np.concatenate([normal["glitch"], extra["glitch"]])
     line_day = line_s // DAY
     # Sale ids follow time, as an auto-increment key does.
     order = np.lexsort((line_product, line_s))
@@ -466,17 +636,24 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     line_channel, line_anomaly = line_channel[order], line_anomaly[order]
     price_factor, line_day = price_factor[order], line_day[order]
     sale_id = np.arange(1, len(line_s) + 1, dtype=np.int64)
+    disc = camps.disc
     line_disc = np.maximum(
         disc[0, line_product, line_day], disc[line_channel + 1, line_product, line_day]
     )
-    line_price = np.round(price_at(line_product, line_s) * (1 - line_disc) * price_factor, 2)
+    line_price = np.round(prices.at(line_product, line_s) * (1 - line_disc) * price_factor, 2)
     line_price = np.maximum(line_price, 0.01)
+    return _Lines(product=line_product, s=line_s, qty=line_qty, channel=line_channel,
+                  anomaly=line_anomaly, day=line_day, sale_id=sale_id,
+                  price=line_price)  # fmt: skip
 
-    # ---------------------------------------------------------- sales changes in the window
-    in_window = line_s >= load_s
-    commit_s_frac = g_changes.uniform(0.05, 2.0, len(line_s))
-    line_commit_us = line_s * 1_000_000 + (commit_s_frac * 1_000_000).astype(np.int64)
-    normal_window = np.flatnonzero(in_window & (line_anomaly < 0))
+
+def _sales_changes(g: _Grid, lines: _Lines, g_changes: np.random.Generator) -> _SalesChanges:
+    """Window lines commit shortly after the sale; a few are cancelled or corrected."""
+    load_s, end_s = g.load_s, g.end_s
+    in_window = lines.s >= load_s
+    commit_s_frac = g_changes.uniform(0.05, 2.0, len(lines.s))
+    line_commit_us = lines.s * 1_000_000 + (commit_s_frac * 1_000_000).astype(np.int64)
+    normal_window = np.flatnonzero(in_window & (lines.anomaly < 0))
     cancel = normal_window[g_changes.random(len(normal_window)) < 0.01]
     cancel_us = line_commit_us[cancel] + g_changes.integers(60, 4 * 3600, len(cancel)) * 1_000_000
     cancel = cancel[cancel_us < end_s * 1_000_000]
@@ -490,193 +667,265 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     )
     keep_c = correct_us < end_s * 1_000_000
     correct, correct_us = correct[keep_c], correct_us[keep_c]
+    line_qty = lines.qty
     corrected_qty = np.where(line_qty[correct] > 1, line_qty[correct] - 1, line_qty[correct] + 1)
     final_qty = line_qty.copy()
     final_qty[correct] = corrected_qty
-    alive = np.ones(len(line_s), dtype=bool)
+    alive = np.ones(len(lines.s), dtype=bool)
     alive[cancel] = False
+    return _SalesChanges(in_window=in_window, commit_us=line_commit_us, cancel=cancel,
+                         cancel_us=cancel_us, correct=correct, correct_us=correct_us,
+                         corrected_qty=corrected_qty, final_qty=final_qty,
+                         alive=alive)  # fmt: skip
 
-    def sales_rows(idx: np.ndarray, qty: np.ndarray) -> dict[str, pa.Array]:
-        return {
-            "sale_id": pa.array(sale_id[idx]),
-            "product_id": pa.array(product_ids[line_product[idx]]),
-            "quantity": pa.array(qty, type=pa.int32()),
-            "unit_price": pa.array(line_price[idx]),
-            "channel": pa.array(np.array(CHANNELS)[line_channel[idx]]),
-            "sold_at": _timestamps(start64, line_s[idx]),
-        }
 
-    sales_final = pa.table(sales_rows(np.flatnonzero(alive), final_qty[alive]), schema=SALES)
+# ------------------------------------------------------------------------------ table rows
+def _sales_rows(g: _Grid, c: _Catalog, lines: _Lines, idx: np.ndarray,
+                qty: np.ndarray) -> dict[str, pa.Array]:  # fmt: skip
+    return {
+        "sale_id": pa.array(lines.sale_id[idx]),
+        "product_id": pa.array(c.product_ids[lines.product[idx]]),
+        "quantity": pa.array(qty, type=pa.int32()),
+        "unit_price": pa.array(lines.price[idx]),
+        "channel": pa.array(np.array(CHANNELS)[lines.channel[idx]]),
+        "sold_at": _timestamps(g.start64, lines.s[idx]),
+    }
 
-    # ------------------------------------------------------------------- product versions
-    def product_rows(idx: np.ndarray, at_s: np.ndarray) -> dict[str, pa.Array]:
-        disc_known = has_disc[idx] & (disc_announce_s[idx] <= at_s)
-        disc_dates = _dates(start64, np.where(disc_known, discontinued[idx], 0))
-        return {
-            "product_id": pa.array(product_ids[idx]),
-            "name": pa.array(product_names[idx]),
-            "category": pa.array(cat_names[category[idx]]),
-            "brand": pa.array(brand_names[brand[idx]]),
-            "price_tier": pa.array(np.array(_TIERS)[tier[idx]]),
-            "list_price": pa.array(price_at(idx, at_s)),
-            "launch_date": _dates(start64, launch[idx]),
-            "discontinued_date": pa.array(
-                disc_dates.to_numpy(zero_copy_only=False), mask=~disc_known, type=pa.date32()
-            ),
-        }
 
-    exists_end = (insert_s <= end_s) & (delete_s < 0)
-    products_final = pa.table(
-        product_rows(np.flatnonzero(exists_end), np.full(exists_end.sum(), end_s)), schema=PRODUCTS
-    )
+def _product_rows(g: _Grid, c: _Catalog, prices: _Prices, idx: np.ndarray,
+                  at_s: np.ndarray) -> dict[str, pa.Array]:  # fmt: skip
+    """Product rows as they read at ``at_s`` (list price, known discontinuation)."""
+    disc_known = c.has_disc[idx] & (c.disc_announce_s[idx] <= at_s)
+    disc_dates = _dates(g.start64, np.where(disc_known, c.discontinued[idx], 0))
+    return {
+        "product_id": pa.array(c.product_ids[idx]),
+        "name": pa.array(c.product_names[idx]),
+        "category": pa.array(c.cat_names[c.category[idx]]),
+        "brand": pa.array(c.brand_names[c.brand[idx]]),
+        "price_tier": pa.array(np.array(_TIERS)[c.tier[idx]]),
+        "list_price": pa.array(prices.at(idx, at_s)),
+        "launch_date": _dates(g.start64, c.launch[idx]),
+        "discontinued_date": pa.array(
+            disc_dates.to_numpy(zero_copy_only=False), mask=~disc_known, type=pa.date32()
+        ),
+    }
 
-    # ------------------------------------------------------------------ campaign versions
-    camp_ids = _ids("C", n_camp, 6)
 
-    def campaign_rows(idx: np.ndarray, edited: np.ndarray) -> dict[str, pa.Array]:
-        scope_p = c_scope_product[idx]
-        return {
-            "campaign_id": pa.array(camp_ids[idx]),
-            "scope": pa.array(np.where(scope_p, "product", "category")),
-            "product_id": pa.array(product_ids[c_product[idx]], mask=~scope_p),
-            "category": pa.array(cat_names[c_category[idx]], mask=scope_p),
-            "start_date": _dates(start64, c_start[idx]),
-            "end_date": _dates(start64, np.where(edited, c_end2[idx], c_end[idx])),
-            "discount": pa.array(np.where(edited, c_discount2[idx], c_discount[idx])),
-            "channel": pa.array(np.array(CAMPAIGN_CHANNELS)[c_channel[idx]]),
-        }
+def _campaign_rows(g: _Grid, c: _Catalog, k: _Campaigns, idx: np.ndarray,
+                   edited: np.ndarray) -> dict[str, pa.Array]:  # fmt: skip
+    """Campaign rows, before or after their edit."""
+    scope_p = k.scope_product[idx]
+    return {
+        "campaign_id": pa.array(_ids("C", k.n, 6)[idx]),
+        "scope": pa.array(np.where(scope_p, "product", "category")),
+        "product_id": pa.array(c.product_ids[k.product[idx]], mask=~scope_p),
+        "category": pa.array(c.cat_names[k.category[idx]], mask=scope_p),
+        "start_date": _dates(g.start64, k.start[idx]),
+        "end_date": _dates(g.start64, np.where(edited, k.end2[idx], k.end[idx])),
+        "discount": pa.array(np.where(edited, k.discount2[idx], k.discount[idx])),
+        "channel": pa.array(np.array(CAMPAIGN_CHANNELS)[k.channel[idx]]),
+    }
 
-    camp_exists_end = (c_created_s <= end_s) & ~c_deleted
-    ce = np.flatnonzero(camp_exists_end)
-    campaigns_final = pa.table(
-        campaign_rows(ce, c_edited[ce] & (c_edit_s[ce] <= end_s)), schema=CAMPAIGNS
-    )
 
-    # ------------------------------------------------------------------------ change log
+_Changes = dict[str, list[tuple[dict[str, pa.Array], str, np.ndarray]]]
+
+
+def _change_log(g: _Grid, c: _Catalog, prices: _Prices, k: _Campaigns, lines: _Lines,
+                sc: _SalesChanges) -> _Changes:  # fmt: skip
+    """Every version DMS sees: the full load at the window's start, then the window's changes."""
+    load_s, end_s = g.load_s, g.end_s
     load_us = load_s * 1_000_000
-    changes: dict[str, list[tuple[dict[str, pa.Array], str, np.ndarray]]] = {}
+    changes: _Changes = {}
     # Full load snapshot at the window start.
-    p_load = np.flatnonzero(insert_s <= load_s)
-    changes["products"] = [(product_rows(p_load, np.full(len(p_load), load_s)), "load",
-                            np.full(len(p_load), load_us))]  # fmt: skip
-    c_load = np.flatnonzero(c_created_s <= load_s)
-    changes["campaigns"] = [(campaign_rows(c_load, c_edited[c_load] & (c_edit_s[c_load] <= load_s)),
+    p_load = np.flatnonzero(c.insert_s <= load_s)
+    changes["products"] = [(_product_rows(g, c, prices, p_load, np.full(len(p_load), load_s)),
+                            "load", np.full(len(p_load), load_us))]  # fmt: skip
+    c_load = np.flatnonzero(k.created_s <= load_s)
+    changes["campaigns"] = [(_campaign_rows(g, c, k, c_load,
+                                            k.edited[c_load] & (k.edit_s[c_load] <= load_s)),
                              "load", np.full(len(c_load), load_us))]  # fmt: skip
-    s_load = np.flatnonzero(~in_window)
+    s_load = np.flatnonzero(~sc.in_window)
     changes["sales"] = [
-        (sales_rows(s_load, line_qty[s_load]), "load", np.full(len(s_load), load_us))
+        (_sales_rows(g, c, lines, s_load, lines.qty[s_load]), "load", np.full(len(s_load), load_us))
     ]
     # Products: inserts (new in the window), price updates, discontinuation notices, deletes.
+    insert_s, delete_s, upd_product, upd_s = (
+        c.insert_s,
+        c.delete_s,
+        prices.upd_product,
+        prices.upd_s,
+    )
     p_ins = np.flatnonzero((insert_s > load_s) & (insert_s <= end_s))
     p_upd_mask = (upd_s > load_s) & (upd_s <= end_s) & (insert_s[upd_product] < upd_s)
     p_upd_mask &= (delete_s[upd_product] < 0) | (upd_s < delete_s[upd_product])
     p_upd, p_upd_s = upd_product[p_upd_mask], upd_s[p_upd_mask]
-    p_disc = np.flatnonzero(has_disc & (disc_announce_s > load_s) & (disc_announce_s <= end_s)
-                            & (insert_s < disc_announce_s))  # fmt: skip
+    announce_s = c.disc_announce_s
+    p_disc = np.flatnonzero(c.has_disc & (announce_s > load_s) & (announce_s <= end_s)
+                            & (insert_s < announce_s))  # fmt: skip
     p_del = np.flatnonzero(delete_s >= 0)
     changes["products"] += [
-        (product_rows(p_ins, insert_s[p_ins]), "insert", insert_s[p_ins] * 1_000_000),
-        (product_rows(p_upd, p_upd_s), "update", p_upd_s * 1_000_000 + 1),
         (
-            product_rows(p_disc, disc_announce_s[p_disc]),
-            "update",
-            disc_announce_s[p_disc] * 1_000_000 + 2,
+            _product_rows(g, c, prices, p_ins, insert_s[p_ins]),
+            "insert",
+            insert_s[p_ins] * 1_000_000,
         ),
-        (product_rows(p_del, delete_s[p_del]), "delete", delete_s[p_del] * 1_000_000),
+        (_product_rows(g, c, prices, p_upd, p_upd_s), "update", p_upd_s * 1_000_000 + 1),
+        (
+            _product_rows(g, c, prices, p_disc, announce_s[p_disc]),
+            "update",
+            announce_s[p_disc] * 1_000_000 + 2,
+        ),
+        (
+            _product_rows(g, c, prices, p_del, delete_s[p_del]),
+            "delete",
+            delete_s[p_del] * 1_000_000,
+        ),
     ]
     # Campaigns: created, edited and cancelled during the window.
-    c_ins = np.flatnonzero((c_created_s > load_s) & (c_created_s <= end_s))
-    c_upd = np.flatnonzero(c_edited & (c_edit_s > load_s) & (c_edit_s <= end_s))
-    c_del = np.flatnonzero(c_deleted)
+    c_ins = np.flatnonzero((k.created_s > load_s) & (k.created_s <= end_s))
+    c_upd = np.flatnonzero(k.edited & (k.edit_s > load_s) & (k.edit_s <= end_s))
+    c_del = np.flatnonzero(k.deleted)
     changes["campaigns"] += [
-        (campaign_rows(c_ins, c_edited[c_ins] & (c_edit_s[c_ins] <= c_created_s[c_ins])), "insert",
-         c_created_s[c_ins] * 1_000_000),
-        (campaign_rows(c_upd, np.ones(len(c_upd), bool)), "update",
-         c_edit_s[c_upd] * 1_000_000 + 1),
-        (campaign_rows(c_del, c_edited[c_del] & (c_edit_s[c_del] <= c_delete_s[c_del])), "delete",
-         c_delete_s[c_del] * 1_000_000 + 2),
+        (_campaign_rows(g, c, k, c_ins, k.edited[c_ins] & (k.edit_s[c_ins] <= k.created_s[c_ins])),
+         "insert", k.created_s[c_ins] * 1_000_000),
+        (_campaign_rows(g, c, k, c_upd, np.ones(len(c_upd), bool)), "update",
+         k.edit_s[c_upd] * 1_000_000 + 1),
+        (_campaign_rows(g, c, k, c_del, k.edited[c_del] & (k.edit_s[c_del] <= k.delete_s[c_del])),
+         "delete", k.delete_s[c_del] * 1_000_000 + 2),
     ]  # fmt: skip
     # Sales: new order lines, cancellations (delete), quantity corrections (update).
-    s_ins = np.flatnonzero(in_window)
+    s_ins = np.flatnonzero(sc.in_window)
     changes["sales"] += [
-        (sales_rows(s_ins, line_qty[s_ins]), "insert", line_commit_us[s_ins]),
-        (sales_rows(correct, corrected_qty), "update", correct_us),
-        (sales_rows(cancel, line_qty[cancel]), "delete", cancel_us),
+        (_sales_rows(g, c, lines, s_ins, lines.qty[s_ins]), "insert", sc.commit_us[s_ins]),
+        (_sales_rows(g, c, lines, sc.correct, sc.corrected_qty), "update", sc.correct_us),
+        (_sales_rows(g, c, lines, sc.cancel, lines.qty[sc.cancel]), "delete", sc.cancel_us),
     ]
-    change_tables = _assemble_changes(changes, g_changes)
+    return changes
 
-    # ------------------------------------------------------------------------ ground truth
+
+def _truth_daily(g: _Grid, c: _Catalog, dem: _Demand, k: _Campaigns, lines: _Lines,
+                 sc: _SalesChanges) -> pa.Table:  # fmt: skip
+    """Per active product-day: expected, demanded, served and sold units, stock-out, discount."""
+    P, D = g.P, g.D
     sold = np.zeros(P * D, dtype=np.int64)
-    np.add.at(sold, line_product[alive] * D + line_day[alive], final_qty[alive])
-    act_rows, act_days = np.nonzero(active)
-    truth_daily = pa.table(
+    alive = sc.alive
+    np.add.at(sold, lines.product[alive] * D + lines.day[alive], sc.final_qty[alive])
+    act_rows, act_days = np.nonzero(dem.active)
+    return pa.table(
         {
-            "product_id": pa.array(product_ids[act_rows]),
-            "date": _dates(start64, act_days),
-            "expected": pa.array(np.round(expected[act_rows, act_days], 6)),
-            "demand": pa.array(demand[act_rows, act_days].astype(np.int64)),
-            "served": pa.array(served[act_rows, act_days].astype(np.int64)),
+            "product_id": pa.array(c.product_ids[act_rows]),
+            "date": _dates(g.start64, act_days),
+            "expected": pa.array(np.round(dem.expected[act_rows, act_days], 6)),
+            "demand": pa.array(dem.demand[act_rows, act_days].astype(np.int64)),
+            "served": pa.array(dem.served[act_rows, act_days].astype(np.int64)),
             "sold": pa.array(sold.reshape(P, D)[act_rows, act_days]),
-            "stockout": pa.array(stockout[act_rows, act_days]),
-            "discount": pa.array(disc[:, act_rows, act_days].max(axis=0)),
-            "in_window": pa.array(act_days >= H),
+            "stockout": pa.array(dem.stockout[act_rows, act_days]),
+            "discount": pa.array(k.disc[:, act_rows, act_days].max(axis=0)),
+            "in_window": pa.array(act_days >= g.H),
         }
     )
-    a_sales = [sale_id[line_anomaly == i].tolist() for i in range(n_anom)]
+
+
+def _truth_anomalies(g: _Grid, c: _Catalog, a: _Anomalies, lines: _Lines) -> pa.Table:
+    """Each injected anomaly: type, product, moment, magnitude and the sale ids it made."""
+    n_anom = a.n
+    a_sales = [lines.sale_id[lines.anomaly == i].tolist() for i in range(n_anom)]
     type_names = np.array(list(_ANOMALY_CODES))
-    truth_anomalies = pa.table(
+    return pa.table(
         {
             "anomaly_id": pa.array(
                 _ids("A", n_anom, 5) if n_anom else np.array([], str), pa.string()
             ),
-            "type": pa.array(type_names[a_type] if n_anom else np.array([], str), pa.string()),
+            "type": pa.array(type_names[a.type] if n_anom else np.array([], str), pa.string()),
             "product_id": pa.array(
-                product_ids[a_product] if n_anom else np.array([], str), pa.string()
+                c.product_ids[a.product] if n_anom else np.array([], str), pa.string()
             ),
-            "start": _timestamps(start64, a_start_s),
-            "end": _timestamps(start64, a_end_s),
-            "magnitude": pa.array(np.round(a_magnitude, 4), pa.float64()),
+            "start": _timestamps(g.start64, a.start_s),
+            "end": _timestamps(g.start64, a.end_s),
+            "magnitude": pa.array(np.round(a.magnitude, 4), pa.float64()),
             "sale_ids": pa.array(a_sales, type=pa.list_(pa.int64())),
         }
     )
 
-    # --------------------------------------------------------------- direct shop events
+
+def _shop_events(spec: WorldSpec, g: _Grid, c: _Catalog, lines: _Lines,
+                 sc: _SalesChanges) -> pa.Table:  # fmt: skip
+    """Order lines of the shop's channels that the shop also puts on the stream itself."""
     direct = np.flatnonzero(
-        in_window & np.isin(line_channel, [CHANNELS.index(c) for c in spec.ecommerce.channels])
+        sc.in_window
+        & np.isin(lines.channel, [CHANNELS.index(ch) for ch in spec.ecommerce.channels])
     )
     if not spec.ecommerce.direct_events:
         direct = direct[:0]
-    ecommerce = pa.table(
+    return pa.table(
         {
-            "sale_id": pa.array(sale_id[direct]),
-            "product_id": pa.array(product_ids[line_product[direct]]),
-            "quantity": pa.array(line_qty[direct], pa.int32()),
-            "unit_price": pa.array(line_price[direct]),
-            "channel": pa.array(np.array(CHANNELS)[line_channel[direct]]),
-            "sold_at": _timestamps(start64, line_s[direct]),
-            "_sent_us": pa.array(line_s[direct] * 1_000_000 + 200_000),
+            "sale_id": pa.array(lines.sale_id[direct]),
+            "product_id": pa.array(c.product_ids[lines.product[direct]]),
+            "quantity": pa.array(lines.qty[direct], pa.int32()),
+            "unit_price": pa.array(lines.price[direct]),
+            "channel": pa.array(np.array(CHANNELS)[lines.channel[direct]]),
+            "sold_at": _timestamps(g.start64, lines.s[direct]),
+            "_sent_us": pa.array(lines.s[direct] * 1_000_000 + 200_000),
         }
     )
+
+
+# --------------------------------------------------------------------------------- simulation
+def simulate(spec: WorldSpec) -> SimulatedWorld:
+    """Generate the world for ``spec`` (pure: same spec ⇒ same tables)."""
+    gens = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(8)]
+    g_prod, g_price, g_camp, g_dem, g_lines, g_anom, g_changes, g_names = gens
+    grid = _Grid.of(spec)
+    catalog = _catalog(spec, grid, g_prod, g_names)
+    prices = _prices(grid, catalog, g_price)
+    campaigns = _campaigns(spec, grid, catalog, g_camp)
+    demand = _demand(spec, grid, catalog, prices, campaigns, g_dem)
+    anomalies, demand = _place_anomalies(spec, grid, catalog, demand, g_anom)
+    normal = _normal_lines(grid, demand.served, g_lines)
+    extra, anomalies = _anomalous_lines(demand, anomalies, g_anom)
+    lines = _lines(normal, extra, prices, campaigns)
+    sales_changes = _sales_changes(grid, lines, g_changes)
+
+    alive = sales_changes.alive
+    sales_final = pa.table(
+        _sales_rows(grid, catalog, lines, np.flatnonzero(alive), sales_changes.final_qty[alive]),
+        schema=SALES,
+    )
+    exists_end = (catalog.insert_s <= grid.end_s) & (catalog.delete_s < 0)
+    products_final = pa.table(
+        _product_rows(grid, catalog, prices, np.flatnonzero(exists_end),
+                      np.full(exists_end.sum(), grid.end_s)),
+        schema=PRODUCTS,
+    )  # fmt: skip
+    camp_exists_end = (campaigns.created_s <= grid.end_s) & ~campaigns.deleted
+    ce = np.flatnonzero(camp_exists_end)
+    campaigns_final = pa.table(
+        _campaign_rows(grid, catalog, campaigns, ce,
+                       campaigns.edited[ce] & (campaigns.edit_s[ce] <= grid.end_s)),
+        schema=CAMPAIGNS,
+    )  # fmt: skip
+    change_log = _change_log(grid, catalog, prices, campaigns, lines, sales_changes)
+    change_tables = _assemble_changes(change_log, g_changes)
     stats = {
-        "products": P,
-        "sales_lines": len(line_s),
-        "window_lines": int(in_window.sum()),
-        "anomalies": n_anom,
+        "products": grid.P,
+        "sales_lines": len(lines.s),
+        "window_lines": int(sales_changes.in_window.sum()),
+        "anomalies": anomalies.n,
         "campaigns": int(camp_exists_end.sum()),
     }
     logger.info("simulated world: %s", stats)
     return SimulatedWorld(
         spec=spec,
-        start=dt.datetime.combine(cal.start, dt.time(), tzinfo=dt.UTC),
-        load_seconds=load_s,
-        end_seconds=end_s,
+        start=dt.datetime.combine(grid.start, dt.time(), tzinfo=dt.UTC),
+        load_seconds=grid.load_s,
+        end_seconds=grid.end_s,
         products=products_final,
         campaigns=campaigns_final,
         sales=sales_final,
         changes=change_tables,
-        truth_daily=truth_daily,
-        truth_anomalies=truth_anomalies,
-        ecommerce_events=ecommerce,
+        truth_daily=_truth_daily(grid, catalog, demand, campaigns, lines, sales_changes),
+        truth_anomalies=_truth_anomalies(grid, catalog, anomalies, lines),
+        ecommerce_events=_shop_events(spec, grid, catalog, lines, sales_changes),
         stats=stats,
     )
 
