@@ -32,11 +32,13 @@ import boto3
 import botocore.session
 from botocore.config import Config
 
-from emulation import athena as athena_gap
+# Importing a gap-filler that patches the in-process server registers its patch.
+import emulation.athena
+import emulation.glue.jobs
+import emulation.sagemaker
+import emulation.stepfunctions  # noqa: F401
 from emulation import events as events_gap
-from emulation import sagemaker as sagemaker_gap
-from emulation import stepfunctions as stepfunctions_gap
-from emulation.glue import jobs as glue_jobs
+from emulation._patching import install_all as install_gap_fillers
 from emulation.safety import (
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
@@ -145,11 +147,7 @@ class World:
                     "an embedded world is already running in this process (MOTO_PORT is "
                     "process-wide); reuse it or stop it first"
                 )
-            events_gap.install_in_process()
-            glue_jobs.install_in_process()
-            athena_gap.install_in_process()
-            sagemaker_gap.install_in_process()
-            stepfunctions_gap.install_in_process()
+            install_gap_fillers()  # each registered in-process patch, once per process
             werkzeug_log = logging.getLogger("werkzeug")
             if werkzeug_log.level == logging.NOTSET:  # moto's request log is noise in a run
                 werkzeug_log.setLevel(logging.WARNING)

@@ -34,11 +34,10 @@ import sqlglot
 from sqlglot import exp
 
 from emulation._managed_state import embedded_client, follow_tracker
+from emulation._patching import moto_patch
 
 logger = logging.getLogger(__name__)
 
-_patch_lock = threading.Lock()
-_patched = False
 _RUN_LOCK = threading.Lock()
 _DDL_NOOP = ("MSCK", "ALTER TABLE")
 
@@ -284,81 +283,77 @@ def results_csv(rows: list[dict[str, Any]]) -> bytes:
 
 
 # ------------------------------------------------------------------------ embedded moto patch
+@moto_patch("athena")
 def install_in_process() -> None:
     """Make the in-process moto execute Athena queries (idempotent)."""
-    global _patched
-    with _patch_lock:
-        if _patched:
-            return
-        from moto.athena.models import AthenaBackend, Execution, QueryResults
-        from moto.athena.responses import AthenaResponse
-        from moto.core.exceptions import JsonRESTError
+    from moto.athena.models import AthenaBackend, Execution, QueryResults
+    from moto.athena.responses import AthenaResponse
+    from moto.core.exceptions import JsonRESTError
 
-        original_start = AthenaBackend.start_query_execution
-        original_results = AthenaBackend.get_query_results
-        original_describe = AthenaResponse.get_query_execution
+    original_start = AthenaBackend.start_query_execution
+    original_results = AthenaBackend.get_query_results
+    original_describe = AthenaResponse.get_query_execution
 
-        def start_query_execution(self, query, context, config, workgroup, execution_parameters):  # type: ignore[no-untyped-def]
-            exec_id = original_start(self, query, context, config, workgroup, execution_parameters)
-            execution = self.executions[exec_id]
-            execution._dfp = _Run()
-            threading.Thread(
-                target=_run_in_process,
-                args=(self, execution),
-                daemon=True,
-                name=f"athena-{exec_id}",
-            ).start()
-            return exec_id
+    def start_query_execution(self, query, context, config, workgroup, execution_parameters):  # type: ignore[no-untyped-def]
+        exec_id = original_start(self, query, context, config, workgroup, execution_parameters)
+        execution = self.executions[exec_id]
+        execution._dfp = _Run()
+        threading.Thread(
+            target=_run_in_process,
+            args=(self, execution),
+            daemon=True,
+            name=f"athena-{exec_id}",
+        ).start()
+        return exec_id
 
-        def get_query_results(self, exec_id: str):  # type: ignore[no-untyped-def]
-            execution = self.executions.get(exec_id)
-            run = getattr(execution, "_dfp", None)
-            if run is None:
-                return original_results(self, exec_id)
-            if run.state != "SUCCEEDED":
-                raise JsonRESTError(
-                    "InvalidRequestException",
-                    f"Query has not yet finished. Current state: {run.state}"
-                    if run.state in ("QUEUED", "RUNNING")
-                    else f"Query did not succeed: {run.reason}",
-                )
-            return QueryResults(rows=run.rows, column_info=run.columns)
+    def get_query_results(self, exec_id: str):  # type: ignore[no-untyped-def]
+        execution = self.executions.get(exec_id)
+        run = getattr(execution, "_dfp", None)
+        if run is None:
+            return original_results(self, exec_id)
+        if run.state != "SUCCEEDED":
+            raise JsonRESTError(
+                "InvalidRequestException",
+                f"Query has not yet finished. Current state: {run.state}"
+                if run.state in ("QUEUED", "RUNNING")
+                else f"Query did not succeed: {run.reason}",
+            )
+        return QueryResults(rows=run.rows, column_info=run.columns)
 
-        def describe(self):  # type: ignore[no-untyped-def]
-            body = json.loads(original_describe(self))
-            execution = self.athena_backend.executions[self._get_param("QueryExecutionId")]
-            run = getattr(execution, "_dfp", None)
-            if run is not None:
-                status = body["QueryExecution"]["Status"]
-                if run.completed:
-                    status["CompletionDateTime"] = run.completed
-                if run.reason:
-                    status["StateChangeReason"] = run.reason
-                    status["AthenaError"] = {
-                        "ErrorCategory": 2,
-                        "ErrorType": 1000,
-                        "Retryable": False,
-                        "ErrorMessage": run.reason,
-                    }
-            return json.dumps(body)
+    def describe(self):  # type: ignore[no-untyped-def]
+        body = json.loads(original_describe(self))
+        execution = self.athena_backend.executions[self._get_param("QueryExecutionId")]
+        run = getattr(execution, "_dfp", None)
+        if run is not None:
+            status = body["QueryExecution"]["Status"]
+            if run.completed:
+                status["CompletionDateTime"] = run.completed
+            if run.reason:
+                status["StateChangeReason"] = run.reason
+                status["AthenaError"] = {
+                    "ErrorCategory": 2,
+                    "ErrorType": 1000,
+                    "Retryable": False,
+                    "ErrorMessage": run.reason,
+                }
+        return json.dumps(body)
 
-        def results_response(self):  # type: ignore[no-untyped-def]
-            exec_id = self._get_param("QueryExecutionId")
-            result = self.athena_backend.get_query_results(exec_id).to_dict()
-            rows = result["ResultSet"]["Rows"]
-            size = int(self._get_param("MaxResults") or 1000)
-            start = int(self._get_param("NextToken") or 0)
-            result["ResultSet"]["Rows"] = rows[start : start + size]
-            if start + size < len(rows):
-                result["NextToken"] = str(start + size)
-            return json.dumps(result)
+    def results_response(self):  # type: ignore[no-untyped-def]
+        exec_id = self._get_param("QueryExecutionId")
+        result = self.athena_backend.get_query_results(exec_id).to_dict()
+        rows = result["ResultSet"]["Rows"]
+        size = int(self._get_param("MaxResults") or 1000)
+        start = int(self._get_param("NextToken") or 0)
+        result["ResultSet"]["Rows"] = rows[start : start + size]
+        if start + size < len(rows):
+            result["NextToken"] = str(start + size)
+        return json.dumps(result)
 
-        AthenaBackend.start_query_execution = start_query_execution
-        AthenaBackend.get_query_results = get_query_results
-        follow_tracker(Execution)
-        AthenaResponse.get_query_execution = describe
-        AthenaResponse.get_query_results = results_response
-        _patched = True
+    AthenaBackend.start_query_execution = start_query_execution
+    AthenaBackend.get_query_results = get_query_results
+    follow_tracker(Execution)
+    AthenaResponse.get_query_execution = describe
+    AthenaResponse.get_query_results = results_response
 
 
 def _run_in_process(backend: Any, execution: Any) -> None:

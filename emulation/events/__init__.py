@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from emulation._patching import moto_patch
 from emulation.store import STORE
 
 if TYPE_CHECKING:
@@ -196,39 +197,33 @@ def target_input(event: dict[str, Any], target: dict[str, Any], rule_name: str =
 
 
 # ------------------------------------------------------------------------- embedded moto patch
-_patch_lock = threading.Lock()
-_patched = False
 
 
+@moto_patch("events")
 def install_in_process() -> None:
     """Extend the in-process moto so rules deliver to state machine targets (idempotent)."""
-    global _patched
-    with _patch_lock:
-        if _patched:
-            return
-        from moto.events.models import Rule
+    from moto.events.models import Rule
 
-        original = Rule.send_to_targets
+    original = Rule.send_to_targets
 
-        def send_to_targets(self, original_event, transform_input: bool = True):  # type: ignore[no-untyped-def]
-            states = [t for t in self.targets if is_state_machine_arn(t["Arn"])]
-            if not states:
-                return original(self, original_event, transform_input)
-            if getattr(self, "state", "ENABLED") != "ENABLED":
-                return None
-            if not self.event_pattern.matches_event(original_event):
-                return None
-            for target in states:
-                _start_in_process(self, target, original_event)
-            others = [t for t in self.targets if not is_state_machine_arn(t["Arn"])]
-            if others:
-                shadow = copy.copy(self)
-                shadow.targets = others
-                original(shadow, original_event, transform_input)
+    def send_to_targets(self, original_event, transform_input: bool = True):  # type: ignore[no-untyped-def]
+        states = [t for t in self.targets if is_state_machine_arn(t["Arn"])]
+        if not states:
+            return original(self, original_event, transform_input)
+        if getattr(self, "state", "ENABLED") != "ENABLED":
             return None
+        if not self.event_pattern.matches_event(original_event):
+            return None
+        for target in states:
+            _start_in_process(self, target, original_event)
+        others = [t for t in self.targets if not is_state_machine_arn(t["Arn"])]
+        if others:
+            shadow = copy.copy(self)
+            shadow.targets = others
+            original(shadow, original_event, transform_input)
+        return None
 
-        Rule.send_to_targets = send_to_targets
-        _patched = True
+    Rule.send_to_targets = send_to_targets
 
 
 def _start_in_process(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:

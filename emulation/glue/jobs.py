@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from emulation._managed_state import embedded_client, follow_tracker
+from emulation._patching import moto_patch
 
 logger = logging.getLogger(__name__)
 
 SHIM_DIR = Path(__file__).with_name("shim")
 _run_lock = threading.Lock()
-_patch_lock = threading.Lock()
-_patched = False
 
 
 @dataclass
@@ -116,47 +115,43 @@ class _Run:
     completed: dt.datetime | None = None
 
 
+@moto_patch("glue")
 def install_in_process() -> None:
     """Make the in-process moto execute job scripts on ``StartJobRun`` (idempotent)."""
-    global _patched
-    with _patch_lock:
-        if _patched:
-            return
-        from moto.glue.models import FakeJob, FakeJobRun
+    from moto.glue.models import FakeJob, FakeJobRun
 
-        original_start = FakeJob.start_job_run
-        original_as_dict = FakeJobRun.as_dict
+    original_start = FakeJob.start_job_run
+    original_as_dict = FakeJobRun.as_dict
 
-        def start_job_run(self, *args: Any, **kwargs: Any) -> str:
-            run_id = original_start(self, *args, **kwargs)
-            run = next(r for r in self.job_runs if r.job_run_id == run_id)
-            run._dfp = _Run(started=dt.datetime.now(dt.UTC))
-            threading.Thread(
-                target=_execute_in_process, args=(self, run), name=f"glue-{run_id}", daemon=True
-            ).start()
-            return run_id
+    def start_job_run(self, *args: Any, **kwargs: Any) -> str:
+        run_id = original_start(self, *args, **kwargs)
+        run = next(r for r in self.job_runs if r.job_run_id == run_id)
+        run._dfp = _Run(started=dt.datetime.now(dt.UTC))
+        threading.Thread(
+            target=_execute_in_process, args=(self, run), name=f"glue-{run_id}", daemon=True
+        ).start()
+        return run_id
 
-        def as_dict(self: Any) -> dict[str, Any]:
-            out = original_as_dict(self)
-            tracked = getattr(self, "_dfp", None)
-            if tracked:
-                out["JobRunState"] = tracked.state
-                out["StartedOn"] = tracked.started
-                out["GlueVersion"] = "5.1"
-                if tracked.completed:
-                    out["CompletedOn"] = tracked.completed
-                    took = tracked.completed - tracked.started
-                    out["ExecutionTime"] = int(took.total_seconds())
-                else:
-                    out.pop("CompletedOn", None)
-                if tracked.error:
-                    out["ErrorMessage"] = tracked.error
-            return out
+    def as_dict(self: Any) -> dict[str, Any]:
+        out = original_as_dict(self)
+        tracked = getattr(self, "_dfp", None)
+        if tracked:
+            out["JobRunState"] = tracked.state
+            out["StartedOn"] = tracked.started
+            out["GlueVersion"] = "5.1"
+            if tracked.completed:
+                out["CompletedOn"] = tracked.completed
+                took = tracked.completed - tracked.started
+                out["ExecutionTime"] = int(took.total_seconds())
+            else:
+                out.pop("CompletedOn", None)
+            if tracked.error:
+                out["ErrorMessage"] = tracked.error
+        return out
 
-        FakeJob.start_job_run = start_job_run
-        follow_tracker(FakeJobRun)
-        FakeJobRun.as_dict = as_dict
-        _patched = True
+    FakeJob.start_job_run = start_job_run
+    follow_tracker(FakeJobRun)
+    FakeJobRun.as_dict = as_dict
 
 
 def _execute_in_process(job: Any, run: Any) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 import pandas as pd
 
 from emulation._managed_state import embedded_client
+from emulation._patching import moto_patch
 from emulation.sagemaker.forecaster import (
     FREQUENCIES,
     ForecastConfig,
@@ -56,9 +57,7 @@ logger = logging.getLogger(__name__)
 
 CANDIDATE = "statsforecast-per-item"
 IMAGE = "dfp-local/statsforecast-forecaster:2.1.1"
-_patch_lock = threading.Lock()
 _work_lock = threading.Lock()  # one training or transform at a time: they use every core
-_patched = False
 
 
 @dataclass
@@ -335,105 +334,101 @@ def _transform_job(backend: Any, job: Any) -> None:
 
 
 # ------------------------------------------------------------------------ embedded moto patch
+@moto_patch("sagemaker")
 def install_in_process() -> None:
     """Make the in-process moto run the forecaster behind the AutoML V2 calls (idempotent)."""
-    global _patched
-    with _patch_lock:
-        if _patched:
-            return
-        from moto.sagemaker import models as sm
-        from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+    from moto.sagemaker import models as sm
+    from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 
-        original_create = sm.SageMakerModelBackend.create_auto_ml_job_v2
-        original_describe = sm.AutoMLJob.describe
-        original_transform = sm.SageMakerModelBackend.create_transform_job
-        original_transform_describe = sm.FakeTransformJob.response_object.fget
+    original_create = sm.SageMakerModelBackend.create_auto_ml_job_v2
+    original_describe = sm.AutoMLJob.describe
+    original_transform = sm.SageMakerModelBackend.create_transform_job
+    original_transform_describe = sm.FakeTransformJob.response_object.fget
 
-        def create_auto_ml_job_v2(self: Any, *args: Any, **kwargs: Any) -> str:
-            problem = kwargs.get("auto_ml_problem_type_config") or {}
-            config = None
-            if "TimeSeriesForecastingJobConfig" in problem:
-                local = settings(self.account_id, self.region_name)
-                try:
-                    config = job_config(
-                        problem["TimeSeriesForecastingJobConfig"],
-                        local.backtest_windows,
-                        local.n_jobs,
-                    )
-                except ForecastInputError as exc:
-                    raise ValidationError(message=str(exc)) from None
-                problem["TimeSeriesForecastingJobConfig"].setdefault(
-                    "CompletionCriteria", {"MaxAutoMLJobRuntimeInSeconds": 259200}
+    def create_auto_ml_job_v2(self: Any, *args: Any, **kwargs: Any) -> str:
+        problem = kwargs.get("auto_ml_problem_type_config") or {}
+        config = None
+        if "TimeSeriesForecastingJobConfig" in problem:
+            local = settings(self.account_id, self.region_name)
+            try:
+                config = job_config(
+                    problem["TimeSeriesForecastingJobConfig"],
+                    local.backtest_windows,
+                    local.n_jobs,
                 )
-            arn = original_create(self, *args, **kwargs)
-            if config is not None:
-                job = self.auto_ml_jobs[kwargs["auto_ml_job_name"]]
-                job._dfp = _Tracked()
-                threading.Thread(
-                    target=_train_job, args=(job, config), name=f"automl-{job.auto_ml_job_name}",
-                    daemon=True,
-                ).start()  # fmt: skip
-            return arn
-
-        def describe(self: Any) -> dict[str, Any]:
-            out = original_describe(self)
-            tracked: _Tracked | None = getattr(self, "_dfp", None)
-            if tracked is None:
-                return out
-            out["AutoMLJobStatus"] = tracked.state
-            out["AutoMLJobSecondaryStatus"] = {
-                "InProgress": "Training", "Completed": "Completed", "Failed": "Failed"
-            }[tracked.state]  # fmt: skip
-            out.pop("ModelDeployConfig", None)
-            out.pop("ModelDeployResult", None)
-            out["PartialFailureReasons"] = []
-            if tracked.ended:
-                out["EndTime"] = tracked.ended
-                out["LastModifiedTime"] = tracked.ended
-            else:
-                out.pop("EndTime", None)
-            if tracked.reason:
-                out["FailureReason"] = tracked.reason
-            else:
-                out.pop("FailureReason", None)
-            if tracked.best:
-                out["BestCandidate"] = tracked.best
-            else:
-                out.pop("BestCandidate", None)
-            return out
-
-        def create_transform_job(self: Any, transform_job_name: str, **kwargs: Any) -> Any:
-            if transform_job_name in self.transform_jobs:
-                raise ResourceInUseException(
-                    message=f"Job name must be unique within an AWS account and region, and a "
-                    f"job with this name already exists ({transform_job_name})"
-                )
-            job = original_transform(self, transform_job_name=transform_job_name, **kwargs)
+            except ForecastInputError as exc:
+                raise ValidationError(message=str(exc)) from None
+            problem["TimeSeriesForecastingJobConfig"].setdefault(
+                "CompletionCriteria", {"MaxAutoMLJobRuntimeInSeconds": 259200}
+            )
+        arn = original_create(self, *args, **kwargs)
+        if config is not None:
+            job = self.auto_ml_jobs[kwargs["auto_ml_job_name"]]
             job._dfp = _Tracked()
             threading.Thread(
-                target=_transform_job, args=(self, job), name=f"transform-{transform_job_name}",
+                target=_train_job, args=(job, config), name=f"automl-{job.auto_ml_job_name}",
                 daemon=True,
             ).start()  # fmt: skip
-            return job
+        return arn
 
-        def transform_response(self: Any) -> dict[str, Any]:
-            out = original_transform_describe(self)
-            tracked: _Tracked | None = getattr(self, "_dfp", None)
-            if tracked is None:
-                return out
-            out["TransformJobStatus"] = tracked.state
-            if tracked.ended:
-                out["TransformEndTime"] = tracked.ended
-            else:
-                out.pop("TransformEndTime", None)
-            if tracked.reason:
-                out["FailureReason"] = tracked.reason
-            else:
-                out.pop("FailureReason", None)
+    def describe(self: Any) -> dict[str, Any]:
+        out = original_describe(self)
+        tracked: _Tracked | None = getattr(self, "_dfp", None)
+        if tracked is None:
             return out
+        out["AutoMLJobStatus"] = tracked.state
+        out["AutoMLJobSecondaryStatus"] = {
+            "InProgress": "Training", "Completed": "Completed", "Failed": "Failed"
+        }[tracked.state]  # fmt: skip
+        out.pop("ModelDeployConfig", None)
+        out.pop("ModelDeployResult", None)
+        out["PartialFailureReasons"] = []
+        if tracked.ended:
+            out["EndTime"] = tracked.ended
+            out["LastModifiedTime"] = tracked.ended
+        else:
+            out.pop("EndTime", None)
+        if tracked.reason:
+            out["FailureReason"] = tracked.reason
+        else:
+            out.pop("FailureReason", None)
+        if tracked.best:
+            out["BestCandidate"] = tracked.best
+        else:
+            out.pop("BestCandidate", None)
+        return out
 
-        sm.SageMakerModelBackend.create_auto_ml_job_v2 = create_auto_ml_job_v2
-        sm.AutoMLJob.describe = describe
-        sm.SageMakerModelBackend.create_transform_job = create_transform_job
-        sm.FakeTransformJob.response_object = property(transform_response)
-        _patched = True
+    def create_transform_job(self: Any, transform_job_name: str, **kwargs: Any) -> Any:
+        if transform_job_name in self.transform_jobs:
+            raise ResourceInUseException(
+                message=f"Job name must be unique within an AWS account and region, and a "
+                f"job with this name already exists ({transform_job_name})"
+            )
+        job = original_transform(self, transform_job_name=transform_job_name, **kwargs)
+        job._dfp = _Tracked()
+        threading.Thread(
+            target=_transform_job, args=(self, job), name=f"transform-{transform_job_name}",
+            daemon=True,
+        ).start()  # fmt: skip
+        return job
+
+    def transform_response(self: Any) -> dict[str, Any]:
+        out = original_transform_describe(self)
+        tracked: _Tracked | None = getattr(self, "_dfp", None)
+        if tracked is None:
+            return out
+        out["TransformJobStatus"] = tracked.state
+        if tracked.ended:
+            out["TransformEndTime"] = tracked.ended
+        else:
+            out.pop("TransformEndTime", None)
+        if tracked.reason:
+            out["FailureReason"] = tracked.reason
+        else:
+            out.pop("FailureReason", None)
+        return out
+
+    sm.SageMakerModelBackend.create_auto_ml_job_v2 = create_auto_ml_job_v2
+    sm.AutoMLJob.describe = describe
+    sm.SageMakerModelBackend.create_transform_job = create_transform_job
+    sm.FakeTransformJob.response_object = property(transform_response)

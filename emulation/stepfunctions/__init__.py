@@ -18,11 +18,9 @@ error ``<service>.<service>Exception``; workflows here catch ``States.TaskFailed
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 
-_patch_lock = threading.Lock()
-_patched = False
+from emulation._patching import moto_patch
 
 
 def as_aws_json(value: Any) -> Any:
@@ -40,25 +38,21 @@ def as_aws_json(value: Any) -> Any:
     return value
 
 
+@moto_patch("stepfunctions")
 def install_in_process() -> None:
     """Patch the in-process moto's aws-sdk task (idempotent)."""
-    global _patched
-    with _patch_lock:
-        if _patched:
-            return
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-            state_task_service_aws_sdk as aws_sdk,
-        )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
 
-        original = aws_sdk.StateTaskServiceAwsSdk._eval_service_task
+    original = aws_sdk.StateTaskServiceAwsSdk._eval_service_task
 
-        def _eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
-            original(self, env, *args, **kwargs)
-            env.stack.append(as_aws_json(env.stack.pop()))
+    def _eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, env, *args, **kwargs)
+        env.stack.append(as_aws_json(env.stack.pop()))
 
-        aws_sdk.StateTaskServiceAwsSdk._eval_service_task = _eval_service_task
-        _patch_keyword_paths()
-        _patched = True
+    aws_sdk.StateTaskServiceAwsSdk._eval_service_task = _eval_service_task
+    _patch_keyword_paths()
 
 
 def _patch_keyword_paths() -> None:

@@ -107,3 +107,23 @@ def test_world_stops_its_server_when_interrupted(tmp_path) -> None:
     port, connect_result = map(int, out.stdout.split())
     assert port > 0
     assert connect_result != 0, "the server still accepts connections after the interrupt"
+
+
+def test_in_process_patches_are_registered_and_applied_once() -> None:
+    from emulation import _patching
+
+    assert set(_patching.registered()) >= {"athena", "events", "glue", "sagemaker", "stepfunctions"}
+    calls = []
+
+    @_patching.moto_patch("test-only")
+    def install() -> None:
+        calls.append(1)
+
+    try:
+        install()
+        install()
+        _patching.install_all()
+        assert calls == [1]
+    finally:
+        _patching._registry.pop("test-only")
+        _patching._installed.discard("test-only")
