@@ -64,12 +64,30 @@ from pipeline.contracts.cdc import TABLES as CDC_TABLES
 from pipeline.runtimes import RUNTIMES
 
 STACK_ID = "DemandForecasting"
-GLUE_VERSION = RUNTIMES["glue"].aws_runtime
 FLINK_RUNTIME = RUNTIMES["flink"].aws_runtime
 LAMBDA_RUNTIME = lambda_.Runtime(RUNTIMES["serving"].aws_runtime, lambda_.RuntimeFamily.PYTHON)
 RUN_OPTIONS_GROUP = "kinesis.analytics.flink.run.options"
 # Where an asset key lands: the CDK staging bucket; its objects are addressed by content hash.
 _STAGING_OBJECTS = "staging bucket objects are content-addressed by hash; the key is not known"
+
+
+def cfn_props(value: Any) -> Any:
+    """An API-shaped request body (PascalCase, as :class:`deploy.stack.ResolvedStack` builds it)
+    as an L1 construct's property value (jsii's camelCase: ``BucketARN`` → ``bucketArn``).
+
+    Only identifier keys change; free-form maps such as job arguments (``--name``) keep theirs.
+    """
+    if isinstance(value, list):
+        return [cfn_props(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key[:1].isupper():
+            key = key[:-3] + "Arn" if key.endswith("ARN") else key
+            key = key[0].lower() + key[1:]
+        out[key] = cfn_props(item)
+    return out
 
 
 def _ack(scope: Construct, rule: str, reason: str) -> None:
@@ -410,23 +428,24 @@ class DemandForecastingStack(cdk.Stack):
                     f"AwsSolutions-IAM5[Action::{action}]",
                     "CDK's encrypt/decrypt grant, on the stack's own key only",
                 )
-            arguments = {
-                "--job-language": "python",
-                **self.names.job_arguments(key),
-                "--extra-py-files": library.s3_object_url,
-                "--enable-continuous-cloudwatch-log": "true",
-            }
+            definition = self.names.glue_job_definition(
+                key,
+                role_arn=role.role_arn,
+                script_location=script.s3_object_url,
+                extra_arguments={
+                    "--extra-py-files": library.s3_object_url,
+                    "--enable-continuous-cloudwatch-log": "true",
+                },
+            )
             job = glue.CfnJob(
                 self,
                 f"GlueJob-{key}",
                 name=self.names.job_name(key),
-                role=role.role_arn,
-                command=glue.CfnJob.JobCommandProperty(
-                    name="glueetl", script_location=script.s3_object_url, python_version="3"
-                ),
-                default_arguments=arguments,
-                glue_version=GLUE_VERSION,
-                execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=1),
+                role=definition["Role"],
+                command=cfn_props(definition["Command"]),
+                default_arguments=definition["DefaultArguments"],
+                glue_version=definition["GlueVersion"],
+                execution_property=cfn_props(definition["ExecutionProperty"]),
                 security_configuration=security.ref,
                 worker_type="G.1X",
                 number_of_workers=2,
@@ -697,56 +716,21 @@ class DemandForecastingStack(cdk.Stack):
             )
             log_group = self.log_group(f"FirehoseLogs-{key}", f"/aws/kinesisfirehose/{d.name(key)}")
             log_group.grant_write(role)
-            processors = []
-            if spec.partition_query:
-                processors.append(
-                    {
-                        "type": "MetadataExtraction",
-                        "parameters": [
-                            {
-                                "parameterName": "MetadataExtractionQuery",
-                                "parameterValue": spec.partition_query,
-                            },
-                            {"parameterName": "JsonParsingEngine", "parameterValue": "JQ-1.6"},
-                        ],
-                    }
+            destination = cfn_props(
+                self.names.delivery_destination(
+                    key,
+                    bucket_arn=self.buckets[spec.bucket].bucket_arn,
+                    role_arn=role.role_arn,
+                    region=cdk.Aws.REGION,
                 )
-            destination: dict[str, Any] = {
-                "bucketArn": self.buckets[spec.bucket].bucket_arn,
-                "roleArn": role.role_arn,
-                "prefix": spec.prefix,
-                "errorOutputPrefix": spec.error_prefix,
-                "bufferingHints": {
-                    "sizeInMBs": spec.buffer_mib,
-                    "intervalInSeconds": spec.buffer_seconds,
-                },
-                "compressionFormat": "UNCOMPRESSED",  # Parquet compresses itself (SNAPPY)
-                "cloudWatchLoggingOptions": {
-                    "enabled": True,
-                    "logGroupName": log_group.log_group_name,
-                    "logStreamName": "delivery",
-                },
-                "dataFormatConversionConfiguration": {
-                    "enabled": True,
-                    "schemaConfiguration": {
-                        "databaseName": d.glue.database,
-                        "tableName": spec.glue_table,
-                        "roleArn": role.role_arn,
-                        "region": cdk.Aws.REGION,
-                        "versionId": "LATEST",
-                    },
-                    "inputFormatConfiguration": {"deserializer": {"openXJsonSerDe": {}}},
-                    "outputFormatConfiguration": {
-                        "serializer": {"parquetSerDe": {"compression": "SNAPPY"}}
-                    },
-                },
+            )
+            # On AWS only: delivery logs, and no second compression of Parquet (SNAPPY inside).
+            destination["compressionFormat"] = "UNCOMPRESSED"
+            destination["cloudWatchLoggingOptions"] = {
+                "enabled": True,
+                "logGroupName": log_group.log_group_name,
+                "logStreamName": "delivery",
             }
-            if processors:
-                destination["dynamicPartitioningConfiguration"] = {"enabled": True}
-                destination["processingConfiguration"] = {
-                    "enabled": True,
-                    "processors": processors,
-                }
             stream = firehose.CfnDeliveryStream(
                 self,
                 f"DeliveryStream-{key}",

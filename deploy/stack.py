@@ -390,6 +390,79 @@ class ResolvedStack:
             for arg, value in self.stack.glue.jobs[key].arguments.items()
         }
 
+    # ---------------------------------------------------- request bodies, one per resource
+    # Shaped like the service API's request (PascalCase); local provisioning sends them with
+    # boto3, the CDK app passes them to its L1 constructs (deploy.app.cfn_props), adding only
+    # what exists on AWS alone (logging, encryption, assets). One builder, so the two sides
+    # cannot drift.
+    def glue_job_definition(
+        self, key: str, *, role_arn: str, script_location: str, extra_arguments: dict | None = None
+    ) -> dict[str, Any]:
+        """``CreateJob``'s body (without ``Name``) for the job ``key``."""
+        from pipeline.runtimes import RUNTIMES
+
+        return {
+            "Role": role_arn,
+            "Command": {"Name": "glueetl", "ScriptLocation": script_location, "PythonVersion": "3"},
+            "DefaultArguments": {
+                "--job-language": "python",
+                **self.job_arguments(key),
+                **(extra_arguments or {}),
+            },
+            "GlueVersion": RUNTIMES["glue"].aws_runtime,
+            "ExecutionProperty": {"MaxConcurrentRuns": 1},
+        }
+
+    def delivery_destination(
+        self, key: str, *, bucket_arn: str, role_arn: str, region: str
+    ) -> dict[str, Any]:
+        """``ExtendedS3DestinationConfiguration`` of the delivery stream ``key``: prefixes,
+        buffering, Parquet conversion with the catalog table's schema, dynamic partitioning."""
+        spec = self.stack.delivery_streams[key]
+        destination: dict[str, Any] = {
+            "RoleARN": role_arn,
+            "BucketARN": bucket_arn,
+            "Prefix": spec.prefix,
+            "ErrorOutputPrefix": spec.error_prefix,
+            "BufferingHints": {
+                "SizeInMBs": spec.buffer_mib,
+                "IntervalInSeconds": spec.buffer_seconds,
+            },
+            "DataFormatConversionConfiguration": {
+                "Enabled": True,
+                "SchemaConfiguration": {
+                    "DatabaseName": self.stack.glue.database,
+                    "TableName": spec.glue_table,
+                    "RoleARN": role_arn,
+                    "Region": region,
+                    "VersionId": "LATEST",
+                },
+                "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
+                "OutputFormatConfiguration": {
+                    "Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}
+                },
+            },
+        }
+        if spec.partition_query:
+            destination["DynamicPartitioningConfiguration"] = {"Enabled": True}
+            destination["ProcessingConfiguration"] = {
+                "Enabled": True,
+                "Processors": [
+                    {
+                        "Type": "MetadataExtraction",
+                        "Parameters": [
+                            {"ParameterName": "MetadataExtractionQuery",
+                             "ParameterValue": spec.partition_query},
+                            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
+                        ],
+                    }
+                ],
+            }  # fmt: skip
+        return destination
+
+    def bucket_arn(self, key: str) -> str:
+        return f"arn:{self.partition}:s3:::{self.bucket(key)}"
+
     def rule_input(self, key: str, *, local: bool) -> dict[str, Any] | None:
         """The constant settings a rule hands its target, resolved; ``local`` applies
         ``local.rule_input`` overrides."""

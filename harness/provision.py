@@ -190,13 +190,9 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
             RoleName=names.role_name(f"{key}-glue"),
             AssumeRolePolicyDocument=_trust("glue"),
         )
-        definition = {
-            "Role": names.role_arn(f"{key}-glue"),
-            "Command": {"Name": "glueetl", "ScriptLocation": location, "PythonVersion": "3"},
-            "DefaultArguments": {"--job-language": "python", **names.job_arguments(key)},
-            "GlueVersion": "5.1",
-            "ExecutionProperty": {"MaxConcurrentRuns": 1},
-        }
+        definition = names.glue_job_definition(
+            key, role_arn=names.role_arn(f"{key}-glue"), script_location=location
+        )
         if not _exists_ok(glue.create_job, Name=names.job_name(key), **definition):
             glue.update_job(JobName=names.job_name(key), JobUpdate=definition)
         if job.schedule:
@@ -217,45 +213,9 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
             RoleName=names.role_name(f"{key}-firehose"),
             AssumeRolePolicyDocument=_trust("firehose"),
         )
-        destination: dict[str, Any] = {
-            "RoleARN": role,
-            "BucketARN": f"arn:aws:s3:::{names.bucket(spec.bucket)}",
-            "Prefix": spec.prefix,
-            "ErrorOutputPrefix": spec.error_prefix,
-            "BufferingHints": {
-                "SizeInMBs": spec.buffer_mib,
-                "IntervalInSeconds": spec.buffer_seconds,
-            },
-            "DataFormatConversionConfiguration": {
-                "Enabled": True,
-                "SchemaConfiguration": {
-                    "DatabaseName": stack.glue.database,
-                    "TableName": spec.glue_table,
-                    "RoleARN": role,
-                    "Region": world.region,
-                    "VersionId": "LATEST",
-                },
-                "InputFormatConfiguration": {"Deserializer": {"OpenXJsonSerDe": {}}},
-                "OutputFormatConfiguration": {
-                    "Serializer": {"ParquetSerDe": {"Compression": "SNAPPY"}}
-                },
-            },
-        }
-        if spec.partition_query:
-            destination["DynamicPartitioningConfiguration"] = {"Enabled": True}
-            destination["ProcessingConfiguration"] = {
-                "Enabled": True,
-                "Processors": [
-                    {
-                        "Type": "MetadataExtraction",
-                        "Parameters": [
-                            {"ParameterName": "MetadataExtractionQuery",
-                             "ParameterValue": spec.partition_query},
-                            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"},
-                        ],
-                    }
-                ],
-            }  # fmt: skip
+        destination = names.delivery_destination(
+            key, bucket_arn=names.bucket_arn(spec.bucket), role_arn=role, region=world.region
+        )
         _exists_ok(
             firehose.create_delivery_stream,
             DeliveryStreamName=names.delivery_stream_name(key),
