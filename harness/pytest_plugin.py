@@ -8,7 +8,8 @@ Fixtures:
 * ``stack`` (session): the validated stack description.
 
 Marker ``e2e``: end-to-end scenario runs, the heavy ones; select with ``-m e2e`` or leave them out
-with ``-m "not e2e"``.
+with ``-m "not e2e"``. Marker ``world``: set on every test that uses ``world`` or ``aws``, so the
+suite can be run against another endpoint with ``-m "world and not e2e"``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from emulation.world import region_from_environment
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end scenario runs (slow; select with -m e2e)")
+    config.addinivalue_line(
+        "markers",
+        "world: talks to the local AWS world (set on every test using the world or aws fixture; "
+        "add it to tests that reach the world otherwise, e.g. through the CLI)",
+    )
     config.addinivalue_line(
         "markers", "heavy: runs taking minutes (the standard scenario); deselected unless -m heavy"
     )
@@ -46,3 +52,10 @@ def world(stack: Stack) -> Iterator[World]:
 def aws(world: World) -> World:
     world.reset()
     return world
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use the world, so a run against another endpoint can select them."""
+    for item in items:
+        if {"world", "aws"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.world)

@@ -47,6 +47,7 @@ def _without_wall_times(summary: dict) -> dict:
 
 
 @pytest.mark.e2e
+@pytest.mark.world  # through the CLI, against whatever endpoint the environment names
 def test_dfp_run_writes_summary_and_report_and_guards_its_directory(tmp_path: Path) -> None:
     """The CLI around the spine: exit codes, files, the occupied directory. The stages' content
     is checked on the session's shared smoke run below."""
@@ -94,7 +95,6 @@ def test_the_smoke_run_stages_every_record_and_reconciles(smoke_run) -> None:
     assert summary["status"] == "succeeded", summary["expectations"]
     assert summary["reconciliation"]["ok"] is True
     stages = summary["stages"]
-    assert list(stages) == sorted(stages)
     assert {"world", "provision", "simulate", "stream", "staging", "anomaly", "etl", "forecast",
             "enrich"} == stages.keys()  # fmt: skip
     assert all(s["status"] == "succeeded" for s in stages.values())
