@@ -284,7 +284,8 @@ class BoundedHTTPServer(HTTPServer):
     def process_request(self, request, client_address) -> None:
         if not self.slots.acquire(blocking=False):
             self.refused += 1
-            logger.warning("busy: closing a connection from %s", client_address[0])
+            if self.refused in (1, 10, 100) or self.refused % 1000 == 0:  # not a line per attack
+                logger.warning("busy: closed %d connections so far", self.refused)
             self.shutdown_request(request)
             return
         self.pool.submit(self._work, request, client_address)
