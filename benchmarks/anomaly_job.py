@@ -7,7 +7,7 @@ PyFlink mini-cluster with a bounded file source (``filesystem``, raw lines) inst
 throughput after start-up = (records_big − records_small) / (seconds_big − seconds_small). The
 pure-Python detector over the same lines in this process is measured too (the ceiling the Flink
 Python operator can approach). A SQL form of the detector is not written (drops and bursts are
-stateful per product and per day; see the README). Results go to benchmarks/results/.
+stateful per product and per day; see docs/streaming.md). Results go to benchmarks/results/.
 
     .venv/bin/python benchmarks/anomaly_job.py [SCENARIO] [--records 200000] [--small 2000]
 """

@@ -15,7 +15,7 @@ pipeline package) which the local Glue runs import directly; the Flink applicati
 ``kinesis.analytics.flink.run.options`` group; logging, tracing, alarms, access logs and KMS keys
 exist only here. The source database of DMS is given at deploy time (parameters, defaults from
 the ``source_database`` context). QuickSight has no CDK support for the dashboards used here;
-the README's deploy section says how to set them up.
+docs/deploy.md says how to set them up.
 """
 
 from __future__ import annotations
