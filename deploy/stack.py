@@ -41,9 +41,20 @@ class BucketSpec(_Strict):
     pass
 
 
+class WorkflowAccess(_Strict):
+    """What a workflow's tasks reach, declared (the CDK app grants exactly this; a test checks
+    it against the definition's task resources)."""
+
+    starts_jobs: list[str] = Field(default_factory=list)  # Glue jobs it starts and polls
+    reads_trigger: bool = False  # reads the S3 object whose event started it
+    sagemaker: bool = False  # AutoML jobs, models, transform jobs under the stack's prefix
+    passes_roles: list[str] = Field(default_factory=list)  # roles it hands to SageMaker
+
+
 class StateMachineSpec(_Strict):
     definition: str
     timeout_seconds: int = Field(default=21600, ge=1, le=31_536_000)
+    access: WorkflowAccess = WorkflowAccess()
 
     def definition_path(self) -> Path:
         return Path(pipeline.__file__).parent / self.definition
@@ -133,6 +144,10 @@ class GlueJobSpec(_Strict):
     script: str
     schedule: str | None = Field(default=None, pattern=r"^cron\(.+\)$")
     arguments: dict[str, str] = Field(default_factory=dict)
+    # The buckets the job reads, and those it writes (and may delete in): its role gets exactly
+    # these. A bucket its arguments or its workflow's input name must be in one of them (checked).
+    reads: list[str] = Field(default_factory=list)
+    writes: list[str] = Field(default_factory=list)
 
     def script_path(self) -> Path:
         return Path(pipeline.__file__).parent / self.script
@@ -221,6 +236,24 @@ class Stack(_Strict):
                 raise ValueError(f"glue.jobs.{name}.script: no file {job.script_path()}")
             for arg, value in job.arguments.items():
                 self._check_references(f"glue.jobs.{name}.arguments.{arg}", value)
+            for field_name in ("reads", "writes"):
+                for bucket in getattr(job, field_name):
+                    if bucket not in self.buckets:
+                        raise ValueError(f"glue.jobs.{name}.{field_name}: no bucket {bucket!r}")
+            named = set(_REFERENCE.findall(json.dumps(job.arguments)))
+            for rule in self.rules.values():
+                if f"{{job:{name}}}" in json.dumps(rule.input or {}):
+                    named |= {("bucket", rule.bucket)}
+                    named |= set(_REFERENCE.findall(json.dumps(rule.input or {})))
+            undeclared = sorted(
+                ref for kind, ref in named
+                if kind == "bucket" and ref not in {*job.reads, *job.writes}
+            )  # fmt: skip
+            if undeclared:
+                raise ValueError(
+                    f"glue.jobs.{name}: its arguments or workflow input name bucket(s) "
+                    f"{', '.join(undeclared)}, which neither reads nor writes declares"
+                )
         for name, ds in self.delivery_streams.items():
             if ds.source not in self.streams:
                 raise ValueError(f"delivery_streams.{name}.source: no stream {ds.source!r}")
@@ -252,6 +285,12 @@ class Stack(_Strict):
                 raise ValueError(
                     f"state_machines.{name}.definition: no file {machine.definition_path()}"
                 )
+            for job in machine.access.starts_jobs:
+                if job not in self.glue.jobs:
+                    raise ValueError(f"state_machines.{name}.access.starts_jobs: no job {job!r}")
+            for role in machine.access.passes_roles:
+                if role not in self.roles:
+                    raise ValueError(f"state_machines.{name}.access.passes_roles: no role {role!r}")
         return self
 
     def _check_references(self, where: str, value: object) -> None:

@@ -72,7 +72,7 @@ class Forecast(Common):
         for key, spec in d.state_machines.items():
             definition = self.asset(f"states/{spec.definition}")
             role = self.role(f"StatesRole-{key}", "states", self.names.role_name(f"{key}-sfn"))
-            self._grant_workflow(role, key, (self.bundle / f"states/{spec.definition}").read_text())
+            self._grant_workflow(role, key)
             log_group = self.log_group(f"StatesLogs-{key}", f"/aws/vendedlogs/states/{d.name(key)}")
             role.add_to_principal_policy(
                 iam.PolicyStatement(
@@ -142,18 +142,13 @@ class Forecast(Common):
                 )
         return machines
 
-    def _grant_workflow(self, role: iam.Role, key: str, definition: str) -> None:
-        """What a workflow's tasks call, read from its definition and scoped to the stack."""
+    def _grant_workflow(self, role: iam.Role, key: str) -> None:
+        """What a workflow's tasks reach, as the stack description declares it
+        (``state_machines.KEY.access``), scoped to the stack's own resources."""
         d = self.spec
+        access = d.state_machines[key].access
         region, account, part = cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID, cdk.Aws.PARTITION
-        started_jobs = set()
-        for rule in d.rules.values():
-            if rule.target == key:
-                for value in (rule.input or {}).values():
-                    for job in d.glue.jobs:
-                        if value == f"{{job:{job}}}":
-                            started_jobs.add(job)
-        if "glue:startJobRun" in definition or "glue:getJobRun" in definition:
+        if access.starts_jobs:
             role.add_to_principal_policy(
                 iam.PolicyStatement(
                     actions=[
@@ -164,11 +159,11 @@ class Forecast(Common):
                     ],
                     resources=[
                         f"arn:{part}:glue:{region}:{account}:job/{self.names.job_name(job)}"
-                        for job in sorted(started_jobs)
+                        for job in sorted(access.starts_jobs)
                     ],
                 )
             )
-        if "s3:getObject" in definition:
+        if access.reads_trigger:
             for rule in d.rules.values():
                 if rule.target == key:
                     role.add_to_principal_policy(
@@ -183,7 +178,7 @@ class Forecast(Common):
                         f"{self.nag_names.bucket(rule.bucket)}/{rule.prefix}*]",
                         "the workflow reads the object whose event started it",
                     )
-        if "sagemaker:" in definition:
+        if access.sagemaker:
             prefix = d.prefix
             role.add_to_principal_policy(
                 iam.PolicyStatement(
@@ -209,16 +204,14 @@ class Forecast(Common):
                     f"<AWS::AccountId>:{kind}/{prefix}-*]",
                     "job and model names end in the manifest id, known only at run time",
                 )
-            for role_key in d.roles:
-                role.add_to_principal_policy(
-                    iam.PolicyStatement(
-                        actions=["iam:PassRole"],
-                        resources=[self.names.role_arn(role_key)],
-                        conditions={
-                            "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
-                        },
-                    )
+        for role_key in access.passes_roles:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self.names.role_arn(role_key)],
+                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
                 )
+            )
 
     def _rules(self) -> None:
         d = self.spec

@@ -5,8 +5,6 @@ scope, so their logical ids do not depend on how the code is organised."""
 
 from __future__ import annotations
 
-import json
-
 import aws_cdk as cdk
 import aws_cdk.aws_athena as athena
 import aws_cdk.aws_glue as glue
@@ -94,19 +92,6 @@ class Lake(Common):
             },
         )
 
-    def _job_buckets(self, key: str) -> set[str]:
-        """The buckets a job touches: those its arguments name, and those of the rules whose
-        workflow starts it (the workflow hands it paths in that rule's bucket)."""
-        d = self.spec
-        text = json.dumps(d.glue.jobs[key].arguments)
-        touched = {b for b in d.buckets if f"{{bucket:{b}}}" in text}
-        for rule in d.rules.values():
-            rule_text = json.dumps(rule.input or {})
-            if f"{{job:{key}}}" in rule_text:
-                touched.add(rule.bucket)
-                touched |= {b for b in d.buckets if f"{{bucket:{b}}}" in rule_text}
-        return touched
-
     def _glue_jobs(self) -> dict[str, glue.CfnJob]:
         d = self.spec
         security = self._glue_security()
@@ -116,7 +101,11 @@ class Lake(Common):
             script = self.asset(f"glue/{spec.script}")
             role = self.role(f"GlueRole-{key}", "glue", self.names.role_name(f"{key}-glue"))
             self.grant_code(role, script, library)
-            for bucket in sorted(self._job_buckets(key)):
+            # Exactly what the stack description declares (checked there against the buckets
+            # the job's arguments and its workflow's input name).
+            for bucket in sorted(set(spec.reads) - set(spec.writes)):
+                self.grant_bucket(role, bucket, write=False)
+            for bucket in sorted(spec.writes):
                 self.grant_bucket(role, bucket, write=True)
             catalog = f"arn:{cdk.Aws.PARTITION}:glue:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}"
             role.add_to_principal_policy(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.stack import StackError, load_stack
+from deploy.stack import STACK_FILE, StackError, load_stack
 from emulation import World
 from harness.provision import provision
 
@@ -116,3 +116,47 @@ def test_application_properties_resolve_from_the_stack() -> None:
     assert on_aws["detector.config.0"]["profiles.uri"].startswith(
         f"s3://{names.bucket('analysis')}/"
     )
+
+
+def _task_resources(node: object) -> list[str]:
+    """Every task ``Resource`` in a state machine definition (nested states included)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("Type") == "Task" and isinstance(node.get("Resource"), str):
+            found.append(node["Resource"])
+        for value in node.values():
+            found += _task_resources(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _task_resources(value)
+    return found
+
+
+def test_declared_workflow_access_is_what_the_definitions_call(stack) -> None:
+    """The CDK app grants each workflow its declared access; the declaration must be exactly what
+    its definition's tasks call and what the rules that start it hand over."""
+    for key, machine in stack.state_machines.items():
+        resources = _task_resources(json.loads(machine.definition_path().read_text()))
+        access = machine.access
+        glue_calls = any(":glue:" in r for r in resources)
+        assert glue_calls == bool(access.starts_jobs), key
+        assert any("s3:getObject" in r for r in resources) == access.reads_trigger, key
+        assert any(":sagemaker:" in r for r in resources) == access.sagemaker, key
+        handed = {
+            value[len("{job:") : -1]
+            for rule in stack.rules.values()
+            if rule.target == key
+            for value in (rule.input or {}).values()
+            if isinstance(value, str) and value.startswith("{job:")
+        }
+        assert handed == set(access.starts_jobs), key
+        if access.sagemaker:
+            assert access.passes_roles, f"{key}: SageMaker jobs need a role passed to them"
+
+
+def test_a_job_bucket_that_is_not_declared_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "stack.yaml"
+    path.write_text(STACK_FILE.read_text().replace("      reads: [staged]\n", "", 1))
+    with pytest.raises(StackError) as refused:
+        load_stack(path)
+    assert "glue.jobs.forecast-input" in str(refused.value) and "staged" in str(refused.value)
