@@ -105,6 +105,7 @@ class World:
         self.events_relay: events_gap.Relay | None = None
         self._started = False
         self._set_local_run = False
+        self._previous_local_run: str | None = None
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> World:
@@ -124,9 +125,9 @@ class World:
         self._started = True
         # Deployed code run in this process (Glue scripts, the API handler) guards its clients
         # by this variable, as subprocesses do through environment().
-        if not os.environ.get(LOCAL_RUN_ENV):
-            os.environ[LOCAL_RUN_ENV] = self.endpoint_url
-            self._set_local_run = True
+        self._previous_local_run = os.environ.get(LOCAL_RUN_ENV)
+        os.environ[LOCAL_RUN_ENV] = self.endpoint_url
+        self._set_local_run = True
         atexit.register(self.stop)
         logger.info(
             "world ready: %s endpoint %s, account %s, region %s",
@@ -184,8 +185,11 @@ class World:
                     _embedded_owner = None
         self._started = False
         self._clients.clear()
-        if self._set_local_run:
-            os.environ.pop(LOCAL_RUN_ENV, None)
+        if self._set_local_run:  # give back what was there (a parent run's endpoint, or none)
+            if self._previous_local_run is None:
+                os.environ.pop(LOCAL_RUN_ENV, None)
+            else:
+                os.environ[LOCAL_RUN_ENV] = self._previous_local_run
             self._set_local_run = False
 
     def __enter__(self) -> World:

@@ -127,3 +127,15 @@ def test_in_process_patches_are_registered_and_applied_once() -> None:
     finally:
         _patching._registry.pop("test-only")
         _patching._installed.discard("test-only")
+
+
+def test_a_world_marks_its_process_as_a_local_run_and_gives_the_mark_back(monkeypatch) -> None:
+    """Deployed code run in-process guards its clients by DFP_LOCAL_RUN: it must name the world
+    that is running, and go back to the outer value (a parent run's) when the world stops."""
+    from emulation.safety import LOCAL_RUN_ENV
+    from tests.conftest import moto_server
+
+    monkeypatch.setenv(LOCAL_RUN_ENV, "http://127.0.0.1:1")
+    with moto_server() as url, World(endpoint_url=url, region="us-east-1") as inner:
+        assert os.environ[LOCAL_RUN_ENV] == inner.endpoint_url == url
+    assert os.environ[LOCAL_RUN_ENV] == "http://127.0.0.1:1"
