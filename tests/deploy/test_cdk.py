@@ -227,10 +227,16 @@ def test_an_unacknowledged_finding_fails_synthesis(
     bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """cdk-nag gates synthesis: without the reasons written next to the wildcards, it fails."""
+    import importlib
+
     import deploy.app
     from deploy.promote import _nag_violations
 
-    monkeypatch.setattr(deploy.app, "_ack", lambda *_: None)
+    for room in ("common", "ingest", "lake", "forecast", "streaming", "serving"):
+        module = importlib.import_module(f"deploy.cdk.{room}")
+        if hasattr(module, "ack"):
+            monkeypatch.setattr(module, "ack", lambda *_: None)
+    monkeypatch.setattr(deploy.app, "ack", lambda *_: None)
     out = tmp_path / "cdk.out"
     with pytest.raises(Exception, match="ValidationFailed"):
         deploy.app.build_app(bundle_dir, outdir=str(out)).synth()
