@@ -76,3 +76,61 @@ def smoke_run(world, tmp_path_factory):
     result = run(load_scenario("smoke"), tmp_path_factory.mktemp("smoke") / "run", world=world)
     assert result.summary["stages"]["forecast"]["status"] == "succeeded", result.summary["stages"]
     return result
+
+
+# ------------------------------------------------------------------ the external-endpoint run
+EXTERNAL_ACCOUNT = "210987654321"
+EXTERNAL_REGION = "eu-central-1"
+EXTERNAL_TEST = "test_external_endpoint.py::test_suite_passes_against_an_external_moto_server"
+
+
+class ExternalSuite:
+    """The suite's world tests in a child pytest against a separately started ``moto_server``
+    (non-default account and region). Started when collection ends, so that it runs beside the
+    rest of the session instead of after it; its test waits for the result."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self._server = moto_server({**os.environ, "MOTO_ACCOUNT_ID": EXTERNAL_ACCOUNT})
+        self.url = self._server.__enter__()
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by close()
+        env = {**os.environ, "AWS_ENDPOINT_URL": self.url, "AWS_REGION": EXTERNAL_REGION,
+               "AWS_DEFAULT_REGION": EXTERNAL_REGION}  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             # the tests that talk to the endpoint; the rest cannot behave differently there
+             "-m", "world and not e2e",
+             "--ignore", str(REPO / "tests" / "emulation" / "test_external_endpoint.py"),
+             str(REPO / "tests")],
+            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    def result(self, timeout: float) -> tuple[int, str]:
+        """The child's exit code and output (waits for it)."""
+        code = self.process.wait(timeout=timeout)
+        self.log.seek(0)
+        return code, self.log.read()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self._server.__exit__(None, None, None)
+        self.log.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        return  # this session is itself against an external endpoint
+    if any(item.nodeid.endswith(EXTERNAL_TEST) for item in session.items):
+        session.config.stash[_EXTERNAL] = ExternalSuite()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    suite = session.config.stash.get(_EXTERNAL, None)
+    if suite is not None:
+        suite.close()
+
+
+_EXTERNAL = pytest.StashKey[ExternalSuite]()

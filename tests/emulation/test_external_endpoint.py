@@ -8,18 +8,22 @@ its own, with a non-default account id and region to show neither is assumed any
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from deploy.stack import load_stack
 from emulation import World
 from harness.provision import provision
-from tests.conftest import REPO, moto_server
+from tests.conftest import (
+    _EXTERNAL,
+    EXTERNAL_ACCOUNT,
+    EXTERNAL_REGION,
+    ExternalSuite,
+    moto_server,
+)
 
-ACCOUNT = "210987654321"
-REGION = "eu-central-1"
+ACCOUNT = EXTERNAL_ACCOUNT
+REGION = EXTERNAL_REGION
 
 
 @pytest.fixture(scope="module")
@@ -31,36 +35,21 @@ def external_endpoint():
         yield url
 
 
-def test_suite_passes_against_an_external_moto_server(external_endpoint: str) -> None:
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": external_endpoint,
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-m",
-            "world and not e2e",  # the tests that talk to the endpoint; the rest cannot differ
-            "--ignore",
-            str(REPO / "tests" / "emulation" / "test_external_endpoint.py"),
-            str(REPO / "tests"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-    assert result.returncode == 0, tail
-    assert " passed" in result.stdout
+def test_suite_passes_against_an_external_moto_server(request: pytest.FixtureRequest) -> None:
+    """Started beside the session when collection ended (``tests/conftest.py``)."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        pytest.skip("this session already runs against an external endpoint")
+    suite = request.config.stash.get(_EXTERNAL, None)
+    owned = suite is None
+    suite = suite or ExternalSuite()
+    try:
+        code, output = suite.result(timeout=1200)
+    finally:
+        if owned:
+            suite.close()
+    tail = "\n".join(output.splitlines()[-40:])
+    assert code == 0, tail
+    assert " passed" in output
 
 
 def test_external_world_uses_the_endpoints_account_and_the_configured_region(
