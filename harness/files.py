@@ -11,9 +11,7 @@ from pathlib import Path
 
 from deploy.outputs import MARKER, OutputDirError, prepare_output_dir
 
-OccupiedDirectoryError = OutputDirError  # the name the run spine and its callers know
-
-__all__ = ["MARKER", "OccupiedDirectoryError", "prepare_directory", "sha256_file"]
+__all__ = ["MARKER", "OutputDirError", "prepare_directory", "sha256_file"]
 
 
 def sha256_file(path: Path) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from deploy.bundle import pipeline_digest, pipeline_root
 from deploy.stack import ResolvedStack, load_stack
 from emulation import World
-from harness.files import MARKER, OccupiedDirectoryError, prepare_directory, sha256_file
+from harness.files import MARKER, OutputDirError, prepare_directory, sha256_file
 from harness.ledger import Ledger
 from harness.provision import provision
 from harness.run import RunContext, RunDir, StageSpec, StageUnavailable
@@ -37,7 +37,7 @@ __all__ = ["REPORT_FILE", "SUMMARY_FILE", "RunResult", "evaluate", "run"]
 _NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE, MARKER}
 SPINE = ("world", "provision")  # run before any stage; every stage may rely on both
 
-RunDirectoryError = OccupiedDirectoryError  # the name callers of the run spine know
+RunDirectoryError = OutputDirError  # the name callers of the run spine know
 Progress = Callable[[str, str, dict[str, Any]], None]
 
 

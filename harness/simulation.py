@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from emulation.dms import dms_messages, write_ndjson
-from harness.files import MARKER, OccupiedDirectoryError, prepare_directory, sha256_file
+from harness.files import MARKER, OutputDirError, prepare_directory, sha256_file
 from harness.scenario import Scenario, load_scenario
 from pipeline.contracts.cdc import ECOMMERCE_EVENT_TYPE, ECOMMERCE_SCHEMA_VERSION
 from simulator.world import SimulatedWorld
@@ -36,7 +36,7 @@ from simulator.world import simulate as simulate_world
 logger = logging.getLogger(__name__)
 
 
-OutputDirectoryError = OccupiedDirectoryError
+OutputDirectoryError = OutputDirError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from harness.run import RunContext, StageSpec, StageUnavailable, hops
-from harness.run.aws import athena_rows, find_execution
+from harness.run.aws import athena_rows, wait_for_execution
 
 logger = logging.getLogger(__name__)
 
@@ -21,22 +21,8 @@ def run(ctx: RunContext) -> None:
         raise StageUnavailable("no forecast export in this run")
     bucket = ctx.stack.bucket("forecast")
     export_key = ctx.export_key
-    sfn = ctx.world.client("stepfunctions")
-    machine = ctx.stack.state_machine_arn("enrich")
-    started = ctx.world.wait_for(
-        lambda: find_execution(sfn, machine, bucket, export_key),
-        what=f"the enrichment execution for s3://{bucket}/{export_key}",
-        timeout=60,
-    )
-    execution = ctx.world.wait_for(
-        lambda: (
-            run
-            if (run := sfn.describe_execution(executionArn=started["executionArn"]))["status"]
-            != "RUNNING"
-            else None
-        ),
-        what=f"enrichment execution {started['name']}",
-        timeout=1800,
+    execution = wait_for_execution(
+        ctx.world, ctx.stack.state_machine_arn("enrich"), bucket, export_key, timeout=1800
     )
     if execution["status"] != "SUCCEEDED":
         raise RuntimeError(
