@@ -41,15 +41,21 @@ import pandas as pd
 from emulation._managed_state import embedded_client
 from emulation._patching import moto_patch
 from emulation.sagemaker.forecaster import (
-    FREQUENCIES,
+    AlgorithmError,
     ForecastConfig,
     ForecastInputError,
+    FrequencyError,
+    check_algorithms,
+    config_from_document,
     load_dataset,
     model_document,
+    parse_frequency,
     parse_quantiles,
     predict,
     train,
 )
+from emulation.sagemaker.forecaster.dataset import check_transformations
+from emulation.sagemaker.forecaster.training import FORMAT
 from emulation.store import STORE
 from pipeline.contracts.accuracy import forecast_type, summary_metrics, window_metrics
 
@@ -65,6 +71,7 @@ class Settings:
     """Local knobs a run may set (per account and region): not part of the AWS API."""
 
     backtest_windows: int = 1
+    selection_windows: int = 2
     n_jobs: int | None = None
 
 
@@ -126,20 +133,23 @@ def _csv(frame: pd.DataFrame) -> str:
     out = frame.copy()
     for column in out.columns:
         if pd.api.types.is_datetime64_any_dtype(out[column]):
-            out[column] = out[column].dt.strftime("%Y-%m-%d")
+            timed = (out[column] != out[column].dt.normalize()).any()
+            out[column] = out[column].dt.strftime("%Y-%m-%d %H:%M:%S" if timed else "%Y-%m-%d")
     return out.to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 
 def job_config(
-    problem: dict[str, Any], backtest_windows: int, n_jobs: int | None
+    problem: dict[str, Any],
+    backtest_windows: int,
+    n_jobs: int | None,
+    selection_windows: int = 2,
 ) -> ForecastConfig:
-    """A ``TimeSeriesForecastingJobConfig`` → :class:`ForecastConfig` (raises on bad values)."""
-    frequency = problem.get("ForecastFrequency")
-    if frequency not in FREQUENCIES:
-        raise ForecastInputError(
-            f"ForecastFrequency {frequency!r} is not supported; the local forecaster supports "
-            f"{', '.join(sorted(FREQUENCIES))}"
-        )
+    """A ``TimeSeriesForecastingJobConfig`` → :class:`ForecastConfig` (raises on bad values, and
+    on options the local forecaster cannot honour: never silently ignored)."""
+    try:
+        parse_frequency(problem.get("ForecastFrequency"))
+    except FrequencyError as exc:
+        raise ForecastInputError(str(exc)) from None
     horizon = problem.get("ForecastHorizon")
     if not isinstance(horizon, int) or not 1 <= horizon <= 500:
         raise ForecastInputError(f"ForecastHorizon {horizon!r} must be an integer in 1-500")
@@ -151,15 +161,41 @@ def job_config(
         raise ForecastInputError(
             "TimeSeriesConfig.GroupingAttributeNames is not supported by the local forecaster"
         )
+    if problem.get("FeatureSpecificationS3Uri"):
+        raise ForecastInputError(
+            "FeatureSpecificationS3Uri is not supported by the local forecaster: every column "
+            "that is not named in TimeSeriesConfig is used"
+        )
+    try:
+        algorithms = check_algorithms(problem.get("CandidateGenerationConfig"))
+    except AlgorithmError as exc:
+        raise ForecastInputError(str(exc)) from None
+    check_transformations(problem.get("Transformations"), series["TargetAttributeName"])
+    country = None
+    holidays_config = problem.get("HolidayConfig") or []
+    if len(holidays_config) > 1:
+        raise ForecastInputError("HolidayConfig takes one country")
+    if holidays_config:
+        import holidays
+
+        country = holidays_config[0].get("CountryCode")
+        if country not in holidays.list_supported_countries():
+            raise ForecastInputError(
+                f"HolidayConfig CountryCode {country!r} is not a supported country code"
+            )
     extra = {"n_jobs": n_jobs} if n_jobs else {}
     return ForecastConfig(
-        frequency=frequency,
+        frequency=problem["ForecastFrequency"],
         horizon=horizon,
         quantiles=parse_quantiles(problem.get("ForecastQuantiles")),
         target=series["TargetAttributeName"],
         timestamp=series["TimestampAttributeName"],
         item_id=series["ItemIdentifierAttributeName"],
         backtest_windows=backtest_windows,
+        selection_windows=selection_windows,
+        algorithms=algorithms,
+        transformations=problem.get("Transformations"),
+        holiday_country=country,
         **extra,
     )
 
@@ -199,6 +235,13 @@ def _train_job(job: Any, config: ForecastConfig) -> None:
                 json.dumps(result.metrics, indent=1, sort_keys=True),
                 "application/json",
             )
+            if result.selection_metrics is not None:
+                _put(
+                    s3,
+                    f"{backtest}/selection-accuracy-metrics.json",
+                    json.dumps(result.selection_metrics, indent=1, sort_keys=True),
+                    "application/json",
+                )
             chosen_counts = pd.Series(result.chosen).value_counts().sort_index()
             _put(
                 s3,
@@ -206,7 +249,14 @@ def _train_job(job: Any, config: ForecastConfig) -> None:
                 json.dumps(
                     {
                         "chosen_per_item": result.chosen,
+                        "weights_per_item": result.weights,
                         "items_per_model": {k: int(v) for k, v in chosen_counts.items()},
+                        "held_out": summary_metrics(result.metrics),
+                        "selection": summary_metrics(result.selection_metrics)
+                        if result.selection_metrics
+                        else None,
+                        "unaligned_series": result.unaligned,
+                        "not_backtested": result.untested,
                         "candidates": {
                             alias: summary_metrics(m)
                             for alias, m in sorted(result.candidate_metrics.items())
@@ -306,18 +356,15 @@ def _transform_job(backend: Any, job: Any) -> None:
                 raise ForecastInputError("ClientError: the model has no ModelDataUrl")
             bucket, key = _split(url)
             document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            config = ForecastConfig(
-                frequency=document["frequency"],
-                horizon=document["horizon"],
-                quantiles=tuple(document["quantiles"]),
-                target=document["target"],
-                timestamp=document["timestamp"],
-                item_id=document["item_id"],
+            if document.get("format") != FORMAT:
+                raise ForecastInputError(f"ClientError: the model at {url} is not a {FORMAT} model")
+            config = config_from_document(
+                document, settings(backend.account_id, backend.region_name).n_jobs
             )
             uri = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
             frame, name = read_csv_input(s3, uri)
             dataset = load_dataset(frame, config)
-            forecast = predict(dataset, config, document["chosen"])
+            forecast = predict(dataset, config, document)
             out = job.transform_output["S3OutputPath"].rstrip("/")
             _put(s3, f"{out}/{name}.out", _csv(forecast))
             tracked.extra["rows"] = len(forecast)
@@ -355,6 +402,7 @@ def install_in_process() -> None:
                     problem["TimeSeriesForecastingJobConfig"],
                     local.backtest_windows,
                     local.n_jobs,
+                    local.selection_windows,
                 )
             except ForecastInputError as exc:
                 raise ValidationError(message=str(exc)) from None

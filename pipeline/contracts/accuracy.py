@@ -102,6 +102,7 @@ def window_metrics(
     *,
     train: pd.DataFrame | None = None,
     frequency: str = "D",
+    season_length: int | None = None,
 ) -> dict:
     """One ``TestWindows`` entry's ``Metrics`` for a backtest window's rows.
 
@@ -115,7 +116,8 @@ def window_metrics(
     scale = None
     if train is not None:
         kept = train[train["item_id"].isin(set(window["item_id"]))]
-        scale = mase_scale(kept, SEASONALITY.get(frequency, 1))
+        m = season_length or SEASONALITY.get(frequency, 1)
+        scale = mase_scale(kept, m)
     losses = [
         {
             "Quantile": float(q),
@@ -185,11 +187,13 @@ def accuracy_metrics(
     history: pd.DataFrame | None = None,
     frequency: str = "D",
     algorithm: str | None = None,
+    season_length: int | None = None,
 ) -> dict:
     """Metrics of all backtest windows in the ``GetAccuracyMetrics`` response shape.
 
     ``history`` (``item_id, timestamp, target_value``) is the full target series; the part before
-    each window's first timestamp is that window's training data for MASE.
+    each window's first timestamp is that window's training data for MASE, whose seasonal lag is
+    ``season_length`` (default: the frequency's, :data:`SEASONALITY`).
     """
     if not windows:
         raise ValueError("accuracy_metrics needs at least one backtest window")
@@ -198,7 +202,9 @@ def accuracy_metrics(
     for window in windows:
         start, end = window["timestamp"].min(), window["timestamp"].max()
         train = history[history["timestamp"] < start] if history is not None else None
-        metrics = window_metrics(window, quantiles, train=train, frequency=frequency)
+        metrics = window_metrics(
+            window, quantiles, train=train, frequency=frequency, season_length=season_length
+        )
         per_window.append(metrics)
         test_windows.append(
             {

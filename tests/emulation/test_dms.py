@@ -86,7 +86,8 @@ def check_data(table: str, data: dict, settings: DmsSettings) -> None:
 
 
 @pytest.fixture(scope="module")
-def world():
+def sim():
+    """The smoke simulation (no AWS world: these tests check message bytes only)."""
     return simulate("smoke").world
 
 
@@ -102,8 +103,8 @@ SETTINGS = [
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: ",".join(
     k for k, v in s.model_dump().items() if v not in (False, "json", "primary-key", "retail")
 ) or "defaults")  # fmt: skip
-def test_every_message_validates_for_every_operation(world, settings: DmsSettings) -> None:
-    messages = dms_messages(world.changes, settings, world.start)
+def test_every_message_validates_for_every_operation(sim, settings: DmsSettings) -> None:
+    messages = dms_messages(sim.changes, settings, sim.start)
     validators = {cdc: jsonschema.Draft202012Validator(message_schema(settings, cdc))
                   for cdc in (False, True)}  # fmt: skip
     seen = set()
@@ -127,9 +128,9 @@ def test_every_message_validates_for_every_operation(world, settings: DmsSetting
     assert seen == {(t, op) for t in TABLES for op in ("load", "insert", "update", "delete")}
 
 
-def test_transaction_ids_increase_in_commit_order(world) -> None:
+def test_transaction_ids_increase_in_commit_order(sim) -> None:
     settings = DmsSettings(include_transaction_details=True)
-    messages = dms_messages(world.changes, settings, world.start)
+    messages = dms_messages(sim.changes, settings, sim.start)
     cdc = messages.filter(pc.not_equal(messages["operation"], "load"))
     metas = [json.loads(m)["metadata"] for m in cdc["message"].to_pylist()]
     ids = [m["transaction-id"] for m in metas]
@@ -140,9 +141,9 @@ def test_transaction_ids_increase_in_commit_order(world) -> None:
     assert all(m["timestamp"] >= m["commit-timestamp"] for m in metas)  # read after commit
 
 
-def test_null_columns_are_omitted_unless_asked_for(world) -> None:
-    lean = dms_messages(world.changes, DmsSettings(), world.start)
-    full = dms_messages(world.changes, DmsSettings(include_null_and_empty=True), world.start)
+def test_null_columns_are_omitted_unless_asked_for(sim) -> None:
+    lean = dms_messages(sim.changes, DmsSettings(), sim.start)
+    full = dms_messages(sim.changes, DmsSettings(include_null_and_empty=True), sim.start)
     pick = pc.equal(lean["table"], "campaigns")
     lean_data = [json.loads(m)["data"] for m in lean.filter(pick)["message"].to_pylist()]
     full_data = [json.loads(m)["data"] for m in full.filter(pick)["message"].to_pylist()]
@@ -151,8 +152,8 @@ def test_null_columns_are_omitted_unless_asked_for(world) -> None:
     assert any(d["product_id"] is None for d in full_data)
 
 
-def test_message_format_shapes_record_bytes(world) -> None:
-    message = dms_messages(world.changes, DmsSettings(), world.start)["message"][0].as_py()
+def test_message_format_shapes_record_bytes(sim) -> None:
+    message = dms_messages(sim.changes, DmsSettings(), sim.start)["message"][0].as_py()
     formatted = record_bytes(message, DmsSettings(message_format="json"))
     one_line = record_bytes(message, DmsSettings(message_format="json-unformatted"))
     assert b"\n\t" in formatted and b"\n" not in one_line

@@ -13,12 +13,19 @@ from botocore.exceptions import ClientError
 
 from emulation import World
 from emulation.sagemaker.forecaster import (
+    AlgorithmError,
     ForecastConfig,
     ForecastInputError,
+    FrequencyError,
+    check_algorithms,
     load_dataset,
+    parse_frequency,
     predict,
     train,
 )
+from emulation.sagemaker.forecaster.dataset import check_transformations
+from emulation.sagemaker.forecaster.models import alias, candidates
+from emulation.sagemaker.forecaster.training import with_holidays
 
 HORIZON = 7
 
@@ -51,22 +58,44 @@ def automl_frame(
 
 
 CONFIG = ForecastConfig(frequency="D", horizon=HORIZON, n_jobs=1)
+INTERMITTENT = {"CrostonOptimized", "ADIDA", "IMAPA", "SeasonalNaive"}
 
 
-def test_training_chooses_per_item_and_reports_aws_metrics() -> None:
+def series_frame(frequency: str, periods: int, items: int = 3, start: str = "2000-01-01",
+                 seed: int = 5, season: int = 1) -> pd.DataFrame:  # fmt: skip
+    """Trending (seasonal when ``season`` > 1) positive series on ``frequency``'s labels."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range(start, periods=periods, freq=frequency)
+    rows = []
+    for i in range(items):
+        t = np.arange(periods)
+        level = 100 + 10 * i + 0.8 * t + (8 * np.sin(2 * np.pi * t / season) if season > 1 else 0)
+        y = level + rng.normal(0, 2, periods)
+        fmt = "%Y-%m-%d %H:%M:%S" if stamps[0].hour or stamps[1].hour else "%Y-%m-%d"
+        rows += [{"item_id": f"S{i}", "timestamp": d.strftime(fmt), "demand": f"{v:.3f}"}
+                 for d, v in zip(stamps, y, strict=True)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_training_learns_per_item_ensembles_and_reports_held_out_and_selection_metrics() -> None:
     dataset = load_dataset(automl_frame(), CONFIG)
     assert dataset.related == ["price", "promotion_applied"]
     result = train(dataset, CONFIG)
-    assert set(result.chosen) == {"I0", "I1", "I2", "I3"}
-    assert result.chosen["I0"] in {"CrostonOptimized", "ADIDA", "IMAPA"}  # the sparse one
-    assert {result.chosen[i] for i in ("I1", "I2", "I3")} <= {
-        "SeasonalNaive", "SeasonalESOptimized", "ARIMAX"
-    }  # fmt: skip
+    assert set(result.weights) == {"I0", "I1", "I2", "I3"}
+    for weights in result.weights.values():
+        assert sum(weights.values()) == pytest.approx(1.0) and 1 <= len(weights) <= 3
+    assert result.document["kinds"] == {"I0": "intermittent", "I1": "smooth", "I2": "smooth",
+                                        "I3": "smooth"}  # fmt: skip
+    assert set(result.weights["I0"]) <= INTERMITTENT | {"ARIMAX"}  # intermittent candidates
+    assert {"AutoETS", "AutoTheta", "AutoARIMA", "ARIMAX"} & set(result.weights["I2"])
     windows = result.metrics["PredictorEvaluationResults"][0]["TestWindows"]
-    assert windows[0]["EvaluationType"] == "SUMMARY" and len(windows) == 2
+    assert windows[0]["EvaluationType"] == "SUMMARY" and len(windows) == 2  # 1 held-out window
     assert {"mean", "0.1", "0.5", "0.9"} == {
         e["ForecastType"] for e in windows[0]["Metrics"]["ErrorMetrics"]
     }
+    selection = result.selection_metrics["PredictorEvaluationResults"][0]["TestWindows"]
+    assert len(selection) == 3  # summary + the 2 selection windows, before the held-out one
+    assert max(w["TestWindowEnd"] for w in selection[1:]) < windows[1]["TestWindowStart"]
     assert set(result.backtest.columns) >= {
         "item_id", "timestamp", "target_value", "backtestwindow_start_time",
         "backtestwindow_end_time", "p10", "p50", "p90", "mean",
@@ -75,26 +104,163 @@ def test_training_chooses_per_item_and_reports_aws_metrics() -> None:
     assert result.baseline is not None
 
 
+def test_held_out_forecasts_do_not_depend_on_the_held_out_actuals() -> None:
+    """Honest backtests: what is reported on the held-out window was learned without it."""
+    frame = automl_frame()
+    result = train(load_dataset(frame, CONFIG), CONFIG)
+    held = frame["demand"] != ""
+    last = frame[held].groupby("item_id")["timestamp"].transform(lambda s: s.isin(
+        sorted(s)[-HORIZON:]))  # fmt: skip
+    changed = frame.copy()
+    rows = held & last.reindex(frame.index, fill_value=False)
+    changed.loc[rows, "demand"] = (changed.loc[rows, "demand"].astype(float) * 3).map("{:g}".format)
+    other = train(load_dataset(changed, CONFIG), CONFIG)
+    columns = ["mean", "p10", "p50", "p90"]
+    pd.testing.assert_frame_equal(result.backtest[columns], other.backtest[columns])
+    assert not result.backtest["target_value"].equals(other.backtest["target_value"])
+
+
 def test_forecast_covers_the_horizon_with_ordered_non_negative_quantiles() -> None:
     dataset = load_dataset(automl_frame(), CONFIG)
-    forecast = predict(dataset, CONFIG, train(dataset, CONFIG).chosen)
+    forecast = predict(dataset, CONFIG, train(dataset, CONFIG).document)
     assert list(forecast.columns) == ["item_id", "timestamp", "p10", "p50", "p90", "mean"]
     assert len(forecast) == 4 * HORIZON
     assert forecast["timestamp"].min() == pd.Timestamp("2025-05-01")  # day after the history
     assert (forecast[["p10", "p50", "p90"]] >= 0).all().all()
     assert (forecast["p10"] <= forecast["p50"]).all() and (forecast["p50"] <= forecast["p90"]).all()
+    assert (forecast["mean"] != forecast["p50"]).any()  # calibrated median, not the point
+
+
+def test_intermittent_quantiles_are_asymmetric() -> None:
+    dataset = load_dataset(automl_frame(items=3, sparse=3, days=200), CONFIG)
+    forecast = predict(dataset, CONFIG, train(dataset, CONFIG).document)
+    upper = (forecast["p90"] - forecast["p50"]).mean()
+    lower = (forecast["p50"] - forecast["p10"]).mean()
+    assert upper > 1.5 * lower  # skewed demand: a long upper tail
 
 
 def test_the_promotion_regressor_lifts_forecasts_on_promotion_days() -> None:
     frame = automl_frame(items=2, days=180, sparse=0)
     dataset = load_dataset(frame, CONFIG)
-    forecast = predict(dataset, CONFIG, {"I0": "ARIMAX", "I1": "ARIMAX"})
+    document = train(dataset, CONFIG).document
+    document["weights"] = {"I0": {"ARIMAX": 1.0}, "I1": {"ARIMAX": 1.0}}
+    forecast = predict(dataset, CONFIG, document)
     future = frame[frame["demand"] == ""][["item_id", "timestamp", "promotion_applied"]]
     joined = forecast.assign(timestamp=forecast["timestamp"].dt.strftime("%Y-%m-%d")).merge(
         future, on=["item_id", "timestamp"]
     )
     lifted = joined.groupby("promotion_applied")["mean"].mean()
     assert lifted["1"] > 1.3 * lifted["0"]
+
+
+@pytest.mark.parametrize(
+    ("frequency", "pandas", "periods", "season", "first_label"),
+    [
+        ("1Y", "YS", 40, 1, "2040-01-01"),
+        ("3M", "QS", 60, 4, "2015-01-01"),
+        ("M", "MS", 96, 12, "2008-01-01"),
+        ("M", "ME", 96, 12, "2008-01-31"),  # month-end labels stay month ends
+        ("2W", "2W-MON", 80, 26, "2003-01-27"),
+        ("1H", "h", 24 * 20, 24, "2000-01-21 00:00:00"),
+    ],
+)  # fmt: skip
+def test_every_kind_of_frequency_forecasts_end_to_end(frequency, pandas, periods, season,
+                                                      first_label) -> None:  # fmt: skip
+    start = "2000-01-03" if pandas.startswith("2W") else "2000-01-01"
+    frame = series_frame(pandas, periods, season=season, start=start)
+    config = ForecastConfig(frequency=frequency, horizon=4, n_jobs=1)
+    dataset = load_dataset(frame, config)
+    result = train(dataset, config)
+    assert result.metrics["PredictorEvaluationResults"][0]["TestWindows"][1]["ItemCount"] == 3
+    forecast = predict(dataset, config, result.document)
+    assert len(forecast) == 3 * 4
+    assert forecast["timestamp"].min() == pd.Timestamp(first_label)
+    # a trend is followed, not flattened: the forecast continues above the last values
+    last = frame.groupby("item_id")["demand"].apply(lambda s: float(s.iloc[-1]))
+    assert (forecast.groupby("item_id")["mean"].mean() > last - 10).all()
+
+
+@pytest.mark.parametrize("value", ["Q", "60min", "5W", "2Y", "0D", "12M", "", "1d"])
+def test_a_frequency_aws_refuses_is_refused_with_its_pattern(value) -> None:
+    with pytest.raises(FrequencyError, match="Member must satisfy regular expression pattern"):
+        parse_frequency(value)
+
+
+def test_rows_finer_than_the_frequency_are_aggregated_as_configured() -> None:
+    daily = series_frame("D", 400, items=1)
+    for method, expected in (("sum", "sum"), ("avg", "mean"), ("max", "max")):
+        config = ForecastConfig(frequency="M", horizon=2, n_jobs=1,
+                                transformations={"Aggregation": {"demand": method}})  # fmt: skip
+        history = load_dataset(daily, config).history
+        stamps = pd.to_datetime(daily["timestamp"])
+        truth = daily["demand"].astype(float).groupby(stamps.dt.to_period("M")).agg(expected)
+        assert history["y"].to_numpy() == pytest.approx(truth.to_numpy())
+
+
+def test_a_series_that_ends_early_is_forecast_from_its_own_end_unless_backfilled() -> None:
+    frame = series_frame("MS", 60, items=2)
+    early = frame[~((frame["item_id"] == "S1") & (frame["timestamp"] >= "2004-01-01"))]
+    config = ForecastConfig(frequency="M", horizon=3, n_jobs=1)
+    dataset = load_dataset(early, config)
+    assert dataset.unaligned == {"S1": "2003-12-01T00:00:00"}
+    forecast = predict(dataset, config, train(dataset, config).document)
+    s1 = forecast[forecast["item_id"] == "S1"]
+    assert s1["timestamp"].min() == pd.Timestamp("2004-01-01")
+    assert (s1["mean"] > 50).all()  # no run of zeros pulled it down
+    padded = ForecastConfig(
+        frequency="M",
+        horizon=3,
+        n_jobs=1,
+        transformations={"Filling": {"demand": {"backfill": "zero"}}},
+    )
+    filled = load_dataset(early, padded)
+    assert filled.unaligned == {}
+    tail = filled.history[filled.history["unique_id"] == "S1"].tail(12)
+    assert (tail["y"] == 0).all()
+
+
+def test_a_cold_start_item_gets_the_forecast_of_items_like_it() -> None:
+    frame = automl_frame(items=4, sparse=0)
+    newcomer = frame[frame["item_id"] == "I1"].assign(item_id="NEW", demand="")
+    frame = pd.concat([frame, newcomer], ignore_index=True)
+    dataset = load_dataset(frame, CONFIG)
+    assert dataset.cold == ["NEW"]
+    forecast = predict(dataset, CONFIG, train(dataset, CONFIG).document)
+    new = forecast[forecast["item_id"] == "NEW"].reset_index(drop=True)
+    assert len(new) == HORIZON
+    peers = forecast[forecast["item_id"].isin(["I1", "I3"])]  # category C1, like I1
+    expected = peers.groupby("timestamp")["mean"].median().to_numpy()
+    assert new["mean"].to_numpy() == pytest.approx(expected)
+
+
+def test_holidays_become_a_regressor_for_the_configured_country() -> None:
+    config = ForecastConfig(frequency="D", horizon=HORIZON, n_jobs=1, holiday_country="US")
+    frame = automl_frame(days=200)
+    dataset = load_dataset(frame, config)
+    history = with_holidays(dataset.history, config)
+    marked = history.loc[history["holiday"] > 0, "ds"].dt.strftime("%m-%d").unique()
+    assert "07-04" in marked and "01-01" in marked and "03-01" not in marked
+    assert "ARIMAX" in {alias(m) for m in candidates("smooth", 7, ("arima",), True, HORIZON)}
+    result = train(dataset, config)
+    assert result.document["holiday_country"] == "US"
+
+
+def test_options_the_local_forecaster_cannot_honour_are_refused() -> None:
+    with pytest.raises(AlgorithmError, match="'deepar' has no local counterpart"):
+        check_algorithms({"AlgorithmsConfig": [{"AutoMLAlgorithms": ["ets", "deepar"]}]})
+    assert check_algorithms({"AlgorithmsConfig": [{"AutoMLAlgorithms": ["ets"]}]}) == ("ets",)
+    with pytest.raises(ForecastInputError, match="middlefill='nan' is not one of"):
+        check_transformations({"Filling": {"demand": {"middlefill": "nan"}}}, "demand")
+    with pytest.raises(ForecastInputError, match="Aggregation is only supported for the target"):
+        check_transformations({"Aggregation": {"price": "sum"}}, "demand")
+
+
+def test_only_the_asked_families_are_candidates() -> None:
+    config = ForecastConfig(frequency="D", horizon=HORIZON, n_jobs=1, algorithms=("ets",))
+    result = train(load_dataset(automl_frame(), config), config)
+    used = {name for weights in result.weights.values() for name in weights}
+    assert used <= {"AutoETS", "AutoTheta"}
+    assert result.baseline is not None  # seasonal naive is still the yardstick
 
 
 @pytest.mark.parametrize(
@@ -108,7 +274,7 @@ def test_the_promotion_regressor_lifts_forecasts_on_promotion_days() -> None:
         (lambda f: f.assign(demand=np.where(f.index == 5, "many", f["demand"])),
          "target column 'demand' has a non-numeric value 'many'"),
         (lambda f: f.assign(timestamp=np.where(f.index == 3, "2025/01/04", f["timestamp"])),
-         "not a yyyy-MM-dd timestamp"),
+         "not a yyyy-MM-dd"),
         (lambda f: f.drop(columns=["demand"]), "no column 'demand' named in TimeSeriesConfig"),
     ],
     ids=["related-short", "no-metadata", "bad-target", "bad-timestamp", "no-target"],
@@ -232,5 +398,12 @@ def test_unknown_frequency_is_a_validation_error(aws: World) -> None:
     uri, role = _setup(aws)
     request = _job_request("fc-freq", uri, role)
     request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"]["ForecastFrequency"] = "Q"
-    with pytest.raises(ClientError, match="ForecastFrequency 'Q' is not supported"):
+    with pytest.raises(ClientError, match=r"Value 'Q' at .*forecastFrequency' failed to satisfy"):
+        aws.client("sagemaker").create_auto_ml_job_v2(**request)
+    request["AutoMLJobName"] = "fc-algo"
+    request["AutoMLProblemTypeConfig"]["TimeSeriesForecastingJobConfig"].update(
+        ForecastFrequency="D",
+        CandidateGenerationConfig={"AlgorithmsConfig": [{"AutoMLAlgorithms": ["prophet"]}]},
+    )
+    with pytest.raises(ClientError, match="'prophet' has no local counterpart"):
         aws.client("sagemaker").create_auto_ml_job_v2(**request)

@@ -1,0 +1,48 @@
+"""The local forecaster behind the AutoML V2 time-series calls (statsforecast underneath).
+
+Few names, one contract (AutoML's CSV in; ``item_id, timestamp, p…, mean`` out):
+
+* :class:`ForecastConfig` — what ``TimeSeriesForecastingJobConfig`` says (every
+  ``ForecastFrequency`` AWS accepts, quantiles, algorithms, transformations, holidays) plus the
+  local backtest settings;
+* :func:`load_dataset` — AutoML's CSV → validated regular series (:mod:`.dataset`);
+* :func:`train` — backtests, per-item ensembles, calibrated quantiles, AWS's metrics on held-out
+  windows and on the selection windows (:mod:`.training`);
+* :func:`predict` — the batch transform's forecast from the model document.
+
+Not emulated: grouping attributes (dimensions), feature specification files, the neural and
+Prophet algorithm families (``deepar``, ``cnn-qr``, ``prophet`` are refused), explainability
+reports, AutoML's own ensembling internals (stacking with a learner): the ensemble here is a
+per-item weighted combination.
+"""
+
+from emulation.sagemaker.forecaster.dataset import Dataset, ForecastInputError, load_dataset
+from emulation.sagemaker.forecaster.frequency import Frequency, FrequencyError, parse_frequency
+from emulation.sagemaker.forecaster.models import AlgorithmError, check_algorithms
+from emulation.sagemaker.forecaster.training import (
+    ForecastConfig,
+    TrainingResult,
+    config_from_document,
+    model_document,
+    parse_quantiles,
+    predict,
+    train,
+)
+
+__all__ = [
+    "AlgorithmError",
+    "Dataset",
+    "ForecastConfig",
+    "ForecastInputError",
+    "Frequency",
+    "FrequencyError",
+    "TrainingResult",
+    "check_algorithms",
+    "config_from_document",
+    "load_dataset",
+    "model_document",
+    "parse_frequency",
+    "parse_quantiles",
+    "predict",
+    "train",
+]

@@ -1,0 +1,328 @@
+"""AutoML's single CSV → the forecaster's series: validated, bucketed, aggregated, filled.
+
+The input is a header, the item id, timestamp and target columns named in ``TimeSeriesConfig``,
+numeric *related* columns (known for the horizon: rows after an item's last target value carry
+them with an empty target) and categorical *item metadata* columns (constant per item).
+
+What the job config says happens here:
+
+* **Aggregation** (``Transformations.Aggregation`` of the target: ``sum`` by default, ``avg``,
+  ``first``, ``min``, ``max``) when several rows of one item fall in one period of the frequency;
+  related values in one period are averaged.
+* **Filling** (``Transformations.Filling``): ``middlefill`` (default ``zero``) fills gaps inside a
+  series; ``backfill`` fills from a series' end to the dataset's end *only when it is set* (AWS's
+  console default is zero, which turns a series that simply ended earlier into a run of zeros);
+  without it such an *unaligned* series is forecast from its own end and listed in the result.
+  ``futurefill`` fills a related column's missing horizon values; without it a gap is AWS's
+  error. ``frontfill`` accepts only ``none``. ``value`` takes its number from ``<method>_value``.
+* **Item metadata** is kept for cold starts: an item with metadata rows but no target value is
+  forecast from the items most like it (see :mod:`.training`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emulation.sagemaker.forecaster.frequency import Grid, grid_for
+
+logger = logging.getLogger(__name__)
+
+AGGREGATIONS = ("sum", "avg", "first", "min", "max")
+FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")
+TIMESTAMP_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
+
+
+class ForecastInputError(ValueError):
+    """The input violates a rule AWS enforces; the message is what the job reports."""
+
+
+@dataclass
+class Dataset:
+    """The validated input, one regular series per item."""
+
+    history: pd.DataFrame  # unique_id, ds, y, <related…>
+    future: pd.DataFrame  # unique_id, ds, <related…> for each item's horizon
+    related: list[str]
+    metadata: pd.DataFrame  # unique_id, <categorical…>
+    clip_at_zero: bool
+    grid: Grid
+    unaligned: dict[str, str] = field(default_factory=dict)  # item → its last period
+    cold: list[str] = field(default_factory=list)  # items with metadata and no target value
+    sub_daily: bool = False
+
+
+def _stamps(frame: pd.DataFrame, column: str) -> pd.Series:
+    values = frame[column]
+    for fmt in TIMESTAMP_FORMATS:
+        parsed = pd.to_datetime(values, format=fmt, errors="coerce")
+        if parsed.notna().all():
+            return parsed
+    parsed = pd.to_datetime(values, format=TIMESTAMP_FORMATS[0], errors="coerce")
+    bad = values[parsed.isna()].iloc[0]
+    raise ForecastInputError(
+        f"ClientError: column {column!r} has a value {bad!r} that is not a yyyy-MM-dd or "
+        "yyyy-MM-dd HH:mm:ss timestamp"
+    )
+
+
+def _fill_value(method: str, series: pd.Series, options: dict[str, str], key: str) -> float:
+    if method == "zero":
+        return 0.0
+    if method == "value":
+        raw = options.get(f"{key}_value")
+        try:
+            return float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ForecastInputError(
+                f"ValidationException: Filling {key}=value needs a numeric {key}_value "
+                f"(got {raw!r})"
+            ) from None
+    known = series.dropna()
+    if known.empty:
+        return 0.0
+    return float({"median": known.median, "mean": known.mean, "min": known.min,
+                  "max": known.max}[method]())  # fmt: skip
+
+
+def check_transformations(transformations: dict[str, Any] | None, target: str) -> None:
+    """Refuse what AWS refuses (and what the local forecaster cannot honour)."""
+    transformations = transformations or {}
+    unknown = set(transformations) - {"Filling", "Aggregation"}
+    if unknown:
+        raise ForecastInputError(
+            f"ValidationException: Transformations has no field {sorted(unknown)[0]!r}"
+        )
+    for column, method in (transformations.get("Aggregation") or {}).items():
+        if column != target:
+            raise ForecastInputError(
+                f"ValidationException: Aggregation is only supported for the target column; "
+                f"got {column!r}"
+            )
+        if method not in AGGREGATIONS:
+            raise ForecastInputError(
+                f"ValidationException: Aggregation method {method!r} for {column!r} is not one "
+                f"of {', '.join(AGGREGATIONS)}"
+            )
+    for column, options in (transformations.get("Filling") or {}).items():
+        if not isinstance(options, dict):
+            raise ForecastInputError(f"ValidationException: Filling of {column!r} is not a map")
+        for key, value in options.items():
+            if key.endswith("_value"):
+                continue
+            if key == "frontfill":
+                if column != target or value != "none":
+                    raise ForecastInputError(
+                        f"ValidationException: frontfill supports only 'none' on the target "
+                        f"column (got {column!r}: {value!r})"
+                    )
+            elif key in ("middlefill", "backfill", "futurefill"):
+                if value not in FILL_METHODS:
+                    raise ForecastInputError(
+                        f"ValidationException: Filling {column!r} {key}={value!r} is not one of "
+                        f"{', '.join(FILL_METHODS)}"
+                    )
+                if key == "futurefill" and column == target:
+                    raise ForecastInputError(
+                        "ValidationException: futurefill applies to related columns, not the "
+                        f"target {column!r}"
+                    )
+            else:
+                raise ForecastInputError(
+                    f"ValidationException: Filling {column!r} has an unknown method {key!r}"
+                )
+
+
+def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
+    """Validate AutoML's CSV (as strings) and build one regular series per item."""
+    key, ts, target = config.item_id, config.timestamp, config.target
+    missing = [c for c in (key, ts, target) if c not in frame.columns]
+    if missing:
+        raise ForecastInputError(
+            f"ClientError: the input has no column {missing[0]!r} named in TimeSeriesConfig "
+            f"(columns: {', '.join(frame.columns)})"
+        )
+    if frame.empty:
+        raise ForecastInputError("ClientError: the input dataset has no rows")
+    frame = frame.copy()
+    frame[ts] = _stamps(frame, ts)
+    values = pd.to_numeric(frame[target].replace("", np.nan), errors="coerce")
+    bad_target = values.isna() & frame[target].notna() & (frame[target] != "")
+    if bad_target.any():
+        raise ForecastInputError(
+            f"ClientError: target column {target!r} has a non-numeric value "
+            f"{frame.loc[bad_target, target].iloc[0]!r}"
+        )
+    if not np.isfinite(values.dropna()).all():
+        raise ForecastInputError(f"ClientError: target column {target!r} has an infinite value")
+    frame[target] = values
+    others = [c for c in frame.columns if c not in (key, ts, target)]
+    related, categorical = [], []
+    for column in others:
+        numeric = pd.to_numeric(frame[column].replace("", np.nan), errors="coerce")
+        non_empty = frame[column].notna() & (frame[column] != "")
+        if (numeric.notna() == non_empty).all():
+            frame[column] = numeric
+            related.append(column)
+        else:
+            categorical.append(column)
+
+    known = frame[frame[target].notna()]
+    if known.empty:
+        raise ForecastInputError(f"ClientError: target column {target!r} has no values")
+    grid = grid_for(config.freq, known[ts])
+    frame["_bucket"] = grid.bucket(frame[ts])
+    known = frame[frame[target].notna()]
+    last = known.groupby(key)["_bucket"].max()
+    end = last.max()
+
+    metadata = None
+    if categorical:
+        blank = frame[categorical].isna().any(axis=1) | (frame[categorical] == "").any(axis=1)
+        empty = frame[key][blank]
+        if not empty.empty:
+            column = next(c for c in categorical if ((frame[key] == empty.iloc[0]) &
+                          ((frame[c] == "") | frame[c].isna())).any())  # fmt: skip
+            raise ForecastInputError(
+                f"ClientError: item {empty.iloc[0]!r} has no item metadata value for "
+                f"{column!r}; every item of the target time series needs metadata"
+            )
+        metadata = frame.groupby(key)[categorical].first().reset_index()
+    cold = sorted(set(frame[key]) - set(last.index))
+    if cold and metadata is None:  # nothing to relate them to: AWS skips them too
+        logger.info("skipping %d items without target values or metadata", len(cold))
+        cold = []
+    frame = frame[frame[key].isin(last.index)]
+
+    filling = (getattr(config, "transformations", None) or {}).get("Filling") or {}
+    target_fill = filling.get(target, {})
+    history_rows = frame[frame["_bucket"] <= frame[key].map(last)]
+    hist = _aggregate(history_rows, key, target, related, config)
+    for column in related:  # an observed period without its related value
+        if hist[column].isna().any():
+            method = filling.get(column, {}).get("middlefill")
+            if method is None:
+                row = hist[hist[column].isna()].iloc[0]
+                raise ForecastInputError(
+                    f"ClientError: related time series {column!r} has a missing value for item "
+                    f"{row['unique_id']!r} at {row['ds']}"
+                )
+            values = hist.groupby("unique_id")[column].transform(
+                lambda s, m=method, c=column: _fill_value(m, s, filling.get(c, {}), "middlefill")
+            )
+            hist[column] = hist[column].fillna(values)
+    hist = _regularise(hist, grid, related, target_fill, end)
+    unaligned = {}
+    ends = hist.groupby("unique_id")["ds"].max()
+    for item, item_end in ends.items():
+        if item_end < end:
+            unaligned[str(item)] = item_end.isoformat()
+    if unaligned:
+        logger.info(
+            "%d series end before the dataset's last period %s; each is forecast from its own "
+            "end (set Filling backfill to pad them)", len(unaligned), end,
+        )  # fmt: skip
+
+    # The horizon of each item starts after its own last period.
+    horizon_labels = {
+        item: grid.labels(item_end, config.horizon) for item, item_end in ends.items()
+    }
+    future_rows = frame[frame["_bucket"] > frame[key].map(ends)]
+    fut = (
+        future_rows.groupby([key, "_bucket"], sort=True)[related].mean().reset_index()
+        .rename(columns={key: "unique_id", "_bucket": "ds"})
+        if related else pd.DataFrame(columns=["unique_id", "ds"])
+    )  # fmt: skip
+    wanted = pd.DataFrame(
+        [(item, stamp) for item, labels in horizon_labels.items() for stamp in labels],
+        columns=["unique_id", "ds"],
+    )
+    fut = wanted.merge(fut, on=["unique_id", "ds"], how="left") if related else wanted
+    for column in related:
+        gaps = fut[column].isna()
+        if gaps.any():
+            method = filling.get(column, {}).get("futurefill")
+            if method is None:
+                row = fut[gaps].iloc[0]
+                raise ForecastInputError(
+                    f"ClientError: related time series {column!r} does not cover the forecast "
+                    f"horizon for item {row['unique_id']!r}: it needs values up to "
+                    f"{horizon_labels[row['unique_id']][-1].date()}"
+                )
+            values = hist.groupby("unique_id")[column].apply(
+                lambda s, m=method, c=column: _fill_value(m, s, filling.get(c, {}), "futurefill")
+            )
+            fut.loc[gaps, column] = fut.loc[gaps, "unique_id"].map(values)
+
+    span = hist.groupby("unique_id").size().max()
+    limit = min(500, int(span) // 4)
+    if config.horizon > limit:
+        raise ForecastInputError(
+            f"ClientError: ForecastHorizon {config.horizon} is more than a quarter of the "
+            f"target time series length ({span} periods at frequency {config.frequency}); "
+            f"the largest allowed is {limit}"
+        )
+    items = sorted(hist["unique_id"].unique())
+    meta = (
+        metadata.rename(columns={key: "unique_id"})
+        if metadata is not None
+        else pd.DataFrame({"unique_id": items})
+    )
+    return Dataset(
+        history=hist.sort_values(["unique_id", "ds"], ignore_index=True),
+        future=fut.sort_values(["unique_id", "ds"], ignore_index=True),
+        related=related,
+        metadata=meta,
+        clip_at_zero=bool((hist["y"] >= 0).all()),
+        grid=grid,
+        unaligned=unaligned,
+        cold=cold,
+        sub_daily=config.freq.sub_daily,
+    )
+
+
+def _aggregate(rows: pd.DataFrame, key: str, target: str, related: list[str], config: Any
+               ) -> pd.DataFrame:  # fmt: skip
+    method = ((getattr(config, "transformations", None) or {}).get("Aggregation") or {}).get(
+        target, "sum"
+    )
+    grouped = rows.groupby([key, "_bucket"], sort=True)
+    how = {"avg": "mean"}.get(method, method)
+    y = grouped[target].agg(how) if method != "sum" else grouped[target].sum(min_count=1)
+    out = y.rename("y").reset_index()
+    for column in related:
+        out[column] = grouped[column].mean().to_numpy()
+    return out.rename(columns={key: "unique_id", "_bucket": "ds"})
+
+
+def _regularise(hist: pd.DataFrame, grid: Grid, related: list[str], options: dict[str, str],
+                end: pd.Timestamp) -> pd.DataFrame:  # fmt: skip
+    """Each item on every period from its first value to its last (or the dataset's last, when
+    backfill is set); gaps filled as configured (middlefill zero by default)."""
+    middle = options.get("middlefill", "zero")
+    back = options.get("backfill")
+    parts = []
+    for item, rows in hist.groupby("unique_id", sort=True):
+        rows = rows.dropna(subset=["y"]).set_index("ds")
+        if rows.empty:
+            continue
+        last = end if back else rows.index.max()
+        full = grid.span(rows.index.min(), last)
+        observed = rows.index.max()
+        rows = rows.reindex(full)
+        rows["unique_id"] = item
+        inside = rows.index <= observed
+        gap = rows["y"].isna()
+        if (gap & inside).any():
+            rows.loc[gap & inside, "y"] = _fill_value(middle, rows["y"], options, "middlefill")
+        if back and (gap & ~inside).any():
+            rows.loc[gap & ~inside, "y"] = _fill_value(back, rows["y"], options, "backfill")
+        for column in related:
+            rows[column] = rows[column].ffill().bfill()  # periods with no row at all
+        parts.append(rows.rename_axis("ds").reset_index())
+    out = pd.concat(parts, ignore_index=True)
+    return out[["unique_id", "ds", "y", *related]]

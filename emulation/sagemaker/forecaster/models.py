@@ -1,0 +1,112 @@
+"""The candidate models, grouped as AutoML V2's ``AutoMLAlgorithms`` families.
+
+* ``ets``: AutoETS (additive/multiplicative, damped trend considered) and AutoTheta (the Theta
+  family, which is simple exponential smoothing with drift — hence its place here);
+* ``arima``: a regression with ARIMA errors on the related series and holiday features
+  (``ARIMAX``) when there are any, AutoARIMA otherwise;
+* ``npts``: the non-parametric family — seasonal naive (naive for series without a season), the
+  random walk with drift and, for intermittent demand, Croston (optimised), ADIDA and IMAPA.
+
+``deepar``, ``cnn-qr`` and ``prophet`` have no local counterpart; asking for them is refused
+(:func:`check_algorithms`), never silently replaced.
+
+Auto models fit on at most :func:`fit_window` recent periods: they are local models whose
+estimates the distant past barely moves, and it keeps a long daily history within the time goal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LOCAL_FAMILIES = ("arima", "ets", "npts")
+AWS_FAMILIES = ("cnn-qr", "deepar", "prophet", "arima", "npts", "ets")
+#: Models fitted on the trimmed recent window (the rest see the whole history).
+AUTO = ("AutoETS", "AutoTheta", "AutoARIMA")
+#: The fixed combination for series too short to learn weights on (the classic "Comb").
+DEFAULT_COMBINATION = {
+    "smooth": ("AutoETS", "AutoTheta", "AutoARIMA"),
+    "intermittent": ("CrostonOptimized", "ADIDA", "IMAPA"),
+}
+
+
+class AlgorithmError(ValueError):
+    """An ``AutoMLAlgorithms`` value the local forecaster cannot honour."""
+
+
+def check_algorithms(config: dict | None) -> tuple[str, ...]:
+    """``CandidateGenerationConfig`` → the families to use (all local ones by default)."""
+    if not config:
+        return LOCAL_FAMILIES
+    unknown = set(config) - {"AlgorithmsConfig"}
+    if unknown:
+        raise AlgorithmError(
+            f"ValidationException: CandidateGenerationConfig has no field {sorted(unknown)[0]!r}"
+        )
+    chosen: list[str] = []
+    for entry in config.get("AlgorithmsConfig") or []:
+        for name in entry.get("AutoMLAlgorithms") or []:
+            if name not in AWS_FAMILIES:
+                raise AlgorithmError(
+                    f"ValidationException: AutoMLAlgorithms value {name!r} is not a time-series "
+                    f"algorithm ({', '.join(AWS_FAMILIES)})"
+                )
+            if name not in LOCAL_FAMILIES:
+                raise AlgorithmError(
+                    f"ValidationException: AutoMLAlgorithms value {name!r} has no local "
+                    f"counterpart; the local forecaster runs {', '.join(LOCAL_FAMILIES)}"
+                )
+            chosen.append(name)
+    return tuple(dict.fromkeys(chosen)) or LOCAL_FAMILIES
+
+
+def fit_window(season: int, horizon: int) -> int:
+    """Most recent periods an auto model is fitted on."""
+    return max(10 * season, 5 * horizon, 100)
+
+
+def candidates(kind: str, season: int, families: tuple[str, ...], regression: bool,
+               horizon: int) -> list[Any]:  # fmt: skip
+    """The statsforecast models for one kind of series and one season length, simplest first
+    (ties in the choice go to the simpler model)."""
+    from statsforecast.models import (
+        ADIDA,
+        ARIMA,
+        IMAPA,
+        AutoARIMA,
+        AutoETS,
+        AutoTheta,
+        CrostonOptimized,
+        Naive,
+        RandomWalkWithDrift,
+        SeasonalNaive,
+    )
+
+    out: list[Any] = []
+    if "npts" in families:
+        if kind == "intermittent":
+            out += [CrostonOptimized(), ADIDA(), IMAPA()]
+        if season > 1:
+            out.append(SeasonalNaive(season_length=season))
+        else:
+            out.append(Naive())
+        if kind == "smooth":
+            out.append(RandomWalkWithDrift())
+    if kind == "smooth" or not out:
+        if "ets" in families:
+            # statsforecast's ETS supports seasons up to 24; longer ones are left to Theta.
+            out.append(AutoETS(season_length=season if season <= 24 else 1))
+            out.append(AutoTheta(season_length=season))
+        if "arima" in families and not regression:
+            # With related series the family's member is the regression with ARIMA errors below.
+            # A full seasonal search at long seasons costs minutes per series: cap its order.
+            out.append(AutoARIMA(season_length=season, max_p=3, max_q=3, max_P=1, max_Q=1,
+                                 approximation=True))  # fmt: skip
+    if "arima" in families and regression:
+        seasonal = (0, 1, 1) if season > 1 else (0, 0, 0)
+        out.append(ARIMA(order=(1, 0, 0), season_length=season, seasonal_order=seasonal,
+                         alias="ARIMAX"))  # fmt: skip
+    return out
+
+
+def alias(model: Any) -> str:
+    return getattr(model, "alias", type(model).__name__)

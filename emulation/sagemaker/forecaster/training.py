@@ -1,0 +1,729 @@
+"""Training and forecasting: backtest windows, honest selection, per-item ensembles, calibrated
+quantiles.
+
+**Windows.** Each series is cut, from its own end, into up to ``selection_windows +
+backtest_windows`` windows of ``horizon`` periods (``step = horizon``, as AWS's backtests). The
+last ``backtest_windows`` are *held out*: nothing is learned on them and they give the reported
+metrics (``BestCandidate``, the backtest export). The earlier *selection* windows are where each
+item's ensemble weights and the quantile calibration are learned; their metrics are reported too,
+as ``selection`` — they are optimistic by construction, and the gap shows how much. A series too
+short for a selection window gets a fixed combination (:data:`.models.DEFAULT_COMBINATION`); one
+too short for any window is not backtested (and not in the metrics), as AWS leaves it out.
+
+**Ensembles.** Per item, the candidates with the lowest mean absolute error on the selection
+windows are combined with weights proportional to the inverse of that error (the best
+:data:`TOP_K`). For the final forecast the weights are learned again on all windows.
+
+**Quantiles.** Conformal: the errors of the ensemble's point forecast on the calibration windows,
+divided by each item's scale (its mean absolute seasonal difference), pooled per kind of series
+and per step ahead; the τ-quantile forecast is ``point + scale · Q_τ(step)``. They are asymmetric
+where the errors are (intermittent and skewed demand), ``mean`` is the point forecast and ``p50``
+its median-corrected value. Forecasts of a target that was never negative are clipped at 0.
+
+**Cold starts.** An item with item metadata and no target value gets, per period and forecast type,
+the median forecast of the items sharing the most metadata values with it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from emulation.sagemaker.forecaster.dataset import Dataset, ForecastInputError
+from emulation.sagemaker.forecaster.frequency import Frequency, parse_frequency
+from emulation.sagemaker.forecaster.models import (
+    AUTO,
+    DEFAULT_COMBINATION,
+    LOCAL_FAMILIES,
+    alias,
+    candidates,
+    fit_window,
+)
+from pipeline.contracts.accuracy import accuracy_metrics, quantile_column
+
+logger = logging.getLogger(__name__)
+
+INTERMITTENT_ADI = 1.32  # Syntetos–Boylan cut-off for the average demand interval
+TOP_K = 3  # candidates combined per item
+MIN_STEP_ERRORS = 30  # errors a step needs for its own calibration (else steps are pooled)
+FORMAT = "dfp-local-forecaster/2"
+MIN_TRAIN = 10  # periods a window's training part needs (ETS refuses fewer than ~npars + 4)
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """What ``TimeSeriesForecastingJobConfig`` says, plus the local backtest settings."""
+
+    frequency: str
+    horizon: int
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    target: str = "demand"
+    timestamp: str = "timestamp"
+    item_id: str = "item_id"
+    backtest_windows: int = 1
+    selection_windows: int = 2
+    algorithms: tuple[str, ...] = LOCAL_FAMILIES
+    transformations: dict | None = field(default=None, hash=False, compare=False)
+    holiday_country: str | None = None
+    n_jobs: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+
+    @property
+    def freq(self) -> Frequency:
+        return parse_frequency(self.frequency)
+
+
+def quantile_label(q: float) -> str:
+    """AutoML's ``ForecastQuantiles`` spelling: ``p10``."""
+    return quantile_column(q)
+
+
+def parse_quantiles(labels: list[str] | None) -> tuple[float, ...]:
+    if not labels:
+        return (0.1, 0.5, 0.9)
+    out = []
+    for label in labels:
+        if label == "mean":
+            continue
+        try:
+            value = float(str(label).lstrip("p")) / 100
+        except ValueError:
+            raise ForecastInputError(f"ForecastQuantiles value {label!r} is not pNN") from None
+        if not 0.01 <= value <= 0.99:
+            raise ForecastInputError(f"ForecastQuantiles value {label!r} is outside p1-p99")
+        out.append(value)
+    if len(out) > 5:
+        raise ForecastInputError("ForecastQuantiles allows at most 5 values")
+    return tuple(sorted(set(out)))
+
+
+# ------------------------------------------------------------------------------- series plan
+def choose_season(length: int, seasons: tuple[int, ...], horizon: int) -> int:
+    """The shortest seasonal period the series has two whole cycles of (beyond a horizon)."""
+    for period in seasons:
+        if length >= 2 * period + horizon:
+            return period
+    return 1
+
+
+def classify(history: pd.DataFrame) -> pd.Series:
+    """Per item: ``smooth`` or ``intermittent`` by the average interval between nonzero values."""
+
+    def kind(y: pd.Series) -> str:
+        nonzero = int((y != 0).sum())
+        adi = len(y) / nonzero if nonzero else float("inf")
+        return "intermittent" if adi > INTERMITTENT_ADI else "smooth"
+
+    return history.groupby("unique_id")["y"].apply(kind)
+
+
+@dataclass
+class Plan:
+    """Per item: kind, season length, windows it affords."""
+
+    kinds: pd.Series
+    seasons: pd.Series
+    windows: pd.Series
+    held_out: pd.Series  # of those windows, how many are held out
+
+    def groups(self) -> dict[tuple[str, int, int], list[str]]:
+        frame = pd.DataFrame({"kind": self.kinds, "season": self.seasons, "w": self.windows})
+        return {
+            (str(k), int(m), int(w)): sorted(map(str, part.index))
+            for (k, m, w), part in frame.groupby(["kind", "season", "w"], sort=True)
+        }
+
+
+def plan(history: pd.DataFrame, config: ForecastConfig) -> Plan:
+    h = config.horizon
+    lengths = history.groupby("unique_id").size()
+    kinds = classify(history)
+    seasons = lengths.map(lambda n: choose_season(int(n), config.freq.seasons(), h))
+    wanted = config.selection_windows + config.backtest_windows
+    minimum = seasons.map(lambda m: max(2 * m + 4, MIN_TRAIN))
+    windows = ((lengths - minimum) // h).clip(lower=0, upper=wanted).astype(int)
+    held_out = windows.clip(upper=config.backtest_windows)
+    return Plan(kinds=kinds, seasons=seasons, windows=windows, held_out=held_out)
+
+
+def with_holidays(frame: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
+    """Adds ``holiday``: holiday days of the configured country in each period (hour periods:
+    whether their day is one)."""
+    if not config.holiday_country:
+        return frame
+    import holidays
+
+    stamps = pd.DatetimeIndex(frame["ds"].unique()).sort_values()
+    if stamps.empty:
+        return frame.assign(holiday=0.0)
+    years = range(stamps.min().year - 1, stamps.max().year + 2)
+    days = {pd.Timestamp(d) for d in holidays.country_holidays(config.holiday_country,
+                                                               years=years)}  # fmt: skip
+    freq = config.freq
+    if freq.sub_daily or (freq.unit == "D" and freq.n == 1):
+        counts = {s: float(s.normalize() in days) for s in stamps}
+    else:
+        offset = freq.offset()
+        counts = {
+            s: float(sum(1 for d in pd.date_range(s, s + offset - pd.Timedelta(days=1))
+                         if d in days))
+            for s in stamps
+        }  # fmt: skip
+    return frame.assign(holiday=frame["ds"].map(counts).astype(float))
+
+
+# --------------------------------------------------------------------------- statsforecast glue
+# Worker processes for n_jobs > 1 come from a fork server, never from a fork of this process:
+# the forecaster runs inside the world's server, among moto's, Spark's and logging's threads, and
+# a fork copies whichever locks those threads hold at that instant; a worker then waits forever
+# on one (seen: a cross-validation pool hanging a run). A fork server is a clean, single-threaded
+# process started once, with statsforecast imported in it.
+_POOLS: Any = None
+
+
+def _pool_context() -> Any:
+    global _POOLS
+    if _POOLS is None:
+        import multiprocessing
+
+        _POOLS = multiprocessing.get_context("forkserver")
+        _POOLS.set_forkserver_preload(["statsforecast.core", "statsforecast.models"])
+    return _POOLS
+
+
+def _statsforecast(models: list[Any], freq: Any, n_jobs: int) -> Any:
+    """A ``StatsForecast`` whose parallel work runs in fork-server worker processes."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import Naive
+
+    class _Forecaster(StatsForecast):
+        def _get_pool(self) -> tuple[Any, dict[str, Any]]:
+            return _pool_context().Pool, {}
+
+    # A model that cannot fit one series (too short, degenerate) gives way to the naive forecast
+    # for that series instead of failing the job.
+    return _Forecaster(models=models, freq=freq, n_jobs=n_jobs, fallback_model=Naive())
+
+
+def _quiet(function: Callable) -> Callable:
+    """statsforecast warns per series (e.g. collinear regressors, a non-seasonal fallback); the
+    job's result already says how each series did, so the warnings are noise here."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        saved = os.environ.get("PYTHONWARNINGS")
+        # Worker processes of n_jobs > 1 take their filters from the environment.
+        os.environ["PYTHONWARNINGS"] = "ignore"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return function(*args, **kwargs)
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONWARNINGS", None)
+            else:
+                os.environ["PYTHONWARNINGS"] = saved
+
+    return wrapper
+
+
+def _frame(raw: pd.DataFrame) -> pd.DataFrame:
+    return raw.reset_index(drop=True) if "unique_id" in raw.columns else raw.reset_index()
+
+
+def _regressors(dataset: Dataset, config: ForecastConfig) -> list[str]:
+    return [*dataset.related, *(["holiday"] if config.holiday_country else [])]
+
+
+def _split_models(models: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    auto = [m for m in models if type(m).__name__ in AUTO]
+    regression = [m for m in models if alias(m) == "ARIMAX"]
+    simple = [m for m in models if m not in auto and m not in regression]
+    return auto, simple, regression
+
+
+def _trim(frame: pd.DataFrame, keep: int) -> pd.DataFrame:
+    return frame.groupby("unique_id", sort=False).tail(keep)
+
+
+def _cross_validate(history: pd.DataFrame, models: list[Any], config: ForecastConfig,
+                    season: int, windows: int, regressors: list[str],
+                    grid_offset: Any) -> pd.DataFrame:  # fmt: skip
+    """``unique_id, ds, cutoff, y, <alias…>`` for ``windows`` windows of every series."""
+    h = config.horizon
+    auto, simple, regression = _split_models(models)
+    parts = []
+    plain = history[["unique_id", "ds", "y"]]
+    for group, data in ((auto, _trim(plain, fit_window(season, h) + windows * h)),
+                        (simple, plain), (regression, history[["unique_id", "ds", "y",
+                                                               *regressors]])):  # fmt: skip
+        if not group:
+            continue
+        sf = _statsforecast(group, grid_offset, config.n_jobs)
+        cv = _frame(sf.cross_validation(df=data, h=h, n_windows=windows, step_size=h))
+        parts.append(cv.set_index(["unique_id", "ds", "cutoff"]))
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.join(part.drop(columns="y"), how="inner")
+    return joined.reset_index()
+
+
+def _forecast(history: pd.DataFrame, future: pd.DataFrame, models: list[Any],
+              config: ForecastConfig, season: int, regressors: list[str],
+              grid_offset: Any) -> pd.DataFrame:  # fmt: skip
+    h = config.horizon
+    auto, simple, regression = _split_models(models)
+    parts = []
+    plain = history[["unique_id", "ds", "y"]]
+    for group, data in (
+        (auto, _trim(plain, fit_window(season, h))),
+        (simple, plain),
+        (regression, history[["unique_id", "ds", "y", *regressors]]),
+    ):
+        if not group:
+            continue
+        sf = _statsforecast(group, grid_offset, config.n_jobs)
+        x_df = future[future["unique_id"].isin(set(data["unique_id"]))][
+            ["unique_id", "ds", *regressors]] if group is regression else None  # fmt: skip
+        raw = _frame(sf.forecast(df=data, h=h, X_df=x_df))
+        # statsforecast labels each series' horizon from its own end; keep its step order
+        raw["step"] = raw.groupby("unique_id").cumcount() + 1
+        parts.append(raw.drop(columns="ds").set_index(["unique_id", "step"]))
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.join(part, how="inner")
+    return joined.reset_index()
+
+
+# ------------------------------------------------------------------ weights and calibration
+def weights_from(errors: pd.DataFrame, aliases: list[str]) -> dict[str, float]:
+    """Inverse-error weights of the best :data:`TOP_K` candidates (one error per candidate)."""
+    mae = errors[aliases].abs().mean().sort_values(kind="stable")
+    best = mae.iloc[:TOP_K]
+    if (best <= 1e-12).any():  # a perfect fit (e.g. an all-zero series): the simplest one
+        return {str(best.index[(best <= 1e-12).argmax()]): 1.0}
+    inverse = 1.0 / best
+    weights = inverse / inverse.sum()
+    return {str(k): float(v) for k, v in weights.items()}
+
+
+def _combine(frame: pd.DataFrame, weights: dict[str, dict[str, float]]) -> np.ndarray:
+    point = np.zeros(len(frame))
+    items = frame["unique_id"].to_numpy()
+    for item in np.unique(items):
+        rows = items == item
+        for name, w in weights[item].items():
+            point[rows] += w * frame.loc[rows, name].to_numpy(dtype=float)
+    return point
+
+
+def item_scales(history: pd.DataFrame, seasons: pd.Series) -> dict[str, float]:
+    """Mean absolute seasonal difference per item (lag-1 for non-seasonal series); the scale
+    calibrated errors are measured in."""
+    out = {}
+    for item, y in history.groupby("unique_id")["y"]:
+        values = y.to_numpy(dtype=float)
+        m = int(seasons.get(item, 1))
+        diffs = np.abs(values[m:] - values[:-m]) if len(values) > m else np.array([])
+        scale = float(diffs.mean()) if diffs.size else 0.0
+        if scale <= 0:
+            scale = float(np.abs(values).mean()) if values.size else 0.0
+        out[str(item)] = scale if scale > 0 else 1.0
+    return out
+
+
+def calibrate(
+    frame: pd.DataFrame,
+    point: np.ndarray,
+    scales: dict[str, float],
+    kinds: pd.Series,
+    quantiles: tuple[float, ...],
+    horizon: int,
+) -> dict:
+    """Per kind: the τ-quantiles of scaled errors per step (pooled steps where few)."""
+    errors = (frame["y"].to_numpy(dtype=float) - point) / frame["unique_id"].map(scales).to_numpy()
+    steps = frame["step"].to_numpy()
+    kind = frame["unique_id"].map(kinds).to_numpy()
+    table: dict[str, list[list[float]]] = {}
+    for name in ("smooth", "intermittent", "all"):
+        chosen = np.ones(len(frame), dtype=bool) if name == "all" else kind == name
+        if chosen.sum() == 0:
+            continue
+        e, s = errors[chosen], steps[chosen]
+        # pooled over steps, errors grow roughly with the square root of the step
+        pooled = e / np.sqrt(s)
+        rows = []
+        for step in range(1, horizon + 1):
+            at = e[s == step]
+            if at.size >= MIN_STEP_ERRORS:
+                rows.append([float(np.quantile(at, q)) for q in quantiles])
+            else:
+                rows.append([float(np.quantile(pooled, q) * np.sqrt(step)) for q in quantiles])
+        table[name] = rows
+    return table
+
+
+def apply_quantiles(point: np.ndarray, items: np.ndarray, steps: np.ndarray,
+                    scales: dict[str, float], kinds: dict[str, str], table: dict,
+                    quantiles: tuple[float, ...], clip: bool) -> pd.DataFrame:  # fmt: skip
+    out = pd.DataFrame({"mean": point})
+    scale = np.array([scales.get(i, 1.0) for i in items])
+    for j, q in enumerate(quantiles):
+        offsets = np.zeros(len(point))
+        for idx, (item, step) in enumerate(zip(items, steps, strict=True)):
+            rows = table.get(kinds.get(item, "all")) or table.get("all")
+            if rows:
+                offsets[idx] = rows[min(int(step), len(rows)) - 1][j]
+        out[quantile_column(q)] = point + scale * offsets
+    if clip:
+        out = out.clip(lower=0.0)
+    columns = [quantile_column(q) for q in quantiles]
+    out[columns] = np.sort(out[columns].to_numpy(), axis=1)  # quantiles never cross
+    return out
+
+
+# ---------------------------------------------------------------------------------- training
+@dataclass
+class TrainingResult:
+    """What a training job leaves: per-item ensembles, backtest rows, metrics in AWS's shape."""
+
+    chosen: dict[str, str]  # item → its heaviest model (for reports)
+    weights: dict[str, dict[str, float]]  # item → {model: weight} for the final forecast
+    backtest: pd.DataFrame  # held-out windows, backtest export columns
+    metrics: dict  # GetAccuracyMetrics shape, held-out windows
+    selection_metrics: dict | None  # the same on the selection windows (optimistic)
+    candidate_metrics: dict[str, dict]  # model alias → held-out metrics where it was tried
+    baseline: dict | None  # seasonal naive, held-out windows
+    document: dict  # the model artifact
+    unaligned: dict[str, str] = field(default_factory=dict)
+    untested: list[str] = field(default_factory=list)  # too short for any window
+    seconds: float = 0.0
+
+
+def _export(frame: pd.DataFrame, q: pd.DataFrame, grid_offset: Any, horizon: int) -> pd.DataFrame:
+    start = frame["cutoff"] + grid_offset
+    end = frame["cutoff"] + grid_offset * horizon
+    out = pd.DataFrame({
+        "item_id": frame["unique_id"].to_numpy(),
+        "timestamp": frame["ds"].to_numpy(),
+        "target_value": frame["y"].to_numpy(dtype=float),
+        "backtestwindow_start_time": start.to_numpy(),
+        "backtestwindow_end_time": end.to_numpy(),
+        "window": frame["window"].to_numpy(),
+    })  # fmt: skip
+    for column in q.columns:
+        out[column] = q[column].to_numpy(dtype=float)
+    return out
+
+
+def _metrics(exported: pd.DataFrame, config: ForecastConfig, history: pd.DataFrame,
+             algorithm: str | None = None) -> dict | None:  # fmt: skip
+    if exported.empty:
+        return None
+    windows = [w.drop(columns="window")
+               for _, w in exported.groupby("window", sort=True)]  # fmt: skip
+    return accuracy_metrics(windows, config.quantiles, history=history,
+                            season_length=config.freq.mase_season, algorithm=algorithm)  # fmt: skip
+
+
+@_quiet
+def train(dataset: Dataset, config: ForecastConfig,
+          progress: Callable[[str], None] | None = None) -> TrainingResult:  # fmt: skip
+    """Backtest every candidate, learn per-item ensembles and quantiles, report AWS metrics."""
+    started = time.perf_counter()
+    h = config.horizon
+    history = with_holidays(dataset.history, config)
+    regressors = _regressors(dataset, config)
+    offset = dataset.grid.offset
+    p = plan(history, config)
+    tested = p.windows[p.windows > 0]
+    if tested.empty:
+        raise ForecastInputError(
+            f"ClientError: no item has enough history for a backtest window of horizon {h}"
+        )
+    frames = []
+    for (kind, season, windows), ids in p.groups().items():
+        if windows == 0:
+            continue
+        models = candidates(kind, season, config.algorithms, bool(regressors), h)
+        if progress:
+            progress(f"backtesting {len(ids)} {kind} series (season {season}, {windows} windows, "
+                     f"{len(models)} candidates)")  # fmt: skip
+        part = history[history["unique_id"].isin(ids)]
+        cv = _cross_validate(part, models, config, season, windows, regressors, offset)
+        cv["candidates"] = "|".join(alias(m) for m in models)
+        cv["baseline"] = "SeasonalNaive" if season > 1 else "Naive"
+        frames.append(cv)
+    cv = pd.concat(frames, ignore_index=True)
+    cv["unique_id"] = cv["unique_id"].astype(str)
+    # window 1 is the last; within a window, step 1 is the first period after the cutoff
+    cv["window"] = cv.groupby("unique_id")["cutoff"].rank(method="dense", ascending=False)
+    cv["window"] = cv["window"].astype(int)
+    cv["step"] = cv.groupby(["unique_id", "cutoff"]).cumcount() + 1
+    held = cv["window"] <= cv["unique_id"].map(p.held_out)
+    kinds = {str(k): str(v) for k, v in p.kinds.items()}
+    names = {item: part["candidates"].iloc[0].split("|")
+             for item, part in cv.groupby("unique_id")}  # fmt: skip
+
+    def learn(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+        out = {}
+        for item, aliases in names.items():
+            mine = rows[rows["unique_id"] == item]
+            if mine.empty:
+                default = [a for a in DEFAULT_COMBINATION[kinds[item]] if a in aliases] or aliases
+                out[item] = {a: 1.0 / len(default) for a in default}
+            else:
+                errors = mine[aliases].sub(mine["y"], axis=0)
+                out[item] = weights_from(errors, aliases)
+        return out
+
+    # Scales for everything evaluated come from the history before the held-out windows.
+    before = history.groupby("unique_id", group_keys=False).apply(
+        lambda g: g.iloc[: len(g) - int(p.held_out.get(g.name, 0)) * h]
+    )
+    history_scales = item_scales(before, p.seasons)
+    selection_rows = cv[~held]
+    selection_weights = learn(selection_rows)
+    point_all = _combine(cv, selection_weights)
+    table = calibrate(selection_rows, point_all[~held.to_numpy()], history_scales, p.kinds,
+                      config.quantiles, h) if not selection_rows.empty else {}  # fmt: skip
+    if not table:  # no series afforded a selection window: calibrate on the held-out ones
+        table = calibrate(cv, point_all, history_scales, p.kinds, config.quantiles, h)
+
+    def evaluate(rows: pd.DataFrame, point: np.ndarray, tab: dict) -> pd.DataFrame:
+        q = apply_quantiles(point, rows["unique_id"].to_numpy(), rows["step"].to_numpy(),
+                            history_scales, kinds, tab, config.quantiles,
+                            dataset.clip_at_zero)  # fmt: skip
+        return _export(rows.reset_index(drop=True), q, offset, h)
+
+    metric_history = history.rename(columns={"unique_id": "item_id", "ds": "timestamp",
+                                             "y": "target_value"})  # fmt: skip
+    held_rows = cv[held].reset_index(drop=True)
+    backtest = evaluate(held_rows, point_all[held.to_numpy()], table)
+    metrics = _metrics(backtest, config, metric_history)
+    selection_metrics = None
+    if not selection_rows.empty:
+        selection_metrics = _metrics(
+            evaluate(selection_rows.reset_index(drop=True), point_all[~held.to_numpy()], table),
+            config, metric_history)  # fmt: skip
+
+    candidate_metrics = {}
+    all_aliases = sorted({a for aliases in names.values() for a in aliases})
+    for name in all_aliases:
+        rows = cv[cv["candidates"].str.split("|").map(lambda a, n=name: n in a)]
+        sel = rows[~held.loc[rows.index]]
+        point = rows[name].to_numpy(dtype=float)
+        tab = calibrate(sel, sel[name].to_numpy(dtype=float), history_scales, p.kinds,
+                        config.quantiles, h) if not sel.empty else table  # fmt: skip
+        keep = held.loc[rows.index].to_numpy()
+        if keep.any():
+            candidate_metrics[name] = _metrics(
+                evaluate(rows[keep].reset_index(drop=True), point[keep], tab), config,
+                metric_history, algorithm=name)  # fmt: skip
+    baseline_name = "SeasonalNaive" if "SeasonalNaive" in candidate_metrics else "Naive"
+    baseline = candidate_metrics.get(baseline_name)
+    if baseline is None:
+        baseline = _baseline(history, cv, held, p, config, history_scales, kinds, offset,
+                             metric_history, table)  # fmt: skip
+
+    # The final model: weights and calibration learned on every window.
+    final_weights = learn(cv)
+    history_scales = item_scales(history, p.seasons)
+    final_table = calibrate(cv, _combine(cv, final_weights), history_scales, p.kinds,
+                            config.quantiles, h)  # fmt: skip
+    untested = sorted(str(i) for i in p.windows.index[p.windows == 0])
+    for item in untested:
+        aliases = [
+            alias(m)
+            for m in candidates(
+                kinds[item], int(p.seasons[item]), config.algorithms, bool(regressors), h
+            )
+        ]
+        default = [a for a in DEFAULT_COMBINATION[kinds[item]] if a in aliases] or aliases
+        final_weights[item] = {a: 1.0 / len(default) for a in default}
+    final_weights = dict(sorted(final_weights.items()))
+    chosen = {item: max(w.items(), key=lambda kv: kv[1])[0] for item, w in final_weights.items()}
+    document = {
+        "format": FORMAT,
+        "frequency": config.frequency,
+        "horizon": h,
+        "quantiles": list(config.quantiles),
+        "target": config.target,
+        "timestamp": config.timestamp,
+        "item_id": config.item_id,
+        "algorithms": list(config.algorithms),
+        "transformations": config.transformations,
+        "holiday_country": config.holiday_country,
+        "weights": final_weights,
+        "kinds": dict(sorted(kinds.items())),
+        "seasons": {str(k): int(v) for k, v in sorted(p.seasons.items())},
+        "scales": dict(sorted(history_scales.items())),
+        "calibration": final_table,
+    }
+    return TrainingResult(
+        chosen=chosen,
+        weights=final_weights,
+        backtest=backtest.drop(columns="window"),
+        metrics=metrics,
+        selection_metrics=selection_metrics,
+        candidate_metrics=candidate_metrics,
+        baseline=baseline,
+        document=document,
+        unaligned=dataset.unaligned,
+        untested=untested,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _baseline(history: pd.DataFrame, cv: pd.DataFrame, held: pd.Series, p: Plan,
+              config: ForecastConfig, scales: dict[str, float], kinds: dict[str, str],
+              offset: Any, metric_history: pd.DataFrame, table: dict) -> dict | None:  # fmt: skip
+    """Seasonal naive on the held-out windows when it was not a candidate (``npts`` excluded)."""
+    from statsforecast.models import Naive, SeasonalNaive
+
+    frames = []
+    for (_, season, windows), ids in p.groups().items():
+        if windows == 0:
+            continue
+        model = SeasonalNaive(season_length=season) if season > 1 else Naive()
+        part = history[history["unique_id"].isin(ids)][["unique_id", "ds", "y"]]
+        sf = _statsforecast([model], offset, 1)
+        out = _frame(sf.cross_validation(df=part, h=config.horizon, n_windows=windows,
+                                         step_size=config.horizon))  # fmt: skip
+        out["baseline_point"] = out[alias(model)]
+        frames.append(out[["unique_id", "ds", "cutoff", "baseline_point"]])
+    if not frames:
+        return None
+    base = pd.concat(frames)
+    base["unique_id"] = base["unique_id"].astype(str)
+    rows = cv[held].merge(base, on=["unique_id", "ds", "cutoff"]).reset_index(drop=True)
+    q = apply_quantiles(rows["baseline_point"].to_numpy(dtype=float),
+                        rows["unique_id"].to_numpy(), rows["step"].to_numpy(), scales, kinds,
+                        table, config.quantiles, True)  # fmt: skip
+    return _metrics(_export(rows, q, offset, config.horizon), config, metric_history,
+                    algorithm="SeasonalNaive")  # fmt: skip
+
+
+# -------------------------------------------------------------------------------- forecasting
+@_quiet
+def predict(dataset: Dataset, config: ForecastConfig, document: dict) -> pd.DataFrame:
+    """Refit each item's ensemble on its whole history and forecast the horizon.
+
+    Items the model has not seen get their kind's default combination and the pooled
+    calibration. Returns ``item_id, timestamp, <quantile columns…>, mean``.
+    """
+    h = config.horizon
+    history = with_holidays(dataset.history, config)
+    future = with_holidays(dataset.future, config)
+    regressors = _regressors(dataset, config)
+    offset = dataset.grid.offset
+    p = plan(history, config)
+    weights: dict[str, dict[str, float]] = {}
+    kinds = {str(k): str(v) for k, v in p.kinds.items()}
+    seasons = {str(k): int(v) for k, v in p.seasons.items()}
+    for item in kinds:
+        known = document.get("weights", {}).get(item)
+        if known and document.get("seasons", {}).get(item) == seasons[item]:
+            weights[item] = known
+        else:  # a new item, or its season changed: the default combination
+            aliases = [
+                alias(m)
+                for m in candidates(
+                    kinds[item], seasons[item], config.algorithms, bool(regressors), h
+                )
+            ]
+            default = [a for a in DEFAULT_COMBINATION[kinds[item]] if a in aliases] or aliases
+            weights[item] = {a: 1.0 / len(default) for a in default}
+    scales = {**item_scales(history, p.seasons), **document.get("scales", {})}
+    table = document.get("calibration") or {}
+    outputs = []
+    by_group: dict[tuple[str, int], list[str]] = {}
+    for item in sorted(kinds):
+        by_group.setdefault((kinds[item], seasons[item]), []).append(item)
+    for (kind, season), ids in by_group.items():
+        needed = {a for item in ids for a in weights[item]}
+        models = [m for m in candidates(kind, season, config.algorithms, bool(regressors), h)
+                  if alias(m) in needed]  # fmt: skip
+        if not models:
+            continue
+        part = history[history["unique_id"].isin(ids)]
+        raw = _forecast(part, future, models, config, season, regressors, offset)
+        raw["unique_id"] = raw["unique_id"].astype(str)
+        for name in needed - set(raw.columns):  # a model no longer offered: drop its weight
+            for item in ids:
+                weights[item].pop(name, None)
+        for item in ids:
+            total = sum(weights[item].values()) or 1.0
+            weights[item] = {k: v / total for k, v in weights[item].items()}
+        point = _combine(raw, weights)
+        q = apply_quantiles(point, raw["unique_id"].to_numpy(), raw["step"].to_numpy(), scales,
+                            kinds, table, config.quantiles, dataset.clip_at_zero)  # fmt: skip
+        ends = part.groupby("unique_id")["ds"].max()
+        ends.index = ends.index.astype(str)
+        stamps = [ends[i] + offset * int(s) for i, s in zip(raw["unique_id"], raw["step"],
+                                                             strict=True)]  # fmt: skip
+        outputs.append(
+            pd.concat([pd.DataFrame({"item_id": raw["unique_id"], "timestamp": stamps}), q], axis=1)
+        )
+    out = pd.concat(outputs, ignore_index=True)
+    if dataset.cold:
+        out = pd.concat([out, cold_start(out, dataset, config)], ignore_index=True)
+    columns = ["item_id", "timestamp", *[quantile_column(q) for q in config.quantiles], "mean"]
+    return out[columns].sort_values(["item_id", "timestamp"], ignore_index=True)
+
+
+def cold_start(forecast: pd.DataFrame, dataset: Dataset, config: ForecastConfig) -> pd.DataFrame:
+    """Items without history: per step, the median forecast of the most similar items (the most
+    metadata values in common, at least one)."""
+    meta = dataset.metadata.set_index("unique_id").astype(str)
+    meta.index = meta.index.astype(str)
+    known = meta.drop(index=[i for i in dataset.cold if i in meta.index], errors="ignore")
+    known = known[known.index.isin(set(forecast["item_id"]))]
+    forecast = forecast.assign(step=forecast.groupby("item_id").cumcount() + 1)
+    end = dataset.history["ds"].max()
+    labels = dataset.grid.labels(end, config.horizon)
+    columns = [quantile_column(q) for q in config.quantiles] + ["mean"]
+    rows = []
+    for item in dataset.cold:
+        if item not in meta.index or known.empty:
+            continue
+        same = (known == meta.loc[item]).sum(axis=1)
+        if same.max() == 0:
+            logger.info("cold-start item %s shares no metadata value with any item", item)
+            continue
+        peers = same.index[same == same.max()]
+        profile = forecast[forecast["item_id"].isin(peers)].groupby("step")[columns].median()
+        for step, stamp in enumerate(labels, start=1):
+            if step in profile.index:
+                rows.append({"item_id": item, "timestamp": stamp, **profile.loc[step].to_dict()})
+    return pd.DataFrame(rows, columns=["item_id", "timestamp", *columns])
+
+
+def model_document(config: ForecastConfig, result: TrainingResult) -> str:
+    """The model artifact (JSON): configuration, per-item ensembles and the calibration."""
+    return json.dumps(result.document, sort_keys=True, indent=1)
+
+
+def config_from_document(document: dict, n_jobs: int | None = None) -> ForecastConfig:
+    extra = {"n_jobs": n_jobs} if n_jobs else {}
+    return ForecastConfig(
+        frequency=document["frequency"],
+        horizon=document["horizon"],
+        quantiles=tuple(document["quantiles"]),
+        target=document["target"],
+        timestamp=document["timestamp"],
+        item_id=document["item_id"],
+        algorithms=tuple(document.get("algorithms") or LOCAL_FAMILIES),
+        transformations=document.get("transformations"),
+        holiday_country=document.get("holiday_country"),
+        **extra,
+    )
