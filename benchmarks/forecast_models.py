@@ -105,7 +105,7 @@ def real_monthly() -> tuple[pd.DataFrame, str, int]:
     return frame[frame["ds"] >= "1990-01-01"].reset_index(drop=True), "M", 18
 
 
-def scenario_standard() -> tuple[pd.DataFrame, str, int, pd.DataFrame]:
+def scenario_standard() -> tuple[pd.DataFrame, str, int]:
     frame = input_from_simulation("standard", 28)
     return frame, "D", 28
 
@@ -234,11 +234,9 @@ def _split_csv(frame: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.Data
     related values still cover the horizon), and those days as the held-out truth."""
     known = frame[frame["demand"] != ""].sort_values(["item_id", "timestamp"])
     held = known.groupby("item_id").tail(horizon)
-    future = frame[frame["demand"] == ""]
     history = pd.concat([known.drop(held.index), held.assign(demand="")])
     test = pd.DataFrame({"unique_id": held["item_id"], "ds": pd.to_datetime(held["timestamp"]),
                          "y": held["demand"].astype(float)})  # fmt: skip
-    del future  # the real future has no truth: it is not part of the benchmark
     return history[history["timestamp"] <= held["timestamp"].max()], test
 
 

@@ -46,6 +46,7 @@ from emulation.sagemaker.forecaster import (
     ForecastInputError,
     FrequencyError,
     check_algorithms,
+    check_holiday_config,
     config_from_document,
     load_dataset,
     model_document,
@@ -171,18 +172,7 @@ def job_config(
     except AlgorithmError as exc:
         raise ForecastInputError(str(exc)) from None
     check_transformations(problem.get("Transformations"), series["TargetAttributeName"])
-    country = None
-    holidays_config = problem.get("HolidayConfig") or []
-    if len(holidays_config) > 1:
-        raise ForecastInputError("HolidayConfig takes one country")
-    if holidays_config:
-        import holidays
-
-        country = holidays_config[0].get("CountryCode")
-        if country not in holidays.list_supported_countries():
-            raise ForecastInputError(
-                f"HolidayConfig CountryCode {country!r} is not a supported country code"
-            )
+    country = check_holiday_config(problem.get("HolidayConfig"))
     extra = {"n_jobs": n_jobs} if n_jobs else {}
     return ForecastConfig(
         frequency=problem["ForecastFrequency"],
@@ -222,7 +212,7 @@ def _train_job(job: Any, config: ForecastConfig) -> None:
             model_uri = f"{out}/sagemaker-automl-candidates/{CANDIDATE}/model/model.json"
             backtest = f"{out}/backtest-results/{CANDIDATE}"
             insights = f"{out}/model-insights/{CANDIDATE}"
-            _put(s3, model_uri, model_document(config, result), "application/json")
+            _put(s3, model_uri, model_document(result), "application/json")
             _put(s3, f"{backtest}/forecasted-values/part-00000.csv", _csv(result.backtest))
             _put(
                 s3,

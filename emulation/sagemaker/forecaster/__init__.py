@@ -22,6 +22,7 @@ from emulation.sagemaker.forecaster.models import AlgorithmError, check_algorith
 from emulation.sagemaker.forecaster.training import (
     ForecastConfig,
     TrainingResult,
+    check_holiday_config,
     config_from_document,
     model_document,
     parse_quantiles,
@@ -38,6 +39,7 @@ __all__ = [
     "FrequencyError",
     "TrainingResult",
     "check_algorithms",
+    "check_holiday_config",
     "config_from_document",
     "load_dataset",
     "model_document",

@@ -53,7 +53,6 @@ class Dataset:
     grid: Grid
     unaligned: dict[str, str] = field(default_factory=dict)  # item → its last period
     cold: list[str] = field(default_factory=list)  # items with metadata and no target value
-    sub_daily: bool = False
 
 
 def _stamps(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -281,7 +280,6 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
         grid=grid,
         unaligned=unaligned,
         cold=cold,
-        sub_daily=config.freq.sub_daily,
     )
 
 

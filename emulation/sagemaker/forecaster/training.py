@@ -82,11 +82,6 @@ class ForecastConfig:
         return parse_frequency(self.frequency)
 
 
-def quantile_label(q: float) -> str:
-    """AutoML's ``ForecastQuantiles`` spelling: ``p10``."""
-    return quantile_column(q)
-
-
 def parse_quantiles(labels: list[str] | None) -> tuple[float, ...]:
     if not labels:
         return (0.1, 0.5, 0.9)
@@ -153,6 +148,23 @@ def plan(history: pd.DataFrame, config: ForecastConfig) -> Plan:
     windows = ((lengths - minimum) // h).clip(lower=0, upper=wanted).astype(int)
     held_out = windows.clip(upper=config.backtest_windows)
     return Plan(kinds=kinds, seasons=seasons, windows=windows, held_out=held_out)
+
+
+def check_holiday_config(entries: list[dict] | None) -> str | None:
+    """``HolidayConfig`` → its country code (``None`` without one); refuses what cannot be
+    honoured."""
+    if not entries:
+        return None
+    if len(entries) > 1:
+        raise ForecastInputError("HolidayConfig takes one country")
+    import holidays
+
+    country = entries[0].get("CountryCode")
+    if country not in holidays.list_supported_countries():
+        raise ForecastInputError(
+            f"HolidayConfig CountryCode {country!r} is not a supported country code"
+        )
+    return country
 
 
 def with_holidays(frame: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
@@ -255,53 +267,54 @@ def _trim(frame: pd.DataFrame, keep: int) -> pd.DataFrame:
     return frame.groupby("unique_id", sort=False).tail(keep)
 
 
+def _fitting_groups(history: pd.DataFrame, models: list[Any], regressors: list[str],
+                    recent: int) -> list[tuple[list[Any], pd.DataFrame]]:  # fmt: skip
+    """(models, their input) per statsforecast call: auto models on the ``recent`` last periods,
+    the simple ones on the whole target, the regression with its regressors."""
+    auto, simple, regression = _split_models(models)
+    plain = history[["unique_id", "ds", "y"]]
+    groups = [(auto, _trim(plain, recent)), (simple, plain),
+              (regression, history[["unique_id", "ds", "y", *regressors]])]  # fmt: skip
+    return [(group, data) for group, data in groups if group]
+
+
+def _join(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.join(part.drop(columns="y", errors="ignore"), how="inner")
+    return joined.reset_index()
+
+
 def _cross_validate(history: pd.DataFrame, models: list[Any], config: ForecastConfig,
                     season: int, windows: int, regressors: list[str],
                     grid_offset: Any) -> pd.DataFrame:  # fmt: skip
     """``unique_id, ds, cutoff, y, <alias…>`` for ``windows`` windows of every series."""
     h = config.horizon
-    auto, simple, regression = _split_models(models)
     parts = []
-    plain = history[["unique_id", "ds", "y"]]
-    for group, data in ((auto, _trim(plain, fit_window(season, h) + windows * h)),
-                        (simple, plain), (regression, history[["unique_id", "ds", "y",
-                                                               *regressors]])):  # fmt: skip
-        if not group:
-            continue
+    recent = fit_window(season, h) + windows * h
+    for group, data in _fitting_groups(history, models, regressors, recent):
         sf = _statsforecast(group, grid_offset, config.n_jobs)
         cv = _frame(sf.cross_validation(df=data, h=h, n_windows=windows, step_size=h))
         parts.append(cv.set_index(["unique_id", "ds", "cutoff"]))
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined.join(part.drop(columns="y"), how="inner")
-    return joined.reset_index()
+    return _join(parts)
 
 
 def _forecast(history: pd.DataFrame, future: pd.DataFrame, models: list[Any],
               config: ForecastConfig, season: int, regressors: list[str],
               grid_offset: Any) -> pd.DataFrame:  # fmt: skip
+    """``unique_id, step, <alias…>``: the horizon after each series' own end."""
     h = config.horizon
-    auto, simple, regression = _split_models(models)
     parts = []
-    plain = history[["unique_id", "ds", "y"]]
-    for group, data in (
-        (auto, _trim(plain, fit_window(season, h))),
-        (simple, plain),
-        (regression, history[["unique_id", "ds", "y", *regressors]]),
-    ):
-        if not group:
-            continue
+    for group, data in _fitting_groups(history, models, regressors, fit_window(season, h)):
         sf = _statsforecast(group, grid_offset, config.n_jobs)
-        x_df = future[future["unique_id"].isin(set(data["unique_id"]))][
-            ["unique_id", "ds", *regressors]] if group is regression else None  # fmt: skip
+        x_df = None
+        if alias(group[0]) == "ARIMAX":
+            x_df = future[future["unique_id"].isin(set(data["unique_id"]))]
+            x_df = x_df[["unique_id", "ds", *regressors]]
         raw = _frame(sf.forecast(df=data, h=h, X_df=x_df))
-        # statsforecast labels each series' horizon from its own end; keep its step order
         raw["step"] = raw.groupby("unique_id").cumcount() + 1
         parts.append(raw.drop(columns="ds").set_index(["unique_id", "step"]))
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined.join(part, how="inner")
-    return joined.reset_index()
+    return _join(parts)
 
 
 # ------------------------------------------------------------------ weights and calibration
@@ -377,13 +390,16 @@ def apply_quantiles(point: np.ndarray, items: np.ndarray, steps: np.ndarray,
                     quantiles: tuple[float, ...], clip: bool) -> pd.DataFrame:  # fmt: skip
     out = pd.DataFrame({"mean": point})
     scale = np.array([scales.get(i, 1.0) for i in items])
+    # each row's calibration: its kind's table, the pooled one where its kind has none
+    kind = np.array([k if table.get(k) else "all" for k in (kinds.get(i, "all") for i in items)])
+    offsets = np.zeros((len(point), len(quantiles)))
+    for name in np.unique(kind):
+        rows = np.asarray(table.get(name) or [], dtype=float)
+        if rows.size:
+            mask = kind == name
+            offsets[mask] = rows[np.minimum(steps[mask].astype(int), len(rows)) - 1]
     for j, q in enumerate(quantiles):
-        offsets = np.zeros(len(point))
-        for idx, (item, step) in enumerate(zip(items, steps, strict=True)):
-            rows = table.get(kinds.get(item, "all")) or table.get("all")
-            if rows:
-                offsets[idx] = rows[min(int(step), len(rows)) - 1][j]
-        out[quantile_column(q)] = point + scale * offsets
+        out[quantile_column(q)] = point + scale * offsets[:, j]
     if clip:
         out = out.clip(lower=0.0)
     columns = [quantile_column(q) for q in quantiles]
@@ -476,9 +492,10 @@ def train(dataset: Dataset, config: ForecastConfig,
 
     def learn(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
         out = {}
+        by_item = dict(tuple(rows.groupby("unique_id", sort=False)))
         for item, aliases in names.items():
-            mine = rows[rows["unique_id"] == item]
-            if mine.empty:
+            mine = by_item.get(item)
+            if mine is None:
                 default = [a for a in DEFAULT_COMBINATION[kinds[item]] if a in aliases] or aliases
                 out[item] = {a: 1.0 / len(default) for a in default}
             else:
@@ -519,7 +536,7 @@ def train(dataset: Dataset, config: ForecastConfig,
     candidate_metrics = {}
     all_aliases = sorted({a for aliases in names.values() for a in aliases})
     for name in all_aliases:
-        rows = cv[cv["candidates"].str.split("|").map(lambda a, n=name: n in a)]
+        rows = cv[cv[name].notna()]  # the groups it was a candidate in
         sel = rows[~held.loc[rows.index]]
         point = rows[name].to_numpy(dtype=float)
         tab = calibrate(sel, sel[name].to_numpy(dtype=float), history_scales, p.kinds,
@@ -708,7 +725,7 @@ def cold_start(forecast: pd.DataFrame, dataset: Dataset, config: ForecastConfig)
     return pd.DataFrame(rows, columns=["item_id", "timestamp", *columns])
 
 
-def model_document(config: ForecastConfig, result: TrainingResult) -> str:
+def model_document(result: TrainingResult) -> str:
     """The model artifact (JSON): configuration, per-item ensembles and the calibration."""
     return json.dumps(result.document, sort_keys=True, indent=1)
 
