@@ -2,16 +2,18 @@
 
 * ``ets``: AutoETS (additive/multiplicative, damped trend considered) and AutoTheta (the Theta
   family, which is simple exponential smoothing with drift — hence its place here);
-* ``arima``: a regression with ARIMA errors on the related series and holiday features
-  (``ARIMAX``) when there are any, AutoARIMA otherwise;
+* ``arima``: for smooth series, a regression with ARIMA errors on the related series and
+  holiday features (``ARIMAX``) when there are any, AutoARIMA otherwise (Gaussian ARIMA errors
+  suit intermittent counts badly, and on them it cost more than every other candidate together);
 * ``npts``: the non-parametric family — seasonal naive (naive for series without a season), the
   random walk with drift and, for intermittent demand, Croston (optimised), ADIDA and IMAPA.
 
 ``deepar``, ``cnn-qr`` and ``prophet`` have no local counterpart; asking for them is refused
 (:func:`check_algorithms`), never silently replaced.
 
-Auto models fit on at most :func:`fit_window` recent periods: they are local models whose
-estimates the distant past barely moves, and it keeps a long daily history within the time goal.
+Auto models fit on at most :func:`fit_window` recent periods, the regression on twice that: they
+are local models whose estimates the distant past barely moves, and it keeps a long daily history
+within the time goal.
 """
 
 from __future__ import annotations
@@ -96,12 +98,12 @@ def candidates(kind: str, season: int, families: tuple[str, ...], regression: bo
             # statsforecast's ETS supports seasons up to 24; longer ones are left to Theta.
             out.append(AutoETS(season_length=season if season <= 24 else 1))
             out.append(AutoTheta(season_length=season))
-        if "arima" in families and not regression:
+        if "arima" in families and not (regression and kind == "smooth"):
             # With related series the family's member is the regression with ARIMA errors below.
             # A full seasonal search at long seasons costs minutes per series: cap its order.
             out.append(AutoARIMA(season_length=season, max_p=3, max_q=3, max_P=1, max_Q=1,
                                  approximation=True))  # fmt: skip
-    if "arima" in families and regression:
+    if "arima" in families and regression and kind == "smooth":
         seasonal = (0, 1, 1) if season > 1 else (0, 0, 0)
         out.append(ARIMA(order=(1, 0, 0), season_length=season, seasonal_order=seasonal,
                          alias="ARIMAX"))  # fmt: skip

@@ -270,11 +270,12 @@ def _trim(frame: pd.DataFrame, keep: int) -> pd.DataFrame:
 def _fitting_groups(history: pd.DataFrame, models: list[Any], regressors: list[str],
                     recent: int) -> list[tuple[list[Any], pd.DataFrame]]:  # fmt: skip
     """(models, their input) per statsforecast call: auto models on the ``recent`` last periods,
-    the simple ones on the whole target, the regression with its regressors."""
+    the regression with its regressors on twice as many, the simple ones on the whole target."""
     auto, simple, regression = _split_models(models)
     plain = history[["unique_id", "ds", "y"]]
     groups = [(auto, _trim(plain, recent)), (simple, plain),
-              (regression, history[["unique_id", "ds", "y", *regressors]])]  # fmt: skip
+              (regression, _trim(history[["unique_id", "ds", "y", *regressors]],
+                                 2 * recent))]  # fmt: skip
     return [(group, data) for group, data in groups if group]
 
 
