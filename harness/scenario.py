@@ -10,6 +10,7 @@ silently falls back to a default produces a run that answers a different questio
 from __future__ import annotations
 
 import os
+import re
 import reprlib
 from pathlib import Path
 from typing import Any, Literal
@@ -19,13 +20,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from emulation.dms import DmsSettings
-from simulator.spec import WorldSpec
+from pipeline.contracts.periods import DAYS_PER_PERIOD
+from simulator.spec import Calendar, Catalog, Source, WorldSpec
 
 SCENARIO_DIR_ENV = "DFP_SCENARIO_DIR"
 DEFAULT_SCENARIO = "smoke"
@@ -79,7 +82,8 @@ class _Strict(BaseModel):
 
 
 class Forecast(_Strict):
-    frequency: Literal["D", "W"] = "D"
+    # The periods the ETL builds from daily sales (pipeline.contracts.periods).
+    frequency: Literal["D", "W", "M", "3M", "Y"] = "D"
     horizon: int = Field(default=14, ge=1, le=500)
     quantiles: list[float] = Field(
         default_factory=lambda: [0.1, 0.5, 0.9], min_length=1, max_length=5
@@ -116,25 +120,87 @@ class Expectation(_Strict):
         return self
 
 
+_SYNTHETIC_ONLY = ("catalog", "calendar", "campaigns", "anomalies", "ecommerce")
+
+
 class Scenario(WorldSpec):
-    """One validated scenario: the world it simulates, plus how the pipeline runs and is judged."""
+    """One validated scenario: the world it simulates (or the real data it replays, ``source``),
+    plus how the pipeline runs and is judged."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
+    catalog: Catalog | None = None  # type: ignore[assignment]  # required unless source
+    calendar: Calendar | None = None  # type: ignore[assignment]  # required unless source
+    source: Source | None = None
     dms: DmsSettings = DmsSettings()
     forecast: Forecast = Forecast()
     expectations: list[Expectation] = Field(default_factory=list)
+    _base: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _world_needs_catalog_and_calendar(cls, data: Any, handler: Any) -> Scenario:
+        """Without a source, catalog and calendar are required: reported with every other
+        problem, as a missing key is."""
+        missing: list[Any] = []
+        if isinstance(data, dict) and data.get("source") is None:
+            missing = [{"type": "missing", "loc": (key,), "input": data}
+                       for key in ("catalog", "calendar") if data.get(key) is None]  # fmt: skip
+        try:
+            scenario = handler(data)
+        except ValidationError as exc:
+            if not missing:
+                raise
+            errors = [{k: e[k] for k in ("type", "loc", "input", "ctx") if k in e}
+                      for e in exc.errors()]  # fmt: skip
+            raise ValidationError.from_exception_data(cls.__name__, [*missing, *errors]) from None
+        if missing:
+            raise ValidationError.from_exception_data(cls.__name__, missing)
+        return scenario
+
+    @model_validator(mode="after")
+    def _source_replaces_the_world(self) -> Scenario:
+        if self.source is None:
+            return self
+        given = [key for key in _SYNTHETIC_ONLY if key in self.model_fields_set]
+        if given:
+            raise ValueError(
+                f"{given[0]}: a scenario with a source replays real data; "
+                f"{', '.join(given)} only shape a simulated world"
+            )
+        return self
 
     @model_validator(mode="after")
     def _horizon_fits_history(self) -> Scenario:
-        per_period = 7 if self.forecast.frequency == "W" else 1
-        periods = self.calendar.history_days // per_period
-        if self.forecast.horizon * 4 > periods:
-            raise ValueError(
-                f"forecast.horizon ({self.forecast.horizon}) exceeds a quarter of the history "
-                f"({periods} periods at frequency {self.forecast.frequency}), which AWS refuses"
-            )
+        if self.calendar is not None:
+            check_horizon(self.forecast, self.calendar.history_days)
         return self
+
+    @property
+    def base_dir(self) -> Path:
+        """Where a source's relative paths start: the scenario file's folder."""
+        return self._base
+
+    def with_seed(self, seed: int) -> Scenario:
+        copy = self.model_copy(update={"seed": seed})
+        copy._base = self._base
+        return copy
+
+    def world_spec(self) -> WorldSpec:
+        """The part of the scenario the simulator reads."""
+        if self.source is not None:
+            raise ValueError(f"scenario {self.name!r} replays a source; it has no world spec")
+        return WorldSpec(**{name: getattr(self, name) for name in WorldSpec.model_fields})
+
+
+def check_horizon(forecast: Forecast, history_days: int) -> None:
+    """AWS refuses a horizon beyond a quarter of the history (in periods)."""
+    periods = int(history_days // DAYS_PER_PERIOD[forecast.frequency])
+    if forecast.horizon * 4 > periods:
+        raise ValueError(
+            f"forecast.horizon ({forecast.horizon}) exceeds a quarter of the history "
+            f"({periods} periods at frequency {forecast.frequency}), which AWS refuses"
+        )
 
     def with_seed(self, seed: int) -> Scenario:
         return self.model_copy(update={"seed": seed})
@@ -221,8 +287,18 @@ def _problems(raw: Any, exc: ValidationError) -> list[tuple[str, Any, str]]:
             message = "required key is missing"
         else:
             message = err["msg"].removeprefix("Value error, ")
+            # A model-level check names the key it is about as "key.path: message".
+            named = _NAMED_KEY.match(message) if err["type"] == "value_error" else None
+            if named:
+                loc = (*loc, *named["key"].split("."))
+                path = ".".join(str(p) for p in loc)
+                message = named["message"]
         out.append((path, _value_at(raw, loc), message))
     return out
+
+
+_NAMED_KEY = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (?P<message>.+)$",
+                        re.S)  # fmt: skip
 
 
 def parse_scenario(text: str, source: str = "<string>") -> Scenario:
@@ -302,7 +378,9 @@ def load_scenario(name_or_path: str = DEFAULT_SCENARIO) -> Scenario:
         raise ScenarioError(
             path, [("", _NO_VALUE, f"not UTF-8 text (byte {exc.start}: {exc.reason})")]
         ) from None
-    return parse_scenario(text, str(path))
+    scenario = parse_scenario(text, str(path))
+    scenario._base = path.resolve().parent
+    return scenario
 
 
 def list_scenarios() -> dict[str, Path]:

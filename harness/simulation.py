@@ -28,8 +28,9 @@ import pyarrow.parquet as pq
 
 from emulation.dms import dms_messages, write_ndjson
 from harness.files import MARKER, OutputDirError, prepare_directory, sha256_file
-from harness.scenario import Scenario, load_scenario
+from harness.scenario import Scenario, check_horizon, load_scenario
 from pipeline.contracts.cdc import ECOMMERCE_EVENT_TYPE, ECOMMERCE_SCHEMA_VERSION
+from simulator.source import SourceError, replay
 from simulator.world import SimulatedWorld
 from simulator.world import simulate as simulate_world
 
@@ -118,7 +119,15 @@ def simulate(scenario: Scenario | str = "smoke", seed: int | None = None) -> Sim
     chosen = load_scenario(scenario) if isinstance(scenario, str) else scenario
     if seed is not None:
         chosen = chosen.with_seed(seed)
-    world = simulate_world(chosen.world_spec())
+    if chosen.source is not None:
+        world = replay(chosen.source, chosen.base_dir, chosen.seed)
+        days = (world.window_start - world.start).days
+        try:
+            check_horizon(chosen.forecast, days)
+        except ValueError as exc:
+            raise SourceError(f"{world.origin}: {days} days of history: {exc}") from None
+    else:
+        world = simulate_world(chosen.world_spec())
     cdc = dms_messages(world.changes, chosen.dms, world.start)
     return Simulation(scenario=chosen, world=world, cdc=cdc, ecommerce=ecommerce_messages(world))
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.contracts.cdc import CAMPAIGNS, PRODUCTS, SALES
+
 ANOMALY_TYPES = ("spike", "drop", "price_glitch", "duplicate_burst")
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -99,3 +101,60 @@ class WorldSpec(_Strict):
     campaigns: Campaigns = Campaigns()
     anomalies: Anomalies = Anomalies()
     ecommerce: Ecommerce = Ecommerce()
+
+
+# ------------------------------------------------------------------------ your own data
+#: Contract columns a source file may map, per table. Sales may also carry the product attributes
+#: (``name``, ``category`` …) when there is no products file: transaction logs often do.
+SOURCE_COLUMNS = {"sales": tuple(SALES.names), "products": tuple(PRODUCTS.names),
+                  "campaigns": tuple(CAMPAIGNS.names)}  # fmt: skip
+PRODUCT_ATTRIBUTES = ("name", "category", "brand", "price_tier", "list_price")
+#: Public datasets shipped by an installed package, replayed like a user's files.
+BUILTIN_DATASETS = ("pizzaplace",)
+
+
+class SourceTable(_Strict):
+    """One table of the user's data: a CSV or Parquet file and how its columns map to ours.
+
+    ``columns`` maps a contract column to the file's column, or to a list of the file's columns
+    whose values are joined with a space (a date and a time of day, say). Unmapped contract
+    columns fall back to a file column of the same name, then to the documented default.
+    """
+
+    path: str = Field(min_length=1, max_length=4096)
+    columns: dict[str, str | list[str]] = Field(default_factory=dict)
+
+
+class Source(_Strict):
+    """Replay the user's own tables (or a shipped public dataset) instead of simulating a world.
+
+    The last ``stream_days`` days of sales are streamed change by change; everything before is
+    the full load, as DMS would replicate an existing database.
+    """
+
+    dataset: Literal["pizzaplace"] | None = None
+    sales: SourceTable | None = None
+    products: SourceTable | None = None
+    campaigns: SourceTable | None = None
+    stream_days: int = Field(default=2, ge=1, le=60)
+    max_items: int | None = Field(default=None, ge=1, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> Source:
+        if (self.dataset is None) == (self.sales is None):
+            raise ValueError("give either dataset (a shipped one) or sales (your own file)")
+        if self.dataset is not None and (self.products or self.campaigns):
+            raise ValueError(f"dataset {self.dataset!r} brings its own tables; "
+                             "products and campaigns go with sales")  # fmt: skip
+        for table in ("sales", "products", "campaigns"):
+            spec = getattr(self, table)
+            allowed = SOURCE_COLUMNS[table]
+            if table == "sales" and self.products is None:
+                allowed = allowed + PRODUCT_ATTRIBUTES
+            for column in spec.columns if spec else ():
+                if column not in allowed:
+                    raise ValueError(
+                        f"{table}.columns: {column!r} is not a column of {table} "
+                        f"(expected one of {', '.join(allowed)})"
+                    )
+        return self

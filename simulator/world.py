@@ -67,7 +67,7 @@ class SimulatedWorld:
     the pipeline. ``ecommerce_events``: order lines the web shop puts on the stream itself.
     """
 
-    spec: WorldSpec
+    spec: WorldSpec | None  # None for a replay of real data (simulator.source)
     start: dt.datetime
     load_seconds: int
     end_seconds: int
@@ -79,6 +79,12 @@ class SimulatedWorld:
     truth_anomalies: pa.Table
     ecommerce_events: pa.Table
     stats: dict[str, int] = field(default_factory=dict)
+    origin: str = "simulated"  # or the replayed files / dataset
+
+    @property
+    def has_truth(self) -> bool:
+        """Whether the ground truth is known (simulated), not just what was sold (replayed)."""
+        return self.spec is not None
 
     @property
     def window_start(self) -> dt.datetime:
@@ -826,6 +832,23 @@ def _truth_daily(g: _Grid, c: _Catalog, dem: _Demand, k: _Campaigns, lines: _Lin
     )
 
 
+TRUTH_ANOMALIES = pa.schema(
+    [
+        ("anomaly_id", pa.string()),
+        ("type", pa.string()),
+        ("product_id", pa.string()),
+        ("start", pa.timestamp("s", tz="UTC")),
+        ("end", pa.timestamp("s", tz="UTC")),
+        ("magnitude", pa.float64()),
+        ("sale_ids", pa.list_(pa.int64())),
+    ]
+)
+
+
+def empty_truth_anomalies() -> pa.Table:
+    return TRUTH_ANOMALIES.empty_table()
+
+
 def _truth_anomalies(g: _Grid, c: _Catalog, a: _Anomalies, lines: _Lines) -> pa.Table:
     """Each injected anomaly: type, product, moment, magnitude and the sale ids it made."""
     n_anom = a.n
@@ -905,7 +928,7 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
         schema=CAMPAIGNS,
     )  # fmt: skip
     change_log = _change_log(grid, catalog, prices, campaigns, lines, sales_changes)
-    change_tables = _assemble_changes(change_log, g_changes)
+    change_tables = assemble_changes(change_log, g_changes)
     stats = {
         "products": grid.P,
         "sales_lines": len(lines.s),
@@ -934,7 +957,7 @@ _TABLE_ORDER = {"products": 0, "campaigns": 1, "sales": 2}
 _SCHEMAS = {"products": PRODUCTS, "campaigns": CAMPAIGNS, "sales": SALES}
 
 
-def _assemble_changes(
+def assemble_changes(
     parts: dict[str, list[tuple[dict[str, pa.Array], str, np.ndarray]]],
     rng: np.random.Generator,
 ) -> dict[str, pa.Table]:

@@ -62,8 +62,9 @@ def execute_script(
         saved_argv, saved_path = sys.argv, list(sys.path)
         sys.argv = argv
         sys.path.insert(0, str(SHIM_DIR))
+        spark = None
         try:
-            spark_session(endpoint, region)
+            spark = spark_session(endpoint, region)
             runpy.run_path(str(path), run_name="__main__")
             state, error = "SUCCEEDED", None
         except SystemExit as exc:
@@ -74,6 +75,11 @@ def execute_script(
             logger.warning("Glue job %s run %s failed: %s", job_name, run_id, error)
             logger.debug("%s", traceback.format_exc())
         finally:
+            # On AWS every run is its own Spark application; here runs share one session, so
+            # what a run cached must not outlive it: a later run reading the same path would
+            # get the cached, stale rows (Spark matches cached data by plan, not by content).
+            if spark is not None:
+                spark.catalog.clearCache()
             sys.argv = saved_argv
             sys.path[:] = saved_path
             for name in [m for m in sys.modules if m == "awsglue" or m.startswith("awsglue.")]:

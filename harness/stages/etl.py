@@ -12,16 +12,22 @@ import pyarrow.csv as pacsv
 
 from harness.run import RunContext, StageSpec, hops
 from harness.run.aws import job_run
+from pipeline.contracts.periods import last_closed_day, next_period_start, period_start
 
 
 def run(ctx: RunContext) -> None:
     """The forecast-input Glue job, as the schedule would start it when the window closes."""
     sim, scenario = ctx.simulation, ctx.scenario
-    end = (sim.world.window_end - dt.timedelta(days=1)).date()
+    frequency = scenario.forecast.frequency
+    # Whole periods only: a partial first or last month reads as a fall in demand.
+    end = last_closed_day((sim.world.window_end - dt.timedelta(days=1)).date(), frequency)
+    start = sim.world.start.date()
+    if period_start(start, frequency) != start:
+        start = next_period_start(start, frequency)
     arguments = {
-        "--frequency": scenario.forecast.frequency,
+        "--frequency": frequency,
         "--horizon": str(scenario.forecast.horizon),
-        "--start_date": scenario.calendar.start.isoformat(),
+        "--start_date": start.isoformat(),
         "--end_date": end.isoformat(),
         "--quantiles": ",".join(f"{q:g}" for q in scenario.forecast.quantiles),
     }
@@ -55,7 +61,10 @@ def run(ctx: RunContext) -> None:
     truth = sim.truth_daily
     existing = pa.array(sim.products["product_id"].to_pylist())
     in_range = pc.and_(
-        pc.less_equal(truth["date"], pa.scalar(end, pa.date32())),
+        pc.and_(
+            pc.greater_equal(truth["date"], pa.scalar(start, pa.date32())),
+            pc.less_equal(truth["date"], pa.scalar(end, pa.date32())),
+        ),
         pc.is_in(truth["product_id"], existing),
     )
     truth_sold = pc.sum(truth.filter(in_range)["sold"]).as_py() or 0

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 #: Seasonality ``m`` used by MASE for each forecast frequency (AWS: 7 for daily, 52 weekly …).
-SEASONALITY = {"D": 7, "W": 52, "M": 12, "Y": 1, "H": 24}
+SEASONALITY = {"D": 7, "W": 52, "M": 12, "3M": 4, "Y": 1, "H": 24}
 
 
 def quantile_column(quantile: float) -> str:

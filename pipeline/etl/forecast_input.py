@@ -4,7 +4,7 @@ Arguments (all required, exact names as Glue passes them):
   --staged_path     s3:// prefix of the staged CDC table (partitioned by table=…/dt=…)
   --output_path     s3:// prefix under which the datasets of this version are written
   --manifest_path   s3:// prefix where the manifest goes (its arrival starts the forecast)
-  --frequency       D or W
+  --frequency       D, W, M, 3M or Y (pipeline.contracts.periods)
   --horizon         forecast horizon in periods (the related series must cover it)
   --start_date      first date of history to use (yyyy-MM-dd)
   --end_date        last date of history (yyyy-MM-dd); also names the dataset version
@@ -27,9 +27,9 @@ from awsglue.utils import getResolvedOptions
 from pyspark.context import SparkContext
 from pyspark.sql import functions as F
 
+from pipeline.contracts.periods import FREQUENCIES
 from pipeline.etl.publish import publish_single_part
 from pipeline.etl.transforms import (
-    FREQUENCIES,
     automl_input,
     current_rows,
     item_metadata,

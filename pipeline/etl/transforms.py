@@ -6,8 +6,10 @@ The Glue scripts only parse arguments, read, call these, and write. Semantics:
   transaction id); a key whose latest change is a ``delete`` is gone. Duplicate or late copies of
   a change carry the same transaction id and so never count twice.
 * **Target time series** (RETAIL ``item_id, timestamp, demand``): sales summed per item and
-  period (``D`` days, ``W`` weeks starting Monday), zero-filled from the item's launch to the end
-  date, for items that exist in the product table.
+  period (``D`` days, ``W`` weeks starting Monday, ``M`` months, ``3M`` quarters, ``Y`` years,
+  each labelled by its first day), zero-filled from the item's launch to the end date, for items
+  that exist in the product table. The caller chooses an end date that closes a period: a partial
+  last period would read as a drop in demand.
 * **Related time series** (``item_id, timestamp, price, promotion_applied``): the shelf price of
   the period (current list price less the largest discount of a campaign for all channels that
   covers the item that period) and whether any campaign covered it; from launch to the end of the
@@ -23,9 +25,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
+from pipeline.contracts.periods import FREQUENCIES, PERIOD_LENGTH
 from pipeline.contracts.staged import STAGED_CDC_COLUMNS, STAGED_CDC_PARTITIONS
-
-FREQUENCIES = {"D": "day", "W": "week"}
 
 
 class StagedDataError(ValueError):
@@ -144,8 +145,13 @@ def related_time_series(
     horizon: int,
 ) -> DataFrame:
     """``item_id, timestamp, price, promotion_applied`` from launch through the horizon."""
-    days_ahead = horizon * (7 if frequency == "W" else 1)
-    last = F.date_add(F.lit(end).cast("date"), days_ahead)
+    months, days = PERIOD_LENGTH[frequency]
+    end_date = F.lit(end).cast("date")
+    last = (
+        F.date_add(end_date, horizon * days)
+        if days
+        else F.date_sub(F.add_months(F.date_add(end_date, 1), horizon * months), 1)
+    )
     grid = _days(products.where(F.col("launch_date") <= last), start, last).join(
         products.select(F.col("product_id").alias("item_id"), "category", "list_price"), "item_id"
     )

@@ -100,6 +100,40 @@ def test_run_job_works_on_any_endpoint(aws: World) -> None:
     assert failed.state == "FAILED" and "must not be negative" in failed.error
 
 
+CACHING_COUNTER = textwrap.dedent(
+    """
+    import sys
+    from awsglue.context import GlueContext
+    from awsglue.utils import getResolvedOptions
+    from pyspark.context import SparkContext
+
+    args = getResolvedOptions(sys.argv, ["out"])
+    spark = GlueContext(SparkContext.getOrCreate()).spark_session
+    rows = spark.read.parquet("s3a://glue-scripts/in/").cache()
+    spark.createDataFrame([(str(rows.count()),)], ["n"]).coalesce(1).write.mode(
+        "overwrite").text(args["out"])
+    """
+)
+
+
+def test_a_run_never_sees_rows_an_earlier_run_cached(aws: World) -> None:
+    """Each Glue run is its own Spark application: the same path read again gives today's data."""
+    name = _job(aws, "counter", CACHING_COUNTER)
+    s3 = aws.client("s3")
+    counts = []
+    for rows in (3, 8):
+        sink = io.BytesIO()
+        pq.write_table(pa.table({"n": list(range(rows))}), sink)
+        s3.put_object(Bucket="glue-scripts", Key="in/part-0.parquet", Body=sink.getvalue())
+        assert run_job(aws, name, {"--out": f"s3a://glue-scripts/count-{rows}/"}).state == (
+            "SUCCEEDED"
+        )
+        listed = s3.list_objects_v2(Bucket="glue-scripts", Prefix=f"count-{rows}/part-")
+        key = listed["Contents"][0]["Key"]
+        counts.append(int(s3.get_object(Bucket="glue-scripts", Key=key)["Body"].read()))
+    assert counts == [3, 8]
+
+
 def _staged_file(world: World, names, key: str, data_type: pa.DataType) -> None:
     schema = arrow_schema([{"Name": n, "Type": t} for n, t in STAGED_CDC_COLUMNS])
     fields = list(schema)

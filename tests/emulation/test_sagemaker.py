@@ -25,7 +25,7 @@ from emulation.sagemaker.forecaster import (
 )
 from emulation.sagemaker.forecaster.dataset import check_transformations
 from emulation.sagemaker.forecaster.models import alias, candidates
-from emulation.sagemaker.forecaster.training import with_holidays
+from emulation.sagemaker.forecaster.training import TOP_K, shrink, with_holidays
 
 HORIZON = 7
 
@@ -83,7 +83,8 @@ def test_training_learns_per_item_ensembles_and_reports_held_out_and_selection_m
     result = train(dataset, CONFIG)
     assert set(result.weights) == {"I0", "I1", "I2", "I3"}
     for weights in result.weights.values():
-        assert sum(weights.values()) == pytest.approx(1.0) and 1 <= len(weights) <= 3
+        # its own best three and its peers' best three
+        assert sum(weights.values()) == pytest.approx(1.0) and 1 <= len(weights) <= 2 * TOP_K
     assert result.document["kinds"] == {"I0": "intermittent", "I1": "smooth", "I2": "smooth",
                                         "I3": "smooth"}  # fmt: skip
     assert set(result.weights["I0"]) <= INTERMITTENT | {"ARIMAX"}  # intermittent candidates
@@ -102,6 +103,17 @@ def test_training_learns_per_item_ensembles_and_reports_held_out_and_selection_m
     }  # fmt: skip
     assert len(result.backtest) == 4 * HORIZON
     assert result.baseline is not None
+
+
+def test_an_items_weights_lean_on_its_peers_the_less_evidence_it_has() -> None:
+    own, peers = {"AutoETS": 1.0}, {"AutoTheta": 0.75, "AutoETS": 0.25}
+    little = shrink(own, peers, points=7, prior_points=70)
+    much = shrink(own, peers, points=700, prior_points=70)
+    for blend in (little, much):
+        assert sum(blend.values()) == pytest.approx(1.0)
+    assert little["AutoTheta"] > 0.6 > much["AutoTheta"] > 0.0
+    assert much["AutoETS"] > little["AutoETS"]
+    assert shrink(own, peers, points=0, prior_points=0) == peers
 
 
 def test_held_out_forecasts_do_not_depend_on_the_held_out_actuals() -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from emulation.glue.spark import spark_session
+from pipeline.contracts.periods import last_closed_day, next_period_start, period_start
 from pipeline.etl.transforms import (
     current_rows,
     item_metadata,
@@ -100,6 +101,57 @@ def test_target_is_zero_filled_from_launch_and_sums_per_period(spark) -> None:
     weeks = {(r["item_id"], r["timestamp"]): r["demand"] for r in weekly}
     assert weeks[("P1", D(2024, 12, 30))] == 5.0  # weeks start on Monday
     assert weeks[("P2", D(2025, 1, 6))] == 9.0
+
+
+@pytest.mark.parametrize(
+    ("frequency", "periods", "first", "horizon_end"),
+    [
+        ("M", 12, D(2024, 1, 1), D(2025, 2, 28)),
+        ("3M", 4, D(2024, 1, 1), D(2025, 6, 30)),
+        ("Y", 1, D(2024, 1, 1), D(2026, 12, 31)),
+    ],
+)
+def test_calendar_periods_sum_daily_sales_and_the_horizon_counts_whole_periods(
+    spark, frequency, periods, first, horizon_end
+) -> None:
+    # One unit a day through 2024 (a leap year): each period's demand is its number of days.
+    rows = [("products", product("P1", D(2024, 1, 1)), "load", None)]
+    rows += [
+        ("sales", sale(i, "P1", 1, T(2024, 1, 1, 12) + dt.timedelta(days=i)), "load", None)
+        for i in range(366)
+    ]
+    staged = staged_rows(spark, rows)
+    products, sales = current_rows(staged, "products"), current_rows(staged, "sales")
+    target = target_time_series(sales, products, frequency, "2024-01-01", "2024-12-31")
+    demand = {r["timestamp"]: r["demand"] for r in target.collect()}
+    assert len(demand) == periods and min(demand) == first
+    for start, units in demand.items():
+        end = next_period_start(start, frequency)
+        assert period_start(start, frequency) == start  # labelled by the period's first day
+        assert units == (end - start).days
+    related = related_time_series(products, current_rows(staged, "campaigns"), frequency,
+                                  "2024-01-01", "2024-12-31", 2)  # fmt: skip
+    stamps = sorted(r["timestamp"] for r in related.collect())
+    assert len(stamps) == periods + 2  # history plus exactly the two horizon periods
+    assert next_period_start(stamps[-1], frequency) - dt.timedelta(days=1) == horizon_end
+
+
+@pytest.mark.parametrize(
+    ("frequency", "day", "closed"),
+    [
+        ("D", D(2024, 3, 5), D(2024, 3, 5)),
+        ("W", D(2024, 3, 5), D(2024, 3, 3)),  # Tuesday: the week closed on Sunday
+        ("W", D(2024, 3, 10), D(2024, 3, 10)),  # Sunday closes its week
+        ("M", D(2024, 2, 28), D(2024, 1, 31)),  # a leap February is not over on the 28th
+        ("M", D(2024, 2, 29), D(2024, 2, 29)),
+        ("3M", D(2024, 12, 30), D(2024, 9, 30)),
+        ("Y", D(2024, 12, 31), D(2024, 12, 31)),
+        ("Y", D(2025, 6, 1), D(2024, 12, 31)),
+    ],
+)
+def test_the_last_closed_day_never_cuts_a_period(frequency, day, closed) -> None:
+    assert last_closed_day(day, frequency) == closed
+    assert next_period_start(closed, frequency) == closed + dt.timedelta(days=1)
 
 
 def test_related_series_cover_the_horizon_with_campaign_prices(spark) -> None:

@@ -7,6 +7,8 @@ import json
 import re
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from emulation import World
@@ -21,7 +23,8 @@ def embedded_only(world: World) -> None:
                     "tests/emulation/test_sagemaker.py covers it without an endpoint")  # fmt: skip
 
 
-def _publish(aws: World, names, frame, manifest_id: str, version: str = "2025-05-01") -> str:
+def _publish(aws: World, names, frame, manifest_id: str, version: str = "2025-05-01",
+             frequency: str = "D", horizon: int = HORIZON) -> str:  # fmt: skip
     s3 = aws.client("s3")
     bucket = names.bucket("forecast")
     prefix = f"datasets/{version}/automl_input/"
@@ -30,8 +33,8 @@ def _publish(aws: World, names, frame, manifest_id: str, version: str = "2025-05
     manifest = {
         "id": manifest_id,
         "version": version,
-        "frequency": "D",
-        "horizon": HORIZON,
+        "frequency": frequency,
+        "horizon": horizon,
         "quantiles": [0.1, 0.5, 0.9],
         "forecast_quantiles": ["p10", "p50", "p90"],
         "automl": {"input": f"s3://{bucket}/{prefix}", "target": "demand",
@@ -85,6 +88,88 @@ def test_manifest_event_runs_the_workflow_to_an_export(aws: World, stack) -> Non
     assert again["status"] == "SUCCEEDED", again.get("cause")
     jobs = aws.client("sagemaker").list_auto_ml_jobs()["AutoMLJobSummaries"]
     assert [j["AutoMLJobName"] for j in jobs] == ["dfp-a1b2c3d4e5f6a1b2c3d4e5f6"]
+
+
+def _export_lines(aws: World, names, version: str) -> list[str]:
+    s3 = aws.client("s3")
+    bucket = names.bucket("forecast")
+    (key,) = [o["Key"] for o in s3.list_objects_v2(
+        Bucket=bucket, Prefix=f"exports/{version}/")["Contents"]]  # fmt: skip
+    return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
+
+
+def test_monthly_demand_goes_from_staged_sales_through_the_glue_job_and_the_workflow(
+    aws: World, stack
+) -> None:
+    """Daily sales → the Glue job at ``M`` → the manifest's event → AutoML V2 at ``M`` → export."""
+    embedded_only(aws)
+    from emulation.glue.spark import spark_session
+    from harness.run.aws import job_run
+    from tests.pipeline.test_etl_transforms import product, sale, staged_rows
+
+    names = provision(aws, stack)
+    spark = spark_session(aws.endpoint_url, aws.region)
+    rng = np.random.default_rng(5)
+    days = pd.date_range("2021-01-01", "2024-12-31", freq="D")
+    rows = [("products", product(f"P{i}", dt.date(2021, 1, 1)), "load", None) for i in range(3)]
+    sale_id = 0
+    for i in range(3):
+        yearly = 1 + 0.5 * np.sin(2 * np.pi * (days.month - 1) / 12)  # a yearly cycle by month
+        for day, units in zip(days, rng.poisson(4 * (i + 1) * yearly), strict=True):
+            if units:
+                sale_id += 1
+                rows.append(("sales", sale(sale_id, f"P{i}", int(units), day.to_pydatetime()),
+                             "load", None))  # fmt: skip
+    staged_rows(spark, rows).write.mode("overwrite").partitionBy("table", "dt").parquet(
+        f"s3a://{names.bucket('staged')}/cdc/"
+    )
+    run = job_run(aws, names.job_name("forecast-input"), {
+        "--frequency": "M", "--horizon": "6", "--start_date": "2021-01-01",
+        "--end_date": "2024-12-31", "--quantiles": "0.1,0.5,0.9"})  # fmt: skip
+    assert run["JobRunState"] == "SUCCEEDED", run.get("ErrorMessage")
+    execution = _finished(aws, names, "input/2024-12-31.json")
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert output["manifest"]["frequency"] == "M"
+    lines = _export_lines(aws, names, "2024-12-31")
+    assert lines[0] == "item_id,date,p10,p50,p90"
+    dates = sorted({line.split(",")[1] for line in lines[1:]})
+    assert dates == [f"2025-{m:02d}-01T00:00:00Z" for m in range(1, 7)]  # six month starts
+    p50 = {(r.split(",")[0], r.split(",")[1][:7]): float(r.split(",")[3]) for r in lines[1:]}
+    # Monthly totals are ~30 days of sales: a daily-scale forecast would be 30 times smaller.
+    assert 60 < p50[("P0", "2025-04")] < 250 and p50[("P2", "2025-04")] > 2 * p50[("P0", "2025-04")]
+
+
+@pytest.mark.parametrize(("frequency", "periods", "step"), [("3M", 40, "3MS"), ("Y", 24, "YS")])
+def test_quarterly_and_yearly_input_forecasts_through_the_workflow(
+    aws: World, stack, frequency: str, periods: int, step: str
+) -> None:
+    embedded_only(aws)
+    names = provision(aws, stack)
+    horizon = 2
+    stamps = pd.date_range("2000-01-01", periods=periods + horizon, freq=step)
+    rng = np.random.default_rng(11)
+    rows = []
+    for item in ("A", "B"):
+        level = 100 + 3 * np.arange(len(stamps)) + rng.normal(0, 5, len(stamps))
+        rows += [{"item_id": item, "timestamp": stamp.strftime("%Y-%m-%d"),
+                  "demand": "" if t >= periods else f"{level[t]:.1f}"}
+                 for t, stamp in enumerate(stamps)]  # fmt: skip
+    version = f"2030-0{1 + len(frequency)}-01"
+    key = _publish(aws, names, pd.DataFrame(rows), f"{periods:0>24}", version=version,
+                   frequency=frequency, horizon=horizon)  # fmt: skip
+    execution = _finished(aws, names, key)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    lines = _export_lines(aws, names, version)
+    dates = sorted({line.split(",")[1][:10] for line in lines[1:]})
+    assert dates == [s.strftime("%Y-%m-%d") for s in stamps[periods:]]
+    last = {
+        r.split(",")[0]: float(r.split(",")[3])
+        for r in lines[1:]
+        if r.split(",")[1][:10] == dates[-1]
+    }
+    # A trending series: the forecast carries the trend on instead of averaging the history.
+    assert last["A"] > 100 + 3 * periods - 20
 
 
 def test_broken_input_fails_the_execution_with_the_cause(aws: World, stack) -> None:

