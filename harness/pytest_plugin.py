@@ -9,7 +9,9 @@ Fixtures:
 
 Marker ``e2e``: end-to-end scenario runs, the heavy ones; select with ``-m e2e`` or leave them out
 with ``-m "not e2e"``. Marker ``world``: set on every test that uses ``world`` or ``aws``, so the
-suite can be run against another endpoint with ``-m "world and not e2e"``.
+suite can be run against another endpoint with ``-m "world and not e2e"``. Marker
+``endpoint_free``: a world test whose outcome cannot depend on the endpoint (pure Spark
+transforms); such a run leaves it out with ``and not endpoint_free``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", "heavy: runs taking minutes (the standard scenario); deselected unless -m heavy"
+    )
+    config.addinivalue_line(
+        "markers",
+        "endpoint_free: uses the world only to configure a local engine (Spark) or to compare "
+        "with it; behaves the same against any endpoint, so a run against another endpoint may "
+        "leave it out",
     )
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 

@@ -27,7 +27,7 @@ from deploy.bundle import BundleError, extract_pipeline, manifest_sha256, read_m
 from deploy.outputs import OutputDirError, check_output_dir, prepare_output_dir
 from deploy.promote import REPORT_FILE, default_report_dir
 from harness.runner import SUMMARY_FILE, harness_version
-from harness.scenario import find_scenario
+from harness.scenario import find_scenario, load_scenario
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,11 @@ def validate_bundle(
     identity = manifest_sha256(bundle)
     digest = manifest["source"]["pipeline_digest"]
     scenario_files = {name: find_scenario(name).resolve() for name in scenarios}
+    # Run directories are named by each scenario's own name: what the user typed may be a path.
+    folders: dict[str, str] = {}
+    for name, path in scenario_files.items():
+        own = load_scenario(str(path)).name
+        folders[name] = own if own not in folders.values() else f"{own}-{len(folders) + 1}"
     prepare_output_dir(out_dir, force=True, kind="validation")
     out_dir = out_dir.resolve()
     results = []
@@ -113,12 +118,12 @@ def validate_bundle(
         )
         env["DFP_STACK_FILE"] = str(bundle / "stack.yaml")
         for name, path in scenario_files.items():
-            run_dir = out_dir / "runs" / name
+            run_dir = out_dir / "runs" / folders[name]
             notify("start", {"scenario": name, "run_dir": str(run_dir)})
             began = time.perf_counter()
             command = [sys.executable, "-m", "harness.cli", "run", str(path), "--out",
                        str(run_dir), "--force", *(run_options or [])]  # fmt: skip
-            with (out_dir / f"{name}.log").open("w") as log:
+            with (out_dir / f"{folders[name]}.log").open("w") as log:
                 # cwd: `python -m` puts it first on sys.path; it must not hold a `pipeline/`.
                 returncode = subprocess.run(
                     command, env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT, check=False

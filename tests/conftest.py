@@ -78,33 +78,21 @@ def smoke_run(world, tmp_path_factory):
     return result
 
 
-# ------------------------------------------------------------------ the external-endpoint run
-EXTERNAL_ACCOUNT = "210987654321"
-EXTERNAL_REGION = "eu-central-1"
-EXTERNAL_TEST = "test_external_endpoint.py::test_suite_passes_against_an_external_moto_server"
+# ------------------------------------------------------------------ children beside the session
+# Two tests each wait on a whole child process that spends most of its time waiting (JVMs
+# starting, polls): the suite against an external moto, and `dfp validate` on a bundle. Each child
+# starts when collection ends, beside the rest of the session instead of after it, and its test
+# waits for the result. Run alone (the test selected by itself), a test starts its own child.
+class Child:
+    """A child process whose output goes to a temporary file."""
 
-
-class ExternalSuite:
-    """The suite's world tests in a child pytest against a separately started ``moto_server``
-    (non-default account and region). Started when collection ends, so that it runs beside the
-    rest of the session instead of after it; its test waits for the result."""
-
-    def __init__(self) -> None:
+    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
         import tempfile
 
-        self._server = moto_server({**os.environ, "MOTO_ACCOUNT_ID": EXTERNAL_ACCOUNT})
-        self.url = self._server.__enter__()
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by close()
-        env = {**os.environ, "AWS_ENDPOINT_URL": self.url, "AWS_REGION": EXTERNAL_REGION,
-               "AWS_DEFAULT_REGION": EXTERNAL_REGION}  # fmt: skip
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             # the tests that talk to the endpoint; the rest cannot behave differently there
-             "-m", "world and not e2e",
-             "--ignore", str(REPO / "tests" / "emulation" / "test_external_endpoint.py"),
-             str(REPO / "tests")],
-            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            command, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True
+        )
 
     def result(self, timeout: float) -> tuple[int, str]:
         """The child's exit code and output (waits for it)."""
@@ -116,21 +104,97 @@ class ExternalSuite:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=30)
-        self._server.__exit__(None, None, None)
         self.log.close()
 
 
+EXTERNAL_ACCOUNT = "210987654321"
+EXTERNAL_REGION = "eu-central-1"
+EXTERNAL_TEST = "test_external_endpoint.py::test_suite_passes_against_an_external_moto_server"
+
+
+class ExternalSuite(Child):
+    """The suite's world tests in a child pytest against a separately started ``moto_server``
+    (non-default account and region)."""
+
+    def __init__(self) -> None:
+        self._server = moto_server({**os.environ, "MOTO_ACCOUNT_ID": EXTERNAL_ACCOUNT})
+        self.url = self._server.__enter__()
+        env = {**os.environ, "AWS_ENDPOINT_URL": self.url, "AWS_REGION": EXTERNAL_REGION,
+               "AWS_DEFAULT_REGION": EXTERNAL_REGION}  # fmt: skip
+        super().__init__(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             # the tests that talk to the endpoint; the rest cannot behave differently there
+             "-m", "world and not e2e and not endpoint_free",
+             "--ignore", str(REPO / "tests" / "emulation" / "test_external_endpoint.py"),
+             str(REPO / "tests")],
+            env,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        super().close()
+        self._server.__exit__(None, None, None)
+
+
+VALIDATE_TEST = (
+    "test_validate.py::test_validate_runs_the_bundles_code_and_promotion_accepts_only_it"
+)
+#: The smallest world that runs every stage: a whole run in a child, where fixed costs dominate.
+TINY_SCENARIO = REPO / "tests" / "e2e" / "scenarios" / "tiny.yaml"
+
+
+class BundleValidation(Child):
+    """``dfp validate`` of a freshly built bundle on the tiny scenario."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        from deploy.bundle import build_bundle
+
+        self.home = tempfile.TemporaryDirectory(prefix="dfp-validate-test-")
+        root = Path(self.home.name)
+        jar = root / "deps.jar"
+        jar.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip stands in for the jar
+        self.bundle = root / "bundle"
+        build_bundle(self.bundle, flink_jar=jar)
+        super().__init__([sys.executable, "-m", "harness.cli", "validate", str(self.bundle),
+                          "--scenario", str(TINY_SCENARIO)])  # fmt: skip
+
+    def close(self) -> None:
+        super().close()
+        self.home.cleanup()
+
+
+_CHILDREN = {EXTERNAL_TEST: ExternalSuite, VALIDATE_TEST: BundleValidation}
+_STARTED = pytest.StashKey[dict[str, "Child | Exception"]]()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
+    started: dict[str, Child | Exception] = {}
+    session.config.stash[_STARTED] = started
     if os.environ.get("AWS_ENDPOINT_URL"):
         return  # this session is itself against an external endpoint
-    if any(item.nodeid.endswith(EXTERNAL_TEST) for item in session.items):
-        session.config.stash[_EXTERNAL] = ExternalSuite()
+    for test, kind in _CHILDREN.items():
+        if any(item.nodeid.endswith(test) for item in session.items):
+            try:
+                started[test] = kind()
+            except Exception as exc:  # reported by the test that needs the child
+                started[test] = exc
+
+
+@contextmanager
+def child(config: pytest.Config, test: str) -> Iterator[Child]:
+    """The child started for ``test`` at collection, or a new one (closed after use)."""
+    started = config.stash.get(_STARTED, {})
+    process = started.pop(test) if test in started else _CHILDREN[test]()
+    if isinstance(process, Exception):
+        raise process
+    try:
+        yield process
+    finally:
+        process.close()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    suite = session.config.stash.get(_EXTERNAL, None)
-    if suite is not None:
-        suite.close()
-
-
-_EXTERNAL = pytest.StashKey[ExternalSuite]()
+    for process in session.config.stash.get(_STARTED, {}).values():
+        if isinstance(process, Child):
+            process.close()

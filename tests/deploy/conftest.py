@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,20 +39,43 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@dataclass
+class CliSynth:
+    returncode: int
+    stderr: str
+    out_dir: Path
+
+
 @pytest.fixture(scope="session")
-def synthesized(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    """The CDK app synthesized in-process (cdk-nag runs as a validation plugin: it raises on an
-    unacknowledged finding)."""
-    from deploy.promote import JSII_QUIET
-
-    for name, value in JSII_QUIET.items():
-        os.environ.setdefault(name, value)
-    from deploy.app import STACK_ID, build_app
-
+def cli_synth(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> CliSynth:
+    """``dfp deploy synth`` as a user runs it: the CDK CLI with cdk-nag, cfn-lint and the asset
+    check, offline, without credentials or an AWS config. Once per session: its template is the
+    one every template test reads."""
+    home = tmp_path_factory.mktemp("home")
+    env = {
+        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+        "HOME": str(home),
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    }
     out = tmp_path_factory.mktemp("cdk") / "cdk.out"
-    build_app(bundle_dir, outdir=str(out)).synth()
-    template = json.loads((out / f"{STACK_ID}.template.json").read_text())
-    return Synthesized(bundle_dir, out, template)
+    command = ["-m", "harness.cli", "deploy", "synth", str(bundle_dir), "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, *command], env=env, capture_output=True, text=True, check=False,
+        cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    return CliSynth(proc.returncode, proc.stderr, out)
+
+
+@pytest.fixture(scope="session")
+def synthesized(bundle_dir: Path, cli_synth: CliSynth) -> Synthesized:
+    """The template ``dfp deploy synth`` wrote (cdk-nag ran as a validation plugin: it fails
+    synthesis on an unacknowledged finding)."""
+    from deploy.app import STACK_ID
+
+    assert cli_synth.returncode == 0, cli_synth.stderr[-3000:]
+    template = json.loads((cli_synth.out_dir / f"{STACK_ID}.template.json").read_text())
+    return Synthesized(bundle_dir, cli_synth.out_dir, template)
 
 
 def resolve(value: Any, account: str, region: str) -> Any:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -201,22 +199,10 @@ def test_storage_is_encrypted_and_buckets_are_private(synthesized: Synthesized) 
     not (CDK_DIR / "node_modules" / ".bin" / "cdk").is_file(),
     reason="the AWS CDK CLI is not installed (./bootstrap.sh setup installs it from npm)",
 )
-def test_dfp_deploy_synth_passes_offline(bundle_dir: Path, tmp_path: Path) -> None:
+def test_dfp_deploy_synth_passes_offline(bundle_dir: Path, cli_synth) -> None:
     """The CLI path: cdk synth with cdk-nag, cfn-lint, asset check; no credentials at all."""
-    env = {
-        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "AWS_CONFIG_FILE": "/nonexistent",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
-    }
-    out = tmp_path / "cdk.out"
-    command = ["-m", "harness.cli", "deploy", "synth", str(bundle_dir), "--out", str(out)]
-    proc = subprocess.run(
-        [sys.executable, *command], env=env, capture_output=True, text=True, check=False,
-        cwd=Path(__file__).parents[2],
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads((out / "synth.json").read_text())
+    assert cli_synth.returncode == 0, cli_synth.stderr[-3000:]
+    report = json.loads((cli_synth.out_dir / "synth.json").read_text())
     assert report["ok"] and not report["cfn_lint"] and not report["nag_violations"]
     assert report["manifest_sha256"] == manifest_sha256(bundle_dir)
     assert all(a["reason"] for a in report["nag_acknowledged"])

@@ -7,27 +7,31 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from deploy.bundle import build_bundle, manifest_sha256, pipeline_root
+from deploy.bundle import manifest_sha256, pipeline_root
 from deploy.promote import REPORT_FILE, default_report_dir, promotion_problems
-from harness.cli import app
+from tests.conftest import VALIDATE_TEST, child
 
 
 @pytest.mark.e2e
-def test_validate_runs_the_bundles_code_and_promotion_accepts_only_it(tmp_path: Path) -> None:
-    jar = tmp_path / "deps.jar"
-    jar.write_bytes(b"PK\x05\x06" + b"\0" * 18)
-    bundle = tmp_path / "bundle"
-    build_bundle(bundle, flink_jar=jar)
+def test_validate_runs_the_bundles_code_and_promotion_accepts_only_it(
+    request: pytest.FixtureRequest,
+) -> None:
+    """``dfp validate`` on a fresh bundle and the tiny scenario, started beside the session when
+    collection ended (``tests/conftest.py``)."""
+    with child(request.config, VALIDATE_TEST) as validation:
+        code, output = validation.result(timeout=900)
+        assert code == 0, output[-3000:]
+        check_report_and_promotion(validation.bundle)
 
-    result = CliRunner().invoke(app, ["validate", str(bundle), "--scenario", "smoke"])
-    assert result.exit_code == 0, result.output
 
+def check_report_and_promotion(bundle: Path) -> None:
     report_path = default_report_dir(bundle) / REPORT_FILE
     report = json.loads(report_path.read_text())
     assert report["passed"] and report["manifest_sha256"] == manifest_sha256(bundle)
     (scenario,) = report["scenarios"]
+    # a scenario given as a path runs in a folder named by the scenario's own name
+    assert Path(scenario["run_dir"]) == default_report_dir(bundle) / "runs" / "tiny"
     summary = json.loads((Path(scenario["run_dir"]) / "summary.json").read_text())
     assert summary["status"] == "succeeded"
     # the run imported the bundle's unpacked copy, not this checkout's package

@@ -14,13 +14,7 @@ import pytest
 from deploy.stack import load_stack
 from emulation import World
 from harness.provision import provision
-from tests.conftest import (
-    _EXTERNAL,
-    EXTERNAL_ACCOUNT,
-    EXTERNAL_REGION,
-    ExternalSuite,
-    moto_server,
-)
+from tests.conftest import EXTERNAL_ACCOUNT, EXTERNAL_REGION, EXTERNAL_TEST, child, moto_server
 
 ACCOUNT = EXTERNAL_ACCOUNT
 REGION = EXTERNAL_REGION
@@ -39,14 +33,8 @@ def test_suite_passes_against_an_external_moto_server(request: pytest.FixtureReq
     """Started beside the session when collection ended (``tests/conftest.py``)."""
     if os.environ.get("AWS_ENDPOINT_URL"):
         pytest.skip("this session already runs against an external endpoint")
-    suite = request.config.stash.get(_EXTERNAL, None)
-    owned = suite is None
-    suite = suite or ExternalSuite()
-    try:
+    with child(request.config, EXTERNAL_TEST) as suite:
         code, output = suite.result(timeout=1200)
-    finally:
-        if owned:
-            suite.close()
     tail = "\n".join(output.splitlines()[-40:])
     assert code == 0, tail
     assert " passed" in output

@@ -18,6 +18,8 @@ from pipeline.etl.transforms import (
 
 D = dt.date
 T = dt.datetime
+# Pure transforms on in-memory DataFrames: the world only configures the Spark session.
+pytestmark = pytest.mark.endpoint_free
 
 
 @pytest.fixture(scope="module")
