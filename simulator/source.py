@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,11 @@ DAY = 86_400
 _SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 _TIERS = ("budget", "standard", "premium")
 _SHOWN_ROWS = 5
+_MAX_QUANTITY = 2**31 - 1  # the contract's int32
+# The longest span replayed, as the simulator's calendar allows (ten years and a window).
+MAX_SPAN_DAYS = 3_650 + 60
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
 
 
 class SourceError(ValueError):
@@ -109,7 +115,8 @@ def _bad(frame: _Frame, column: str, mask: np.ndarray, what: str) -> SourceError
     where ``mask`` holds, with their values."""
     where = np.flatnonzero(mask)
     values = frame.data[column].to_numpy()[where[:_SHOWN_ROWS]] if column in frame.data else []
-    shown = ", ".join(f"row {frame.rows[i]}: {v!r}" for i, v in zip(where, values, strict=False))
+    shown = ", ".join(f"row {frame.rows[i]}: {_REPR.repr(v)}"
+                      for i, v in zip(where, values, strict=False))  # fmt: skip
     more = f" (and {len(where) - _SHOWN_ROWS} more rows)" if len(where) > _SHOWN_ROWS else ""
     source = frame.names.get(column, column)
     named = f"column {source!r}" + (f" ({column})" if source != column else "")
@@ -137,7 +144,7 @@ def _text(frame: _Frame, column: str, *, default: str | None = None,
 
 
 def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
-            default: float | None = None) -> np.ndarray:  # fmt: skip
+            maximum: float = 1e15, default: float | None = None) -> np.ndarray:  # fmt: skip
     if column not in frame.data:
         if default is None:
             raise SourceError(f"{frame.origin}: no column for {column} (map one in columns:)")
@@ -150,6 +157,8 @@ def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
         raise _bad(frame, column, parsed != np.round(parsed), "is not a whole number")
     if (parsed < minimum).any():
         raise _bad(frame, column, parsed < minimum, f"is below {minimum:g}")
+    if (parsed > maximum).any():
+        raise _bad(frame, column, parsed > maximum, f"is above {maximum:g}")
     return parsed
 
 
@@ -190,11 +199,12 @@ def _sales(frame: _Frame) -> pd.DataFrame:
     duplicated = pd.Series(sale_id).duplicated(keep=False).to_numpy()
     if duplicated.any():
         raise _bad(frame, "sale_id", duplicated, "repeats a sale id (the table's key)")
+    quantity = _number(frame, "quantity", integer=True, maximum=_MAX_QUANTITY, default=1.0)
     sales = pd.DataFrame(
         {
             "sale_id": sale_id,
             "product_id": _text(frame, "product_id"),
-            "quantity": _number(frame, "quantity", integer=True, default=1.0).astype(np.int64),
+            "quantity": quantity.astype(np.int64),
             "unit_price": (
                 _number(frame, "unit_price", integer=False)
                 if "unit_price" in frame.data
@@ -204,9 +214,6 @@ def _sales(frame: _Frame) -> pd.DataFrame:
             "sold_at": _moment(frame, "sold_at"),
         }
     )
-    if (sales["quantity"] > np.iinfo(np.int32).max).any():
-        raise _bad(frame, "quantity", (sales["quantity"] > np.iinfo(np.int32).max).to_numpy(),
-                   "is too large")  # fmt: skip
     return sales
 
 
@@ -437,6 +444,11 @@ def replay(source: Source, base: Path, seed: int, name: str = "source") -> Simul
     start = sold_at.min().astype("datetime64[D]")
     end = sold_at.max().astype("datetime64[D]") + 1
     days = int((end - start).astype(int))
+    if days > MAX_SPAN_DAYS:
+        raise SourceError(
+            f"{tables.origin}: the sales span {days:,} days ({start} to {end - 1}); "
+            f"at most {MAX_SPAN_DAYS:,} are replayed: filter the file to recent years"
+        )
     if days <= source.stream_days:
         raise SourceError(
             f"{tables.origin}: the sales span {days} days; stream_days "

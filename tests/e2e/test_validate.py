@@ -17,8 +17,7 @@ from tests.conftest import VALIDATE_TEST, child
 def test_validate_runs_the_bundles_code_and_promotion_accepts_only_it(
     request: pytest.FixtureRequest,
 ) -> None:
-    """``dfp validate`` on a fresh bundle and the tiny scenario, started beside the session when
-    collection ended (``tests/conftest.py``)."""
+    """``dfp validate`` on a fresh bundle and the tiny scenario (``tests/conftest.py``)."""
     with child(request.config, VALIDATE_TEST) as validation:
         code, output = validation.result(timeout=900)
         assert code == 0, output[-3000:]

@@ -124,8 +124,11 @@ def test_detector_scores_against_the_ground_truth(seed) -> None:
         assert scores["recall_by_type"][kind] == 1.0, scores
 
 
+@pytest.mark.heavy
 def test_detector_scores_on_the_standard_scenario() -> None:
-    """At 1,000 products the drops are on busy products and the overall targets hold."""
+    """At 1,000 products the drops are on busy products and the overall targets hold. The
+    standard scenario, so heavy (``-m heavy``): the suite's default run covers the detector on
+    three seeds of smoke above and end to end in the smoke run."""
     scores = evaluate(simulate("standard"))
     assert scores["precision"] >= 0.9, scores
     assert scores["recall"] >= 0.8, scores

@@ -126,8 +126,19 @@ def test_products_and_campaigns_files_are_used_and_parquet_is_read(tmp_path) -> 
         (SALES_CSV.replace("4,A,4", "4,A,-4"), r"column 'qty' \(quantity\) is below 0: row 5"),
         (SALES_CSV.replace("5,B", "1,B"), r"column 'order' \(sale_id\) repeats a sale id .*row 2"),
         (SALES_CSV.replace("6,C,1,", "6,,1,"), r"column 'sku' \(product_id\) is empty: row 7"),
+        (SALES_CSV.replace("3,A,1,", "3,A,1e300,"), r"column 'qty' \(quantity\) is above .*row 4"),
+        (SALES_CSV.replace("2025-03-10,11", "1925-03-10,11"), r"the sales span 36,525 days"),
     ],
-    ids=["not-a-number", "bad-date", "unknown-channel", "negative", "duplicate-key", "empty-id"],
+    ids=[
+        "not-a-number",
+        "bad-date",
+        "unknown-channel",
+        "negative",
+        "duplicate-key",
+        "empty-id",
+        "huge",
+        "century",
+    ],
 )
 def test_a_bad_value_is_an_error_naming_file_column_and_row(tmp_path, sales_csv, expected) -> None:
     (tmp_path / "sales.csv").write_text(sales_csv)
