@@ -202,13 +202,6 @@ def check_horizon(forecast: Forecast, history_days: int) -> None:
             f"({periods} periods at frequency {forecast.frequency}), which AWS refuses"
         )
 
-    def with_seed(self, seed: int) -> Scenario:
-        return self.model_copy(update={"seed": seed})
-
-    def world_spec(self) -> WorldSpec:
-        """The part of the scenario the simulator reads."""
-        return WorldSpec(**{name: getattr(self, name) for name in WorldSpec.model_fields})
-
 
 # ------------------------------------------------------------------------------------ loading
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -109,8 +109,6 @@ class WorldSpec(_Strict):
 SOURCE_COLUMNS = {"sales": tuple(SALES.names), "products": tuple(PRODUCTS.names),
                   "campaigns": tuple(CAMPAIGNS.names)}  # fmt: skip
 PRODUCT_ATTRIBUTES = ("name", "category", "brand", "price_tier", "list_price")
-#: Public datasets shipped by an installed package, replayed like a user's files.
-BUILTIN_DATASETS = ("pizzaplace",)
 
 
 class SourceTable(_Strict):
@@ -132,6 +130,7 @@ class Source(_Strict):
     the full load, as DMS would replicate an existing database.
     """
 
+    # A public dataset an installed package ships, replayed like a user's files.
     dataset: Literal["pizzaplace"] | None = None
     sales: SourceTable | None = None
     products: SourceTable | None = None
