@@ -182,9 +182,7 @@ class Scenario(WorldSpec):
         return self._base
 
     def with_seed(self, seed: int) -> Scenario:
-        copy = self.model_copy(update={"seed": seed})
-        copy._base = self._base
-        return copy
+        return self.model_copy(update={"seed": seed})  # keeps _base: private state is copied
 
     def world_spec(self) -> WorldSpec:
         """The part of the scenario the simulator reads."""

@@ -35,13 +35,17 @@ import pyarrow.parquet as pq
 
 from pipeline.contracts.cdc import CAMPAIGN_CHANNELS, CAMPAIGNS, CHANNELS, PRODUCTS, SALES
 from simulator.spec import PRODUCT_ATTRIBUTES, SOURCE_COLUMNS, Source, SourceTable
-from simulator.world import SimulatedWorld, assemble_changes, empty_truth_anomalies
+from simulator.world import (
+    DAY,
+    PRICE_TIERS,
+    SimulatedWorld,
+    assemble_changes,
+    empty_truth_anomalies,
+)
 
 logger = logging.getLogger(__name__)
 
-DAY = 86_400
 _SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
-_TIERS = ("budget", "standard", "premium")
 _SHOWN_ROWS = 5
 _MAX_QUANTITY = 2**31 - 1  # the contract's int32
 # The longest span replayed, as the simulator's calendar allows (ten years and a window).
@@ -184,8 +188,7 @@ def _moment(frame: _Frame, column: str, *, dates: bool = False,
     missing = parsed.isna().to_numpy()
     if missing.any() and not optional:
         raise _bad(frame, column, missing, "is empty")
-    values = parsed.dt.tz_convert(None).to_numpy().astype(unit)
-    return values
+    return parsed.dt.tz_convert(None).to_numpy().astype(unit)
 
 
 # ------------------------------------------------------------------------------------ tables
@@ -200,7 +203,7 @@ def _sales(frame: _Frame) -> pd.DataFrame:
     if duplicated.any():
         raise _bad(frame, "sale_id", duplicated, "repeats a sale id (the table's key)")
     quantity = _number(frame, "quantity", integer=True, maximum=_MAX_QUANTITY, default=1.0)
-    sales = pd.DataFrame(
+    return pd.DataFrame(
         {
             "sale_id": sale_id,
             "product_id": _text(frame, "product_id"),
@@ -214,7 +217,6 @@ def _sales(frame: _Frame) -> pd.DataFrame:
             "sold_at": _moment(frame, "sold_at"),
         }
     )
-    return sales
 
 
 def _products(frame: _Frame | None, sales: pd.DataFrame, attributes: _Frame | None) -> pd.DataFrame:
@@ -249,10 +251,10 @@ def _products(frame: _Frame | None, sales: pd.DataFrame, attributes: _Frame | No
     if never_sold.any():
         raise _bad(frame, "product_id", never_sold, "has no launch_date and no sale")
     if "price_tier" in frame.data:
-        tier = _text(frame, "price_tier", allowed=_TIERS)
+        tier = _text(frame, "price_tier", allowed=PRICE_TIERS)
     else:
         edges = np.quantile(list_price, [1 / 3, 2 / 3]) if len(list_price) else [0, 0]
-        tier = np.array(_TIERS, dtype=object)[np.searchsorted(edges, list_price, side="right")]
+        tier = np.array(PRICE_TIERS, dtype=object)[np.searchsorted(edges, list_price, side="right")]
     return pd.DataFrame(
         {
             "product_id": ids,
@@ -436,7 +438,7 @@ def _truth_daily(tables: SourceTables, start: np.datetime64, load_day: np.dateti
     )
 
 
-def replay(source: Source, base: Path, seed: int, name: str = "source") -> SimulatedWorld:
+def replay(source: Source, base: Path, seed: int) -> SimulatedWorld:
     """The user's tables as a world: full load up to the last ``stream_days`` days, then each
     later sale (and product first sold then) as an insert, committed 0.05–2 s after the sale."""
     tables = read_source(source, base)

@@ -43,7 +43,7 @@ _CATEGORY_NAMES = (
 _NOUNS = ("pack", "set", "bottle", "box", "kit", "bundle", "jar", "bag", "case", "tin")
 _ADJECTIVES = ("classic", "fresh", "smart", "eco", "ultra", "mini", "max", "pure", "daily", "pro")
 _SYLLABLES = ("nor", "vel", "ark", "lum", "tes", "qui", "zan", "mor", "pel", "dri", "sol", "kai")
-_TIERS = ("budget", "standard", "premium")
+PRICE_TIERS = ("budget", "standard", "premium")
 _TIER_PRICE = np.array([4.0, 14.0, 45.0])
 _CHANNEL_SHARE = np.array([0.45, 0.45, 0.10])  # web, store, app (order of CHANNELS)
 _CAMPAIGN_CHANNEL_P = np.array([0.6, 0.2, 0.15, 0.05])  # order of CAMPAIGN_CHANNELS
@@ -708,7 +708,7 @@ def _product_rows(g: _Grid, c: _Catalog, prices: _Prices, idx: np.ndarray,
         "name": pa.array(c.product_names[idx]),
         "category": pa.array(c.cat_names[c.category[idx]]),
         "brand": pa.array(c.brand_names[c.brand[idx]]),
-        "price_tier": pa.array(np.array(_TIERS)[c.tier[idx]]),
+        "price_tier": pa.array(np.array(PRICE_TIERS)[c.tier[idx]]),
         "list_price": pa.array(prices.at(idx, at_s)),
         "launch_date": _dates(g.start64, c.launch[idx]),
         "discontinued_date": pa.array(

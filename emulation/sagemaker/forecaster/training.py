@@ -585,8 +585,8 @@ def train(dataset: Dataset, config: ForecastConfig,
                              metric_history, table)  # fmt: skip
 
     # The final model: weights and calibration learned on every window.
-    final_weights = learn(cv, item_scales(history, p.seasons))
     history_scales = item_scales(history, p.seasons)
+    final_weights = learn(cv, history_scales)
     final_table = calibrate(cv, _combine(cv, final_weights), history_scales, p.kinds,
                             config.quantiles, h)  # fmt: skip
     untested = sorted(str(i) for i in p.windows.index[p.windows == 0])
