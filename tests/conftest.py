@@ -74,7 +74,15 @@ def smoke_run(world, tmp_path_factory):
 
     world.reset()
     result = run(load_scenario("smoke"), tmp_path_factory.mktemp("smoke") / "run", world=world)
-    assert result.summary["stages"]["forecast"]["status"] == "succeeded", result.summary["stages"]
+    stages = result.summary["stages"]
+    if stages["forecast"]["status"] != "succeeded":
+        errors = result.out_dir / "errors.log"
+        pytest.fail(
+            "the session's smoke run did not forecast: "
+            + "; ".join(f"{name} {s['status']}: {s.get('error') or s.get('reason', '')}"
+                        for name, s in stages.items() if s["status"] != "succeeded")
+            + ("\n" + errors.read_text()[-4000:] if errors.exists() else ""),
+        )  # fmt: skip
     return result
 
 
