@@ -85,8 +85,14 @@ class World:
         region: str | None = None,
         *,
         startup_timeout: float = 30.0,
+        embedded: bool = False,
+        port: int | None = None,
     ) -> None:
-        given = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
+        """``embedded``: start the in-process world even when ``AWS_ENDPOINT_URL`` is set;
+        ``port``: the embedded world's loopback port (a free one when not given)."""
+        given = None if embedded else (endpoint_url or os.environ.get(ENDPOINT_ENV) or None)
+        if embedded and endpoint_url:
+            raise WorldError("an embedded world has no endpoint_url to connect to")
         # The guard runs before anything else: a refused endpoint never receives a request.
         self._external_url = check_endpoint(given) if given else None
         resolved_region = region or region_from_environment()
@@ -96,6 +102,7 @@ class World:
             )
         self.region: str = resolved_region
         self._startup_timeout = startup_timeout
+        self._port = port
         self._server: Any = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -153,8 +160,8 @@ class World:
             if werkzeug_log.level == logging.NOTSET:  # moto's request log is noise in a run
                 werkzeug_log.setLevel(logging.WARNING)
             last_error: Exception | None = None
-            for _ in range(5):
-                port = _free_loopback_port()
+            for _ in range(5 if self._port is None else 1):
+                port = self._port or _free_loopback_port()
                 os.environ["MOTO_PORT"] = str(port)
                 server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
                 try:
@@ -166,7 +173,9 @@ class World:
                 self.endpoint_url = f"http://127.0.0.1:{port}"
                 _embedded_owner = self
                 return
-            raise WorldError(f"could not start the embedded moto server: {last_error}")
+            raise WorldError(
+                f"could not start the embedded moto server on 127.0.0.1:{port}: {last_error}"
+            )
 
     def stop(self) -> None:
         """Stop what this world started (idempotent; also runs at interpreter exit)."""

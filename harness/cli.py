@@ -278,6 +278,50 @@ def serve(
             server.stop()
 
 
+@app.command("world")
+def world_command(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory (dfp run … --out RUN_DIR)")],
+    port: Annotated[
+        int, typer.Option(help="loopback port of the endpoint (0 picks a free one)")
+    ] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Start a local world holding a finished run, print its environment, stay up until Ctrl-C.
+
+    The buckets' objects, the Glue catalog with its partitions, the streams' records and the
+    DynamoDB items the run left are loaded; boto3, the AWS CLI and awswrangler reach them through
+    the printed AWS_ENDPOINT_URL.
+    """
+    import time
+
+    from emulation.world import WorldError
+    from harness.live import RunWorldError, world
+
+    _setup_logging(verbose)
+    _sigterm_to_exit()
+    if not 0 <= port <= 65535:
+        _refuse(f"--port {port}: not a port number (0–65535)")
+    try:
+        opened = world(run_dir, port=port or None)
+        running = opened.__enter__()
+    except (RunWorldError, WorldError) as exc:
+        _refuse(str(exc))
+    try:
+        loaded = ", ".join(f"{n} {k}" for k, n in running.loaded.items() if n)
+        console.print(f"world up at [bold]{running.endpoint_url}[/] holding "
+                      f"{escape(str(run_dir))} ({loaded}); Ctrl-C stops it")  # fmt: skip
+        # The environment alone goes to stdout: it can be pasted into a shell as it is.
+        for name, value in running.exports().items():
+            print(f"export {name}={value}", flush=True)
+        print(f"# Athena database: {running.database}", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        opened.__exit__(None, None, None)
+
+
 @app.command()
 def bundle(
     out: Annotated[Path, typer.Argument(help="directory to write the bundle into")] = Path(

@@ -4,7 +4,8 @@ The spine starts (or is given) the world and provisions the stack — reported a
 ``world`` and ``provision`` — then runs the stages of :mod:`harness.stages` in order over one
 :class:`~harness.run.RunContext`. A failing stage is recorded with its error, the remaining
 stages are marked ``skipped``, and the summary and report are still written, so nothing is lost
-when something breaks.
+when something breaks. Last, the stack's state in the world is saved into ``RUN_DIR/world/``
+(after a failure too), which ``dfp world RUN_DIR`` loads into a fresh world.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from deploy.bundle import pipeline_digest, pipeline_root
 from deploy.stack import ResolvedStack, load_stack
 from emulation import World
+from emulation.state import Selection, save_state
 from harness.files import MARKER, OutputDirError, prepare_directory, sha256_file
 from harness.ledger import Ledger
 from harness.provision import provision
@@ -100,10 +102,46 @@ def evaluate(expectation: Expectation, summary: dict[str, Any]) -> dict[str, Any
 
 
 def artifact_hashes(out_dir: Path) -> dict[str, str]:
+    """The run's data artifacts. The saved world state is not one: it holds what the world made
+    up (arrival times, execution names, query ids) besides the data hashed here."""
+    state = RunDir(out_dir).world_state
     return {
         path.relative_to(out_dir).as_posix(): sha256_file(path)
         for path in sorted(out_dir.rglob("*"))
-        if path.is_file() and path.relative_to(out_dir).as_posix() not in _NOT_ARTIFACTS
+        if path.is_file()
+        and path.relative_to(out_dir).as_posix() not in _NOT_ARTIFACTS
+        and not path.is_relative_to(state)
+    }
+
+
+def stack_selection(stack: ResolvedStack) -> Selection:
+    """The resources a run's stack owns in its world: what is saved, and nothing else."""
+    spec = stack.stack
+    return Selection(
+        buckets=tuple(stack.bucket(key) for key in spec.buckets),
+        databases=(spec.glue.database,),
+        streams=tuple(stack.stream_name(key) for key in spec.streams),
+        tables=tuple(stack.table_name(key) for key in spec.tables),
+        state_machines=tuple(stack.state_machine_arn(key) for key in spec.state_machines),
+    )
+
+
+def _save_world(ctx: RunContext) -> dict[str, Any]:
+    """Save the stack's state into the run directory (``dfp world RUN_DIR`` loads it)."""
+    began = time.perf_counter()
+    folder = ctx.out.world_state
+    try:
+        manifest = save_state(ctx.world, folder, stack_selection(ctx.stack))
+    except Exception as exc:  # a run's results never depend on the save
+        logger.error("saving the world state failed: %s", exc)
+        with ctx.out.errors_log.open("a") as log:
+            log.write(f"world state:\n{traceback.format_exc()}\n")
+        return {"saved": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "saved": True,
+        "folder": folder.relative_to(ctx.out.root).as_posix(),
+        "counts": manifest["counts"],
+        "seconds": round(time.perf_counter() - began, 3),
     }
 
 
@@ -220,6 +258,8 @@ def run(
 
             steps.run(spec.name, step)
     finally:
+        # Saved even after a failed stage: what the run left is what a user wants to look at.
+        world_state = _save_world(ctx) if ctx is not None else None
         if owns_world and world is not None:
             world.stop()
 
@@ -234,6 +274,7 @@ def run(
         "anomaly": None,
         "forecast": None,
         "stages": steps.results,
+        "world_state": world_state,
         "artifacts": artifact_hashes(out_dir),
         # Which code ran: a bundle's validation checks this digest against its manifest.
         "pipeline": {"digest": pipeline_digest(), "root": str(pipeline_root())},

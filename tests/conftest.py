@@ -178,11 +178,72 @@ _BESIDE_THE_SESSION = (EXTERNAL_TEST,)
 _STARTED = pytest.StashKey[dict[str, "Child | Exception"]]()
 
 
+def _under_xdist(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+#: The tests that read the session's smoke run (``smoke_run``): under pytest-xdist one worker runs
+#: them all, so the session makes one smoke run. Collection fails naming a reader not listed here.
+SMOKE_READERS = (
+    "tests/e2e/test_browser.py::",
+    "tests/e2e/test_forecast_run.py::",
+    "tests/e2e/test_world_command.py::",
+    "tests/harness/test_run.py::test_the_smoke_run_stages_every_record_and_reconciles",
+    "tests/e2e/test_scenarios.py::test_scenario_meets_its_expectations[smoke]",
+)
+
+
+def _reads_the_smoke_run(nodeid: str) -> bool:
+    return nodeid.startswith(SMOKE_READERS)
+
+
+def _waits_long(item: pytest.Item) -> bool:
+    """Tests that wait on a child process or a whole run: started first, so none is the tail."""
+    return (
+        any(item.nodeid.endswith(test) for test in _CHILDREN)
+        or _reads_the_smoke_run(item.nodeid)
+        or "real-retail" in item.nodeid
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every reader of the session's smoke run is in :data:`SMOKE_READERS`; the long waits are
+    scheduled first, so that none of them is the tail (the order is the same in every pytest-xdist
+    worker, as xdist requires)."""
+    unlisted = [
+        item.nodeid
+        for item in items
+        if ("smoke_run" in getattr(item, "fixturenames", ()) or item.nodeid.endswith("[smoke]"))
+        and not _reads_the_smoke_run(item.nodeid)
+    ]
+    if unlisted:
+        raise pytest.UsageError(
+            "these tests read the session's smoke run but are not in SMOKE_READERS "
+            f"(tests/conftest.py): {', '.join(unlisted)}"
+        )
+    items.sort(key=lambda item: not _waits_long(item))  # stable: the rest keep their order
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist's load scheduling, but the smoke run's readers are one unit of work (xdist's
+    own ``xdist_group`` does not take effect with pytest 9.2: it renames node ids through an
+    attribute pytest no longer reads)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SmokeReadersTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "smoke" if _reads_the_smoke_run(nodeid) else nodeid
+
+    return SmokeReadersTogether(config, log)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     started: dict[str, Child | Exception] = {}
     session.config.stash[_STARTED] = started
     if os.environ.get("AWS_ENDPOINT_URL"):
         return  # this session is itself against an external endpoint
+    if _under_xdist(session.config):
+        return  # every worker collects every test: each child starts when its test runs
     for test in _BESIDE_THE_SESSION:
         kind = _CHILDREN[test]
         if any(item.nodeid.endswith(test) for item in session.items):

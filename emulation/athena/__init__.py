@@ -11,13 +11,26 @@ pagination; the results are also written as CSV to the output location (``<id>.c
 quoted), as Athena does. ``ExecutionParameters`` fill ``?`` placeholders as bound values, never as
 SQL text: each must be one SQL literal.
 
-Not emulated: Hive DDL (``CREATE EXTERNAL TABLE``; use the Glue API), CTAS/INSERT/UNLOAD, views in
-the catalog, federated catalogs, workgroup limits and encryption settings, data-scanned statistics,
-table formats other than Parquet (JSON/CSV tables, Iceberg).
+``CREATE TABLE … WITH (…) AS SELECT`` (CTAS, what awswrangler's ``read_sql_query`` sends by
+default) writes the result as Parquet under ``external_location`` (which must be empty, as on
+Athena) or ``<output>/tables/<query id>/``, split into ``partitioned_by`` folders, compressed as
+``write_compression`` says (Athena's default for Parquet: GZIP); registers the table and its
+partitions in the Glue catalog; writes the data manifest
+(``<output>/tables/<query id>-manifest.csv``, one object per line) and reports it as
+``Statistics.DataManifestLocation``; and answers one row, ``rows``, the count written. Without
+``ResultConfiguration.OutputLocation`` the workgroup's output location is used. Result columns an
+expression produced without an alias are named ``_col<N>`` (position from 0) and integer sums are
+``bigint``, as on Athena.
+
+Not emulated: Hive DDL (``CREATE EXTERNAL TABLE``; use the Glue API), INSERT/UNLOAD, CTAS formats
+other than Parquet and ``bucketed_by`` (refused with ``NOT_SUPPORTED``), views in the catalog,
+federated catalogs, workgroup limits and encryption settings, data-scanned statistics, table
+formats other than Parquet (JSON/CSV tables, Iceberg).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -59,6 +72,50 @@ class _Run:
     rows: list[dict[str, Any]] = field(default_factory=list)
     columns: list[dict[str, Any]] = field(default_factory=list)
     completed: float | None = None
+    output: str | None = None  # the execution's OutputLocation (a CTAS: <output>/tables/<id>)
+    manifest: str | None = None  # a CTAS's data manifest
+
+
+@dataclass
+class Ctas:
+    """A CTAS statement, evaluated: where and how its result is to be written and registered."""
+
+    database: str
+    table: str
+    data: pa.Table
+    location: str | None  # external_location, or None for <output>/tables/<query id>
+    compression: str
+    partitioned_by: list[str]
+
+
+_COMPRESSION = {
+    "GZIP": "gzip",
+    "SNAPPY": "snappy",
+    "ZSTD": "zstd",
+    "LZ4": "lz4",
+    "NONE": "none",
+    "UNCOMPRESSED": "none",
+}
+
+
+def _ctas_options(tree: exp.Create) -> dict[str, Any]:
+    """The ``WITH (…)`` properties of a CTAS, by Athena's names."""
+    options: dict[str, Any] = {}
+    properties = tree.args.get("properties")
+    for prop in properties.expressions if properties else []:
+        if isinstance(prop, exp.FileFormatProperty):
+            options["format"] = prop.this.name.upper()
+        elif isinstance(prop, exp.PartitionedByProperty):
+            options["partitioned_by"] = [e.name for e in prop.this.expressions]
+        elif isinstance(prop, exp.Property):
+            value = prop.args.get("value")
+            if isinstance(value, exp.Array):
+                options[prop.name.lower()] = [e.name for e in value.expressions]
+            else:
+                options[prop.name.lower()] = value.name if value is not None else None
+        else:
+            raise QueryFailed("NOT_SUPPORTED", f"CTAS property {prop.sql('trino')} is not emulated")
+    return options
 
 
 def _httpfs_path() -> pathlib.Path:
@@ -157,8 +214,9 @@ def execute(
     endpoint: str,
     region: str,
     parameters: list[str] | None = None,
-) -> pa.Table | None:
-    """Run an Athena (Trino) query over the catalog's S3 data; ``None`` for no-op DDL.
+) -> pa.Table | Ctas | None:
+    """Run an Athena (Trino) query over the catalog's S3 data; ``None`` for no-op DDL, a
+    :class:`Ctas` for a CTAS (its writer writes it).
 
     ``catalog_tables(database, name)`` returns the Glue table dict or ``None``.
     """
@@ -173,8 +231,16 @@ def execute(
     except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise QueryFailed("SYNTAX_ERROR", detail) from None
+    ctas: exp.Create | None = None
+    if (
+        isinstance(tree, exp.Create)
+        and str(tree.args.get("kind", "")).upper() == "TABLE"
+        and isinstance(tree.expression, exp.Query)
+    ):
+        ctas, tree = tree, tree.expression
     if not isinstance(tree, exp.Query):
         raise QueryFailed("NOT_SUPPORTED", f"statement {type(tree).__name__} is not emulated")
+    _name_unnamed_columns(tree)
     bound = _parameters(parameters)
     placeholders = len(list(tree.find_all(exp.Placeholder)))
     if placeholders != len(bound):
@@ -203,11 +269,68 @@ def execute(
             con.execute(f"SET schema = '{database}'")
         sql = tree.sql(dialect="duckdb")
         try:
-            return con.execute(sql, bound).to_arrow_table()
+            result = _athena_result_types(con.execute(sql, bound).to_arrow_table())
         except duckdb.Error as exc:
             raise QueryFailed(_error_type(exc), str(exc).splitlines()[0]) from None
     finally:
         con.close()
+    return result if ctas is None else _ctas(ctas, database, result)
+
+
+def _ctas(tree: exp.Create, database: str | None, data: pa.Table) -> Ctas:
+    target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+    db = target.db or database
+    if not db:
+        raise QueryFailed("SCHEMA_NOT_FOUND", f"no database for table {target.name}")
+    options = _ctas_options(tree)
+    fmt = str(options.pop("format", "PARQUET")).upper()
+    if fmt != "PARQUET":
+        raise QueryFailed("NOT_SUPPORTED", f"CTAS format {fmt!r}: only PARQUET is emulated")
+    if options.get("bucketed_by"):
+        raise QueryFailed("NOT_SUPPORTED", "CTAS bucketed_by is not emulated")
+    compression = str(
+        options.get("write_compression") or options.get("parquet_compression") or "GZIP"
+    ).upper()
+    if compression not in _COMPRESSION:
+        raise QueryFailed("INVALID_TABLE_PROPERTY", f"write_compression {compression!r}")
+    partitioned_by = list(options.get("partitioned_by") or [])
+    missing = [c for c in partitioned_by if c not in data.column_names]
+    if missing:
+        raise QueryFailed("COLUMN_NOT_FOUND", f"partition columns {missing} are not in the query")
+    if partitioned_by and data.column_names[-len(partitioned_by) :] != partitioned_by:
+        raise QueryFailed(
+            "INVALID_TABLE_PROPERTY",
+            "partition columns must be the last columns of the query, in order",
+        )
+    return Ctas(
+        database=db,
+        table=target.name,
+        data=data,
+        location=options.get("external_location"),
+        compression=_COMPRESSION[compression],
+        partitioned_by=partitioned_by,
+    )
+
+
+def _name_unnamed_columns(tree: exp.Query) -> None:
+    """Athena names an unaliased expression's column ``_col<N>`` (its position, from 0)."""
+    if not isinstance(tree, exp.Select):
+        return
+    for n, projection in enumerate(tree.expressions):
+        if not isinstance(projection, exp.Alias | exp.Column | exp.Star):
+            projection.replace(exp.alias_(projection.copy(), f"_col{n}"))
+
+
+def _athena_result_types(table: pa.Table) -> pa.Table:
+    """DuckDB sums integers into a 128-bit integer (an Arrow decimal of scale 0); Athena gives
+    ``bigint``."""
+    for i, column in enumerate(table.schema):
+        kind = column.type
+        if pa.types.is_decimal(kind) and kind.scale == 0 and kind.precision > 18:
+            # beyond bigint: kept as the decimal it is
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                table = table.set_column(i, column.name, table.column(i).cast(pa.int64()))
+    return table
 
 
 def _error_type(exc: Exception) -> str:
@@ -245,9 +368,19 @@ def _register(con: duckdb.DuckDBPyConnection, db: str, name: str, glue: dict[str
 
 def _duck_type(hive: str) -> str:
     lower = hive.lower()
-    simple = {"string": "VARCHAR", "int": "INTEGER", "integer": "INTEGER", "bigint": "BIGINT",
-              "double": "DOUBLE", "float": "FLOAT", "boolean": "BOOLEAN", "date": "DATE",
-              "timestamp": "TIMESTAMP", "smallint": "SMALLINT", "tinyint": "TINYINT"}  # fmt: skip
+    simple = {
+        "string": "VARCHAR",
+        "int": "INTEGER",
+        "integer": "INTEGER",
+        "bigint": "BIGINT",
+        "double": "DOUBLE",
+        "float": "FLOAT",
+        "boolean": "BOOLEAN",
+        "date": "DATE",
+        "timestamp": "TIMESTAMP",
+        "smallint": "SMALLINT",
+        "tinyint": "TINYINT",
+    }
     return simple.get(lower.split("(")[0], "VARCHAR")
 
 
@@ -256,17 +389,30 @@ def result_set(table: pa.Table | None) -> tuple[list[dict[str, Any]], list[dict[
     if table is None:
         return [], []
     columns = [
-        {"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": f.name,
-         "Label": f.name, "Type": _athena_type(f.type), "Precision": 0, "Scale": 0,
-         "Nullable": "UNKNOWN", "CaseSensitive": _athena_type(f.type) == "varchar"}
+        {
+            "CatalogName": "hive",
+            "SchemaName": "",
+            "TableName": "",
+            "Name": f.name,
+            "Label": f.name,
+            "Type": _athena_type(f.type),
+            "Precision": 0,
+            "Scale": 0,
+            "Nullable": "UNKNOWN",
+            "CaseSensitive": _athena_type(f.type) == "varchar",
+        }
         for f in table.schema
-    ]  # fmt: skip
+    ]
     rows = [{"Data": [{"VarCharValue": f.name} for f in table.schema]}]
     for record in table.to_pylist():
         rows.append(
-            {"Data": [{"VarCharValue": t} if (t := _text(v)) is not None else {}
-                      for v in record.values()]}
-        )  # fmt: skip
+            {
+                "Data": [
+                    {"VarCharValue": t} if (t := _text(v)) is not None else {}
+                    for v in record.values()
+                ]
+            }
+        )
     return rows, columns
 
 
@@ -328,6 +474,17 @@ def install_in_process() -> None:
             status = body["QueryExecution"]["Status"]
             if run.completed:
                 status["CompletionDateTime"] = run.completed
+            described = body["QueryExecution"]
+            if run.output:
+                described["ResultConfiguration"] = {
+                    **(described.get("ResultConfiguration") or {}),
+                    "OutputLocation": run.output,
+                }
+            if run.manifest:
+                described["Statistics"] = {
+                    **(described.get("Statistics") or {}),
+                    "DataManifestLocation": run.manifest,
+                }
             if run.reason:
                 status["StateChangeReason"] = run.reason
                 status["AthenaError"] = {
@@ -382,10 +539,27 @@ def _run_in_process(backend: Any, execution: Any) -> None:
                 backend.region_name,
                 execution.execution_parameters,
             )
+        # moto has appended "<id>.csv" to a given location; the folder is the output
+        given = (execution.config or {}).get("OutputLocation")
+        output = given.removesuffix(f"{execution.id}.csv") if given else None
+        output = output or _workgroup_output(backend, execution)
+        if isinstance(table, Ctas):
+            if not output:
+                raise QueryFailed("INVALID_REQUEST", "a CTAS needs a query result location")
+            written = _write_ctas(
+                table,
+                execution.id,
+                output.rstrip("/"),
+                s3,
+                embedded_client("glue", backend.region_name),
+            )
+            run.output = f"{output.rstrip('/')}/tables/{execution.id}"
+            run.manifest = f"{run.output}-manifest.csv"
+            table = pa.table({"rows": pa.array([written], pa.int64())})
         run.rows, run.columns = result_set(table)
-        location = (execution.config or {}).get("OutputLocation")
-        if location and location.startswith("s3://"):
-            bucket, _, key = location[5:].partition("/")
+        if output and output.startswith("s3://") and run.manifest is None:
+            run.output = f"{output.rstrip('/')}/{execution.id}.csv"
+            bucket, _, key = run.output[5:].partition("/")
             s3.put_object(Bucket=bucket, Key=key, Body=results_csv(run.rows))
         run.state = "SUCCEEDED"
     except QueryFailed as exc:
@@ -395,3 +569,129 @@ def _run_in_process(backend: Any, execution: Any) -> None:
         run.state = "FAILED"
         logger.warning("Athena query failed internally: %s", exc)
     run.completed = time.time()
+
+
+def _workgroup_output(backend: Any, execution: Any) -> str | None:
+    """The workgroup's result location, used when the request gives none (as Athena does)."""
+    group = execution.workgroup or backend.work_groups.get("primary")
+    configuration = getattr(group, "configuration", None) or {}
+    return (configuration.get("ResultConfiguration") or {}).get("OutputLocation")
+
+
+_HIVE_TYPES = (
+    (pa.types.is_int64, "bigint"),
+    (pa.types.is_int32, "int"),
+    (pa.types.is_int16, "smallint"),
+    (pa.types.is_int8, "tinyint"),
+    (pa.types.is_float64, "double"),
+    (pa.types.is_float32, "float"),
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_timestamp, "timestamp"),
+)
+
+
+def _hive_type(arrow: pa.DataType) -> str:
+    if pa.types.is_decimal(arrow):
+        return f"decimal({arrow.precision},{arrow.scale})"
+    return next((name for test, name in _HIVE_TYPES if test(arrow)), "string")
+
+
+def _write_ctas(plan: Ctas, query_id: str, output: str, s3: Any, glue: Any) -> int:
+    """Write a CTAS's result as Parquet, register the table and its partitions, write the data
+    manifest; the number of rows written."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    location = (plan.location or f"{output}/tables/{query_id}").rstrip("/")
+    bucket, _, prefix = location[len("s3://") :].partition("/")
+    if not location.startswith("s3://") or not bucket:
+        raise QueryFailed("INVALID_TABLE_PROPERTY", f"external_location {location!r}")
+    if s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/", MaxKeys=1).get("KeyCount", 0):
+        raise QueryFailed(
+            "HIVE_PATH_ALREADY_EXISTS",
+            f"Target directory for table '{plan.database}.{plan.table}' already exists: "
+            f"{location}/. You may need to manually clean the data at location ...",
+        )
+    try:
+        glue.get_table(DatabaseName=plan.database, Name=plan.table)
+        raise QueryFailed("ALREADY_EXISTS", f"Table '{plan.database}.{plan.table}' already exists")
+    except glue.exceptions.EntityNotFoundException:
+        pass
+    data = plan.data
+    values_columns = [c for c in data.column_names if c not in plan.partitioned_by]
+    groups: list[tuple[tuple[str, ...], pa.Table]] = [((), data)]
+    if plan.partitioned_by:
+        keys = data.select(plan.partitioned_by).to_pylist()
+        distinct = sorted({tuple(row.values()) for row in keys}, key=repr)
+        groups = []
+        for values in distinct:
+            mask = None
+            for column, value in zip(plan.partitioned_by, values, strict=True):
+                test = pc.is_null(data[column]) if value is None else pc.equal(data[column], value)
+                mask = test if mask is None else pc.and_(mask, test)
+            groups.append(
+                (
+                    tuple("__HIVE_DEFAULT_PARTITION__" if v is None else str(v) for v in values),
+                    data.filter(mask),
+                )
+            )
+    written: list[str] = []
+    for n, (values, part) in enumerate(groups):
+        folder = "".join(f"{c}={v}/" for c, v in zip(plan.partitioned_by, values, strict=True))
+        key = f"{prefix}/{folder}{query_id}_{n:05d}.parquet".lstrip("/")
+        sink = io.BytesIO()
+        pq.write_table(part.select(values_columns), sink, compression=plan.compression)
+        s3.put_object(Bucket=bucket, Key=key, Body=sink.getvalue())
+        written.append(f"s3://{bucket}/{key}")
+    storage = {
+        "Columns": [
+            {"Name": c, "Type": _hive_type(data.schema.field(c).type)} for c in values_columns
+        ],
+        "Location": location + "/",
+        "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+        "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+        "SerdeInfo": {
+            "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+        },
+    }
+    glue.create_table(
+        DatabaseName=plan.database,
+        TableInput={
+            "Name": plan.table,
+            "TableType": "EXTERNAL_TABLE",
+            "StorageDescriptor": storage,
+            "PartitionKeys": [
+                {"Name": c, "Type": _hive_type(data.schema.field(c).type)}
+                for c in plan.partitioned_by
+            ],
+            "Parameters": {"classification": "parquet", "has_encrypted_data": "false"},
+        },
+    )
+    if plan.partitioned_by:
+        partitions = [
+            {
+                "Values": list(values),
+                "StorageDescriptor": {
+                    **storage,
+                    "Location": location
+                    + "/"
+                    + "".join(
+                        f"{c}={v}/" for c, v in zip(plan.partitioned_by, values, strict=True)
+                    ),
+                },
+            }
+            for values, _ in groups
+        ]
+        for start in range(0, len(partitions), 100):
+            glue.batch_create_partition(
+                DatabaseName=plan.database,
+                TableName=plan.table,
+                PartitionInputList=partitions[start : start + 100],
+            )
+    out_bucket, _, out_key = output[len("s3://") :].partition("/")
+    manifest_key = f"{out_key}/tables/{query_id}-manifest.csv".lstrip("/")
+    s3.put_object(
+        Bucket=out_bucket, Key=manifest_key, Body="".join(p + "\n" for p in written).encode()
+    )
+    return data.num_rows

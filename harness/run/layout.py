@@ -38,6 +38,11 @@ class RunDir:
         return self.root / "errors.log"
 
     @property
+    def world_state(self) -> Path:
+        """What the run left in its world, saved for ``dfp world`` (:mod:`emulation.state`)."""
+        return self.root / "world"
+
+    @property
     def errors(self) -> Path:
         """Records a hop rejected, one NDJSON file per hop."""
         return self.root / "errors"

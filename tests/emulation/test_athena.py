@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from emulation import World
+from emulation.state import repair_partitions
 from harness.runner import run
 from harness.scenario import load_scenario
 
@@ -152,3 +153,125 @@ def test_marker_and_hidden_objects_are_not_read_as_data(staged) -> None:
     execution = query(world, names, "SELECT count(*) FROM staged_cdc")
     assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
     assert rows(world, execution)[1][0] == before
+
+
+def test_unnamed_columns_are_named_by_position_and_integer_sums_are_bigint(staged) -> None:
+    world, _, names = staged
+    sql = 'SELECT "table", count(*), sum(data.quantity) AS units FROM staged_cdc GROUP BY 1'
+    execution = query(world, names, sql)
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    result = world.client("athena").get_query_results(
+        QueryExecutionId=execution["QueryExecutionId"]
+    )
+    info = result["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]
+    assert [(c["Name"], c["Type"]) for c in info] == [
+        ("table", "varchar"), ("_col1", "bigint"), ("units", "bigint")
+    ]  # fmt: skip
+
+
+def test_ctas_writes_parquet_registers_the_table_and_its_manifest(staged) -> None:
+    world, _, names = staged
+    bucket = names["buckets"]["athena-results"]
+    location = f"s3://{bucket}/ctas/units_by_table"
+    sql = (
+        "CREATE TABLE units_by_table WITH (external_location = "
+        f"'{location}', format = 'PARQUET', write_compression = 'SNAPPY', "
+        "partitioned_by = ARRAY['table']) AS "
+        'SELECT count(*) AS n, "table" FROM staged_cdc GROUP BY 2'
+    )
+    execution = query(world, names, sql)
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    expected = {r[0]: int(r[1]) for r in rows(world, query(
+        world, names, 'SELECT "table", count(*) FROM staged_cdc GROUP BY 1'))[1:]}  # fmt: skip
+    assert rows(world, execution) == [["rows"], [str(len(expected))]]
+    manifest = execution["Statistics"]["DataManifestLocation"]
+    assert manifest.endswith(f"tables/{execution['QueryExecutionId']}-manifest.csv")
+    m_bucket, _, m_key = manifest[5:].partition("/")
+    s3 = world.client("s3")
+    files = s3.get_object(Bucket=m_bucket, Key=m_key)["Body"].read().decode().split()
+    assert len(files) == len(expected)
+    assert all(f.startswith(f"{location}/table=") for f in files)
+    glue = world.client("glue")
+    table = glue.get_table(DatabaseName=names["glue_database"], Name="units_by_table")["Table"]
+    assert [c["Name"] for c in table["PartitionKeys"]] == ["table"]
+    assert [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]] == [
+        ("n", "bigint")
+    ]
+    partitions = glue.get_partitions(
+        DatabaseName=names["glue_database"], TableName="units_by_table"
+    )
+    assert sorted(p["Values"][0] for p in partitions["Partitions"]) == sorted(expected)
+    # the new table reads back like any other
+    again = rows(world, query(world, names, 'SELECT "table", n FROM units_by_table'))
+    assert {t: int(n) for t, n in again[1:]} == expected
+    # Athena never writes into a location that holds data, nor over an existing table
+    repeat = query(world, names, sql)
+    assert repeat["Status"]["State"] == "FAILED"
+    assert "HIVE_PATH_ALREADY_EXISTS" in repeat["Status"]["StateChangeReason"]
+
+
+def test_ctas_without_a_location_writes_under_the_output_tables_folder(staged) -> None:
+    world, _, names = staged
+    execution = query(world, names, "CREATE TABLE one_row AS SELECT 1 AS x")
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    table = world.client("glue").get_table(DatabaseName=names["glue_database"], Name="one_row")
+    location = table["Table"]["StorageDescriptor"]["Location"]
+    bucket = names["buckets"]["athena-results"]
+    assert location == f"s3://{bucket}/q/tables/{execution['QueryExecutionId']}/"
+    refused = query(world, names, "CREATE TABLE other WITH (format = 'ORC') AS SELECT 1 AS x")
+    assert refused["Status"]["State"] == "FAILED"
+    assert "NOT_SUPPORTED" in refused["Status"]["StateChangeReason"]
+
+
+def test_the_workgroups_output_location_is_used_when_none_is_given(staged) -> None:
+    world, _, names = staged
+    athena = world.client("athena")
+    bucket = names["buckets"]["athena-results"]
+    athena.create_work_group(Name="analysts", Configuration={
+        "ResultConfiguration": {"OutputLocation": f"s3://{bucket}/analysts/"}})  # fmt: skip
+    qid = athena.start_query_execution(
+        QueryString="SELECT 42 AS answer",
+        WorkGroup="analysts",
+        QueryExecutionContext={"Database": names["glue_database"]},
+    )["QueryExecutionId"]
+
+    def done():
+        state = athena.get_query_execution(QueryExecutionId=qid)["QueryExecution"]
+        return state if state["Status"]["State"] not in ("QUEUED", "RUNNING") else None
+
+    execution = world.wait_for(done, what=f"query {qid}", timeout=120)
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    location = execution["ResultConfiguration"]["OutputLocation"]
+    assert location == f"s3://{bucket}/analysts/{qid}.csv"
+    csv = world.client("s3").get_object(Bucket=bucket, Key=f"analysts/{qid}.csv")["Body"].read()
+    assert csv.decode().splitlines() == ['"answer"', '"42"']
+
+
+def test_awswrangler_reads_with_its_defaults(staged, monkeypatch: pytest.MonkeyPatch) -> None:
+    """awswrangler's read_sql_query as a notebook calls it: CTAS, the manifest, the Parquet
+    files, the temporary table dropped; and without CTAS, the CSV results."""
+    import boto3
+
+    wr = pytest.importorskip("awswrangler", reason="awswrangler is a dev dependency")
+    world, _, names = staged
+    for name, value in world.environment().items():
+        if name.startswith("AWS_") or name == "DFP_LOCAL_RUN":
+            monkeypatch.setenv(name, value)
+    session = boto3.Session(region_name=world.region)
+    database = names["glue_database"]
+    sql = 'SELECT "table", count(*) AS n FROM staged_cdc GROUP BY 1 ORDER BY 1'
+    expected = {r[0]: int(r[1]) for r in rows(world, query(world, names, sql))[1:]}
+    frame = wr.athena.read_sql_query(sql, database=database, boto3_session=session)
+    assert dict(zip(frame["table"], frame["n"], strict=True)) == expected
+    assert str(frame["n"].dtype) == "Int64"
+    temporary = [t["Name"] for t in world.client("glue").get_tables(DatabaseName=database)[
+        "TableList"] if t["Name"].startswith("temp_table_")]  # fmt: skip
+    assert temporary == []  # awswrangler dropped its CTAS table
+    plain = wr.athena.read_sql_query(sql, database=database, ctas_approach=False,
+                                     boto3_session=session)  # fmt: skip
+    assert dict(zip(plain["table"], plain["n"], strict=True)) == expected
+    assert repair_partitions(world, database) > 0  # what dfp world does on loading a run
+    partitions = wr.catalog.get_partitions(database=database, table="staged_cdc",
+                                           boto3_session=session)  # fmt: skip
+    staged = {v[0] for v in partitions.values()}
+    assert staged == set(expected)  # one table= folder per staged table

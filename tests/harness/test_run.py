@@ -43,6 +43,7 @@ def _without_wall_times(summary: dict) -> dict:
     copy = json.loads(json.dumps(summary))
     for stage in copy["stages"].values():
         stage.pop("seconds")
+    copy["world_state"].pop("seconds")
     return copy
 
 
