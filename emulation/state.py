@@ -466,13 +466,19 @@ def _put_all(kinesis: Any, stream: str, batch: list[dict[str, Any]]) -> int:
 
 
 # -------------------------------------------------------------------------- partition repair
-def repair_partitions(world: Any, database: str) -> int:
-    """``MSCK REPAIR TABLE`` for every partitioned table of ``database``: register the Hive-style
-    ``key=value/`` folders found under each table's location. Returns how many were added."""
+def repair_partitions(world: Any, database: str, table_name: str | None = None) -> int:
+    """``MSCK REPAIR TABLE`` for ``table_name`` or every partitioned table of ``database``:
+    register the Hive-style ``key=value/`` folders found under each table's location. Returns how
+    many were added."""
     glue = world.client("glue")
     s3 = world.client("s3")
     added = 0
-    for table in _pages(glue.get_tables, "TableList", "NextToken", DatabaseName=database):
+    tables = (
+        [glue.get_table(DatabaseName=database, Name=table_name)["Table"]]
+        if table_name
+        else _pages(glue.get_tables, "TableList", "NextToken", DatabaseName=database)
+    )
+    for table in tables:
         keys = [k["Name"] for k in table.get("PartitionKeys", [])]
         location = table.get("StorageDescriptor", {}).get("Location", "")
         if not keys or not location.startswith("s3://"):

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deploy.stack import ResolvedStack, load_stack
 from emulation import World
 from emulation.safety import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
-from emulation.state import StateError, load_state, read_manifest
+from emulation.state import STATE_FILE, StateError, load_state, read_manifest
 from harness.provision import provision
 from harness.run.layout import RunDir
 
@@ -84,9 +86,19 @@ def world(run_dir: str | Path, *, port: int | None = None) -> Iterator[RunWorld]
     """Start an embedded world holding the run in ``run_dir``; stopped when the block ends."""
     run_dir = Path(run_dir)
     folder = _state_folder(run_dir)
-    region = read_manifest(folder)["region"]
+    region = read_manifest(folder).get("region")
+    if not isinstance(region, str) or not region:
+        raise RunWorldError(f"{folder / STATE_FILE}: no region")
     with World(region=region, embedded=True, port=port) as running:
         stack = provision(running, load_stack())
-        loaded = load_state(running, folder)
+        try:
+            loaded = load_state(running, folder)
+        except StateError as exc:
+            raise RunWorldError(str(exc)) from exc
+        except (KeyError, TypeError, AttributeError, ValueError, BotoCoreError, ClientError) as exc:
+            # a state.json edited by hand or by something hostile: refused, the world stopped
+            raise RunWorldError(
+                f"{folder / STATE_FILE}: not a loadable world state: {type(exc).__name__}: {exc}"
+            ) from exc
         logger.info("world %s holds %s: %s", running.endpoint_url, run_dir, loaded)
         yield RunWorld(world=running, stack=stack, run_dir=run_dir, loaded=loaded)

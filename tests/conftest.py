@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -88,17 +89,20 @@ def smoke_run(world, tmp_path_factory):
 
 # ------------------------------------------------------------------ children beside the session
 # Two tests each wait on a whole child process: the suite against an external moto, and
-# `dfp validate` on a bundle. The first starts when collection ends, beside the rest of the
-# session instead of after it (it spends most of its time waiting), and its test waits for the
-# result; the second starts when its test runs (measured: started beside the session too, its
-# JVMs and the session's competed for the two cores and the suite got no faster).
+# `dfp validate` on a bundle. They spend most of their time waiting, so their children start
+# beside the rest of the session and the tests only collect the results. Under pytest-xdist the
+# controller starts both as soon as a worker has collected (pytest_xdist_node_collection_finished)
+# and the tests, scheduled last, read the results from a shared folder; in one process the
+# external suite starts when collection ends and `dfp validate` when its test runs.
 class Child:
-    """A child process whose output goes to a temporary file."""
+    """A child process whose output goes to a file (a temporary one unless ``log`` is given)."""
 
-    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str] | None = None, log: Path | None = None
+    ) -> None:
         import tempfile
 
-        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed by close()
+        self.log = log.open("w+") if log else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
         self.process = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, text=True
         )
@@ -125,7 +129,7 @@ class ExternalSuite(Child):
     """The suite's world tests in a child pytest against a separately started ``moto_server``
     (non-default account and region)."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
         self._server = moto_server({**os.environ, "MOTO_ACCOUNT_ID": EXTERNAL_ACCOUNT})
         self.url = self._server.__enter__()
         env = {**os.environ, "AWS_ENDPOINT_URL": self.url, "AWS_REGION": EXTERNAL_REGION,
@@ -137,6 +141,7 @@ class ExternalSuite(Child):
              "--ignore", str(REPO / "tests" / "emulation" / "test_external_endpoint.py"),
              str(REPO / "tests")],
             env,
+            folder / "log" if folder else None,
         )  # fmt: skip
 
     def close(self) -> None:
@@ -152,30 +157,101 @@ TINY_SCENARIO = REPO / "tests" / "e2e" / "scenarios" / "tiny.yaml"
 
 
 class BundleValidation(Child):
-    """``dfp validate`` of a freshly built bundle on the tiny scenario."""
+    """``dfp validate`` of a freshly built bundle on the tiny scenario, in ``folder`` (a temporary
+    directory of its own, removed on close, when not given)."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
         import tempfile
 
         from deploy.bundle import build_bundle
 
-        self.home = tempfile.TemporaryDirectory(prefix="dfp-validate-test-")
-        root = Path(self.home.name)
+        self.home = None if folder else tempfile.TemporaryDirectory(prefix="dfp-validate-test-")
+        root = folder or Path(self.home.name)
         jar = root / "deps.jar"
         jar.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip stands in for the jar
         self.bundle = root / "bundle"
         build_bundle(self.bundle, flink_jar=jar)
         super().__init__([sys.executable, "-m", "harness.cli", "validate", str(self.bundle),
-                          "--scenario", str(TINY_SCENARIO)])  # fmt: skip
+                          "--scenario", str(TINY_SCENARIO)],
+                         log=folder / "log" if folder else None)  # fmt: skip
 
     def close(self) -> None:
         super().close()
-        self.home.cleanup()
+        if self.home is not None:
+            self.home.cleanup()
 
 
 _CHILDREN = {EXTERNAL_TEST: ExternalSuite, VALIDATE_TEST: BundleValidation}
 _BESIDE_THE_SESSION = (EXTERNAL_TEST,)
 _STARTED = pytest.StashKey[dict[str, "Child | Exception"]]()
+_SHARED = "dfp_children"  # the controller's folder of children, as workers find it
+_CONTROLLER = pytest.StashKey[dict[str, Any]]()
+
+
+def _folder_name(test: str) -> str:
+    return _CHILDREN[test].__name__
+
+
+class Awaited:
+    """A child the xdist controller started: its exit code and log appear in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.bundle = folder / "bundle"  # where a BundleValidation builds its bundle
+
+    def result(self, timeout: float) -> tuple[int, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (self.folder / "error").exists():
+                raise RuntimeError((self.folder / "error").read_text())
+            if (self.folder / "rc").exists():
+                return int((self.folder / "rc").read_text()), (self.folder / "log").read_text()
+            time.sleep(1)
+        raise TimeoutError(f"the child in {self.folder} did not finish in {timeout:.0f} s")
+
+    def close(self) -> None:
+        """The controller stops it at the end of the session."""
+
+
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: one shared folder for the children, handed to every worker."""
+    state = node.config.stash.setdefault(_CONTROLLER, {})
+    if "dir" not in state:
+        import tempfile
+
+        state["dir"] = tempfile.TemporaryDirectory(prefix="dfp-children-")
+        state["started"] = []
+    node.workerinput[_SHARED] = state["dir"].name
+
+
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """xdist controller: start the children of the selected tests once, as soon as one worker
+    has collected."""
+    import threading
+
+    state = node.config.stash.get(_CONTROLLER, {})
+    if "dir" not in state or state.get("launched") or os.environ.get("AWS_ENDPOINT_URL"):
+        return
+    state["launched"] = True
+    for test, kind in _CHILDREN.items():
+        if not any(nodeid.endswith(test) for nodeid in ids):
+            continue
+        folder = Path(state["dir"].name) / _folder_name(test)
+        folder.mkdir()
+        try:
+            process = kind(folder)
+        except Exception as exc:  # reported by the test that needs the child
+            (folder / "error").write_text(f"{type(exc).__name__}: {exc}")
+            continue
+        state["started"].append(process)
+
+        def finish(process: Child = process, folder: Path = folder) -> None:
+            code = process.process.wait()
+            process.log.flush()
+            (folder / "rc.tmp").write_text(str(code))
+            (folder / "rc.tmp").rename(folder / "rc")
+
+        threading.Thread(target=finish, daemon=True, name=f"child-{kind.__name__}").start()
 
 
 def _under_xdist(config: pytest.Config) -> bool:
@@ -197,19 +273,17 @@ def _reads_the_smoke_run(nodeid: str) -> bool:
     return nodeid.startswith(SMOKE_READERS)
 
 
-def _waits_long(item: pytest.Item) -> bool:
-    """Tests that wait on a child process or a whole run: started first, so none is the tail."""
-    return (
-        any(item.nodeid.endswith(test) for test in _CHILDREN)
-        or _reads_the_smoke_run(item.nodeid)
-        or "real-retail" in item.nodeid
-    )
+def _order(item: pytest.Item) -> int:
+    """The whole runs first, so that none of them is the tail; the tests that only collect a
+    child's result last, so that no worker waits on one while there is other work."""
+    if any(item.nodeid.endswith(test) for test in _CHILDREN):
+        return 2
+    return 0 if _reads_the_smoke_run(item.nodeid) or "real-retail" in item.nodeid else 1
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every reader of the session's smoke run is in :data:`SMOKE_READERS`; the long waits are
-    scheduled first, so that none of them is the tail (the order is the same in every pytest-xdist
-    worker, as xdist requires)."""
+    """Every reader of the session's smoke run is in :data:`SMOKE_READERS`; the tests are ordered
+    by :func:`_order` (the same order in every pytest-xdist worker, as xdist requires)."""
     unlisted = [
         item.nodeid
         for item in items
@@ -221,7 +295,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "these tests read the session's smoke run but are not in SMOKE_READERS "
             f"(tests/conftest.py): {', '.join(unlisted)}"
         )
-    items.sort(key=lambda item: not _waits_long(item))  # stable: the rest keep their order
+    items.sort(key=_order)  # stable: within a rank the collection order stays
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
@@ -254,8 +328,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @contextmanager
-def child(config: pytest.Config, test: str) -> Iterator[Child]:
-    """The child started for ``test`` at collection, or a new one (closed after use)."""
+def child(config: pytest.Config, test: str) -> Iterator[Child | Awaited]:
+    """The child started for ``test`` by the xdist controller or at collection, or a new one
+    (closed after use)."""
+    shared = getattr(config, "workerinput", {}).get(_SHARED)
+    folder = Path(shared) / _folder_name(test) if shared else None
+    if folder is not None and folder.exists():
+        yield Awaited(folder)
+        return
     started = config.stash.get(_STARTED, {})
     process = started.pop(test) if test in started else _CHILDREN[test]()
     if isinstance(process, Exception):
@@ -270,3 +350,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for process in session.config.stash.get(_STARTED, {}).values():
         if isinstance(process, Child):
             process.close()
+    controller = session.config.stash.get(_CONTROLLER, {})
+    for process in controller.get("started", []):
+        process.close()
+    if "dir" in controller:
+        controller["dir"].cleanup()

@@ -20,9 +20,13 @@ partitions in the Glue catalog; writes the data manifest
 ``Statistics.DataManifestLocation``; and answers one row, ``rows``, the count written. Without
 ``ResultConfiguration.OutputLocation`` the workgroup's output location is used. Result columns an
 expression produced without an alias are named ``_col<N>`` (position from 0) and integer sums are
-``bigint``, as on Athena.
+``bigint``, as on Athena. ``MSCK REPAIR TABLE`` registers the Hive-style partitions found under
+the table's location in the Glue catalog. Failures carry Athena's error names
+(``FUNCTION_NOT_FOUND`` naming the function, ``TYPE_MISMATCH``, ``COLUMN_NOT_FOUND``,
+``TABLE_NOT_FOUND``, ``SYNTAX_ERROR``…) and its ``AthenaError`` category (2, the user's) and type.
 
-Not emulated: Hive DDL (``CREATE EXTERNAL TABLE``; use the Glue API), INSERT/UNLOAD, CTAS formats
+Not emulated: Hive DDL (``CREATE EXTERNAL TABLE``; use the Glue API; ``ALTER TABLE`` is accepted
+and does nothing, partitions being read from S3 at query time), INSERT/UNLOAD, CTAS formats
 other than Parquet and ``bucketed_by`` (refused with ``NOT_SUPPORTED``), views in the catalog,
 federated catalogs, workgroup limits and encryption settings, data-scanned statistics, table
 formats other than Parquet (JSON/CSV tables, Iceberg).
@@ -36,6 +40,7 @@ import io
 import json
 import logging
 import pathlib
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -52,7 +57,16 @@ from emulation._patching import moto_patch
 logger = logging.getLogger(__name__)
 
 _RUN_LOCK = threading.Lock()
-_DDL_NOOP = ("MSCK", "ALTER TABLE")
+_DDL_NOOP = ("ALTER TABLE",)
+_MSCK = re.compile(r"MSCK\s+REPAIR\s+TABLE\s+(?:[`\"]?(\w+)[`\"]?\.)?[`\"]?(\w+)[`\"]?\s*$", re.I)
+
+
+@dataclass(frozen=True)
+class Repair:
+    """``MSCK REPAIR TABLE``: register the partitions found under the table's location."""
+
+    database: str
+    table: str
 
 
 class QueryFailed(Exception):
@@ -214,14 +228,22 @@ def execute(
     endpoint: str,
     region: str,
     parameters: list[str] | None = None,
-) -> pa.Table | Ctas | None:
+) -> pa.Table | Ctas | Repair | None:
     """Run an Athena (Trino) query over the catalog's S3 data; ``None`` for no-op DDL, a
-    :class:`Ctas` for a CTAS (its writer writes it).
+    :class:`Ctas` or a :class:`Repair` for the caller to carry out (it holds the clients).
 
     ``catalog_tables(database, name)`` returns the Glue table dict or ``None``.
     """
     text = query.strip().rstrip(";")
     upper = text.upper()
+    if upper.startswith("MSCK"):
+        repair = _MSCK.match(text)
+        if repair is None:
+            raise QueryFailed("SYNTAX_ERROR", "expected MSCK REPAIR TABLE [database.]table")
+        db = repair.group(1) or database
+        if not db or catalog_tables(db, repair.group(2)) is None:
+            raise QueryFailed("TABLE_NOT_FOUND", f"Table '{db}.{repair.group(2)}' does not exist")
+        return Repair(db, repair.group(2))
     if upper.startswith(_DDL_NOOP):
         return None  # partitions are discovered from the S3 layout at query time
     if upper.startswith(("CREATE DATABASE", "CREATE SCHEMA", "DROP DATABASE", "DROP SCHEMA")):
@@ -271,7 +293,7 @@ def execute(
         try:
             result = _athena_result_types(con.execute(sql, bound).to_arrow_table())
         except duckdb.Error as exc:
-            raise QueryFailed(_error_type(exc), str(exc).splitlines()[0]) from None
+            raise _failure(exc) from None
     finally:
         con.close()
     return result if ctas is None else _ctas(ctas, database, result)
@@ -333,15 +355,31 @@ def _athena_result_types(table: pa.Table) -> pa.Table:
     return table
 
 
-def _error_type(exc: Exception) -> str:
+_NO_FUNCTION = re.compile(r"Function with name (\S+) does not exist")
+_NO_MATCH = re.compile(r"argument types '([^(']+)\(([^']*)\)'")
+
+
+def _failure(exc: Exception) -> QueryFailed:
+    """DuckDB's error as Athena (Trino) reports it: its error name and a message in its words."""
     name = type(exc).__name__
+    first = str(exc).splitlines()[0] if str(exc) else name
+    if missing := _NO_FUNCTION.search(first):
+        return QueryFailed("FUNCTION_NOT_FOUND", f"Function '{missing.group(1)}' not registered")
+    if mismatch := _NO_MATCH.search(first):
+        function, kinds = mismatch.group(1), mismatch.group(2).lower()
+        if not function[:1].isalpha():  # an operator: +, =, ||, …
+            return QueryFailed("TYPE_MISMATCH", f"Cannot apply operator: {function}({kinds})")
+        return QueryFailed(
+            "FUNCTION_NOT_FOUND", f"Unexpected parameters ({kinds}) for function {function}"
+        )
     if "Binder" in name or "Catalog" in name:
-        return "COLUMN_NOT_FOUND" if "column" in str(exc).lower() else "TABLE_NOT_FOUND"
+        kind = "COLUMN_NOT_FOUND" if "column" in first.lower() else "TABLE_NOT_FOUND"
+        return QueryFailed(kind, first)
     if "Parser" in name:
-        return "SYNTAX_ERROR"
+        return QueryFailed("SYNTAX_ERROR", first)
     if "Conversion" in name or "InvalidInput" in name:
-        return "INVALID_CAST_ARGUMENT"
-    return "GENERIC_INTERNAL_ERROR"
+        return QueryFailed("INVALID_CAST_ARGUMENT", first)
+    return QueryFailed("GENERIC_INTERNAL_ERROR", first)
 
 
 def _register(con: duckdb.DuckDBPyConnection, db: str, name: str, glue: dict[str, Any]) -> None:
@@ -487,9 +525,10 @@ def install_in_process() -> None:
                 }
             if run.reason:
                 status["StateChangeReason"] = run.reason
-                status["AthenaError"] = {
-                    "ErrorCategory": 2,
-                    "ErrorType": 1000,
+                internal = run.error_type in (None, "GENERIC_INTERNAL_ERROR")
+                status["AthenaError"] = {  # Athena's catalog: 1 SYSTEM / 200 engine, 2 USER / 1000
+                    "ErrorCategory": 1 if internal else 2,
+                    "ErrorType": 200 if internal else 1000,
                     "Retryable": False,
                     "ErrorMessage": run.reason,
                 }
@@ -543,6 +582,11 @@ def _run_in_process(backend: Any, execution: Any) -> None:
         given = (execution.config or {}).get("OutputLocation")
         output = given.removesuffix(f"{execution.id}.csv") if given else None
         output = output or _workgroup_output(backend, execution)
+        if isinstance(table, Repair):
+            from emulation.state import repair_partitions
+
+            repair_partitions(_Clients(backend.region_name), table.database, table.table)
+            table = None
         if isinstance(table, Ctas):
             if not output:
                 raise QueryFailed("INVALID_REQUEST", "a CTAS needs a query result location")
@@ -695,3 +739,13 @@ def _write_ctas(plan: Ctas, query_id: str, output: str, s3: Any, glue: Any) -> i
         Bucket=out_bucket, Key=manifest_key, Body="".join(p + "\n" for p in written).encode()
     )
     return data.num_rows
+
+
+class _Clients:
+    """What :func:`emulation.state.repair_partitions` needs of a world, in the embedded one."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def client(self, service: str) -> Any:
+        return embedded_client(service, self.region)

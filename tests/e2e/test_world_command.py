@@ -188,3 +188,14 @@ def test_dfp_world_refuses_a_directory_without_a_saved_state(tmp_path: Path) -> 
     )
     assert done.returncode == 2
     assert "no saved world state" in done.stderr and str(tmp_path) in done.stderr
+
+
+def test_dfp_world_refuses_a_tampered_state_naming_it(tmp_path: Path) -> None:
+    state = tmp_path / "run" / "world"
+    state.mkdir(parents=True)
+    (state / STATE_FILE).write_text(json.dumps({"format": 1, "region": "us-east-1",
+                                                "buckets": ["not", "a", "mapping"]}))  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "harness.cli", "world", str(tmp_path / "run")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "not a saved world state" in done.stderr and "Traceback" not in done.stderr

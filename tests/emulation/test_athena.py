@@ -130,6 +130,9 @@ def test_parameters_are_bound_never_spliced(staged) -> None:
         ("SELEC 1", "SYNTAX_ERROR"),
         ("SELECT * FROM no_such_table", "TABLE_NOT_FOUND"),
         ("SELECT no_such_column FROM staged_cdc", "COLUMN_NOT_FOUND"),
+        ("SELECT no_such_function(1)", "FUNCTION_NOT_FOUND: Function 'no_such_function'"),
+        ('SELECT abs("table") FROM staged_cdc', "Unexpected parameters (varchar) for function abs"),
+        ('SELECT "table" + 1 FROM staged_cdc', "TYPE_MISMATCH"),
     ],
 )
 def test_a_query_that_cannot_run_fails_with_a_reason(staged, sql: str, reason: str) -> None:
@@ -138,6 +141,7 @@ def test_a_query_that_cannot_run_fails_with_a_reason(staged, sql: str, reason: s
     assert execution["Status"]["State"] == "FAILED"
     assert reason in execution["Status"]["StateChangeReason"]
     assert execution["Status"]["AthenaError"]["ErrorMessage"]
+    assert execution["Status"]["AthenaError"]["ErrorCategory"] == 2  # the user's error
     with pytest.raises(world.client("athena").exceptions.InvalidRequestException):
         world.client("athena").get_query_results(QueryExecutionId=execution["QueryExecutionId"])
 
@@ -275,3 +279,22 @@ def test_awswrangler_reads_with_its_defaults(staged, monkeypatch: pytest.MonkeyP
                                            boto3_session=session)  # fmt: skip
     staged = {v[0] for v in partitions.values()}
     assert staged == set(expected)  # one table= folder per staged table
+
+
+def test_msck_repair_table_registers_the_partitions_found_in_s3(staged) -> None:
+    world, summary, names = staged
+    glue = world.client("glue")
+    database = names["glue_database"]
+    for partition in glue.get_partitions(DatabaseName=database, TableName="staged_cdc")[
+        "Partitions"
+    ]:
+        glue.delete_partition(DatabaseName=database, TableName="staged_cdc",
+                              PartitionValues=partition["Values"])  # fmt: skip
+    execution = query(world, names, "MSCK REPAIR TABLE staged_cdc")
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    partitions = glue.get_partitions(DatabaseName=database, TableName="staged_cdc")["Partitions"]
+    assert {p["Values"][0] for p in partitions} == set(summary["staging"]["rows"])
+    assert all(p["StorageDescriptor"]["Location"].endswith(f"dt={p['Values'][1]}/")
+               for p in partitions)  # fmt: skip
+    missing = query(world, names, "MSCK REPAIR TABLE no_such_table")
+    assert "TABLE_NOT_FOUND" in missing["Status"]["StateChangeReason"]

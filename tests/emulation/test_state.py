@@ -31,8 +31,10 @@ KEYS = {
 
 def _fill(world: World) -> None:
     s3 = world.client("s3")
+    where = {} if world.region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": world.region}}  # fmt: skip
     for bucket in (BUCKET, OTHER):
-        s3.create_bucket(Bucket=bucket)
+        s3.create_bucket(Bucket=bucket, **where)
     for key, body in KEYS.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body, ContentType="application/x-test")
     s3.put_object(Bucket=OTHER, Key="x", Body=b"must not be saved")
