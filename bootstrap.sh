@@ -172,11 +172,15 @@ main() {
         *) die "usage: ./bootstrap.sh run [SCENARIO] [options] | test [pytest options] | setup" ;;
     esac
     check_prerequisites
-    setup_venv
-    setup_jars
-    setup_connector
-    setup_cdk
-    setup_flink_app_jar
+    # The Java and Node parts do not need the Python environment: they build beside it. Each
+    # part stops with its own message; a failed one stops set-up here.
+    ( setup_jars && setup_connector && setup_flink_app_jar ) & local java_part=$!
+    setup_cdk & local node_part=$!
+    local venv_ok=0 java_ok=0 node_ok=0
+    setup_venv || venv_ok=$?
+    wait "$java_part" || java_ok=$?
+    wait "$node_part" || node_ok=$?
+    (( venv_ok == 0 && java_ok == 0 && node_ok == 0 )) || die "set-up failed (see the message above)"
     [[ "$command" == "run" ]] || setup_browser
     export PATH="$VENV/bin:$PATH"
     case "$command" in
