@@ -1,11 +1,12 @@
 """A world holding a finished run, for notebooks, the AWS CLI, awswrangler and pytest.
 
-``dfp world RUN_DIR`` and ``with harness.world(RUN_DIR) as w:`` start an embedded world,
-provision the stack (roles, rules, delivery streams, jobs, workflows: the same provisioning as a
-run), and load what the run saved in ``RUN_DIR/world/`` (:mod:`emulation.state`): the buckets'
-objects, the Glue catalog with every partition registered, the streams' records, the DynamoDB
-items. The world stays up until the block ends or the command is interrupted; nothing is written
-back into the run directory.
+``dfp world RUN_DIR`` and ``with harness.world(RUN_DIR) as w:`` start an embedded world, load
+what the run saved in ``RUN_DIR/world/`` (:mod:`emulation.state`): the buckets' objects, the Glue
+catalog with every partition registered, the streams' records, the DynamoDB items; then provision
+the stack (roles, rules, delivery streams, jobs, workflows: the same provisioning as a run). The
+data goes first because provisioning turns on the buckets' event rules: objects loaded after them
+would start the workflows again over the run's own outputs. The world stays up until the block
+ends or the command is interrupted; nothing is written back into the run directory.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def world(run_dir: str | Path, *, port: int | None = None) -> Iterator[RunWorld]
     if not isinstance(region, str) or not region:
         raise RunWorldError(f"{folder / STATE_FILE}: no region")
     with World(region=region, embedded=True, port=port) as running:
-        stack = provision(running, load_stack())
+        # The data first, the stack after: provisioning turns on the buckets' event rules, and
+        # objects loaded after it would start the workflows again over the run's own outputs.
         try:
             loaded = load_state(running, folder)
         except StateError as exc:
@@ -100,5 +102,6 @@ def world(run_dir: str | Path, *, port: int | None = None) -> Iterator[RunWorld]
             raise RunWorldError(
                 f"{folder / STATE_FILE}: not a loadable world state: {type(exc).__name__}: {exc}"
             ) from exc
+        stack = provision(running, load_stack())
         logger.info("world %s holds %s: %s", running.endpoint_url, run_dir, loaded)
         yield RunWorld(world=running, stack=stack, run_dir=run_dir, loaded=loaded)

@@ -155,11 +155,16 @@ def _real_clients(exports, database, staged, manifest, summary) -> None:
 
 def test_harness_world_gives_a_notebook_the_run(smoke_run, tmp_path: Path) -> None:
     code = (
-        "import harness, json, sys\n"
+        "import harness, json, sys, time\n"
         "with harness.world(sys.argv[1]) as w:\n"
         "    s3 = w.client('s3')\n"
         "    names = [b['Name'] for b in s3.list_buckets()['Buckets']]\n"
-        "    print(json.dumps({'loaded': w.loaded, 'buckets': names, 'db': w.database}))\n"
+        "    time.sleep(3)  # an event rule would have started a workflow by now\n"
+        "    sfn = w.client('stepfunctions')\n"
+        "    runs = sum(len(sfn.list_executions(stateMachineArn=m['stateMachineArn'])\n"
+        "                   ['executions']) for m in sfn.list_state_machines()['stateMachines'])\n"
+        "    print(json.dumps({'loaded': w.loaded, 'buckets': names, 'db': w.database,\n"
+        "                      'executions': runs}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(smoke_run.out_dir)],
@@ -173,6 +178,7 @@ def test_harness_world_gives_a_notebook_the_run(smoke_run, tmp_path: Path) -> No
     counts = smoke_run.summary["world_state"]["counts"]
     assert answer["loaded"]["objects"] == counts["objects"]
     assert answer["loaded"]["records"] == counts["records"]
+    assert answer["executions"] == 0  # loading the run's outputs started no workflow
     assert set(json.loads((smoke_run.out_dir / "world" / STATE_FILE).read_text())["buckets"]) <= (
         set(answer["buckets"])
     )
