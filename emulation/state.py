@@ -32,7 +32,7 @@ import gzip
 import json
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -72,10 +72,9 @@ class Counts:
     records: int = 0
     items: int = 0
     executions: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
-        return {k: v for k, v in self.__dict__.items() if k != "extra"} | self.extra
+        return asdict(self)
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -107,17 +106,10 @@ def _object_file(key: str) -> str:
     return base64.urlsafe_b64encode(key.encode()).decode() + ".b64key"
 
 
-def _pages(
-    call: Callable[..., dict], key: str, token: str, out_token: str | None = None, **kwargs: Any
-) -> Iterator[Any]:
-    """Items of a paginated API that names its tokens ``token`` (request) and ``out_token``."""
-    out_token = out_token or token
-    while True:
-        page = call(**kwargs)
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[Any]:
+    """Every item under ``key`` of a paginated ``operation``, through boto3's own paginator."""
+    for page in client.get_paginator(operation).paginate(**kwargs):
         yield from page.get(key, [])
-        if not page.get(out_token):
-            return
-        kwargs[token] = page[out_token]
 
 
 def _json_default(value: Any) -> Any:
@@ -169,10 +161,9 @@ def save_state(world: Any, folder: Path, selection: Selection) -> dict[str, Any]
     for bucket in selection.buckets:
         objects: dict[str, dict[str, str]] = {}
         for listed in _pages(
-            s3.list_objects_v2,
+            s3,
+            "list_objects_v2",
             "Contents",
-            "ContinuationToken",
-            "NextContinuationToken",
             Bucket=bucket,
         ):
             key = listed["Key"]
@@ -189,13 +180,13 @@ def save_state(world: Any, folder: Path, selection: Selection) -> dict[str, Any]
     for database in selection.databases:
         described = glue.get_database(Name=database)["Database"]
         tables = []
-        for table in _pages(glue.get_tables, "TableList", "NextToken", DatabaseName=database):
+        for table in _pages(glue, "get_tables", "TableList", DatabaseName=database):
             partitions = [
                 {k: v for k, v in p.items() if k in _PARTITION_INPUT_KEYS}
                 for p in _pages(
-                    glue.get_partitions,
+                    glue,
+                    "get_partitions",
                     "Partitions",
-                    "NextToken",
                     DatabaseName=database,
                     TableName=table["Name"],
                 )
@@ -258,16 +249,14 @@ def save_state(world: Any, folder: Path, selection: Selection) -> dict[str, Any]
 
     sfn = world.client("stepfunctions")
     for arn in selection.state_machines:
-        for execution in _pages(
-            sfn.list_executions, "executions", "nextToken", stateMachineArn=arn
-        ):
+        for execution in _pages(sfn, "list_executions", "executions", stateMachineArn=arn):
             described = sfn.describe_execution(executionArn=execution["executionArn"])
             described.pop("ResponseMetadata", None)
             history = list(
                 _pages(
-                    sfn.get_execution_history,
+                    sfn,
+                    "get_execution_history",
                     "events",
-                    "nextToken",
                     executionArn=execution["executionArn"],
                 )
             )
@@ -291,7 +280,7 @@ def save_state(world: Any, folder: Path, selection: Selection) -> dict[str, Any]
 
 def _read_stream(kinesis: Any, stream: str) -> Iterator[dict[str, Any]]:
     """Every record of every shard, shard by shard in shard order."""
-    shards = list(_pages(kinesis.list_shards, "Shards", "NextToken", StreamName=stream))
+    shards = list(_pages(kinesis, "list_shards", "Shards", StreamName=stream))
     for shard in sorted(shards, key=lambda s: s["ShardId"]):
         iterator = kinesis.get_shard_iterator(
             StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
@@ -405,7 +394,7 @@ def load_state(world: Any, folder: Path) -> dict[str, int]:
                 if failed:
                     raise StateError(f"{where}: partitions of {table['Name']}: {failed[:3]}")
             counts.partitions += len(partitions)
-        counts.partitions += repair_partitions(world, database)
+        counts.partitions += repair_partitions(glue, s3, database)
 
     kinesis = world.client("kinesis")
     for stream, kept in manifest.get("streams", {}).items():
@@ -466,17 +455,15 @@ def _put_all(kinesis: Any, stream: str, batch: list[dict[str, Any]]) -> int:
 
 
 # -------------------------------------------------------------------------- partition repair
-def repair_partitions(world: Any, database: str, table_name: str | None = None) -> int:
+def repair_partitions(glue: Any, s3: Any, database: str, table_name: str | None = None) -> int:
     """``MSCK REPAIR TABLE`` for ``table_name`` or every partitioned table of ``database``:
     register the Hive-style ``key=value/`` folders found under each table's location. Returns how
     many were added."""
-    glue = world.client("glue")
-    s3 = world.client("s3")
     added = 0
     tables = (
         [glue.get_table(DatabaseName=database, Name=table_name)["Table"]]
         if table_name
-        else _pages(glue.get_tables, "TableList", "NextToken", DatabaseName=database)
+        else _pages(glue, "get_tables", "TableList", DatabaseName=database)
     )
     for table in tables:
         keys = [k["Name"] for k in table.get("PartitionKeys", [])]
@@ -488,9 +475,9 @@ def repair_partitions(world: Any, database: str, table_name: str | None = None) 
         known = {
             tuple(p["Values"])
             for p in _pages(
-                glue.get_partitions,
+                glue,
+                "get_partitions",
                 "Partitions",
-                "NextToken",
                 DatabaseName=database,
                 TableName=table["Name"],
             )
@@ -499,10 +486,9 @@ def repair_partitions(world: Any, database: str, table_name: str | None = None) 
         try:
             listed = list(
                 _pages(
-                    s3.list_objects_v2,
+                    s3,
+                    "list_objects_v2",
                     "Contents",
-                    "ContinuationToken",
-                    "NextContinuationToken",
                     Bucket=bucket,
                     Prefix=prefix,
                 )

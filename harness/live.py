@@ -71,23 +71,23 @@ class RunWorld:
         }
 
 
-def _state_folder(run_dir: Path) -> Path:
+def _saved_state(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The run's state folder and its ``state.json``, or a refusal naming what is missing."""
     folder = RunDir(run_dir).world_state
     if not Path(run_dir).is_dir():
         raise RunWorldError(f"{run_dir}: no such run directory")
     try:
-        read_manifest(folder)
+        return folder, read_manifest(folder)
     except StateError as exc:
         raise RunWorldError(f"{exc} (runs before this version did not save one: rerun it)") from exc
-    return folder
 
 
 @contextmanager
 def world(run_dir: str | Path, *, port: int | None = None) -> Iterator[RunWorld]:
     """Start an embedded world holding the run in ``run_dir``; stopped when the block ends."""
     run_dir = Path(run_dir)
-    folder = _state_folder(run_dir)
-    region = read_manifest(folder).get("region")
+    folder, manifest = _saved_state(run_dir)
+    region = manifest.get("region")
     if not isinstance(region, str) or not region:
         raise RunWorldError(f"{folder / STATE_FILE}: no region")
     with World(region=region, embedded=True, port=port) as running:

@@ -585,7 +585,8 @@ def _run_in_process(backend: Any, execution: Any) -> None:
         if isinstance(table, Repair):
             from emulation.state import repair_partitions
 
-            repair_partitions(_Clients(backend.region_name), table.database, table.table)
+            glue_client = embedded_client("glue", backend.region_name)
+            repair_partitions(glue_client, s3, table.database, table.table)
             table = None
         if isinstance(table, Ctas):
             if not output:
@@ -739,13 +740,3 @@ def _write_ctas(plan: Ctas, query_id: str, output: str, s3: Any, glue: Any) -> i
         Bucket=out_bucket, Key=manifest_key, Body="".join(p + "\n" for p in written).encode()
     )
     return data.num_rows
-
-
-class _Clients:
-    """What :func:`emulation.state.repair_partitions` needs of a world, in the embedded one."""
-
-    def __init__(self, region: str) -> None:
-        self.region = region
-
-    def client(self, service: str) -> Any:
-        return embedded_client(service, self.region)

@@ -274,7 +274,9 @@ def test_awswrangler_reads_with_its_defaults(staged, monkeypatch: pytest.MonkeyP
     plain = wr.athena.read_sql_query(sql, database=database, ctas_approach=False,
                                      boto3_session=session)  # fmt: skip
     assert dict(zip(plain["table"], plain["n"], strict=True)) == expected
-    assert repair_partitions(world, database) > 0  # what dfp world does on loading a run
+    assert (
+        repair_partitions(world.client("glue"), world.client("s3"), database) > 0
+    )  # what dfp world does on loading a run
     partitions = wr.catalog.get_partitions(database=database, table="staged_cdc",
                                            boto3_session=session)  # fmt: skip
     staged = {v[0] for v in partitions.values()}

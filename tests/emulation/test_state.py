@@ -88,7 +88,9 @@ def _records(world: World) -> list[tuple[str, bytes]]:
 
 def test_saved_state_loads_back_into_an_empty_world(aws: World, tmp_path: Path) -> None:
     _fill(aws)
-    assert repair_partitions(aws, "statedb") == 2  # MSCK REPAIR: the two day= folders
+    assert (
+        repair_partitions(aws.client("glue"), aws.client("s3"), "statedb") == 2
+    )  # MSCK REPAIR: the two day= folders
     records = _records(aws)
     items = aws.client("dynamodb").scan(TableName="state-table")["Items"]
     manifest = save_state(aws, tmp_path / "state", SELECTION)
