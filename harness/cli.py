@@ -313,7 +313,7 @@ def world_command(
         # The environment alone goes to stdout: it can be pasted into a shell as it is.
         for name, value in running.exports().items():
             print(f"export {name}={value}", flush=True)
-        print(f"# Athena database: {running.database}", flush=True)
+        print(f"# Athena database: {running.database}, workgroup: {running.workgroup}", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

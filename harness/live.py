@@ -56,6 +56,11 @@ class RunWorld:
         """The Glue database (Athena's) holding the run's tables."""
         return self.stack.stack.glue.database
 
+    @property
+    def workgroup(self) -> str:
+        """The stack's Athena workgroup (its result location is the stack's results bucket)."""
+        return self.stack.workgroup_name()
+
     def client(self, service: str) -> Any:
         """A boto3 client bound to this world."""
         return self.world.client(service)

@@ -139,6 +139,13 @@ class ExternalSuite(Child):
              # the tests that talk to the endpoint; the rest cannot behave differently there
              "-m", "world and not e2e and not endpoint_free",
              "--ignore", str(REPO / "tests" / "emulation" / "test_external_endpoint.py"),
+             # Left out for time, each proved here by a cheaper test: the CDK synthesis (30 s) is
+             # the same on any endpoint, provisioning on this one is tests/deploy/test_stack.py;
+             # the anomaly job (20 s) reads and writes Kinesis through the connector that
+             # test_kinesis_connector.py runs here.
+             "--deselect", "tests/deploy/test_cdk.py::test_local_world_and_template_agree",
+             "--deselect",
+             "tests/pipeline/test_anomaly_job.py::test_the_job_runs_in_local_managed_flink",
              str(REPO / "tests")],
             env,
             folder / "log" if folder else None,
@@ -263,6 +270,7 @@ def _under_xdist(config: pytest.Config) -> bool:
 SMOKE_READERS = (
     "tests/e2e/test_browser.py::",
     "tests/e2e/test_forecast_run.py::",
+    "tests/e2e/test_notebooks.py::",
     "tests/e2e/test_world_command.py::",
     "tests/harness/test_run.py::test_the_smoke_run_stages_every_record_and_reconciles",
     "tests/e2e/test_scenarios.py::test_scenario_meets_its_expectations[smoke]",

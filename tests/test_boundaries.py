@@ -244,12 +244,11 @@ def test_firehose_converts_or_rejects_every_record_with_a_reason(
     )
 )
 def test_athena_binds_a_parameter_or_refuses_it_by_name(value: str) -> None:
-    from emulation.athena import QueryFailed, execute
+    from emulation.athena import QueryFailed
+    from emulation.athena.engine import parameters, parse, select
 
     try:
-        table = execute(
-            "SELECT ? AS v", None, lambda *_: None, "http://127.0.0.1:9", "us-east-1", [value]
-        )
+        table = select(parse("SELECT ? AS v"), None, None, None, parameters([value])).rows
     except QueryFailed as exc:
         assert exc.error_type in {
             "INVALID_PARAMETER",

@@ -41,7 +41,7 @@ def _start(run_dir: Path, home: Path) -> tuple[subprocess.Popen, dict[str, str],
             name, _, value = line[len("export ") :].strip().partition("=")
             exports[name] = value
         elif line.startswith("# Athena database: "):
-            database = line.split(": ", 1)[1].strip()
+            database = line.split(": ", 1)[1].split(",")[0].strip()
             return process, exports, database
     process.kill()
     raise AssertionError(f"dfp world did not come up: {process.stderr.read()[-3000:]}")

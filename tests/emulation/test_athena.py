@@ -187,7 +187,14 @@ def test_ctas_writes_parquet_registers_the_table_and_its_manifest(staged) -> Non
     assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
     expected = {r[0]: int(r[1]) for r in rows(world, query(
         world, names, 'SELECT "table", count(*) FROM staged_cdc GROUP BY 1'))[1:]}  # fmt: skip
-    assert rows(world, execution) == [["rows"], [str(len(expected))]]
+    # Athena answers a CTAS with no rows, the count in UpdateCount and a `rows` column
+    answer = world.client("athena").get_query_results(
+        QueryExecutionId=execution["QueryExecutionId"]
+    )
+    assert answer["ResultSet"]["Rows"] == [] and answer["UpdateCount"] == len(expected)
+    assert [c["Name"] for c in answer["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]] == ["rows"]
+    assert (execution["StatementType"], execution["SubstatementType"]) == (
+        "DDL", "CREATE_TABLE_AS_SELECT")  # fmt: skip
     manifest = execution["Statistics"]["DataManifestLocation"]
     assert manifest.endswith(f"tables/{execution['QueryExecutionId']}-manifest.csv")
     m_bucket, _, m_key = manifest[5:].partition("/")
@@ -211,7 +218,9 @@ def test_ctas_writes_parquet_registers_the_table_and_its_manifest(staged) -> Non
     # Athena never writes into a location that holds data, nor over an existing table
     repeat = query(world, names, sql)
     assert repeat["Status"]["State"] == "FAILED"
-    assert "HIVE_PATH_ALREADY_EXISTS" in repeat["Status"]["StateChangeReason"]
+    assert "Table 'dfp.units_by_table' already exists" in repeat["Status"]["StateChangeReason"]
+    elsewhere = query(world, names, sql.replace("TABLE units_by_table", "TABLE other_name"))
+    assert "HIVE_PATH_ALREADY_EXISTS" in elsewhere["Status"]["StateChangeReason"]
 
 
 def test_ctas_without_a_location_writes_under_the_output_tables_folder(staged) -> None:
@@ -300,3 +309,277 @@ def test_msck_repair_table_registers_the_partitions_found_in_s3(staged) -> None:
                for p in partitions)  # fmt: skip
     missing = query(world, names, "MSCK REPAIR TABLE no_such_table")
     assert "TABLE_NOT_FOUND" in missing["Status"]["StateChangeReason"]
+
+
+def utility(world: World, names: dict, sql: str) -> tuple[dict, list[list[str]], list[str]]:
+    """A DDL/utility statement: its execution, its rows split on tabs, its column names."""
+    execution = query(world, names, sql)
+    assert execution["Status"]["State"] == "SUCCEEDED", (sql, execution["Status"])
+    result = world.client("athena").get_query_results(
+        QueryExecutionId=execution["QueryExecutionId"]
+    )
+    lines = [r["Data"][0]["VarCharValue"].split("\t") for r in result["ResultSet"]["Rows"]]
+    columns = [c["Name"] for c in result["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]]
+    return execution, lines, columns
+
+
+def test_show_and_describe_answer_from_the_catalog_without_a_header_row(staged) -> None:
+    world, _, names = staged
+    database = names["glue_database"]
+    glue = world.client("glue")
+    catalog = sorted(t["Name"] for t in glue.get_tables(DatabaseName=database)["TableList"])
+    execution, lines, columns = utility(world, names, "SHOW TABLES")
+    assert columns == ["tab_name"] and sorted(line[0] for line in lines) == catalog
+    assert (execution["StatementType"], execution["SubstatementType"]) == ("UTILITY", "SHOW_TABLES")
+    assert execution["ResultConfiguration"]["OutputLocation"].endswith(".txt")
+    _, lines, _ = utility(world, names, f"SHOW TABLES IN {database} 'staged*'")
+    assert [line[0] for line in lines] == [t for t in catalog if t.startswith("staged")]
+    _, lines, _ = utility(world, names, "SHOW DATABASES")
+    assert [database] in lines
+    staged_table = glue.get_table(DatabaseName=database, Name="staged_cdc")["Table"]
+    described = staged_table["StorageDescriptor"]["Columns"] + staged_table["PartitionKeys"]
+    _, lines, columns = utility(world, names, "DESCRIBE staged_cdc")
+    assert columns == ["col_name", "data_type", "comment"]
+    listed = [(line[0].strip(), line[1].strip()) for line in lines if line[0].strip()]
+    keys = [k["Name"] for k in staged_table["PartitionKeys"]]
+    assert listed[: len(described)] == [(c["Name"], c["Type"]) for c in described]
+    assert ("# Partition Information", "") in listed and listed[-len(keys) :] == [
+        (k["Name"], k["Type"]) for k in staged_table["PartitionKeys"]]  # fmt: skip
+    _, lines, _ = utility(world, names, "SHOW COLUMNS IN staged_cdc")
+    assert [line[0] for line in lines] == [c["Name"] for c in described]
+    _, lines, columns = utility(world, names, "SHOW CREATE TABLE staged_cdc")
+    ddl = "\n".join(line[0] for line in lines)
+    assert columns == ["createtab_stmt"] and ddl.startswith(
+        f"CREATE EXTERNAL TABLE `{database}`.`staged_cdc`(")  # fmt: skip
+    assert staged_table["StorageDescriptor"]["Location"] in ddl and "PARTITIONED BY" in ddl
+    _, lines, _ = utility(world, names, "SHOW TBLPROPERTIES staged_cdc")
+    assert ["EXTERNAL", "TRUE"] in lines
+    missing = query(world, names, "DESCRIBE no_such_table")
+    assert "TABLE_NOT_FOUND" in missing["Status"]["StateChangeReason"]
+
+
+def test_partitions_are_added_dropped_and_shown(staged) -> None:
+    world, _, names = staged
+    database = names["glue_database"]
+    glue = world.client("glue")
+    before = {tuple(p["Values"]) for p in glue.get_partitions(
+        DatabaseName=database, TableName="staged_cdc")["Partitions"]}  # fmt: skip
+    keys = [k["Name"] for k in glue.get_table(DatabaseName=database, Name="staged_cdc")["Table"][
+        "PartitionKeys"]]  # fmt: skip
+    spec = ", ".join(f"{k} = 'x{n}'" for n, k in enumerate(keys))
+    utility(world, names, f"ALTER TABLE staged_cdc ADD PARTITION ({spec})")
+    new = tuple(f"x{n}" for n in range(len(keys)))
+    after = {tuple(p["Values"]) for p in glue.get_partitions(
+        DatabaseName=database, TableName="staged_cdc")["Partitions"]}  # fmt: skip
+    assert after == before | {new}
+    again = query(world, names, f"ALTER TABLE staged_cdc ADD PARTITION ({spec})")
+    assert "ALREADY_EXISTS" in again["Status"]["StateChangeReason"]
+    utility(world, names, f"ALTER TABLE staged_cdc ADD IF NOT EXISTS PARTITION ({spec})")
+    _, lines, columns = utility(world, names, "SHOW PARTITIONS staged_cdc")
+    shown = "/".join(f"{k}={v}" for k, v in zip(keys, new, strict=True))
+    assert columns == ["partition"] and [shown] in lines and len(lines) == len(after)
+    utility(world, names, f"ALTER TABLE staged_cdc DROP PARTITION ({spec})")
+    final = {tuple(p["Values"]) for p in glue.get_partitions(
+        DatabaseName=database, TableName="staged_cdc")["Partitions"]}  # fmt: skip
+    assert final == before
+    wrong = query(world, names, "ALTER TABLE staged_cdc ADD PARTITION (nope = 'a')")
+    assert "INVALID_PARTITION_SPEC" in wrong["Status"]["StateChangeReason"]
+    other = query(world, names, "ALTER TABLE staged_cdc SET LOCATION 's3://x/'")
+    assert "NOT_SUPPORTED" in other["Status"]["StateChangeReason"]
+
+
+def test_views_are_kept_in_the_catalog_and_queried_like_tables(staged) -> None:
+    world, summary, names = staged
+    database = names["glue_database"]
+    sql = 'CREATE VIEW per_table AS SELECT "table", count(*) AS n FROM staged_cdc GROUP BY 1'
+    execution, _, _ = utility(world, names, sql)
+    assert execution["SubstatementType"] == "CREATE_VIEW"
+    view = world.client("glue").get_table(DatabaseName=database, Name="per_table")["Table"]
+    assert view["TableType"] == "VIRTUAL_VIEW"
+    assert view["ViewOriginalText"].startswith("/* Presto View: ")
+    assert [(c["Name"], c["Type"]) for c in view["StorageDescriptor"]["Columns"]] == [
+        ("table", "string"), ("n", "bigint")]  # fmt: skip
+    got = rows(world, query(world, names, "SELECT * FROM per_table ORDER BY 1"))
+    assert {t: int(n) for t, n in got[1:]} == summary["staging"]["rows"]
+    # a view over a view, named with the catalog
+    utility(world, names, "CREATE VIEW top AS SELECT max(n) AS most "
+            f"FROM awsdatacatalog.{database}.per_table")  # fmt: skip
+    most = rows(world, query(world, names, "SELECT most FROM top"))[1][0]
+    assert int(most) == max(summary["staging"]["rows"].values())
+    twice = query(world, names, sql)
+    assert "ALREADY_EXISTS" in twice["Status"]["StateChangeReason"]
+    replaced = sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW")
+    utility(world, names, replaced.replace("count(*)", "count(*) + 1"))
+    got = rows(world, query(world, names, "SELECT * FROM per_table ORDER BY 1"))
+    assert {t: int(n) - 1 for t, n in got[1:]} == summary["staging"]["rows"]
+    _, lines, _ = utility(world, names, "SHOW VIEWS")
+    assert sorted(line[0] for line in lines) == ["per_table", "top"]
+    _, lines, _ = utility(world, names, "SHOW CREATE VIEW per_table")
+    assert "count(*) + 1" in "\n".join(line[0] for line in lines)
+    utility(world, names, "DROP VIEW top")
+    utility(world, names, "DROP VIEW per_table")
+    utility(world, names, "DROP VIEW IF EXISTS per_table")
+    gone = query(world, names, "SELECT * FROM per_table")
+    assert "TABLE_NOT_FOUND" in gone["Status"]["StateChangeReason"]
+
+
+def test_information_schema_lists_the_catalog(staged) -> None:
+    world, _, names = staged
+    database = names["glue_database"]
+    glue = world.client("glue")
+    staged_table = glue.get_table(DatabaseName=database, Name="staged_cdc")["Table"]
+    sql = ("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+           f"'{database}' AND table_name = 'staged_cdc' ORDER BY ordinal_position")  # fmt: skip
+    got = rows(world, query(world, names, sql))[1:]
+    listed = staged_table["StorageDescriptor"]["Columns"] + staged_table["PartitionKeys"]
+    assert [r[0] for r in got] == [c["Name"] for c in listed]
+    assert all(not t.startswith(("string", "struct<")) for _, t in got)  # the engine's names
+    tables = rows(world, query(world, names, "SELECT table_name FROM information_schema.tables "
+                               f"WHERE table_schema = '{database}'"))[1:]  # fmt: skip
+    catalog = {t["Name"] for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    assert {r[0] for r in tables} == catalog
+
+
+def test_insert_into_appends_typed_rows_and_registers_new_partitions(staged) -> None:
+    world, _, names = staged
+    database = names["glue_database"]
+    bucket = names["buckets"]["athena-results"]
+    utility(world, names, (
+        f"CREATE TABLE counts WITH (external_location = 's3://{bucket}/ins/counts', "
+        "partitioned_by = ARRAY['day']) AS "
+        "SELECT 'a' AS item, 1 AS units, '2024-01-01' AS day"))  # fmt: skip
+    execution = query(world, names, "INSERT INTO counts VALUES ('b', 2, '2024-01-02'), "
+                      "('c', 3, '2024-01-01')")  # fmt: skip
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    assert (execution["StatementType"], execution["SubstatementType"]) == ("DML", "INSERT")
+    result = world.client("athena").get_query_results(
+        QueryExecutionId=execution["QueryExecutionId"]
+    )
+    assert result["UpdateCount"] == 2 and result["ResultSet"]["Rows"] == []
+    query(world, names, "INSERT INTO counts (item, day) SELECT 'd', '2024-01-03'")
+    got = rows(world, query(world, names, "SELECT item, units, day FROM counts ORDER BY 1"))
+    assert got[1:] == [["a", "1", "2024-01-01"], ["b", "2", "2024-01-02"],
+                       ["c", "3", "2024-01-01"], ["d", None, "2024-01-03"]]  # fmt: skip
+    partitions = world.client("glue").get_partitions(DatabaseName=database, TableName="counts")
+    assert sorted(p["Values"][0] for p in partitions["Partitions"]) == [
+        "2024-01-01", "2024-01-02", "2024-01-03"]  # fmt: skip
+    wrong = query(world, names, "INSERT INTO counts VALUES ('e', 'many', '2024-01-01')")
+    assert "TYPE_MISMATCH" in wrong["Status"]["StateChangeReason"]
+    too_many = query(world, names, "INSERT INTO counts VALUES ('e', 1, '2024-01-01', 9)")
+    assert "TYPE_MISMATCH" in too_many["Status"]["StateChangeReason"]
+
+
+def test_unload_writes_the_result_and_its_manifest(staged) -> None:
+    world, summary, names = staged
+    bucket = names["buckets"]["athena-results"]
+    target = f"s3://{bucket}/unload/per_table"
+    sql = (f"UNLOAD (SELECT count(*) AS n, \"table\" FROM staged_cdc GROUP BY 2) TO '{target}' "
+           "WITH (format = 'PARQUET', compression = 'SNAPPY', "
+           "partitioned_by = ARRAY['table'])")  # fmt: skip
+    execution = query(world, names, sql)
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    assert execution["SubstatementType"] == "UNLOAD"
+    manifest = execution["Statistics"]["DataManifestLocation"]
+    m_bucket, _, m_key = manifest[5:].partition("/")
+    s3 = world.client("s3")
+    files = s3.get_object(Bucket=m_bucket, Key=m_key)["Body"].read().decode().split()
+    folders = sorted(f.split("/")[-2] for f in files)
+    assert folders == sorted(f"table={t}" for t in summary["staging"]["rows"])
+    import io
+
+    import pyarrow.parquet as pq
+
+    counts = {}
+    for uri in files:
+        key = uri[len(f"s3://{bucket}/") :]
+        table = pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+        counts[uri.split("/")[-2].split("=")[1]] = table.column("n")[0].as_py()
+    assert counts == summary["staging"]["rows"]
+    again = query(world, names, sql)
+    assert "HIVE_PATH_ALREADY_EXISTS" in again["Status"]["StateChangeReason"]
+    text = query(world, names, f"UNLOAD (SELECT 1 AS a, 'x' AS b) TO 's3://{bucket}/unload/t' "
+                 "WITH (format = 'TEXTFILE', field_delimiter = ',', "
+                 "compression = 'NONE')")  # fmt: skip
+    assert text["Status"]["State"] == "SUCCEEDED", text["Status"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="unload/t/")["Contents"]
+    body = s3.get_object(Bucket=bucket, Key=listed[0]["Key"])["Body"].read()
+    assert body == b'1,"x"\n'
+
+
+def test_executions_are_listed_batch_described_and_stopped(staged) -> None:
+    world, _, names = staged
+    athena = world.client("athena")
+    first = query(world, names, "SELECT count(*) FROM staged_cdc")
+    assert first["Statistics"]["DataScannedInBytes"] > 0
+    assert first["Statistics"]["TotalExecutionTimeInMillis"] >= first["Statistics"][
+        "EngineExecutionTimeInMillis"]  # fmt: skip
+    second = query(world, names, "SELECT 1")
+    listed = athena.list_query_executions(MaxResults=2)
+    assert listed["QueryExecutionIds"] == [second["QueryExecutionId"], first["QueryExecutionId"]]
+    assert "NextToken" in listed
+    batch = athena.batch_get_query_execution(
+        QueryExecutionIds=[first["QueryExecutionId"], "no-such-id"]
+    )
+    assert [e["QueryExecutionId"] for e in batch["QueryExecutions"]] == [first["QueryExecutionId"]]
+    assert batch["QueryExecutions"][0]["Statistics"] == first["Statistics"]
+    assert batch["UnprocessedQueryExecutionIds"][0]["QueryExecutionId"] == "no-such-id"
+    with pytest.raises(athena.exceptions.InvalidRequestException):
+        athena.get_query_execution(QueryExecutionId="no-such-id")
+    slow = athena.start_query_execution(
+        QueryString="SELECT count(*) FROM range(10000000000) a",
+        QueryExecutionContext={"Database": names["glue_database"]},
+        ResultConfiguration={"OutputLocation": f"s3://{names['buckets']['athena-results']}/q/"},
+    )["QueryExecutionId"]
+    athena.stop_query_execution(QueryExecutionId=slow)
+
+    def ended():
+        state = athena.get_query_execution(QueryExecutionId=slow)["QueryExecution"]["Status"]
+        return state if state["State"] not in ("QUEUED", "RUNNING") else None
+
+    assert world.wait_for(ended, what="the stopped query", timeout=60)["State"] == "CANCELLED"
+
+
+def test_awswrangler_describes_unloads_and_uses_its_cache(staged, monkeypatch) -> None:
+    import boto3
+
+    wr = pytest.importorskip("awswrangler", reason="awswrangler is a dev dependency")
+    world, summary, names = staged
+    for name, value in world.environment().items():
+        if name.startswith("AWS_") or name == "DFP_LOCAL_RUN":
+            monkeypatch.setenv(name, value)
+    session = boto3.Session(region_name=world.region)
+    database = names["glue_database"]
+    output = f"s3://{names['buckets']['athena-results']}/wr/"
+    described = wr.athena.describe_table(table="staged_cdc", database=database,
+                                         s3_output=output, boto3_session=session)  # fmt: skip
+    glue = world.client("glue").get_table(DatabaseName=database, Name="staged_cdc")["Table"]
+    keys = {k["Name"] for k in glue["PartitionKeys"]}
+    assert set(described.loc[described["Partition"], "Column Name"]) == keys
+    assert len(described) == len(glue["StorageDescriptor"]["Columns"]) + len(keys)
+    ddl = wr.athena.show_create_table(table="staged_cdc", database=database, s3_output=output,
+                                      boto3_session=session)  # fmt: skip
+    assert "CREATE EXTERNAL TABLE" in ddl and "staged_cdc" in ddl
+    sql = 'SELECT "table", count(*) AS n FROM staged_cdc GROUP BY 1'
+    unloaded = wr.athena.read_sql_query(sql, database=database, ctas_approach=False,
+                                        unload_approach=True, s3_output=f"{output}unload/",
+                                        boto3_session=session)  # fmt: skip
+    assert dict(zip(unloaded["table"], unloaded["n"], strict=True)) == summary["staging"]["rows"]
+    cached = wr.athena.read_sql_query(sql, database=database, ctas_approach=False,
+                                      athena_cache_settings={"max_cache_seconds": 900},
+                                      s3_output=output, boto3_session=session)  # fmt: skip
+    assert dict(zip(cached["table"], cached["n"], strict=True)) == summary["staging"]["rows"]
+
+
+def test_explain_answers_the_plan_and_hive_ddl_is_refused_naming_the_way(staged) -> None:
+    world, _, names = staged
+    explained = query(world, names, "EXPLAIN SELECT count(*) FROM staged_cdc")
+    assert explained["Status"]["State"] == "SUCCEEDED", explained["Status"]
+    header, *plan = rows(world, explained)
+    assert header == ["Query Plan"] and plan
+    for ddl in (
+        "CREATE EXTERNAL TABLE t (a int) STORED AS PARQUET LOCATION 's3://b/t/'",
+        "CREATE TABLE t (a int)",
+    ):
+        refused = query(world, names, ddl)
+        assert "NOT_SUPPORTED" in refused["Status"]["StateChangeReason"]
+        assert "Glue API" in refused["Status"]["StateChangeReason"]

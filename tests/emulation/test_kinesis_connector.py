@@ -94,6 +94,7 @@ def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(aws: World, ja
         job.wait(timeout=30)
 
 
+@pytest.mark.endpoint_free  # refused while the job is planned, before any call to the endpoint
 def test_a_bad_option_fails_the_job_naming_it(aws: World, jar) -> None:
     kinesis = aws.client("kinesis")
     kinesis.create_stream(StreamName="conn-bad", ShardCount=1)

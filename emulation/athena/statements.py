@@ -1,0 +1,761 @@
+"""Every statement Athena takes, sorted by kind and carried out against the catalog and S3.
+
+The result of each is an :class:`Outcome`: Athena's statement type and sub-type (what
+``GetQueryExecution`` reports, and what clients such as awswrangler read to know where the result
+is), the result rows, and for writing statements the objects written. Queries (``SELECT``,
+``WITH``, ``VALUES``, ``EXPLAIN``) give a result with a header row; DDL and utility statements
+(``SHOW``, ``DESCRIBE``) give rows of tab-separated text without one, written as ``<id>.txt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from emulation.athena import writes
+from emulation.athena.data import Objects, arrow_type, split_uri
+from emulation.athena.engine import (
+    Cancel,
+    Catalog,
+    is_view,
+    parameters,
+    parse,
+    select,
+    trino_type,
+    view_sql,
+    view_text,
+)
+from emulation.athena.errors import QueryFailed
+
+logger = logging.getLogger(__name__)
+
+_NAME = r"(?:`[^`]+`|\"[^\"]+\"|[\w-]+)"
+_QUALIFIED = rf"({_NAME})(?:\s*\.\s*({_NAME}))?"
+_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
+
+
+def _unquote(name: str | None) -> str | None:
+    return name.strip('`"').lower() if name else None
+
+
+def _split(first: str, second: str | None, database: str | None) -> tuple[str, str]:
+    """``db.table`` or ``table`` (in the session's database)."""
+    db, name = (first, second) if second else (database, first)
+    if not db:
+        raise QueryFailed("SCHEMA_NOT_FOUND", f"no database given for table {_unquote(name)}")
+    return _unquote(db) or "", _unquote(name) or ""
+
+
+@dataclass
+class Session:
+    """What a statement runs with: the catalog, S3, the database in context, where results go."""
+
+    catalog: Catalog
+    s3: Any  # a boto3 client: what statements write
+    objects: Objects  # what queries read
+    database: str | None
+    output: str | None  # the result folder (s3://…/), or None when none was given or set
+    query_id: str
+    cancel: Cancel | None = None
+
+
+@dataclass
+class Outcome:
+    statement_type: str  # DML | DDL | UTILITY
+    substatement: str  # SELECT, CREATE_TABLE_AS_SELECT, INSERT, UNLOAD, SHOW_TABLES, …
+    rows: pa.Table | None = None  # a query's result (header row + CSV)
+    text: list[list[str]] = field(default_factory=list)  # utility rows (tab-joined .txt)
+    columns: list[tuple[str, str]] = field(default_factory=list)  # utility columns (name, type)
+    update_count: int | None = None  # rows written by CTAS / INSERT INTO / UNLOAD
+    manifest: str | None = None
+    output: str | None = None  # where the statement put its result, when not <id>.csv/.txt
+    scanned: int = 0
+
+
+_HIVE_DDL = (
+    "Hive DDL (CREATE [EXTERNAL] TABLE without AS SELECT) is not emulated: create the table with "
+    "the Glue API (e.g. awswrangler's wr.catalog.create_parquet_table)"
+)
+
+
+def run(query: str, session: Session, execution_parameters: list[str] | None = None) -> Outcome:
+    """Carry out one statement."""
+    text = _COMMENTS.sub("", query, count=1).strip().rstrip(";").strip()
+    upper = text.upper()
+    words = upper.split()
+    first = words[0] if words else ""
+    if first in ("SHOW", "DESCRIBE", "DESC"):
+        return _utility(text, session)
+    if first == "MSCK":
+        return _msck(text, session)
+    if first == "ALTER":
+        return _alter(text, session)
+    if first == "UNLOAD":
+        return _unload(text, session, parameters(execution_parameters))
+    if re.match(r"(CREATE|DROP)\s+(DATABASE|SCHEMA)\b", upper):
+        return _database(text, session)
+    if re.match(r"CREATE\s+EXTERNAL\s+TABLE\b", upper):
+        raise QueryFailed("NOT_SUPPORTED", _HIVE_DDL)
+    if first == "EXPLAIN":
+        inner = re.sub(r"^EXPLAIN\s+(ANALYZE\s+)?(\([^)]*\)\s*)?", "", text, flags=re.I)
+        answer = select(
+            parse(inner),
+            session.database,
+            session.catalog,
+            session.objects,
+            parameters(execution_parameters),
+            explain=True,
+            cancel=session.cancel,
+        )
+        return Outcome("DML", "EXPLAIN", rows=answer.rows)
+    if re.match(r"DROP\s+(TABLE|VIEW)\b", upper):
+        return _drop(text, session)
+    tree = parse(text)
+    if isinstance(tree, exp.Create):
+        kind = str(tree.args.get("kind", "")).upper()
+        if kind == "VIEW":
+            return _create_view(tree, session, text)
+        if kind == "TABLE" and isinstance(tree.expression, exp.Query):
+            return _ctas(tree, session, parameters(execution_parameters))
+        if kind == "TABLE":
+            raise QueryFailed("NOT_SUPPORTED", _HIVE_DDL)
+    if isinstance(tree, exp.Insert):
+        return _insert(tree, session, parameters(execution_parameters))
+    if isinstance(tree, exp.Query):
+        answer = select(
+            tree,
+            session.database,
+            session.catalog,
+            session.objects,
+            parameters(execution_parameters),
+            cancel=session.cancel,
+        )
+        return Outcome("DML", "SELECT", rows=answer.rows, scanned=answer.scanned)
+    raise QueryFailed("NOT_SUPPORTED", f"statement {type(tree).__name__} is not emulated")
+
+
+# ------------------------------------------------------------------------------ utilities
+_DESCRIBE = re.compile(
+    rf"DESC(?:RIBE)?\s+(?:EXTENDED\s+|FORMATTED\s+)?{_QUALIFIED}(?:\s+({_NAME}))?$", re.I
+)
+_SHOW_TABLES = re.compile(
+    rf"SHOW\s+(TABLES|VIEWS)(?:\s+(?:IN|FROM)\s+({_NAME}))?(?:\s+(?:LIKE\s+)?'((?:[^']|'')*)')?$",
+    re.I,
+)
+_SHOW_DATABASES = re.compile(
+    r"SHOW\s+(?:DATABASES|SCHEMAS)(?:\s+(?:LIKE\s+)?'((?:[^']|'')*)')?$", re.I
+)
+_SHOW_COLUMNS = re.compile(
+    rf"SHOW\s+COLUMNS\s+(?:IN|FROM)\s+{_QUALIFIED}(?:\s+(?:IN|FROM)\s+({_NAME}))?$", re.I
+)
+_SHOW_ONE = re.compile(
+    rf"SHOW\s+(PARTITIONS|CREATE\s+TABLE|CREATE\s+VIEW|TBLPROPERTIES)\s+{_QUALIFIED}$", re.I
+)
+
+
+def _pattern(like: str | None) -> re.Pattern[str] | None:
+    """Athena's SHOW patterns: ``*`` any characters, ``|`` alternatives."""
+    if not like:
+        return None
+    like = like.replace("''", "'")
+    options = [re.escape(p).replace(r"\*", ".*") for p in like.split("|")]
+    return re.compile("|".join(f"(?:{o})" for o in options), re.I)
+
+
+def _utility(text: str, session: Session) -> Outcome:
+    catalog = session.catalog
+    if m := _SHOW_DATABASES.match(text):
+        wanted = _pattern(m.group(1))
+        names = [d for d in catalog.databases() if not wanted or wanted.fullmatch(d)]
+        return _lines("SHOW_DATABASES", [("database_name", "string")], [[n] for n in names])
+    if m := _SHOW_TABLES.match(text):
+        db = _unquote(m.group(2)) or session.database
+        if not db or not catalog.database_exists(db):
+            raise QueryFailed("SCHEMA_NOT_FOUND", f"Schema '{db}' does not exist")
+        wanted = _pattern(m.group(3))
+        views = m.group(1).upper() == "VIEWS"
+        names = [
+            t["Name"]
+            for t in catalog.tables(db)
+            if (is_view(t) or not views) and (not wanted or wanted.fullmatch(t["Name"]))
+        ]
+        column = "views" if views else "tab_name"
+        return _lines(f"SHOW_{m.group(1).upper()}", [(column, "string")], [[n] for n in names])
+    if m := _SHOW_COLUMNS.match(text):
+        db, name = _split(m.group(1), m.group(2), _unquote(m.group(3)) or session.database)
+        table = catalog.require(db, name)
+        return _lines("SHOW_COLUMNS", [("field", "string")], [[c] for c, _, _ in _columns(table)])
+    if m := _SHOW_ONE.match(text):
+        what = " ".join(m.group(1).upper().split())
+        db, name = _split(m.group(2), m.group(3), session.database)
+        table = catalog.require(db, name)
+        if what == "PARTITIONS":
+            keys = [k["Name"] for k in table.get("PartitionKeys", [])]
+            if not keys:
+                raise QueryFailed("NOT_PARTITIONED", f"Table '{db}.{name}' is not partitioned")
+            rows = sorted(
+                "/".join(f"{k}={v}" for k, v in zip(keys, p["Values"], strict=True))
+                for p in catalog.partitions(db, name)
+            )
+            return _lines("SHOW_PARTITIONS", [("partition", "string")], [[r] for r in rows])
+        if what == "TBLPROPERTIES":
+            props = {"EXTERNAL": "TRUE", **(table.get("Parameters") or {})}
+            return _lines(
+                "SHOW_TBLPROPERTIES",
+                [("prpt_name", "string"), ("prpt_value", "string")],
+                [[k, str(v)] for k, v in props.items()],
+            )
+        if what == "CREATE VIEW":
+            if not is_view(table):
+                raise QueryFailed("NOT_A_VIEW", f"Relation '{db}.{name}' is a table, not a view")
+            ddl = f'CREATE VIEW "{db}"."{name}" AS\n{view_sql(table)}'
+            return _lines("SHOW_CREATE_VIEW", [("Create View", "string")], [[ddl]])
+        if is_view(table):
+            raise QueryFailed("NOT_A_TABLE", f"Relation '{db}.{name}' is a view: SHOW CREATE VIEW")
+        return _lines(
+            "SHOW_CREATE_TABLE",
+            [("createtab_stmt", "string")],
+            [[line] for line in _create_table_ddl(db, table).splitlines()],
+        )
+    if m := _DESCRIBE.match(text):
+        db, name = _split(m.group(1), m.group(2), session.database)
+        table = catalog.require(db, name)
+        columns = _columns(table)
+        only = _unquote(m.group(3))
+        if only:
+            columns = [c for c in columns if c[0] == only]
+            if not columns:
+                raise QueryFailed("COLUMN_NOT_FOUND", f"Column '{only}' cannot be resolved")
+        rows = [_padded(c) for c in columns]
+        keys = [
+            (k["Name"], k["Type"], k.get("Comment") or "") for k in table.get("PartitionKeys", [])
+        ]
+        if keys and not only:
+            rows += [
+                ["", " ", " "],
+                ["# Partition Information", " ", " "],
+                _padded(("# col_name", "data_type", "comment")),
+                ["", " ", " "],
+            ]
+            rows += [_padded(k) for k in keys]
+        columns_info = [("col_name", "string"), ("data_type", "string"), ("comment", "string")]
+        return _lines("DESCRIBE_TABLE", columns_info, rows)
+    raise QueryFailed(
+        "NOT_SUPPORTED", f"utility statement {text.split(None, 2)[:2]} is not emulated"
+    )
+
+
+def _columns(table: dict[str, Any]) -> list[tuple[str, str, str]]:
+    listed = table.get("StorageDescriptor", {}).get("Columns", []) + table.get("PartitionKeys", [])
+    return [(c["Name"], c["Type"], c.get("Comment") or "") for c in listed]
+
+
+def _padded(column: tuple[str, str, str]) -> list[str]:
+    """Hive's DESCRIBE layout: name and type padded to 20 characters."""
+    return [f"{column[0]:<20}", f"{column[1]:<20}", f"{column[2]:<20}"]
+
+
+def _lines(substatement: str, columns: list[tuple[str, str]], rows: list[list[str]]) -> Outcome:
+    return Outcome("UTILITY", substatement, text=rows, columns=columns)
+
+
+def _create_table_ddl(db: str, table: dict[str, Any]) -> str:
+    storage = table["StorageDescriptor"]
+    columns = ", \n".join(f"  `{c['Name']}` {c['Type']}" for c in storage.get("Columns", []))
+    lines = [f"CREATE EXTERNAL TABLE `{db}`.`{table['Name']}`(", columns + ")"]
+    keys = table.get("PartitionKeys", [])
+    if keys:
+        lines += [
+            "PARTITIONED BY ( ",
+            ", \n".join(f"  `{k['Name']}` {k['Type']}" for k in keys) + ")",
+        ]
+    serde = (storage.get("SerdeInfo") or {}).get("SerializationLibrary")
+    if serde:
+        lines += ["ROW FORMAT SERDE ", f"  '{serde}' "]
+    if storage.get("InputFormat"):
+        lines += ["STORED AS INPUTFORMAT ", f"  '{storage['InputFormat']}' "]
+    if storage.get("OutputFormat"):
+        lines += ["OUTPUTFORMAT ", f"  '{storage['OutputFormat']}'"]
+    lines += ["LOCATION", f"  '{storage.get('Location', '')}'"]
+    props = table.get("Parameters") or {}
+    if props:
+        listed = ", \n".join(f"  '{k}'='{v}'" for k, v in props.items())
+        lines += ["TBLPROPERTIES (", listed + ")"]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ DDL
+_MSCK = re.compile(rf"MSCK\s+REPAIR\s+TABLE\s+{_QUALIFIED}$", re.I)
+_PARTITION_SPEC = re.compile(r"PARTITION\s*\(([^)]*)\)(?:\s*LOCATION\s*'((?:[^']|'')*)')?", re.I)
+_ALTER = re.compile(
+    rf"ALTER\s+TABLE\s+{_QUALIFIED}\s+(ADD|DROP)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?(PARTITION\b.*)$",
+    re.I | re.S,
+)
+
+
+def _msck(text: str, session: Session) -> Outcome:
+    from emulation.state import repair_partitions
+
+    m = _MSCK.match(text)
+    if m is None:
+        raise QueryFailed("SYNTAX_ERROR", "expected MSCK REPAIR TABLE [database.]table")
+    db, name = _split(m.group(1), m.group(2), session.database)
+    table = session.catalog.require(db, name)
+    before = {tuple(p["Values"]) for p in session.catalog.partitions(db, name)}
+    repair_partitions(session.catalog.glue, session.s3, db, name)
+    keys = [k["Name"] for k in table.get("PartitionKeys", [])]
+    added = sorted(
+        tuple(p["Values"])
+        for p in session.catalog.partitions(db, name)
+        if tuple(p["Values"]) not in before
+    )
+    rows = [
+        [f"Repair: Added partition to metastore {name}:{writes.folder(keys, v).rstrip('/')}"]
+        for v in added
+    ]
+    return Outcome("DDL", "MSCK_REPAIR_TABLE", text=rows)
+
+
+def _partition_spec(spec: str, keys: list[str], where: str) -> tuple[str, ...]:
+    values: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise QueryFailed("SYNTAX_ERROR", f"{where}: partition value {item!r} is not key=value")
+        value = value.strip()
+        if value[:1] == "'" and value[-1:] == "'":
+            value = value[1:-1].replace("''", "'")
+        values[_unquote(name.strip()) or ""] = value
+    if sorted(values) != sorted(keys):
+        raise QueryFailed(
+            "INVALID_PARTITION_SPEC", f"{where}: partition keys are {keys}, got {sorted(values)}"
+        )
+    return tuple(values[k] for k in keys)
+
+
+def _alter(text: str, session: Session) -> Outcome:
+    m = _ALTER.match(text)
+    if m is None:
+        raise QueryFailed(
+            "NOT_SUPPORTED",
+            "only ALTER TABLE … ADD/DROP PARTITION is emulated (change a table with the Glue API)",
+        )
+    db, name = _split(m.group(1), m.group(2), session.database)
+    table = session.catalog.require(db, name)
+    keys = [k["Name"] for k in table.get("PartitionKeys", [])]
+    if not keys:
+        raise QueryFailed("NOT_PARTITIONED", f"Table '{db}.{name}' is not partitioned")
+    guarded = bool(m.group(4))
+    specs = [
+        (_partition_spec(s.group(1), keys, text[:60]), s.group(2))
+        for s in _PARTITION_SPEC.finditer(m.group(5))
+    ]
+    if not specs:
+        raise QueryFailed("SYNTAX_ERROR", "expected PARTITION (key = 'value', …)")
+    glue = session.catalog.glue
+    existing = {tuple(p["Values"]) for p in session.catalog.partitions(db, name)}
+    location = table["StorageDescriptor"]["Location"].rstrip("/")
+    if m.group(3).upper() == "ADD":
+        present = [v for v, _ in specs if v in existing]
+        if present and not guarded:
+            raise QueryFailed("ALREADY_EXISTS", f"Partition already exists: {list(present[0])}")
+        storage = table["StorageDescriptor"]
+        inputs = [
+            {
+                "Values": list(values),
+                "StorageDescriptor": {
+                    **storage,
+                    "Location": (
+                        where.replace("''", "'")
+                        if where
+                        else f"{location}/{writes.folder(keys, values)}"
+                    ),
+                },
+            }
+            for values, where in specs
+            if values not in existing
+        ]
+        if inputs:
+            glue.batch_create_partition(DatabaseName=db, TableName=name, PartitionInputList=inputs)
+        return Outcome("DDL", "ALTER_TABLE_ADD_PARTITION")
+    missing = [v for v, _ in specs if v not in existing]
+    if missing and not guarded:
+        raise QueryFailed("PARTITION_NOT_FOUND", f"Partition not found: {list(missing[0])}")
+    for values, _ in specs:
+        if values in existing:
+            glue.delete_partition(DatabaseName=db, TableName=name, PartitionValues=list(values))
+    return Outcome("DDL", "ALTER_TABLE_DROP_PARTITION")
+
+
+_DATABASE = re.compile(
+    rf"(CREATE|DROP)\s+(?:DATABASE|SCHEMA)\s+(IF\s+(?:NOT\s+)?EXISTS\s+)?({_NAME})(\s+CASCADE|\s+RESTRICT)?(?:\s+.*)?$",
+    re.I | re.S,
+)
+
+
+def _database(text: str, session: Session) -> Outcome:
+    m = _DATABASE.match(text)
+    if m is None:
+        raise QueryFailed("SYNTAX_ERROR", "expected CREATE|DROP DATABASE [IF [NOT] EXISTS] name")
+    action, guarded, name = m.group(1).upper(), bool(m.group(2)), _unquote(m.group(3)) or ""
+    glue = session.catalog.glue
+    exists = session.catalog.database_exists(name)
+    if action == "CREATE":
+        if exists and not guarded:
+            raise QueryFailed("ALREADY_EXISTS", f"Database {name} already exists")
+        if not exists:
+            glue.create_database(DatabaseInput={"Name": name})
+        return Outcome("DDL", "CREATE_DATABASE")
+    if not exists:
+        if guarded:
+            return Outcome("DDL", "DROP_DATABASE")
+        raise QueryFailed("SCHEMA_NOT_FOUND", f"Database {name} does not exist")
+    if session.catalog.tables(name) and "CASCADE" not in (m.group(4) or "").upper():
+        raise QueryFailed("SCHEMA_NOT_EMPTY", f"Database {name} is not empty: DROP … CASCADE")
+    glue.delete_database(Name=name)
+    return Outcome("DDL", "DROP_DATABASE")
+
+
+def _target(tree: exp.Expression, session: Session) -> tuple[str, str]:
+    table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+    if not isinstance(table, exp.Table):
+        raise QueryFailed("SYNTAX_ERROR", "expected a table name")
+    return _split(table.db or table.name, table.name if table.db else None, session.database)
+
+
+_VIEW_BODY = re.compile(r"CREATE\s+(?:OR\s+REPLACE\s+)?VIEW\s+.+?\s+AS\s+(.*)$", re.I | re.S)
+
+
+def _create_view(tree: exp.Create, session: Session, text: str) -> Outcome:
+    db, name = _target(tree, session)
+    query = tree.expression
+    body = _VIEW_BODY.match(text)
+    if not isinstance(query, exp.Query) or body is None:
+        raise QueryFailed("SYNTAX_ERROR", "expected CREATE VIEW name AS query")
+    existing = session.catalog.table(db, name)
+    if existing is not None and not (tree.args.get("replace") and is_view(existing)):
+        raise QueryFailed("ALREADY_EXISTS", f"View '{db}.{name}' already exists")
+    sql = body.group(1).strip()  # kept as written, as Athena keeps it
+    probe = parse(f"SELECT * FROM ({sql}) AS v LIMIT 0")
+    columns = select(probe, db, session.catalog, session.objects).rows.schema
+    hive = [(f.name, writes.hive_type(f.type)) for f in columns]
+    table_input = {
+        "Name": name,
+        "TableType": "VIRTUAL_VIEW",
+        "ViewOriginalText": view_text(sql, db, [(n, trino_type(t)) for n, t in hive]),
+        "ViewExpandedText": "/* Presto View */",
+        "Parameters": {"presto_view": "true", "comment": "Presto View"},
+        "StorageDescriptor": {
+            "Columns": [{"Name": n, "Type": t} for n, t in hive],
+            "SerdeInfo": {},
+        },
+    }
+    glue = session.catalog.glue
+    if existing is not None:
+        glue.update_table(DatabaseName=db, TableInput=table_input)
+    else:
+        glue.create_table(DatabaseName=db, TableInput=table_input)
+    return Outcome("DDL", "CREATE_VIEW")
+
+
+_DROP = re.compile(rf"DROP\s+(TABLE|VIEW)\s+(IF\s+EXISTS\s+)?{_QUALIFIED}$", re.I)
+
+
+def _drop(text: str, session: Session) -> Outcome:
+    m = _DROP.match(text)
+    if m is None:
+        raise QueryFailed("SYNTAX_ERROR", "expected DROP TABLE|VIEW [IF EXISTS] [db.]name")
+    kind = m.group(1).upper()
+    db, name = _split(m.group(3), m.group(4), session.database)
+    table = session.catalog.table(db, name)
+    if table is None:
+        if m.group(2):
+            return Outcome("DDL", f"DROP_{kind}")
+        raise QueryFailed("TABLE_NOT_FOUND", f"Table '{db}.{name}' does not exist")
+    if (kind == "VIEW") != is_view(table):
+        raise QueryFailed("NOT_SUPPORTED", f"'{db}.{name}' is not a {kind.lower()}")
+    # like Athena, DROP TABLE removes the catalog entry; the data stays in S3
+    session.catalog.glue.delete_table(DatabaseName=db, Name=name)
+    return Outcome("DDL", f"DROP_{kind}")
+
+
+# ------------------------------------------------------------------------------ writing
+def _options(tree: exp.Create) -> dict[str, Any]:
+    """The ``WITH (…)`` properties of a CTAS, by Athena's names."""
+    options: dict[str, Any] = {}
+    properties = tree.args.get("properties")
+    for prop in properties.expressions if properties else []:
+        if isinstance(prop, exp.FileFormatProperty):
+            options["format"] = prop.this.name.upper()
+        elif isinstance(prop, exp.WithDataProperty):
+            options["with_data"] = not prop.args.get("no")
+        elif isinstance(prop, exp.PartitionedByProperty):
+            options["partitioned_by"] = [e.name for e in prop.this.expressions]
+        elif isinstance(prop, exp.Property):
+            value = prop.args.get("value")
+            if isinstance(value, exp.Array):
+                options[prop.name.lower()] = [e.name for e in value.expressions]
+            else:
+                options[prop.name.lower()] = value.name if value is not None else None
+        else:
+            raise QueryFailed("NOT_SUPPORTED", f"CTAS property {prop.sql('trino')} is not emulated")
+    return options
+
+
+def _format(options: dict[str, Any], default_compression: str, where: str) -> writes.Format:
+    kind = str(options.get("format") or "PARQUET").upper()
+    if kind not in ("PARQUET", "TEXTFILE", "JSON"):
+        raise QueryFailed(
+            "NOT_SUPPORTED", f"{where} format {kind!r}: PARQUET, TEXTFILE, JSON are emulated"
+        )
+    compression = str(
+        options.get("write_compression")
+        or options.get("parquet_compression")
+        or options.get("compression")
+        or default_compression
+    ).upper()
+    if compression not in writes.COMPRESSION or (
+        kind != "PARQUET" and compression not in ("GZIP", "NONE", "UNCOMPRESSED")
+    ):
+        raise QueryFailed(
+            "INVALID_TABLE_PROPERTY", f"{where} compression {compression!r} for {kind}"
+        )
+    delimiter = options.get("field_delimiter") or "\x01"
+    return writes.Format(kind, writes.COMPRESSION[compression], delimiter)
+
+
+def _partitioned(data: pa.Table, partitioned_by: list[str]) -> None:
+    missing = [c for c in partitioned_by if c not in data.column_names]
+    if missing:
+        raise QueryFailed("COLUMN_NOT_FOUND", f"partition columns {missing} are not in the query")
+    if partitioned_by and data.column_names[-len(partitioned_by) :] != partitioned_by:
+        raise QueryFailed(
+            "INVALID_TABLE_PROPERTY",
+            "partition columns must be the last columns of the query, in order",
+        )
+
+
+def _output(session: Session, what: str) -> str:
+    if not session.output:
+        raise QueryFailed("INVALID_REQUEST", f"{what} needs a query result location")
+    return session.output.rstrip("/")
+
+
+def _ctas(tree: exp.Create, session: Session, bound: list[Any]) -> Outcome:
+    db, name = _target(tree, session)
+    options = _options(tree)
+    fmt = _format(options, "GZIP", "CTAS")
+    if options.get("bucketed_by"):
+        raise QueryFailed("NOT_SUPPORTED", "CTAS bucketed_by is not emulated")
+    if session.catalog.table(db, name) is not None:
+        if tree.args.get("exists"):
+            return Outcome("DDL", "CREATE_TABLE_AS_SELECT", update_count=0)
+        raise QueryFailed("ALREADY_EXISTS", f"Table '{db}.{name}' already exists")
+    if not session.catalog.database_exists(db):
+        raise QueryFailed("SCHEMA_NOT_FOUND", f"Schema '{db}' does not exist")
+    output = _output(session, "a CTAS")
+    answer = select(
+        tree.expression,
+        session.database,
+        session.catalog,
+        session.objects,
+        bound,
+        cancel=session.cancel,
+    )
+    data = answer.rows
+    partitioned_by = list(options.get("partitioned_by") or [])
+    _partitioned(data, partitioned_by)
+    location = (options.get("external_location") or f"{output}/tables/{session.query_id}").rstrip(
+        "/"
+    )
+    writes.require_empty(session.s3, location, f"table '{db}.{name}'")
+    with_data = options.get("with_data", True)
+    written = writes.write_objects(
+        session.s3,
+        data if with_data else data.slice(0, 0),
+        location,
+        partitioned_by,
+        fmt,
+        session.query_id,
+    )
+    values_columns = [c for c in data.column_names if c not in partitioned_by]
+    storage = {
+        "Columns": [
+            {"Name": c, "Type": writes.hive_type(data.schema.field(c).type)} for c in values_columns
+        ],
+        "Location": location + "/",
+        **_serde(fmt),
+    }
+    classification = {"PARQUET": "parquet", "JSON": "json", "TEXTFILE": "csv"}[fmt.kind]
+    table_input = {
+        "Name": name,
+        "TableType": "EXTERNAL_TABLE",
+        "StorageDescriptor": storage,
+        "PartitionKeys": [
+            {"Name": c, "Type": writes.hive_type(data.schema.field(c).type)} for c in partitioned_by
+        ],
+        "Parameters": {"classification": classification, "has_encrypted_data": "false"},
+    }
+    glue = session.catalog.glue
+    glue.create_table(DatabaseName=db, TableInput=table_input)
+    if partitioned_by:
+        writes.register_partitions(
+            glue, db, {**table_input, "Name": name}, [v for v, _ in written], location
+        )
+    result_folder = f"{output}/tables/{session.query_id}"
+    manifest = writes.write_manifest(
+        session.s3, f"{result_folder}-manifest.csv", [u for _, u in written]
+    )
+    count = data.num_rows if with_data else 0
+    return Outcome(
+        "DDL",
+        "CREATE_TABLE_AS_SELECT",
+        update_count=count,
+        manifest=manifest,
+        output=result_folder,
+        scanned=answer.scanned,
+        columns=[("rows", "bigint")],
+    )
+
+
+def _serde(fmt: writes.Format) -> dict[str, Any]:
+    if fmt.kind == "PARQUET":
+        return dict(writes.PARQUET_SERDE)
+    text = {
+        "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+        "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+    }
+    if fmt.kind == "JSON":
+        return {**text, "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"}}
+    return {
+        **text,
+        "SerdeInfo": {
+            "SerializationLibrary": "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+            "Parameters": {"field.delim": fmt.delimiter},
+        },
+    }
+
+
+def _insert(tree: exp.Insert, session: Session, bound: list[Any]) -> Outcome:
+    db, name = _target(tree, session)
+    table = session.catalog.require(db, name)
+    if is_view(table):
+        raise QueryFailed("NOT_SUPPORTED", f"Cannot insert into view '{db}.{name}'")
+    storage = table["StorageDescriptor"]
+    if "parquet" not in (storage.get("SerdeInfo") or {}).get("SerializationLibrary", "").lower():
+        raise QueryFailed(
+            "NOT_SUPPORTED", f"INSERT INTO '{db}.{name}': only Parquet tables are emulated"
+        )
+    columns = storage.get("Columns", []) + table.get("PartitionKeys", [])
+    names = [c["Name"] for c in columns]
+    given = (
+        [c.name.lower() for c in tree.this.expressions]
+        if isinstance(tree.this, exp.Schema)
+        else names
+    )
+    unknown = [c for c in given if c not in names]
+    if unknown:
+        raise QueryFailed(
+            "COLUMN_NOT_FOUND", f"Insert column name does not exist in target table: {unknown[0]}"
+        )
+    query = tree.expression
+    if isinstance(query, exp.Values):
+        query = parse(f"SELECT * FROM ({query.sql(dialect='trino')}) AS v")
+    output = _output(session, "INSERT INTO")
+    answer = select(
+        query, session.database, session.catalog, session.objects, bound, cancel=session.cancel
+    )
+    data = answer.rows
+    if data.num_columns != len(given):
+        raise QueryFailed(
+            "TYPE_MISMATCH",
+            f"Insert query has {data.num_columns} columns, "
+            f"but table '{db}.{name}' takes {len(given)}",
+        )
+    arrays = []
+    for column in columns:
+        kind = arrow_type(column["Type"])
+        if column["Name"] in given:
+            values = data.column(given.index(column["Name"]))
+            try:
+                values = values.cast(kind) if kind is not None else values
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise QueryFailed(
+                    "TYPE_MISMATCH",
+                    "Insert query has mismatched column types: "
+                    f"column {column['Name']} is {column['Type']}",
+                ) from None
+        else:
+            values = pa.nulls(data.num_rows, kind or pa.string())
+        arrays.append(values)
+    rows = pa.table(arrays, names=names)
+    keys = [k["Name"] for k in table.get("PartitionKeys", [])]
+    compression = str((table.get("Parameters") or {}).get("parquet.compression") or "GZIP").upper()
+    fmt = writes.Format("PARQUET", writes.COMPRESSION.get(compression, "gzip"))
+    location = storage["Location"].rstrip("/")
+    written = writes.write_objects(session.s3, rows, location, keys, fmt, session.query_id)
+    if keys:
+        writes.register_partitions(
+            session.catalog.glue, db, table, [v for v, _ in written], location
+        )
+    manifest = writes.write_manifest(
+        session.s3, f"{output}/{session.query_id}-manifest.csv", [u for _, u in written]
+    )
+    return Outcome(
+        "DML",
+        "INSERT",
+        update_count=rows.num_rows,
+        manifest=manifest,
+        scanned=answer.scanned,
+        columns=[("rows", "bigint")],
+    )
+
+
+_UNLOAD = re.compile(r"UNLOAD\s*\((.*)\)\s*TO\s*'((?:[^']|'')*)'\s*WITH\s*\((.*)\)$", re.I | re.S)
+_OPTION = re.compile(r"(\w+)\s*=\s*('(?:[^']|'')*'|ARRAY\s*\[[^\]]*\])", re.I)
+
+
+def _unload(text: str, session: Session, bound: list[Any]) -> Outcome:
+    m = _UNLOAD.match(text)
+    if m is None:
+        raise QueryFailed("SYNTAX_ERROR", "expected UNLOAD (query) TO 's3://…' WITH (format = …)")
+    options: dict[str, Any] = {}
+    for key, value in _OPTION.findall(m.group(3)):
+        if value.upper().startswith("ARRAY"):
+            options[key.lower()] = re.findall(r"'((?:[^']|'')*)'", value)
+        else:
+            options[key.lower()] = value[1:-1].replace("''", "'")
+    fmt = _format(options, "GZIP", "UNLOAD")
+    location = m.group(2).replace("''", "'").rstrip("/")
+    split_uri(location)
+    writes.require_empty(session.s3, location, "UNLOAD")
+    output = _output(session, "UNLOAD")
+    answer = select(
+        parse(m.group(1)),
+        session.database,
+        session.catalog,
+        session.objects,
+        bound,
+        cancel=session.cancel,
+    )
+    partitioned_by = list(options.get("partitioned_by") or [])
+    _partitioned(answer.rows, partitioned_by)
+    written = writes.write_objects(
+        session.s3, answer.rows, location, partitioned_by, fmt, session.query_id
+    )
+    manifest = writes.write_manifest(
+        session.s3, f"{output}/{session.query_id}-manifest.csv", [u for _, u in written]
+    )
+    return Outcome(
+        "DML",
+        "UNLOAD",
+        update_count=answer.rows.num_rows,
+        manifest=manifest,
+        scanned=answer.scanned,
+        columns=[("rows", "bigint")],
+    )
