@@ -12,8 +12,10 @@ by sqlglot and run by DuckDB (:mod:`emulation.athena.engine`).
   (``schemata``, ``tables``, ``columns``, ``views``); names as ``table``, ``db.table`` or
   ``awsdatacatalog.db.table``; ``EXPLAIN`` (DuckDB's plan, one line per row, column
   ``Query Plan``). ``ExecutionParameters`` fill ``?`` placeholders as bound values, never as SQL
-  text: each must be one SQL literal. Functions are those sqlglot translates to DuckDB; an
-  unknown one fails with ``FUNCTION_NOT_FOUND`` naming it.
+  text: each must be one SQL literal. Functions are those sqlglot translates to DuckDB (date and
+  time, JSON, regular expressions, approximate aggregates…), plus ``format_datetime`` with Java
+  date patterns and ``UNNEST`` of several arrays side by side (:mod:`emulation.athena.dialect`);
+  one without an equivalent fails with ``FUNCTION_NOT_FOUND`` naming it.
 - Results as Athena gives them: a header row first (queries only), every value as
   ``VarCharValue``, ``ColumnInfo`` with Athena's type names, ``_col<N>`` names for unnamed
   expressions, ``bigint`` integer sums; ``MaxResults``/``NextToken`` pages; the CSV

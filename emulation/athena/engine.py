@@ -24,6 +24,7 @@ import sqlglot
 from sqlglot import exp
 
 from emulation.athena.data import Objects, database, materialize
+from emulation.athena.dialect import rewrite
 from emulation.athena.errors import QueryFailed
 
 logger = logging.getLogger(__name__)
@@ -133,12 +134,14 @@ def parameters(values: list[str] | None) -> list[Any]:
 
 
 def parse(text: str) -> exp.Expression:
-    """One statement in Athena's dialect, or SYNTAX_ERROR."""
+    """One statement in Athena's dialect (Trino forms DuckDB lacks rewritten: :mod:`.dialect`),
+    or SYNTAX_ERROR."""
     try:
-        return sqlglot.parse_one(text, read="trino")
+        tree = sqlglot.parse_one(text, read="trino")
     except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise QueryFailed("SYNTAX_ERROR", detail) from None
+    return rewrite(tree)
 
 
 # ------------------------------------------------------------------------------ relations

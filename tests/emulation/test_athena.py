@@ -583,3 +583,39 @@ def test_explain_answers_the_plan_and_hive_ddl_is_refused_naming_the_way(staged)
         refused = query(world, names, ddl)
         assert "NOT_SUPPORTED" in refused["Status"]["StateChangeReason"]
         assert "Glue API" in refused["Status"]["StateChangeReason"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT format_datetime(TIMESTAMP '2024-01-02 03:04:05.123', "
+         "'yyyy-MM-dd''T''HH:mm:ss.SSS') AS v", [{"v": "2024-01-02T03:04:05.123"}]),
+        ("SELECT a, b FROM UNNEST(ARRAY[1, 2], ARRAY['x', 'y', 'z']) AS t(a, b)",
+         [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}, {"a": None, "b": "z"}]),
+        ("SELECT json_extract_scalar('{\"a\": {\"b\": 3}}', '$.a.b') AS v", [{"v": "3"}]),
+        ("SELECT regexp_extract('abc123', '[0-9]+') AS v", [{"v": "123"}]),
+        ("SELECT approx_distinct(x) AS v FROM UNNEST(ARRAY[1, 2, 2]) AS t(x)", [{"v": 2}]),
+        ("SELECT date_diff('day', DATE '2024-01-01', DATE '2024-02-01') AS v", [{"v": 31}]),
+    ],
+)  # fmt: skip
+def test_trino_functions_analysts_use_answer_as_on_athena(sql: str, expected: list) -> None:
+    from emulation.athena.engine import parse, select
+
+    assert select(parse(sql), None, None, None).rows.to_pylist() == expected
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT format_datetime(TIMESTAMP '2024-01-02 03:04:05', 'G yyyy') AS v",  # an era
+        "SELECT no_such_function(1) AS v",
+    ],
+)
+def test_a_function_without_an_equivalent_fails_naming_it(sql: str) -> None:
+    from emulation.athena import QueryFailed
+    from emulation.athena.engine import parse, select
+
+    with pytest.raises(QueryFailed) as failed:
+        select(parse(sql), None, None, None)
+    assert failed.value.error_type == "FUNCTION_NOT_FOUND"
+    assert sql.split("(")[0].split()[-1] in failed.value.message
