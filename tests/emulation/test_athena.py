@@ -619,3 +619,38 @@ def test_a_function_without_an_equivalent_fails_naming_it(sql: str) -> None:
         select(parse(sql), None, None, None)
     assert failed.value.error_type == "FUNCTION_NOT_FOUND"
     assert sql.split("(")[0].split()[-1] in failed.value.message
+
+
+def test_awswrangler_writes_a_table_and_reads_it_with_params_and_chunks(
+    staged, monkeypatch
+) -> None:
+    import boto3
+    import pandas as pd
+
+    wr = pytest.importorskip("awswrangler", reason="awswrangler is a dev dependency")
+    world, _, names = staged
+    for name, value in world.environment().items():
+        if name.startswith("AWS_") or name == "DFP_LOCAL_RUN":
+            monkeypatch.setenv(name, value)
+    session = boto3.Session(region_name=world.region)
+    database = names["glue_database"]
+    bucket = names["buckets"]["athena-results"]
+    days = ["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02"]
+    frame = pd.DataFrame({"item": ["a", "b", "c", "d"], "units": [1, 2, 3, 4], "day": days})
+    wr.s3.to_parquet(frame, path=f"s3://{bucket}/wr/mine/", dataset=True, database=database,
+                     table="mine", partition_cols=["day"], boto3_session=session)  # fmt: skip
+    back = wr.athena.read_sql_query("SELECT item, units, day FROM mine ORDER BY item",
+                                    database=database, boto3_session=session)  # fmt: skip
+    assert back.astype(str).values.tolist() == frame.astype(str).values.tolist()
+    named = wr.athena.read_sql_query("SELECT sum(units) AS n FROM mine WHERE day = :day",
+                                     database=database, params={"day": "2024-01-02"},
+                                     boto3_session=session)  # fmt: skip
+    assert named["n"].tolist() == [7]
+    qmark = wr.athena.read_sql_query("SELECT sum(units) AS n FROM mine WHERE day = ?",
+                                     database=database, params=["'2024-01-01'"],
+                                     paramstyle="qmark", ctas_approach=False,
+                                     boto3_session=session)  # fmt: skip
+    assert qmark["n"].tolist() == [3]
+    chunks = wr.athena.read_sql_query("SELECT item FROM mine ORDER BY item", database=database,
+                                      chunksize=2, boto3_session=session)  # fmt: skip
+    assert [c["item"].tolist() for c in chunks] == [["a", "b"], ["c", "d"]]
