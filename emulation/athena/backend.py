@@ -75,6 +75,18 @@ def install_in_process() -> None:
             )
         return execution
 
+    def page(self, default: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+        """``MaxResults`` and the position ``NextToken`` carries; a token this server did not
+        give is refused as Athena refuses it."""
+        size, token = self._get_param("MaxResults") or default, self._get_param("NextToken")
+        try:
+            size, start = int(size), int(token or 0)
+        except (TypeError, ValueError):
+            raise JsonRESTError("InvalidRequestException", "Invalid pagination token") from None
+        if size < 1 or start < 0:
+            raise JsonRESTError("InvalidRequestException", "Invalid pagination token")
+        return size, start
+
     def get_query_results(self, exec_id: str):  # type: ignore[no-untyped-def]
         execution = found(self, exec_id)
         run_: _Run | None = getattr(execution, "_dfp", None)
@@ -128,8 +140,7 @@ def install_in_process() -> None:
             if (e.workgroup.name if e.workgroup else "primary") == group
         ]
         executions.sort(key=lambda e: e.start_time, reverse=True)
-        size = int(self._get_param("MaxResults") or 50)
-        start = int(self._get_param("NextToken") or 0)
+        size, start = page(self, 50)
         answer: dict[str, Any] = {
             "QueryExecutionIds": [e.id for e in executions[start : start + size]]
         }
@@ -149,8 +160,7 @@ def install_in_process() -> None:
         result = self.athena_backend.get_query_results(exec_id).to_dict()
         run_ = getattr(self.athena_backend.executions[exec_id], "_dfp", None)
         rows = result["ResultSet"]["Rows"]
-        size = int(self._get_param("MaxResults") or 1000)
-        start = int(self._get_param("NextToken") or 0)
+        size, start = page(self, 1000)
         result["ResultSet"]["Rows"] = rows[start : start + size]
         if start + size < len(rows):
             result["NextToken"] = str(start + size)

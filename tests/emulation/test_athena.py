@@ -525,6 +525,11 @@ def test_executions_are_listed_batch_described_and_stopped(staged) -> None:
     assert batch["UnprocessedQueryExecutionIds"][0]["QueryExecutionId"] == "no-such-id"
     with pytest.raises(athena.exceptions.InvalidRequestException):
         athena.get_query_execution(QueryExecutionId="no-such-id")
+    for made_up in ("abc", "-5"):  # a token this server never gave
+        with pytest.raises(athena.exceptions.InvalidRequestException):
+            athena.list_query_executions(NextToken=made_up)
+        with pytest.raises(athena.exceptions.InvalidRequestException):
+            athena.get_query_results(QueryExecutionId=second["QueryExecutionId"], NextToken=made_up)
     slow = athena.start_query_execution(
         QueryString="SELECT count(*) FROM range(10000000000) a",
         QueryExecutionContext={"Database": names["glue_database"]},
