@@ -506,19 +506,39 @@ def repair_partitions(glue: Any, s3: Any, database: str, table_name: str | None 
                 continue
             values = tuple(p[2] for p in pairs)
             found.setdefault(values, f"s3://{bucket}/{prefix}{'/'.join(folders[: len(keys)])}/")
-        new = [
-            {
-                "Values": list(values),
-                "StorageDescriptor": {**table["StorageDescriptor"], "Location": where},
-            }
-            for values, where in sorted(found.items())
-            if values not in known
-        ]
-        for start in range(0, len(new), _PARTITIONS_MAX):
-            glue.batch_create_partition(
-                DatabaseName=database,
-                TableName=table["Name"],
-                PartitionInputList=new[start : start + _PARTITIONS_MAX],
-            )
-        added += len(new)
+        added += len(add_partitions(glue, database, table, found, known))
     return added
+
+
+def add_partitions(
+    glue: Any,
+    database: str,
+    table: dict[str, Any],
+    locations: dict[tuple[str, ...], str],
+    known: set[tuple[str, ...]] | None = None,
+) -> list[tuple[str, ...]]:
+    """Register the partitions of ``locations`` (values → folder) that the catalog does not have
+    (``known``, read from the catalog when not given), with the table's storage otherwise;
+    returns the values added, in order."""
+    if known is None:
+        known = {
+            tuple(p["Values"])
+            for p in _pages(
+                glue, "get_partitions", "Partitions", DatabaseName=database, TableName=table["Name"]
+            )
+        }
+    new = sorted(values for values in locations if values not in known)
+    inputs = [
+        {
+            "Values": list(values),
+            "StorageDescriptor": {**table["StorageDescriptor"], "Location": locations[values]},
+        }
+        for values in new
+    ]
+    for start in range(0, len(inputs), _PARTITIONS_MAX):
+        glue.batch_create_partition(
+            DatabaseName=database,
+            TableName=table["Name"],
+            PartitionInputList=inputs[start : start + _PARTITIONS_MAX],
+        )
+    return new

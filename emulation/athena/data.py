@@ -80,29 +80,6 @@ class Objects(Protocol):
     def read(self, obj: S3Object) -> bytes: ...
 
 
-class ApiObjects:
-    """Objects through the S3 API of any endpoint."""
-
-    def __init__(self, s3: Any) -> None:
-        self.s3 = s3
-
-    def list(self, bucket: str, prefix: str) -> list[S3Object]:
-        found = []
-        try:
-            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for page in pages:
-                found += [
-                    S3Object(bucket, item["Key"], item["ETag"], item["Size"])
-                    for item in page.get("Contents", [])
-                ]
-        except self.s3.exceptions.NoSuchBucket:
-            raise QueryFailed("HIVE_PATH_NOT_FOUND", f"bucket {bucket!r} does not exist") from None
-        return found
-
-    def read(self, obj: S3Object) -> bytes:
-        return self.s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
-
-
 def list_objects(objects: Objects, location: str) -> list[S3Object]:
     """The data objects under ``location``, in key order, hidden names left out."""
     bucket, prefix = split_uri(location)

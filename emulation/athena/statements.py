@@ -31,6 +31,7 @@ from emulation.athena.engine import (
     view_text,
 )
 from emulation.athena.errors import QueryFailed
+from emulation.state import add_partitions, repair_partitions
 
 logger = logging.getLogger(__name__)
 
@@ -299,8 +300,6 @@ _ALTER = re.compile(
 
 
 def _msck(text: str, session: Session) -> Outcome:
-    from emulation.state import repair_partitions
-
     m = _MSCK.match(text)
     if m is None:
         raise QueryFailed("SYNTAX_ERROR", "expected MSCK REPAIR TABLE [database.]table")
@@ -364,24 +363,13 @@ def _alter(text: str, session: Session) -> Outcome:
         present = [v for v, _ in specs if v in existing]
         if present and not guarded:
             raise QueryFailed("ALREADY_EXISTS", f"Partition already exists: {list(present[0])}")
-        storage = table["StorageDescriptor"]
-        inputs = [
-            {
-                "Values": list(values),
-                "StorageDescriptor": {
-                    **storage,
-                    "Location": (
-                        where.replace("''", "'")
-                        if where
-                        else f"{location}/{writes.folder(keys, values)}"
-                    ),
-                },
-            }
+        locations = {
+            values: where.replace("''", "'")
+            if where
+            else f"{location}/{writes.folder(keys, values)}"
             for values, where in specs
-            if values not in existing
-        ]
-        if inputs:
-            glue.batch_create_partition(DatabaseName=db, TableName=name, PartitionInputList=inputs)
+        }
+        add_partitions(glue, db, table, locations, existing)
         return Outcome("DDL", "ALTER_TABLE_ADD_PARTITION")
     missing = [v for v, _ in specs if v not in existing]
     if missing and not guarded:
@@ -604,9 +592,8 @@ def _ctas(tree: exp.Create, session: Session, bound: list[Any]) -> Outcome:
     glue = session.catalog.glue
     glue.create_table(DatabaseName=db, TableInput=table_input)
     if partitioned_by:
-        writes.register_partitions(
-            glue, db, {**table_input, "Name": name}, [v for v, _ in written], location
-        )
+        locations = writes.partition_locations(partitioned_by, [v for v, _ in written], location)
+        add_partitions(glue, db, table_input, locations, known=set())  # a new table
     result_folder = f"{output}/tables/{session.query_id}"
     manifest = writes.write_manifest(
         session.s3, f"{result_folder}-manifest.csv", [u for _, u in written]
@@ -619,7 +606,6 @@ def _ctas(tree: exp.Create, session: Session, bound: list[Any]) -> Outcome:
         manifest=manifest,
         output=result_folder,
         scanned=answer.scanned,
-        columns=[("rows", "bigint")],
     )
 
 
@@ -700,19 +686,13 @@ def _insert(tree: exp.Insert, session: Session, bound: list[Any]) -> Outcome:
     location = storage["Location"].rstrip("/")
     written = writes.write_objects(session.s3, rows, location, keys, fmt, session.query_id)
     if keys:
-        writes.register_partitions(
-            session.catalog.glue, db, table, [v for v, _ in written], location
-        )
+        locations = writes.partition_locations(keys, [v for v, _ in written], location)
+        add_partitions(session.catalog.glue, db, table, locations)
     manifest = writes.write_manifest(
         session.s3, f"{output}/{session.query_id}-manifest.csv", [u for _, u in written]
     )
     return Outcome(
-        "DML",
-        "INSERT",
-        update_count=rows.num_rows,
-        manifest=manifest,
-        scanned=answer.scanned,
-        columns=[("rows", "bigint")],
+        "DML", "INSERT", update_count=rows.num_rows, manifest=manifest, scanned=answer.scanned
     )
 
 
@@ -757,5 +737,4 @@ def _unload(text: str, session: Session, bound: list[Any]) -> Outcome:
         update_count=answer.rows.num_rows,
         manifest=manifest,
         scanned=answer.scanned,
-        columns=[("rows", "bigint")],
     )

@@ -157,38 +157,8 @@ def write_manifest(s3: Any, uri: str, objects: list[str]) -> str:
     return uri
 
 
-def register_partitions(
-    glue: Any,
-    database: str,
-    table: dict[str, Any],
-    values: list[tuple[str, ...]],
-    location: str,
-) -> list[tuple[str, ...]]:
-    """Register the partitions among ``values`` that the catalog does not have yet."""
-    keys = [k["Name"] for k in table.get("PartitionKeys", [])]
-    storage = table["StorageDescriptor"]
-    new = []
-    for vals in dict.fromkeys(values):
-        try:
-            glue.get_partition(
-                DatabaseName=database, TableName=table["Name"], PartitionValues=list(vals)
-            )
-        except glue.exceptions.EntityNotFoundException:
-            new.append(vals)
-    inputs = [
-        {
-            "Values": list(vals),
-            "StorageDescriptor": {
-                **storage,
-                "Location": location.rstrip("/") + "/" + folder(keys, vals),
-            },
-        }
-        for vals in new
-    ]
-    for start in range(0, len(inputs), 100):
-        glue.batch_create_partition(
-            DatabaseName=database,
-            TableName=table["Name"],
-            PartitionInputList=inputs[start : start + 100],
-        )
-    return new
+def partition_locations(
+    partitioned_by: list[str], values: list[tuple[str, ...]], location: str
+) -> dict[tuple[str, ...], str]:
+    """Each partition's folder under ``location`` (the Hive layout the objects were written in)."""
+    return {v: location.rstrip("/") + "/" + folder(partitioned_by, v) for v in values}
