@@ -35,6 +35,7 @@ from botocore.config import Config
 # Importing a gap-filler that patches the in-process server registers its patch.
 import emulation.athena
 import emulation.glue.jobs
+import emulation.kinesis.shards
 import emulation.sagemaker
 import emulation.stepfunctions  # noqa: F401
 from emulation import events as events_gap

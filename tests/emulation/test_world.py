@@ -112,7 +112,8 @@ def test_world_stops_its_server_when_interrupted(tmp_path) -> None:
 def test_in_process_patches_are_registered_and_applied_once() -> None:
     from emulation import _patching
 
-    assert set(_patching.registered()) >= {"athena", "events", "glue", "sagemaker", "stepfunctions"}
+    patches = {"athena", "events", "glue", "kinesis", "sagemaker", "stepfunctions"}
+    assert set(_patching.registered()) >= patches
     calls = []
 
     @_patching.moto_patch("test-only")
