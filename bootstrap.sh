@@ -103,7 +103,7 @@ if sys.argv[1] == "moto":
     raise SystemExit
 for name in sys.argv[1:]:
     module = load(name)
-    for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + "."):
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), name + ".", lambda _: None):
         if "__main__" not in info.name:
             load(info.name)
 '
