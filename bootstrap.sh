@@ -222,6 +222,10 @@ main() {
     (( venv_ok == 0 && java_ok == 0 && node_ok == 0 )) || die "set-up failed (see the message above)"
     [[ "$command" == "run" ]] || setup_browser
     export PATH="$VENV/bin:$PATH"
+    # Bytecode caches are written (under .venv and the checkout, both git-ignored) even where
+    # PYTHONDONTWRITEBYTECODE is set: a run's and a test session's processes import the same
+    # modules, and the first to compile one that set-up did not warm saves the others the work.
+    export PYTHONDONTWRITEBYTECODE=
     case "$command" in
         run)
             local scenario="smoke"
