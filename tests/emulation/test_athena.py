@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -260,17 +261,25 @@ def test_the_workgroups_output_location_is_used_when_none_is_given(staged) -> No
     assert csv.decode().splitlines() == ['"answer"', '"42"']
 
 
-def test_awswrangler_reads_with_its_defaults(staged, monkeypatch: pytest.MonkeyPatch) -> None:
-    """awswrangler's read_sql_query as a notebook calls it: CTAS, the manifest, the Parquet
-    files, the temporary table dropped; and without CTAS, the CSV results."""
+def _awswrangler(staged, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+    """awswrangler and a boto3 session, with the world's variables set as ``dfp world`` exports
+    them (awswrangler builds some clients of its own from the environment)."""
     import boto3
 
     wr = pytest.importorskip("awswrangler", reason="awswrangler is a dev dependency")
-    world, _, names = staged
+    world = staged[0]
     for name, value in world.environment().items():
         if name.startswith("AWS_") or name == "DFP_LOCAL_RUN":
             monkeypatch.setenv(name, value)
-    session = boto3.Session(region_name=world.region)
+    return wr, boto3.Session(region_name=world.region)
+
+
+def test_awswrangler_reads_with_its_defaults(staged, monkeypatch: pytest.MonkeyPatch) -> None:
+    """awswrangler's read_sql_query as a notebook calls it: CTAS, the manifest, the Parquet
+    files, the temporary table dropped; and without CTAS, the CSV results."""
+
+    wr, session = _awswrangler(staged, monkeypatch)
+    world, _, names = staged
     database = names["glue_database"]
     sql = 'SELECT "table", count(*) AS n FROM staged_cdc GROUP BY 1 ORDER BY 1'
     expected = {r[0]: int(r[1]) for r in rows(world, query(world, names, sql))[1:]}
@@ -545,14 +554,9 @@ def test_executions_are_listed_batch_described_and_stopped(staged) -> None:
 
 
 def test_awswrangler_describes_unloads_and_uses_its_cache(staged, monkeypatch) -> None:
-    import boto3
 
-    wr = pytest.importorskip("awswrangler", reason="awswrangler is a dev dependency")
+    wr, session = _awswrangler(staged, monkeypatch)
     world, summary, names = staged
-    for name, value in world.environment().items():
-        if name.startswith("AWS_") or name == "DFP_LOCAL_RUN":
-            monkeypatch.setenv(name, value)
-    session = boto3.Session(region_name=world.region)
     database = names["glue_database"]
     output = f"s3://{names['buckets']['athena-results']}/wr/"
     described = wr.athena.describe_table(table="staged_cdc", database=database,
@@ -629,15 +633,10 @@ def test_a_function_without_an_equivalent_fails_naming_it(sql: str) -> None:
 def test_awswrangler_writes_a_table_and_reads_it_with_params_and_chunks(
     staged, monkeypatch
 ) -> None:
-    import boto3
     import pandas as pd
 
-    wr = pytest.importorskip("awswrangler", reason="awswrangler is a dev dependency")
-    world, _, names = staged
-    for name, value in world.environment().items():
-        if name.startswith("AWS_") or name == "DFP_LOCAL_RUN":
-            monkeypatch.setenv(name, value)
-    session = boto3.Session(region_name=world.region)
+    wr, session = _awswrangler(staged, monkeypatch)
+    names = staged[2]
     database = names["glue_database"]
     bucket = names["buckets"]["athena-results"]
     days = ["2024-01-01", "2024-01-01", "2024-01-02", "2024-01-02"]
