@@ -11,10 +11,20 @@ process group:
   (Managed Flink's ``jarfile``), with ``parallelism.default`` in its ``config.yaml``;
 * the venv's ``bin`` leads ``PATH`` so the Python UDF workers run the same interpreter;
 * everything the job prints goes to ``job.log``; :meth:`LocalApplication.stop` stops the whole
-  process group; a job that dies on its own is reported with the log's tail.
+  process group; a job that dies on its own is reported with the log's tail;
+* Flink's temporary folders (``minicluster_*``, the RPC jar, I/O spill) are under the working
+  directory, not the machine's ``/tmp``, so a run leaves nothing behind there;
+* :meth:`LocalApplication.sink_progress` reads the job's operator metrics from Flink's REST API
+  (the dashboard Managed Flink links to): the event-time watermark its sink writers have reached
+  and how many records they received, so a caller can tell when the job has processed its input
+  even when it writes nothing.
 
 Not emulated: snapshots and restore, scaling, the application's IAM role (the world's dummy
-credentials are used), CloudWatch logging and metrics, application versions and updates.
+credentials are used), CloudWatch logging and metrics, application versions and updates. Not
+contained: the local mini-cluster listens on every interface, on random ports: its REST API and
+blob server (PyFlink's local executor does not apply ``rest.bind-address`` or
+``jobmanager.bind-host`` from the configuration file; measured with ``ss -ltnp``) and the gRPC
+servers of the Python function runner (Apache Beam's, which binds the wildcard address in code).
 """
 
 from __future__ import annotations
@@ -22,11 +32,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,8 +86,29 @@ def _flink_home(workdir: Path, jar: Path, parallelism: int) -> Path:
     config = yaml.safe_load((package / "conf" / "config.yaml").read_text()) or {}
     config.setdefault("parallelism", {})["default"] = parallelism
     config.setdefault("taskmanager", {})["numberOfTaskSlots"] = max(4, parallelism)
+    # Temporary files in the working directory: Flink's default is the machine's temporary
+    # folder, where every run left a minicluster folder and an RPC jar behind.
+    tmp = workdir / "tmp"
+    tmp.mkdir(exist_ok=True)
+    config["io"] = {**config.get("io", {}), "tmp": {"dirs": str(tmp)}}
+    config.setdefault("env", {}).setdefault("java", {}).setdefault("opts", {})
+    jvm = config["env"]["java"]["opts"]
+    jvm["all"] = f"{jvm.get('all', '')} -Djava.io.tmpdir={tmp}".strip()
     (home / "conf" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
     return home
+
+
+LOOPBACK = "127.0.0.1"
+_REST_LINE = re.compile(r"Rest endpoint listening at [^:\s]+:(\d+)")
+_WRITER_METRIC = re.compile(r"^\d+\.(.+__Writer)\.(currentInputWatermark|numRecordsIn)$")
+
+
+@dataclass(frozen=True)
+class SinkProgress:
+    """What the job's sink writers have seen, from Flink's operator metrics."""
+
+    watermark: int  # the least event-time watermark (epoch ms) any writer has received
+    records: int  # records the writers received, summed over writers and subtasks
 
 
 class LocalApplication:
@@ -88,6 +121,7 @@ class LocalApplication:
         self.process: subprocess.Popen | None = None
         self.log_path = workdir / "job.log"
         self.started: float | None = None
+        self._rest: str | None = None
 
     def start(self) -> LocalApplication:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -100,6 +134,7 @@ class LocalApplication:
         env.pop("FLINK_CONF_DIR", None)
         env.pop("FLINK_LIB_DIR", None)
         env["AWS_CBOR_ENABLED"] = "false"  # moto speaks JSON to the Java SDK
+        env["TMPDIR"] = str(self.workdir / "tmp")  # PyFlink's own temporary files
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         paths = [str(p) for p in self.spec.python_path] + [env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
@@ -124,6 +159,58 @@ class LocalApplication:
                 f"application {self.spec.name} exited with {self.process.returncode}: "
                 f"{self.log_tail()}"
             )
+
+    def rest_url(self) -> str | None:
+        """The job's Flink REST API (the dashboard's), once the mini-cluster has started it."""
+        if self._rest is None:
+            for log in sorted((self.workdir / "flink-home" / "log").glob("*.log")):
+                match = _REST_LINE.search(log.read_text(errors="replace"))
+                if match:
+                    self._rest = f"http://{LOOPBACK}:{match.group(1)}"
+                    break
+        return self._rest
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.rest_url()}{path}", timeout=5) as response:
+            return json.load(response)
+
+    def sink_progress(self) -> SinkProgress | None:
+        """The running job's sink writers: the least watermark they have received and the records
+        they received (None before the job runs or while its metrics are not yet reported).
+
+        A record a writer has received is written once the writer flushes, and every record an
+        operator emits before a watermark reaches the writer before it; so once the watermark has
+        passed the input's last event time and the output streams hold ``records`` more records,
+        the job has processed and written everything it read."""
+        if self.rest_url() is None:
+            return None
+        try:
+            running = [j["jid"] for j in self._get("/jobs/overview")["jobs"]
+                       if j["state"] == "RUNNING"]  # fmt: skip
+            if len(running) != 1:
+                return None
+            job = running[0]
+            marks: list[int] = []
+            records = 0
+            writers = 0
+            for vertex in self._get(f"/jobs/{job}")["vertices"]:
+                base = f"/jobs/{job}/vertices/{vertex['id']}/metrics"
+                wanted = [m["id"] for m in self._get(base) if _WRITER_METRIC.match(m["id"])]
+                if not wanted:
+                    continue
+                for metric in self._get(f"{base}?get={','.join(wanted)}"):
+                    kind = _WRITER_METRIC.match(metric["id"]).group(2)
+                    if kind == "numRecordsIn":
+                        records += int(float(metric["value"]))
+                        writers += 1
+                    else:
+                        marks.append(int(float(metric["value"])))
+        except (OSError, ValueError, KeyError) as exc:
+            logger.debug("no sink progress from %s yet: %s", self._rest, exc)
+            return None
+        if not writers or len(marks) != writers:
+            return None
+        return SinkProgress(watermark=min(marks), records=records)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

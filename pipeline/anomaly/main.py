@@ -109,6 +109,7 @@ def detect(
     """cdc → detection in event-time order → outliers / rejected; returns the statement set."""
     from pyflink.common import Row, Types
     from pyflink.datastream.functions import KeyedProcessFunction
+    from pyflink.table import Schema
 
     class Detect(KeyedProcessFunction):
         """Holds records until event time has passed them on every shard, then detects in
@@ -157,7 +158,16 @@ def detect(
         .process(Detect(), output_type=row_type)
         .set_parallelism(1)
     )
-    t_env.create_temporary_view("detected", t_env.from_data_stream(detected))
+    # The detected rows keep the stream's event time and watermarks (the timers' times), so the
+    # sinks see event time advance: Flink's metrics then show how far the job has got, and
+    # anything that windows its outputs has a clock.
+    with_time = (
+        Schema.new_builder()
+        .column_by_metadata("rowtime", "TIMESTAMP_LTZ(3)")
+        .watermark("rowtime", "SOURCE_WATERMARK()")
+        .build()
+    )
+    t_env.create_temporary_view("detected", t_env.from_data_stream(detected, with_time))
     statements = t_env.create_statement_set()
     columns = ", ".join(f"`{name}`" for name, _ in OUTLIER_COLUMNS)
     statements.add_insert_sql(

@@ -8,8 +8,12 @@ import pytest
 
 from harness.runner import run
 from harness.scenario import list_scenarios, load_scenario
+from tests.conftest import VALIDATE_SCENARIO
 
 HEAVY = {"standard"}  # minutes on this machine; select with -m heavy
+# Run by test_validate.py's `dfp validate` (its verdict fails on any stage or expectation not
+# met), so that the session makes that whole run once.
+VALIDATED = {VALIDATE_SCENARIO.stem}
 
 
 @pytest.mark.e2e
@@ -18,6 +22,7 @@ HEAVY = {"standard"}  # minutes on this machine; select with -m heavy
     [
         pytest.param(name, marks=pytest.mark.heavy) if name in HEAVY else name
         for name in list_scenarios()
+        if name not in VALIDATED
     ],
 )
 def test_scenario_meets_its_expectations(name: str, request, tmp_path: Path) -> None:
