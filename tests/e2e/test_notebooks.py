@@ -7,6 +7,8 @@ as a data scientist would; each leaves the figure it is for.
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -76,7 +78,9 @@ def test_anomaly_tuning_scores_every_setting(smoke_run, monkeypatch) -> None:
 
 
 def test_parity_walkthrough_compares_two_exports(smoke_run, monkeypatch) -> None:
+    folders = set(Path(tempfile.gettempdir()).glob("parity-*"))
     outputs = execute("parity_walkthrough.ipynb", smoke_run.out_dir, monkeypatch)
+    assert set(Path(tempfile.gettempdir()).glob("parity-*")) == folders  # nothing left behind
     [figure] = figures(outputs)
     names = [t["name"] for t in figure["data"]]
     assert names == ["actual", "local forecaster p50", "seasonal naive p50"]
