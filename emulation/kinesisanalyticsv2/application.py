@@ -12,8 +12,9 @@ process group:
 * the venv's ``bin`` leads ``PATH`` so the Python UDF workers run the same interpreter;
 * everything the job prints goes to ``job.log``; :meth:`LocalApplication.stop` stops the whole
   process group; a job that dies on its own is reported with the log's tail;
-* Flink's temporary folders (``minicluster_*``, the RPC jar, I/O spill) are under the working
-  directory, not the machine's ``/tmp``, so a run leaves nothing behind there;
+* Flink's temporary folders (``minicluster_*``, the RPC jar, I/O spill) are in the working
+  directory's ``tmp/``, not the machine's ``/tmp``, and :meth:`LocalApplication.stop` removes
+  them: a run leaves nothing behind;
 * :meth:`LocalApplication.sink_progress` reads the job's operator metrics from Flink's REST API
   (the dashboard Managed Flink links to): the event-time watermark its sink writers have reached
   and how many records they received, so a caller can tell when the job has processed its input
@@ -48,6 +49,7 @@ import yaml
 logger = logging.getLogger(__name__)
 
 RUN_OPTIONS = "kinesis.analytics.flink.run.options"
+SCRATCH = "tmp"  # the job's temporary folder in its working directory, removed when it stops
 
 
 class ApplicationFailed(RuntimeError):
@@ -88,7 +90,7 @@ def _flink_home(workdir: Path, jar: Path, parallelism: int) -> Path:
     config.setdefault("taskmanager", {})["numberOfTaskSlots"] = max(4, parallelism)
     # Temporary files in the working directory: Flink's default is the machine's temporary
     # folder, where every run left a minicluster folder and an RPC jar behind.
-    tmp = workdir / "tmp"
+    tmp = workdir / SCRATCH
     tmp.mkdir(exist_ok=True)
     config["io"] = {**config.get("io", {}), "tmp": {"dirs": str(tmp)}}
     config.setdefault("env", {}).setdefault("java", {}).setdefault("opts", {})
@@ -134,7 +136,7 @@ class LocalApplication:
         env.pop("FLINK_CONF_DIR", None)
         env.pop("FLINK_LIB_DIR", None)
         env["AWS_CBOR_ENABLED"] = "false"  # moto speaks JSON to the Java SDK
-        env["TMPDIR"] = str(self.workdir / "tmp")  # PyFlink's own temporary files
+        env["TMPDIR"] = str(self.scratch)  # PyFlink's own temporary files
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         paths = [str(p) for p in self.spec.python_path] + [env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
@@ -220,17 +222,26 @@ class LocalApplication:
         return "\n".join(wanted[-lines:])
 
     def stop(self, timeout: float = 30) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """Stop the job's process group; then remove its temporary folder (Flink's mini-cluster
+        files and RPC jar, tens of megabytes that nothing reads after the job)."""
+        if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
-        logger.info("application %s stopped", self.spec.name)
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=timeout)
+            except ProcessLookupError:
+                pass
+            logger.info("application %s stopped", self.spec.name)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    @property
+    def scratch(self) -> Path:
+        """The job's temporary folder (Flink's ``io.tmp.dirs``), created by :meth:`start`."""
+        return self.workdir / SCRATCH
 
     def __enter__(self) -> LocalApplication:
         return self.start()

@@ -133,10 +133,12 @@ def test_the_job_runs_in_local_managed_flink(aws: World, stack, jar, tmp_path: P
             ):
                 break
             time.sleep(1)
+        # Flink's temporary files are in the job's working directory while it runs …
+        assert list(job.scratch.glob("minicluster_*"))
+    # … and gone once it has stopped
+    assert not job.scratch.exists()
     assert progress is not None and progress.records == 5, (progress, job.log_tail())
     assert job.rest_url().startswith("http://127.0.0.1:")
-    # Flink's temporary files stay in the working directory
-    assert list((tmp_path / "flink" / "tmp").glob("minicluster_*"))
     assert sorted((o["product_id"], o["reason"]) for o in outliers) == [
         ("P1", "price_glitch"), ("P1", "spike"), ("P2", "drop")
     ], job.log_tail()  # fmt: skip
