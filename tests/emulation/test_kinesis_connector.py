@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +26,9 @@ JOB = textwrap.dedent(
     import sys
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    jar, endpoint, region, source, sink, position, parallelism = sys.argv[1:8]
+    jar, endpoint, region, source, sink, position, parallelism, scratch = sys.argv[1:9]
     t = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
+    t.get_config().set("io.tmp.dirs", scratch)  # the mini-cluster's folders, not the machine's
     t.get_config().set("pipeline.jars", "file://" + jar)
     t.get_config().set("parallelism.default", parallelism)
     options = f"'connector' = 'kinesis', 'aws.region' = '{region}', 'aws.endpoint' = '{endpoint}'"
@@ -47,15 +49,19 @@ def jar():
         pytest.skip(f"{exc}; the Firehose and producer tests cover the streams without Flink")
 
 
-def _start(world: World, jar, source: str, sink: str, position: str = "TRIM_HORIZON"):
+def _start(world: World, jar, source: str, sink: str, scratch: Path,
+           position: str = "TRIM_HORIZON"):  # fmt: skip
     env = {**os.environ, **world.environment()}
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    # Flink's temporary files (the RPC jar, the mini-cluster's folders) in the test's own folder
+    env["JVM_ARGS"] = f"-Djava.io.tmpdir={scratch}"
+    env["TMPDIR"] = str(scratch)
     # Two writers into one sink shard, unless the endpoint is a plain moto server: it numbers
     # concurrent writes to a shard without a lock and keeps one of two (the embedded world
     # patches that, emulation/kinesis/shards.py).
     parallelism = "2" if world.kind == "embedded" else "1"
     args = [sys.executable, "-c", JOB, str(jar), world.endpoint_url, world.region, source, sink,
-            position, parallelism]  # fmt: skip
+            position, parallelism, str(scratch)]  # fmt: skip
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
 
@@ -68,7 +74,9 @@ def _arn(world: World, name: str) -> str:
     return f"arn:aws:kinesis:{world.region}:{world.account_id}:stream/{name}"
 
 
-def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(aws: World, jar) -> None:
+def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(
+    aws: World, jar, tmp_path: Path
+) -> None:
     kinesis = aws.client("kinesis")
     kinesis.create_stream(StreamName="conn-in", ShardCount=2)
     kinesis.create_stream(StreamName="conn-out", ShardCount=1)
@@ -76,7 +84,7 @@ def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(aws: World, ja
     lines = [f"order-{i}" for i in range(40)]
     for i, line in enumerate(lines[:20]):  # before the job starts: TRIM_HORIZON reads them
         kinesis.put_record(StreamARN=source, Data=line.encode(), PartitionKey=str(i))
-    job = _start(aws, jar, source, sink)
+    job = _start(aws, jar, source, sink, tmp_path)
     try:
         deadline = time.monotonic() + 240  # a cap for a loaded machine, not a speed target
         sent_rest = False
@@ -93,17 +101,18 @@ def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(aws: World, ja
         rows = [json.loads(data) for data in _read_all(aws, "conn-out")]
         assert sorted(r["line"] for r in rows) == sorted(line.upper() for line in lines)
         assert all(r["n"] == len(r["line"]) for r in rows)
+        assert list(tmp_path.glob("minicluster_*"))  # Flink's files in the test's folder
     finally:
         job.terminate()
         job.wait(timeout=30)
 
 
 @pytest.mark.endpoint_free  # refused while the job is planned, before any call to the endpoint
-def test_a_bad_option_fails_the_job_naming_it(aws: World, jar) -> None:
+def test_a_bad_option_fails_the_job_naming_it(aws: World, jar, tmp_path: Path) -> None:
     kinesis = aws.client("kinesis")
     kinesis.create_stream(StreamName="conn-bad", ShardCount=1)
     arn = _arn(aws, "conn-bad")
-    job = _start(aws, jar, arn, arn, position="EARLIEST")
+    job = _start(aws, jar, arn, arn, tmp_path, position="EARLIEST")
     _, err = job.communicate(timeout=120)
     assert job.returncode != 0
     assert "'source.init.position' must be LATEST, TRIM_HORIZON or AT_TIMESTAMP" in err
