@@ -12,9 +12,9 @@ process group:
 * the venv's ``bin`` leads ``PATH`` so the Python UDF workers run the same interpreter;
 * everything the job prints goes to ``job.log``; :meth:`LocalApplication.stop` stops the whole
   process group; a job that dies on its own is reported with the log's tail;
-* Flink's temporary folders (``minicluster_*``, the RPC jar, I/O spill) are in the working
-  directory's ``tmp/``, not the machine's ``/tmp``, and :meth:`LocalApplication.stop` removes
-  them: a run leaves nothing behind;
+* Flink's temporary folders (``minicluster_*``, the RPC jar, I/O spill) are in a ``tmp-*`` folder
+  that :meth:`LocalApplication.start` creates in the working directory, not the machine's
+  ``/tmp``, and :meth:`LocalApplication.stop` removes that folder: a run leaves nothing behind;
 * :meth:`LocalApplication.sink_progress` reads the job's operator metrics from Flink's REST API
   (the dashboard Managed Flink links to): the event-time watermark its sink writers have reached
   and how many records they received, so a caller can tell when the job has processed its input
@@ -38,6 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -49,7 +50,6 @@ import yaml
 logger = logging.getLogger(__name__)
 
 RUN_OPTIONS = "kinesis.analytics.flink.run.options"
-SCRATCH = "tmp"  # the job's temporary folder in its working directory, removed when it stops
 
 
 class ApplicationFailed(RuntimeError):
@@ -66,7 +66,7 @@ class ApplicationSpec:
     python_path: list[Path] = field(default_factory=list)
 
 
-def _flink_home(workdir: Path, jar: Path, parallelism: int) -> Path:
+def _flink_home(workdir: Path, jar: Path, parallelism: int, tmp: Path) -> Path:
     import pyflink
 
     package = Path(pyflink.__file__).parent
@@ -90,8 +90,6 @@ def _flink_home(workdir: Path, jar: Path, parallelism: int) -> Path:
     config.setdefault("taskmanager", {})["numberOfTaskSlots"] = max(4, parallelism)
     # Temporary files in the working directory: Flink's default is the machine's temporary
     # folder, where every run left a minicluster folder and an RPC jar behind.
-    tmp = workdir / SCRATCH
-    tmp.mkdir(exist_ok=True)
     config["io"] = {**config.get("io", {}), "tmp": {"dirs": str(tmp)}}
     config.setdefault("env", {}).setdefault("java", {}).setdefault("opts", {})
     jvm = config["env"]["java"]["opts"]
@@ -124,12 +122,16 @@ class LocalApplication:
         self.log_path = workdir / "job.log"
         self.started: float | None = None
         self._rest: str | None = None
+        # The job's temporary folder: created by start() as a new folder of its own, so that
+        # stop() removes only what this object made, never a folder that was there before.
+        self.scratch: Path | None = None
 
     def start(self) -> LocalApplication:
         self.workdir.mkdir(parents=True, exist_ok=True)
         groups = [g for g in self.spec.property_groups if g["PropertyGroupId"] != RUN_OPTIONS]
         (self.workdir / "application_properties.json").write_text(json.dumps(groups, indent=1))
-        home = _flink_home(self.workdir, self.spec.jar, self.spec.parallelism)
+        self.scratch = Path(tempfile.mkdtemp(prefix="tmp-", dir=self.workdir))
+        home = _flink_home(self.workdir, self.spec.jar, self.spec.parallelism, self.scratch)
         env = {**os.environ, **self.environment}
         env["IS_LOCAL"] = "true"
         env["FLINK_HOME"] = str(home)
@@ -236,12 +238,8 @@ class LocalApplication:
             except ProcessLookupError:
                 pass
             logger.info("application %s stopped", self.spec.name)
-        shutil.rmtree(self.scratch, ignore_errors=True)
-
-    @property
-    def scratch(self) -> Path:
-        """The job's temporary folder (Flink's ``io.tmp.dirs``), created by :meth:`start`."""
-        return self.workdir / SCRATCH
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def __enter__(self) -> LocalApplication:
         return self.start()
