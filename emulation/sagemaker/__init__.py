@@ -247,6 +247,7 @@ def _train_job(job: Any, config: ForecastConfig) -> None:
                         else None,
                         "unaligned_series": result.unaligned,
                         "not_backtested": result.untested,
+                        "ensemble": result.document.get("ensemble"),
                         "candidates": {
                             alias: summary_metrics(m)
                             for alias, m in sorted(result.candidate_metrics.items())

@@ -18,6 +18,7 @@ from emulation.sagemaker.forecaster import (
     ForecastInputError,
     FrequencyError,
     check_algorithms,
+    global_model,
     load_dataset,
     parse_frequency,
     predict,
@@ -25,7 +26,13 @@ from emulation.sagemaker.forecaster import (
 )
 from emulation.sagemaker.forecaster.dataset import check_transformations
 from emulation.sagemaker.forecaster.models import alias, candidates
-from emulation.sagemaker.forecaster.training import TOP_K, shrink, with_holidays
+from emulation.sagemaker.forecaster.training import (
+    ENSEMBLES,
+    TOP_K,
+    shrink,
+    stacked_weights,
+    with_holidays,
+)
 
 HORIZON = 7
 
@@ -103,6 +110,22 @@ def test_training_learns_per_item_ensembles_and_reports_held_out_and_selection_m
     }  # fmt: skip
     assert len(result.backtest) == 4 * HORIZON
     assert result.baseline is not None
+    # the way of combining is chosen like a candidate, on the latest selection window
+    ensemble = result.document["ensemble"]
+    assert set(ensemble["selection_errors"]) == set(ENSEMBLES)
+    assert ensemble["method"] == min(ensemble["selection_errors"],
+                                     key=ensemble["selection_errors"].get)  # fmt: skip
+
+
+def test_stacking_finds_the_combination_that_made_the_target() -> None:
+    rng = np.random.default_rng(7)
+    a, b, noise = rng.normal(50, 10, 400), rng.normal(20, 5, 400), rng.normal(0, 30, 400)
+    rows = pd.DataFrame({"unique_id": np.repeat(["X", "Y"], 200), "y": 0.7 * a + 0.3 * b,
+                         "A": a, "B": b, "C": 0.7 * a + 0.3 * b + noise})  # fmt: skip
+    weights = stacked_weights(rows, ["A", "B", "C"], {"X": 1.0, "Y": 2.0})
+    assert weights["A"] == pytest.approx(0.7, abs=1e-6)
+    assert weights["B"] == pytest.approx(0.3, abs=1e-6)
+    assert "C" not in weights  # a noisy copy earns nothing
 
 
 def test_an_items_weights_lean_on_its_peers_the_less_evidence_it_has() -> None:
@@ -258,13 +281,54 @@ def test_holidays_become_a_regressor_for_the_configured_country() -> None:
 
 
 def test_options_the_local_forecaster_cannot_honour_are_refused() -> None:
-    with pytest.raises(AlgorithmError, match="'deepar' has no local counterpart"):
-        check_algorithms({"AlgorithmsConfig": [{"AutoMLAlgorithms": ["ets", "deepar"]}]})
+    with pytest.raises(AlgorithmError, match="'prophet' has no local counterpart"):
+        check_algorithms({"AlgorithmsConfig": [{"AutoMLAlgorithms": ["ets", "prophet"]}]})
+    with pytest.raises(AlgorithmError, match=r"\['deepar'\] are only global models"):
+        check_algorithms({"AlgorithmsConfig": [{"AutoMLAlgorithms": ["deepar"]}]})
     assert check_algorithms({"AlgorithmsConfig": [{"AutoMLAlgorithms": ["ets"]}]}) == ("ets",)
+    assert check_algorithms(
+        {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["npts", "cnn-qr", "deepar"]}]}
+    ) == ("npts", "cnn-qr", "deepar")
     with pytest.raises(ForecastInputError, match="middlefill='nan' is not one of"):
         check_transformations({"Filling": {"demand": {"middlefill": "nan"}}}, "demand")
     with pytest.raises(ForecastInputError, match="Aggregation is only supported for the target"):
         check_transformations({"Aggregation": {"price": "sum"}}, "demand")
+
+
+def test_the_global_model_learns_across_series_and_joins_the_ensembles(monkeypatch) -> None:
+    """Offered above its data threshold: backtested like every candidate, weighed per item, and
+    refitted for the forecast; it reads the related series (promotions lift its forecast)."""
+    monkeypatch.setattr(global_model, "MIN_OBSERVATIONS", 100)
+    frame = automl_frame(items=6, days=150, sparse=0)
+    dataset = load_dataset(frame, CONFIG)
+    result = train(dataset, CONFIG)
+    assert global_model.ALIAS in result.candidate_metrics
+    assert any(global_model.ALIAS in w for w in result.weights.values())
+    forecast = predict(dataset, CONFIG, result.document)
+    assert len(forecast) == 6 * HORIZON and forecast["mean"].notna().all()
+
+    history = with_holidays(dataset.history, CONFIG)
+    regressors = ["price", "promotion_applied"]
+
+    def forecast_with(promotion: int) -> pd.DataFrame:
+        future = dataset.future.assign(promotion_applied=float(promotion),
+                                       price=10.0 * (1 - 0.2 * promotion))  # fmt: skip
+        return global_model.forecast(history, future, regressors, CONFIG.freq, 7,
+                                     dataset.grid.offset, HORIZON, 1)  # fmt: skip
+
+    alone, promoted = forecast_with(0), forecast_with(1)
+    # the same days with and without a promotion: demand is 1.8 times as high with one
+    assert promoted[global_model.ALIAS].sum() > 1.3 * alone[global_model.ALIAS].sum()
+    again = forecast_with(0)
+    pd.testing.assert_frame_equal(alone, again)  # same data, same forecast
+
+
+def test_the_global_model_is_offered_only_when_asked_and_with_enough_data() -> None:
+    history = load_dataset(automl_frame(items=2, days=150), CONFIG).history
+    assert not global_model.offered(history, ("arima", "ets", "npts"), 7, HORIZON)
+    assert not global_model.offered(history, ("ets", "deepar"), 7, HORIZON)  # 300 observations
+    big = pd.concat([history.assign(unique_id=history["unique_id"] + f"-{k}") for k in range(80)])
+    assert global_model.offered(big, ("ets", "deepar"), 7, HORIZON)
 
 
 def test_only_the_asked_families_are_candidates() -> None:

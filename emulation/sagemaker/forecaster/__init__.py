@@ -10,10 +10,10 @@ Few names, one contract (AutoML's CSV in; ``item_id, timestamp, p…, mean`` out
   windows and on the selection windows (:mod:`.training`);
 * :func:`predict` — the batch transform's forecast from the model document.
 
-Not emulated: grouping attributes (dimensions), feature specification files, the neural and
-Prophet algorithm families (``deepar``, ``cnn-qr``, ``prophet`` are refused), explainability
-reports, AutoML's own ensembling internals (stacking with a learner): the ensemble here is a
-per-item weighted combination.
+Not emulated: grouping attributes (dimensions), feature specification files, the Prophet family
+(refused), AWS's neural networks themselves (``cnn-qr`` and ``deepar`` are one global LightGBM
+model, :mod:`.global_model`), explainability reports, AutoML's own ensembling internals: the
+ensemble here is a weighted combination, per item or stacked per group of items.
 """
 
 from emulation.sagemaker.forecaster.dataset import Dataset, ForecastInputError, load_dataset

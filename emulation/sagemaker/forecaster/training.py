@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from emulation.sagemaker.forecaster import global_model
 from emulation.sagemaker.forecaster.dataset import Dataset, ForecastInputError
 from emulation.sagemaker.forecaster.frequency import Frequency, parse_frequency
 from emulation.sagemaker.forecaster.models import (
@@ -63,6 +64,9 @@ TOP_K = 3  # candidates combined per item
 # 0 (own errors only) → 10 windows: tourism-quarterly 15.85 → 15.53, cigar-yearly 11.29 → 11.22,
 # standard WAPE 0.612 → 0.607; fully pooled gains at most 0.05 more.
 SHRINK_WINDOWS = 10
+#: How an item's candidates are combined; the training job picks one on its selection windows.
+ENSEMBLES = ("inverse", "stacked")
+STACK_ROWS = 5_000  # rows of backtest errors a stacking programme is solved on at most
 MIN_STEP_ERRORS = 30  # errors a step needs for its own calibration (else steps are pooled)
 FORMAT = "dfp-local-forecaster/2"
 MIN_TRAIN = 10  # periods a window's training part needs (ETS refuses fewer than ~npars + 4)
@@ -284,7 +288,7 @@ def _fitting_groups(history: pd.DataFrame, models: list[Any], regressors: list[s
     plain = history[["unique_id", "ds", "y"]]
     groups = [(auto, _trim(plain, recent)), (simple, plain),
               (regression, _trim(history[["unique_id", "ds", "y", *regressors]],
-                                 2 * recent))]  # fmt: skip
+                                 recent))]  # fmt: skip
     return [(group, data) for group, data in groups if group]
 
 
@@ -327,6 +331,30 @@ def _forecast(history: pd.DataFrame, future: pd.DataFrame, models: list[Any],
     return _join(parts)
 
 
+def _with_global(cv: pd.DataFrame, backtest: pd.DataFrame) -> pd.DataFrame:
+    """The per-group backtests with the global model's column added to every item's candidates.
+
+    A window the global model could not forecast (a series too short for its lags) takes the
+    mean of the item's other candidates there, so its weight is learned on what it did forecast.
+    """
+    name = global_model.ALIAS
+    backtest = backtest.assign(unique_id=backtest["unique_id"].astype(str))
+    out = cv.merge(backtest, on=["unique_id", "ds", "cutoff"], how="left")
+    values = out[name].to_numpy(dtype=float)
+    missing = ~np.isfinite(values)
+    if missing.any():
+        others = np.full(len(out), np.nan)
+        for key, rows in out.groupby("candidates").groups.items():
+            at = out.index.get_indexer(rows)
+            others[at] = out.loc[rows, key.split("|")].mean(axis=1).to_numpy()
+        values[missing] = others[missing]
+        logger.info("global model: %d backtest values filled from the other candidates",
+                    int(missing.sum()))  # fmt: skip
+    out[name] = values
+    out["candidates"] = out["candidates"] + "|" + name
+    return out
+
+
 # ------------------------------------------------------------------ weights and calibration
 def weights_from(errors: pd.DataFrame, aliases: list[str]) -> dict[str, float]:
     """Inverse-error weights of the best :data:`TOP_K` candidates (one error per candidate)."""
@@ -337,6 +365,56 @@ def weights_from(errors: pd.DataFrame, aliases: list[str]) -> dict[str, float]:
     inverse = 1.0 / best
     weights = inverse / inverse.sum()
     return {str(k): float(v) for k, v in weights.items()}
+
+
+def stacked_weights(rows: pd.DataFrame, aliases: list[str],
+                    scales: dict[str, float]) -> dict[str, float]:  # fmt: skip
+    """The convex combination of the candidates with the least total scaled absolute error over
+    ``rows`` (a linear programme: weights ≥ 0 summing to 1, one error variable per row)."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    if len(rows) > STACK_ROWS:  # an evenly spaced sample keeps the programme small
+        rows = rows.iloc[np.linspace(0, len(rows) - 1, STACK_ROWS).astype(int)]
+    f = rows[aliases].to_numpy(dtype=float)
+    y = rows["y"].to_numpy(dtype=float)
+    usable = np.isfinite(f).all(axis=1) & np.isfinite(y)
+    f, y = f[usable], y[usable]
+    if len(y) == 0:
+        return {a: 1.0 / len(aliases) for a in aliases}
+    cost = 1.0 / rows["unique_id"].map(scales).fillna(1.0).to_numpy(dtype=float)[usable]
+    n, k = f.shape
+    eye = sparse.identity(n, format="csr")
+    bound = sparse.vstack([sparse.hstack([sparse.csr_matrix(f), -eye]),
+                           sparse.hstack([sparse.csr_matrix(-f), -eye])])  # fmt: skip
+    result = linprog(np.concatenate([np.zeros(k), cost]), A_ub=bound,
+                     b_ub=np.concatenate([y, -y]),
+                     A_eq=np.concatenate([np.ones(k), np.zeros(n)])[None, :], b_eq=[1.0],
+                     bounds=[(0, None)] * (k + n), method="highs")  # fmt: skip
+    if not result.success:
+        logger.info("stacking did not solve (%s): equal weights", result.message)
+        return {a: 1.0 / len(aliases) for a in aliases}
+    weights = np.where(result.x[:k] > 1e-6, result.x[:k], 0.0)
+    weights = weights / weights.sum()
+    return {a: float(w) for a, w in zip(aliases, weights, strict=True) if w > 0}
+
+
+def choose_ensemble(selection: pd.DataFrame, held_out: pd.Series, learn: Callable,
+                    scales: dict[str, float]) -> tuple[str, dict[str, float]]:  # fmt: skip
+    """How to combine, chosen like a candidate: each method learns on the earlier selection
+    windows and is scored (total scaled absolute error) on each item's latest one. With fewer
+    than two selection windows there is nothing to choose on: inverse-error weights, the robust
+    default on small data."""
+    latest = selection["window"] == selection["unique_id"].map(held_out).fillna(0) + 1
+    earlier, late = selection[~latest], selection[latest]
+    if earlier.empty or late.empty:
+        return "inverse", {}
+    errors = {}
+    scale = late["unique_id"].map(scales).fillna(1.0).to_numpy(dtype=float)
+    for method in ENSEMBLES:
+        point = _combine(late, learn(earlier, scales, method))
+        errors[method] = float(np.sum(np.abs(point - late["y"].to_numpy(dtype=float)) / scale))
+    return min(errors, key=errors.get), errors
 
 
 def shrink(own: dict[str, float], pooled: dict[str, float], points: int,
@@ -487,11 +565,24 @@ def train(dataset: Dataset, config: ForecastConfig,
         raise ForecastInputError(
             f"ClientError: no item has enough history for a backtest window of horizon {h}"
         )
+    shared = None  # the global model's backtest, when it is offered
+    if global_model.offered(history[history["unique_id"].isin(tested.index)], config.algorithms,
+                            config.freq.mase_season, h):  # fmt: skip
+        if progress:
+            progress(f"backtesting one global model across {len(tested)} series "
+                     f"({int(tested.max())} windows)")  # fmt: skip
+        try:
+            shared = global_model.cross_validate(
+                history[history["unique_id"].isin(tested.index)], regressors, config.freq,
+                config.freq.mase_season, offset, h, int(tested.max()), config.n_jobs)  # fmt: skip
+        except ValueError as error:  # e.g. no row long enough for its lags: not a candidate
+            logger.warning("global model not backtested, left out: %s", error)
     frames = []
     for (kind, season, windows), ids in p.groups().items():
         if windows == 0:
             continue
-        models = candidates(kind, season, config.algorithms, bool(regressors), h)
+        models = candidates(kind, season, config.algorithms, bool(regressors), h,
+                            with_global=shared is not None)  # fmt: skip
         if progress:
             progress(f"backtesting {len(ids)} {kind} series (season {season}, {windows} windows, "
                      f"{len(models)} candidates)")  # fmt: skip
@@ -502,6 +593,8 @@ def train(dataset: Dataset, config: ForecastConfig,
         frames.append(cv)
     cv = pd.concat(frames, ignore_index=True)
     cv["unique_id"] = cv["unique_id"].astype(str)
+    if shared is not None:
+        cv = _with_global(cv, shared)
     # window 1 is the last; within a window, step 1 is the first period after the cutoff
     cv["window"] = cv.groupby("unique_id")["cutoff"].rank(method="dense", ascending=False)
     cv["window"] = cv["window"].astype(int)
@@ -511,23 +604,35 @@ def train(dataset: Dataset, config: ForecastConfig,
     names = {item: part["candidates"].iloc[0].split("|")
              for item, part in cv.groupby("unique_id")}  # fmt: skip
 
-    def learn(rows: pd.DataFrame, scales: dict[str, float]) -> dict[str, dict[str, float]]:
-        """Per-item weights, shrunk towards the weights the item's peers (same candidates)
-        earn together: a window or two of one series is a noisy judge of its models."""
+    def learn(rows: pd.DataFrame, scales: dict[str, float],
+              method: str = "inverse") -> dict[str, dict[str, float]]:  # fmt: skip
+        """Per-item weights. ``inverse``: the item's own inverse-error weights shrunk towards
+        those its peers (same candidates) earn together, a window or two of one series being a
+        noisy judge of its models. ``stacked``: the peers' error-minimising combination."""
         out = {}
         by_item = dict(tuple(rows.groupby("unique_id", sort=False)))
         peers: dict[str, list[pd.DataFrame]] = {}
         own: dict[str, dict[str, float]] = {}
+        members: dict[str, list[str]] = {}
         for item, aliases in names.items():
-            mine = by_item.get(item)
-            if mine is None:
+            if item not in by_item:
                 default = [a for a in DEFAULT_COMBINATION[kinds[item]] if a in aliases] or aliases
                 out[item] = {a: 1.0 / len(default) for a in default}
-                continue
-            errors = mine[aliases].sub(mine["y"], axis=0)
-            own[item] = weights_from(errors, aliases)
-            key = "|".join(aliases)
-            peers.setdefault(key, []).append(errors.abs().mean().div(scales.get(item, 1.0)))
+            else:
+                members.setdefault("|".join(aliases), []).append(item)
+        if method == "stacked":
+            for key, items in members.items():
+                group = rows[rows["unique_id"].isin(set(items))]
+                weights = stacked_weights(group, key.split("|"), scales)
+                out.update({item: dict(weights) for item in items})
+            return out
+        for key, items in members.items():
+            aliases = key.split("|")
+            for item in items:
+                mine = by_item[item]
+                errors = mine[aliases].sub(mine["y"], axis=0)
+                own[item] = weights_from(errors, aliases)
+                peers.setdefault(key, []).append(errors.abs().mean().div(scales.get(item, 1.0)))
         pooled = {key: weights_from(pd.DataFrame(parts), key.split("|"))
                   for key, parts in peers.items()}  # fmt: skip
         for item, weights in own.items():
@@ -541,7 +646,13 @@ def train(dataset: Dataset, config: ForecastConfig,
     )
     history_scales = item_scales(before, p.seasons)
     selection_rows = cv[~held]
-    selection_weights = learn(selection_rows, history_scales)
+    method, method_errors = choose_ensemble(selection_rows, p.held_out, learn, history_scales)
+    if progress:
+        progress(
+            f"ensemble: {method} (scaled errors on the latest selection window: "
+            f"{', '.join(f'{k} {v:.1f}' for k, v in method_errors.items()) or 'none'})"
+        )
+    selection_weights = learn(selection_rows, history_scales, method)
     point_all = _combine(cv, selection_weights)
     table = calibrate(selection_rows, point_all[~held.to_numpy()], history_scales, p.kinds,
                       config.quantiles, h) if not selection_rows.empty else {}  # fmt: skip
@@ -586,7 +697,7 @@ def train(dataset: Dataset, config: ForecastConfig,
 
     # The final model: weights and calibration learned on every window.
     history_scales = item_scales(history, p.seasons)
-    final_weights = learn(cv, history_scales)
+    final_weights = learn(cv, history_scales, method)
     final_table = calibrate(cv, _combine(cv, final_weights), history_scales, p.kinds,
                             config.quantiles, h)  # fmt: skip
     untested = sorted(str(i) for i in p.windows.index[p.windows == 0])
@@ -617,6 +728,8 @@ def train(dataset: Dataset, config: ForecastConfig,
         "seasons": {str(k): int(v) for k, v in sorted(p.seasons.items())},
         "scales": dict(sorted(history_scales.items())),
         "calibration": final_table,
+        "ensemble": {"method": method, "selection_errors": method_errors},
+        "global_model": shared is not None,
     }
     return TrainingResult(
         chosen=chosen,
@@ -698,15 +811,40 @@ def predict(dataset: Dataset, config: ForecastConfig, document: dict) -> pd.Data
     by_group: dict[tuple[str, int], list[str]] = {}
     for item in sorted(kinds):
         by_group.setdefault((kinds[item], seasons[item]), []).append(item)
+    shared = None  # the global model's forecast, learned once across every series
+    if any(global_model.ALIAS in w for w in weights.values()):
+        shared = global_model.forecast(
+            history,
+            future,
+            regressors,
+            config.freq,
+            config.freq.mase_season,
+            offset,
+            h,
+            config.n_jobs,
+        )
+        shared["unique_id"] = shared["unique_id"].astype(str)
     for (kind, season), ids in by_group.items():
         needed = {a for item in ids for a in weights[item]}
         models = [m for m in candidates(kind, season, config.algorithms, bool(regressors), h)
                   if alias(m) in needed]  # fmt: skip
-        if not models:
-            continue
         part = history[history["unique_id"].isin(ids)]
-        raw = _forecast(part, future, models, config, season, regressors, offset)
-        raw["unique_id"] = raw["unique_id"].astype(str)
+        raw = None
+        if models:
+            raw = _forecast(part, future, models, config, season, regressors, offset)
+            raw["unique_id"] = raw["unique_id"].astype(str)
+        if shared is not None and global_model.ALIAS in needed:
+            mine = shared[shared["unique_id"].isin(set(ids))].reset_index(drop=True)
+            raw = mine if raw is None else raw.merge(mine, on=["unique_id", "step"], how="left")
+            # an item the global model could not forecast keeps its other models' weights
+            lost = set(raw.loc[~np.isfinite(raw[global_model.ALIAS].to_numpy(dtype=float)),
+                               "unique_id"])  # fmt: skip
+            for item in lost:
+                if len(weights[item]) > 1:
+                    weights[item].pop(global_model.ALIAS, None)
+            raw[global_model.ALIAS] = raw[global_model.ALIAS].fillna(0.0)
+        if raw is None:
+            continue
         for name in needed - set(raw.columns):  # a model no longer offered: drop its weight
             for item in ids:
                 weights[item].pop(name, None)
