@@ -20,19 +20,20 @@ h=8), ``employment-monthly`` (fpp3 us_employment since 1990: 148 series, h=18).
 
     .venv/bin/python benchmarks/forecast_models.py [DATASET ...]   (default: all)
 
-Results: benchmarks/results/forecast_models.json.
+Results: benchmarks/results/forecast_models.json (datasets not run keep their last results).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from _results import save
+from _results import RESULTS, save
 
 from emulation.sagemaker.forecaster import ForecastConfig, load_dataset, predict, train
 from harness.simulation import simulate
@@ -168,6 +169,12 @@ def single(model, history: pd.DataFrame, horizon: int, freq) -> tuple[pd.DataFra
     raw = sf.forecast(df=history[["unique_id", "ds", "y"]].dropna(), h=horizon, level=[80])
     raw = raw.reset_index(drop=True) if "unique_id" in raw.columns else raw.reset_index()
     name = next(c for c in raw.columns if c not in ("unique_id", "ds") and "-" not in c)
+    # A series too short for the model's season gets NaN, not an error: the same naive rescue
+    # (a NaN forecast would otherwise score as a perfect sMAPE and an undefined WAPE).
+    last = history.dropna(subset=["y"]).groupby("unique_id")["y"].last()
+    rescue = raw["unique_id"].map(last)
+    for column in (name, f"{name}-lo-80", f"{name}-hi-80"):
+        raw[column] = raw[column].fillna(rescue)
     out = pd.DataFrame({"unique_id": raw["unique_id"], "ds": raw["ds"], "mean": raw[name],
                         "p50": raw[name], "p10": raw[f"{name}-lo-80"],
                         "p90": raw[f"{name}-hi-80"]})  # fmt: skip
@@ -252,9 +259,12 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown dataset {unknown[0]!r}; choose from {', '.join(DATASETS)}")
     warnings.filterwarnings("ignore")
+    # Datasets not run this time keep their last results (each dataset's rows are one run).
+    previous = RESULTS / "forecast_models.json"
+    kept = json.loads(previous.read_text()).get("datasets", {}) if previous.exists() else {}
     report = {"benchmark": "forecast_models", "quantiles": list(QUANTILES),
               "goal": "better than the best single model on every dataset; standard <= 120 s",
-              "datasets": {}}  # fmt: skip
+              "datasets": kept}  # fmt: skip
     for name in args.datasets or DATASETS:  # saved after each dataset: a long run keeps its part
         report["datasets"][name] = run(name)
         save("forecast_models", report)
