@@ -323,6 +323,22 @@ def test_the_global_model_learns_across_series_and_joins_the_ensembles(monkeypat
     pd.testing.assert_frame_equal(alone, again)  # same data, same forecast
 
 
+def test_an_item_the_global_model_cannot_forecast_falls_back_to_its_kind(monkeypatch) -> None:
+    dataset = load_dataset(automl_frame(items=2, days=150, sparse=0), CONFIG)
+    document = train(dataset, CONFIG).document
+    document["weights"] = {"I0": {global_model.ALIAS: 1.0},
+                           "I1": {global_model.ALIAS: 0.5, "AutoTheta": 0.5}}  # fmt: skip
+
+    def fails(*args, **kwargs):
+        raise ValueError("Input data must be 2 dimensional and non empty.")
+
+    monkeypatch.setattr(global_model, "forecast", fails)
+    forecast = predict(dataset, CONFIG, document)
+    assert len(forecast) == 2 * HORIZON and forecast["mean"].notna().all()
+    assert (forecast["mean"] > 0).all()  # the default combination, not a filled zero
+    assert document["weights"]["I0"] == {global_model.ALIAS: 1.0}  # the artifact is not changed
+
+
 def test_the_global_model_is_offered_only_when_asked_and_with_enough_data() -> None:
     history = load_dataset(automl_frame(items=2, days=150), CONFIG).history
     assert not global_model.offered(history, ("arima", "ets", "npts"), 7, HORIZON)

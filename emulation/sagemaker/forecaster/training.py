@@ -702,14 +702,7 @@ def train(dataset: Dataset, config: ForecastConfig,
                             config.quantiles, h)  # fmt: skip
     untested = sorted(str(i) for i in p.windows.index[p.windows == 0])
     for item in untested:
-        aliases = [
-            alias(m)
-            for m in candidates(
-                kinds[item], int(p.seasons[item]), config.algorithms, bool(regressors), h
-            )
-        ]
-        default = [a for a in DEFAULT_COMBINATION[kinds[item]] if a in aliases] or aliases
-        final_weights[item] = {a: 1.0 / len(default) for a in default}
+        final_weights[item] = _default(kinds[item], int(p.seasons[item]), config, bool(regressors))
     final_weights = dict(sorted(final_weights.items()))
     chosen = {item: max(w.items(), key=lambda kv: kv[1])[0] for item, w in final_weights.items()}
     document = {
@@ -776,6 +769,15 @@ def _baseline(history: pd.DataFrame, cv: pd.DataFrame, held: pd.Series, p: Plan,
 
 
 # -------------------------------------------------------------------------------- forecasting
+def _default(kind: str, season: int, config: ForecastConfig, regression: bool) -> dict[str, float]:
+    """The fixed combination of a kind of series (its candidates among :data:`DEFAULT_COMBINATION`,
+    equally weighted): for items with no learned weights."""
+    aliases = [alias(m) for m in candidates(kind, season, config.algorithms, regression,
+                                            config.horizon)]  # fmt: skip
+    default = [a for a in DEFAULT_COMBINATION[kind] if a in aliases] or aliases
+    return {a: 1.0 / len(default) for a in default}
+
+
 @_quiet
 def predict(dataset: Dataset, config: ForecastConfig, document: dict) -> pd.DataFrame:
     """Refit each item's ensemble on its whole history and forecast the horizon.
@@ -795,16 +797,9 @@ def predict(dataset: Dataset, config: ForecastConfig, document: dict) -> pd.Data
     for item in kinds:
         known = document.get("weights", {}).get(item)
         if known and document.get("seasons", {}).get(item) == seasons[item]:
-            weights[item] = known
+            weights[item] = dict(known)
         else:  # a new item, or its season changed: the default combination
-            aliases = [
-                alias(m)
-                for m in candidates(
-                    kinds[item], seasons[item], config.algorithms, bool(regressors), h
-                )
-            ]
-            default = [a for a in DEFAULT_COMBINATION[kinds[item]] if a in aliases] or aliases
-            weights[item] = {a: 1.0 / len(default) for a in default}
+            weights[item] = _default(kinds[item], seasons[item], config, bool(regressors))
     scales = {**item_scales(history, p.seasons), **document.get("scales", {})}
     table = document.get("calibration") or {}
     outputs = []
@@ -813,17 +808,22 @@ def predict(dataset: Dataset, config: ForecastConfig, document: dict) -> pd.Data
         by_group.setdefault((kinds[item], seasons[item]), []).append(item)
     shared = None  # the global model's forecast, learned once across every series
     if any(global_model.ALIAS in w for w in weights.values()):
-        shared = global_model.forecast(
-            history,
-            future,
-            regressors,
-            config.freq,
-            config.freq.mase_season,
-            offset,
-            h,
-            config.n_jobs,
-        )
-        shared["unique_id"] = shared["unique_id"].astype(str)
+        try:
+            shared = global_model.forecast(history, future, regressors, config.freq,
+                                           config.freq.mase_season, offset, h,
+                                           config.n_jobs)  # fmt: skip
+            shared["unique_id"] = shared["unique_id"].astype(str)
+            values = shared[global_model.ALIAS].to_numpy(dtype=float)
+            lost = set(shared.loc[~np.isfinite(values), "unique_id"])
+        except ValueError as error:
+            logger.warning("global model not refitted, its weight goes to the others: %s", error)
+            lost = set(weights)
+        # an item the global model cannot forecast keeps its other models' weights (or, with no
+        # other, its kind's default combination)
+        for item in sorted(lost):
+            weights[item] = {k: v for k, v in weights[item].items() if k != global_model.ALIAS}
+            if not weights[item]:
+                weights[item] = _default(kinds[item], seasons[item], config, bool(regressors))
     for (kind, season), ids in by_group.items():
         needed = {a for item in ids for a in weights[item]}
         models = [m for m in candidates(kind, season, config.algorithms, bool(regressors), h)
@@ -836,13 +836,7 @@ def predict(dataset: Dataset, config: ForecastConfig, document: dict) -> pd.Data
         if shared is not None and global_model.ALIAS in needed:
             mine = shared[shared["unique_id"].isin(set(ids))].reset_index(drop=True)
             raw = mine if raw is None else raw.merge(mine, on=["unique_id", "step"], how="left")
-            # an item the global model could not forecast keeps its other models' weights
-            lost = set(raw.loc[~np.isfinite(raw[global_model.ALIAS].to_numpy(dtype=float)),
-                               "unique_id"])  # fmt: skip
-            for item in lost:
-                if len(weights[item]) > 1:
-                    weights[item].pop(global_model.ALIAS, None)
-            raw[global_model.ALIAS] = raw[global_model.ALIAS].fillna(0.0)
+            raw[global_model.ALIAS] = raw[global_model.ALIAS].fillna(0.0)  # weight 0 there
         if raw is None:
             continue
         for name in needed - set(raw.columns):  # a model no longer offered: drop its weight
