@@ -339,6 +339,25 @@ def test_an_item_the_global_model_cannot_forecast_falls_back_to_its_kind(monkeyp
     assert document["weights"]["I0"] == {global_model.ALIAS: 1.0}  # the artifact is not changed
 
 
+def test_statsforecast_warnings_stay_quiet_outside_the_training_call() -> None:
+    """Training may run in a server thread, where a catch_warnings block is not enough: the
+    filter holds for the whole process (a child process: pytest resets filters per test)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import warnings, emulation.sagemaker.forecaster.training\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.warn_explicit('rank-deficient', UserWarning, 'arima.py', 608,"
+        " module='statsforecast.arima')\n"
+        "    warnings.warn_explicit('own', UserWarning, 'mine.py', 1, module='mine')\n"
+        "print([str(w.message) for w in seen])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    assert out.stdout.strip() == "['own']"
+
+
 def test_the_global_model_is_offered_only_when_asked_and_with_enough_data() -> None:
     history = load_dataset(automl_frame(items=2, days=150), CONFIG).history
     assert not global_model.offered(history, ("arima", "ets", "npts"), 7, HORIZON)

@@ -242,6 +242,12 @@ def _statsforecast(models: list[Any], freq: Any, n_jobs: int) -> Any:
     return _Forecaster(models=models, freq=freq, n_jobs=n_jobs, fallback_model=Naive())
 
 
+# The job may train in a thread of the world's server, where a ``catch_warnings`` block is undone
+# by any other thread leaving its own (the filters are process state): statsforecast's own
+# warnings are ignored for the whole process as well. Only they are; other warnings still show.
+warnings.filterwarnings("ignore", module=r"statsforecast(\.|$)")
+
+
 def _quiet(function: Callable) -> Callable:
     """statsforecast warns per series (e.g. collinear regressors, a non-seasonal fallback); the
     job's result already says how each series did, so the warnings are noise here."""
