@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -342,9 +344,6 @@ def test_an_item_the_global_model_cannot_forecast_falls_back_to_its_kind(monkeyp
 def test_statsforecast_warnings_stay_quiet_outside_the_training_call() -> None:
     """Training may run in a server thread, where a catch_warnings block is not enough: the
     filter holds for the whole process (a child process: pytest resets filters per test)."""
-    import subprocess
-    import sys
-
     script = (
         "import warnings, emulation.sagemaker.forecaster.training\n"
         "with warnings.catch_warnings(record=True) as seen:\n"

@@ -22,14 +22,11 @@ network architectures themselves.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pandas as pd
 
 from emulation.sagemaker.forecaster.frequency import Frequency
-
-logger = logging.getLogger(__name__)
 
 ALIAS = "LightGBM"
 FAMILIES = ("cnn-qr", "deepar")
@@ -64,8 +61,8 @@ def _engine(freq: Frequency, season: int, offset: Any, n_jobs: int) -> Any:
     from mlforecast.target_transforms import LocalStandardScaler
 
     m = max(season, 1)
-    lags = sorted({1, 2, 3, m, 2 * m} - {0})
-    windows = sorted({max(m, 3), 4 * max(m, 3)})
+    lags = sorted({1, 2, 3, m, 2 * m})
+    windows = [max(m, 3), 4 * max(m, 3)]
     model = lightgbm.LGBMRegressor(
         objective="l1", n_estimators=TREES, learning_rate=0.1, num_leaves=31,
         min_child_samples=20, subsample=1.0, colsample_bytree=1.0, n_jobs=n_jobs,

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 from typing import Any
 
-LOCAL_FAMILIES = ("arima", "ets", "npts", "cnn-qr", "deepar")
+from emulation.sagemaker.forecaster import global_model
+
 STATISTICAL = ("arima", "ets", "npts")
+LOCAL_FAMILIES = (*STATISTICAL, *global_model.FAMILIES)
 AWS_FAMILIES = ("cnn-qr", "deepar", "prophet", "arima", "npts", "ets")
 #: Models fitted on the trimmed recent window (the rest see the whole history).
 AUTO = ("AutoETS", "AutoTheta", "AutoARIMA")

@@ -572,15 +572,15 @@ def train(dataset: Dataset, config: ForecastConfig,
             f"ClientError: no item has enough history for a backtest window of horizon {h}"
         )
     shared = None  # the global model's backtest, when it is offered
-    if global_model.offered(history[history["unique_id"].isin(tested.index)], config.algorithms,
-                            config.freq.mase_season, h):  # fmt: skip
+    backtested = history[history["unique_id"].isin(tested.index)]
+    if global_model.offered(backtested, config.algorithms, config.freq.mase_season, h):
         if progress:
             progress(f"backtesting one global model across {len(tested)} series "
                      f"({int(tested.max())} windows)")  # fmt: skip
         try:
             shared = global_model.cross_validate(
-                history[history["unique_id"].isin(tested.index)], regressors, config.freq,
-                config.freq.mase_season, offset, h, int(tested.max()), config.n_jobs)  # fmt: skip
+                backtested, regressors, config.freq, config.freq.mase_season, offset, h,
+                int(tested.max()), config.n_jobs)  # fmt: skip
         except ValueError as error:  # e.g. no row long enough for its lags: not a candidate
             logger.warning("global model not backtested, left out: %s", error)
     frames = []
@@ -622,8 +622,7 @@ def train(dataset: Dataset, config: ForecastConfig,
         members: dict[str, list[str]] = {}
         for item, aliases in names.items():
             if item not in by_item:
-                default = [a for a in DEFAULT_COMBINATION[kinds[item]] if a in aliases] or aliases
-                out[item] = {a: 1.0 / len(default) for a in default}
+                out[item] = _combination(kinds[item], aliases)
             else:
                 members.setdefault("|".join(aliases), []).append(item)
         if method == "stacked":
@@ -775,13 +774,17 @@ def _baseline(history: pd.DataFrame, cv: pd.DataFrame, held: pd.Series, p: Plan,
 
 
 # -------------------------------------------------------------------------------- forecasting
-def _default(kind: str, season: int, config: ForecastConfig, regression: bool) -> dict[str, float]:
-    """The fixed combination of a kind of series (its candidates among :data:`DEFAULT_COMBINATION`,
-    equally weighted): for items with no learned weights."""
-    aliases = [alias(m) for m in candidates(kind, season, config.algorithms, regression,
-                                            config.horizon)]  # fmt: skip
+def _combination(kind: str, aliases: list[str]) -> dict[str, float]:
+    """The fixed combination of a kind of series: those of ``aliases`` in
+    :data:`DEFAULT_COMBINATION` (all of them when none is), equally weighted."""
     default = [a for a in DEFAULT_COMBINATION[kind] if a in aliases] or aliases
     return {a: 1.0 / len(default) for a in default}
+
+
+def _default(kind: str, season: int, config: ForecastConfig, regression: bool) -> dict[str, float]:
+    """The fixed combination for an item with no learned weights, among its candidates."""
+    models = candidates(kind, season, config.algorithms, regression, config.horizon)
+    return _combination(kind, [alias(m) for m in models])
 
 
 @_quiet
