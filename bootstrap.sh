@@ -19,16 +19,22 @@ die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 # --- prerequisites -------------------------------------------------------------------------
-find_python() {
-    local candidate
-    for candidate in ${DFP_PYTHON:-} python3.11 python3.12 python3; do
+# first_python LOW HIGH CANDIDATE…: the first candidate that is a Python from LOW to HIGH, e.g.
+# "(3, 11)" "(3, 12)"; empty candidates and unmatched globs are passed over.
+first_python() {
+    local low="$1" high="$2" candidate
+    shift 2
+    for candidate in "$@"; do
+        [[ -n "$candidate" ]] || continue
         if command -v "$candidate" >/dev/null 2>&1 &&
-           "$candidate" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else 1)' 2>/dev/null; then
+           "$candidate" -c "import sys; sys.exit(0 if $low <= sys.version_info[:2] <= $high else 1)" 2>/dev/null; then
             command -v "$candidate"; return 0
         fi
     done
     return 1
 }
+
+find_python() { first_python "(3, 11)" "(3, 12)" "${DFP_PYTHON:-}" python3.11 python3.12 python3; }
 
 check_prerequisites() {
     PYTHON="$(find_python)" || die "Python 3.11 (or 3.12) not found. Install it (Debian: apt-get install python3.11 python3.11-venv; or pyenv install 3.11) or point DFP_PYTHON at one."
@@ -216,6 +222,72 @@ setup_flink_app_jar() {
     fi
 }
 
+# --- loopback-only listening for the run's processes (emulation/loopback/bind.c) -------------
+# An LD_PRELOAD library turning wildcard binds into loopback binds (Flink's local mini-cluster
+# and Beam's gRPC servers bind every interface in code). Needs a C compiler; without one set-up
+# goes on and says so.
+setup_loopback() {
+    local src="emulation/loopback/bind.c" lib="$ROOT/.dfp/lib/loopback-bind.so" want
+    want="$(sha256sum "$src" | cut -d' ' -f1)"
+    [[ -f "$lib" && -f "$lib.stamp" && "$(cat "$lib.stamp")" == "$want" ]] && return 0
+    local cc="${CC:-cc}"
+    if ! command -v "$cc" >/dev/null 2>&1; then
+        say "note: no C compiler ($cc; Debian: apt-get install gcc): a run's Flink job will listen on every interface, and the LocalStack test is skipped"
+        return 0
+    fi
+    mkdir -p "$(dirname "$lib")"
+    if "$cc" -shared -fPIC -O2 -o "$lib.tmp" "$src" -ldl; then
+        mv "$lib.tmp" "$lib"
+        echo "$want" > "$lib.stamp"
+    else
+        say "note: $src did not compile (see above): a run's Flink job will listen on every interface"
+    fi
+}
+
+# --- LocalStack 4.14.0 for `dfp run --world localstack` (host mode needs Python 3.13) -----------
+# Optional: without a Python 3.13 set-up goes on and says so; `--world localstack` then fails
+# naming what is missing. LocalStack gets its own environment (.dfp/localstack/venv, pinned by
+# emulation/localstack/requirements.txt) and, ahead of any run, its Kinesis helper from npm
+# (.dfp/localstack/fs/usr/lib/localstack): a run never downloads anything.
+find_python313() {
+    first_python "(3, 13)" "(3, 13)" "${DFP_PYTHON313:-}" python3.13 \
+        "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 "$HOME"/.pyenv/versions/3.13*/bin/python3.13
+}
+
+setup_localstack() {
+    local dir="$ROOT/.dfp/localstack" lock="emulation/localstack/requirements.txt" want have="" py313
+    want="$(sha256sum "$lock" | cut -d' ' -f1)"
+    [[ -f "$dir/.stamp" ]] && have="$(cat "$dir/.stamp")"
+    if [[ "$want" == "$have" && -x "$dir/venv/bin/python" && -d "$dir/fs/usr/lib/localstack/kinesis-local" ]]; then
+        return 0
+    fi
+    if ! py313="$(find_python313)"; then
+        say "note: no Python 3.13 found (pyenv install 3.13, or DFP_PYTHON313=/path/to/python3.13): LocalStack is not installed, so dfp run --world localstack and its test are unavailable"
+        return 0
+    fi
+    say "installing LocalStack 4.14.0 for --world localstack with $py313 ($lock)"
+    rm -f "$dir/.stamp"
+    [[ -x "$dir/venv/bin/python" ]] || "$py313" -m venv --without-pip "$dir/venv" \
+        || { say "note: could not create $dir/venv; --world localstack is unavailable"; return 0; }
+    local install=("$VENV/bin/uv" pip install --quiet --python "$dir/venv/bin/python" -r "$lock")
+    if ! { "${install[@]}" --offline 2>/dev/null || "${install[@]}"; }; then
+        say "note: LocalStack could not be installed (see the message above); --world localstack is unavailable"
+        return 0
+    fi
+    # Its Kinesis helper (npm's kinesis-local), installed by LocalStack's own installer as a
+    # static library of this folder; OVERRIDE_IN_DOCKER=0, or in a container it would use /usr/lib.
+    # npm keeps the user's configuration (registry, certificates); LocalStack's caches go here.
+    if ! OVERRIDE_IN_DOCKER=0 LOCALSTACK_TELEMETRY=0 FILESYSTEM_ROOT="$dir/fs" \
+            XDG_CACHE_HOME="$dir/cache" "$dir/venv/bin/python" -c '
+from localstack.packages import InstallTarget
+from localstack.services.kinesis.packages import kinesismock_package
+kinesismock_package.install(target=InstallTarget.STATIC_LIBS)' >"$dir/install.log" 2>&1; then
+        say "note: LocalStack's Kinesis helper could not be installed (see $dir/install.log); --world localstack is unavailable"
+        return 0
+    fi
+    echo "$want" > "$dir/.stamp"
+}
+
 # --- Chromium for the browser tests (Debian's chromium; Playwright drives it) -----------------
 setup_browser() {
     if command -v chromium >/dev/null 2>&1; then
@@ -244,8 +316,11 @@ main() {
     # part stops with its own message; a failed one stops set-up here.
     ( setup_jars && setup_connector && setup_flink_app_jar ) & local java_part=$!
     setup_cdk & local node_part=$!
+    setup_loopback
     local venv_ok=0 java_ok=0 node_ok=0
     setup_venv || venv_ok=$?
+    # LocalStack's own environment uses the venv's uv; it installs while Maven and npm finish.
+    (( venv_ok == 0 )) && setup_localstack
     wait "$java_part" || java_ok=$?
     wait "$node_part" || node_ok=$?
     (( venv_ok == 0 && java_ok == 0 && node_ok == 0 )) || die "set-up failed (see the message above)"

@@ -34,8 +34,25 @@ def follow_tracker(model: type) -> None:
     model.advance = advance
 
 
+# Services the embedded server does not serve in this process's world (service → endpoint): in a
+# localstack world, S3, Kinesis… are LocalStack's. Set by the world while it runs.
+_elsewhere: dict[str, str] = {}
+
+
+def serve_elsewhere(routes: dict[str, str]) -> None:
+    """Send work started inside moto to ``routes`` for those services (``{}`` undoes it)."""
+    _elsewhere.clear()
+    _elsewhere.update(routes)
+
+
+def served_in_process(service: str) -> bool:
+    """Whether the embedded server holds ``service``'s data (else it lives at another endpoint)."""
+    return service not in _elsewhere
+
+
 def embedded_client(service: str, region: str) -> Any:
-    """A guarded, dummy-credential client to the embedded server (``MOTO_PORT``).
+    """A guarded, dummy-credential client to the embedded server (``MOTO_PORT``), or to the
+    endpoint that serves ``service`` in this world when that is not the embedded server.
 
     Work started inside moto (a job run, a query) has no World at hand; it talks back to the
     server it runs in, under the same safety rules as every other client.
@@ -44,7 +61,7 @@ def embedded_client(service: str, region: str) -> Any:
 
     from emulation.safety import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, install_request_guard
 
-    endpoint = f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}"
+    endpoint = _elsewhere.get(service) or f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}"
     client = boto3.client(
         service,
         endpoint_url=endpoint,

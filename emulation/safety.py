@@ -28,6 +28,7 @@ from pipeline.contracts.local_guard import (
     LOCAL_RUN_ENV,
     UnsafeEndpointError,
     check_endpoint,
+    endpoint_variable,
     explicit_local_hosts,
     install_request_guard,
     is_local_host,
@@ -40,6 +41,7 @@ __all__ = [
     "LOCAL_RUN_ENV",
     "UnsafeEndpointError",
     "check_endpoint",
+    "endpoint_variable",
     "explicit_local_hosts",
     "install_request_guard",
     "is_local_host",
@@ -70,7 +72,10 @@ _CREDENTIAL_VARIABLES = (
 
 
 def local_environment(
-    endpoint_url: str, region: str, base: Mapping[str, str] | None = None
+    endpoint_url: str,
+    region: str,
+    base: Mapping[str, str] | None = None,
+    routes: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Environment for a subprocess of a local run: dummy credentials, the endpoint, the region.
 
@@ -78,8 +83,13 @@ def local_environment(
     shared config and credentials files point at an empty file, and ``DFP_LOCAL_RUN`` names the
     endpoint so that deployed code in the subprocess applies the same guard
     (:func:`pipeline.contracts.local_guard.aws_client`).
+
+    ``routes`` (service → endpoint) become boto3's per-service variables
+    (``AWS_ENDPOINT_URL_DYNAMODB``…), each checked like the endpoint; any such variable inherited
+    from the caller is removed first, so only the world's own routes reach the subprocess.
     """
     endpoint_url = check_endpoint(endpoint_url)
+    routed = {endpoint_variable(s): check_endpoint(url) for s, url in (routes or {}).items()}
     env = dict(os.environ if base is None else base)
     for name in _CREDENTIAL_VARIABLES:
         env.pop(name, None)
@@ -95,5 +105,6 @@ def local_environment(
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         **{LOCAL_RUN_ENV: endpoint_url},
+        **routed,
     )
     return env

@@ -6,6 +6,13 @@ Functions interpreter calls other services at ``http://localhost:$MOTO_PORT``). 
 is used as it is (LocalStack from ``docker-compose.yml``, or a ``moto_server`` started elsewhere),
 after the safety guard has accepted it.
 
+``engine="localstack"`` (``dfp run --world localstack``, ``DFP_WORLD=localstack``): the embedded
+moto server starts as above and LocalStack 4.14.0 beside it, on loopback, from set-up's
+installation (:mod:`emulation.localstack`); the world's endpoint is LocalStack's, and the services
+LocalStack's community edition lacks (DynamoDB, Glue, Athena, SageMaker, DMS, Managed Flink,
+Firehose's Kinesis-source delivery) are routed to the embedded moto with boto3's per-service
+variables (:attr:`World.routes`).
+
 Either way the world is health-checked before use, its account id is read from STS (never
 assumed), and :meth:`World.reset` returns it to empty between tests.
 
@@ -26,6 +33,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
@@ -54,6 +62,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+ENGINE_ENV = "DFP_WORLD"
+ENGINES = ("moto", "localstack")
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 _embedded_lock = threading.Lock()
 _embedded_owner: World | None = None
@@ -88,9 +98,22 @@ class World:
         startup_timeout: float = 30.0,
         embedded: bool = False,
         port: int | None = None,
+        engine: str = "moto",
+        scratch: Path | None = None,
+        log_file: Path | None = None,
     ) -> None:
         """``embedded``: start the in-process world even when ``AWS_ENDPOINT_URL`` is set;
-        ``port``: the embedded world's loopback port (a free one when not given)."""
+        ``port``: the embedded world's loopback port (a free one when not given);
+        ``engine``: ``moto``, or ``localstack`` (LocalStack beside the embedded moto);
+        ``scratch``: LocalStack's folder (must not exist; deleted at stop), a temporary one if
+        not given; ``log_file``: where LocalStack's log is kept."""
+        if engine not in ENGINES:
+            raise WorldError(f"unknown world engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self.engine = engine
+        if engine == "localstack":
+            if endpoint_url:
+                raise WorldError("a localstack world starts its own endpoint; pass no endpoint_url")
+            embedded = True  # LocalStack is started here, beside the embedded moto
         given = None if embedded else (endpoint_url or os.environ.get(ENDPOINT_ENV) or None)
         if embedded and endpoint_url:
             raise WorldError("an embedded world has no endpoint_url to connect to")
@@ -110,6 +133,13 @@ class World:
         self._account_id: str | None = None
         self.endpoint_url: str = self._external_url or ""
         self.kind: str = "embedded" if self._external_url is None else "unknown"
+        # Services served at another endpoint than endpoint_url (service → endpoint)
+        self.routes: dict[str, str] = {}
+        self._moto_url = ""
+        self._scratch = scratch
+        self._log_file = log_file
+        self._localstack: Any = None
+        self._previous_account: str | None = None
         self.events_relay: events_gap.Relay | None = None
         self._started = False
         self._set_local_run = False
@@ -121,10 +151,17 @@ class World:
             return self
         if self._external_url is None:
             self._start_embedded()
+        self._moto_url = self.endpoint_url if self._external_url is None else ""
+        if self.engine == "localstack":
+            try:
+                self._start_localstack()
+            except BaseException:
+                self.stop()
+                raise
         self._wait_healthy()
-        if self.kind != "embedded":
+        if self.kind not in ("embedded", "localstack"):
             self.kind = self._detect_kind()
-        if self.kind in ("embedded", "moto"):
+        if self.kind in ("embedded", "moto", "localstack"):
             self._configure_moto()
         if self.kind == "moto":
             self.events_relay = events_gap.Relay(self)
@@ -178,12 +215,59 @@ class World:
                 f"could not start the embedded moto server on 127.0.0.1:{port}: {last_error}"
             )
 
+    def _start_localstack(self) -> None:
+        """LocalStack beside the embedded moto; the services it lacks are routed to moto."""
+        from emulation._managed_state import serve_elsewhere
+        from emulation.localstack import LOCALSTACK_SERVICES, MOTO_SERVICES, LocalStackServer
+
+        server = LocalStackServer(
+            forward_url=self._moto_url, scratch=self._scratch, log_file=self._log_file
+        )
+        self._localstack = server.start()
+        self.endpoint_url = check_endpoint(server.url)
+        self.routes = {service: self._moto_url for service in MOTO_SERVICES}
+        self.kind = "localstack"
+        # One account across both engines: LocalStack's, which STS answers with; moto reads
+        # MOTO_ACCOUNT_ID on every request.
+        account = self.client("sts").get_caller_identity()["Account"]
+        self._previous_account = os.environ.get("MOTO_ACCOUNT_ID")
+        os.environ["MOTO_ACCOUNT_ID"] = account
+        serve_elsewhere({service: self.endpoint_url for service in LOCALSTACK_SERVICES})
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the harness's in-process gap-fillers (the local forecaster, Glue job runs,
+        Athena queries) serve this world: the embedded moto is part of it."""
+        return bool(self._moto_url)
+
+    def describe(self) -> dict[str, Any]:
+        """What served what, for the run's summary."""
+        described: dict[str, Any] = {"kind": self.kind}
+        if self.routes:
+            described["routed"] = {service: "embedded moto" for service in sorted(self.routes)}
+            from emulation.localstack import VERSION
+
+            described["localstack_version"] = VERSION
+        return described
+
     def stop(self) -> None:
         """Stop what this world started (idempotent; also runs at interpreter exit)."""
         global _embedded_owner
         if self.events_relay is not None:
             self.events_relay.stop()
             self.events_relay = None
+        if self._localstack is not None:
+            from emulation._managed_state import serve_elsewhere
+
+            self._localstack.stop()
+            self._localstack = None
+            serve_elsewhere({})
+            if self._previous_account is None:
+                os.environ.pop("MOTO_ACCOUNT_ID", None)
+            else:
+                os.environ["MOTO_ACCOUNT_ID"] = self._previous_account
+            self._previous_account = None
+            self.routes = {}
         if self._server is not None:
             try:
                 self._server.stop()
@@ -209,9 +293,12 @@ class World:
         self.stop()
 
     # ----------------------------------------------------------------------------- endpoint
-    def _http(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+    def _http(
+        self, method: str, path: str, body: dict | None = None, *, base: str | None = None
+    ) -> tuple[int, bytes]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.endpoint_url + path, data=data, method=method)
+        url = (base or self.endpoint_url) + path
+        request = urllib.request.Request(url, data=data, method=method)
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
@@ -249,7 +336,7 @@ class World:
         return "other"
 
     def _configure_moto(self) -> None:
-        status, body = self._http("POST", "/moto-api/config", _MOTO_CONFIG)
+        status, body = self._http("POST", "/moto-api/config", _MOTO_CONFIG, base=self._moto_url)
         if status not in (200, 201):
             raise WorldError(
                 f"could not switch on Step Functions execution: HTTP {status} {body!r}"
@@ -280,34 +367,35 @@ class World:
                 # A botocore session that never reads AWS_PROFILE: a named profile of a real
                 # account must neither be used nor be required to exist.
                 core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+                endpoint = self.routes.get(service, self.endpoint_url)
                 client = boto3.session.Session(botocore_session=core).client(
                     service,
-                    endpoint_url=self.endpoint_url,
+                    endpoint_url=endpoint,
                     region_name=self.region,
                     aws_access_key_id=DUMMY_ACCESS_KEY_ID,
                     aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
                     aws_session_token=None,
                     config=config,
                 )
-                install_request_guard(client, self.endpoint_url)
+                install_request_guard(client, endpoint)
                 self._clients[key] = client
             return self._clients[key]
 
     def environment(self) -> dict[str, str]:
         """Environment variables for a subprocess that must talk to this world only."""
-        env = local_environment(self.endpoint_url, self.region)
-        if self.kind == "embedded":
+        env = local_environment(self.endpoint_url, self.region, routes=self.routes)
+        if self.in_process:
             env["MOTO_PORT"] = os.environ.get("MOTO_PORT", "")
         return env
 
     def reset(self) -> None:
         """Empty every service and gap-filler store (between tests)."""
-        if self.kind in ("embedded", "moto"):
-            status, body = self._http("POST", "/moto-api/reset")
+        if self._moto_url or self.kind == "moto":  # an embedded moto, or an external one
+            status, body = self._http("POST", "/moto-api/reset", base=self._moto_url or None)
             if status not in (200, 201):
                 raise WorldError(f"moto reset failed: HTTP {status} {body!r}")
             self._configure_moto()
-        elif self.kind == "localstack":
+        if self.kind == "localstack":
             status, _ = self._http("POST", "/_localstack/state/reset")
             if status >= 400:
                 logger.warning("this LocalStack cannot reset its state (HTTP %s)", status)

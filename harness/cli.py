@@ -70,6 +70,15 @@ def run(
         str | None, typer.Option(help="stop after this stage (world, provision, simulate, …)")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    world: Annotated[
+        str,
+        typer.Option(
+            "--world",
+            envvar="DFP_WORLD",
+            help="moto (the embedded moto, or AWS_ENDPOINT_URL) or localstack (LocalStack "
+            "4.14.0 on this host beside the embedded moto)",
+        ),
+    ] = "moto",
 ) -> None:
     """Run a scenario end to end and write RUN_DIR/summary.json and RUN_DIR/report.html."""
     from harness.runner import run as run_scenario
@@ -83,7 +92,21 @@ def run(
     if seed is not None:
         chosen = chosen.with_seed(seed)
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if endpoint:
+    if world not in ("moto", "localstack"):
+        _refuse(f"--world (or DFP_WORLD) {world!r}: choose moto or localstack")
+    if world == "localstack":
+        from emulation.localstack import Installation, LocalStackUnavailable
+
+        if endpoint:
+            _refuse(
+                f"--world localstack starts its own LocalStack, but AWS_ENDPOINT_URL is set "
+                f"({endpoint}); unset it, or run without --world to use that endpoint"
+            )
+        try:
+            Installation.find()
+        except LocalStackUnavailable as exc:
+            _refuse(str(exc))
+    elif endpoint:
         try:
             check_endpoint(endpoint)
         except UnsafeEndpointError as exc:
@@ -102,7 +125,9 @@ def run(
 
     console.print(f"dfp run [bold]{chosen.name}[/] (seed {chosen.seed}) → {escape(str(out_dir))}")
     try:
-        result = run_scenario(chosen, out_dir, force=force, until=until, progress=progress)
+        result = run_scenario(
+            chosen, out_dir, force=force, until=until, progress=progress, engine=world
+        )
     except (OutputDirError, ValueError) as exc:
         _refuse(str(exc))
     except KeyboardInterrupt:

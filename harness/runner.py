@@ -36,7 +36,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["REPORT_FILE", "SUMMARY_FILE", "RunResult", "evaluate", "run"]
 
-_NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE, MARKER}
+LOCALSTACK_SCRATCH = ".localstack"  # LocalStack's files during a run (deleted when it stops)
+LOCALSTACK_LOG = "localstack.log"  # its log, kept (not a data artifact)
+_NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE, MARKER, LOCALSTACK_LOG}
 SPINE = ("world", "provision")  # run before any stage; every stage may rely on both
 
 RunDirectoryError = OutputDirError  # the name callers of the run spine know
@@ -53,7 +55,7 @@ def harness_version() -> str:
 def _provision(world: World, scenario: Scenario, out: RunDir) -> ResolvedStack:
     stack = provision(world, load_stack())
     out.stack.write_text(stack.to_json())
-    if world.kind == "embedded":  # the forecaster's local knob: backtest windows
+    if world.in_process:  # the forecaster's local knob: backtest windows
         from emulation.sagemaker import settings
 
         settings(
@@ -213,11 +215,14 @@ def run(
     stages: Sequence[StageSpec | tuple[str, Callable]] | None = None,
     until: str | None = None,
     progress: Progress | None = None,
+    engine: str = "moto",
 ) -> RunResult:
     """Run ``scenario`` and write ``summary.json`` and ``report.html`` into ``out_dir``.
 
     ``world``: an already running world to use (the pytest plugin passes its session world);
-    otherwise one is started from the environment and stopped at the end.
+    otherwise one is started from the environment and stopped at the end: ``engine`` ``moto``
+    (the embedded moto, or ``AWS_ENDPOINT_URL``) or ``localstack`` (LocalStack beside the embedded
+    moto; its files in ``OUT/.localstack/``, deleted when it stops).
     """
     from harness.report import write_report
 
@@ -234,12 +239,21 @@ def run(
     owns_world = world is None
     ctx: RunContext | None = None
     ledger = Ledger()
+    endpoint: dict[str, Any] = {"kind": None}  # described while the world runs
     try:
 
         def start_world() -> World:
-            return world or World(region=region or load_stack().local.region).start()
+            if world is not None:
+                return world
+            return World(
+                region=region or load_stack().local.region,
+                engine=engine,
+                scratch=out_dir / LOCALSTACK_SCRATCH if engine == "localstack" else None,
+                log_file=out_dir / LOCALSTACK_LOG if engine == "localstack" else None,
+            ).start()
 
         world = steps.run("world", start_world)
+        endpoint = world.describe() if world is not None else endpoint
         if "provision" in names:
             stack = steps.run("provision", lambda: _provision(world, scenario, out))
             if stack is not None:
@@ -268,7 +282,7 @@ def run(
         "scenario": scenario.name,
         "seed": scenario.seed,
         "version": harness_version(),
-        "endpoint": {"kind": world.kind if world else None},
+        "endpoint": endpoint,
         "counts": ledger.counts(),
         "reconciliation": ledger.reconcile(),
         "anomaly": None,

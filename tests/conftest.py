@@ -200,8 +200,37 @@ class BundleValidation(Child):
             self.home.cleanup()
 
 
-_CHILDREN = {EXTERNAL_TEST: ExternalSuite, VALIDATE_TEST: BundleValidation}
-_BESIDE_THE_SESSION = (EXTERNAL_TEST,)
+LOCALSTACK_TEST = "test_localstack.py::test_smoke_runs_on_localstack_like_on_moto"
+
+
+class LocalStackRun(Child):
+    """``dfp run smoke --world localstack`` with its listeners watched
+    (``tests/emulation/localstack_child.py``), in ``folder`` (a temporary one when not given)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        import tempfile
+
+        from emulation.localstack import Installation
+
+        Installation.find()  # not installed: the test says so in its skip reason
+        self.home = None if folder else tempfile.TemporaryDirectory(prefix="dfp-localstack-test-")
+        self.folder = folder or Path(self.home.name)
+        script = REPO / "tests" / "emulation" / "localstack_child.py"
+        super().__init__([sys.executable, str(script), str(self.folder)],
+                         log=self.folder / "log" if folder else None)  # fmt: skip
+
+    def close(self) -> None:
+        super().close()
+        if self.home is not None:
+            self.home.cleanup()
+
+
+_CHILDREN = {
+    EXTERNAL_TEST: ExternalSuite,
+    VALIDATE_TEST: BundleValidation,
+    LOCALSTACK_TEST: LocalStackRun,
+}
+_BESIDE_THE_SESSION = (EXTERNAL_TEST, LOCALSTACK_TEST)
 _STARTED = pytest.StashKey[dict[str, "Child | Exception"]]()
 _SHARED = "dfp_children"  # the controller's folder of children, as workers find it
 _CONTROLLER = pytest.StashKey[dict[str, Any]]()
@@ -286,6 +315,7 @@ SMOKE_READERS = (
     "tests/e2e/test_world_command.py::",
     "tests/harness/test_run.py::test_the_smoke_run_stages_every_record_and_reconciles",
     "tests/e2e/test_scenarios.py::test_scenario_meets_its_expectations[smoke]",
+    "tests/emulation/test_localstack.py::test_smoke_runs_on_localstack_like_on_moto",
 )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from emulation._managed_state import embedded_client, follow_tracker
+from emulation._managed_state import embedded_client, follow_tracker, served_in_process
 from emulation._patching import moto_patch
 from emulation.athena.data import S3Object
 from emulation.athena.engine import Cancel, Catalog
@@ -284,6 +284,36 @@ class _InProcessObjects:
         return key.value
 
 
+class _ClientObjects:
+    """Objects listed and read through the S3 API: the world's S3 is not the in-process moto's
+    (a localstack world keeps S3 in LocalStack)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3 = s3
+
+    def list(self, bucket: str, prefix: str) -> list[S3Object]:
+        found = []
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            ):
+                found += [
+                    S3Object(bucket, o["Key"], o["ETag"].strip('"'), o["Size"])
+                    for o in page.get("Contents", [])
+                ]
+        except self.s3.exceptions.NoSuchBucket:
+            raise QueryFailed("HIVE_PATH_NOT_FOUND", f"bucket {bucket!r} does not exist") from None
+        return found
+
+    def read(self, obj: S3Object) -> bytes:
+        try:
+            return self.s3.get_object(Bucket=obj.bucket, Key=obj.key)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            raise QueryFailed(
+                "HIVE_CANNOT_OPEN_SPLIT", f"{obj.uri} was deleted during the query"
+            ) from None
+
+
 def _run_in_process(backend: Any, execution: Any) -> None:
     run_: _Run = execution._dfp
     s3 = embedded_client("s3", backend.region_name)
@@ -297,7 +327,9 @@ def _run_in_process(backend: Any, execution: Any) -> None:
     session = Session(
         catalog=Catalog(embedded_client("glue", backend.region_name)),
         s3=s3,
-        objects=_InProcessObjects(backend.account_id, getattr(backend, "partition", "aws")),
+        objects=_InProcessObjects(backend.account_id, getattr(backend, "partition", "aws"))
+        if served_in_process("s3")
+        else _ClientObjects(s3),
         database=(context.get("Database") or "").strip('`"').lower() or None,
         output=output,
         query_id=execution.id,

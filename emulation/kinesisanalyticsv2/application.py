@@ -21,11 +21,13 @@ process group:
   even when it writes nothing.
 
 Not emulated: snapshots and restore, scaling, the application's IAM role (the world's dummy
-credentials are used), CloudWatch logging and metrics, application versions and updates. Not
-contained: the local mini-cluster listens on every interface, on random ports: its REST API and
-blob server (PyFlink's local executor does not apply ``rest.bind-address`` or
-``jobmanager.bind-host`` from the configuration file; measured with ``ss -ltnp``) and the gRPC
-servers of the Python function runner (Apache Beam's, which binds the wildcard address in code).
+credentials are used), CloudWatch logging and metrics, application versions and updates.
+
+Listening: the local mini-cluster's REST API and blob server (PyFlink's local executor does not
+apply ``rest.bind-address`` or ``jobmanager.bind-host`` from the configuration file; measured with
+``ss -ltnp``) and the gRPC servers of the Python function runner (Apache Beam's, which binds the
+wildcard address in code) bind every interface; the job's processes run with
+:mod:`emulation.loopback` preloaded, which turns those binds into loopback binds.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from emulation.loopback import preloaded
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +146,7 @@ class LocalApplication:
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
         paths = [str(p) for p in self.spec.python_path] + [env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        env = preloaded(env)  # the JVM's and Beam's wildcard listeners on loopback
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, str(self.spec.entry)],

@@ -1,11 +1,17 @@
 """Step Functions state machines interpreted as AWS interprets them, where moto's parser differs.
 
 moto executes state machines (when execution is switched on); in the embedded world this module
-corrects two differences that real workflows meet:
+corrects the differences that real workflows meet:
 
 * ``aws-sdk:*`` task results: moto hands the task the raw boto3 response. AWS returns JSON: an S3
   ``GetObject`` ``Body`` is the object's text (so ``States.StringToJson($.Body)`` works),
   timestamps are ISO-8601 strings.
+* The field names of those results: AWS's SDK integrations name each member of the output
+  structure as its SDK does, an acronym capitalised as a word (``AutoMLJobStatus`` →
+  ``AutoMlJobStatus``, ``SSEDescription`` → ``SseDescription``; map keys such as tags and
+  metadata are data and stay as they are). moto's copy of the interpreter has this step switched
+  off; LocalStack's, from which it was copied, does it (:func:`sfn_cased`). A workflow that reads
+  ``$.training.AutoMLJobStatus`` never sees its job finish on AWS.
 * Path fields named like ASL keywords: moto's grammar lexes ``"RoleArn.$"`` (and the other
   keyword names) as a keyword, so ``"RoleArn.$": "$.settings.role_arn"`` reached the service as a
   literal field ``RoleArn.$``. AWS treats every ``<name>.$`` field of a payload template as a path.
@@ -17,25 +23,44 @@ error ``<service>.<service>Exception``; workflows here catch ``States.TaskFailed
 
 from __future__ import annotations
 
-import datetime as dt
+import re
 from typing import Any
 
 from emulation._patching import moto_patch
+from emulation.localstack.asl_compat import as_aws_json, treat_keyword_fields_as_paths
 
 
-def as_aws_json(value: Any) -> Any:
-    """A boto3 response value → what an ``aws-sdk`` task result holds."""
-    if isinstance(value, dict):
-        return {k: as_aws_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_aws_json(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if hasattr(value, "read") and callable(value.read):  # botocore StreamingBody and wrappers
-        return value.read().decode("utf-8", errors="replace")
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+def _sfn_key(name: str) -> str:
+    words = re.sub(r"((?<=[a-z0-9])[A-Z]|(?!^)[A-Z](?=[a-z]))", r"_\1", name).lower()
+    return "".join(part.title() for part in words.replace("__", "_").split("_"))
+
+
+def sfn_cased(value: Any, shape: Any) -> Any:
+    """``value`` (a result of the operation whose output shape is ``shape``) with every structure
+    member renamed as AWS's SDK integrations name it; lists are followed, maps left alone."""
+    if shape is None:
+        return value
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        members = shape.members
+        return {
+            (_sfn_key(k) if k in members else k): sfn_cased(v, members.get(k))
+            for k, v in value.items()
+        }
+    if kind == "list" and isinstance(value, list):
+        return [sfn_cased(v, shape.member) for v in value]
     return value
+
+
+def _output_shape(service: str, action: str) -> Any:
+    """The output shape of ``service``'s operation ``action`` (``describe_auto_ml_job_v2``)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model(service)
+    for name in model.operation_names:
+        if _sfn_key(name).lower() == action.replace("_", "").lower():
+            return model.operation_model(name).output_shape
+    return None
 
 
 @moto_patch("stepfunctions")
@@ -49,7 +74,8 @@ def install_in_process() -> None:
 
     def _eval_service_task(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
         original(self, env, *args, **kwargs)
-        env.stack.append(as_aws_json(env.stack.pop()))
+        shape = _output_shape(self._get_boto_service_name(), self._get_boto_service_action())
+        env.stack.append(sfn_cased(as_aws_json(env.stack.pop()), shape))
 
     aws_sdk.StateTaskServiceAwsSdk._eval_service_task = _eval_service_task
     _patch_keyword_paths()
@@ -67,21 +93,4 @@ def _patch_keyword_paths() -> None:
     )
     from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
-    original = Preprocessor.visitPayload_binding_value
-
-    def visit(self: Any, ctx: Any) -> Any:
-        bound = original(self, ctx)
-        value = bound.payload_value
-        if (
-            bound.field.endswith(".$")
-            and isinstance(value, PayloadValueStr)
-            and isinstance(value.val, str)
-            and value.val.startswith("$")
-            and not value.val.startswith("$$")  # context-object paths stay as moto parses them
-        ):
-            return binding.PayloadBindingStringExpressionSimple(
-                field=bound.field[:-2], string_expression_simple=StringJsonPath(value.val)
-            )
-        return bound
-
-    Preprocessor.visitPayload_binding_value = visit
+    treat_keyword_fields_as_paths(Preprocessor, binding, PayloadValueStr, StringJsonPath)

@@ -82,7 +82,7 @@ def athena_rows(
 
 def job_run(world: World, job_name: str, arguments: dict[str, str]) -> dict[str, Any]:
     """Start the Glue job through its API and wait; on external endpoints run it directly."""
-    if world.kind != "embedded":  # moto's server cannot be extended from here; see jobs.py
+    if not world.in_process:  # moto's server cannot be extended from here; see jobs.py
         outcome = run_job(world, job_name, arguments)
         return {"JobRunState": outcome.state, "ErrorMessage": outcome.error}
     glue = world.client("glue")

@@ -39,9 +39,9 @@ def _read_export(s3: Any, uri: str) -> tuple[pd.DataFrame, list[str]]:
 
 def run(ctx: RunContext) -> None:
     """Wait for the forecast workflow and collect its export, metrics and chosen models."""
-    if ctx.world.kind != "embedded":
+    if not ctx.world.in_process:
         raise StageUnavailable(
-            f"the local forecaster runs inside the embedded world; endpoint kind "
+            f"the local forecaster runs inside the embedded moto; endpoint kind "
             f"{ctx.world.kind!r} has no SageMaker AutoML behind it"
         )
     manifest_key = ctx.manifest_key

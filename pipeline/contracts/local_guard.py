@@ -125,6 +125,21 @@ def check_job_endpoint(url: str | None, what: str) -> None:
         raise UnsafeEndpointError(f"{what}: {exc}") from None
 
 
+def endpoint_variable(service: str) -> str:
+    """boto3's per-service endpoint variable for the client name ``service``:
+    ``AWS_ENDPOINT_URL_`` and the service id, upper case, spaces as underscores
+    (``dynamodb`` → ``AWS_ENDPOINT_URL_DYNAMODB``, ``kinesisanalyticsv2`` →
+    ``AWS_ENDPOINT_URL_KINESIS_ANALYTICS_V2``)."""
+    import botocore.session
+
+    try:
+        model = botocore.session.get_session().get_service_model(service)
+        service_id = model.service_id.hyphenize().replace("-", "_")
+    except Exception:  # an unknown name: the plain transformation
+        service_id = service.replace("-", "_")
+    return f"AWS_ENDPOINT_URL_{service_id.upper()}"
+
+
 def aws_client(service: str, **kwargs: Any) -> Any:
     """``boto3.client(service, **kwargs)``, guarded when this process belongs to a local run."""
     import boto3
@@ -135,9 +150,7 @@ def aws_client(service: str, **kwargs: Any) -> Any:
     # The world's endpoint, unless a per-service override routes this service elsewhere (it is
     # checked like any other).
     endpoint = check_endpoint(
-        kwargs.pop("endpoint_url", None)
-        or os.environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}")
-        or local
+        kwargs.pop("endpoint_url", None) or os.environ.get(endpoint_variable(service)) or local
     )
     kwargs.update(
         endpoint_url=endpoint,

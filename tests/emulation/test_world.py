@@ -55,6 +55,56 @@ def test_step_functions_executes_state_machines(aws: World) -> None:
     assert json.loads(done["output"]) == {"sum": 42}
 
 
+def test_sdk_task_results_are_named_as_aws_names_them(aws: World) -> None:
+    """AWS's aws-sdk integrations name output members as its SDK does (an acronym capitalised
+    as a word): ``SSEDescription`` is ``SseDescription``; a map's keys are data and stay."""
+    if not aws.in_process:
+        pytest.skip("the naming is the embedded moto's correction; other engines do their own")
+    table = "casing-test"
+    aws.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        SSESpecification={"Enabled": True},
+    )
+    definition = {
+        "StartAt": "Describe",
+        "States": {
+            "Describe": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:dynamodb:describeTable",
+                "Parameters": {"TableName": table},
+                "ResultSelector": {"sse.$": "$.Table.SseDescription.Status",
+                                   "name.$": "$.Table.TableName"},
+                "End": True,
+            }
+        },
+    }  # fmt: skip
+    sfn = aws.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="casing", definition=json.dumps(definition),
+        roleArn=f"arn:aws:iam::{aws.account_id}:role/r",
+    )["stateMachineArn"]  # fmt: skip
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    done = aws.wait_for(
+        lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+        what="the execution to finish",
+    )
+    assert done["status"] == "SUCCEEDED", done.get("cause")
+    assert json.loads(done["output"]) == {"sse": "ENABLED", "name": table}
+
+
+def test_sfn_casing_renames_structure_members_only() -> None:
+    from emulation.stepfunctions import _output_shape, sfn_cased
+
+    shape = _output_shape("s3", "get_object")
+    result = sfn_cased({"SSEKMSKeyId": "k", "ETag": "e", "Metadata": {"SSEKey": "v"}}, shape)
+    assert result == {"SsekmsKeyId": "k", "ETag": "e", "Metadata": {"SSEKey": "v"}}
+    shape = _output_shape("sagemaker", "describe_auto_ml_job_v2")
+    assert sfn_cased({"AutoMLJobStatus": "Completed"}, shape) == {"AutoMlJobStatus": "Completed"}
+
+
 def test_reset_empties_the_world(aws: World) -> None:
     s3 = aws.client("s3")
     location = {} if aws.region == "us-east-1" else {"LocationConstraint": aws.region}

@@ -18,7 +18,7 @@ from tests.emulation.test_sagemaker import HORIZON, automl_frame
 
 
 def embedded_only(world: World) -> None:
-    if world.kind != "embedded":
+    if not world.in_process:
         pytest.skip("the forecaster runs inside the embedded world only; "
                     "tests/emulation/test_sagemaker.py covers it without an endpoint")  # fmt: skip
 
