@@ -62,7 +62,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ENDPOINT_ENV = "AWS_ENDPOINT_URL"
-ENGINE_ENV = "DFP_WORLD"
 ENGINES = ("moto", "localstack")
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 _embedded_lock = threading.Lock()
@@ -161,7 +160,7 @@ class World:
         self._wait_healthy()
         if self.kind not in ("embedded", "localstack"):
             self.kind = self._detect_kind()
-        if self.kind in ("embedded", "moto", "localstack"):
+        if self._moto_url or self.kind == "moto":  # a moto of ours, or an external one
             self._configure_moto()
         if self.kind == "moto":
             self.events_relay = events_gap.Relay(self)
