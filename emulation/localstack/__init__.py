@@ -245,7 +245,9 @@ class LocalStackServer:
         group = process.pid  # start_new_session: the group id is its PID
         if process.poll() is None:
             try:
-                os.killpg(group, signal.SIGTERM)
+                # LocalStack first: its shutdown stops the helpers it started (a helper killed
+                # under it made the shutdown wait out its timeouts, 20 s measured).
+                process.terminate()
                 process.wait(timeout=20)
             except ProcessLookupError:
                 pass
@@ -257,12 +259,19 @@ class LocalStackServer:
             os.killpg(group, signal.SIGKILL)  # a helper that outlived LocalStack's shutdown
 
     def stop(self) -> None:
-        """Stop the process group and delete the folder this server created (idempotent)."""
+        """Stop LocalStack, then anything left in its process group, and delete the folder this
+        server created (idempotent)."""
         self._terminate()
         folder, self._folder = self._folder, None
         if folder is not None and folder.exists():
             link = folder / "fs" / "usr" / "lib" / "localstack"
             if link.is_symlink():
                 link.unlink()  # never descend into set-up's libraries
-            shutil.rmtree(folder, ignore_errors=True)
+            for _attempt in range(10):  # a helper may still be flushing a file as it goes
+                shutil.rmtree(folder, ignore_errors=True)
+                if not folder.exists():
+                    break
+                time.sleep(0.2)
+            else:
+                logger.warning("could not delete LocalStack's folder %s", folder)
         atexit.unregister(self.stop)
