@@ -1,7 +1,7 @@
 """``dfp run smoke --world localstack`` in a child, watching what its processes listen on.
 
 Run by ``tests/conftest.py`` beside the session (``python tests/emulation/localstack_child.py
-FOLDER``): the run goes to ``FOLDER/run``; every 0.25 s the listening TCP sockets of the run's
+FOLDER``): the run goes to ``FOLDER/run``; every second the listening TCP sockets of the run's
 process tree (the harness, Flink, Spark, LocalStack and its Kinesis helper) are read from
 ``ss -ltnpH``, and ``FOLDER/listeners.json`` gets each distinct (process, address) seen. The exit
 code is the run's.
@@ -65,7 +65,7 @@ def main(folder: Path) -> int:
     while process.poll() is None:
         seen |= _listeners(_tree(process.pid))
         samples += 1
-        time.sleep(0.25)
+        time.sleep(1.0)  # Flink's and LocalStack's servers live for tens of seconds
     report = {"samples": samples, "listeners": sorted([name, address] for name, address in seen)}
     (folder / "listeners.json").write_text(json.dumps(report, indent=1))
     return process.returncode

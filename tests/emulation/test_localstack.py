@@ -167,7 +167,7 @@ def test_smoke_runs_on_localstack_like_on_moto(request: pytest.FixtureRequest, s
 
         # Only loopback listeners, in every process of the run, sampled throughout it.
         listeners = json.loads((folder / "listeners.json").read_text())
-        assert listeners["samples"] > 10
+        assert listeners["samples"] > 30  # a sample a second over a run of minutes
         names = {name for name, _ in listeners["listeners"]}
         assert "node" in names  # LocalStack's Kinesis helper was seen, and seen contained
         loopback = ("127.", "[::1]", "[::ffff:127.")
