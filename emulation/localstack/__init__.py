@@ -19,9 +19,10 @@ without an auth token). The world then splits the services:
 
 Contained as a run must be: LocalStack listens on a free loopback port only (its DNS server is
 off; ``loopback.cjs`` binds the Kinesis helper, which has no address option, to 127.0.0.1); every
-file it writes (S3 bodies, Kinesis state, caches, its log) is under a folder this module creates
-and deletes at stop; its process group is stopped by PID at stop, at interpreter exit, and by the
-launcher itself when the harness process disappears.
+file it writes (S3 bodies, Kinesis state, caches; its log too, unless a run keeps it as
+``RUN_DIR/localstack.log``) is under a folder this module creates and deletes at stop; its
+process group is stopped by PID at stop, at interpreter exit, and by the launcher itself when the
+harness process disappears.
 
 Not emulated here: LocalStack's persistence, its Docker-only features (Lambda), and everything
 its community edition does not do. The account is LocalStack's (``000000000000``); the embedded
