@@ -27,7 +27,6 @@ import atexit
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -48,6 +47,7 @@ import emulation.sagemaker
 import emulation.stepfunctions  # noqa: F401
 from emulation import events as events_gap
 from emulation._patching import install_all as install_gap_fillers
+from emulation.loopback import free_port
 from emulation.safety import (
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
@@ -70,12 +70,6 @@ _embedded_owner: World | None = None
 
 class WorldError(RuntimeError):
     """The local world could not be started, reached or reset."""
-
-
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def region_from_environment() -> str | None:
@@ -198,7 +192,7 @@ class World:
                 werkzeug_log.setLevel(logging.WARNING)
             last_error: Exception | None = None
             for _ in range(5 if self._port is None else 1):
-                port = self._port or _free_loopback_port()
+                port = self._port or free_port()
                 os.environ["MOTO_PORT"] = str(port)
                 server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
                 try:

@@ -37,7 +37,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -46,7 +45,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emulation.loopback import preloaded
+from emulation.loopback import free_port, preloaded
 
 logger = logging.getLogger(__name__)
 
@@ -102,12 +101,6 @@ class Installation:
         return found
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class LocalStackServer:
     """One LocalStack process: ``start()`` → ``url``; ``stop()`` leaves nothing behind.
@@ -140,7 +133,7 @@ class LocalStackServer:
         self._log = Path(self.log_file) if self.log_file else self._folder / "localstack.log"
         last: Exception | None = None
         for _attempt in range(3):  # a free port may be taken between probe and bind
-            port = _free_loopback_port()
+            port = free_port()
             self.url = f"http://127.0.0.1:{port}"
             try:
                 self._spawn(installation, port, filesystem)
@@ -224,20 +217,6 @@ class LocalStackServer:
             return ""
         text = self._log.read_text(errors="replace").splitlines()
         return "LocalStack's log ends:\n" + "\n".join(text[-lines:])
-
-    def pids(self) -> list[int]:
-        """LocalStack's process and its children (the Kinesis helper), for checks."""
-        if self._process is None or self._process.poll() is not None:
-            return []
-        found = [self._process.pid]
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if os.getpgid(int(entry.name)) == self._process.pid:
-                        found.append(int(entry.name))
-                except (ProcessLookupError, PermissionError):
-                    continue
-        return sorted(set(found))
 
     def _terminate(self) -> None:
         process, self._process = self._process, None

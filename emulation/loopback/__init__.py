@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).resolve().parents[2] / ".dfp" / "lib" / "loopback-bind.so"
 _warned = False
+
+
+def free_port() -> int:
+    """A loopback port free at the moment of asking (a caller retries if it is taken first)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def library() -> Path | None:

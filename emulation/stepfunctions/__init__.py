@@ -23,6 +23,7 @@ error ``<service>.<service>Exception``; workflows here catch ``States.TaskFailed
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -52,6 +53,7 @@ def sfn_cased(value: Any, shape: Any) -> Any:
     return value
 
 
+@functools.cache  # a service model is a large JSON file, read once
 def _output_shape(service: str, action: str) -> Any:
     """The output shape of ``service``'s operation ``action`` (``describe_auto_ml_job_v2``)."""
     import botocore.session

@@ -18,6 +18,7 @@ the deployed code and its local world:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from collections.abc import Iterable, Mapping
@@ -125,6 +126,7 @@ def check_job_endpoint(url: str | None, what: str) -> None:
         raise UnsafeEndpointError(f"{what}: {exc}") from None
 
 
+@functools.cache  # a service model is a large JSON file, read once
 def endpoint_variable(service: str) -> str:
     """boto3's per-service endpoint variable for the client name ``service``:
     ``AWS_ENDPOINT_URL_`` and the service id, upper case, spaces as underscores
