@@ -42,6 +42,7 @@ from botocore.config import Config
 # Importing a gap-filler that patches the in-process server registers its patch.
 import emulation.athena
 import emulation.glue.jobs
+import emulation.kinesis.faults
 import emulation.kinesis.shards
 import emulation.sagemaker
 import emulation.stepfunctions  # noqa: F401

@@ -79,18 +79,19 @@ def run(
             "4.14.0 on this host beside the embedded moto)",
         ),
     ] = "moto",
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="run every scenario of the library, each into OUT/NAME (OUT defaults to runs/)",
+        ),
+    ] = False,
 ) -> None:
     """Run a scenario end to end and write RUN_DIR/summary.json and RUN_DIR/report.html."""
     from harness.runner import run as run_scenario
 
     _setup_logging(verbose)
     _sigterm_to_exit()
-    try:
-        chosen = load_scenario(scenario)
-    except ScenarioError as exc:
-        _refuse(str(exc))
-    if seed is not None:
-        chosen = chosen.with_seed(seed)
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if world not in ("moto", "localstack"):
         _refuse(f"--world (or DFP_WORLD) {world!r}: choose moto or localstack")
@@ -111,17 +112,24 @@ def run(
             check_endpoint(endpoint)
         except UnsafeEndpointError as exc:
             _refuse(str(exc))
+    if every:
+        if scenario != DEFAULT_SCENARIO:
+            _refuse(f"give a scenario ({scenario!r}) or --all, not both")
+        _run_library(out, seed, force, until, world)
+    try:
+        chosen = load_scenario(scenario)
+    except ScenarioError as exc:
+        _refuse(str(exc))
+    if seed is not None:
+        chosen = chosen.with_seed(seed)
+    if chosen.faults.kinesis.active and (world == "localstack" or endpoint):
+        _refuse(
+            f"{chosen.name}: faults.kinesis throttling is injected by the embedded moto, and "
+            f"this run's Kinesis is {'LocalStack' if world == 'localstack' else endpoint}; "
+            "run it with --world moto and without AWS_ENDPOINT_URL"
+        )
     out_dir = out or Path("runs") / chosen.name
-
-    def progress(event: str, stage: str, info: dict[str, Any]) -> None:
-        if event == "start":
-            console.print(f"[cyan]▶[/] {stage} …")
-        elif event == "succeeded":
-            console.print(f"[green]✔[/] {stage} ({info['seconds']:.2f} s)")
-        elif event == "failed":
-            console.print(f"[red]✘[/] {stage}: {escape(str(info['error']))}")
-        elif event == "skipped":
-            console.print(f"[dim]- {stage} skipped[/]")
+    progress = _progress
 
     console.print(f"dfp run [bold]{chosen.name}[/] (seed {chosen.seed}) → {escape(str(out_dir))}")
     try:
@@ -135,6 +143,60 @@ def run(
         raise typer.Exit(130) from None
     _print_verdict(result.summary, out_dir)
     raise typer.Exit(0 if result.ok else 1)
+
+
+def _progress(event: str, stage: str, info: dict[str, Any]) -> None:
+    """A run's stages as they start and end."""
+    if event == "start":
+        console.print(f"[cyan]▶[/] {stage} …")
+    elif event == "succeeded":
+        console.print(f"[green]✔[/] {stage} ({info['seconds']:.2f} s)")
+    elif event == "failed":
+        console.print(f"[red]✘[/] {stage}: {escape(str(info['error']))}")
+    elif event == "skipped":
+        console.print(f"[dim]- {stage} skipped[/]")
+
+
+def _run_library(out: Path | None, seed: int | None, force: bool, until: str | None,
+                 world: str) -> NoReturn:  # fmt: skip
+    """``dfp run --all``: each scenario of the library in turn, in a world of its own; a table of
+    verdicts at the end; exit 1 when any run failed."""
+    from harness.runner import run as run_scenario
+
+    names = list(list_scenarios())
+    try:
+        scenarios = [load_scenario(name) for name in names]
+    except ScenarioError as exc:
+        _refuse(str(exc))
+    root = out or Path("runs")
+    table = Table(title=f"library: {len(scenarios)} scenarios")
+    for column in ("scenario", "status", "expectations met", "seconds", "run directory"):
+        table.add_column(column)
+    failed = 0
+    for number, chosen in enumerate(scenarios, 1):
+        chosen = chosen.with_seed(seed) if seed is not None else chosen
+        out_dir = root / chosen.name
+        console.print(f"[bold]({number}/{len(scenarios)})[/] dfp run [bold]{chosen.name}[/] "
+                      f"→ {escape(str(out_dir))}")  # fmt: skip
+        try:
+            result = run_scenario(chosen, out_dir, force=force, until=until, engine=world,
+                                  progress=_progress)  # fmt: skip
+        except (OutputDirError, ValueError) as exc:
+            _refuse(str(exc))
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted; the local world was stopped[/]")
+            raise typer.Exit(130) from None
+        summary = result.summary
+        met = sum(1 for e in summary["expectations"] if e["ok"])
+        seconds = sum(s.get("seconds", 0.0) for s in summary["stages"].values())
+        failed += not result.ok
+        colour = "green" if result.ok else "red"
+        table.add_row(escape(chosen.name), f"[{colour}]{summary['status']}[/]",
+                      f"{met}/{len(summary['expectations'])}", f"{seconds:.0f}",
+                      escape(str(out_dir)))  # fmt: skip
+        console.print(f"[{colour}]{summary['status']}[/] {escape(chosen.name)}")
+    console.print(table)
+    raise typer.Exit(1 if failed else 0)
 
 
 def _print_verdict(summary: dict[str, Any], out_dir: Path) -> None:

@@ -4,6 +4,12 @@ Every hop of a run (producer → stream → Firehose → staged bucket → …) 
 wrote and rejected, with the reasons. Within a hop, ``in`` must equal ``out + rejected``; along a
 declared link, what the downstream hop received must equal what the upstream hop wrote. Anything
 short is *lost*, anything over is *duplicated*, and either makes the run's reconciliation fail.
+
+At-least-once delivery is accounted for, not hidden: a hop that delivers copies of what it
+received (DMS after a task restart) counts them as ``redelivered``; a hop that drops copies it
+recognises (the Glue job applying changes by transaction id) counts them as
+``duplicates_removed``. So ``in + redelivered = out + rejected + duplicates_removed``. ``retried``
+and ``throttled`` say what the hop's retries cost (they move no records).
 """
 
 from __future__ import annotations
@@ -23,10 +29,25 @@ class Hop:
     written: int = 0
     rejected: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    redelivered: int = 0
+    duplicates_removed: int = 0
+    retried: int = 0
+    throttled: int = 0
 
-    def add(self, *, received: int = 0, written: int = 0) -> None:
+    def add(self, *, received: int = 0, written: int = 0, redelivered: int = 0,
+            duplicates_removed: int = 0, retried: int = 0, throttled: int = 0) -> None:  # fmt: skip
         self.received += received
         self.written += written
+        self.redelivered += redelivered
+        self.duplicates_removed += duplicates_removed
+        self.retried += retried
+        self.throttled += throttled
+
+    @property
+    def gap(self) -> int:
+        """Records neither written, rejected nor removed as copies (negative: more came out)."""
+        return (self.received + self.redelivered - self.written - self.rejected
+                - self.duplicates_removed)  # fmt: skip
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.rejected += count
@@ -36,6 +57,9 @@ class Hop:
         out: dict[str, Any] = {"in": self.received, "out": self.written, "rejected": self.rejected}
         if self.reasons:
             out["reasons"] = dict(sorted(self.reasons.items()))
+        for name in ("redelivered", "duplicates_removed", "retried", "throttled"):
+            if getattr(self, name):  # shown when something happened (fault runs)
+                out[name] = getattr(self, name)
         return out
 
 
@@ -73,7 +97,7 @@ class Ledger:
         lost = duplicated = 0
         problems: list[str] = []
         for hop in sorted(self._hops.values(), key=lambda h: h.name):
-            gap = hop.received - hop.written - hop.rejected
+            gap = hop.gap
             if gap > 0:
                 lost += gap
                 problems.append(f"{hop.name}: {gap} received but neither written nor rejected")

@@ -6,6 +6,10 @@ Fixtures:
   ``AWS_ENDPOINT_URL``), started once and stopped at the end of the session.
 * ``aws`` (function): the same world, reset to empty before the test.
 * ``stack`` (session): the validated stack description.
+* ``dfp_run`` (function): runs a scenario in that world, with sections replaced (``faults=…``,
+  ``anomalies=…``) and validated as a scenario file is, into the test's temporary directory; the
+  :class:`~harness.runner.RunResult` holds the summary, the job's outliers and the ground truth.
+  So a test can say "with 5% of DMS's changes delivered twice, no outlier is lost".
 
 Marker ``e2e``: end-to-end scenario runs, the heavy ones; select with ``-m e2e`` or leave them out
 with ``-m "not e2e"``. Marker ``world``: set on every test that uses ``world`` or ``aws``, so the
@@ -17,7 +21,9 @@ transforms); such a run leaves it out with ``and not endpoint_free``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,6 +66,29 @@ def world(stack: Stack) -> Iterator[World]:
 def aws(world: World) -> World:
     world.reset()
     return world
+
+
+@pytest.fixture
+def dfp_run(world: World, tmp_path: Path) -> Callable[..., Any]:
+    """``dfp_run(scenario="smoke", *, until=None, seed=None, **sections) -> RunResult``."""
+    from harness.runner import run
+    from harness.scenario import load_scenario
+
+    runs = 0
+
+    def run_scenario(scenario: str = "smoke", *, until: str | None = None,
+                     seed: int | None = None, **sections: Any) -> Any:  # fmt: skip
+        nonlocal runs
+        chosen = load_scenario(scenario)
+        if sections:
+            chosen = chosen.with_changes(**sections)
+        if seed is not None:
+            chosen = chosen.with_seed(seed)
+        runs += 1
+        world.reset()
+        return run(chosen, tmp_path / f"dfp-run-{runs}-{chosen.name}", world=world, until=until)
+
+    return run_scenario
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

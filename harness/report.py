@@ -95,18 +95,74 @@ def _counts(summary: dict[str, Any]) -> str:
         verdict += f"<ul>{problems}</ul>"
     if not counts:
         return verdict + '<p class="muted">No hop has moved records in this run.</p>'
+    extra = [k for k in ("redelivered", "duplicates_removed", "retried", "throttled")
+             if any(k in c for c in counts.values())]  # fmt: skip
     rows = "".join(
         f"<tr><td>{_e(name)}</td><td class='num'>{c['in']}</td><td class='num'>{c['out']}</td>"
         f"<td class='num'>{c['rejected']}</td>"
-        f"<td>{_e(', '.join(f'{k}: {v}' for k, v in c.get('reasons', {}).items()))}</td></tr>"
+        + "".join(f"<td class='num'>{c.get(k, 0)}</td>" for k in extra)
+        + f"<td>{_e(', '.join(f'{k}: {v}' for k, v in c.get('reasons', {}).items()))}</td></tr>"
         for name, c in counts.items()
     )
+    head = "".join(f"<th>{_e(k.replace('_', ' '))}</th>" for k in extra)
     return (
-        verdict
-        + "<table><tr><th>hop</th><th>in</th><th>out</th><th>rejected</th><th>reasons</th></tr>"
-        + rows
-        + "</table>"
+        verdict + f"<table><tr><th>hop</th><th>in</th><th>out</th><th>rejected</th>{head}"
+        "<th>reasons</th></tr>" + rows + "</table>"
     )
+
+
+def faults_section(summary: dict[str, Any]) -> str:
+    """What the scenario injected, where each fault was caught, and what it cost."""
+    faults = summary.get("faults")
+    if not faults:
+        return ""
+    bad = faults.get("bad_records") or {}
+    kinds = bad.get("by_kind") or {}
+    hops = sorted({hop for k in kinds.values() for hop in k.get("caught_by", {})})
+    rows = "".join(
+        f"<tr><td>{_e(kind)}</td><td class='num'>{k['injected']}</td>"
+        + "".join(f"<td class='num'>{k['caught_by'].get(h, '')}</td>" for h in hops)
+        + f"<td>{_badge('ok' if k['caught'] == k['injected'] else 'failed')}</td></tr>"
+        for kind, k in kinds.items()
+    )
+    table = (
+        "<table><tr><th>bad record</th><th>injected</th>"
+        + "".join(f"<th>caught by {_e(h)}</th>" for h in hops)
+        + f"<th></th></tr>{rows}</table>"
+    ) if kinds else ""  # fmt: skip
+    counts = summary.get("counts") or {}
+    dms, kinesis = faults.get("dms") or {}, faults.get("kinesis") or {}
+    producer = counts.get("kinesis_producer", {})
+    stream_seconds = (summary.get("stages") or {}).get("stream", {}).get("seconds")
+    costs = [
+        ("DMS changes delivered again (task restart)", dms.get("redelivered", 0),
+         f"copies removed by the Glue job: "
+         f"{(faults.get('duplicates_removed') or {}).get('glue_cdc_apply', 'not run')}"),
+        ("DMS changes out of commit order (other keys)", dms.get("out_of_order", 0),
+         "order per partition key kept; the anomaly job orders by event time"),
+        ("PutRecords entries throttled", kinesis.get("put_records_entries_throttled", 0),
+         f"producer retried {producer.get('retried', 0)} records; stream stage "
+         f"{stream_seconds} s"),
+        ("PutRecords calls throttled", kinesis.get("put_records_calls_throttled", 0),
+         "retried by the SDK and the producer"),
+        ("GetRecords calls throttled", kinesis.get("get_records_calls_throttled", 0),
+         "retried by every reader (Firehose, the Flink connector, the harness)"),
+    ]  # fmt: skip
+    rows = "".join(
+        f"<tr><td>{_e(what)}</td><td class='num'>{_e(n)}</td><td>{_e(cost)}</td></tr>"
+        for what, n, cost in costs if n
+    )  # fmt: skip
+    other = (
+        f"<table><tr><th>fault</th><th>injected</th><th>what it cost</th></tr>{rows}</table>"
+        if rows else ""
+    )  # fmt: skip
+    missed = bad.get("missed", 0)
+    verdict = (
+        f"<p>{_e(faults.get('injected', 0))} faults injected; bad records caught "
+        f"{_e(bad.get('caught', 0))} of {_e(bad.get('injected', 0))} "
+        f"{_badge('ok' if not missed else 'failed')}</p>"
+    )
+    return f"<h2 id='faults'>Faults</h2>{verdict}{table}{other}"
 
 
 def _artifacts(summary: dict[str, Any]) -> str:
@@ -271,6 +327,7 @@ def render_report(summary: dict[str, Any], run_dir: Path | None = None) -> str:
         f"<h2>Stages</h2>{_stages(summary)}"
         f"<h2 id='forecasts'>Forecast</h2>{forecast_section(summary, run_dir)}"
         f"<h2 id='outliers'>Outliers and alerts</h2>{anomaly_section(summary, run_dir)}"
+        f"{faults_section(summary)}"
         f"<h2>Records per hop</h2>{_counts(summary)}"
         f"<h2>Artifacts</h2>{_artifacts(summary)}"
     )

@@ -64,6 +64,47 @@ def _provision(world: World, scenario: Scenario, out: RunDir) -> ResolvedStack:
     return stack
 
 
+#: The stage that writes each summary section, and each hop's counts: how far a run must go for
+#: an expectation on it to be judged (:func:`last_judged_stage`).
+_SECTION_STAGE = {"simulation": "simulate", "stream": "stream", "staging": "staging",
+                  "anomaly": "anomaly", "alerts": "anomaly", "etl": "etl",
+                  "forecast": "forecast", "enrich": "enrich"}  # fmt: skip
+_HOP_STAGE = {"dms_cdc": "simulate", "shop_events": "simulate", "bad_records": "stream",
+              "kinesis_producer": "stream", "kinesis_cdc": "stream", "dms_load": "staging",
+              "firehose_staged": "staging", "s3_staged": "staging", "anomaly_job": "anomaly",
+              "firehose_outliers": "anomaly", "glue_cdc_apply": "etl",
+              "glue_forecast_input": "etl", "forecast_export": "forecast",
+              "forecast_enriched": "enrich"}  # fmt: skip
+# Faults are caught as late as the Glue job; what late changes cost is known after the anomaly job.
+_FAULT_STAGE = {"bad_records": "etl", "dms": "etl", "kinesis": "anomaly",
+                "duplicates_removed": "etl"}  # fmt: skip
+
+
+def last_judged_stage(scenario: Scenario) -> str:
+    """The last stage an expectation of ``scenario`` reads: a run ``until`` it judges them all.
+    Paths this cannot place (``reconciliation``, ``status``…) need no particular stage; a path
+    it does not know at all needs the whole run."""
+    order = [*SPINE, *(s.name for s in STAGES)]
+    needed = 0
+    for expectation in scenario.expectations:
+        head, _, rest = expectation.path.partition(".")
+        second = rest.split(".", 1)[0]
+        if head in ("reconciliation", "status", "scenario", "seed", "version", "endpoint"):
+            continue
+        if head in _SECTION_STAGE:
+            stage = _SECTION_STAGE[head]
+        elif head == "counts" and second in _HOP_STAGE:
+            stage = _HOP_STAGE[second]
+        elif head == "stages" and second in order:
+            stage = second
+        elif head == "faults":
+            stage = _FAULT_STAGE.get(second, order[-1])
+        else:
+            stage = order[-1]
+        needed = max(needed, order.index(stage))
+    return order[needed]
+
+
 def _lookup(summary: dict[str, Any], path: str) -> tuple[bool, Any]:
     node: Any = summary
     for part in path.split("."):
@@ -147,14 +188,52 @@ def _save_world(ctx: RunContext) -> dict[str, Any]:
     }
 
 
+def _end_faults(ctx: RunContext | None) -> None:
+    """Stop the world's throttling (a shared world serves the next run) and note what it cost."""
+    if ctx is None or not ctx.scenario.faults.kinesis.active:
+        return
+    from emulation._managed_state import served_in_process
+    from emulation.kinesis.faults import Rates, refused, throttle
+
+    if not (ctx.world.in_process and served_in_process("kinesis")):
+        return
+    stream = ctx.stack.stream_name("cdc")
+    counts = refused(ctx.world.account_id, ctx.world.region, stream)
+    throttle(ctx.world.account_id, ctx.world.region, stream, Rates())
+    if ctx.faults is not None:
+        ctx.faults.throttling = {
+            (key if key.endswith("_seen") else f"{key}_throttled"): n for key, n in counts.items()
+        }
+        ctx.summary["faults"] = ctx.faults.summary()
+
+
 @dataclass
 class RunResult:
+    """A finished run: its summary, its directory, and the ground truth to judge it by."""
+
     summary: dict[str, Any]
     out_dir: Path
 
     @property
     def ok(self) -> bool:
         return self.summary["status"] == "succeeded"
+
+    def truth_anomalies(self) -> Any:
+        """The anomalies the simulator injected (a pyarrow Table; ``sale_ids`` per anomaly)."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(RunDir(self.out_dir).truth_anomalies)
+
+    def truth_daily(self) -> Any:
+        """True demand per product and day (a pyarrow Table)."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(RunDir(self.out_dir).truth_daily)
+
+    def outliers(self) -> list[dict[str, Any]]:
+        """The outliers the anomaly job wrote (empty when the run stopped before it)."""
+        path = RunDir(self.out_dir).outliers
+        return json.loads(path.read_text()) if path.exists() else []
 
 
 class _Stages:
@@ -272,11 +351,14 @@ def run(
 
             steps.run(spec.name, step)
     finally:
+        _end_faults(ctx)
         # Saved even after a failed stage: what the run left is what a user wants to look at.
         world_state = _save_world(ctx) if ctx is not None else None
         if owns_world and world is not None:
             world.stop()
 
+    if ctx is not None and ctx.faults is not None:
+        ctx.summary["faults"] = ctx.faults.summary()
     sections = ctx.summary if ctx is not None else {}
     summary: dict[str, Any] = {
         "scenario": scenario.name,

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from emulation.dms import DmsSettings
+from harness.faults import Faults
 from pipeline.contracts.periods import DAYS_PER_PERIOD
 from simulator.spec import Calendar, Catalog, Source, WorldSpec
 
@@ -134,6 +135,7 @@ class Scenario(WorldSpec):
     source: Source | None = None
     dms: DmsSettings = DmsSettings()
     forecast: Forecast = Forecast()
+    faults: Faults = Faults()
     expectations: list[Expectation] = Field(default_factory=list)
     _base: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -171,6 +173,21 @@ class Scenario(WorldSpec):
         return self
 
     @model_validator(mode="after")
+    def _faults_apply(self) -> Scenario:
+        """A fault must have something to act on: no silent no-op drills."""
+        bad = self.faults.bad_records
+        if (
+            bad is not None
+            and "unknown_schema_version" in bad.kinds
+            and not (self.source is None and self.ecommerce.direct_events)
+        ):
+            raise ValueError(
+                "faults.bad_records.kinds: unknown_schema_version corrupts the shop's own events, "
+                "and this scenario has none (set ecommerce.direct_events: true)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _horizon_fits_history(self) -> Scenario:
         if self.calendar is not None:
             check_horizon(self.forecast, self.calendar.history_days)
@@ -183,6 +200,18 @@ class Scenario(WorldSpec):
 
     def with_seed(self, seed: int) -> Scenario:
         return self.model_copy(update={"seed": seed})  # keeps _base: private state is copied
+
+    def with_changes(self, **sections: Any) -> Scenario:
+        """This scenario with whole sections replaced (``faults={...}``, ``anomalies={...}``),
+        validated as a scenario file is: a bad value is a :class:`ScenarioError` naming it."""
+        raw = {**self.model_dump(mode="json", exclude_unset=True), **sections}
+        try:
+            changed = Scenario.model_validate(raw)
+        except ValidationError as exc:
+            raise ScenarioError(f"{self.name} (changed: {', '.join(sections)})",
+                                _problems(raw, exc)) from None  # fmt: skip
+        changed._base = self._base
+        return changed
 
     def world_spec(self) -> WorldSpec:
         """The part of the scenario the simulator reads."""

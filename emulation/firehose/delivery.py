@@ -114,6 +114,7 @@ class DeliveryStats:
     error_objects: int = 0
     failed: Counter[str] = field(default_factory=Counter)
     keys: list[str] = field(default_factory=list)
+    error_keys: list[str] = field(default_factory=list)
 
 
 class DeliveryStream:
@@ -146,6 +147,7 @@ class DeliveryStream:
         self._buffers: dict[tuple[tuple[str, str], ...], _Buffer] = {}
         self._next_due: dt.datetime | None = None  # no buffer is due before this arrival time
         self._positions: dict[str, str | None] = {}
+        self._last_arrival: dt.datetime | None = None
         self.stats = DeliveryStats()
 
     # -------------------------------------------------------------------------- intake
@@ -165,8 +167,14 @@ class DeliveryStream:
         self._positions = dict(positions)
 
     def _arrival(self, data: bytes) -> dt.datetime:
-        when = self._arrival_time(data) if self._arrival_time else None
-        return when or dt.datetime.now(dt.UTC)
+        """The record's arrival on the caller's clock; a record that does not say (one that is
+        not even JSON) arrived with the record before it, so the same stream keeps the same
+        object keys."""
+        if not self._arrival_time:
+            return dt.datetime.now(dt.UTC)
+        when = self._arrival_time(data) or self._last_arrival or dt.datetime.now(dt.UTC)
+        self._last_arrival = when
+        return when
 
     def put(
         self, records: Iterable[Record], partition: tuple[tuple[str, str], ...] | None = None
@@ -426,4 +434,5 @@ class DeliveryStream:
         body = ("\n".join(lines) + "\n").encode()
         self._world.client("s3").put_object(Bucket=self.bucket, Key=key, Body=body)
         self.stats.error_objects += 1
+        self.stats.error_keys.append(key)
         logger.warning("%s: %d records to %s (%s)", self.name, len(failures), key, error_type)

@@ -7,7 +7,8 @@ record: written, or rejected with a reason (too large, bad partition key, still 
 last attempt). Nothing is dropped silently; rejected records are handed back to the caller.
 
 :func:`read_stream` reads a whole stream back (every shard from ``TRIM_HORIZON``), which is how a
-run checks what the stream holds.
+run checks what the stream holds; a throttled ``GetRecords`` is retried from the same iterator
+with backoff, as a consumer must.
 
 Not emulated: the per-shard write limits (1 MiB/s, 1,000 records/s) are not enforced by the local
 endpoints; ordering per partition key holds unless a partial failure makes a record be retried
@@ -169,6 +170,21 @@ class Producer:
         logger.warning("%d records rejected after %d attempts", len(pending), self._max_attempts)
 
 
+READ_ATTEMPTS = 12
+
+
+def _get_records(client: Any, iterator: str, sleep: Callable[[float], None] = time.sleep) -> Any:
+    """``GetRecords`` with throttling retried (backoff from 50 ms, capped at 2 s)."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return client.get_records(ShardIterator=iterator, Limit=10_000)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in _RETRYABLE or attempt == READ_ATTEMPTS - 1:
+                raise
+            sleep(min(2.0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
 def stream_positions(client: Any, stream_name: str) -> dict[str, str | None]:
     """The last sequence number in each shard now (``None`` for an empty shard).
 
@@ -208,7 +224,7 @@ def read_stream(
         )["ShardIterator"]
         empty = 0
         while iterator and empty < idle_polls:
-            response = client.get_records(ShardIterator=iterator, Limit=10_000)
+            response = _get_records(client, iterator)
             records = response["Records"]
             out.extend(
                 {

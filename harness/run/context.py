@@ -18,6 +18,7 @@ from harness.run.layout import RunDir
 if TYPE_CHECKING:
     from deploy.stack import ResolvedStack
     from emulation import World
+    from harness.faults import FaultLog
     from harness.scenario import Scenario
     from harness.simulation import Simulation
 
@@ -48,6 +49,7 @@ class RunContext:
     manifest_key: str | None = None  # the forecast input's manifest in the forecast bucket
     export_key: str | None = None  # the forecast export's last part
     export_p50_total: float | None = None
+    faults: FaultLog | None = None  # what the scenario's faults injected and what caught it
 
     @property
     def out_dir(self):

@@ -71,6 +71,11 @@ class RunDir:
         return self.root / "flink"
 
     @property
+    def outliers(self) -> Path:
+        """The anomaly job's outliers as it wrote them to its stream (JSON, in a stable order)."""
+        return self.root / "anomaly" / "outliers.json"
+
+    @property
     def forecast(self) -> Path:
         """What the forecast left: input.csv, manifest.json, export.csv, metrics, candidates."""
         return self.root / "forecast"

@@ -195,11 +195,18 @@ def run(ctx: RunContext) -> None:
                 )
             time.sleep(1)
     seconds = time.monotonic() - began
+    ctx.out.outliers.parent.mkdir(parents=True, exist_ok=True)
+    ctx.out.outliers.write_text(json.dumps(sorted(
+        flagged, key=lambda o: (o["sold_at"], str(o.get("sale_id")), o["product_id"], o["reason"])
+    ), indent=1, sort_keys=True) + "\n")  # fmt: skip
     got = Counter(_key("outlier", o["product_id"], o.get("sale_id"), o["reason"]) for o in flagged)
     hop = ctx.ledger.hop(hops.ANOMALY_JOB)
     hop.add(received=len(records), written=len(records) - len(rejected))
     for row in rejected:
         hop.reject(str(row["reason"]).split(":")[0])
+        if ctx.faults is not None:
+            ctx.faults.caught(hops.ANOMALY_JOB, str(row["reason"]),
+                              data=str(row.get("raw") or "").encode())  # fmt: skip
     if sim.world.has_truth:
         scores = score([_outlier(o) for o in flagged], sim.truth_anomalies, sim.truth_daily)
     else:  # replayed real data: nobody knows which sales were anomalies
@@ -217,10 +224,28 @@ def run(ctx: RunContext) -> None:
         "flagged_per_day": dict(sorted(per_day.items())),
         "reasons": dict(sorted(Counter(o["reason"] for o in flagged).items())),
     }
+    if ctx.faults is not None and ctx.faults.late:
+        ctx.faults.late_cost = _late_cost(ctx, expected, beats, profiles, detection)
     _stage_outliers(ctx, out_start)
     ctx.summary["alerts"] = evaluate_alerts(ctx)
     logger.info("anomaly job: %d outliers, %d rejected in %.1f s", len(flagged), len(rejected),
                 seconds)  # fmt: skip
+
+
+def _late_cost(ctx: RunContext, expected: list[OutputRow], beats: list[bytes],
+               profiles: dict, detection: dict[str, str]) -> dict[str, int]:  # fmt: skip
+    """What late changes cost the streaming verdicts: the reference over the stream as it came,
+    against the reference had every change arrived on time."""
+    assert ctx.faults is not None and ctx.cdc_window is not None
+    on_time = [ctx.faults.late.get(data, data).decode() for data in [*ctx.cdc_window, *beats]]
+
+    def outliers(rows: list[OutputRow]) -> Counter:
+        return Counter(_key(r.kind, r.product_id, r.sale_id, r.reason)
+                       for r in rows if r.kind == "outlier")  # fmt: skip
+
+    came, would = outliers(expected), outliers(reference(on_time, profiles, detection))
+    return {"outliers_added": sum((came - would).values()),
+            "outliers_missed": sum((would - came).values())}  # fmt: skip
 
 
 hops.FIREHOSE_OUTLIERS = "firehose_outliers"

@@ -11,8 +11,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from harness.run import RunContext, StageSpec, hops
-from harness.run.aws import job_run
+from harness.run.aws import job_run, split_uri
 from pipeline.contracts.periods import last_closed_day, next_period_start, period_start
+from pipeline.contracts.staged import ECOMMERCE_PARTITION
 
 
 def run(ctx: RunContext) -> None:
@@ -40,6 +41,7 @@ def run(ctx: RunContext) -> None:
     manifest_key = f"input/{end.isoformat()}.json"
     manifest = json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
     ctx.manifest_key = manifest_key
+    changes = _account_changes(ctx, manifest.get("changes") or {})
     rows: dict[str, int] = {}
     frames: dict[str, pa.Table] = {}
     for name, location in manifest["datasets"].items():
@@ -82,7 +84,42 @@ def run(ctx: RunContext) -> None:
         "target_demand": float(target_total),
         "truth_sold": float(truth_sold),
         "demand_matches_truth": abs(float(target_total) - float(truth_sold)) < 1e-6,
+        "changes": changes,
     }
+
+
+def _account_changes(ctx: RunContext, changes: dict) -> dict:
+    """The job's staged-change counts as a hop, and its rejected changes traced to the faults
+    that produced them."""
+    hop = ctx.ledger.hop(hops.GLUE_CDC_APPLY)
+    hop.add(received=int(changes.get("read", 0)), written=int(changes.get("applied", 0)),
+            duplicates_removed=int(changes.get("duplicates_removed", 0)))  # fmt: skip
+    for reason, count in (changes.get("rejected") or {}).items():
+        hop.reject(reason, int(count))
+    staged = ctx.summary.get("staging", {}).get("rows")
+    if staged is not None:  # the job reads what staging delivered (the shop's events aside)
+        dms_rows = sum(n for table, n in staged.items() if table != ECOMMERCE_PARTITION)
+        if dms_rows != hop.received:
+            ctx.ledger.discrepancy(
+                f"{hops.GLUE_CDC_APPLY}: read {hop.received} staged changes, staging delivered "
+                f"{dms_rows}",
+                lost=max(0, dms_rows - hop.received),
+                duplicated=max(0, hop.received - dms_rows),
+            )
+    if ctx.faults is not None:
+        ctx.faults.duplicates_removed[hops.GLUE_CDC_APPLY] = hop.duplicates_removed
+    location = changes.get("rejected_location")
+    if location and ctx.faults is not None:
+        s3 = ctx.world.client("s3")
+        bucket, prefix = split_uri(location)
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+            if not item["Key"].rsplit("/", 1)[-1].startswith("part-"):
+                continue
+            for line in s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].iter_lines():
+                row = json.loads(line)
+                ctx.faults.caught(hops.GLUE_CDC_APPLY, row["reason"], table=row["table"],
+                                  transaction_id=row.get("transaction_id"))  # fmt: skip
+    return {k: v for k, v in changes.items() if k != "rejected_location"}
 
 
 STAGE = StageSpec("etl", run, needs=("simulation",), gives=("manifest_key",))

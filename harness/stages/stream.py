@@ -1,4 +1,8 @@
-"""Stage ``stream``: the window on the CDC stream through the producer, read back and reconciled."""
+"""Stage ``stream``: the window on the CDC stream through the producer, read back and reconciled.
+
+With a scenario's ``faults`` (:mod:`harness.faults`), the window is first given its DMS faults
+and bad records, and the embedded Kinesis throttles the stream as asked for the rest of the run.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,11 @@ from itertools import pairwise
 
 from emulation.dms import record_bytes
 from emulation.kinesis import Producer, read_stream, stream_positions
+from harness.faults import FaultLog, StreamRecord, inject
 from harness.run import RunContext, StageSpec, hops
 
 
-def _stream_records(ctx: RunContext) -> list[tuple[str, bytes]]:
+def _stream_records(ctx: RunContext) -> list[StreamRecord]:
     """DMS messages and shop events of the window, interleaved in the order they happen."""
     sim = ctx.simulation
     settings = ctx.scenario.dms
@@ -27,8 +32,9 @@ def _stream_records(ctx: RunContext) -> list[tuple[str, bytes]]:
         )
     ]
     shop = sim.ecommerce
+    timed = [(*t[:4], "dms", t[4]) for t in timed]
     timed += [
-        (sent_us, 1, sale_id, key, message.encode())
+        (sent_us, 1, sale_id, key, "shop", message.encode())
         for sent_us, sale_id, key, message in zip(
             shop["sent_us"].to_pylist(),
             shop["sale_id"].to_pylist(),
@@ -38,15 +44,38 @@ def _stream_records(ctx: RunContext) -> list[tuple[str, bytes]]:
         )
     ]
     timed.sort(key=lambda item: item[:3])
-    return [(key, data) for *_, key, data in timed]
+    return [StreamRecord(key, data, source) for *_, key, source, data in timed]
 
 
-def _order_key(data: bytes) -> tuple[int, int]:
-    """(source, position) of a record: DMS transaction id or the shop's sale id."""
-    message = json.loads(data)
-    if "metadata" in message:
-        return 0, int(message["metadata"]["transaction-id"])
-    return 1, int(message["sale_id"])
+def _order_key(data: bytes) -> tuple[int, int] | None:
+    """(source, position) of a record: DMS transaction id or the shop's sale id (``None`` for a
+    record that has neither: an injected bad one)."""
+    try:
+        message = json.loads(data)
+        if "metadata" in message:
+            return 0, int(message["metadata"]["transaction-id"])
+        return 1, int(message["sale_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _throttle(ctx: RunContext, stream_name: str) -> None:
+    """Have the embedded Kinesis throttle the CDC stream as the scenario's faults ask."""
+    spec = ctx.scenario.faults.kinesis
+    if not spec.active:
+        return
+    from emulation._managed_state import served_in_process
+    from emulation.kinesis.faults import Rates, throttle
+
+    if not (ctx.world.in_process and served_in_process("kinesis")):
+        raise ValueError(
+            "faults.kinesis: throttling is injected by the embedded moto, and Kinesis is served "
+            f"elsewhere in this world ({ctx.world.describe().get('kind')}); run the scenario "
+            "with --world moto and no AWS_ENDPOINT_URL"
+        )
+    throttle(ctx.world.account_id, ctx.world.region, stream_name, Rates(
+        spec.put_records_entries, spec.put_records_calls, spec.get_records_calls,
+        seed=ctx.scenario.seed))  # fmt: skip
 
 
 def run(ctx: RunContext) -> None:
@@ -54,14 +83,42 @@ def run(ctx: RunContext) -> None:
     kinesis = ctx.world.client("kinesis")
     stream_name = ctx.stack.stream_name("cdc")
     records = _stream_records(ctx)
+    faults = ctx.scenario.faults
+    if faults.active:
+        ctx.faults = FaultLog(faults, ctx.scenario.seed)
+        records = inject(
+            records,
+            faults,
+            ctx.scenario.seed,
+            formatted=ctx.scenario.dms.message_format == "json",
+            log=ctx.faults,
+            window_end=ctx.simulation.world.window_end,
+        )
+        if ctx.faults.redelivered_records:
+            ctx.ledger.hop(hops.DMS_CDC).add(
+                redelivered=ctx.faults.redelivered_records,
+                written=ctx.faults.redelivered_records,
+            )
+        if ctx.faults.bad:
+            ctx.ledger.hop(hops.BAD_RECORDS).add(received=len(ctx.faults.bad),
+                                                 written=len(ctx.faults.bad))  # fmt: skip
     before = stream_positions(kinesis, stream_name)  # an external endpoint may hold older runs
     ctx.cdc_stream_start = before
+    _throttle(ctx, stream_name)
     producer = Producer(kinesis, stream_name=stream_name)
-    report = producer.send(records)
+    report = producer.send((r.partition_key, r.data) for r in records)
     hop = ctx.ledger.hop(hops.KINESIS_PRODUCER)
-    hop.add(received=report.received, written=report.written)
+    hop.add(received=report.received, written=report.written,
+            retried=report.retried_records, throttled=report.throttled_calls)  # fmt: skip
+    if ctx.faults is not None:
+        ctx.faults.client_retries[hops.KINESIS_PRODUCER] = {
+            "calls": report.calls, "retried_records": report.retried_records,
+            "throttled_calls": report.throttled_calls, "reordered": report.reordered,
+        }  # fmt: skip
     for rejected in report.rejected:
         hop.reject(rejected.reason.split(":")[0])
+        if ctx.faults is not None:
+            ctx.faults.caught(hops.KINESIS_PRODUCER, rejected.reason, data=rejected.data)
     if report.rejected:
         errors = ctx.out.errors / "kinesis-producer.ndjson"
         errors.parent.mkdir(parents=True, exist_ok=True)
@@ -72,16 +129,18 @@ def run(ctx: RunContext) -> None:
                 for r in report.rejected
             )
         )  # fmt: skip
-    ctx.ledger.link(
-        [hops.DMS_CDC, hops.SHOP_EVENTS] if len(ctx.simulation.ecommerce) else hops.DMS_CDC,
-        hops.KINESIS_PRODUCER,
-    )
+    sources = [hops.DMS_CDC]
+    if len(ctx.simulation.ecommerce):
+        sources.append(hops.SHOP_EVENTS)
+    if ctx.faults is not None and ctx.faults.bad:
+        sources.append(hops.BAD_RECORDS)
+    ctx.ledger.link(sources, hops.KINESIS_PRODUCER)
     held = read_stream(kinesis, stream_name, after=before)
     ctx.cdc_window = [r["data"] for r in held]  # what the stream holds, read once
     ctx.ledger.hop(hops.KINESIS_CDC).add(received=len(held), written=len(held))
     ctx.ledger.link(hops.KINESIS_PRODUCER, hops.KINESIS_CDC)
     # Content check: the stream holds exactly what was written, each record once.
-    sent = Counter(data for _, data in records) - Counter(r.data for r in report.rejected)
+    sent = Counter(r.data for r in records) - Counter(r.data for r in report.rejected)
     got = Counter(r["data"] for r in held)
     missing, extra = sent - got, got - sent
     if missing or extra:
@@ -92,8 +151,10 @@ def run(ctx: RunContext) -> None:
     # Order per partition key, as consumers rely on.
     by_key: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
     for record in sorted(held, key=lambda r: (r["shard_id"], int(r["sequence_number"]))):
-        source, position = _order_key(record["data"])
-        by_key[(record["partition_key"], str(source))].append((source, position))
+        order = _order_key(record["data"])
+        if order is None or (ctx.faults is not None and ctx.faults.is_bad(record["data"])):
+            continue  # a bad record has no place in the order
+        by_key[(record["partition_key"], str(order[0]))].append(order)
     out_of_order = sum(sum(1 for a, b in pairwise(keys) if b < a) for keys in by_key.values())
     ctx.summary["stream"] = {
         "stream": stream_name,

@@ -287,7 +287,11 @@ class Detector:
         while state.recent and state.recent[0][0] < horizon:
             state.recent.popleft()
         state.recent.append((sale.sold_at, signature, sale))
-        same = [line for _, sig, line in state.recent if sig == signature]
+        # Only lines within the burst window of this one: a late or reordered line is compared
+        # with its own neighbours in time, not with whatever arrived just before it.
+        same = [line for moment, sig, line in state.recent
+                if sig == signature and abs(moment - sale.sold_at) <= dt.timedelta(
+                    seconds=cfg.burst_seconds)]  # fmt: skip
         if len(same) >= cfg.burst_min:
             for line in same:
                 if line.sale_id not in state.burst_reported:

@@ -21,9 +21,12 @@ from pyspark.sql import functions as F
 
 from pipeline.contracts.staged import FORECAST_ENRICHED_COLUMNS
 from pipeline.etl.transforms import (
+    REJECT,
     current_rows,
+    dms_changes,
     enrich_forecast,
     read_forecast_export,
+    reject_reasons,
     staged_schema_ddl,
     validate_staged,
 )
@@ -49,13 +52,15 @@ def main(argv: list[str]) -> None:
 
     export = spark.read.option("header", "true").csv(args["export_path"])
     staged = spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"])
-    for table in ("products", "campaigns", "sales"):
-        validate_staged(staged, table)
+    validate_staged(staged)
+    # The changes the forecast-input job applied (it reports the ones it set aside).
+    checked = reject_reasons(dms_changes(staged))
+    valid = checked.where(checked[REJECT].isNull())
     enriched = enrich_forecast(
         read_forecast_export(export),
-        current_rows(staged, "products"),
-        current_rows(staged, "campaigns"),
-        current_rows(staged, "sales"),
+        current_rows(valid, "products"),
+        current_rows(valid, "campaigns"),
+        current_rows(valid, "sales"),
         int(args["recent_days"]),
     )
     columns = [F.col(name).cast(kind).alias(name) for name, kind in FORECAST_ENRICHED_COLUMNS]

@@ -11,7 +11,9 @@ Arguments (all required, exact names as Glue passes them):
   --quantiles       forecast quantiles, comma-separated (e.g. 0.1,0.5,0.9)
 
 Writes, under ``<output_path>/<end_date>/``, the three Amazon Forecast datasets (CSV, no header) and
-``automl_input/`` (SageMaker AutoML V2's single CSV with a header); then the manifest
+``automl_input/`` (SageMaker AutoML V2's single CSV with a header); the staged changes it could
+not apply, each with its reason, under ``rejected/`` (JSON lines; counted in the manifest's
+``changes``, with the copies of redelivered changes it removed); then the manifest
 ``<manifest_path>/<end_date>.json``, whose arrival starts the forecast workflow. The manifest's
 ``id`` hashes the request and the data, so the same input names the same AutoML job (reruns are
 idempotent) and changed data a new one.
@@ -30,9 +32,14 @@ from pyspark.sql import functions as F
 from pipeline.contracts.periods import FREQUENCIES
 from pipeline.etl.publish import publish_single_part
 from pipeline.etl.transforms import (
+    REJECT,
     automl_input,
+    change_counts,
     current_rows,
+    dms_changes,
     item_metadata,
+    reject_reasons,
+    rejected_changes,
     related_time_series,
     staged_schema_ddl,
     target_time_series,
@@ -55,13 +62,16 @@ def main(argv: list[str]) -> None:
     job.init(args["JOB_NAME"], args)
 
     # The contract's schema, not whatever the first file says: a file lacking a column then shows
-    # as nulls that validate_staged names, and a wrong type fails naming the file and column.
+    # as nulls (those rows are rejected, naming the column), and a wrong type fails naming the
+    # file and column.
     staged = spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"])
-    for table in ("products", "campaigns", "sales"):
-        validate_staged(staged, table)
-    products = current_rows(staged, "products")
-    campaigns = current_rows(staged, "campaigns")
-    sales = current_rows(staged, "sales")
+    validate_staged(staged)
+    checked = reject_reasons(dms_changes(staged)).cache()
+    changes = change_counts(checked)
+    valid = checked.where(checked[REJECT].isNull())
+    products = current_rows(valid, "products")
+    campaigns = current_rows(valid, "campaigns")
+    sales = current_rows(valid, "sales")
 
     frequency, horizon = args["frequency"], int(args["horizon"])
     quantiles = _quantiles(args["quantiles"])
@@ -92,6 +102,11 @@ def main(argv: list[str]) -> None:
             "header", "true" if name == "automl_input" else "false"
         ).option("dateFormat", "yyyy-MM-dd").csv(location)
         locations[name] = location
+    if sum(changes["rejected"].values()):
+        changes["rejected_location"] = f"{version}/rejected/"
+        rejected_changes(checked).coalesce(1).write.mode("overwrite").json(
+            changes["rejected_location"]
+        )
     automl = datasets["automl_input"]
     content = automl.select(F.sum(F.xxhash64(*automl.columns)).alias("h")).first()["h"]
     request = {
@@ -111,6 +126,7 @@ def main(argv: list[str]) -> None:
         "domain": "RETAIL",
         "datasets": locations,
         "schemas": {name: frame.columns for name, frame in datasets.items()},
+        "changes": changes,
         "automl": {
             "input": locations["automl_input"],
             "target": "demand",

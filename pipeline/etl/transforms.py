@@ -4,7 +4,11 @@ The Glue scripts only parse arguments, read, call these, and write. Semantics:
 
 * **CDC**: for each key the latest version by commit order (full-load rows first, then by DMS
   transaction id); a key whose latest change is a ``delete`` is gone. Duplicate or late copies of
-  a change carry the same transaction id and so never count twice.
+  a change carry the same transaction id and so never count twice (:func:`change_counts` says how
+  many copies there were).
+* **Rejections**: a staged change that cannot be applied is set aside with its reason, never
+  applied and never silently dropped (:func:`reject_reasons`): a table the pipeline does not
+  know, a required column missing, a sale whose quantity or unit price is not positive.
 * **Target time series** (RETAIL ``item_id, timestamp, demand``): sales summed per item and
   period (``D`` days, ``W`` weeks starting Monday, ``M`` months, ``3M`` quarters, ``Y`` years,
   each labelled by its first day), zero-filled from the item's launch to the end date, for items
@@ -26,7 +30,7 @@ from pyspark.sql import functions as F
 
 from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
 from pipeline.contracts.periods import FREQUENCIES, PERIOD_LENGTH
-from pipeline.contracts.staged import STAGED_CDC_COLUMNS, STAGED_CDC_PARTITIONS
+from pipeline.contracts.staged import ECOMMERCE_PARTITION, STAGED_CDC_COLUMNS, STAGED_CDC_PARTITIONS
 
 
 class StagedDataError(ValueError):
@@ -54,15 +58,92 @@ def _required_columns(table: str) -> list[str]:
     return [f.name for f in TABLES[table] if not f.nullable]
 
 
-def validate_staged(staged: DataFrame, table: str) -> None:
-    """Fail naming the file and column when a staged file lacks a required column's values."""
-    rows = staged.where(F.col("table") == table)
-    checks = [
-        F.sum(F.when(F.col(f"data.{c}").isNull(), 1).otherwise(0)).alias(c)
-        for c in _required_columns(table)
-    ]
+REJECT = "_reject"  # the column :func:`reject_reasons` adds: why a change is set aside, or null
+
+
+def dms_changes(staged: DataFrame) -> DataFrame:
+    """The staged rows DMS wrote (every partition but the web shop's own events), with the file
+    each came from (``_file``; taken here, since a cached frame no longer knows it)."""
+    return staged.where(F.col("table") != ECOMMERCE_PARTITION).withColumn(
+        "_file", F.input_file_name()
+    )
+
+
+def reject_reasons(changes: DataFrame) -> DataFrame:
+    """``changes`` with :data:`REJECT`: the reason a change cannot be applied, or null.
+
+    Reasons start with their class (``unknown table``, ``missing field``, ``not positive``),
+    then a colon and the detail, so they can be counted by class.
+    """
+    reason = F.when(~F.col("table").isin(list(TABLES)),
+                    F.concat(F.lit("unknown table: "), F.col("table")))  # fmt: skip
+    for table in TABLES:
+        for column in _required_columns(table):
+            reason = reason.when(
+                (F.col("table") == table) & F.col(f"data.{column}").isNull(),
+                F.lit(f"missing field: data.{column} of table {table}"),
+            )
+    for column in ("quantity", "unit_price"):
+        reason = reason.when(
+            (F.col("table") == "sales") & (F.col(f"data.{column}") <= 0),
+            F.concat(F.lit(f"not positive: data.{column} = "),
+                     F.col(f"data.{column}").cast("string")),
+        )  # fmt: skip
+    return changes.withColumn(REJECT, reason)
+
+
+def _key(table_column: F.Column) -> F.Column:
+    """A change's primary key value as text (null for a table the contract does not know)."""
+    return F.coalesce(*[
+        F.when(table_column == table, F.col(f"data.{pk}").cast("string"))
+        for table, pk in PRIMARY_KEYS.items()
+    ])  # fmt: skip
+
+
+def rejected_changes(checked: DataFrame) -> DataFrame:
+    """The changes set aside (``file, table, key, transaction_id, operation, reason``), ordered."""
+    return (
+        checked.where(F.col(REJECT).isNotNull())
+        .select(
+            F.col("_file").alias("file"),
+            "table",
+            _key(F.col("table")).alias("key"),
+            F.col("metadata.`transaction-id`").alias("transaction_id"),
+            F.col("metadata.operation").alias("operation"),
+            F.col(REJECT).alias("reason"),
+        )
+        .orderBy("table", "transaction_id", "key", "file")
+    )
+
+
+def change_counts(checked: DataFrame) -> dict[str, object]:
+    """How many changes were read, applied (distinct), removed as copies and rejected by class.
+
+    A copy is a change whose table, key, transaction and operation another staged row already
+    has: DMS delivered it again, or Firehose staged it twice (both are at-least-once).
+    """
+    valid = checked.where(F.col(REJECT).isNull())
+    read = checked.count()
+    ok = valid.count()
+    applied = valid.select("table", _key(F.col("table")).alias("k"),
+                           F.col("metadata.`transaction-id`"), F.col("metadata.operation"),
+                           ).distinct().count()  # fmt: skip
+    rejected = {
+        row["reason"]: row["n"]
+        for row in checked.where(F.col(REJECT).isNotNull())
+        .groupBy(F.split(F.col(REJECT), ":").getItem(0).alias("reason"))
+        .agg(F.count("*").alias("n"))
+        .collect()
+    }
+    return {"read": read, "applied": applied, "duplicates_removed": ok - applied,
+            "rejected": dict(sorted(rejected.items()))}  # fmt: skip
+
+
+def validate_staged(staged: DataFrame) -> None:
+    """Fail naming the file and column when a staged file cannot be read with the contract's
+    types (a whole file is wrong: nothing in it can be applied, so the job stops)."""
     try:
-        bad = rows.withColumn("_file", F.input_file_name()).groupBy("_file").agg(*checks).collect()
+        staged.agg(F.sum(F.xxhash64("data", "metadata"))).collect()  # reads every value
     except Exception as exc:  # Spark's conversion error, buried in a Java stack trace
         found = _CONVERSION_ERROR.search(str(exc))
         if not found:
@@ -72,13 +153,6 @@ def validate_staged(staged: DataFrame, table: str) -> None:
             f"staged file {found['file']}: column {column} is {found['found'].rstrip('.,')}, "
             f"the contract says {found['expected'].rstrip('.,')}"
         ) from None
-    for row in bad:
-        for column in _required_columns(table):
-            if row[column]:
-                raise StagedDataError(
-                    f"staged file {row['_file']}: column data.{column} is missing or null in "
-                    f"{row[column]} rows of table {table}"
-                )
 
 
 def current_rows(staged: DataFrame, table: str) -> DataFrame:

@@ -22,8 +22,10 @@ from tests.conftest import REPO
 SMOKE = REPO / "scenarios" / "smoke.yaml"
 
 
-def dfp(*args: str, cwd: Path, home: Path, limit_memory: bool = False):
-    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+def dfp(*args: str, cwd: Path, home: Path, limit_memory: bool = False,
+        env: dict[str, str] | None = None):  # fmt: skip
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO), "COLUMNS": "200",
+           **(env or {})}  # fmt: skip
 
     def cap_memory() -> None:  # the alias bomb must not be able to grow past 1 GiB
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
@@ -152,3 +154,20 @@ def test_a_scenario_that_is_not_text_is_refused(tmp_path: Path, user_home: Path)
     huge.write_text("description: '" + "x" * 400_000 + "'\n")
     result, _ = dfp("simulate", str(huge), cwd=tmp_path, home=user_home)
     assert result.returncode == 2 and "a scenario is at most" in result.stderr
+
+
+def test_a_fault_drill_this_world_cannot_inject_is_refused_before_anything_starts(
+    tmp_path: Path, user_home: Path
+) -> None:
+    out = tmp_path / "never"
+    result, _ = dfp("run", "throttled", "--out", str(out), cwd=tmp_path, home=user_home,
+                    env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "faults.kinesis" in _flat(result.stderr) and "--world moto" in _flat(result.stderr)
+    assert not out.exists()
+
+
+def test_a_scenario_and_all_together_are_refused(tmp_path: Path, user_home: Path) -> None:
+    result, _ = dfp("run", "bad-records", "--all", cwd=tmp_path, home=user_home)
+    assert result.returncode == 2 and "or --all, not both" in _flat(result.stderr)
+    assert not (tmp_path / "runs").exists()

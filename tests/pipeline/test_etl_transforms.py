@@ -9,8 +9,13 @@ import pytest
 from emulation.glue.spark import spark_session
 from pipeline.contracts.periods import last_closed_day, next_period_start, period_start
 from pipeline.etl.transforms import (
+    REJECT,
+    change_counts,
     current_rows,
+    dms_changes,
     item_metadata,
+    reject_reasons,
+    rejected_changes,
     related_time_series,
     staged_schema_ddl,
     target_time_series,
@@ -230,3 +235,32 @@ def test_enrichment_joins_attributes_campaigns_and_recent_actuals(spark) -> None
     assert rows[("P2", D(2025, 2, 1))]["promotion_applied"] == 0  # the campaign is for toys
     unknown = rows[("P9", D(2025, 2, 1))]
     assert unknown["name"] is None and unknown["p50"] == 1.0
+
+
+def test_changes_that_cannot_be_applied_are_set_aside_with_their_reason(spark) -> None:
+    staged = staged_rows(spark, [
+        ("products", product("P1"), "load", None),
+        ("sales", sale(1, "P1", 2, T(2025, 1, 2)), "insert", 10),
+        ("sales", sale(1, "P1", 2, T(2025, 1, 2)), "insert", 10),  # DMS delivered it again
+        ("sales", sale(2, "P1", -3, T(2025, 1, 2)), "insert", 11),
+        ("sales", {**sale(3, "P1", 1, T(2025, 1, 2)), "quantity": None}, "insert", 12),
+        ("coupons", {"sale_id": 4}, "insert", 13),
+        ("ecommerce_events", {}, None, None),  # the shop's events: not this job's input
+    ])  # fmt: skip
+    checked = reject_reasons(dms_changes(staged)).cache()
+    counts = change_counts(checked)
+    assert counts == {
+        "read": 6,
+        "applied": 2,
+        "duplicates_removed": 1,
+        "rejected": {"missing field": 1, "not positive": 1, "unknown table": 1},
+    }
+    rejected = {(r["table"], r["transaction_id"]): r["reason"]
+                for r in rejected_changes(checked).collect()}  # fmt: skip
+    assert rejected == {
+        ("sales", 11): "not positive: data.quantity = -3",
+        ("sales", 12): "missing field: data.quantity of table sales",
+        ("coupons", 13): "unknown table: coupons",
+    }
+    valid = checked.where(checked[REJECT].isNull())
+    assert [r["sale_id"] for r in current_rows(valid, "sales").collect()] == [1]

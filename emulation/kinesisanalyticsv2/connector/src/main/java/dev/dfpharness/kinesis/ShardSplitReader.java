@@ -13,10 +13,17 @@ import org.apache.flink.connector.base.source.reader.splitreader.SplitsChange;
 import software.amazon.awssdk.services.kinesis.KinesisClient;
 import software.amazon.awssdk.services.kinesis.model.GetRecordsResponse;
 import software.amazon.awssdk.services.kinesis.model.GetShardIteratorRequest;
+import software.amazon.awssdk.services.kinesis.model.ProvisionedThroughputExceededException;
 import software.amazon.awssdk.services.kinesis.model.Record;
 import software.amazon.awssdk.services.kinesis.model.ShardIteratorType;
 
-/** Polls its shards with GetRecords, one shard per fetch, in turn. */
+/**
+ * Polls its shards with GetRecords, one shard per fetch, in turn. A throttled GetRecords
+ * ({@code ProvisionedThroughputExceededException}, after the SDK's own retries) is not an error:
+ * the reader backs off exponentially (from 200 ms, capped at 5 s, with jitter, as AWS's polling
+ * reader does) and reads the same shard from the same iterator again; a successful read resets
+ * the backoff.
+ */
 final class ShardSplitReader implements SplitReader<ShardRecord, ShardSplit> {
     private final KinesisOptions options;
     private final KinesisClient client;
@@ -25,6 +32,9 @@ final class ShardSplitReader implements SplitReader<ShardRecord, ShardSplit> {
     private final List<String> order = new ArrayList<>();
     private int turn;
     private volatile boolean woken;
+    private int throttledInARow;
+    private long throttled;
+    private final java.util.Random jitter = new java.util.Random(0);
 
     ShardSplitReader(KinesisOptions options) {
         this.options = options;
@@ -36,9 +46,16 @@ final class ShardSplitReader implements SplitReader<ShardRecord, ShardSplit> {
         RecordsBySplits.Builder<ShardRecord> out = new RecordsBySplits.Builder<>();
         for (int tried = 0; tried < order.size(); tried++) {
             String shard = order.get(turn++ % order.size());
-            GetRecordsResponse response = client.getRecords(
-                    b -> b.streamARN(options.streamArn).shardIterator(iterators.get(shard))
-                            .limit(10_000));
+            GetRecordsResponse response;
+            try {
+                response = client.getRecords(
+                        b -> b.streamARN(options.streamArn).shardIterator(iterators.get(shard))
+                                .limit(10_000));
+            } catch (ProvisionedThroughputExceededException throttledNow) {
+                backOff();
+                return out.build();
+            }
+            throttledInARow = 0;
             for (Record record : response.records()) {
                 Instant arrival = record.approximateArrivalTimestamp();
                 out.add(shard, new ShardRecord(record.data().asByteArray(),
@@ -60,17 +77,33 @@ final class ShardSplitReader implements SplitReader<ShardRecord, ShardSplit> {
         return out.build();
     }
 
-    private void idle() {
-        long until = System.currentTimeMillis() + options.idlePollMs;
+    private void backOff() {
+        throttled++;
+        long ceiling = Math.min(5_000L, 200L << Math.min(throttledInARow++, 5));
+        long delay = ceiling / 2 + (long) (jitter.nextDouble() * ceiling / 2);
+        if (throttled == 1 || throttled % 100 == 0) {
+            org.slf4j.LoggerFactory.getLogger(ShardSplitReader.class).warn(
+                    "GetRecords on {} throttled ({} times so far); backing off {} ms",
+                    options.streamArn, throttled, delay);
+        }
+        sleep(delay);
+    }
+
+    private void sleep(long millis) {
+        long until = System.currentTimeMillis() + millis;
         while (!woken && System.currentTimeMillis() < until) {
             try {
-                Thread.sleep(Math.min(50, options.idlePollMs));
+                Thread.sleep(Math.min(50, millis));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;
             }
         }
         woken = false;
+    }
+
+    private void idle() {
+        sleep(options.idlePollMs);
     }
 
     @Override

@@ -1,0 +1,501 @@
+"""Faults a scenario injects where AWS would produce them, and the record of what each one cost.
+
+A scenario's ``faults:`` section (validated like every other key) turns a happy path into a
+failure drill. Each fault is injected at the place AWS produces it, so the pipeline's real code
+paths react, and every injected record is followed until something catches it:
+
+* ``kinesis`` — the embedded Kinesis answers a share of ``PutRecords`` entries, of whole
+  ``PutRecords`` calls and of ``GetRecords`` calls on the CDC stream with
+  ``ProvisionedThroughputExceededException`` (:mod:`emulation.kinesis.faults`). The producer,
+  Firehose's reader, the harness's own reads and the Flink connector retry with backoff.
+* ``dms`` — DMS delivers at least once: after a task restart it delivers again every change
+  since its last checkpoint (``redelivered``, a contiguous run of changes, as a restart from a
+  checkpoint does); its parallel apply threads put changes of *different* keys out of commit order
+  (``out_of_order``: a change is written after the next one to three changes of other keys; the
+  order per partition key, which Kinesis guarantees, is kept); and changes held up (a stalled
+  apply thread, a lagging replica) arrive only after the window has closed (``late``: written
+  after every other change of the window, DMS's ``timestamp`` the moment it finally read them,
+  ``commit-timestamp`` and the row unchanged). The anomaly job then counts a late sale into a day
+  it has already judged; the run measures what that changed (``faults.dms.late_cost``).
+* ``bad_records`` — records a broken producer puts on the CDC stream among the real ones: a DMS
+  message cut off mid-way (``not_json``), a change of a table nobody replicates
+  (``unknown_table``), a sale without its ``quantity`` (``missing_field``), a quantity that is text
+  (``wrong_type``), a negative quantity, a record over Kinesis's 1 MiB limit (``oversized``), and a
+  shop event with a ``schema_version`` readers do not know. Each bad record is built from a real
+  message of the window (same shape, same metadata), with a sale id and a transaction id no real
+  record has, so it can be found again in every error output.
+
+Which hop is meant to catch what (and the run checks that something did):
+
+=========================  =========================================================
+``not_json``               Firehose (``DynamicPartitioning.MetadataExtractionFailed``), the job
+``unknown_table``          the Glue job (``unknown table``)
+``missing_field``          the Glue job (``missing field``), the anomaly job
+``wrong_type``             Firehose (``DataFormatConversion.InvalidSchema``), the anomaly job
+``negative_quantity``      the Glue job (``not positive``), the anomaly job
+``oversized``              the producer (``RecordTooLarge``)
+``unknown_schema_version`` the anomaly job (the Glue job reads DMS's ``sales``, not shop events)
+=========================  =========================================================
+
+Not injected yet: DDL control records (schema drift), the world or the Flink job restarting
+mid-run, a Glue or forecast job failing, and the same S3 event delivered twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+logger = logging.getLogger(__name__)
+
+BAD_RECORD_KINDS = ("not_json", "unknown_table", "missing_field", "wrong_type",
+                    "negative_quantity", "oversized", "unknown_schema_version")  # fmt: skip
+#: Kinds a DMS-only stream can carry (``unknown_schema_version`` needs the shop's direct events).
+DMS_BAD_RECORD_KINDS = BAD_RECORD_KINDS[:-1]
+BadRecordKind = Literal["not_json", "unknown_table", "missing_field", "wrong_type",
+                        "negative_quantity", "oversized", "unknown_schema_version"]  # fmt: skip
+UNKNOWN_TABLE = "coupons"  # a table of the source database that the pipeline does not replicate
+UNKNOWN_SCHEMA_VERSION = 99
+OVERSIZED_BYTES = 1024 * 1024 + 512  # over Kinesis's 1 MiB per record (data + partition key)
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+# A throttle rate of 1 would refuse every call for ever; the retries could never succeed.
+ThrottleRate = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KinesisFaults(_Strict):
+    """Throttling on the CDC stream, as a shard over its limits answers."""
+
+    put_records_entries: ThrottleRate = Field(
+        default=0.0, description="share of PutRecords entries failed with the throttling code"
+    )
+    put_records_calls: ThrottleRate = Field(
+        default=0.0, description="share of whole PutRecords calls refused (HTTP 400)"
+    )
+    get_records_calls: ThrottleRate = Field(
+        default=0.0, description="share of GetRecords calls refused (HTTP 400)"
+    )
+
+    @property
+    def active(self) -> bool:
+        return any((self.put_records_entries, self.put_records_calls, self.get_records_calls))
+
+
+class DmsFaults(_Strict):
+    """DMS's at-least-once, parallel delivery."""
+
+    redelivered: Share = Field(
+        default=0.0, description="share of the window's changes delivered again after a restart"
+    )
+    out_of_order: Share = Field(
+        default=0.0, description="share of changes written after later changes of other keys"
+    )
+    late: Share = Field(
+        default=0.0, description="share of changes delivered only after the window closed"
+    )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.redelivered or self.out_of_order or self.late)
+
+
+class BadRecords(_Strict):
+    """Broken records among the real ones: ``rate`` of the window's records, at least one of
+    each kind listed, the kinds taking turns."""
+
+    rate: Share = 0.02
+    kinds: list[BadRecordKind] = Field(
+        default_factory=lambda: list(DMS_BAD_RECORD_KINDS), min_length=1
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a bad-record kind is listed more than once")
+        return value
+
+
+class Faults(_Strict):
+    """The ``faults:`` section of a scenario; absent, nothing is injected."""
+
+    kinesis: KinesisFaults = KinesisFaults()
+    dms: DmsFaults = DmsFaults()
+    bad_records: BadRecords | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.kinesis.active or self.dms.active or self.bad_records is not None
+
+
+# ------------------------------------------------------------------------------ the stream
+@dataclass
+class StreamRecord:
+    """One record the producer puts on the CDC stream."""
+
+    partition_key: str
+    data: bytes
+    source: str  # "dms", "shop" or "fault"
+
+
+@dataclass
+class BadRecord:
+    """An injected bad record and where it was caught (hop, reason)."""
+
+    kind: str
+    data: bytes
+    partition_key: str
+    table: str
+    transaction_id: int | None
+    sale_id: int | None
+    caught: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """How the staging check names the record once staged (see ``harness.stages.staging``)."""
+        if self.transaction_id is None:
+            return (self.table, "shop", str(self.sale_id))
+        return (self.table, "cdc", str(self.transaction_id))
+
+
+class FaultLog:
+    """What a run injected and what caught it; becomes the summary's ``faults`` section."""
+
+    def __init__(self, faults: Faults, seed: int) -> None:
+        self.faults = faults
+        self.seed = seed
+        self.bad: list[BadRecord] = []
+        self._by_data: dict[bytes, BadRecord] = {}
+        self._by_change: dict[tuple[str, int], BadRecord] = {}
+        self._by_sale: dict[int, BadRecord] = {}
+        self.redelivered: Counter[tuple[str, str, str]] = Counter()  # staged identity → copies
+        self.redelivered_records = 0
+        self.restart_after: int | None = None  # the DMS change after which the task restarted
+        self.out_of_order = 0
+        self.late: dict[bytes, bytes] = {}  # late record → the same change delivered on time
+        self.late_cost: dict[str, Any] | None = None
+        self.throttling: dict[str, int] = {}
+        self.client_retries: dict[str, dict[str, int]] = {}
+        self.duplicates_removed: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- bookkeeping
+    def add_bad(self, record: BadRecord) -> None:
+        self.bad.append(record)
+        self._by_data[record.data] = record
+        if record.transaction_id is not None:
+            self._by_change[(record.table, record.transaction_id)] = record
+        if record.sale_id is not None:
+            self._by_sale[record.sale_id] = record
+
+    def caught(self, hop: str, reason: str, *, data: bytes | None = None,
+               table: str | None = None, transaction_id: Any = None) -> bool:  # fmt: skip
+        """Note that ``hop`` caught a record (by its bytes, or by table and transaction id);
+        returns whether it was an injected bad record."""
+        record = None
+        if data is not None:
+            record = self._by_data.get(data)
+        if record is None and table is not None and transaction_id is not None:
+            try:
+                record = self._by_change.get((table, int(transaction_id)))
+            except (TypeError, ValueError):
+                record = None
+        if record is None:
+            return False
+        record.caught.append((hop, reason))
+        return True
+
+    def is_bad(self, data: bytes) -> bool:
+        return data in self._by_data
+
+    def summary(self) -> dict[str, Any]:
+        by_kind: dict[str, dict[str, Any]] = {}
+        for record in self.bad:
+            entry = by_kind.setdefault(record.kind, {"injected": 0, "caught": 0, "by": Counter()})
+            entry["injected"] += 1
+            entry["caught"] += bool(record.caught)
+            entry["by"].update({hop for hop, _ in record.caught})
+        missed = [
+            {"kind": r.kind, "partition_key": r.partition_key, "sale_id": r.sale_id,
+             "transaction_id": r.transaction_id}
+            for r in self.bad if not r.caught
+        ]  # fmt: skip
+        return {
+            "injected": len(self.bad)
+            + self.redelivered_records
+            + self.out_of_order
+            + len(self.late)
+            + sum(n for k, n in self.throttling.items() if k.endswith("_throttled")),
+            "bad_records": {
+                "injected": len(self.bad),
+                "caught": sum(1 for r in self.bad if r.caught),
+                "missed": len(missed),
+                "missed_records": missed[:20],
+                "by_kind": {
+                    kind: {
+                        "injected": e["injected"],
+                        "caught": e["caught"],
+                        "caught_by": dict(sorted(e["by"].items())),
+                    }
+                    for kind, e in sorted(by_kind.items())
+                },
+                "reasons": [
+                    {"kind": r.kind, "hop": hop, "reason": reason[:200]}
+                    for r in self.bad
+                    for hop, reason in r.caught[:3]
+                ][:60],
+            },
+            "dms": {
+                "redelivered": self.redelivered_records,
+                "restart_after_change": self.restart_after,
+                "out_of_order": self.out_of_order,
+                "late": len(self.late),
+                **({"late_cost": self.late_cost} if self.late_cost is not None else {}),
+            },
+            "kinesis": dict(sorted(self.throttling.items())),
+            "retries": self.client_retries,
+            "duplicates_removed": self.duplicates_removed,
+        }
+
+
+def _fresh_ids(records: list[StreamRecord]) -> tuple[int, int]:
+    """A sale id and a transaction id above every one the window carries."""
+    sale, txn = 0, 0
+    for record in records:
+        try:
+            message = json.loads(record.data)
+        except ValueError:
+            continue
+        data = message.get("data") if "metadata" in message else message
+        if isinstance(data, dict) and isinstance(data.get("sale_id"), int):
+            sale = max(sale, data["sale_id"])
+        meta = message.get("metadata") or {}
+        if isinstance(meta.get("transaction-id"), int):
+            txn = max(txn, meta["transaction-id"])
+    return sale + 1_000_000, txn + 1_000_000
+
+
+def _template(records: list[StreamRecord], source: str, test) -> dict[str, Any] | None:
+    for record in records:
+        if record.source != source:
+            continue
+        message = json.loads(record.data)
+        if test(message):
+            return message
+    return None
+
+
+def _is_sale_insert(message: dict[str, Any]) -> bool:
+    meta = message.get("metadata") or {}
+    return meta.get("table-name") == "sales" and meta.get("operation") == "insert"
+
+
+def _render(message: dict[str, Any], formatted: bool) -> bytes:
+    if formatted:  # DMS's "json" message format: tab-indented
+        return json.dumps(message, indent="\t").encode()
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def _dms_partition_key(message: dict[str, Any], template_key: str, template_id: Any) -> str:
+    """The partition key DMS would give ``message``: the template's, with its primary key value
+    replaced (primary-key partitioning) or unchanged (schema-table)."""
+    sale_id = str(message["data"].get("sale_id", ""))
+    if str(template_id) and template_key.endswith(str(template_id)):
+        return template_key[: len(template_key) - len(str(template_id))] + sale_id
+    return template_key
+
+
+def bad_record(kind: str, template: dict[str, Any], template_key: str, *, sale_id: int,
+               txn: int, formatted: bool) -> BadRecord:  # fmt: skip
+    """One bad record of ``kind`` built from a real message (a DMS sale insert, or a shop event
+    for ``unknown_schema_version``)."""
+    message = json.loads(json.dumps(template))
+    if kind == "unknown_schema_version":
+        message.update(sale_id=sale_id, schema_version=UNKNOWN_SCHEMA_VERSION,
+                       event_id=f"fault-{sale_id}")  # fmt: skip
+        data = json.dumps(message, separators=(",", ":")).encode()
+        from pipeline.contracts.staged import ECOMMERCE_PARTITION
+
+        return BadRecord(kind, data, template_key, ECOMMERCE_PARTITION, None, sale_id)
+    template_id = message["data"].get("sale_id")
+    message["data"]["sale_id"] = sale_id
+    meta = message["metadata"]
+    meta["transaction-id"] = txn
+    for name in ("prev-transaction-id",):
+        if name in meta:
+            meta[name] = txn - 1
+    key = _dms_partition_key(message, template_key, template_id)
+    table = "sales"
+    if kind == "unknown_table":
+        table = meta["table-name"] = UNKNOWN_TABLE
+        message["data"] = {"coupon_id": sale_id, "code": f"SAVE{sale_id % 100}",
+                           "discount": 0.1}  # fmt: skip
+        key = key.replace("sales", UNKNOWN_TABLE)
+    elif kind == "missing_field":
+        message["data"].pop("quantity", None)
+    elif kind == "wrong_type":
+        message["data"]["quantity"] = "three"
+    elif kind == "negative_quantity":
+        message["data"]["quantity"] = -abs(int(message["data"].get("quantity") or 1)) - 1
+    elif kind == "oversized":
+        message["data"]["note"] = "x" * OVERSIZED_BYTES
+    data = _render(message, formatted)
+    if kind == "not_json":  # a message cut off mid-way, as a crashed writer leaves it
+        data = data[: len(data) // 2]
+    return BadRecord(kind, data, key, table, txn, sale_id)
+
+
+def inject(records: list[StreamRecord], faults: Faults, seed: int, *, formatted: bool,
+           log: FaultLog, window_end: dt.datetime) -> list[StreamRecord]:  # fmt: skip
+    """The window's records with the DMS and bad-record faults applied (same seed, same list)."""
+    rng = random.Random(f"{seed}|faults")
+    out = list(records)
+    dms = faults.dms
+    if dms.late:
+        out = _late(out, dms.late, rng, log, window_end, formatted)
+    if dms.out_of_order:
+        out = _out_of_order(out, dms.out_of_order, rng, log)
+    if dms.redelivered:
+        out = _redeliver(out, dms.redelivered, rng, log)
+    if faults.bad_records is not None:
+        out = _bad_records(out, faults.bad_records, rng, formatted, log)
+    return out
+
+
+def _count(share: float, population: int) -> int:
+    return 0 if not share or not population else max(1, round(share * population))
+
+
+def _out_of_order(records: list[StreamRecord], share: float, rng: random.Random,
+                  log: FaultLog) -> list[StreamRecord]:  # fmt: skip
+    dms = [i for i, r in enumerate(records) if r.source == "dms"]
+    chosen = sorted(rng.sample(dms, _count(share, len(dms))), reverse=True)
+    out = list(records)
+    for index in chosen:  # from the end, so earlier indices stay valid
+        record = out[index]
+        steps = rng.randint(1, 3)
+        target = index
+        while target + 1 < len(out) and steps:
+            if out[target + 1].partition_key == record.partition_key:
+                break  # never past a later change of the same key: Kinesis keeps that order
+            target += 1
+            steps -= 1
+        if target > index:
+            out.insert(target, out.pop(index))
+            log.out_of_order += 1
+    return out
+
+
+LATE_SPREAD_SECONDS = 300.0  # late changes are read within five minutes after the window
+
+
+def _late(records: list[StreamRecord], share: float, rng: random.Random, log: FaultLog,
+          window_end: dt.datetime, formatted: bool) -> list[StreamRecord]:  # fmt: skip
+    """Changes held up until the window closed, written after all others (per key order kept:
+    only a key's last change in the window can be late)."""
+    last_of_key = {r.partition_key: i for i, r in enumerate(records) if r.source == "dms"}
+    candidates = sorted(last_of_key.values())
+    chosen = set(rng.sample(candidates, _count(share, len(candidates))))
+    if not chosen:
+        return records
+    step = min(0.1, LATE_SPREAD_SECONDS / len(chosen))
+    late = []
+    for n, index in enumerate(sorted(chosen)):
+        record = records[index]
+        message = json.loads(record.data)
+        stamp = window_end.astimezone(dt.UTC) + dt.timedelta(seconds=1 + n * step)
+        message["metadata"]["timestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        data = _render(message, formatted)
+        log.late[data] = record.data
+        late.append(StreamRecord(record.partition_key, data, "dms"))
+    return [r for i, r in enumerate(records) if i not in chosen] + late
+
+
+def _staged_identity(data: bytes) -> tuple[str, str, str] | None:
+    message = json.loads(data)
+    meta = message.get("metadata") or {}
+    if meta.get("transaction-id") is None:
+        return None
+    return (meta["table-name"], "cdc", str(meta["transaction-id"]))
+
+
+def _redeliver(records: list[StreamRecord], share: float, rng: random.Random,
+               log: FaultLog) -> list[StreamRecord]:  # fmt: skip
+    """A task restart: the changes since the last checkpoint are written again."""
+    dms = [i for i, r in enumerate(records) if r.source == "dms"]
+    count = _count(share, len(dms))
+    if not count:
+        return records
+    restart = rng.randint(count, len(dms))  # restarted after this many changes were written
+    replay = [records[i] for i in dms[restart - count : restart]]
+    at = dms[restart - 1] + 1
+    log.restart_after = restart
+    log.redelivered_records = len(replay)
+    for record in replay:
+        identity = _staged_identity(record.data)
+        if identity is not None:
+            log.redelivered[identity] += 1
+    return [*records[:at], *(StreamRecord(r.partition_key, r.data, "dms") for r in replay),
+            *records[at:]]  # fmt: skip
+
+
+def _bad_records(records: list[StreamRecord], spec: BadRecords, rng: random.Random,
+                 formatted: bool, log: FaultLog) -> list[StreamRecord]:  # fmt: skip
+    sale = _template(records, "dms", _is_sale_insert)
+    shop = _template(records, "shop", lambda m: "schema_version" in m)
+    needs_sale = [k for k in spec.kinds if k != "unknown_schema_version"]
+    if needs_sale and sale is None:
+        raise ValueError("faults.bad_records: the window has no DMS sale to build bad records from")
+    if "unknown_schema_version" in spec.kinds and shop is None:
+        raise ValueError("faults.bad_records: unknown_schema_version needs the shop's events "
+                         "(ecommerce.direct_events)")  # fmt: skip
+    sale_key = next((r.partition_key for r in records if r.source == "dms"
+                     and _is_sale_insert(json.loads(r.data))), "")  # fmt: skip
+    shop_key = next((r.partition_key for r in records if r.source == "shop"), "")
+    count = max(len(spec.kinds), round(spec.rate * len(records)))
+    next_sale, next_txn = _fresh_ids(records)
+    positions = sorted(rng.randrange(len(records) + 1) for _ in range(count))
+    out: list[StreamRecord] = []
+    taken = 0
+    clock: dict[str, Any] = {}  # the latest timestamps seen: a bad record is stamped like them
+    for index, record in enumerate([*records, None]):
+        while taken < count and positions[taken] == index:
+            kind = spec.kinds[taken % len(spec.kinds)]
+            template, key = (
+                (shop, shop_key) if kind == "unknown_schema_version" else (sale, sale_key)
+            )
+            bad = bad_record(kind, _restamped(template, clock), key, sale_id=next_sale + taken,
+                             txn=next_txn + taken, formatted=formatted)  # fmt: skip
+            log.add_bad(bad)
+            out.append(StreamRecord(bad.partition_key, bad.data, "fault"))
+            taken += 1
+        if record is not None:
+            out.append(record)
+            if record.source == "dms":
+                meta = json.loads(record.data).get("metadata") or {}
+                clock.update((k, meta[k]) for k in ("timestamp", "commit-timestamp") if k in meta)
+    return out
+
+
+def _restamped(template: dict[str, Any], clock: dict[str, Any]) -> dict[str, Any]:
+    """``template`` with the stream's current time: a bad record arrives among its neighbours."""
+    if not clock:
+        return template
+    message = json.loads(json.dumps(template))
+    moment = clock["timestamp"]
+    if "metadata" in message:
+        message["metadata"].update(clock)
+        if isinstance(message.get("data"), dict) and "sold_at" in message["data"]:
+            message["data"]["sold_at"] = moment[:19] + "Z"
+    elif "sold_at" in message:
+        message["sold_at"] = moment[:19] + "Z"
+    return message
