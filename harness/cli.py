@@ -122,11 +122,12 @@ def run(
         _refuse(str(exc))
     if seed is not None:
         chosen = chosen.with_seed(seed)
-    if chosen.faults.kinesis.active and (world == "localstack" or endpoint):
+    if chosen.faults.in_the_world and (world == "localstack" or endpoint):
         _refuse(
-            f"{chosen.name}: faults.kinesis throttling is injected by the embedded moto, and "
-            f"this run's Kinesis is {'LocalStack' if world == 'localstack' else endpoint}; "
-            "run it with --world moto and without AWS_ENDPOINT_URL"
+            f"{chosen.name}: faults.{', faults.'.join(chosen.faults.in_the_world)} are injected "
+            f"by the embedded moto, and this run's world is "
+            f"{'LocalStack' if world == 'localstack' else endpoint}; run it with --world moto "
+            "and without AWS_ENDPOINT_URL"
         )
     out_dir = out or Path("runs") / chosen.name
     progress = _progress

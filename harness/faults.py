@@ -17,6 +17,10 @@ paths react, and every injected record is followed until something catches it:
   after every other change of the window, DMS's ``timestamp`` the moment it finally read them,
   ``commit-timestamp`` and the row unchanged). The anomaly job then counts a late sale into a day
   it has already judged; the run measures what that changed (``faults.dms.late_cost``).
+* ``events`` — EventBridge delivers at least once: a share of the S3 events that start the
+  forecast and enrichment workflows is delivered twice (``duplicate_deliveries``), so two
+  executions run for one object; the workflows must attach to the jobs the first one started and
+  write the same export, never a second one (:func:`emulation.events.deliver_twice`).
 * ``bad_records`` — records a broken producer puts on the CDC stream among the real ones: a DMS
   message cut off mid-way (``not_json``), a change of a table nobody replicates
   (``unknown_table``), a sale without its ``quantity`` (``missing_field``), a quantity that is text
@@ -38,7 +42,7 @@ Which hop is meant to catch what (and the run checks that something did):
 =========================  =========================================================
 
 Not injected yet: DDL control records (schema drift), the world or the Flink job restarting
-mid-run, a Glue or forecast job failing, and the same S3 event delivered twice.
+mid-run, a Glue or forecast job failing.
 """
 
 from __future__ import annotations
@@ -109,6 +113,18 @@ class DmsFaults(_Strict):
         return bool(self.redelivered or self.out_of_order or self.late)
 
 
+class EventsFaults(_Strict):
+    """EventBridge's at-least-once delivery to the workflows."""
+
+    duplicate_deliveries: Share = Field(
+        default=0.0, description="share of matched events delivered to their workflow twice"
+    )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.duplicate_deliveries)
+
+
 class BadRecords(_Strict):
     """Broken records among the real ones: ``rate`` of the window's records, at least one of
     each kind listed, the kinds taking turns."""
@@ -131,11 +147,19 @@ class Faults(_Strict):
 
     kinesis: KinesisFaults = KinesisFaults()
     dms: DmsFaults = DmsFaults()
+    events: EventsFaults = EventsFaults()
     bad_records: BadRecords | None = None
 
     @property
     def active(self) -> bool:
-        return self.kinesis.active or self.dms.active or self.bad_records is not None
+        return (self.kinesis.active or self.dms.active or self.events.active
+                or self.bad_records is not None)  # fmt: skip
+
+    @property
+    def in_the_world(self) -> list[str]:
+        """The faults injected inside the embedded moto (throttling, duplicate deliveries): a
+        world whose Kinesis or EventBridge is elsewhere cannot carry them."""
+        return [name for name in ("kinesis", "events") if getattr(self, name).active]
 
 
 # ------------------------------------------------------------------------------ the stream
@@ -185,6 +209,7 @@ class FaultLog:
         self.late: dict[bytes, bytes] = {}  # late record → the same change delivered on time
         self.late_cost: dict[str, Any] | None = None
         self.throttling: dict[str, int] = {}
+        self.deliveries: dict[str, int] = {}  # EventBridge: events delivered, delivered twice
         self.client_retries: dict[str, dict[str, int]] = {}
         self.duplicates_removed: dict[str, int] = {}
 
@@ -234,7 +259,8 @@ class FaultLog:
             + self.redelivered_records
             + self.out_of_order
             + len(self.late)
-            + sum(n for k, n in self.throttling.items() if k.endswith("_throttled")),
+            + sum(n for k, n in self.throttling.items() if k.endswith("_throttled"))
+            + self.deliveries.get("delivered_twice", 0),
             "bad_records": {
                 "injected": len(self.bad),
                 "caught": sum(1 for r in self.bad if r.caught),
@@ -262,6 +288,7 @@ class FaultLog:
                 **({"late_cost": self.late_cost} if self.late_cost is not None else {}),
             },
             "kinesis": dict(sorted(self.throttling.items())),
+            "events": dict(sorted(self.deliveries.items())),
             "retries": self.client_retries,
             "duplicates_removed": self.duplicates_removed,
         }

@@ -147,6 +147,13 @@ def faults_section(summary: dict[str, Any]) -> str:
          "retried by the SDK and the producer"),
         ("GetRecords calls throttled", kinesis.get("get_records_calls_throttled", 0),
          "retried by every reader (Firehose, the Flink connector, the harness)"),
+        ("workflow events delivered twice (EventBridge)",
+         (faults.get("events") or {}).get("delivered_twice", 0),
+         "executions started / failed: forecast "
+         f"{((summary.get('forecast') or {}).get('executions') or {}).get('started', '-')} / "
+         f"{((summary.get('forecast') or {}).get('executions') or {}).get('failed', '-')}, "
+         f"enrichment {((summary.get('enrich') or {}).get('executions') or {}).get('started', '-')}"
+         f" / {((summary.get('enrich') or {}).get('executions') or {}).get('failed', '-')}"),
     ]  # fmt: skip
     rows = "".join(
         f"<tr><td>{_e(what)}</td><td class='num'>{_e(n)}</td><td>{_e(cost)}</td></tr>"

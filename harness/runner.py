@@ -77,7 +77,7 @@ _HOP_STAGE = {"dms_cdc": "simulate", "shop_events": "simulate", "bad_records": "
               "forecast_enriched": "enrich"}  # fmt: skip
 # Faults are caught as late as the Glue job; what late changes cost is known after the anomaly job.
 _FAULT_STAGE = {"bad_records": "etl", "dms": "etl", "kinesis": "anomaly",
-                "duplicates_removed": "etl"}  # fmt: skip
+                "duplicates_removed": "etl", "events": "enrich"}  # fmt: skip
 
 
 def last_judged_stage(scenario: Scenario) -> str:
@@ -189,21 +189,36 @@ def _save_world(ctx: RunContext) -> dict[str, Any]:
 
 
 def _end_faults(ctx: RunContext | None) -> None:
-    """Stop the world's throttling (a shared world serves the next run) and note what it cost."""
-    if ctx is None or not ctx.scenario.faults.kinesis.active:
+    """Disarm the world's faults (a shared world serves the next run) and note what they did."""
+    if ctx is None or not ctx.scenario.faults.in_the_world:
         return
     from emulation._managed_state import served_in_process
+    from emulation.events import deliver_twice
+    from emulation.events import state as events_state
     from emulation.kinesis.faults import Rates, refused, throttle
 
-    if not (ctx.world.in_process and served_in_process("kinesis")):
+    world = ctx.world
+    if not world.in_process:
         return
-    stream = ctx.stack.stream_name("cdc")
-    counts = refused(ctx.world.account_id, ctx.world.region, stream)
-    throttle(ctx.world.account_id, ctx.world.region, stream, Rates())
+    if ctx.scenario.faults.kinesis.active and served_in_process("kinesis"):
+        stream = ctx.stack.stream_name("cdc")
+        counts = refused(world.account_id, world.region, stream)
+        throttle(world.account_id, world.region, stream, Rates())
+        if ctx.faults is not None:
+            ctx.faults.throttling = {
+                (key if key.endswith("_seen") else f"{key}_throttled"): n
+                for key, n in counts.items()
+            }
+    if ctx.scenario.faults.events.active and served_in_process("events"):
+        deliver_twice(world.account_id, world.region, 0.0, 0)
+        deliveries = events_state(world.account_id, world.region).deliveries
+        if ctx.faults is not None:
+            ctx.faults.deliveries = {
+                "delivered": sum(1 for d in deliveries if not d.duplicate),
+                "delivered_twice": sum(1 for d in deliveries if d.duplicate),
+                "failed": sum(1 for d in deliveries if d.error),
+            }
     if ctx.faults is not None:
-        ctx.faults.throttling = {
-            (key if key.endswith("_seen") else f"{key}_throttled"): n for key, n in counts.items()
-        }
         ctx.summary["faults"] = ctx.faults.summary()
 
 

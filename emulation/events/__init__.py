@@ -19,6 +19,11 @@ Target input follows AWS: the whole event by default, or ``Input`` (constant JSO
 first: ``time`` as ISO-8601 (``2026-11-28T06:00:00Z``), not moto's epoch float, and an S3 object's
 ``etag`` under that name, not moto's ``eTag``.
 
+EventBridge delivers at least once. :func:`deliver_twice` makes the embedded world deliver a share
+of matched events to their state machine targets a second time (a second execution with the same
+input, as a duplicate delivery starts on AWS), drawn from a seeded generator; each
+:class:`Delivery` says whether it was such a copy (fault scenarios use it).
+
 Not emulated: retry policies and dead-letter queues of targets, the target's ``RoleArn``
 permissions (never checked), event archives and replays for state machine targets, and
 ``InputPath`` expressions beyond dotted paths (filters, wildcards).
@@ -66,6 +71,7 @@ class Delivery:
     state_machine_arn: str
     execution_arn: str | None
     error: str | None = None
+    duplicate: bool = False  # a second delivery of the same event (at-least-once)
 
 
 @dataclass
@@ -74,15 +80,32 @@ class EventsState:
 
     deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    twice: float = 0.0  # share of matched events delivered a second time
+    draws: Any = None  # the seeded generator that picks them
 
     def record(self, delivery: Delivery) -> None:
         with self.lock:
             self.deliveries.append(delivery)
 
+    def again(self) -> bool:
+        """Whether this delivery is to be repeated (at-least-once)."""
+        with self.lock:
+            return bool(self.twice) and self.draws.random() < self.twice
+
 
 def state(account: str, region: str) -> EventsState:
     """The deliveries made so far in ``account``/``region`` (reset with the world)."""
     return STORE.get("events", account, region, EventsState)
+
+
+def deliver_twice(account: str, region: str, share: float, seed: int) -> None:
+    """Deliver ``share`` of matched events to state machine targets twice (0 stops it)."""
+    import random
+
+    events = state(account, region)
+    with events.lock:
+        events.twice = share
+        events.draws = random.Random(f"{seed}|events")
 
 
 def is_state_machine_arn(arn: str) -> bool:
@@ -229,18 +252,21 @@ def install_in_process() -> None:
 def _start_in_process(rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
     from moto.stepfunctions.responses import get_backend
 
-    record = state(rule.account_id, rule.region_name).record
-    try:
-        payload = target_input(aws_event(event), target, rule.name)
-        backend = get_backend(rule.account_id, rule.region_name)
-        execution = backend.start_execution(target["Arn"], str(uuid.uuid4()), payload)
-        record(Delivery(rule.name, target["Id"], target["Arn"], execution.execution_arn))
-        logger.debug("rule %s started %s", rule.name, execution.execution_arn)
-    except Exception as exc:  # AWS drops a failed delivery after retries; we keep the reason
-        logger.warning("rule %s could not start %s: %s", rule.name, target["Arn"], exc)
-        record(
-            Delivery(rule.name, target["Id"], target["Arn"], None, f"{type(exc).__name__}: {exc}")
-        )
+    events = state(rule.account_id, rule.region_name)
+    copies = 2 if events.again() else 1
+    for copy_number in range(copies):
+        try:
+            payload = target_input(aws_event(event), target, rule.name)
+            backend = get_backend(rule.account_id, rule.region_name)
+            execution = backend.start_execution(target["Arn"], str(uuid.uuid4()), payload)
+            events.record(Delivery(rule.name, target["Id"], target["Arn"],
+                                   execution.execution_arn, duplicate=copy_number > 0))  # fmt: skip
+            logger.debug("rule %s started %s", rule.name, execution.execution_arn)
+        except Exception as exc:  # AWS drops a failed delivery after retries; we keep the reason
+            logger.warning("rule %s could not start %s: %s", rule.name, target["Arn"], exc)
+            events.record(Delivery(rule.name, target["Id"], target["Arn"], None,
+                                   f"{type(exc).__name__}: {exc}",
+                                   duplicate=copy_number > 0))  # fmt: skip
 
 
 # ------------------------------------------------------------------- external moto: SQS relay

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from emulation.glue.jobs import run_job
@@ -95,23 +96,33 @@ def job_run(world: World, job_name: str, arguments: dict[str, str]) -> dict[str,
     return world.wait_for(finished, what=f"Glue job {job_name} run {run_id}", timeout=1800)
 
 
-def find_execution(sfn: Any, machine_arn: str, bucket: str, key: str) -> dict[str, Any] | None:
-    """The newest execution of ``machine_arn`` whose event names ``s3://bucket/key``."""
+def find_executions(sfn: Any, machine_arn: str, bucket: str, key: str) -> list[dict[str, Any]]:
+    """Every execution of ``machine_arn`` whose event names ``s3://bucket/key``, newest first
+    (EventBridge delivers at least once: one object may start several)."""
     executions = sfn.list_executions(stateMachineArn=machine_arn)["executions"]
+    found = []
     for execution in sorted(executions, key=lambda e: e["startDate"], reverse=True):
         described = sfn.describe_execution(executionArn=execution["executionArn"])
         detail = json.loads(described.get("input") or "{}").get("event", {}).get("detail", {})
         if detail.get("bucket", {}).get("name") == bucket and (
             detail.get("object", {}).get("key") == key
         ):
-            return described
-    return None
+            found.append(described)
+    return found
+
+
+def find_execution(sfn: Any, machine_arn: str, bucket: str, key: str) -> dict[str, Any] | None:
+    """The newest execution of ``machine_arn`` whose event names ``s3://bucket/key``."""
+    found = find_executions(sfn, machine_arn, bucket, key)
+    return found[0] if found else None
 
 
 def wait_for_execution(
     world: World, machine_arn: str, bucket: str, key: str, timeout: float = 3600
 ) -> dict[str, Any]:
-    """Wait for the execution the object's S3 event started, then until it ends."""
+    """Wait for the executions the object's S3 event started (several when the event was
+    delivered more than once), then until every one has ended; returns the newest, with
+    ``executions``: how many were ``started``, how many ``succeeded`` and ``failed``."""
     sfn = world.client("stepfunctions")
     started = world.wait_for(
         lambda: find_execution(sfn, machine_arn, bucket, key),
@@ -120,8 +131,13 @@ def wait_for_execution(
     )
     logger.info("execution %s started", started["name"])
 
-    def finished() -> dict[str, Any] | None:
-        run = sfn.describe_execution(executionArn=started["executionArn"])
-        return run if run["status"] != "RUNNING" else None
+    def finished() -> list[dict[str, Any]] | None:
+        runs = find_executions(sfn, machine_arn, bucket, key)
+        return runs if all(r["status"] != "RUNNING" for r in runs) else None
 
-    return world.wait_for(finished, what=f"execution {started['name']}", timeout=timeout)
+    runs = world.wait_for(finished, what=f"execution {started['name']}", timeout=timeout)
+    newest = dict(runs[0])
+    statuses = Counter(r["status"] for r in runs)
+    newest["executions"] = {"started": len(runs), "succeeded": statuses["SUCCEEDED"],
+                            "failed": len(runs) - statuses["SUCCEEDED"]}  # fmt: skip
+    return newest

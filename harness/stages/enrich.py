@@ -45,6 +45,9 @@ def run(ctx: RunContext) -> None:
     p50_total = float(row["p50"] or 0.0)
     ctx.summary["enrich"] = {
         "execution": {"status": execution["status"]},
+        # Every execution the S3 event started, by how it ended (several when EventBridge
+        # delivered the event more than once): each must have succeeded.
+        "executions": execution["executions"],
         "version": version,
         "rows": rows,
         "items": int(row["items"] or 0),

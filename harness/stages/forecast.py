@@ -87,6 +87,9 @@ def run(ctx: RunContext) -> None:
         # The execution's name is EventBridge's random id: in the log, not in the summary, which
         # must be the same for the same scenario and seed.
         "execution": {"status": execution["status"]},
+        # Every execution the S3 event started, by how it ended (several when EventBridge
+        # delivered the event more than once): each must have succeeded.
+        "executions": execution["executions"],
         "automl_job": output["automl_job"],
         "horizon": horizon,
         "quantiles": output["manifest"]["quantiles"],

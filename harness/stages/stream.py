@@ -59,23 +59,33 @@ def _order_key(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def _throttle(ctx: RunContext, stream_name: str) -> None:
-    """Have the embedded Kinesis throttle the CDC stream as the scenario's faults ask."""
-    spec = ctx.scenario.faults.kinesis
-    if not spec.active:
+def _arm_world_faults(ctx: RunContext, stream_name: str) -> None:
+    """Have the embedded world throttle the CDC stream and deliver events twice, as the
+    scenario's faults ask (the runner disarms them when the run ends)."""
+    faults = ctx.scenario.faults
+    if not faults.in_the_world:
         return
     from emulation._managed_state import served_in_process
+    from emulation.events import deliver_twice
     from emulation.kinesis.faults import Rates, throttle
 
-    if not (ctx.world.in_process and served_in_process("kinesis")):
-        raise ValueError(
-            "faults.kinesis: throttling is injected by the embedded moto, and Kinesis is served "
-            f"elsewhere in this world ({ctx.world.describe().get('kind')}); run the scenario "
-            "with --world moto and no AWS_ENDPOINT_URL"
-        )
-    throttle(ctx.world.account_id, ctx.world.region, stream_name, Rates(
-        spec.put_records_entries, spec.put_records_calls, spec.get_records_calls,
-        seed=ctx.scenario.seed))  # fmt: skip
+    for name, service in (("kinesis", "kinesis"), ("events", "events")):
+        if name in faults.in_the_world and not (
+            ctx.world.in_process and served_in_process(service)
+        ):
+            raise ValueError(
+                f"faults.{name}: injected by the embedded moto, and {service} is served "
+                f"elsewhere in this world ({ctx.world.describe().get('kind')}); run the "
+                "scenario with --world moto and no AWS_ENDPOINT_URL"
+            )
+    world, spec = ctx.world, faults.kinesis
+    if spec.active:
+        throttle(world.account_id, world.region, stream_name, Rates(
+            spec.put_records_entries, spec.put_records_calls, spec.get_records_calls,
+            seed=ctx.scenario.seed))  # fmt: skip
+    if faults.events.active:
+        deliver_twice(world.account_id, world.region, faults.events.duplicate_deliveries,
+                      ctx.scenario.seed)  # fmt: skip
 
 
 def run(ctx: RunContext) -> None:
@@ -104,7 +114,7 @@ def run(ctx: RunContext) -> None:
                                                  written=len(ctx.faults.bad))  # fmt: skip
     before = stream_positions(kinesis, stream_name)  # an external endpoint may hold older runs
     ctx.cdc_stream_start = before
-    _throttle(ctx, stream_name)
+    _arm_world_faults(ctx, stream_name)
     producer = Producer(kinesis, stream_name=stream_name)
     report = producer.send((r.partition_key, r.data) for r in records)
     hop = ctx.ledger.hop(hops.KINESIS_PRODUCER)

@@ -148,3 +148,30 @@ def test_conflicting_input_options_are_rejected_at_put_targets(aws: World) -> No
             "bad",
             [{"Id": "wf", "Arn": _machine(aws), "Input": "{}", "InputPath": "$.detail"}],
         )
+
+
+def test_at_least_once_a_matched_event_can_start_its_target_twice(aws: World) -> None:
+    from emulation.events import deliver_twice
+
+    bucket = _bucket(aws, "twice")
+    machine = _machine(aws)
+    aws.client("events").put_rule(
+        Name="on-twice",
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {"bucket": {"name": [bucket]}},
+            }
+        ),
+    )
+    put_targets(aws, "on-twice", [{"Id": "wf", "Arn": machine, "RoleArn": "arn:aws:iam::1:role/e"}])
+    deliver_twice(aws.account_id, aws.region, 1.0, seed=3)
+    aws.client("s3").put_object(Bucket=bucket, Key="a.csv", Body=b"x")
+    first, second = _executions(aws, machine, count=2)
+    assert first["input"] == second["input"]  # the same event, delivered again
+    deliveries = state(aws.account_id, aws.region).deliveries
+    assert [d.duplicate for d in deliveries] == [False, True]
+    deliver_twice(aws.account_id, aws.region, 0.0, seed=3)  # off: one execution per event
+    aws.client("s3").put_object(Bucket=bucket, Key="b.csv", Body=b"x")
+    assert len(_executions(aws, machine, count=3)) == 3

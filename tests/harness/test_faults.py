@@ -233,3 +233,23 @@ def test_the_plugin_runs_a_scenario_with_faults_and_hands_over_the_ground_truth(
     assert result.outliers() == []  # the run stopped before the anomaly job
     with pytest.raises(ScenarioError, match=r"faults\.dms\.late"):
         dfp_run("smoke", faults={"dms": {"late": 2}})
+
+
+def test_the_report_shows_what_each_fault_cost_and_what_was_missed() -> None:
+    from harness.report import render_report
+
+    log = FaultLog(Faults(bad_records=BadRecords(kinds=["oversized", "not_json"])), 1)
+    _, log = _inject(log.faults)
+    oversized = next(b for b in log.bad if b.kind == "oversized")
+    log.caught("kinesis_producer", "RecordTooLarge: 1 MiB", data=oversized.data)
+    log.redelivered_records = 7
+    summary = {"scenario": "drill", "status": "failed", "faults": log.summary(),
+               "counts": {"glue_cdc_apply": {"in": 9, "out": 2, "rejected": 0,
+                                             "duplicates_removed": 7}}}  # fmt: skip
+    page = render_report(summary)
+    faults = page[page.index("id='faults'") : page.index("Records per hop")]
+    assert "oversized" in faults and "not_json" in faults
+    assert "caught by kinesis_producer" in faults
+    assert "failed" in faults  # the cut-off record was caught by nobody
+    assert "DMS changes delivered again" in faults and ">7<" in faults
+    assert "duplicates removed" in page  # the hop table grows the columns that happened
