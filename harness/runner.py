@@ -366,7 +366,10 @@ def run(
 
             steps.run(spec.name, step)
     finally:
-        _end_faults(ctx)
+        try:
+            _end_faults(ctx)
+        except Exception as exc:  # disarming must never hide the run's own outcome
+            logger.error("disarming the world's faults failed: %s", exc)
         # Saved even after a failed stage: what the run left is what a user wants to look at.
         world_state = _save_world(ctx) if ctx is not None else None
         if owns_world and world is not None:

@@ -83,6 +83,10 @@ DMS_METADATA_FIELDS: dict[str, pa.DataType] = {
     "stream-position": pa.string(),
 }
 
+#: Prefix of DMS's own tables (``awsdms_heartbeat``, ``awsdms_apply_exceptions``): records DMS
+#: writes about itself, never changes of the source database.
+DMS_OWN_TABLES = "awsdms_"
+
 ECOMMERCE_EVENT_TYPE = "order_line"
 ECOMMERCE_SCHEMA_VERSION = 1
 # The shop event versions readers understand; others are rejected with the version as reason.

@@ -28,7 +28,7 @@ import re
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
+from pipeline.contracts.cdc import DMS_OWN_TABLES, PRIMARY_KEYS, TABLES
 from pipeline.contracts.periods import FREQUENCIES, PERIOD_LENGTH
 from pipeline.contracts.staged import ECOMMERCE_PARTITION, STAGED_CDC_COLUMNS, STAGED_CDC_PARTITIONS
 
@@ -62,10 +62,16 @@ REJECT = "_reject"  # the column :func:`reject_reasons` adds: why a change is se
 
 
 def dms_changes(staged: DataFrame) -> DataFrame:
-    """The staged rows DMS wrote (every partition but the web shop's own events), with the file
-    each came from (``_file``; taken here, since a cached frame no longer knows it)."""
-    return staged.where(F.col("table") != ECOMMERCE_PARTITION).withColumn(
-        "_file", F.input_file_name()
+    """The staged changes of the source tables, with the file each came from (``_file``; taken
+    here, since a cached frame no longer knows it). Not the web shop's own events, nor DMS's own
+    records (its heartbeat and control tables, ``record-type`` other than ``data``): those are
+    not changes of the source database."""
+    record_type = F.col("metadata.`record-type`")
+    return (
+        staged.where(F.col("table") != ECOMMERCE_PARTITION)
+        .where(~F.col("table").startswith(DMS_OWN_TABLES))
+        .where(record_type.isNull() | (record_type == "data"))
+        .withColumn("_file", F.input_file_name())
     )
 
 
