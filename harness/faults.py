@@ -201,7 +201,6 @@ class FaultLog:
         self.bad: list[BadRecord] = []
         self._by_data: dict[bytes, BadRecord] = {}
         self._by_change: dict[tuple[str, int], BadRecord] = {}
-        self._by_sale: dict[int, BadRecord] = {}
         self.redelivered: Counter[tuple[str, str, str]] = Counter()  # staged identity → copies
         self.redelivered_records = 0
         self.restart_after: int | None = None  # the DMS change after which the task restarted
@@ -219,8 +218,6 @@ class FaultLog:
         self._by_data[record.data] = record
         if record.transaction_id is not None:
             self._by_change[(record.table, record.transaction_id)] = record
-        if record.sale_id is not None:
-            self._by_sale[record.sale_id] = record
 
     def caught(self, hop: str, reason: str, *, data: bytes | None = None,
                table: str | None = None, transaction_id: Any = None) -> bool:  # fmt: skip
