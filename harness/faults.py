@@ -291,14 +291,10 @@ class FaultLog:
         }
 
 
-def _fresh_ids(records: list[StreamRecord]) -> tuple[int, int]:
+def _fresh_ids(messages: list[dict[str, Any]]) -> tuple[int, int]:
     """A sale id and a transaction id above every one the window carries."""
     sale, txn = 0, 0
-    for record in records:
-        try:
-            message = json.loads(record.data)
-        except ValueError:
-            continue
+    for message in messages:
         data = message.get("data") if "metadata" in message else message
         if isinstance(data, dict) and isinstance(data.get("sale_id"), int):
             sale = max(sale, data["sale_id"])
@@ -308,14 +304,13 @@ def _fresh_ids(records: list[StreamRecord]) -> tuple[int, int]:
     return sale + 1_000_000, txn + 1_000_000
 
 
-def _template(records: list[StreamRecord], source: str, test) -> dict[str, Any] | None:
-    for record in records:
-        if record.source != source:
-            continue
-        message = json.loads(record.data)
-        if test(message):
-            return message
-    return None
+def _template(records: list[StreamRecord], messages: list[dict[str, Any]], source: str,
+              test) -> tuple[dict[str, Any] | None, str]:  # fmt: skip
+    """The first message of ``source`` that passes ``test``, and its partition key."""
+    for record, message in zip(records, messages, strict=True):
+        if record.source == source and test(message):
+            return message, record.partition_key
+    return None, ""
 
 
 def _is_sale_insert(message: dict[str, Any]) -> bool:
@@ -474,24 +469,23 @@ def _redeliver(records: list[StreamRecord], share: float, rng: random.Random,
 
 def _bad_records(records: list[StreamRecord], spec: BadRecords, rng: random.Random,
                  formatted: bool, log: FaultLog) -> list[StreamRecord]:  # fmt: skip
-    sale = _template(records, "dms", _is_sale_insert)
-    shop = _template(records, "shop", lambda m: "schema_version" in m)
+    messages = [json.loads(r.data) for r in records]  # the real records: all JSON
+    sale, sale_key = _template(records, messages, "dms", _is_sale_insert)
+    shop, shop_key = _template(records, messages, "shop", lambda m: "schema_version" in m)
     needs_sale = [k for k in spec.kinds if k != "unknown_schema_version"]
     if needs_sale and sale is None:
         raise ValueError("faults.bad_records: the window has no DMS sale to build bad records from")
     if "unknown_schema_version" in spec.kinds and shop is None:
         raise ValueError("faults.bad_records: unknown_schema_version needs the shop's events "
                          "(ecommerce.direct_events)")  # fmt: skip
-    sale_key = next((r.partition_key for r in records if r.source == "dms"
-                     and _is_sale_insert(json.loads(r.data))), "")  # fmt: skip
-    shop_key = next((r.partition_key for r in records if r.source == "shop"), "")
     count = max(len(spec.kinds), round(spec.rate * len(records)))
-    next_sale, next_txn = _fresh_ids(records)
+    next_sale, next_txn = _fresh_ids(messages)
     positions = sorted(rng.randrange(len(records) + 1) for _ in range(count))
     out: list[StreamRecord] = []
     taken = 0
     clock: dict[str, Any] = {}  # the latest timestamps seen: a bad record is stamped like them
-    for index, record in enumerate([*records, None]):
+    for index, (record, message) in enumerate([*zip(records, messages, strict=True),
+                                               (None, None)]):  # fmt: skip
         while taken < count and positions[taken] == index:
             kind = spec.kinds[taken % len(spec.kinds)]
             template, key = (
@@ -505,7 +499,7 @@ def _bad_records(records: list[StreamRecord], spec: BadRecords, rng: random.Rand
         if record is not None:
             out.append(record)
             if record.source == "dms":
-                meta = json.loads(record.data).get("metadata") or {}
+                meta = message.get("metadata") or {}
                 clock.update((k, meta[k]) for k in ("timestamp", "commit-timestamp") if k in meta)
     return out
 

@@ -218,8 +218,6 @@ def _end_faults(ctx: RunContext | None) -> None:
                 "delivered_twice": sum(1 for d in deliveries if d.duplicate),
                 "failed": sum(1 for d in deliveries if d.error),
             }
-    if ctx.faults is not None:
-        ctx.summary["faults"] = ctx.faults.summary()
 
 
 @dataclass

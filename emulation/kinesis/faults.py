@@ -87,15 +87,10 @@ def refused(account: str, region: str, stream: str) -> dict[str, int]:
 
 
 def _exception(message: str) -> Exception:
+    """AWS's throttling error (HTTP 400, its code as the error type)."""
     from moto.core.exceptions import JsonRESTError
 
-    class ProvisionedThroughputExceededException(JsonRESTError):
-        code = 400
-
-        def __init__(self) -> None:
-            super().__init__(THROTTLED, message)
-
-    return ProvisionedThroughputExceededException()
+    return JsonRESTError(THROTTLED, message)  # HTTP 400, like AWS's
 
 
 def _stream_name(stream_arn: str | None, stream_name: str | None) -> str:

@@ -96,47 +96,58 @@ def job_run(world: World, job_name: str, arguments: dict[str, str]) -> dict[str,
     return world.wait_for(finished, what=f"Glue job {job_name} run {run_id}", timeout=1800)
 
 
-def find_executions(sfn: Any, machine_arn: str, bucket: str, key: str) -> list[dict[str, Any]]:
+def find_executions(
+    sfn: Any, machine_arn: str, bucket: str, key: str, inputs: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Every execution of ``machine_arn`` whose event names ``s3://bucket/key``, newest first
-    (EventBridge delivers at least once: one object may start several)."""
+    (EventBridge delivers at least once: one object may start several), as ``ListExecutions``
+    lists them. ``inputs`` caches each execution's input (it never changes) across polls, so an
+    execution is described once, not on every poll."""
+    inputs = {} if inputs is None else inputs
     executions = sfn.list_executions(stateMachineArn=machine_arn)["executions"]
     found = []
     for execution in sorted(executions, key=lambda e: e["startDate"], reverse=True):
-        described = sfn.describe_execution(executionArn=execution["executionArn"])
-        detail = json.loads(described.get("input") or "{}").get("event", {}).get("detail", {})
+        arn = execution["executionArn"]
+        if arn not in inputs:
+            inputs[arn] = sfn.describe_execution(executionArn=arn).get("input") or "{}"
+        detail = json.loads(inputs[arn]).get("event", {}).get("detail", {})
         if detail.get("bucket", {}).get("name") == bucket and (
             detail.get("object", {}).get("key") == key
         ):
-            found.append(described)
+            found.append(execution)
     return found
 
 
 def find_execution(sfn: Any, machine_arn: str, bucket: str, key: str) -> dict[str, Any] | None:
-    """The newest execution of ``machine_arn`` whose event names ``s3://bucket/key``."""
+    """The newest execution of ``machine_arn`` whose event names ``s3://bucket/key``
+    (``DescribeExecution``'s answer)."""
     found = find_executions(sfn, machine_arn, bucket, key)
-    return found[0] if found else None
+    return sfn.describe_execution(executionArn=found[0]["executionArn"]) if found else None
 
 
 def wait_for_execution(
     world: World, machine_arn: str, bucket: str, key: str, timeout: float = 3600
 ) -> dict[str, Any]:
     """Wait for the executions the object's S3 event started (several when the event was
-    delivered more than once), then until every one has ended; returns the newest, with
-    ``executions``: how many were ``started``, how many ``succeeded`` and ``failed``."""
+    delivered more than once), then until every one has ended; returns the newest
+    (``DescribeExecution``'s answer), with ``executions``: how many were ``started``, how many
+    ``succeeded`` and ``failed``."""
     sfn = world.client("stepfunctions")
-    started = world.wait_for(
-        lambda: find_execution(sfn, machine_arn, bucket, key),
+    inputs: dict[str, str] = {}
+    first = world.wait_for(
+        lambda: find_executions(sfn, machine_arn, bucket, key, inputs) or None,
         what=f"the execution of {machine_arn.rsplit(':', 1)[-1]} for s3://{bucket}/{key}",
         timeout=60,
     )
-    logger.info("execution %s started", started["name"])
+    name = first[0]["name"]
+    logger.info("execution %s started", name)
 
     def finished() -> list[dict[str, Any]] | None:
-        runs = find_executions(sfn, machine_arn, bucket, key)
+        runs = find_executions(sfn, machine_arn, bucket, key, inputs)
         return runs if all(r["status"] != "RUNNING" for r in runs) else None
 
-    runs = world.wait_for(finished, what=f"execution {started['name']}", timeout=timeout)
-    newest = dict(runs[0])
+    runs = world.wait_for(finished, what=f"execution {name}", timeout=timeout)
+    newest = sfn.describe_execution(executionArn=runs[0]["executionArn"])
     statuses = Counter(r["status"] for r in runs)
     newest["executions"] = {"started": len(runs), "succeeded": statuses["SUCCEEDED"],
                             "failed": len(runs) - statuses["SUCCEEDED"]}  # fmt: skip
