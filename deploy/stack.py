@@ -148,6 +148,10 @@ class GlueJobSpec(_Strict):
     # these. A bucket its arguments or its workflow's input name must be in one of them (checked).
     reads: list[str] = Field(default_factory=list)
     writes: list[str] = Field(default_factory=list)
+    # Glue's own retries of a failed run (MaxRetries). A job a workflow starts keeps 0: the
+    # workflow polls the run it started and retries it itself, and two layers of retries would
+    # run the job up to (1 + n) × (1 + m) times.
+    max_retries: int = Field(default=0, ge=0, le=10)
 
     def script_path(self) -> Path:
         return Path(pipeline.__file__).parent / self.script
@@ -288,6 +292,11 @@ class Stack(_Strict):
             for job in machine.access.starts_jobs:
                 if job not in self.glue.jobs:
                     raise ValueError(f"state_machines.{name}.access.starts_jobs: no job {job!r}")
+                if self.glue.jobs[job].max_retries:
+                    raise ValueError(
+                        f"glue.jobs.{job}.max_retries: the workflow {name!r} starts this job and "
+                        "retries a failed run itself; Glue's retries would multiply them (use 0)"
+                    )
             for role in machine.access.passes_roles:
                 if role not in self.roles:
                     raise ValueError(f"state_machines.{name}.access.passes_roles: no role {role!r}")
@@ -450,6 +459,7 @@ class ResolvedStack:
             },
             "GlueVersion": RUNTIMES["glue"].aws_runtime,
             "ExecutionProperty": {"MaxConcurrentRuns": 1},
+            "MaxRetries": self.stack.glue.jobs[key].max_retries,
         }
 
     def delivery_destination(

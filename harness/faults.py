@@ -41,8 +41,15 @@ Which hop is meant to catch what (and the run checks that something did):
 ``unknown_schema_version`` the anomaly job (the Glue job reads DMS's ``sales``, not shop events)
 =========================  =========================================================
 
+* ``glue`` — a Glue run fails *after* its script has finished (a lost executor, a node taken back
+  while the run commits), so its output is written and the run says ``FAILED``
+  (``failed_runs``: per job, how many of its first runs; :mod:`emulation.glue.faults`). The
+  forecast-input job, which only its schedule starts, is retried by Glue itself (its
+  ``MaxRetries``); the export and enrichment jobs by the workflows that started them. Either way
+  the job runs again on the same input and must write the same bytes, nothing doubled.
+
 Not injected yet: DDL control records (schema drift), the world or the Flink job restarting
-mid-run, a Glue or forecast job failing.
+mid-run, a forecast job failing.
 """
 
 from __future__ import annotations
@@ -125,6 +132,20 @@ class EventsFaults(_Strict):
         return bool(self.duplicate_deliveries)
 
 
+class GlueFaults(_Strict):
+    """Glue runs that fail after their script has finished (a lost executor, a node taken
+    back): their output is written and the run says ``FAILED``."""
+
+    failed_runs: dict[str, Annotated[int, Field(ge=0, le=3)]] = Field(
+        default_factory=dict,
+        description="Glue job (its key in deploy/stack.yaml) → how many of its first runs fail",
+    )
+
+    @property
+    def active(self) -> bool:
+        return any(self.failed_runs.values())
+
+
 class BadRecords(_Strict):
     """Broken records among the real ones: ``rate`` of the window's records, at least one of
     each kind listed, the kinds taking turns."""
@@ -148,18 +169,23 @@ class Faults(_Strict):
     kinesis: KinesisFaults = KinesisFaults()
     dms: DmsFaults = DmsFaults()
     events: EventsFaults = EventsFaults()
+    glue: GlueFaults = GlueFaults()
     bad_records: BadRecords | None = None
 
     @property
     def active(self) -> bool:
         return (self.kinesis.active or self.dms.active or self.events.active
-                or self.bad_records is not None)  # fmt: skip
+                or self.glue.active or self.bad_records is not None)  # fmt: skip
 
     @property
     def in_the_world(self) -> list[str]:
-        """The faults injected inside the embedded moto (throttling, duplicate deliveries): a
-        world whose Kinesis or EventBridge is elsewhere cannot carry them."""
-        return [name for name in ("kinesis", "events") if getattr(self, name).active]
+        """The faults injected inside the embedded moto (throttling, duplicate deliveries,
+        failed Glue runs): a world whose service is elsewhere cannot carry them."""
+        return [name for name in IN_THE_WORLD if getattr(self, name).active]
+
+
+#: Faults injected inside the embedded moto, and the service each one needs served there.
+IN_THE_WORLD = {"kinesis": "kinesis", "events": "events", "glue": "glue"}
 
 
 # ------------------------------------------------------------------------------ the stream
@@ -210,6 +236,8 @@ class FaultLog:
         self.throttling: dict[str, int] = {}
         self.deliveries: dict[str, int] = {}  # EventBridge: events delivered, delivered twice
         self.client_retries: dict[str, dict[str, int]] = {}
+        self.glue_runs: dict[str, dict[str, int]] = {}  # job key → runs, failed, injected…
+        self.glue_seen: dict[str, set[str]] = {}  # job key → run ids from before this run
         self.duplicates_removed: dict[str, int] = {}
 
     # ----------------------------------------------------------------- bookkeeping
@@ -257,7 +285,8 @@ class FaultLog:
             + self.out_of_order
             + len(self.late)
             + sum(n for k, n in self.throttling.items() if k.endswith("_throttled"))
-            + self.deliveries.get("delivered_twice", 0),
+            + self.deliveries.get("delivered_twice", 0)
+            + sum(runs.get("failed_on_purpose", 0) for runs in self.glue_runs.values()),
             "bad_records": {
                 "injected": len(self.bad),
                 "caught": sum(1 for r in self.bad if r.caught),
@@ -286,6 +315,7 @@ class FaultLog:
             },
             "kinesis": dict(sorted(self.throttling.items())),
             "events": dict(sorted(self.deliveries.items())),
+            "glue": dict(sorted(self.glue_runs.items())),
             "retries": self.client_retries,
             "duplicates_removed": self.duplicates_removed,
         }

@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -77,7 +78,7 @@ _HOP_STAGE = {"dms_cdc": "simulate", "shop_events": "simulate", "bad_records": "
               "forecast_enriched": "enrich"}  # fmt: skip
 # Faults are caught as late as the Glue job; what late changes cost is known after the anomaly job.
 _FAULT_STAGE = {"bad_records": "etl", "dms": "etl", "kinesis": "anomaly",
-                "duplicates_removed": "etl", "events": "enrich"}  # fmt: skip
+                "duplicates_removed": "etl", "events": "enrich", "glue": "enrich"}  # fmt: skip
 
 
 def last_judged_stage(scenario: Scenario) -> str:
@@ -209,6 +210,8 @@ def _end_faults(ctx: RunContext | None) -> None:
                 (key if key.endswith("_seen") else f"{key}_throttled"): n
                 for key, n in counts.items()
             }
+    if ctx.scenario.faults.glue.active and served_in_process("glue"):
+        _end_glue_faults(ctx)
     if ctx.scenario.faults.events.active and served_in_process("events"):
         deliver_twice(world.account_id, world.region, 0.0, 0)
         deliveries = events_state(world.account_id, world.region).deliveries
@@ -218,6 +221,32 @@ def _end_faults(ctx: RunContext | None) -> None:
                 "delivered_twice": sum(1 for d in deliveries if d.duplicate),
                 "failed": sum(1 for d in deliveries if d.error),
             }
+
+
+def _end_glue_faults(ctx: RunContext) -> None:
+    """Disarm the failing Glue runs; count each job's runs in this run and how they ended."""
+    from emulation.glue.faults import fail_runs, failures
+
+    world = ctx.world
+    failed_on_purpose = failures(world.account_id, world.region)
+    glue = world.client("glue")
+    for key in ctx.scenario.faults.glue.failed_runs:
+        job = ctx.stack.job_name(key)
+        fail_runs(world.account_id, world.region, job, 0)
+        if ctx.faults is None:
+            continue
+        seen = ctx.faults.glue_seen.get(key, set())
+        runs = [r for page in glue.get_paginator("get_job_runs").paginate(JobName=job)
+                for r in page["JobRuns"] if r["Id"] not in seen]  # fmt: skip
+        states = Counter(r["JobRunState"] for r in runs)
+        ctx.faults.glue_runs[key] = {
+            "runs": len(runs),
+            "failed": states["FAILED"],
+            "failed_on_purpose": failed_on_purpose.get(job, 0),
+            "succeeded": states["SUCCEEDED"],
+            # Glue's own retries name the run they repeat; a workflow's start a fresh run.
+            "retried_by_glue": sum(1 for r in runs if r.get("PreviousRunId")),
+        }
 
 
 @dataclass

@@ -185,6 +185,16 @@ class Scenario(WorldSpec):
                 "faults.bad_records.kinds: unknown_schema_version corrupts the shop's own events, "
                 "and this scenario has none (set ecommerce.direct_events: true)"
             )
+        if self.faults.glue.failed_runs:
+            from deploy.stack import load_stack
+
+            jobs = load_stack().glue.jobs
+            for job in self.faults.glue.failed_runs:
+                if job not in jobs:
+                    raise ValueError(
+                        f"faults.glue.failed_runs.{job}: no such Glue job in the stack "
+                        f"(its jobs: {', '.join(sorted(jobs))})"
+                    )
         return self
 
     @model_validator(mode="after")
@@ -317,7 +327,7 @@ def _problems(raw: Any, exc: ValidationError) -> list[tuple[str, Any, str]]:
     return out
 
 
-_NAMED_KEY = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): (?P<message>.+)$",
+_NAMED_KEY = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*): (?P<message>.+)$",
                         re.S)  # fmt: skip
 
 

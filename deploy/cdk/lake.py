@@ -177,6 +177,7 @@ class Lake(Common):
                 default_arguments=definition["DefaultArguments"],
                 glue_version=definition["GlueVersion"],
                 execution_property=cfn_props(definition["ExecutionProperty"]),
+                max_retries=definition["MaxRetries"],
                 security_configuration=security.ref,
                 worker_type="G.1X",
                 number_of_workers=2,

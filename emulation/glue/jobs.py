@@ -8,11 +8,17 @@ session (:mod:`emulation.glue.spark`) with the ``awsglue`` shim on ``sys.path`` 
 script's error as ``ErrorMessage``. Runs execute one at a time (one Spark session per process;
 ``sys.argv`` is process-wide).
 
+A failed run is retried as Glue retries it when the job's ``MaxRetries`` allows: a new run of the
+job with the same arguments, ``Id`` ``<first run's id>_attempt_<n>``, ``Attempt`` n and
+``PreviousRunId`` the run it retries; the failed run stays ``FAILED``. Runs can be failed on
+purpose after their script has finished (:mod:`emulation.glue.faults`).
+
 Against an external endpoint moto's server cannot be extended from here: :func:`run_job` runs a
 job the same way and returns its final state without going through ``StartJobRun``.
 
-Not emulated: worker types and capacity, timeouts, retries, job bookmarks, continuous logging,
-``--extra-py-files``/``--additional-python-modules``, Glue versions other than the local one.
+Not emulated: worker types and capacity, timeouts, Glue's delay before a retry, job bookmarks,
+continuous logging, ``--extra-py-files``/``--additional-python-modules``, Glue versions other
+than the local one.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 
 from emulation._managed_state import embedded_client, follow_tracker
 from emulation._patching import moto_patch
+from emulation.glue.faults import take_failure
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +126,8 @@ class _Run:
     error: str | None = None
     started: dt.datetime | None = None
     completed: dt.datetime | None = None
+    attempt: int = 0  # Glue's Attempt: 0 for a started run, n for its n-th retry
+    first_id: str = ""  # the id of the run this one retries (or its own)
 
 
 @moto_patch("glue")
@@ -129,10 +138,16 @@ def install_in_process() -> None:
     original_start = FakeJob.start_job_run
     original_as_dict = FakeJobRun.as_dict
 
-    def start_job_run(self, *args: Any, **kwargs: Any) -> str:
+    def start_job_run(self, *args: Any, _dfp_retry: Any = None, **kwargs: Any) -> str:
         run_id = original_start(self, *args, **kwargs)
         run = next(r for r in self.job_runs if r.job_run_id == run_id)
-        run._dfp = _Run(started=dt.datetime.now(dt.UTC))
+        run._dfp = _Run(started=dt.datetime.now(dt.UTC), first_id=run_id)
+        if _dfp_retry is not None:  # Glue's own retry of a failed run
+            failed: Any = _dfp_retry
+            run._dfp.attempt = failed._dfp.attempt + 1
+            run._dfp.first_id = failed._dfp.first_id
+            run.job_run_id = run_id = f"{failed._dfp.first_id}_attempt_{run._dfp.attempt}"
+            run.previous_run_id = failed.job_run_id
         threading.Thread(
             target=_execute_in_process, args=(self, run), name=f"glue-{run_id}", daemon=True
         ).start()
@@ -145,6 +160,7 @@ def install_in_process() -> None:
             out["JobRunState"] = tracked.state
             out["StartedOn"] = tracked.started
             out["GlueVersion"] = "5.1"
+            out["Attempt"] = tracked.attempt
             if tracked.completed:
                 out["CompletedOn"] = tracked.completed
                 took = tracked.completed - tracked.started
@@ -174,9 +190,31 @@ def _execute_in_process(job: Any, run: Any) -> None:
             s3.meta.endpoint_url,
             region,
         )
-        tracked.error = outcome.error
-        tracked.state = outcome.state
+        error = outcome.error
+        injected = take_failure(job.backend.account_id, region, job.name)
+        if injected and outcome.state == "SUCCEEDED":
+            logger.info("Glue job %s run %s fails after its script: %s", job.name,
+                        run.job_run_id, injected)  # fmt: skip
+            error = injected
+        tracked.error = error
+        state = "FAILED" if error else outcome.state
     except Exception as exc:  # the script could not even be fetched
         tracked.error = f"{type(exc).__name__}: {exc}"
-        tracked.state = "FAILED"
+        state = "FAILED"
     tracked.completed = dt.datetime.now(dt.UTC)
+    tracked.state = state  # last: a reader seeing the final state sees everything else too
+    if state == "FAILED" and tracked.attempt < int(job.max_retries or 0):
+        retry = job.start_job_run(
+            allocated_capacity=run.allocated_capacity,
+            max_capacity=run.max_capacity,
+            timeout=run.timeout,
+            worker_type=run.worker_type,
+            security_configuration=run.security_configuration,
+            number_of_workers=run.number_of_workers,
+            notification_property=run.notification_property,
+            previous_run_id=run.job_run_id,
+            arguments=run.arguments,
+            _dfp_retry=run,
+        )
+        logger.info("Glue retries job %s: run %s (MaxRetries %s)", job.name, retry,
+                    job.max_retries)  # fmt: skip

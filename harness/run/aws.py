@@ -82,18 +82,42 @@ def athena_rows(
 
 
 def job_run(world: World, job_name: str, arguments: dict[str, str]) -> dict[str, Any]:
-    """Start the Glue job through its API and wait; on external endpoints run it directly."""
+    """Start the Glue job through its API and wait for it, and for Glue's retries of it when it
+    fails and the job's ``MaxRetries`` allows one; returns the last run (``GetJobRun``'s
+    ``JobRun``) with ``Attempts``: every run's id, state and error, first to last. On external
+    endpoints the job runs directly, once."""
     if not world.in_process:  # moto's server cannot be extended from here; see jobs.py
         outcome = run_job(world, job_name, arguments)
-        return {"JobRunState": outcome.state, "ErrorMessage": outcome.error}
+        return {"JobRunState": outcome.state, "ErrorMessage": outcome.error,
+                "Attempts": [{"state": outcome.state, "error": outcome.error}]}  # fmt: skip
     glue = world.client("glue")
+    max_retries = int(glue.get_job(JobName=job_name)["Job"].get("MaxRetries") or 0)
     run_id = glue.start_job_run(JobName=job_name, Arguments=arguments)["JobRunId"]
+    attempts: list[dict[str, Any]] = []
+    while True:
 
-    def finished() -> dict[str, Any] | None:
-        run = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
-        return run if run["JobRunState"] not in ("STARTING", "RUNNING") else None
+        def finished(run_id: str = run_id) -> dict[str, Any] | None:
+            run = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
+            return run if run["JobRunState"] not in ("STARTING", "RUNNING", "STOPPING") else None
 
-    return world.wait_for(finished, what=f"Glue job {job_name} run {run_id}", timeout=1800)
+        run = world.wait_for(finished, what=f"Glue job {job_name} run {run_id}", timeout=1800)
+        attempts.append({"id": run["Id"], "state": run["JobRunState"],
+                         "error": run.get("ErrorMessage")})  # fmt: skip
+        if run["JobRunState"] != "FAILED" or int(run.get("Attempt") or 0) >= max_retries:
+            run["Attempts"] = attempts
+            return run
+        logger.warning("Glue job %s run %s failed (%s); waiting for Glue's retry", job_name,
+                       run_id, run.get("ErrorMessage"))  # fmt: skip
+
+        def retry(failed: str = run_id) -> str | None:
+            for page in glue.get_paginator("get_job_runs").paginate(JobName=job_name):
+                for listed in page["JobRuns"]:
+                    if listed.get("PreviousRunId") == failed:
+                        return listed["Id"]
+            return None
+
+        run_id = world.wait_for(retry, what=f"Glue's retry of {job_name} run {run_id}",
+                                timeout=600)  # fmt: skip
 
 
 def find_executions(

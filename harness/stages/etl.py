@@ -36,7 +36,9 @@ def run(ctx: RunContext) -> None:
     job_name = ctx.stack.job_name("forecast-input")
     run = job_run(ctx.world, job_name, arguments)
     if run["JobRunState"] != "SUCCEEDED":
-        raise RuntimeError(f"Glue job {job_name} {run['JobRunState']}: {run.get('ErrorMessage')}")
+        tried = len(run.get("Attempts") or ()) or 1
+        raise RuntimeError(f"Glue job {job_name} {run['JobRunState']} after {tried} run(s): "
+                           f"{run.get('ErrorMessage')}")  # fmt: skip
     s3 = ctx.world.client("s3")
     bucket = ctx.stack.bucket("forecast")
     manifest_key = f"input/{end.isoformat()}.json"
@@ -78,6 +80,8 @@ def run(ctx: RunContext) -> None:
     ctx.summary["etl"] = {
         "job": job_name,
         "state": run["JobRunState"],
+        # Runs it took: more than one when a run failed and Glue retried it (MaxRetries).
+        "attempts": len(run.get("Attempts") or ()) or 1,
         "version": manifest["version"],
         "rows": rows,
         "items": len(set(frames["item_metadata"]["item_id"].to_pylist())),

@@ -60,19 +60,20 @@ def _order_key(data: bytes) -> tuple[int, int] | None:
 
 
 def _arm_world_faults(ctx: RunContext, stream_name: str) -> None:
-    """Have the embedded world throttle the CDC stream and deliver events twice, as the
-    scenario's faults ask (the runner disarms them when the run ends)."""
+    """Have the embedded world throttle the CDC stream, deliver events twice and fail Glue runs,
+    as the scenario's faults ask (the runner disarms them when the run ends)."""
     faults = ctx.scenario.faults
     if not faults.in_the_world:
         return
     from emulation._managed_state import served_in_process
     from emulation.events import deliver_twice
+    from emulation.glue.faults import fail_runs
     from emulation.kinesis.faults import Rates, throttle
+    from harness.faults import IN_THE_WORLD
 
-    for name, service in (("kinesis", "kinesis"), ("events", "events")):
-        if name in faults.in_the_world and not (
-            ctx.world.in_process and served_in_process(service)
-        ):
+    for name in faults.in_the_world:
+        service = IN_THE_WORLD[name]
+        if not (ctx.world.in_process and served_in_process(service)):
             raise ValueError(
                 f"faults.{name}: injected by the embedded moto, and {service} is served "
                 f"elsewhere in this world ({ctx.world.describe().get('kind')}); run the "
@@ -86,6 +87,16 @@ def _arm_world_faults(ctx: RunContext, stream_name: str) -> None:
     if faults.events.active:
         deliver_twice(world.account_id, world.region, faults.events.duplicate_deliveries,
                       ctx.scenario.seed)  # fmt: skip
+    if faults.glue.active:
+        glue = world.client("glue")
+        for key, count in faults.glue.failed_runs.items():
+            job = ctx.stack.job_name(key)
+            if ctx.faults is not None:  # runs of an earlier run in this world are not this one's
+                ctx.faults.glue_seen[key] = {
+                    r["Id"] for page in glue.get_paginator("get_job_runs").paginate(JobName=job)
+                    for r in page["JobRuns"]
+                }  # fmt: skip
+            fail_runs(world.account_id, world.region, job, count)
 
 
 def run(ctx: RunContext) -> None:

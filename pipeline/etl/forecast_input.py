@@ -15,12 +15,14 @@ Writes, under ``<output_path>/<end_date>/``, the three Amazon Forecast datasets 
 not apply, each with its reason, under ``rejected/`` (JSON lines; counted in the manifest's
 ``changes``, with the copies of redelivered changes it removed); then the manifest
 ``<manifest_path>/<end_date>.json``, whose arrival starts the forecast workflow. The manifest's
-``id`` hashes the request and the data, so the same input names the same AutoML job (reruns are
-idempotent) and changed data a new one.
+``id`` hashes the request and the data, so the same input names the same AutoML job and changed
+data a new one. A rerun on the same input whose manifest is already published writes nothing:
+same dataset version, same bytes, and no second forecast.
 """
 
 import hashlib
 import json
+import logging
 import sys
 
 from awsglue.context import GlueContext
@@ -30,7 +32,7 @@ from pyspark.context import SparkContext
 from pyspark.sql import functions as F
 
 from pipeline.contracts.periods import FREQUENCIES
-from pipeline.etl.publish import publish_single_part
+from pipeline.etl.publish import publish_single_part, published_text
 from pipeline.etl.transforms import (
     REJECT,
     automl_input,
@@ -46,6 +48,7 @@ from pipeline.etl.transforms import (
     validate_staged,
 )
 
+logger = logging.getLogger(__name__)
 ARGS = ["staged_path", "output_path", "manifest_path", "frequency", "horizon", "start_date",
         "end_date", "quantiles"]  # fmt: skip
 
@@ -89,6 +92,26 @@ def main(argv: list[str]) -> None:
         datasets["related_time_series"],
         datasets["item_metadata"],
     )
+    automl = datasets["automl_input"]
+    content = automl.select(F.sum(F.xxhash64(*automl.columns)).alias("h")).first()["h"]
+    request = {
+        "version": end,
+        "frequency": frequency,
+        "horizon": horizon,
+        "quantiles": quantiles,
+        "content": content,
+    }
+    manifest_id = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:24]
+    manifest_path = f"{args['manifest_path'].rstrip('/')}/{end}.json"
+    if _published_id(published_text(spark, manifest_path)) == manifest_id:
+        # A rerun on the same input (Glue retrying a run that failed after it published, an
+        # operator's rerun): the datasets the manifest names are complete, since it is written
+        # last, and a forecast may be reading them. Rewriting them would pull them from under
+        # it, and a new manifest would start a second forecast: publish nothing.
+        logger.info("manifest %s already published for this input (id %s): nothing to write",
+                    manifest_path, manifest_id)  # fmt: skip
+        job.commit()
+        return
     version = f"{args['output_path'].rstrip('/')}/{end}"
     locations = {}
     for name, frame in datasets.items():
@@ -107,17 +130,8 @@ def main(argv: list[str]) -> None:
         rejected_changes(checked).coalesce(1).write.mode("overwrite").json(
             changes["rejected_location"]
         )
-    automl = datasets["automl_input"]
-    content = automl.select(F.sum(F.xxhash64(*automl.columns)).alias("h")).first()["h"]
-    request = {
-        "version": end,
-        "frequency": frequency,
-        "horizon": horizon,
-        "quantiles": quantiles,
-        "content": content,
-    }
     manifest = {
-        "id": hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:24],
+        "id": manifest_id,
         "version": end,
         "frequency": frequency,
         "horizon": horizon,
@@ -134,7 +148,6 @@ def main(argv: list[str]) -> None:
             "item_id": "item_id",
         },
     }
-    manifest_path = f"{args['manifest_path'].rstrip('/')}/{end}.json"
     # Spark's temporary files go next to the datasets, not under the manifest prefix, whose
     # every new object is an event that starts the forecast.
     staging = f"{version}/_manifest"
@@ -143,6 +156,14 @@ def main(argv: list[str]) -> None:
     ).write.mode("overwrite").text(staging)
     publish_single_part(spark, staging, manifest_path)
     job.commit()
+
+
+def _published_id(text: str | None) -> str | None:
+    """The ``id`` of a published manifest's text (``None`` for none, or for one unreadable)."""
+    try:
+        return json.loads(text).get("id") if text else None
+    except (ValueError, AttributeError):
+        return None
 
 
 def _quantiles(text: str) -> list[float]:

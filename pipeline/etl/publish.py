@@ -6,8 +6,12 @@ means "complete". Through the Hadoop file system of the ``s3://`` path, as on Gl
 """
 
 
-def publish_single_part(spark, source_dir: str, target: str) -> None:
-    """Move the one ``part-`` file of ``source_dir`` to ``target``; drop ``source_dir``."""
+def publish_single_part(spark, source_dir: str, target: str) -> bool:
+    """Move the one ``part-`` file of ``source_dir`` to ``target``; drop ``source_dir``.
+
+    When ``target`` already holds exactly these bytes (a rerun on the same input), it is left
+    alone: rewriting it would be a new S3 event, and whatever that event starts would run twice.
+    Returns whether ``target`` was written."""
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     path = jvm.org.apache.hadoop.fs.Path(source_dir)
@@ -17,6 +21,28 @@ def publish_single_part(spark, source_dir: str, target: str) -> None:
         raise RuntimeError(f"{source_dir}: expected one part file, found {len(parts)}")
     destination = jvm.org.apache.hadoop.fs.Path(target)
     if fs.exists(destination):  # deleting a missing file can leave a folder marker behind
+        if _same_bytes(spark, fs, parts[0], destination):
+            fs.delete(path, True)
+            return False
         fs.delete(destination, False)
     fs.rename(parts[0], destination)
     fs.delete(path, True)
+    return True
+
+
+def _same_bytes(spark, fs, one, other) -> bool:
+    if fs.getFileStatus(one).getLen() != fs.getFileStatus(other).getLen():
+        return False
+    read = spark.read.option("wholetext", "true").text
+    return read(one.toString()).first() == read(other.toString()).first()
+
+
+def published_text(spark, target: str) -> str | None:
+    """The text of the single object ``target``, or ``None`` when there is none."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    path = jvm.org.apache.hadoop.fs.Path(target)
+    if not path.getFileSystem(conf).exists(path):
+        return None
+    rows = spark.read.text(target, wholetext=True).collect()
+    return rows[0].value if rows else ""

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from deploy.stack import STACK_FILE, StackError, load_stack
 from emulation import World
@@ -160,3 +161,14 @@ def test_a_job_bucket_that_is_not_declared_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StackError) as refused:
         load_stack(path)
     assert "glue.jobs.forecast-input" in str(refused.value) and "staged" in str(refused.value)
+
+
+def test_a_job_a_workflow_retries_may_not_retry_itself(tmp_path: Path) -> None:
+    """Glue's retries under a workflow's would multiply the runs: refused, naming the key."""
+    raw = yaml.safe_load(STACK_FILE.read_text())
+    raw["glue"]["jobs"]["forecast-export"]["max_retries"] = 2
+    path = tmp_path / "stack.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(StackError, match=r"glue\.jobs\.forecast-export\.max_retries: the "
+                       r"workflow 'forecast' starts this job"):  # fmt: skip
+        load_stack(path)

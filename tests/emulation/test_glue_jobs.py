@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import textwrap
@@ -38,7 +39,7 @@ WRITER = textwrap.dedent(
 )
 
 
-def _job(world: World, name: str, script: str) -> str:
+def _job(world: World, name: str, script: str, max_retries: int = 0) -> str:
     s3 = world.client("s3")
     s3.create_bucket(Bucket="glue-scripts") if world.region == "us-east-1" else s3.create_bucket(
         Bucket="glue-scripts", CreateBucketConfiguration={"LocationConstraint": world.region}
@@ -49,6 +50,7 @@ def _job(world: World, name: str, script: str) -> str:
         Role=f"arn:aws:iam::{world.account_id}:role/glue",
         Command={"Name": "glueetl", "ScriptLocation": f"s3://glue-scripts/{name}.py"},
         DefaultArguments={"--out": "s3://glue-scripts/out/", "--rows": "5"},
+        MaxRetries=max_retries,
     )
     return name
 
@@ -92,6 +94,59 @@ def test_a_failing_script_makes_the_run_failed_with_its_message(aws: World) -> N
     run = _wait(aws, name, run_id)
     assert run["JobRunState"] == "FAILED"
     assert run["ErrorMessage"] == "ValueError: --rows must not be negative, got -3"
+
+
+def _rows_written(world: World) -> int:
+    s3 = world.client("s3")
+    listed = s3.list_objects_v2(Bucket="glue-scripts", Prefix="out/").get("Contents", [])
+    return sum(
+        pq.read_table(io.BytesIO(s3.get_object(Bucket="glue-scripts", Key=o["Key"])["Body"].read()))
+        .num_rows for o in listed if o["Key"].endswith(".parquet")
+    )  # fmt: skip
+
+
+def test_a_run_failed_after_writing_is_retried_by_glue_as_max_retries_allows(aws: World) -> None:
+    embedded_only(aws)
+    from emulation.glue.faults import INJECTED_ERROR, fail_runs, failures
+    from harness.run.aws import job_run
+
+    name = _job(aws, "writer", WRITER, max_retries=1)
+    fail_runs(aws.account_id, aws.region, name, 1)
+    last = job_run(aws, name, {"--rows": "4"})
+    first, retry = last["Attempts"]
+    assert first["state"] == "FAILED" and first["error"] == INJECTED_ERROR
+    # Glue's retry: a new run named after the first, with its attempt number and predecessor.
+    assert last["Id"] == retry["id"] == f"{first['id']}_attempt_1"
+    assert (last["Attempt"], last["PreviousRunId"], last["JobRunState"]) == (
+        1, first["id"], "SUCCEEDED")  # fmt: skip
+    assert last["Arguments"]["--rows"] == "4"  # the same arguments again
+    assert failures(aws.account_id, aws.region) == {name: 1}
+    # The failed run had written its output; the retry replaced it: nothing doubled.
+    assert _rows_written(aws) == 4
+    listed = aws.client("glue").get_job_runs(JobName=name)["JobRuns"]
+    assert sorted(r["JobRunState"] for r in listed) == ["FAILED", "SUCCEEDED"]
+
+
+def test_without_max_retries_a_failed_run_stays_failed_and_nothing_retries(aws: World) -> None:
+    embedded_only(aws)
+    from emulation.glue.faults import fail_runs
+    from harness.run.aws import job_run
+
+    name = _job(aws, "writer", WRITER)
+    fail_runs(aws.account_id, aws.region, name, 2)
+    last = job_run(aws, name, {"--rows": "3"})
+    assert last["JobRunState"] == "FAILED" and len(last["Attempts"]) == 1
+    assert len(aws.client("glue").get_job_runs(JobName=name)["JobRuns"]) == 1
+    # A second run fails too (2 asked for), a third succeeds: failures are counted per job.
+    assert job_run(aws, name, {"--rows": "3"})["JobRunState"] == "FAILED"
+    assert job_run(aws, name, {"--rows": "3"})["JobRunState"] == "SUCCEEDED"
+
+
+def test_failing_runs_on_purpose_refuses_a_negative_count(aws: World) -> None:
+    from emulation.glue.faults import fail_runs
+
+    with pytest.raises(ValueError, match="count must be >= 0, got -1"):
+        fail_runs(aws.account_id, aws.region, "writer", -1)
 
 
 def test_run_job_works_on_any_endpoint(aws: World) -> None:
@@ -148,12 +203,18 @@ def _staged_file(world: World, names, key: str, data_type: pa.DataType) -> None:
     world.client("s3").put_object(Bucket=names.bucket("staged"), Key=key, Body=sink.getvalue())
 
 
+#: Where these tests' manifests go: not under ``input/``, whose every new object starts a forecast
+#: that would outlive the test and leave its jobs in the next one's world.
+MANIFESTS = "unwatched-input/"
+
+
 def _forecast_input(aws, names):
     return run_job(
         aws,
         names.job_name("forecast-input"),
         {"--frequency": "D", "--horizon": "7", "--start_date": "2025-01-01",
-         "--end_date": "2025-01-31"},
+         "--end_date": "2025-01-31",
+         "--manifest_path": f"s3://{names.bucket('forecast')}/{MANIFESTS}"},
     )  # fmt: skip
 
 
@@ -175,7 +236,8 @@ def test_forecast_input_job_sets_aside_rows_missing_a_column_naming_file_and_col
     assert outcome.state == "SUCCEEDED", outcome.error
     s3 = aws.client("s3")
     bucket = names.bucket("forecast")
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key="input/2025-01-31.json")["Body"].read())
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=f"{MANIFESTS}2025-01-31.json")["Body"]
+                          .read())  # fmt: skip
     assert manifest["changes"]["rejected"] == {"missing field": 1}
     location = manifest["changes"]["rejected_location"]
     prefix = location.split(f"s3://{bucket}/", 1)[1]
@@ -186,3 +248,42 @@ def test_forecast_input_job_sets_aside_rows_missing_a_column_naming_file_and_col
     assert len(rows) == 1
     assert rows[0]["file"].endswith("broken-file") and rows[0]["key"] == "1"
     assert rows[0]["reason"] == "missing field: data.quantity of table sales"
+
+
+def test_forecast_input_rerun_on_the_same_input_publishes_nothing(aws) -> None:
+    """Glue's retry of a run that failed after publishing (or any rerun on the same input) must
+    not rewrite the datasets a forecast may be reading, nor start a second forecast; changed
+    input publishes a new manifest."""
+    from tests.pipeline.test_etl_transforms import product, sale, staged_rows
+
+    names = provision(aws, load_stack())
+    from emulation.glue.spark import spark_session
+
+    spark = spark_session(aws.endpoint_url, aws.region)
+    staged = f"s3a://{names.bucket('staged')}/cdc/"
+    rows = [("products", product("P1"), "load", None),
+            ("sales", sale(1, "P1", 3, dt.datetime(2025, 1, 20, 9)), "load", None)]  # fmt: skip
+    staged_rows(spark, rows).write.mode("overwrite").partitionBy("table", "dt").parquet(staged)
+    s3 = aws.client("s3")
+    bucket = names.bucket("forecast")
+
+    def published() -> dict[str, tuple[str, object]]:
+        listed = [
+            o
+            for prefix in ("datasets/", MANIFESTS)  # what the job writes
+            for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        ]
+        return {o["Key"]: (o["ETag"], o["LastModified"]) for o in listed}  # fmt: skip
+
+    assert _forecast_input(aws, names).state == "SUCCEEDED"
+    first = published()
+    manifest = f"{MANIFESTS}2025-01-31.json"
+    assert manifest in first
+    assert _forecast_input(aws, names).state == "SUCCEEDED"
+    assert published() == first  # not one object rewritten
+
+    rows.append(("sales", sale(2, "P1", 5, dt.datetime(2025, 1, 21, 9)), "load", None))
+    staged_rows(spark, rows).write.mode("overwrite").partitionBy("table", "dt").parquet(staged)
+    assert _forecast_input(aws, names).state == "SUCCEEDED"
+    again = published()
+    assert again[manifest] != first[manifest]

@@ -77,6 +77,12 @@ SMOKE = (load_scenario("smoke").base_dir / "smoke.yaml").read_text()
          "more than once"),
         ("faults: {bad_records: {kinds: [unknown_schema_version]}}", "faults.bad_records.kinds",
          "direct_events"),
+        ("faults: {glue: {failed_runs: {forecast-imput: 1}}}",
+         "faults.glue.failed_runs.forecast-imput", "no such Glue job"),
+        ("faults: {glue: {failed_runs: {forecast-input: -1}}}",
+         "faults.glue.failed_runs.forecast-input", "greater than or equal to 0"),
+        ("faults: {glue: {failed_runs: {forecast-input: 4}}}",
+         "faults.glue.failed_runs.forecast-input", "less than or equal to 3"),
     ],
 )  # fmt: skip
 def test_a_fault_that_cannot_apply_is_a_scenario_error_naming_the_key(section, key, message):
@@ -87,7 +93,7 @@ def test_a_fault_that_cannot_apply_is_a_scenario_error_naming_the_key(section, k
 
 
 def test_the_library_s_fault_scenarios_validate_and_inject_something() -> None:
-    for name in ("bad-records", "late-and-duplicate", "throttled"):
+    for name in ("bad-records", "late-and-duplicate", "throttled", "job-retries"):
         assert load_scenario(name).faults.active, name
 
 

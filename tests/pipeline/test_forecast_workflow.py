@@ -13,7 +13,7 @@ import pytest
 
 from emulation import World
 from harness.provision import provision
-from harness.run.aws import find_execution
+from harness.run.aws import find_execution, find_executions
 from tests.emulation.test_sagemaker import HORIZON, automl_frame
 
 
@@ -234,3 +234,38 @@ def test_an_export_starts_the_enrichment_and_reruns_do_not_duplicate(aws: World,
         assert int(row["n"]) == 6, row  # every export row, once
         assert int(row["unknown"]) == 2  # P3 is not in the product table: kept, no attributes
         assert float(row["recent"]) == pytest.approx(14 / 28)
+
+
+def test_an_export_run_that_fails_after_writing_is_started_once_more(aws: World, stack) -> None:
+    """The export job's run fails after it wrote the export (a lost executor); the workflow
+    starts it again, the second run writes the same object, and the execution succeeds."""
+    embedded_only(aws)
+    from emulation.glue.faults import INJECTED_ERROR, fail_runs
+
+    names = provision(aws, stack)
+    job = names.job_name("forecast-export")
+    fail_runs(aws.account_id, aws.region, job, 1)
+    key = _publish(aws, names, automl_frame(), "feedfacefeedfacefeedface", version="2025-05-03")
+    execution = _finished(aws, names, key)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    runs = aws.client("glue").get_job_runs(JobName=job)["JobRuns"]
+    assert sorted(r["JobRunState"] for r in runs) == ["FAILED", "SUCCEEDED"]
+    assert [r["ErrorMessage"] for r in runs if r["JobRunState"] == "FAILED"] == [INJECTED_ERROR]
+    lines = _export_lines(aws, names, "2025-05-03")  # one export object, not two
+    assert len(lines) == 1 + 4 * HORIZON
+    # The second run found the same bytes in place and left the object alone: no second event,
+    # so the export started one enrichment, not two.
+    bucket = names.bucket("forecast")
+    (export,) = aws.client("s3").list_objects_v2(Bucket=bucket, Prefix="exports/2025-05-03/")[
+        "Contents"]  # fmt: skip
+    machine = names.state_machine_arn("enrich")
+    started = find_executions(aws.client("stepfunctions"), machine, bucket, export["Key"])
+    assert len(started) == 1
+
+    # Twice in a row is beyond one retry: the execution fails with the run's error.
+    fail_runs(aws.account_id, aws.region, job, 2)
+    key = _publish(aws, names, automl_frame(), "facadefacadefacadefacade", version="2025-05-04")
+    execution = _finished(aws, names, key)
+    assert execution["status"] == "FAILED"
+    assert (execution["error"], execution["cause"]) == ("ExportJobFailed", INJECTED_ERROR)
+    assert len(aws.client("glue").get_job_runs(JobName=job)["JobRuns"]) == 4
