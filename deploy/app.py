@@ -105,13 +105,17 @@ class DemandForecastingStack(Ingest, Lake, Forecast, Streaming, Serving):
                 resources=["*"],  # a key policy's resource is the key itself
             )
         )
-        self.alarm_topic = sns.Topic(
-            self,
-            "Alarms",
-            topic_name=spec.name("alarms"),
-            master_key=self.key,
-            enforce_ssl=True,
-        )
+        self.topics = {
+            key: sns.Topic(
+                self,
+                "Alarms" if key == "alarms" else f"Topic-{key}",
+                topic_name=spec.name(key),
+                master_key=self.key,
+                enforce_ssl=True,
+            )
+            for key in spec.topics
+        }
+        self.alarm_topic = self.topics["alarms"]
         self.streams = self._streams()
         self.buckets = self._buckets()
         self._glue_catalog()

@@ -21,7 +21,7 @@ import pipeline
 
 STACK_FILE = Path(__file__).with_name("stack.yaml")
 _NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
-_REFERENCE = re.compile(r"\{(bucket|role|job|stream):([a-z0-9-]+)\}")
+_REFERENCE = re.compile(r"\{(bucket|role|job|stream|topic):([a-z0-9-]+)\}")
 
 
 class StackError(ValueError):
@@ -49,6 +49,7 @@ class WorkflowAccess(_Strict):
     reads_trigger: bool = False  # reads the S3 object whose event started it
     sagemaker: bool = False  # AutoML jobs, models, transform jobs under the stack's prefix
     passes_roles: list[str] = Field(default_factory=list)  # roles it hands to SageMaker
+    notifies: list[str] = Field(default_factory=list)  # topics it publishes its failures to
 
 
 class StateMachineSpec(_Strict):
@@ -66,7 +67,7 @@ class RuleSpec(_Strict):
     prefix: str = ""
     target: str
     # Constant settings handed to the target with the event (an InputTransformer): values may
-    # name resources as {bucket:KEY}, {role:KEY}, {job:KEY}.
+    # name resources as {bucket:KEY}, {role:KEY}, {job:KEY}, {topic:KEY}.
     input: dict[str, str | int | float | bool] | None = None
 
 
@@ -95,6 +96,12 @@ class RoleSpec(_Strict):
     """An IAM role a service assumes (its policies are written in the CDK app)."""
 
     service: str = Field(pattern=r"^[a-z0-9-]+$")
+
+
+class TopicSpec(_Strict):
+    """An SNS topic: where the stack's alarms and the workflows' failure notices go."""
+
+    description: str = ""
 
 
 class TableSpec(_Strict):
@@ -188,6 +195,7 @@ class Stack(_Strict):
     tables: dict[str, TableSpec]
     delivery_streams: dict[str, DeliveryStreamSpec] = Field(default_factory=dict)
     roles: dict[str, RoleSpec] = Field(default_factory=dict)
+    topics: dict[str, TopicSpec] = Field(default_factory=dict)
     applications: dict[str, FlinkApplicationSpec] = Field(default_factory=dict)
     alerts: dict[str, AlertSpec] = Field(default_factory=dict)
     api: ApiSpec | None = None
@@ -284,6 +292,8 @@ class Stack(_Strict):
                 raise ValueError(f"api.cache_table: no table {self.api.cache_table!r}")
         if self.athena.results_bucket not in self.buckets:
             raise ValueError(f"athena.results_bucket: no bucket {self.athena.results_bucket!r}")
+        if "alarms" not in self.topics:
+            raise ValueError("topics.alarms: required (the stack's alarms notify it)")
         for name, machine in self.state_machines.items():
             if not machine.definition_path().is_file():
                 raise ValueError(
@@ -300,11 +310,14 @@ class Stack(_Strict):
             for role in machine.access.passes_roles:
                 if role not in self.roles:
                     raise ValueError(f"state_machines.{name}.access.passes_roles: no role {role!r}")
+            for topic in machine.access.notifies:
+                if topic not in self.topics:
+                    raise ValueError(f"state_machines.{name}.access.notifies: no topic {topic!r}")
         return self
 
     def _check_references(self, where: str, value: object) -> None:
         kinds = {"bucket": self.buckets, "role": self.roles, "job": self.glue.jobs,
-                 "stream": self.streams}  # fmt: skip
+                 "stream": self.streams, "topic": self.topics}  # fmt: skip
         for kind, ref in _REFERENCE.findall(str(value)):
             if ref not in kinds[kind]:
                 raise ValueError(f"{where}: no {kind} {ref!r}")
@@ -357,6 +370,12 @@ class ResolvedStack:
     def rule_name(self, key: str) -> str:
         return self.stack.name(key)
 
+    def topic_name(self, key: str) -> str:
+        return self.stack.name(key)
+
+    def topic_arn(self, key: str) -> str:
+        return f"arn:{self.partition}:sns:{self.region}:{self.account}:{self.topic_name(key)}"
+
     def table_name(self, key: str) -> str:
         return self.stack.name(key)
 
@@ -370,11 +389,12 @@ class ResolvedStack:
         return f"s3://{self.bucket('artifacts')}/glue/{self.stack.glue.jobs[key].script}"
 
     def resolve_references(self, value: Any) -> Any:
-        """``{bucket:KEY}``, ``{role:KEY}``, ``{job:KEY}`` in a string → physical names."""
+        """``{bucket:KEY}``, ``{role:KEY}``, ``{job:KEY}``, ``{stream:KEY}``, ``{topic:KEY}`` in
+        a string → physical names (ARNs for roles, streams and topics)."""
         if not isinstance(value, str):
             return value
         lookup = {"bucket": self.bucket, "role": self.role_arn, "job": self.job_name,
-                  "stream": self.stream_arn}  # fmt: skip
+                  "stream": self.stream_arn, "topic": self.topic_arn}  # fmt: skip
         value = value.replace("{region}", self.region)
         return _REFERENCE.sub(lambda m: lookup[m.group(1)](m.group(2)), value)
 
@@ -537,6 +557,7 @@ class ResolvedStack:
             "delivery_streams": {k: self.delivery_stream_name(k) for k in s.delivery_streams},
             "glue_jobs": {k: self.job_name(k) for k in s.glue.jobs},
             "roles": {k: self.role_arn(k) for k in s.roles},
+            "topics": {k: self.topic_arn(k) for k in s.topics},
             "glue_database": s.glue.database,
             "athena_workgroup": self.workgroup_name(),
         }

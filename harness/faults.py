@@ -48,8 +48,13 @@ Which hop is meant to catch what (and the run checks that something did):
   ``MaxRetries``); the export and enrichment jobs by the workflows that started them. Either way
   the job runs again on the same input and must write the same bytes, nothing doubled.
 
+* ``sagemaker`` — the next AutoML jobs fail as SageMaker's internal errors make them fail
+  (``failed_automl_jobs``). The forecast workflow publishes a failure notice to the alarm topic
+  and fails; the run reads the notice as the topic's subscribers would receive it and reports the
+  forecast as failed, and the enrichment as not started (nothing to enrich).
+
 Not injected yet: DDL control records (schema drift), the world or the Flink job restarting
-mid-run, a forecast job failing.
+mid-run.
 """
 
 from __future__ import annotations
@@ -146,6 +151,18 @@ class GlueFaults(_Strict):
         return any(self.failed_runs.values())
 
 
+class SageMakerFaults(_Strict):
+    """AutoML jobs that fail as SageMaker's internal errors make them fail."""
+
+    failed_automl_jobs: int = Field(
+        default=0, ge=0, le=3, description="how many of the next AutoML jobs fail"
+    )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.failed_automl_jobs)
+
+
 class BadRecords(_Strict):
     """Broken records among the real ones: ``rate`` of the window's records, at least one of
     each kind listed, the kinds taking turns."""
@@ -170,22 +187,26 @@ class Faults(_Strict):
     dms: DmsFaults = DmsFaults()
     events: EventsFaults = EventsFaults()
     glue: GlueFaults = GlueFaults()
+    sagemaker: SageMakerFaults = SageMakerFaults()
     bad_records: BadRecords | None = None
 
     @property
     def active(self) -> bool:
         return (self.kinesis.active or self.dms.active or self.events.active
-                or self.glue.active or self.bad_records is not None)  # fmt: skip
+                or self.glue.active or self.sagemaker.active
+                or self.bad_records is not None)  # fmt: skip
 
     @property
     def in_the_world(self) -> list[str]:
         """The faults injected inside the embedded moto (throttling, duplicate deliveries,
-        failed Glue runs): a world whose service is elsewhere cannot carry them."""
+        failed Glue runs and AutoML jobs): a world whose service is elsewhere cannot carry
+        them."""
         return [name for name in IN_THE_WORLD if getattr(self, name).active]
 
 
 #: Faults injected inside the embedded moto, and the service each one needs served there.
-IN_THE_WORLD = {"kinesis": "kinesis", "events": "events", "glue": "glue"}
+IN_THE_WORLD = {"kinesis": "kinesis", "events": "events", "glue": "glue",
+                "sagemaker": "sagemaker"}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the stream
@@ -238,6 +259,7 @@ class FaultLog:
         self.client_retries: dict[str, dict[str, int]] = {}
         self.glue_runs: dict[str, dict[str, int]] = {}  # job key → runs, failed, injected…
         self.glue_seen: dict[str, set[str]] = {}  # job key → run ids from before this run
+        self.automl_failed = 0  # AutoML jobs failed on purpose
         self.duplicates_removed: dict[str, int] = {}
 
     # ----------------------------------------------------------------- bookkeeping
@@ -286,7 +308,8 @@ class FaultLog:
             + len(self.late)
             + sum(n for k, n in self.throttling.items() if k.endswith("_throttled"))
             + self.deliveries.get("delivered_twice", 0)
-            + sum(runs.get("failed_on_purpose", 0) for runs in self.glue_runs.values()),
+            + sum(runs.get("failed_on_purpose", 0) for runs in self.glue_runs.values())
+            + self.automl_failed,
             "bad_records": {
                 "injected": len(self.bad),
                 "caught": sum(1 for r in self.bad if r.caught),
@@ -316,6 +339,7 @@ class FaultLog:
             "kinesis": dict(sorted(self.throttling.items())),
             "events": dict(sorted(self.deliveries.items())),
             "glue": dict(sorted(self.glue_runs.items())),
+            "sagemaker": {"automl_jobs_failed_on_purpose": self.automl_failed},
             "retries": self.client_retries,
             "duplicates_removed": self.duplicates_removed,
         }

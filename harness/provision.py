@@ -53,6 +53,24 @@ def _trust(service: str) -> str:
     )
 
 
+def inbox_queue_name(names: ResolvedStack, topic: str) -> str:
+    """The local world's queue subscribed to ``topic``: it stands in for the people subscribed
+    on AWS (by e-mail), so a run or a test can read what they would have been sent."""
+    return names.stack.name(f"{topic}-inbox")
+
+
+def _topics(world: World, stack: Stack, names: ResolvedStack) -> None:
+    sns, sqs = world.client("sns"), world.client("sqs")
+    for key in stack.topics:
+        topic = sns.create_topic(Name=names.topic_name(key))["TopicArn"]
+        queue = sqs.create_queue(QueueName=inbox_queue_name(names, key))["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]  # fmt: skip
+        subscribed = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+        if not any(s["Endpoint"] == queue_arn for s in subscribed):
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+
+
 def provision(world: World, stack: Stack) -> ResolvedStack:
     """Create (or bring up to date) every resource of ``stack`` in ``world``."""
     names = stack.resolve(world.account_id, world.region)
@@ -64,6 +82,7 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
     dynamodb = world.client("dynamodb")
     glue = world.client("glue")
 
+    _topics(world, stack, names)
     for key, spec in stack.streams.items():
         created = _exists_ok(
             kinesis.create_stream, StreamName=names.stream_name(key), ShardCount=spec.shards

@@ -155,6 +155,17 @@ def faults_section(summary: dict[str, Any]) -> str:
          f"enrichment {((summary.get('enrich') or {}).get('executions') or {}).get('started', '-')}"
          f" / {((summary.get('enrich') or {}).get('executions') or {}).get('failed', '-')}"),
     ]  # fmt: skip
+    for job, runs in sorted((faults.get("glue") or {}).items()):
+        costs.append((f"Glue job {job}: runs failed after writing", runs.get("failed_on_purpose"),
+                      f"{runs.get('runs')} runs, {runs.get('succeeded')} succeeded "
+                      f"({runs.get('retried_by_glue')} retried by Glue, the rest by their "
+                      "workflow)"))  # fmt: skip
+    forecast = summary.get("forecast") or {}
+    costs.append((
+        "AutoML jobs failed (SageMaker internal error)",
+        (faults.get("sagemaker") or {}).get("automl_jobs_failed_on_purpose", 0),
+        f"forecast workflow {(forecast.get('execution') or {}).get('status', 'not run')}; "
+        f"failure notices sent: {forecast.get('notices', 0)}"))  # fmt: skip
     rows = "".join(
         f"<tr><td>{_e(what)}</td><td class='num'>{_e(n)}</td><td>{_e(cost)}</td></tr>"
         for what, n, cost in costs if n
@@ -188,8 +199,20 @@ def forecast_section(summary: dict[str, Any], run_dir: Path | None) -> str:
     forecast = summary.get("forecast")
     if not forecast:
         return '<p class="muted">This run produced no forecast.</p>'
+    execution = forecast.get("execution") or {}
+    if execution.get("status") not in (None, "SUCCEEDED"):
+        notice = forecast.get("notice") or {}
+        sent = (f"Failure notice sent to the alarm topic: <i>{_e(notice.get('subject'))}</i> "
+                f"about {_e(notice.get('object'))}." if notice
+                else "<b>No failure notice reached the alarm topic.</b>")  # fmt: skip
+        return (
+            f"<p class='bad'>The forecast workflow {_e(execution.get('status'))}: "
+            f"<b>{_e(execution.get('error'))}</b> — {_e(execution.get('cause'))}</p>"
+            f"<p>{sent}</p>"
+        )
     products = product_series(run_dir) if run_dir else []
-    metrics, baseline = forecast.get("metrics") or {}, forecast["baseline"].get("metrics") or {}
+    metrics = forecast.get("metrics") or {}
+    baseline = (forecast.get("baseline") or {}).get("metrics") or {}
     names = [k for k in metrics if k != "point_forecast_type"]
     rows = "".join(
         f"<tr><td>{_e(k)}</td><td class='num'>{_fmt(metrics.get(k))}</td>"

@@ -78,7 +78,8 @@ _HOP_STAGE = {"dms_cdc": "simulate", "shop_events": "simulate", "bad_records": "
               "forecast_enriched": "enrich"}  # fmt: skip
 # Faults are caught as late as the Glue job; what late changes cost is known after the anomaly job.
 _FAULT_STAGE = {"bad_records": "etl", "dms": "etl", "kinesis": "anomaly",
-                "duplicates_removed": "etl", "events": "enrich", "glue": "enrich"}  # fmt: skip
+                "duplicates_removed": "etl", "events": "enrich", "glue": "enrich",
+                "sagemaker": "forecast"}  # fmt: skip
 
 
 def last_judged_stage(scenario: Scenario) -> str:
@@ -212,6 +213,13 @@ def _end_faults(ctx: RunContext | None) -> None:
             }
     if ctx.scenario.faults.glue.active and served_in_process("glue"):
         _end_glue_faults(ctx)
+    if ctx.scenario.faults.sagemaker.active and served_in_process("sagemaker"):
+        from emulation.sagemaker import settings as sagemaker_settings
+
+        local = sagemaker_settings(world.account_id, world.region)
+        if ctx.faults is not None:
+            ctx.faults.automl_failed = local.failed_on_purpose
+        local.fail_automl_jobs, local.failed_on_purpose = 0, 0
     if ctx.scenario.faults.events.active and served_in_process("events"):
         deliver_twice(world.account_id, world.region, 0.0, 0)
         deliveries = events_state(world.account_id, world.region).deliveries
@@ -321,6 +329,20 @@ class _Stages:
         return value
 
 
+def _skip_without_inputs(spec: StageSpec, ctx: RunContext, givers: dict[str, str],
+                         results: dict[str, dict[str, Any]]) -> None:  # fmt: skip
+    """A stage whose input an earlier stage ran and chose not to give (a forecast that failed
+    as the scenario's faults asked gives no export) has nothing to do: skipped, saying why. An
+    input whose giver has not run stays an error (:meth:`StageSpec.check_needs`)."""
+    for need in spec.needs:
+        giver = givers.get(need)
+        if getattr(ctx, need) is None and giver in results:
+            why = results[giver].get("reason") or ctx.summary.get(giver, {}).get("outcome")
+            raise StageUnavailable(
+                f"needs {need}, which stage {giver} did not give" + (f" ({why})" if why else "")
+            )
+
+
 def _as_specs(stages: Sequence[StageSpec | tuple[str, Callable]] | None) -> list[StageSpec]:
     """The stages to run; ``(name, function)`` pairs are accepted for ad-hoc stages in tests."""
     return [s if isinstance(s, StageSpec) else StageSpec(s[0], s[1]) for s in stages or STAGES]
@@ -388,6 +410,7 @@ def run(
 
             def step(spec: StageSpec = spec) -> None:
                 assert ctx is not None  # provisioning succeeded, or the step is skipped
+                _skip_without_inputs(spec, ctx, givers, steps.results)
                 spec.check_needs(ctx, givers)
                 spec.run(ctx)
 

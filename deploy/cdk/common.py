@@ -68,6 +68,7 @@ class Common(cdk.Stack):
     nag_names: ResolvedStack
     key: kms.Key
     alarm_topic: sns.Topic
+    topics: dict[str, sns.Topic]
     streams: dict[str, kinesis.Stream]
     buckets: dict[str, s3.Bucket]
 

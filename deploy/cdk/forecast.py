@@ -204,6 +204,13 @@ class Forecast(Common):
                     f"<AWS::AccountId>:{kind}/{prefix}-*]",
                     "job and model names end in the manifest id, known only at run time",
                 )
+        for topic in access.notifies:  # the failure notice; also the topic's KMS key use
+            self.topics[topic].grant_publish(role)
+            ack(
+                role,
+                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                "CDK's publish grant on an encrypted topic, on the stack's own key only",
+            )
         for role_key in access.passes_roles:
             role.add_to_principal_policy(
                 iam.PolicyStatement(

@@ -55,7 +55,17 @@ HOME_ENV = "DFP_LOCALSTACK_HOME"  # another installation (set-up's layout), e.g.
 HERE = Path(__file__).resolve().parent
 
 # What LocalStack serves in a localstack world, and what the embedded moto serves beside it.
-LOCALSTACK_SERVICES = ("s3", "kinesis", "events", "stepfunctions", "sqs", "iam", "sts", "logs")
+LOCALSTACK_SERVICES = (
+    "s3",
+    "kinesis",
+    "events",
+    "stepfunctions",
+    "sqs",
+    "sns",
+    "iam",
+    "sts",
+    "logs",
+)
 MOTO_SERVICES = (
     "dynamodb",
     "firehose",

@@ -19,6 +19,8 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   model on the transform input and writes ``<input file>.out`` (header ``item_id,timestamp,p10…,
   mean``) to ``S3OutputPath``; ``describe_transform_job`` reports ``InProgress`` → ``Completed``
   or ``Failed`` with the reason. A second job of the same name is ``ResourceInUse``, as on AWS.
+* A run may have the next AutoML jobs fail as SageMaker's internal errors make them fail
+  (:attr:`Settings.fail_automl_jobs`; ``FailureReason`` :data:`INJECTED_FAILURE`).
 
 Not emulated: other problem types, ``AutoMLJobSecondaryStatus`` detail, explainability reports,
 candidate notebooks, instance types and counts, ``SplitType``/``BatchStrategy`` (the whole input is
@@ -65,6 +67,7 @@ logger = logging.getLogger(__name__)
 CANDIDATE = "statsforecast-per-item"
 IMAGE = "dfp-local/statsforecast-forecaster:2.1.1"
 _work_lock = threading.Lock()  # one training or transform at a time: they use every core
+_settings_lock = threading.Lock()
 
 
 @dataclass
@@ -74,6 +77,18 @@ class Settings:
     backtest_windows: int = 1
     selection_windows: int = 2
     n_jobs: int | None = None
+    # Faults: the next AutoML jobs created fail, as a job does when SageMaker has an internal
+    # error, and how many did.
+    fail_automl_jobs: int = 0
+    failed_on_purpose: int = 0
+
+
+#: The ``FailureReason`` of an AutoML job failed on purpose: SageMaker's wording for its own
+#: internal errors (not the data's fault; the same input may succeed when run again).
+INJECTED_FAILURE = (
+    "InternalServerError: We encountered an internal error. Please try again. "
+    "(injected by the scenario's faults.sagemaker)"
+)
 
 
 def settings(account: str, region: str) -> Settings:
@@ -191,10 +206,12 @@ def job_config(
 
 
 # ------------------------------------------------------------------------------ training job
-def _train_job(job: Any, config: ForecastConfig) -> None:
+def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -> None:
     tracked: _Tracked = job._dfp
     region = job.region_name
     try:
+        if fail_with is not None:
+            raise ForecastInputError(fail_with)
         with _work_lock:
             s3 = embedded_client("s3", region)
             channels = job.auto_ml_job_input_data_config
@@ -404,9 +421,16 @@ def install_in_process() -> None:
         if config is not None:
             job = self.auto_ml_jobs[kwargs["auto_ml_job_name"]]
             job._dfp = _Tracked()
+            fail_with = None
+            local = settings(self.account_id, self.region_name)
+            with _settings_lock:
+                if local.fail_automl_jobs > 0:
+                    local.fail_automl_jobs -= 1
+                    local.failed_on_purpose += 1
+                    fail_with = INJECTED_FAILURE
             threading.Thread(
-                target=_train_job, args=(job, config), name=f"automl-{job.auto_ml_job_name}",
-                daemon=True,
+                target=_train_job, args=(job, config, fail_with),
+                name=f"automl-{job.auto_ml_job_name}", daemon=True,
             ).start()  # fmt: skip
         return arn
 

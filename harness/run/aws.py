@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -176,3 +177,38 @@ def wait_for_execution(
     newest["executions"] = {"started": len(runs), "succeeded": statuses["SUCCEEDED"],
                             "failed": len(runs) - statuses["SUCCEEDED"]}  # fmt: skip
     return newest
+
+
+def failure_notices(world: World, stack: ResolvedStack, workflow: str, uri: str,
+                    *, expect: bool = False) -> list[dict[str, Any]]:  # fmt: skip
+    """The failure notices ``workflow`` published to the alarm topic about the object ``uri``,
+    as its subscribers received them (the local inbox queue; see ``harness.provision``). Read
+    and removed from the inbox; notices about other objects stay. ``expect``: the execution
+    failed, so its notice is waited for (up to 10 s; a delivery may lag its publication)."""
+    from harness.provision import inbox_queue_name
+
+    sqs = world.client("sqs")
+    queue = sqs.get_queue_url(QueueName=inbox_queue_name(stack, "alarms"))["QueueUrl"]
+    found: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    deadline = time.monotonic() + (10.0 if expect else 0.0)
+    while True:
+        received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=1 if expect else 0)  # fmt: skip
+        batch = received.get("Messages", [])
+        new = [m for m in batch if m["MessageId"] not in seen]
+        for message in new:
+            seen.add(message["MessageId"])
+            try:
+                envelope = json.loads(message["Body"])
+                notice = json.loads(envelope.get("Message", ""))
+            except ValueError:
+                notice, envelope = {}, {}
+            if notice.get("workflow") == workflow and notice.get("object") == uri:
+                found.append({"subject": envelope.get("Subject"), **notice})
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            else:  # someone else's: back to the queue at once
+                sqs.change_message_visibility(QueueUrl=queue, VisibilityTimeout=0,
+                                              ReceiptHandle=message["ReceiptHandle"])  # fmt: skip
+        if not new and (found or not expect or time.monotonic() > deadline):
+            return found

@@ -10,24 +10,27 @@ from __future__ import annotations
 import logging
 
 from harness.run import RunContext, StageSpec, StageUnavailable, hops
-from harness.run.aws import athena_rows, wait_for_execution
+from harness.run.aws import athena_rows, failure_notices, wait_for_execution
 
 logger = logging.getLogger(__name__)
 
 
 def run(ctx: RunContext) -> None:
     """Wait for the enrichment the export's S3 event started; check the table through Athena."""
-    if ctx.summary.get("forecast") is None:
+    if ctx.summary.get("forecast") is None or ctx.export_key is None:
         raise StageUnavailable("no forecast export in this run")
     bucket = ctx.stack.bucket("forecast")
     export_key = ctx.export_key
     execution = wait_for_execution(
         ctx.world, ctx.stack.state_machine_arn("enrich"), bucket, export_key, timeout=1800
     )
-    if execution["status"] != "SUCCEEDED":
+    failed = execution["status"] != "SUCCEEDED"
+    notices = failure_notices(ctx.world, ctx.stack, "enrich", f"s3://{bucket}/{export_key}",
+                              expect=failed)  # fmt: skip
+    if failed:
         raise RuntimeError(
             f"enrichment execution {execution['status']}: {execution.get('error')}: "
-            f"{execution.get('cause')}"
+            f"{execution.get('cause')} ({len(notices)} failure notice(s) sent)"
         )
     version = export_key.split("/")[-2]
     _keep_enriched(ctx, version)
@@ -48,6 +51,7 @@ def run(ctx: RunContext) -> None:
         # Every execution the S3 event started, by how it ended (several when EventBridge
         # delivered the event more than once): each must have succeeded.
         "executions": execution["executions"],
+        "notices": len(notices),
         "version": version,
         "rows": rows,
         "items": int(row["items"] or 0),

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from harness.run import RunContext, StageSpec, StageUnavailable, hops
-from harness.run.aws import split_uri, wait_for_execution
+from harness.run.aws import failure_notices, split_uri, wait_for_execution
 from pipeline.contracts.accuracy import summary_metrics
 
 logger = logging.getLogger(__name__)
@@ -49,11 +49,12 @@ def run(ctx: RunContext) -> None:
     execution = wait_for_execution(
         ctx.world, ctx.stack.state_machine_arn("forecast"), bucket, manifest_key
     )
-    if execution["status"] != "SUCCEEDED":
-        raise RuntimeError(
-            f"forecast execution {execution['name']} {execution['status']}: "
-            f"{execution.get('error')}: {execution.get('cause')}"
-        )
+    uri = f"s3://{bucket}/{manifest_key}"
+    failed = execution["status"] != "SUCCEEDED"
+    notices = failure_notices(ctx.world, ctx.stack, "forecast", uri, expect=failed)
+    if failed:
+        _failed(ctx, execution, notices)
+        return
     logger.info("forecast execution %s succeeded", execution["name"])
     output = json.loads(execution["output"])
     s3 = ctx.world.client("s3")
@@ -90,6 +91,7 @@ def run(ctx: RunContext) -> None:
         # Every execution the S3 event started, by how it ended (several when EventBridge
         # delivered the event more than once): each must have succeeded.
         "executions": execution["executions"],
+        "notices": len(notices),
         "automl_job": output["automl_job"],
         "horizon": horizon,
         "quantiles": output["manifest"]["quantiles"],
@@ -114,6 +116,28 @@ def run(ctx: RunContext) -> None:
             else None
         ),
     }
+
+
+def _failed(ctx: RunContext, execution: dict[str, Any], notices: list[dict[str, Any]]) -> None:
+    """The workflow failed: recorded with its failure notices. When the scenario's faults made
+    it fail, that is the drill's expected outcome: the stage ends and gives no export (so the
+    enrichment has nothing to do). Otherwise the run fails here."""
+    error, cause = execution.get("error"), execution.get("cause")
+    ctx.summary["forecast"] = {
+        "execution": {"status": execution["status"], "error": error, "cause": cause},
+        "executions": execution["executions"],
+        # What the alarm topic's subscribers were sent about this input (the execution's
+        # name is EventBridge's random id: left out, so the summary is the same run to run).
+        "notices": len(notices),
+        "notice": {k: v for k, v in notices[0].items() if k != "execution"} if notices else None,
+        "outcome": f"the forecast workflow failed: {error}",
+    }
+    if not ctx.scenario.faults.sagemaker.active:
+        raise RuntimeError(
+            f"forecast execution {execution['name']} {execution['status']}: {error}: {cause}"
+        )
+    logger.info("forecast execution %s failed as the scenario's faults asked: %s: %s",
+                execution["name"], error, cause)  # fmt: skip
 
 
 STAGE = StageSpec(

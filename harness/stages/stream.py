@@ -97,6 +97,11 @@ def _arm_world_faults(ctx: RunContext, stream_name: str) -> None:
                     for r in page["JobRuns"]
                 }  # fmt: skip
             fail_runs(world.account_id, world.region, job, count)
+    if faults.sagemaker.active:
+        from emulation.sagemaker import settings as sagemaker_settings
+
+        local = sagemaker_settings(world.account_id, world.region)
+        local.fail_automl_jobs, local.failed_on_purpose = faults.sagemaker.failed_automl_jobs, 0
 
 
 def run(ctx: RunContext) -> None:

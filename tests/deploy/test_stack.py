@@ -151,6 +151,16 @@ def test_declared_workflow_access_is_what_the_definitions_call(stack) -> None:
             if isinstance(value, str) and value.startswith("{job:")
         }
         assert handed == set(access.starts_jobs), key
+        publishes = any(":sns:publish" in r for r in resources)
+        assert publishes == bool(access.notifies), key
+        topics = {
+            value[len("{topic:") : -1]
+            for rule in stack.rules.values()
+            if rule.target == key
+            for value in (rule.input or {}).values()
+            if isinstance(value, str) and value.startswith("{topic:")
+        }
+        assert topics == set(access.notifies), key
         if access.sagemaker:
             assert access.passes_roles, f"{key}: SageMaker jobs need a role passed to them"
 

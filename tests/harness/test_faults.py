@@ -83,6 +83,9 @@ SMOKE = (load_scenario("smoke").base_dir / "smoke.yaml").read_text()
          "faults.glue.failed_runs.forecast-input", "greater than or equal to 0"),
         ("faults: {glue: {failed_runs: {forecast-input: 4}}}",
          "faults.glue.failed_runs.forecast-input", "less than or equal to 3"),
+        ("faults: {sagemaker: {failed_automl_jobs: -1}}", "faults.sagemaker.failed_automl_jobs",
+         "greater than or equal to 0"),
+        ("faults: {sagemaker: {failed_jobs: 1}}", "faults.sagemaker.failed_jobs", "unknown key"),
     ],
 )  # fmt: skip
 def test_a_fault_that_cannot_apply_is_a_scenario_error_naming_the_key(section, key, message):
@@ -93,7 +96,13 @@ def test_a_fault_that_cannot_apply_is_a_scenario_error_naming_the_key(section, k
 
 
 def test_the_library_s_fault_scenarios_validate_and_inject_something() -> None:
-    for name in ("bad-records", "late-and-duplicate", "throttled", "job-retries"):
+    for name in (
+        "bad-records",
+        "late-and-duplicate",
+        "throttled",
+        "job-retries",
+        "forecast-failure",
+    ):
         assert load_scenario(name).faults.active, name
 
 

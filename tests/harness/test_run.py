@@ -165,6 +165,33 @@ def test_failing_stage_is_recorded_and_later_stages_skipped(tmp_path: Path, aws)
     assert (tmp_path / "r" / "summary.json").is_file()
 
 
+def test_a_stage_whose_input_was_not_given_is_skipped_saying_why(tmp_path: Path, aws) -> None:
+    """A stage that ran and chose not to give its output (a forecast that failed as a drill
+    asked) leaves the stages that need it nothing to do: skipped with the reason, not failed.
+    A stage run before its input's giver stays an error."""
+    from harness.run import StageSpec
+
+    def no_export(ctx) -> None:
+        ctx.summary["forecast"] = {"outcome": "the forecast workflow failed: AutoMLJobFailed"}
+
+    def needs_export(ctx) -> None:
+        raise AssertionError("must not run without an export")
+
+    scenario = load_scenario("smoke")
+    stages = [StageSpec("forecast", no_export, gives=("export_key",)),
+              StageSpec("enrich", needs_export, needs=("export_key",))]  # fmt: skip
+    result = run(scenario, tmp_path / "r", world=aws, stages=stages)
+    enrich = result.summary["stages"]["enrich"]
+    assert result.summary["stages"]["forecast"]["status"] == "succeeded"
+    assert enrich["status"] == "skipped"
+    assert enrich["reason"] == ("needs export_key, which stage forecast did not give (the "
+                                "forecast workflow failed: AutoMLJobFailed)")  # fmt: skip
+
+    early = run(scenario, tmp_path / "early", world=aws,
+                stages=[StageSpec("enrich", needs_export, needs=("export_key",))])  # fmt: skip
+    assert early.summary["stages"]["enrich"]["status"] == "failed"
+
+
 def test_unsafe_endpoint_is_refused_by_dfp_run(tmp_path: Path) -> None:
     env = {**os.environ, "AWS_ENDPOINT_URL": "https://kinesis.us-east-1.amazonaws.com"}
     result = dfp("run", "smoke", "--out", str(tmp_path / "r"), env=env)

@@ -13,7 +13,7 @@ import pytest
 
 from emulation import World
 from harness.provision import provision
-from harness.run.aws import find_execution, find_executions
+from harness.run.aws import failure_notices, find_execution, find_executions
 from tests.emulation.test_sagemaker import HORIZON, automl_frame
 
 
@@ -182,6 +182,13 @@ def test_broken_input_fails_the_execution_with_the_cause(aws: World, stack) -> N
     assert execution["status"] == "FAILED"
     assert execution["error"] == "AutoMLJobFailed"
     assert "does not cover the forecast horizon for item 'I1'" in execution["cause"]
+    # Before failing, the workflow told the alarm topic's subscribers what failed and why.
+    uri = f"s3://{names.bucket('forecast')}/{key}"
+    (notice,) = failure_notices(aws, names, "forecast", uri, expect=True)
+    assert notice["subject"] == "Forecast workflow failed"
+    assert (notice["error"], notice["cause"]) == (execution["error"], execution["cause"])
+    assert notice["execution"] == execution["executionArn"]
+    assert failure_notices(aws, names, "forecast", uri) == []  # read once
     listed = aws.client("s3").list_objects_v2(
         Bucket=names.bucket("forecast"), Prefix="exports/2025-05-02/"
     )
@@ -268,4 +275,6 @@ def test_an_export_run_that_fails_after_writing_is_started_once_more(aws: World,
     execution = _finished(aws, names, key)
     assert execution["status"] == "FAILED"
     assert (execution["error"], execution["cause"]) == ("ExportJobFailed", INJECTED_ERROR)
+    (notice,) = failure_notices(aws, names, "forecast", f"s3://{bucket}/{key}", expect=True)
+    assert (notice["error"], notice["cause"]) == ("ExportJobFailed", INJECTED_ERROR)
     assert len(aws.client("glue").get_job_runs(JobName=job)["JobRuns"]) == 4
