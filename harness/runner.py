@@ -82,29 +82,51 @@ _FAULT_STAGE = {"bad_records": "etl", "dms": "etl", "kinesis": "anomaly",
                 "sagemaker": "forecast"}  # fmt: skip
 
 
+def _judging_stage(path: str, order: list[str]) -> str | None:
+    """The stage whose results the summary path ``path`` reads (``None``: no stage in
+    particular; an unknown path: the last stage)."""
+    head, _, rest = path.partition(".")
+    second = rest.split(".", 1)[0]
+    if head in ("reconciliation", "status", "scenario", "seed", "version", "endpoint"):
+        return None
+    if head in _SECTION_STAGE:
+        return _SECTION_STAGE[head]
+    if head == "counts" and second in _HOP_STAGE:
+        return _HOP_STAGE[second]
+    if head == "stages" and second in order:
+        return second
+    if head == "faults":
+        return _FAULT_STAGE.get(second, order[-1])
+    return order[-1]
+
+
 def last_judged_stage(scenario: Scenario) -> str:
     """The last stage an expectation of ``scenario`` reads: a run ``until`` it judges them all.
     Paths this cannot place (``reconciliation``, ``status``…) need no particular stage; a path
     it does not know at all needs the whole run."""
     order = [*SPINE, *(s.name for s in STAGES)]
-    needed = 0
-    for expectation in scenario.expectations:
-        head, _, rest = expectation.path.partition(".")
-        second = rest.split(".", 1)[0]
-        if head in ("reconciliation", "status", "scenario", "seed", "version", "endpoint"):
-            continue
-        if head in _SECTION_STAGE:
-            stage = _SECTION_STAGE[head]
-        elif head == "counts" and second in _HOP_STAGE:
-            stage = _HOP_STAGE[second]
-        elif head == "stages" and second in order:
-            stage = second
-        elif head == "faults":
-            stage = _FAULT_STAGE.get(second, order[-1])
-        else:
-            stage = order[-1]
-        needed = max(needed, order.index(stage))
-    return order[needed]
+    stages = [_judging_stage(e.path, order) for e in scenario.expectations]
+    return order[max((order.index(s) for s in stages if s is not None), default=0)]
+
+
+def unjudged_stages(scenario: Scenario) -> list[str]:
+    """Stages before :func:`last_judged_stage` whose results nothing of ``scenario`` judges:
+    side branches (nothing later reads what they give) that no expectation reads and where no
+    fault of the scenario is caught or costed (the anomaly job catches bad records, measures
+    what late changes cost and reads through throttling). A scenario about forecasts or failed
+    jobs can leave the streaming job out; ``dfp run`` always runs every stage."""
+    order = [*SPINE, *(s.name for s in STAGES)]
+    until = order.index(last_judged_stage(scenario))
+    judged = {_judging_stage(e.path, order) for e in scenario.expectations}
+    faults = scenario.faults
+    judged_by_faults = {"anomaly"} if (
+        faults.bad_records is not None or faults.dms.late or faults.kinesis.active
+    ) else set()  # fmt: skip
+    return [
+        spec.name for spec in STAGES
+        if spec.side_branch and order.index(spec.name) < until
+        and spec.name not in judged | judged_by_faults
+    ]  # fmt: skip
 
 
 def _lookup(summary: dict[str, Any], path: str) -> tuple[bool, Any]:
@@ -357,11 +379,14 @@ def run(
     region: str | None = None,
     stages: Sequence[StageSpec | tuple[str, Callable]] | None = None,
     until: str | None = None,
+    leave_out: Sequence[str] = (),
     progress: Progress | None = None,
     engine: str = "moto",
 ) -> RunResult:
     """Run ``scenario`` and write ``summary.json`` and ``report.html`` into ``out_dir``.
 
+    ``until``: the last stage to run. ``leave_out``: side-branch stages not to run (see
+    :func:`unjudged_stages`); they are recorded as skipped, saying so.
     ``world``: an already running world to use (the pytest plugin passes its session world);
     otherwise one is started from the environment and stopped at the end: ``engine`` ``moto``
     (the embedded moto, or ``AWS_ENDPOINT_URL``) or ``localstack`` (LocalStack beside the embedded
@@ -376,6 +401,13 @@ def run(
         if until not in names:
             raise ValueError(f"no stage {until!r}; stages are {', '.join(names)}")
         names = names[: names.index(until) + 1]
+    for name in leave_out:
+        spec = next((s for s in specs if s.name == name), None)
+        if spec is None or not spec.side_branch:
+            branches = ", ".join(s.name for s in specs if s.side_branch) or "none"
+            raise ValueError(
+                f"stage {name!r} cannot be left out: only side branches can ({branches})"
+            )
     prepare_directory(out_dir, force)
     out = RunDir(out_dir)
     steps = _Stages(out, progress or (lambda *_: None))
@@ -410,6 +442,8 @@ def run(
 
             def step(spec: StageSpec = spec) -> None:
                 assert ctx is not None  # provisioning succeeded, or the step is skipped
+                if spec.name in leave_out:
+                    raise StageUnavailable("left out: nothing this run judges reads it")
                 _skip_without_inputs(spec, ctx, givers, steps.results)
                 spec.check_needs(ctx, givers)
                 spec.run(ctx)

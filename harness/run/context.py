@@ -67,6 +67,9 @@ class StageSpec:
     run: Stage
     needs: tuple[str, ...] = ()
     gives: tuple[str, ...] = ()
+    # Nothing a later stage reads comes from it, through the context or the world (the anomaly
+    # job's outliers go to the dashboards, not to the ETL): a run may leave it out.
+    side_branch: bool = False
 
     def check_needs(self, ctx: RunContext, givers: dict[str, str]) -> None:
         missing = [n for n in self.needs if getattr(ctx, n) is None]

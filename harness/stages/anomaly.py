@@ -285,4 +285,4 @@ def evaluate_alerts(ctx: RunContext) -> list[dict[str, Any]]:
     return alerts
 
 
-STAGE = StageSpec("anomaly", run, needs=("simulation", "cdc_window"))
+STAGE = StageSpec("anomaly", run, needs=("simulation", "cdc_window"), side_branch=True)

@@ -192,6 +192,20 @@ def test_a_stage_whose_input_was_not_given_is_skipped_saying_why(tmp_path: Path,
     assert early.summary["stages"]["enrich"]["status"] == "failed"
 
 
+def test_only_a_side_branch_can_be_left_out_and_only_when_nothing_judges_it(tmp_path) -> None:
+    from harness.runner import unjudged_stages
+
+    with pytest.raises(ValueError, match=r"stage 'etl' cannot be left out: only side branches "
+                       r"can \(anomaly\)"):  # fmt: skip
+        run(load_scenario("smoke"), tmp_path / "r", leave_out=["etl"])
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+    assert unjudged_stages(load_scenario("smoke")) == []  # it judges the outliers
+    assert unjudged_stages(load_scenario("job-retries")) == ["anomaly"]
+    # A fault the anomaly job catches keeps it in, whatever the expectations read.
+    bad = load_scenario("job-retries").with_changes(faults={"bad_records": {"rate": 0.01}})
+    assert unjudged_stages(bad) == []
+
+
 def test_unsafe_endpoint_is_refused_by_dfp_run(tmp_path: Path) -> None:
     env = {**os.environ, "AWS_ENDPOINT_URL": "https://kinesis.us-east-1.amazonaws.com"}
     result = dfp("run", "smoke", "--out", str(tmp_path / "r"), env=env)
