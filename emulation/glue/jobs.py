@@ -191,8 +191,10 @@ def _execute_in_process(job: Any, run: Any) -> None:
             region,
         )
         error = outcome.error
-        injected = take_failure(job.backend.account_id, region, job.name)
-        if injected and outcome.state == "SUCCEEDED":
+        injected = None
+        if outcome.state == "SUCCEEDED":  # only a run that did its work is failed on purpose
+            injected = take_failure(job.backend.account_id, region, job.name)
+        if injected:
             logger.info("Glue job %s run %s fails after its script: %s", job.name,
                         run.job_run_id, injected)  # fmt: skip
             error = injected
@@ -204,6 +206,12 @@ def _execute_in_process(job: Any, run: Any) -> None:
     tracked.completed = dt.datetime.now(dt.UTC)
     tracked.state = state  # last: a reader seeing the final state sees everything else too
     if state == "FAILED" and tracked.attempt < int(job.max_retries or 0):
+        _retry(job, run)
+
+
+def _retry(job: Any, run: Any) -> None:
+    """Glue's retry of the failed ``run``: the same job and arguments, the next attempt."""
+    try:
         retry = job.start_job_run(
             allocated_capacity=run.allocated_capacity,
             max_capacity=run.max_capacity,
@@ -216,5 +224,7 @@ def _execute_in_process(job: Any, run: Any) -> None:
             arguments=run.arguments,
             _dfp_retry=run,
         )
-        logger.info("Glue retries job %s: run %s (MaxRetries %s)", job.name, retry,
-                    job.max_retries)  # fmt: skip
+    except Exception as exc:  # e.g. another run of the job started meanwhile
+        logger.warning("Glue could not retry job %s run %s: %s", job.name, run.job_run_id, exc)
+        return
+    logger.info("Glue retries job %s: run %s (MaxRetries %s)", job.name, retry, job.max_retries)
