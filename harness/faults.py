@@ -49,9 +49,10 @@ Which hop is meant to catch what (and the run checks that something did):
   the job runs again on the same input and must write the same bytes, nothing doubled.
 
 * ``sagemaker`` — the next AutoML jobs fail as SageMaker's internal errors make them fail
-  (``failed_automl_jobs``). The forecast workflow publishes a failure notice to the alarm topic
-  and fails; the run reads the notice as the topic's subscribers would receive it and reports the
-  forecast as failed, and the enrichment as not started (nothing to enrich).
+  (``failed_automl_jobs``). The forecast workflow starts such a training once more, as a new job
+  (``<name>-r1``); when that fails too, it publishes a failure notice to the alarm topic and
+  fails, and the run reads the notice as the topic's subscribers would receive it and reports the
+  forecast as failed and the enrichment as not started (nothing to enrich).
 
 Not injected yet: DDL control records (schema drift), the world or the Flink job restarting
 mid-run.

@@ -56,8 +56,12 @@ def spark_session(endpoint_url: str, region: str) -> Any:
     with _lock:
         if _session is not None:
             if _endpoint != endpoint_url:
+                # Another world (``dfp run --all`` starts one per scenario in this process):
+                # Hadoop caches a file system per bucket, built for the old endpoint, and would
+                # keep calling a server that is gone. Close them; the next use builds new ones.
                 hadoop = _session.sparkContext._jsc.hadoopConfiguration()
                 hadoop.set("fs.s3a.endpoint", endpoint_url)
+                _session.sparkContext._jvm.org.apache.hadoop.fs.FileSystem.closeAll()
                 _endpoint = endpoint_url
             return _session
         from pyspark.sql import SparkSession

@@ -287,3 +287,29 @@ def test_forecast_input_rerun_on_the_same_input_publishes_nothing(aws) -> None:
     assert _forecast_input(aws, names).state == "SUCCEEDED"
     again = published()
     assert again[manifest] != first[manifest]
+
+
+def test_spark_follows_the_world_to_the_next_endpoint(aws) -> None:
+    """``dfp run --all`` runs each scenario in a world of its own, in one process with one Spark
+    session. Hadoop caches a file system per bucket, built for the endpoint of its time: without
+    care, the next world's Glue job reads the previous world's bucket of the same name."""
+    import boto3
+
+    from emulation.glue.spark import spark_session
+    from tests.conftest import moto_server
+
+    bucket = "same-name-in-both-worlds"
+    aws.client("s3").create_bucket(Bucket=bucket)
+    aws.client("s3").put_object(Bucket=bucket, Key="a.txt", Body=b"first world")
+    spark = spark_session(aws.endpoint_url, aws.region)
+    assert [r.value for r in spark.read.text(f"s3a://{bucket}/a.txt").collect()] == ["first world"]
+    with moto_server() as url:
+        other = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
+                             aws_access_key_id="testing",
+                             aws_secret_access_key="testing")  # fmt: skip
+        other.create_bucket(Bucket=bucket)
+        other.put_object(Bucket=bucket, Key="a.txt", Body=b"second world")
+        spark = spark_session(url, "us-east-1")
+        read = [r.value for r in spark.read.text(f"s3a://{bucket}/a.txt").collect()]
+        assert read == ["second world"]
+    spark_session(aws.endpoint_url, aws.region)  # back to this session's world

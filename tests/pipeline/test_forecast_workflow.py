@@ -278,3 +278,36 @@ def test_an_export_run_that_fails_after_writing_is_started_once_more(aws: World,
     (notice,) = failure_notices(aws, names, "forecast", f"s3://{bucket}/{key}", expect=True)
     assert (notice["error"], notice["cause"]) == ("ExportJobFailed", INJECTED_ERROR)
     assert len(aws.client("glue").get_job_runs(JobName=job)["JobRuns"]) == 4
+
+
+def test_a_training_failed_on_an_internal_error_is_started_once_more(aws: World, stack) -> None:
+    """SageMaker's internal error: one more job, named '<name>-r1', and the forecast completes;
+    a second internal error fails the execution with its notice. (A failure the data causes is
+    not retried: test_broken_input_fails_the_execution_with_the_cause.)"""
+    embedded_only(aws)
+    from emulation.sagemaker import INJECTED_FAILURE, settings
+
+    names = provision(aws, stack)
+    local = settings(aws.account_id, aws.region)
+    local.fail_automl_jobs = 1
+    key = _publish(aws, names, automl_frame(), "0123456789abcdef01234567", version="2025-05-05")
+    execution = _finished(aws, names, key)
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    assert json.loads(execution["output"])["automl_job"] == "dfp-0123456789abcdef01234567-r1"
+    sagemaker = aws.client("sagemaker")
+    listed = [j["AutoMLJobName"] for j in sagemaker.list_auto_ml_jobs()["AutoMLJobSummaries"]]
+    jobs = {n: sagemaker.describe_auto_ml_job_v2(AutoMLJobName=n)["AutoMLJobStatus"]
+            for n in listed}  # fmt: skip
+    assert jobs == {"dfp-0123456789abcdef01234567": "Failed",
+                    "dfp-0123456789abcdef01234567-r1": "Completed"}  # fmt: skip
+    assert len(_export_lines(aws, names, "2025-05-05")) == 1 + 4 * HORIZON
+
+    local.fail_automl_jobs = 2
+    key = _publish(aws, names, automl_frame(), "89abcdef0123456789abcdef", version="2025-05-06")
+    execution = _finished(aws, names, key)
+    assert (execution["status"], execution["error"]) == ("FAILED", "AutoMLJobFailed")
+    assert execution["cause"] == INJECTED_FAILURE
+    (notice,) = failure_notices(aws, names, "forecast", f"s3://{names.bucket('forecast')}/{key}",
+                                expect=True)  # fmt: skip
+    assert notice["cause"] == INJECTED_FAILURE
+    assert local.failed_on_purpose == 3
