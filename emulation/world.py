@@ -155,6 +155,15 @@ class World:
         self._wait_healthy()
         if self.kind not in ("embedded", "localstack"):
             self.kind = self._detect_kind()
+        if self._external_url is None:
+            # moto's backends and the gap-fillers' store live as long as the process, not the
+            # server: a world started after another one in this process (``dfp run --all``
+            # starts one per scenario) must not find the previous one's buckets, executions and
+            # jobs. A world of its own starts empty.
+            status, body = self._http("POST", "/moto-api/reset", base=self._moto_url)
+            if status not in (200, 201):
+                raise WorldError(f"moto reset failed: HTTP {status} {body!r}")
+            STORE.reset()
         if self._moto_url or self.kind == "moto":  # a moto of ours, or an external one
             self._configure_moto()
         if self.kind == "moto":

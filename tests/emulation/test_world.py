@@ -159,6 +159,31 @@ def test_world_stops_its_server_when_interrupted(tmp_path) -> None:
     assert connect_result != 0, "the server still accepts connections after the interrupt"
 
 
+def test_a_world_started_after_another_in_one_process_starts_empty() -> None:
+    """In a fresh interpreter: moto's backends and the gap-fillers' store outlive a server, so
+    the next world (``dfp run --all`` starts one per scenario) must be emptied when it starts,
+    or a run would find the previous run's buckets, executions and jobs."""
+    import subprocess
+    import sys
+
+    script = (
+        "from emulation import World\n"
+        "from emulation.store import STORE\n"
+        "with World(region='us-east-1') as w:\n"
+        "    w.client('s3').create_bucket(Bucket='left-behind')\n"
+        "    STORE.get('test', w.account_id, w.region, dict)['mark'] = 1\n"
+        "with World(region='us-east-1') as w:\n"
+        "    buckets = [b['Name'] for b in w.client('s3').list_buckets()['Buckets']]\n"
+        "    print(buckets, STORE.get('test', w.account_id, w.region, dict))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[] {}"
+
+
 def test_in_process_patches_are_registered_and_applied_once() -> None:
     from emulation import _patching
 
