@@ -14,7 +14,8 @@ Firehose's Kinesis-source delivery) are routed to the embedded moto with boto3's
 variables (:attr:`World.routes`).
 
 Either way the world is health-checked before use, its account id is read from STS (never
-assumed), and :meth:`World.reset` returns it to empty between tests.
+assumed), and :meth:`World.reset` returns it to empty between tests. An embedded world starts
+empty even after another one in the same process (moto's backends outlive its server).
 
 Not emulated here: anything about the services themselves (see the gap-fillers in the sibling
 packages). A LocalStack endpoint cannot be reset through its community API beyond what
