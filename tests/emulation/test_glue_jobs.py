@@ -299,8 +299,11 @@ def test_spark_follows_the_world_to_the_next_endpoint(aws) -> None:
     from tests.conftest import moto_server
 
     bucket = "same-name-in-both-worlds"
-    aws.client("s3").create_bucket(Bucket=bucket)
-    aws.client("s3").put_object(Bucket=bucket, Key="a.txt", Body=b"first world")
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=bucket) if aws.region == "us-east-1" else s3.create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": aws.region}
+    )
+    s3.put_object(Bucket=bucket, Key="a.txt", Body=b"first world")
     spark = spark_session(aws.endpoint_url, aws.region)
     assert [r.value for r in spark.read.text(f"s3a://{bucket}/a.txt").collect()] == ["first world"]
     with moto_server() as url:
