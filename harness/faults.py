@@ -260,7 +260,6 @@ class FaultLog:
         self.client_retries: dict[str, dict[str, int]] = {}
         self.glue_runs: dict[str, dict[str, int]] = {}  # job key → runs, failed, injected…
         self.glue_seen: dict[str, set[str]] = {}  # job key → run ids from before this run
-        self.glue_failed_before: dict[str, int] = {}  # job name → failed on purpose before
         self.automl_failed = 0  # AutoML jobs failed on purpose
         self.duplicates_removed: dict[str, int] = {}
 

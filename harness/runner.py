@@ -272,8 +272,7 @@ def _end_glue_faults(ctx: RunContext) -> None:
         ctx.faults.glue_runs[key] = {
             "runs": len(runs),
             "failed": states["FAILED"],
-            "failed_on_purpose": failed_on_purpose.get(job, 0)
-            - ctx.faults.glue_failed_before.get(job, 0),
+            "failed_on_purpose": failed_on_purpose.get(job, 0),
             "succeeded": states["SUCCEEDED"],
             # Glue's own retries name the run they repeat; a workflow's start a fresh run.
             "retried_by_glue": sum(1 for r in runs if r.get("PreviousRunId")),

@@ -45,13 +45,15 @@ def _state(account: str, region: str) -> _GlueFaults:
 
 
 def fail_runs(account: str, region: str, job_name: str, count: int) -> None:
-    """The next ``count`` runs of ``job_name`` end ``FAILED`` after their script (0 disarms)."""
+    """The next ``count`` runs of ``job_name`` end ``FAILED`` after their script (0 disarms);
+    arming starts the job's count of :func:`failures` afresh."""
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     state = _state(account, region)
     with state.lock:
         if count:
             state.to_fail[job_name] = count
+            state.failed[job_name] = 0
         else:
             state.to_fail.pop(job_name, None)
 
@@ -69,7 +71,7 @@ def take_failure(account: str, region: str, job_name: str) -> str | None:
 
 
 def failures(account: str, region: str) -> dict[str, int]:
-    """Runs failed on purpose so far, per job name."""
+    """Runs failed on purpose since each job was armed, per job name."""
     state = _state(account, region)
     with state.lock:
         return dict(state.failed)

@@ -88,11 +88,7 @@ def _arm_world_faults(ctx: RunContext, stream_name: str) -> None:
         deliver_twice(world.account_id, world.region, faults.events.duplicate_deliveries,
                       ctx.scenario.seed)  # fmt: skip
     if faults.glue.active:
-        from emulation.glue.faults import failures
-
         glue = world.client("glue")
-        if ctx.faults is not None:
-            ctx.faults.glue_failed_before = failures(world.account_id, world.region)
         for key, count in faults.glue.failed_runs.items():
             job = ctx.stack.job_name(key)
             if ctx.faults is not None:  # runs of an earlier run in this world are not this one's

@@ -133,6 +133,17 @@ def _task_resources(node: object) -> list[str]:
     return found
 
 
+def _handed(stack, machine: str, kind: str) -> set[str]:
+    """The ``{kind:KEY}`` references the rules that start ``machine`` hand it."""
+    return {
+        value[len(kind) + 2 : -1]
+        for rule in stack.rules.values()
+        if rule.target == machine
+        for value in (rule.input or {}).values()
+        if isinstance(value, str) and value.startswith(f"{{{kind}:")
+    }
+
+
 def test_declared_workflow_access_is_what_the_definitions_call(stack) -> None:
     """The CDK app grants each workflow its declared access; the declaration must be exactly what
     its definition's tasks call and what the rules that start it hand over."""
@@ -143,24 +154,10 @@ def test_declared_workflow_access_is_what_the_definitions_call(stack) -> None:
         assert glue_calls == bool(access.starts_jobs), key
         assert any("s3:getObject" in r for r in resources) == access.reads_trigger, key
         assert any(":sagemaker:" in r for r in resources) == access.sagemaker, key
-        handed = {
-            value[len("{job:") : -1]
-            for rule in stack.rules.values()
-            if rule.target == key
-            for value in (rule.input or {}).values()
-            if isinstance(value, str) and value.startswith("{job:")
-        }
-        assert handed == set(access.starts_jobs), key
+        assert _handed(stack, key, "job") == set(access.starts_jobs), key
         publishes = any(":sns:publish" in r for r in resources)
         assert publishes == bool(access.notifies), key
-        topics = {
-            value[len("{topic:") : -1]
-            for rule in stack.rules.values()
-            if rule.target == key
-            for value in (rule.input or {}).values()
-            if isinstance(value, str) and value.startswith("{topic:")
-        }
-        assert topics == set(access.notifies), key
+        assert _handed(stack, key, "topic") == set(access.notifies), key
         if access.sagemaker:
             assert access.passes_roles, f"{key}: SageMaker jobs need a role passed to them"
 

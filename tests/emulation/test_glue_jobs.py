@@ -39,11 +39,16 @@ WRITER = textwrap.dedent(
 )
 
 
-def _job(world: World, name: str, script: str, max_retries: int = 0) -> str:
+def _create_bucket(world: World, name: str):
+    """The world's S3 client, after creating ``name`` in the world's region."""
     s3 = world.client("s3")
-    s3.create_bucket(Bucket="glue-scripts") if world.region == "us-east-1" else s3.create_bucket(
-        Bucket="glue-scripts", CreateBucketConfiguration={"LocationConstraint": world.region}
-    )
+    location = {} if world.region == "us-east-1" else {"LocationConstraint": world.region}
+    s3.create_bucket(Bucket=name, **({"CreateBucketConfiguration": location} if location else {}))
+    return s3
+
+
+def _job(world: World, name: str, script: str, max_retries: int = 0) -> str:
+    s3 = _create_bucket(world, "glue-scripts")
     s3.put_object(Bucket="glue-scripts", Key=f"{name}.py", Body=script.encode())
     world.client("glue").create_job(
         Name=name,
@@ -299,10 +304,7 @@ def test_spark_follows_the_world_to_the_next_endpoint(aws) -> None:
     from tests.conftest import moto_server
 
     bucket = "same-name-in-both-worlds"
-    s3 = aws.client("s3")
-    s3.create_bucket(Bucket=bucket) if aws.region == "us-east-1" else s3.create_bucket(
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": aws.region}
-    )
+    s3 = _create_bucket(aws, bucket)
     s3.put_object(Bucket=bucket, Key="a.txt", Body=b"first world")
     spark = spark_session(aws.endpoint_url, aws.region)
     assert [r.value for r in spark.read.text(f"s3a://{bucket}/a.txt").collect()] == ["first world"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -131,10 +133,17 @@ def test_a_second_embedded_world_in_one_process_is_refused(world: World) -> None
         World(region="us-east-1").start()
 
 
+def _in_a_fresh_interpreter(script: str, timeout: float) -> subprocess.CompletedProcess:
+    """Run ``script`` in a new Python with an embedded world of its own; it must succeed."""
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=timeout)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def test_world_stops_its_server_when_interrupted(tmp_path) -> None:
     """In a fresh interpreter: Ctrl-C inside the world's block stops the server."""
-    import subprocess
-    import sys
 
     script = (
         "import socket, sys\n"
@@ -149,11 +158,7 @@ def test_world_stops_its_server_when_interrupted(tmp_path) -> None:
         "s = socket.socket()\n"
         "print(port, s.connect_ex(('127.0.0.1', port)))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
+    out = _in_a_fresh_interpreter(script, timeout=60)
     port, connect_result = map(int, out.stdout.split())
     assert port > 0
     assert connect_result != 0, "the server still accepts connections after the interrupt"
@@ -163,8 +168,6 @@ def test_a_world_started_after_another_in_one_process_starts_empty() -> None:
     """In a fresh interpreter: moto's backends and the gap-fillers' store outlive a server, so
     the next world (``dfp run --all`` starts one per scenario) must be emptied when it starts,
     or a run would find the previous run's buckets, executions and jobs."""
-    import subprocess
-    import sys
 
     script = (
         "from emulation import World\n"
@@ -176,12 +179,7 @@ def test_a_world_started_after_another_in_one_process_starts_empty() -> None:
         "    buckets = [b['Name'] for b in w.client('s3').list_buckets()['Buckets']]\n"
         "    print(buckets, STORE.get('test', w.account_id, w.region, dict))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
-    out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[] {}"
+    assert _in_a_fresh_interpreter(script, timeout=120).stdout.strip() == "[] {}"
 
 
 def test_in_process_patches_are_registered_and_applied_once() -> None:
