@@ -54,8 +54,15 @@ Which hop is meant to catch what (and the run checks that something did):
   fails, and the run reads the notice as the topic's subscribers would receive it and reports the
   forecast as failed and the enrichment as not started (nothing to enrich).
 
-Not injected yet: DDL control records (schema drift), the world or the Flink job restarting
-mid-run.
+* ``flink`` — the anomaly job is killed mid-stream (``crashes``), each time after Managed Flink
+  took a snapshot of it, and started again from its latest snapshot (``StartApplication`` with
+  ``RESTORE_FROM_LATEST_SNAPSHOT``): its shard positions and the detector's state come back from
+  the snapshot, and what it had emitted since is emitted again (its sinks are at-least-once).
+  The job reads the stream in parts (the embedded Kinesis holds the rest back), so each
+  snapshot falls in the middle of the stream. Consumers keep one outlier per ``outlier_id``; the
+  run counts what they removed.
+
+Not injected yet: DDL control records (schema drift), the local world restarting mid-run.
 """
 
 from __future__ import annotations
@@ -164,6 +171,20 @@ class SageMakerFaults(_Strict):
         return bool(self.failed_automl_jobs)
 
 
+class FlinkFaults(_Strict):
+    """The anomaly job dies mid-stream (a lost task manager, a host taken back) and Managed Flink
+    starts it again from its latest snapshot."""
+
+    crashes: int = Field(
+        default=0, ge=0, le=3,
+        description="how many times the job is killed mid-stream, each after a snapshot",
+    )  # fmt: skip
+
+    @property
+    def active(self) -> bool:
+        return bool(self.crashes)
+
+
 class BadRecords(_Strict):
     """Broken records among the real ones: ``rate`` of the window's records, at least one of
     each kind listed, the kinds taking turns."""
@@ -189,12 +210,13 @@ class Faults(_Strict):
     events: EventsFaults = EventsFaults()
     glue: GlueFaults = GlueFaults()
     sagemaker: SageMakerFaults = SageMakerFaults()
+    flink: FlinkFaults = FlinkFaults()
     bad_records: BadRecords | None = None
 
     @property
     def active(self) -> bool:
         return (self.kinesis.active or self.dms.active or self.events.active
-                or self.glue.active or self.sagemaker.active
+                or self.glue.active or self.sagemaker.active or self.flink.active
                 or self.bad_records is not None)  # fmt: skip
 
     @property
@@ -207,7 +229,7 @@ class Faults(_Strict):
 
 #: Faults injected inside the embedded moto, and the service each one needs served there.
 IN_THE_WORLD = {"kinesis": "kinesis", "events": "events", "glue": "glue",
-                "sagemaker": "sagemaker"}  # fmt: skip
+                "sagemaker": "sagemaker", "flink": "kinesis"}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the stream
@@ -262,6 +284,7 @@ class FaultLog:
         self.glue_seen: dict[str, set[str]] = {}  # job key → run ids from before this run
         self.automl_failed = 0  # AutoML jobs failed on purpose
         self.duplicates_removed: dict[str, int] = {}
+        self.flink: dict[str, Any] = {}  # the anomaly job's crashes and restores
 
     # ----------------------------------------------------------------- bookkeeping
     def add_bad(self, record: BadRecord) -> None:
@@ -310,7 +333,8 @@ class FaultLog:
             + sum(n for k, n in self.throttling.items() if k.endswith("_throttled"))
             + self.deliveries.get("delivered_twice", 0)
             + sum(runs.get("failed_on_purpose", 0) for runs in self.glue_runs.values())
-            + self.automl_failed,
+            + self.automl_failed
+            + self.flink.get("crashes", 0),
             "bad_records": {
                 "injected": len(self.bad),
                 "caught": sum(1 for r in self.bad if r.caught),
@@ -341,6 +365,7 @@ class FaultLog:
             "events": dict(sorted(self.deliveries.items())),
             "glue": dict(sorted(self.glue_runs.items())),
             "sagemaker": {"automl_jobs_failed_on_purpose": self.automl_failed},
+            "flink": self.flink,
             "retries": self.client_retries,
             "duplicates_removed": self.duplicates_removed,
         }

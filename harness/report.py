@@ -166,6 +166,17 @@ def faults_section(summary: dict[str, Any]) -> str:
         (faults.get("sagemaker") or {}).get("automl_jobs_failed_on_purpose", 0),
         f"forecast workflow {(forecast.get('execution') or {}).get('status', 'not run')}; "
         f"failure notices sent: {forecast.get('notices', 0)}"))  # fmt: skip
+    flink = faults.get("flink") or {}
+    if flink:
+        again = sum(d.get("records_read_again", 0) for d in flink.get("drills", []))
+        removed = flink.get("duplicates_removed") or {}
+        matches = (summary.get("anomaly") or {}).get("matches_reference")
+        costs.append((
+            "anomaly job killed mid-stream, restored from its latest snapshot",
+            flink.get("crashes", 0),
+            f"{again} records read again; duplicates removed downstream: "
+            f"{removed.get('outliers', 0)} outliers, {removed.get('rejected', 0)} rejections; "
+            f"verdicts match the detector: {matches}"))  # fmt: skip
     rows = "".join(
         f"<tr><td>{_e(what)}</td><td class='num'>{_e(n)}</td><td>{_e(cost)}</td></tr>"
         for what, n, cost in costs if n

@@ -79,7 +79,7 @@ _HOP_STAGE = {"dms_cdc": "simulate", "shop_events": "simulate", "bad_records": "
 # Faults are caught as late as the Glue job; what late changes cost is known after the anomaly job.
 _FAULT_STAGE = {"bad_records": "etl", "dms": "etl", "kinesis": "anomaly",
                 "duplicates_removed": "etl", "events": "enrich", "glue": "enrich",
-                "sagemaker": "forecast"}  # fmt: skip
+                "sagemaker": "forecast", "flink": "anomaly"}  # fmt: skip
 
 
 def _judging_stage(path: str, order: list[str]) -> str | None:

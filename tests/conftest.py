@@ -149,6 +149,10 @@ class ExternalSuite(Child):
              "--deselect", "tests/deploy/test_cdk.py::test_local_world_and_template_agree",
              "--deselect",
              "tests/pipeline/test_anomaly_job.py::test_the_job_runs_in_local_managed_flink",
+             # Its snapshots and restore are Flink's and the local service's, the same on any
+             # endpoint (45 s).
+             "--deselect",
+             "tests/pipeline/test_anomaly_job.py::test_a_killed_job_restarts_from_its_latest_snapshot",
              # Spark's semantics inside a Glue run (its cache, the job's own validation message)
              # and the shop-event path (the smoke run's hops with one more producer) do not
              # depend on the endpoint; test_run_job_works_on_any_endpoint and

@@ -99,14 +99,14 @@ class Streaming(Common):
                             "parallelismPerKpu": 1,
                             "autoScalingEnabled": False,
                         },
-                        "checkpointConfiguration": {"configurationType": "DEFAULT"},
+                        "checkpointConfiguration": app.checkpoint_configuration(),
                         "monitoringConfiguration": {
                             "configurationType": "CUSTOM",
                             "logLevel": "INFO",
                             "metricsLevel": "APPLICATION",
                         },
                     },
-                    "applicationSnapshotConfiguration": {"snapshotsEnabled": True},
+                    "applicationSnapshotConfiguration": {"snapshotsEnabled": app.snapshots},
                 },
             )
             application.node.add_dependency(role.node.find_child("DefaultPolicy"))

@@ -14,6 +14,10 @@ sequence of calls gets the same answers, so a single producer sees the same thro
 run. Reads come from several clients at once and their order varies; their throttling changes
 only how long reads take, never what they return.
 
+:func:`hold_reads` keeps the records after a given position of each shard out of ``GetRecords``
+answers, as if they had not arrived yet: a drill can let a consumer read a stream part by part
+(the records are there for everyone else: only reads of that stream are held).
+
 Not emulated: the actual limits (nothing is refused unless asked for), ``LimitExceededException``
 on control-plane calls, and ``KMSThrottlingException``.
 """
@@ -50,6 +54,8 @@ class _Throttling:
     calls: Counter[str] = field(default_factory=Counter)  # "<stream>:<api>" → calls seen
     _random: dict[tuple[str, str], random.Random] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # stream → shard → the last sequence number GetRecords may return (None: nothing)
+    holds: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
     def draw(self, stream: str, what: str) -> float:
         key = (stream, what)
@@ -72,6 +78,23 @@ def throttle(account: str, region: str, stream: str, rates: Rates) -> None:
         for counter in (state.refused, state.calls):
             for key in [k for k in counter if k.startswith(f"{stream}:")]:
                 del counter[key]
+
+
+def hold_reads(
+    account: str, region: str, stream: str, visible: dict[str, str | None] | None
+) -> None:
+    """From now on, ``GetRecords`` on ``stream`` returns no record after ``visible[shard]`` (the
+    last sequence number readers may see; ``None``: none of that shard; a shard not named: all
+    of it); ``visible=None`` lets everything through again. The iterators it hands out stay
+    where the hold stopped them, so a reader gets the rest once the hold moves."""
+    state = _state(account, region)
+    with state.lock:
+        if visible is None:
+            state.holds.pop(stream, None)
+        else:
+            state.holds[stream] = {
+                shard: None if seq is None else int(seq) for shard, seq in visible.items()
+            }
 
 
 def refused(account: str, region: str, stream: str) -> dict[str, int]:
@@ -104,7 +127,7 @@ def _stream_name(stream_arn: str | None, stream_name: str | None) -> str:
 @moto_patch("kinesis-faults")
 def install_in_process() -> None:
     from moto.kinesis.models import KinesisBackend
-    from moto.kinesis.utils import decompose_shard_iterator
+    from moto.kinesis.utils import compose_shard_iterator, decompose_shard_iterator
 
     original_put = KinesisBackend.put_records
     original_get = KinesisBackend.get_records
@@ -156,7 +179,30 @@ def install_in_process() -> None:
                 if refuse:
                     raise _exception(f"Rate exceeded for shard in stream {name} under account "
                                      f"{self.account_id}.")  # fmt: skip
+        if state.holds:
+            name, shard_id, _ = decompose_shard_iterator(shard_iterator)
+            name = _stream_name(stream_arn, name)
+            held = state.holds.get(name, {})
+            if shard_id in held:
+                return _held_get(self, stream_arn, shard_iterator, limit, held[shard_id])
         return original_get(self, stream_arn, shard_iterator, limit)
+
+    def _held_get(self: Any, stream_arn: str | None, shard_iterator: str, limit: int | None,
+                  last_visible: int | None) -> Any:  # fmt: skip
+        stream_name, shard_id, last_read = decompose_shard_iterator(shard_iterator)
+        next_iterator, records, behind = original_get(self, stream_arn, shard_iterator, limit)
+        visible = [
+            r
+            for r in records
+            if last_visible is not None and int(r.sequence_number) <= last_visible
+        ]
+        if len(visible) == len(records):
+            return next_iterator, records, behind
+        named = None if stream_name in ("", "None") else stream_name
+        shard = self.describe_stream(stream_arn=stream_arn, stream_name=named
+                                     ).get_shard(shard_id)  # fmt: skip
+        position = int(visible[-1].sequence_number) if visible else int(last_read)
+        return compose_shard_iterator(stream_name, shard, position), visible, behind
 
     KinesisBackend.put_records = put_records
     KinesisBackend.get_records = get_records

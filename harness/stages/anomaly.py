@@ -31,6 +31,7 @@ from emulation.kinesis import read_stream, stream_positions
 from emulation.kinesisanalyticsv2 import connector_jar
 from emulation.kinesisanalyticsv2.application import (
     ApplicationSpec,
+    Checkpoints,
     LocalApplication,
     with_endpoint,
 )
@@ -139,6 +140,7 @@ def run(ctx: RunContext) -> None:
     kinesis = world.client("kinesis")
     stream = names.stream_name("cdc")
     lateness = int(detection.get("day.close.lateness.seconds", "600"))
+    crashes = ctx.scenario.faults.flink.crashes
     beats = heartbeats(
         ctx.scenario.dms.schema_name,
         sim.world.window_end + dt.timedelta(seconds=lateness + 60),
@@ -147,10 +149,9 @@ def run(ctx: RunContext) -> None:
         kinesis.put_record(StreamName=stream, Data=beat, PartitionKey=HEARTBEAT_TABLE)
     records = [data.decode() for data in [*ctx.cdc_window, *beats]]
     expected = reference(records, profiles, detection)
-    want_outliers = Counter(
-        _key(r.kind, r.product_id, r.sale_id, r.reason) for r in expected if r.kind == "outlier"
-    )
-    want_rejected = sum(1 for r in expected if r.kind == "rejected")
+    want_outliers = {r.outlier_id: _key(r.kind, r.product_id, r.sale_id, r.reason)
+                     for r in expected if r.kind == "outlier"}  # fmt: skip
+    want_rejected = {(r.reason, r.raw) for r in expected if r.kind == "rejected"}
 
     outliers_stream = names.stream_name("outliers")
     errors_stream = names.stream_name("anomaly-errors")
@@ -163,43 +164,68 @@ def run(ctx: RunContext) -> None:
         jar=connector_jar(),
         parallelism=app.parallelism,
         python_path=[PIPELINE_ROOT],
+        checkpoints=application_checkpoints(app),
     )
     job = LocalApplication(spec, ctx.out.flink, world.environment())
     # Event time reaches the last heartbeat's second less the job's one-second watermark delay;
     # once the sink writers have that watermark, every record before it has been processed.
     final_watermark = int(_second(beats[-1].decode()) * 1000) - 1000
+    drill = _CrashDrill(ctx, crashes, stream)
     began = time.monotonic()
-    flagged: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    with job:
+    since = (out_start, err_start)  # where the running job's own outputs begin
+    job.start()
+    try:
         deadline = began + 900
         while True:
             job.check()
-            flagged = [json.loads(r["data"]) for r in read_stream(kinesis, outliers_stream,
-                                                                  after=out_start)]  # fmt: skip
-            rejected = [json.loads(r["data"]) for r in read_stream(kinesis, errors_stream,
-                                                                   after=err_start)]  # fmt: skip
             progress = job.sink_progress()
+            written = _written_since(kinesis, outliers_stream, errors_stream, since)
+            if drill.step(job, progress, written):  # killed: it starts again from a snapshot
+                since = (stream_positions(kinesis, outliers_stream),
+                         stream_positions(kinesis, errors_stream))  # fmt: skip
+                job.start("RESTORE_FROM_LATEST_SNAPSHOT")
+                continue
             if (
-                progress is not None
+                drill.done
+                and progress is not None
                 and progress.watermark >= final_watermark
-                and len(flagged) + len(rejected) >= progress.records
+                and written >= progress.records
             ):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"the anomaly job did not finish the window in time: it wrote "
-                    f"{len(flagged)} outliers (the reference {sum(want_outliers.values())}) and "
-                    f"{len(rejected)} rejections (the reference {want_rejected}); its sinks: "
-                    f"{progress}; its log ends:\n{job.log_tail()}"
+                    f"the anomaly job did not finish the window in time: it wrote {written} "
+                    f"records since it last started (the reference: {len(want_outliers)} "
+                    f"outliers, {len(want_rejected)} rejections); its sinks: {progress}; "
+                    f"its log ends:\n{job.log_tail()}"
                 )
-            time.sleep(1)
+            time.sleep(drill.poll_seconds)
+    finally:
+        drill.release()
+        job.stop()
     seconds = time.monotonic() - began
+    flagged = [json.loads(r["data"]) for r in read_stream(kinesis, outliers_stream,
+                                                          after=out_start)]  # fmt: skip
+    rejected = [json.loads(r["data"]) for r in read_stream(kinesis, errors_stream,
+                                                           after=err_start)]  # fmt: skip
+    # The job's sinks are at-least-once: after a restore from a snapshot, what it had emitted
+    # since the snapshot comes again. Consumers keep one outlier per id and one rejection per
+    # record and reason.
+    unique: dict[str, dict[str, Any]] = {}
+    for o in flagged:
+        unique.setdefault(o["outlier_id"], o)
+    unique_rejected: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rejected:
+        unique_rejected.setdefault((str(r["reason"]), str(r.get("raw"))), r)
+    duplicates = {"outliers": len(flagged) - len(unique),
+                  "rejected": len(rejected) - len(unique_rejected)}  # fmt: skip
+    flagged, rejected = list(unique.values()), list(unique_rejected.values())
     ctx.out.outliers.parent.mkdir(parents=True, exist_ok=True)
     ctx.out.outliers.write_text(json.dumps(sorted(
         flagged, key=lambda o: (o["sold_at"], str(o.get("sale_id")), o["product_id"], o["reason"])
     ), indent=1, sort_keys=True) + "\n")  # fmt: skip
-    got = Counter(_key("outlier", o["product_id"], o.get("sale_id"), o["reason"]) for o in flagged)
+    got = {o["outlier_id"]: _key("outlier", o["product_id"], o.get("sale_id"), o["reason"])
+           for o in flagged}  # fmt: skip
     hop = ctx.ledger.hop(hops.ANOMALY_JOB)
     hop.add(received=len(records), written=len(records) - len(rejected))
     for row in rejected:
@@ -207,6 +233,9 @@ def run(ctx: RunContext) -> None:
         if ctx.faults is not None:
             ctx.faults.caught(hops.ANOMALY_JOB, str(row["reason"]),
                               data=str(row.get("raw") or "").encode())  # fmt: skip
+    if ctx.faults is not None and drill.crashes:
+        ctx.faults.flink = drill.summary(duplicates)
+        ctx.faults.duplicates_removed[hops.ANOMALY_JOB] = sum(duplicates.values())
     if sim.world.has_truth:
         scores = score([_outlier(o) for o in flagged], sim.truth_anomalies, sim.truth_daily)
     else:  # replayed real data: nobody knows which sales were anomalies
@@ -218,7 +247,9 @@ def run(ctx: RunContext) -> None:
         "rejected": len(rejected),
         # The wait ends when the job's sinks have seen event time pass the window and written
         # what they received, so this verdict holds even when the reference expects nothing.
-        "matches_reference": got == want_outliers and len(rejected) == want_rejected,
+        "matches_reference": got == want_outliers
+        and {(str(r["reason"]), str(r.get("raw"))) for r in rejected} == want_rejected,
+        "duplicates_removed": duplicates,
         "records": len(records),
         "heartbeats": len(beats),
         "flagged_per_day": dict(sorted(per_day.items())),
@@ -230,6 +261,113 @@ def run(ctx: RunContext) -> None:
     ctx.summary["alerts"] = evaluate_alerts(ctx)
     logger.info("anomaly job: %d outliers, %d rejected in %.1f s", len(flagged), len(rejected),
                 seconds)  # fmt: skip
+
+
+def application_checkpoints(app: Any) -> Checkpoints:
+    """The local Managed Flink's checkpointing from the stack description's application (the
+    service's ``DEFAULT`` when it names none)."""
+    spec = app.checkpoints
+    if spec is None:
+        return Checkpoints(snapshots=app.snapshots)
+    return Checkpoints(enabled=spec.enabled, interval_ms=spec.interval_ms,
+                       min_pause_ms=spec.min_pause_ms, snapshots=app.snapshots)  # fmt: skip
+
+
+def _written_since(kinesis: Any, outliers: str, errors: str, since: tuple[dict, dict]) -> int:
+    return len(read_stream(kinesis, outliers, after=since[0])) + len(
+        read_stream(kinesis, errors, after=since[1])
+    )
+
+
+class _CrashDrill:
+    """``faults.flink.crashes`` = n: the job reads the CDC stream in n + 1 parts (each shard's
+    records split by count; the local Kinesis holds back the rest as if it had not arrived, see
+    :func:`emulation.kinesis.faults.hold_reads`). For crash k: once the job has received part k,
+    a snapshot (``CreateApplicationSnapshot``); then part k + 1 arrives (the last part brings the
+    heartbeats); once the job has received it and its outputs have settled, it is killed and
+    started from its latest snapshot, which makes it read part k + 1 again and emit again what
+    that part produced (its sinks are at-least-once). Which records are read twice is the same
+    every run; how many outputs come twice can vary by a few at the parts' edges (Flink's
+    watermark over shards going idle)."""
+
+    SETTLE_SECONDS = 6.0  # the source's idle timeout (5 s) and a metrics refresh
+
+    def __init__(self, ctx: RunContext, crashes: int, stream: str) -> None:
+        self.crashes = crashes
+        self.world = ctx.world
+        self.stream = stream
+        self.done_crashes = 0
+        self.events: list[dict[str, Any]] = []
+        self.poll_seconds = 0.5 if crashes else 1.0
+        self.snapshot: Any = None
+        self.expect = 0  # records the running start receives before its next move
+        self.settled: tuple[Any, float] | None = None
+        if not crashes:
+            return
+        by_shard: dict[str, list[str]] = {}
+        for record in read_stream(ctx.world.client("kinesis"), stream):
+            by_shard.setdefault(record["shard_id"], []).append(record["sequence_number"])
+        # holds[k]: the last record of each shard the job may read while part k is the latest.
+        self.holds: list[dict[str, str | None]] = []
+        self.sizes: list[int] = []  # records visible up to part k
+        for k in range(1, crashes + 1):
+            visible = {shard: (seqs[n - 1] if (n := len(seqs) * k // (crashes + 1)) else None)
+                       for shard, seqs in by_shard.items()}  # fmt: skip
+            self.holds.append(visible)
+            self.sizes.append(sum(len(seqs) * k // (crashes + 1) for seqs in by_shard.values()))
+        self.sizes.append(sum(len(seqs) for seqs in by_shard.values()))
+        self._hold(self.holds[0])
+        self.expect = self.sizes[0]
+
+    def _hold(self, visible: dict[str, str | None] | None) -> None:
+        from emulation.kinesis.faults import hold_reads
+
+        hold_reads(self.world.account_id, self.world.region, self.stream, visible)
+
+    def release(self) -> None:
+        if self.crashes:
+            self._hold(None)
+
+    @property
+    def done(self) -> bool:
+        return self.done_crashes >= self.crashes
+
+    def step(self, job: LocalApplication, progress: Any, written: int) -> bool:
+        """Take the next snapshot, let the next part arrive, or kill the job when due; True
+        when the job was killed (the caller starts it again from its latest snapshot)."""
+        if self.done:
+            return False
+        k = self.done_crashes
+        received = job.records_received("anomaly-detection")
+        if received is None or received < self.expect:
+            return False
+        if self.snapshot is None:
+            self.snapshot = job.create_snapshot(f"drill-{k + 1}")
+            self.events.append({"snapshot": self.snapshot.name, "records_before": received})
+            self._hold(self.holds[k + 1] if k + 1 < self.crashes else None)
+            self.expect = received + self.sizes[k + 1] - self.sizes[k]
+            self.settled = None
+            return False
+        # All of the next part received; kill once the outputs have stopped changing.
+        state = (progress.records if progress else None, written)
+        if self.settled is None or self.settled[0] != state:
+            self.settled = (state, time.monotonic())
+            return False
+        if time.monotonic() - self.settled[1] < self.SETTLE_SECONDS or (
+            progress is None or written < progress.records
+        ):
+            return False
+        job.kill()
+        self.events[-1].update(records_read_again=self.sizes[k + 1] - self.sizes[k],
+                               outputs_before_kill=written)  # fmt: skip
+        self.done_crashes += 1
+        self.snapshot = None
+        self.expect = self.sizes[k + 1] - self.sizes[k]  # what the restored start reads again
+        return True
+
+    def summary(self, duplicates: dict[str, int]) -> dict[str, Any]:
+        return {"crashes": self.done_crashes, "restored_from_snapshot": self.done_crashes,
+                "drills": self.events, "duplicates_removed": duplicates}  # fmt: skip
 
 
 def _late_cost(ctx: RunContext, expected: list[OutputRow], beats: list[bytes],
@@ -273,8 +411,10 @@ def evaluate_alerts(ctx: RunContext) -> list[dict[str, Any]]:
         rows = athena_rows(
             ctx.world,
             ctx.stack,
-            "SELECT product_id, CAST(date(sold_at) AS varchar) AS day, count(*) AS n "
-            "FROM outliers GROUP BY 1, 2 HAVING count(*) >= ? ORDER BY 2, 1",
+            # One row per outlier id: the stream delivers at least once.
+            "SELECT product_id, CAST(date(sold_at) AS varchar) AS day, "
+            "count(DISTINCT outlier_id) AS n FROM outliers GROUP BY 1, 2 "
+            "HAVING count(DISTINCT outlier_id) >= ? ORDER BY 2, 1",
             [str(int(rule.threshold))],
         )
         alerts += [

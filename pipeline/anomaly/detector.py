@@ -65,6 +65,14 @@ class Outlier:
     channel: str | None = None
     source: str | None = None
 
+    @property
+    def outlier_id(self) -> str:
+        """A name for this finding that stays the same however often it is found: a restarted
+        job, a redelivered sale or a replay emit the same id, so consumers keep one row per id."""
+        if self.sale_id is None:
+            return f"{self.reason}:{self.product_id}:{self.sold_at.date().isoformat()}"
+        return f"{self.reason}:{self.sale_id}"
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -84,6 +92,9 @@ class DetectorConfig:
     drop_ratio: float = 0.2
     drop_min_expected: float = 4.0
     drop_alpha: float = 0.005  # how unlikely so few units must be, given the product's variability
+    # How many closed days a sale id is remembered to recognise the same sale arriving again (via
+    # the shop and DMS, or redelivered); older ids are forgotten so the state stays bounded.
+    dedup_days: int = 2
 
 
 def _timestamp(text: Any) -> dt.datetime:
@@ -237,25 +248,52 @@ def _nb_cdf(k: int, mean: float, r: float) -> float:
 @dataclass
 class _ProductState:
     recent: deque = field(default_factory=deque)  # (sold_at, signature, Sale)
-    burst_reported: set = field(default_factory=set)
-    units_by_day: dict = field(default_factory=lambda: defaultdict(int))
+    burst_reported: set = field(default_factory=set)  # sale ids of lines now in ``recent``
+    units_by_day: dict = field(default_factory=lambda: defaultdict(int))  # open days only
 
 
 class Detector:
-    """Feed sales in arrival order; collect outliers (and close days for drops)."""
+    """Feed sales in arrival order; collect outliers (and close days for drops).
+
+    Its state is bounded: a closed day's units are forgotten once the day is evaluated, sale ids
+    ``dedup_days`` after their day closed, burst bookkeeping with the line leaving the burst
+    window. It pickles without its profiles and configuration (a snapshot holds what the stream
+    taught it; :meth:`attach` gives them back after a restore)."""
 
     def __init__(self, profiles: dict[str, Profile], config: DetectorConfig | None = None) -> None:
         self.profiles = profiles
         self.config = config or DetectorConfig()
         self._state: dict[str, _ProductState] = defaultdict(_ProductState)
-        self._seen: set[int] = set()
+        self._seen: dict[dt.date, set[int]] = {}  # sale ids by the day of their sale
+        self._closed: dt.date | None = None  # the last day end_of_day evaluated
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("profiles", "config")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, profiles=None, config=None)
+
+    def attach(self, profiles: dict[str, Profile], config: DetectorConfig) -> None:
+        """Give a restored detector its profiles and configuration back."""
+        self.profiles, self.config = profiles, config
+
+    def state_size(self) -> dict[str, int]:
+        """How much the detector holds: what a snapshot of it grows with."""
+        return {
+            "products": len(self._state),
+            "sale_ids": sum(len(ids) for ids in self._seen.values()),
+            "open_days": sum(len(s.units_by_day) for s in self._state.values()),
+            "recent_lines": sum(len(s.recent) for s in self._state.values()),
+        }
 
     def process(self, sale: Sale) -> list[Outlier]:
-        if sale.sale_id in self._seen:
-            return []  # the same sale via DMS and via the shop
-        self._seen.add(sale.sale_id)
+        day = sale.sold_at.date()
+        if any(sale.sale_id in ids for ids in self._seen.values()):
+            return []  # the same sale via DMS and via the shop, or delivered again
+        self._seen.setdefault(day, set()).add(sale.sale_id)
         cfg, state = self.config, self._state[sale.product_id]
-        state.units_by_day[sale.sold_at.date()] += sale.quantity
+        if self._closed is None or day > self._closed:
+            state.units_by_day[day] += sale.quantity  # a closed day's count is no longer read
         profile = self.profiles.get(sale.product_id)
         out: list[Outlier] = []
 
@@ -285,7 +323,8 @@ class Detector:
         signature = (sale.quantity, round(sale.unit_price, 2), sale.channel)
         horizon = sale.sold_at - dt.timedelta(seconds=cfg.burst_seconds)
         while state.recent and state.recent[0][0] < horizon:
-            state.recent.popleft()
+            # A line that has left the window can never be in a burst again.
+            state.burst_reported.discard(state.recent.popleft()[2].sale_id)
         state.recent.append((sale.sold_at, signature, sale))
         # Only lines within the burst window of this one: a late or reordered line is compared
         # with its own neighbours in time, not with whatever arrived just before it.
@@ -300,7 +339,8 @@ class Detector:
         return out
 
     def end_of_day(self, day: dt.date) -> list[Outlier]:
-        """Drops: busy products that sold far less than usual on ``day``."""
+        """Drops: busy products that sold far less than usual on ``day``; then ``day`` and the
+        days before it are closed and forgotten."""
         cfg = self.config
         out = []
         for product_id, profile in self.profiles.items():
@@ -314,4 +354,17 @@ class Detector:
             if sold < cfg.drop_ratio * expected and tail < cfg.drop_alpha:
                 moment = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
                 out.append(Outlier(product_id, "drop", 1 - sold / expected, moment))
+        self._forget(day)
         return out
+
+    def _forget(self, closed: dt.date) -> None:
+        self._closed = closed if self._closed is None else max(self._closed, closed)
+        for product_id in list(self._state):
+            state = self._state[product_id]
+            for day in [d for d in state.units_by_day if d <= self._closed]:
+                del state.units_by_day[day]
+            if not state.units_by_day and not state.recent:
+                del self._state[product_id]
+        oldest = self._closed - dt.timedelta(days=self.config.dedup_days)
+        for day in [d for d in self._seen if d <= oldest]:
+            del self._seen[day]

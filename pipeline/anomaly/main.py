@@ -33,7 +33,7 @@ from dataclasses import fields
 from typing import Any
 
 from pipeline.anomaly.detector import DetectorConfig, Profile, profiles_from_document
-from pipeline.anomaly.step import OUTPUT_FIELDS, AnomalyDetection, outliers_columns_sql
+from pipeline.anomaly.step import OUTPUT_FIELDS, AnomalyDetection, Held, outliers_columns_sql
 from pipeline.contracts.local_guard import aws_client, check_job_endpoint
 from pipeline.contracts.staged import OUTLIER_COLUMNS
 
@@ -113,49 +113,70 @@ def detect(
 
     class Detect(KeyedProcessFunction):
         """Holds records until event time has passed them on every shard, then detects in
-        event-time order: the same answer as the detector over the time-ordered stream."""
+        event-time order: the same answer as the detector over the time-ordered stream.
+
+        Everything it holds (the detector, the records waiting for the watermark, the timer it
+        set) is one value in Flink's keyed state, so a checkpoint or snapshot has it and a
+        restored job goes on where the snapshot was taken. PyFlink caches the value in the
+        worker and serialises it when a bundle ends (a checkpoint ends one), not per record."""
 
         def open(self, runtime_context: Any) -> None:
-            self.step = AnomalyDetection(profiles, config, lateness, max_gap_days)
-            self.pending: list[tuple[int, int, str]] = []  # a heap by (event time, arrival)
-            self.arrivals = 0
-            self.timer: int | None = None  # the one event-time timer set (earliest pending)
+            from pyflink.datastream.state import ValueStateDescriptor
+
+            self.held = runtime_context.get_state(
+                ValueStateDescriptor("detection", Types.PICKLED_BYTE_ARRAY())
+            )
+
+        def _held(self) -> Held:
+            held = self.held.value()
+            if held is None:
+                return Held(AnomalyDetection(profiles, config, lateness, max_gap_days))
+            held.step.detector.attach(profiles, config)  # a snapshot holds no profiles
+            return held
 
         def process_element(self, value: Any, ctx: Any):
+            held = self._held()
             stamp = ctx.timestamp() or 0
-            self.arrivals += 1
-            heapq.heappush(self.pending, (stamp, self.arrivals, value[0]))
+            held.arrivals += 1
+            heapq.heappush(held.pending, (stamp, held.arrivals, value[0]))
             # One timer at a time, at the earliest pending record: a timer per record would
             # cost a round trip to the JVM for each.
-            if self.timer is None or stamp < self.timer:
+            if held.timer is None or stamp < held.timer:
                 ctx.timer_service().register_event_time_timer(stamp)
-                self.timer = stamp
+                held.timer = stamp
+            self.held.update(held)
 
         def on_timer(self, timestamp: int, ctx: Any):
-            if timestamp != self.timer:
+            held = self._held()
+            if timestamp != held.timer:
                 return  # superseded by an earlier one, which already drained this far
             # Event time has passed the watermark: everything up to it is complete.
             passed = max(timestamp, ctx.timer_service().current_watermark())
-            while self.pending and self.pending[0][0] <= passed:
-                _, _, line = heapq.heappop(self.pending)
-                for row in self.step.process(line):
-                    yield Row(*row)
-            self.timer = None
-            if self.pending:
-                self.timer = self.pending[0][0]
-                ctx.timer_service().register_event_time_timer(self.timer)
+            out = []
+            while held.pending and held.pending[0][0] <= passed:
+                _, _, line = heapq.heappop(held.pending)
+                out += held.step.process(line)
+            held.timer = None
+            if held.pending:
+                held.timer = held.pending[0][0]
+                ctx.timer_service().register_event_time_timer(held.timer)
+            self.held.update(held)
+            for row in out:
+                yield Row(*row)
 
     row_type = Types.ROW_NAMED(
         OUTPUT_FIELDS,
         [Types.STRING(), Types.STRING(), Types.LONG(), Types.INT(), Types.DOUBLE(),
          Types.STRING(), Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.STRING(),
-         Types.STRING()],
+         Types.STRING(), Types.STRING()],
     )  # fmt: skip
     lines = t_env.to_data_stream(t_env.from_path("cdc"))  # (line, ts): ts is the record time
     # One detector sees every sale: day-level drops need all products, bursts need order.
     detected = (
         lines.key_by(lambda row: 0, key_type=Types.INT())
         .process(Detect(), output_type=row_type)
+        .uid("anomaly-detection")  # its state is found by this id when a snapshot is restored
+        .name("anomaly-detection")
         .set_parallelism(1)
     )
     # The detected rows keep the stream's event time and watermarks (the timers' times), so the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pipeline.anomaly.detector import (
@@ -42,16 +43,17 @@ class OutputRow(NamedTuple):
     score: float | None
     source: str | None
     raw: str | None
+    outlier_id: str | None  # stable across restarts and replays: the key consumers keep once
 
     @classmethod
     def outlier(cls, o: Outlier) -> OutputRow:
         return cls("outlier", o.product_id, o.sale_id, o.quantity, o.unit_price, o.channel,
                    o.sold_at.isoformat().replace("+00:00", "Z"), o.reason, float(o.score),
-                   o.source, None)  # fmt: skip
+                   o.source, None, o.outlier_id)  # fmt: skip
 
     @classmethod
     def rejected(cls, reason: str, line: str) -> OutputRow:
-        return cls("rejected", None, None, None, None, None, None, reason, None, None, line)
+        return cls("rejected", None, None, None, None, None, None, reason, None, None, line, None)
 
 
 OUTPUT_FIELDS = list(OutputRow._fields)
@@ -140,3 +142,15 @@ class AnomalyDetection:
             out += [OutputRow.outlier(o) for o in self.detector.end_of_day(self.open_day)]
             self.open_day += dt.timedelta(days=1)
         return out
+
+
+@dataclass
+class Held:
+    """What the Flink job's detection operator keeps between records, as one value of its keyed
+    state: the detection, the records waiting for the watermark, the timer it set. A module of
+    its own (not the job's ``__main__``) so that the Python workers can unpickle it."""
+
+    step: AnomalyDetection
+    pending: list[tuple[int, int, str]] = field(default_factory=list)  # heap: (time, arrival, line)
+    arrivals: int = 0
+    timer: int | None = None  # the one event-time timer set (earliest pending)

@@ -70,6 +70,10 @@ STAGED_CDC_COLUMNS: list[tuple[str, str]] = [
 STAGED_CDC_PARTITIONS: list[tuple[str, str]] = [("table", "string"), ("dt", "string")]
 
 OUTLIER_COLUMNS: list[tuple[str, str]] = [
+    # The finding's stable name (``spike:<sale_id>``, ``drop:<product>:<day>``): the streaming
+    # job's sink is at-least-once, so after a restart the same outlier may arrive twice; readers
+    # keep one row per id.
+    ("outlier_id", "string"),
     ("sale_id", "bigint"),
     ("product_id", "string"),
     ("quantity", "int"),

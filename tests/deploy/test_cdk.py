@@ -16,6 +16,7 @@ from deploy.stack import load_stack
 from emulation import World
 from emulation.events import list_targets
 from harness.provision import provision
+from harness.stages.anomaly import application_checkpoints
 from tests.deploy.conftest import Synthesized, resolve
 
 # Only AWS has these: where Glue finds the pipeline package (locally it is imported directly) and
@@ -152,6 +153,18 @@ def test_local_world_and_template_agree(aws: World, synthesized: Synthesized) ->
             ]["Parallelism"]
             == stack.applications[key].parallelism
         )
+        # The local Managed Flink checkpoints and keeps snapshots as the deployed one does.
+        flink_config = app["ApplicationConfiguration"]["FlinkApplicationConfiguration"]
+        checkpoints = flink_config["CheckpointConfiguration"]
+        here = application_checkpoints(stack.applications[key])
+        if checkpoints["ConfigurationType"] == "DEFAULT":
+            assert (here.enabled, here.interval_ms, here.min_pause_ms) == (True, 60_000, 5_000)
+        else:
+            assert (here.enabled, here.interval_ms, here.min_pause_ms) == (
+                checkpoints["CheckpointingEnabled"], checkpoints["CheckpointInterval"],
+                checkpoints["MinPauseBetweenCheckpoints"])  # fmt: skip
+        snapshots = app["ApplicationConfiguration"]["ApplicationSnapshotConfiguration"]
+        assert snapshots["SnapshotsEnabled"] is here.snapshots
 
     (function,) = [
         f for f in synthesized_t.resources("AWS::Lambda::Function").values()

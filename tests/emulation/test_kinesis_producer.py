@@ -174,3 +174,36 @@ def test_concurrent_writers_to_one_shard_lose_nothing(aws: World) -> None:
     stored = [r["data"] for r in read_stream(aws.client("kinesis"), "many-writers")]
     assert sorted(stored) == sorted(f"{w}-{b}-{i}".encode() for w in range(8) for b in range(5)
                                     for i in range(100))  # fmt: skip
+
+
+def test_held_reads_show_a_stream_part_by_part(aws: World) -> None:
+    if aws.kind != "embedded":
+        pytest.skip("reads are held inside the embedded moto only (a moto patch); this "
+                    "session's own run of this test covers it")  # fmt: skip
+    from emulation.kinesis.faults import hold_reads
+
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="held", ShardCount=1)
+    seqs = [kinesis.put_record(StreamName="held", Data=f"r{i}".encode(),
+                               PartitionKey="k")["SequenceNumber"] for i in range(6)]  # fmt: skip
+    shard = kinesis.list_shards(StreamName="held")["Shards"][0]["ShardId"]
+
+    def read(iterator: str) -> tuple[list[bytes], str]:
+        answer = kinesis.get_records(ShardIterator=iterator)
+        return [r["Data"] for r in answer["Records"]], answer["NextShardIterator"]
+
+    start = kinesis.get_shard_iterator(
+        StreamName="held", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    hold_reads(aws.account_id, aws.region, "held", {shard: None})
+    try:
+        assert read(start)[0] == []  # nothing has "arrived" yet
+        hold_reads(aws.account_id, aws.region, "held", {shard: seqs[2]})
+        first, iterator = read(start)
+        assert first == [b"r0", b"r1", b"r2"]
+        assert read(iterator)[0] == []  # the iterator waits at the hold
+        assert len(read_stream(kinesis, "held")) == 3  # every reader of the stream is held
+        hold_reads(aws.account_id, aws.region, "held", None)
+        assert read(iterator)[0] == [b"r3", b"r4", b"r5"]  # the rest, from where it stopped
+    finally:
+        hold_reads(aws.account_id, aws.region, "held", None)

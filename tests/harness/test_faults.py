@@ -86,6 +86,8 @@ SMOKE = (load_scenario("smoke").base_dir / "smoke.yaml").read_text()
         ("faults: {sagemaker: {failed_automl_jobs: -1}}", "faults.sagemaker.failed_automl_jobs",
          "greater than or equal to 0"),
         ("faults: {sagemaker: {failed_jobs: 1}}", "faults.sagemaker.failed_jobs", "unknown key"),
+        ("faults: {flink: {crashes: 4}}", "faults.flink.crashes", "less than or equal to 3"),
+        ("faults: {flink: {kills: 1}}", "faults.flink.kills", "unknown key"),
     ],
 )  # fmt: skip
 def test_a_fault_that_cannot_apply_is_a_scenario_error_naming_the_key(section, key, message):
@@ -102,6 +104,7 @@ def test_the_library_s_fault_scenarios_validate_and_inject_something() -> None:
         "throttled",
         "job-retries",
         "forecast-failure",
+        "restarts",
     ):
         assert load_scenario(name).faults.active, name
 

@@ -15,9 +15,14 @@ from emulation.kinesis import read_stream
 from emulation.kinesisanalyticsv2 import ConnectorMissing, connector_jar
 from emulation.kinesisanalyticsv2.application import (
     ApplicationSpec,
+    Checkpoints,
+    InvalidApplicationConfigurationException,
+    InvalidArgumentException,
     LocalApplication,
+    ResourceNotFoundException,
     with_endpoint,
 )
+from emulation.kinesisanalyticsv2.launcher import service_configuration
 from harness.provision import provision
 from pipeline.anomaly.detector import DetectorConfig, Profile
 from pipeline.anomaly.step import AnomalyDetection
@@ -150,6 +155,123 @@ def test_the_job_runs_in_local_managed_flink(aws: World, stack, jar, tmp_path: P
     assert all(r["job"] == "anomaly" and r["raw"] for r in rejected)
     assert json.loads((tmp_path / "flink" / "application_properties.json").read_text())
     assert sys.executable
+
+
+def _wait_for(job: LocalApplication, done, what: str, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        job.check()
+        assert time.monotonic() < deadline, (
+            f"{what}: not reached; sinks {job.sink_progress()}; {job.log_tail()}"
+        )
+        time.sleep(0.5)
+
+
+def test_a_killed_job_restarts_from_its_latest_snapshot(
+    aws: World, stack, jar, tmp_path: Path
+) -> None:
+    """Managed Flink's restart: a snapshot mid-stream, a crash later, a start from the latest
+    snapshot. The restored job resumes the shards where the snapshot had them and the detector
+    with what it had learnt: it emits again only what came after the snapshot (at-least-once),
+    under the same outlier ids, and nothing before it."""
+    names = provision(aws, stack)
+    profiles = {k: {"line_qty_p99": p.line_qty_p99, "price_reference": p.price_reference,
+                    "units_by_weekday": list(p.units_by_weekday), "dispersion": p.dispersion}
+                for k, p in PROFILES.items()}  # fmt: skip
+    aws.client("s3").put_object(Bucket=names.bucket("analysis"), Key="profiles/latest.json",
+                                Body=json.dumps(profiles).encode())  # fmt: skip
+    kinesis = aws.client("kinesis")
+
+    def put(part: list[str]) -> None:
+        for i, line in enumerate(part):
+            kinesis.put_record(StreamARN=names.stream_arn("cdc"), Data=line.encode(),
+                               PartitionKey=f"k{i % 3}")  # fmt: skip
+
+    first_day, rest = lines()[:7], lines()[7:]
+    app = stack.applications["anomaly"]
+    spec = ApplicationSpec(
+        name=names.stack.name("anomaly"),
+        entry=app.entry_path(),
+        property_groups=with_endpoint(
+            names.application_properties("anomaly", local=True), aws.endpoint_url
+        ),
+        jar=jar,
+        python_path=[REPO],
+    )
+    job = LocalApplication(spec, tmp_path / "flink", aws.environment())
+    with pytest.raises(ResourceNotFoundException, match="no snapshot 'nope'"):
+        job.start("RESTORE_FROM_CUSTOM_SNAPSHOT", "nope")
+    with pytest.raises(InvalidArgumentException, match="ApplicationRestoreType"):
+        job.start("RESTORE_FROM_YESTERDAY")
+    outliers = lambda: _read(aws, names.stream_name("outliers"))  # noqa: E731
+    rejected = lambda: _read(aws, names.stream_name("anomaly-errors"))  # noqa: E731
+    put(first_day)
+    job.start()
+    try:
+        # The spike and the glitch are out; the 09:07 record waits for event time to pass it, the
+        # day's drop for the next day.
+        _wait_for(job, lambda: len(outliers()) == 2 and len(rejected()) == 1, "first day")
+        with pytest.raises(InvalidArgumentException, match="SnapshotName"):
+            job.create_snapshot("mid day")
+        mid = job.create_snapshot("mid-day")
+        assert [s.name for s in job.list_snapshots()] == ["mid-day"]
+        put(rest)
+        _wait_for(job, lambda: len(outliers()) == 3, "the drop")
+        job.kill()
+        job.start("RESTORE_FROM_LATEST_SNAPSHOT")
+        assert job.restored_from == mid.path
+        final = int((DAY + dt.timedelta(days=1, minutes=31)).timestamp() * 1000) - 1000
+
+        def finished() -> bool:
+            progress = job.sink_progress()
+            return progress is not None and progress.watermark >= final
+
+        _wait_for(job, finished, "the restored job's end of input")
+        # StopApplication without Force: a snapshot as the job stops, which flushes the sinks.
+        job.stop(snapshot="at-stop")
+        assert [s.name for s in job.list_snapshots()] == ["at-stop", "mid-day"]
+        got = outliers()
+    finally:
+        job.stop()
+    # Only what followed the snapshot came again: the drop, under the same id.
+    assert [o["reason"] for o in got] == ["spike", "price_glitch", "drop", "drop"], got
+    assert got[2]["outlier_id"] == got[3]["outlier_id"] == "drop:P2:2025-03-03"
+    assert {o["outlier_id"] for o in got} == {"spike:2", "price_glitch:3", "drop:P2:2025-03-03"}
+    # The malformed record came before the snapshot: once; the 09:07 one after it: twice.
+    assert sorted(r["raw"][:5] for r in rejected()) == ['{"dat', '{"dat', "{not "]
+
+
+def test_the_launcher_hands_the_job_the_service_s_settings_only(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "config.yaml").write_text(
+        "parallelism: {default: 3}\n"
+        "execution:\n  checkpointing: {interval: 60000 ms, mode: EXACTLY_ONCE}\n"
+        "  state-recovery: {path: 'file:/snapshots/a'}\n"
+        "restart-strategy: {type: fixed-delay, fixed-delay: {attempts: 3}}\n"
+        "rest: {address: localhost}\ntaskmanager: {numberOfTaskSlots: 4}\n"
+    )
+    assert service_configuration(tmp_path) == {
+        "parallelism.default": "3",
+        "execution.checkpointing.interval": "60000 ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.state-recovery.path": "file:/snapshots/a",
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": "3",
+    }
+
+
+def test_snapshot_requests_are_checked_as_the_service_checks_them(tmp_path: Path) -> None:
+    spec = ApplicationSpec(name="a", entry=Path("main.py"), property_groups=[], jar=Path("x.jar"),
+                           checkpoints=Checkpoints(snapshots=False))  # fmt: skip
+    app = LocalApplication(spec, tmp_path, {})
+    with pytest.raises(InvalidApplicationConfigurationException, match="snapshots disabled"):
+        app.create_snapshot("s1")
+    with pytest.raises(InvalidArgumentException, match="needs a SnapshotName"):
+        app.start("RESTORE_FROM_CUSTOM_SNAPSHOT")
+    assert app.list_snapshots() == []
+    # RESTORE_FROM_LATEST_SNAPSHOT with none starts without state (no process is needed to
+    # see which snapshot a start would restore).
+    assert app._restore_path("RESTORE_FROM_LATEST_SNAPSHOT", None) is None
 
 
 def test_a_relative_working_directory_is_made_absolute(tmp_path: Path, monkeypatch) -> None:

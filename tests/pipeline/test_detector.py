@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import pickle
 
 import pyarrow.compute as pc
 import pytest
@@ -74,13 +75,37 @@ def test_rules_flag_spikes_glitches_and_bursts_but_not_discounts() -> None:
 
 
 def test_drops_are_judged_against_the_weekday_profile() -> None:
-    detector = Detector(PROFILE, DetectorConfig(drop_ratio=0.2, drop_min_expected=20))
-    detector.process(sale(1, qty=3))
-    drops = detector.end_of_day(T0.date())
-    assert [(o.product_id, o.reason) for o in drops] == [("P1", "drop")]
-    for i in range(10):
-        detector.process(sale(100 + i, qty=1, seconds=3600 * (i + 1)))
-    assert detector.end_of_day(T0.date()) == []  # 13 units: more than a fifth of 30
+    config = DetectorConfig(drop_ratio=0.2, drop_min_expected=20)
+    quiet = Detector(PROFILE, config)
+    quiet.process(sale(1, qty=3))
+    drops = quiet.end_of_day(T0.date())
+    assert [(o.product_id, o.reason, o.outlier_id) for o in drops] == [
+        ("P1", "drop", "drop:P1:2025-03-03")
+    ]
+    busy = Detector(PROFILE, config)
+    for i in range(13):
+        busy.process(sale(100 + i, qty=1, seconds=3600 + 60 * i))
+    assert busy.end_of_day(T0.date()) == []  # 13 units: more than a fifth of 30
+
+
+def test_state_is_bounded_by_closed_days_and_pickles_without_profiles() -> None:
+    detector = Detector(PROFILE, DetectorConfig(dedup_days=1))
+    sid = 0
+    for day in range(5):
+        for i in range(20):
+            sid += 1
+            detector.process(sale(sid, seconds=86_400 * day + 30 * i))
+        detector.end_of_day((T0 + dt.timedelta(days=day)).date())
+    size = detector.state_size()
+    # Only the last closed day's ids (one day of dedup memory) and no closed day's units.
+    assert size["sale_ids"] == 20 and size["open_days"] == 0
+    # A sale of a closed day within the dedup memory is still recognised; older ones are not.
+    assert detector.process(sale(sid)) == []
+    assert detector.process(sale(1, qty=50)) != []  # forgotten: judged again, same outlier id
+    copy = pickle.loads(pickle.dumps(detector))
+    assert copy.profiles is None and copy.state_size() == detector.state_size()
+    copy.attach(PROFILE, detector.config)
+    assert [o.outlier_id for o in copy.process(sale(10_000, qty=60))] == ["spike:10000"]
 
 
 def test_profiles_from_history() -> None:
