@@ -11,8 +11,12 @@ sequence number; a Sink V2 writer batching ``PutRecords`` and retrying failed en
 builds it with Maven into ``.dfp/jars``; it is never deployed: on AWS the application's
 ``jarfile`` holds AWS's connector and the job's table definitions are the same.
 
-Not emulated (by the connector): enhanced fan-out, resharding order (parent before child shards),
-``AT_TIMESTAMP`` skew, credential provider options (the SDK's default chain is used), partition
+Resharding is followed as AWS's connector follows it: new shards are found every
+``source.shard.discovery.interval`` (10 s), and a shard born of a split or a merge is handed to a
+reader only once its parents have been read to their end (readers report finished shards to the
+enumerator; the finished set is in the snapshot), so a key's records are read in order.
+
+Not emulated (by the connector): enhanced fan-out, ``AT_TIMESTAMP`` skew, credential provider options (the SDK's default chain is used), partition
 keys from table columns (``sink.partitioner``: every record gets a random key, the AWS default),
 metrics such as ``millisBehindLatest``.
 """

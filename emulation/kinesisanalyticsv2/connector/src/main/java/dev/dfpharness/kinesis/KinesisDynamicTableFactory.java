@@ -44,6 +44,7 @@ public final class KinesisDynamicTableFactory
         return Set.of(KinesisOptions.AWS_REGION, KinesisOptions.AWS_ENDPOINT,
                 KinesisOptions.INIT_POSITION, KinesisOptions.INIT_TIMESTAMP,
                 KinesisOptions.DISCOVERY_INTERVAL, KinesisOptions.IDLE_POLL_INTERVAL,
+                KinesisOptions.GET_RECORDS_MAX,
                 KinesisOptions.MAX_BATCH, KinesisOptions.FLUSH_TIMEOUT,
                 KinesisOptions.FAIL_ON_ERROR);
     }

@@ -37,8 +37,13 @@ public final class KinesisOptions implements Serializable {
             ConfigOptions.key("source.shard.discovery.interval").durationType()
                     .defaultValue(Duration.ofSeconds(10));
     public static final ConfigOption<Duration> IDLE_POLL_INTERVAL =
-            ConfigOptions.key("source.reader.empty-records-fetch-interval").durationType()
-                    .defaultValue(Duration.ofMillis(200));
+            ConfigOptions.key("source.shard.get-records.idle-source-interval").durationType()
+                    .defaultValue(Duration.ofMillis(250))
+                    .withDescription("The pause after a GetRecords that returned nothing.");
+    public static final ConfigOption<Integer> GET_RECORDS_MAX =
+            ConfigOptions.key("source.shard.get-records.max-record-count").intType()
+                    .defaultValue(10_000)
+                    .withDescription("The most records one GetRecords call asks for.");
     public static final ConfigOption<Integer> MAX_BATCH =
             ConfigOptions.key("sink.batch.max-size").intType().defaultValue(500);
     public static final ConfigOption<Duration> FLUSH_TIMEOUT =
@@ -54,6 +59,7 @@ public final class KinesisOptions implements Serializable {
     final String initTimestamp;
     final long discoveryIntervalMs;
     final long idlePollMs;
+    final int getRecordsMax;
     final int maxBatch;
     final long flushTimeoutMs;
     final boolean failOnError;
@@ -66,6 +72,11 @@ public final class KinesisOptions implements Serializable {
         this.initTimestamp = options.getOptional(INIT_TIMESTAMP).orElse(null);
         this.discoveryIntervalMs = options.get(DISCOVERY_INTERVAL).toMillis();
         this.idlePollMs = options.get(IDLE_POLL_INTERVAL).toMillis();
+        this.getRecordsMax = options.get(GET_RECORDS_MAX);
+        if (getRecordsMax < 1 || getRecordsMax > 10_000) {
+            throw new IllegalArgumentException("'source.shard.get-records.max-record-count' must "
+                    + "be between 1 and 10000 (GetRecords' Limit), got " + getRecordsMax);
+        }
         this.maxBatch = Math.max(1, Math.min(500, options.get(MAX_BATCH)));
         this.flushTimeoutMs = options.get(FLUSH_TIMEOUT).toMillis();
         this.failOnError = options.get(FAIL_ON_ERROR);

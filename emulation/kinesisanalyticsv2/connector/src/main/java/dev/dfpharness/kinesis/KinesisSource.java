@@ -132,7 +132,10 @@ public final class KinesisSource
         }
 
         @Override
-        protected void onSplitFinished(Map<String, SplitState> finished) {}
+        protected void onSplitFinished(Map<String, SplitState> finished) {
+            // Every record of these shards has been emitted: their children may be read now.
+            context.sendSourceEventToCoordinator(new SplitsFinishedEvent(finished.keySet()));
+        }
 
         @Override
         protected SplitState initializedState(ShardSplit split) {

@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import org.apache.flink.api.connector.source.SourceEvent;
 import org.apache.flink.api.connector.source.SplitEnumerator;
 import org.apache.flink.api.connector.source.SplitEnumeratorContext;
 import org.slf4j.Logger;
@@ -16,13 +17,20 @@ import software.amazon.awssdk.services.kinesis.model.ListShardsRequest;
 import software.amazon.awssdk.services.kinesis.model.ListShardsResponse;
 import software.amazon.awssdk.services.kinesis.model.Shard;
 
-/** Lists the stream's shards periodically and hands each new one to a reader. */
+/**
+ * Lists the stream's shards periodically (every {@code source.shard.discovery.interval}) and hands
+ * each new one to a reader; a shard born of resharding only once its parents have been read to
+ * their end, as AWS's connector does, so no key's records are read out of order.
+ */
 final class ShardEnumerator implements SplitEnumerator<ShardSplit, EnumeratorState> {
     private static final Logger LOG = LoggerFactory.getLogger(ShardEnumerator.class);
 
     private final SplitEnumeratorContext<ShardSplit> context;
     private final KinesisOptions options;
     private final Set<String> assigned;
+    private final Set<String> finished;
+    /** shard id → its parents (ParentShardId, AdjacentParentShardId) still listed. */
+    private final Map<String, List<String>> parents = new LinkedHashMap<>();
     private final Map<String, ShardSplit> pending = new LinkedHashMap<>();
     private final boolean restored;
     private KinesisClient client;
@@ -33,6 +41,7 @@ final class ShardEnumerator implements SplitEnumerator<ShardSplit, EnumeratorSta
         this.context = context;
         this.options = options;
         this.assigned = new TreeSet<>(state == null ? Set.of() : state.assigned);
+        this.finished = new TreeSet<>(state == null ? Set.of() : state.finished);
         this.restored = state != null;
     }
 
@@ -65,8 +74,18 @@ final class ShardEnumerator implements SplitEnumerator<ShardSplit, EnumeratorSta
             return;
         }
         boolean first = assigned.isEmpty() && pending.isEmpty() && !restored;
+        Set<String> listed = new TreeSet<>();
+        shards.forEach(s -> listed.add(s.shardId()));
         for (Shard shard : shards) {
             String id = shard.shardId();
+            List<String> mine = new ArrayList<>();
+            for (String parent : new String[] {shard.parentShardId(), shard.adjacentParentShardId()}) {
+                // A parent past the stream's retention is no longer listed: nothing to wait for.
+                if (parent != null && listed.contains(parent)) {
+                    mine.add(parent);
+                }
+            }
+            parents.put(id, mine);
             if (assigned.contains(id) || pending.containsKey(id)) {
                 continue;
             }
@@ -100,6 +119,11 @@ final class ShardEnumerator implements SplitEnumerator<ShardSplit, EnumeratorSta
         }
         List<String> done = new ArrayList<>();
         for (ShardSplit split : pending.values()) {
+            List<String> waitingFor = new ArrayList<>(parents.getOrDefault(split.shardId, List.of()));
+            waitingFor.removeAll(finished);
+            if (!waitingFor.isEmpty()) {
+                continue; // read after its parents, which are still being read
+            }
             int owner = next % readers;
             if (!context.registeredReaders().containsKey(owner)) {
                 continue;
@@ -131,8 +155,17 @@ final class ShardEnumerator implements SplitEnumerator<ShardSplit, EnumeratorSta
     }
 
     @Override
+    public void handleSourceEvent(int subtaskId, SourceEvent event) {
+        if (event instanceof SplitsFinishedEvent) {
+            finished.addAll(((SplitsFinishedEvent) event).shardIds);
+            LOG.info("shards read to their end: {}", ((SplitsFinishedEvent) event).shardIds);
+            assignPending();
+        }
+    }
+
+    @Override
     public EnumeratorState snapshotState(long checkpointId) {
-        return new EnumeratorState(assigned);
+        return new EnumeratorState(assigned, finished);
     }
 
     @Override

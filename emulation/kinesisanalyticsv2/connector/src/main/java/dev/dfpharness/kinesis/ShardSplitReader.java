@@ -50,7 +50,7 @@ final class ShardSplitReader implements SplitReader<ShardRecord, ShardSplit> {
             try {
                 response = client.getRecords(
                         b -> b.streamARN(options.streamArn).shardIterator(iterators.get(shard))
-                                .limit(10_000));
+                                .limit(options.getRecordsMax));
             } catch (ProvisionedThroughputExceededException throttledNow) {
                 backOff();
                 return out.build();
