@@ -16,9 +16,10 @@ Resharding is followed as AWS's connector follows it: new shards are found every
 reader only once its parents have been read to their end (readers report finished shards to the
 enumerator; the finished set is in the snapshot), so a key's records are read in order.
 
-Not emulated (by the connector): enhanced fan-out, ``AT_TIMESTAMP`` skew, credential provider options (the SDK's default chain is used), partition
-keys from table columns (``sink.partitioner``: every record gets a random key, the AWS default),
-metrics such as ``millisBehindLatest``.
+Not emulated (by the connector): enhanced fan-out, ``AT_TIMESTAMP`` skew, credential provider
+options (the SDK's default chain is used), partition keys from table columns
+(``sink.partitioner``: every record gets a random key, the AWS default), metrics such as
+``millisBehindLatest``.
 """
 
 from __future__ import annotations
