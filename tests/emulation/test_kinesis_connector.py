@@ -26,7 +26,8 @@ JOB = textwrap.dedent(
     import sys
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    jar, endpoint, region, source, sink, position, parallelism, scratch, extra = sys.argv[1:10]
+    jar, endpoint, region, source, sink, position, parallelism, scratch, extra, sink_extra = (
+        sys.argv[1:11])
     t = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     t.get_config().set("io.tmp.dirs", scratch)  # the mini-cluster's folders, not the machine's
     t.get_config().set("pipeline.jars", "file://" + jar)
@@ -35,7 +36,7 @@ JOB = textwrap.dedent(
     t.execute_sql(f"CREATE TABLE src (line STRING) WITH ({options}, 'stream.arn' = '{source}', "
                   f"'source.init.position' = '{position}', 'format' = 'raw'{extra})")
     t.execute_sql(f"CREATE TABLE dst (n INT, line STRING) WITH ({options}, "
-                  f"'stream.arn' = '{sink}', 'format' = 'json')")
+                  f"'stream.arn' = '{sink}', 'format' = 'json'{sink_extra})")
     t.execute_sql("INSERT INTO dst SELECT CHAR_LENGTH(line), UPPER(line) FROM src").wait()
     """
 )
@@ -51,7 +52,7 @@ def jar():
 
 def _start(world: World, jar, source: str, sink: str, scratch: Path,
            position: str = "TRIM_HORIZON", parallelism: str | None = None,
-           extra: str = ""):  # fmt: skip
+           extra: str = "", sink_extra: str = ""):  # fmt: skip
     env = {**os.environ, **world.environment()}
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     # Flink's temporary files (the RPC jar, the mini-cluster's folders) in the test's own folder
@@ -62,7 +63,7 @@ def _start(world: World, jar, source: str, sink: str, scratch: Path,
     # patches that, emulation/kinesis/shards.py).
     parallelism = parallelism or ("2" if world.kind == "embedded" else "1")
     args = [sys.executable, "-c", JOB, str(jar), world.endpoint_url, world.region, source, sink,
-            position, parallelism, str(scratch), extra]  # fmt: skip
+            position, parallelism, str(scratch), extra, sink_extra]  # fmt: skip
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
 
@@ -190,3 +191,16 @@ def test_a_bad_option_fails_the_job_naming_it(aws: World, jar, tmp_path: Path) -
     _, err = job.communicate(timeout=120)
     assert job.returncode != 0
     assert "'source.init.position' must be LATEST, TRIM_HORIZON or AT_TIMESTAMP" in err
+
+
+@pytest.mark.endpoint_free  # refused while the job is planned, before any call to the endpoint
+def test_an_option_aws_s_connector_does_not_know_is_refused(aws: World, jar, tmp_path) -> None:
+    """As AWS's factory: ``aws.*`` and ``source*`` options pass unvalidated (credentials, EFO,
+    retry tuning), a misspelt sink option does not."""
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="conn-typo", ShardCount=1)
+    arn = _arn(aws, "conn-typo")
+    job = _start(aws, jar, arn, arn, tmp_path, sink_extra=", 'sink.flush-buffer.timeout-ms' = '1'")
+    _, err = job.communicate(timeout=120)
+    assert job.returncode != 0
+    assert "Unsupported options" in err and "sink.flush-buffer.timeout-ms" in err

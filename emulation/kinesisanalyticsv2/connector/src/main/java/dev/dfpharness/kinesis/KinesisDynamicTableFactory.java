@@ -36,17 +36,19 @@ public final class KinesisDynamicTableFactory
 
     @Override
     public Set<ConfigOption<?>> requiredOptions() {
-        return Set.of(KinesisOptions.STREAM_ARN, FactoryUtil.FORMAT);
+        return Set.of(KinesisOptions.STREAM_ARN, FactoryUtil.FORMAT, KinesisOptions.AWS_REGION);
     }
 
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        return Set.of(KinesisOptions.AWS_REGION, KinesisOptions.AWS_ENDPOINT,
+        return Set.of(KinesisOptions.AWS_ENDPOINT,
                 KinesisOptions.INIT_POSITION, KinesisOptions.INIT_TIMESTAMP,
                 KinesisOptions.DISCOVERY_INTERVAL, KinesisOptions.IDLE_POLL_INTERVAL,
                 KinesisOptions.GET_RECORDS_MAX,
-                KinesisOptions.MAX_BATCH, KinesisOptions.FLUSH_TIMEOUT,
-                KinesisOptions.FAIL_ON_ERROR);
+                KinesisOptions.MAX_BATCH, KinesisOptions.MAX_IN_FLIGHT,
+                KinesisOptions.MAX_BUFFERED, KinesisOptions.FLUSH_SIZE,
+                KinesisOptions.FLUSH_TIMEOUT, KinesisOptions.FAIL_ON_ERROR,
+                KinesisOptions.PARTITIONER, KinesisOptions.PARTITIONER_FIELD_DELIMITER);
     }
 
     @Override
@@ -54,8 +56,10 @@ public final class KinesisDynamicTableFactory
         FactoryUtil.TableFactoryHelper helper = FactoryUtil.createTableFactoryHelper(this, context);
         DecodingFormat<DeserializationSchema<RowData>> format =
                 helper.discoverDecodingFormat(DeserializationFormatFactory.class, FactoryUtil.FORMAT);
-        // The real connector's other aws.*, source.* and sink.* options are accepted, unused.
-        helper.validateExcept("aws.", "source.", "sink.");
+        // As AWS's factory: aws.* and source* options are not validated here (the real
+        // connector's credential, EFO and retry options are accepted, unused); any other
+        // undeclared option is refused, naming it.
+        helper.validateExcept("aws.", "source");
         KinesisOptions options = new KinesisOptions(helper.getOptions());
         return new TableSource(options, format, context.getPhysicalRowDataType());
     }
@@ -65,7 +69,8 @@ public final class KinesisDynamicTableFactory
         FactoryUtil.TableFactoryHelper helper = FactoryUtil.createTableFactoryHelper(this, context);
         EncodingFormat<SerializationSchema<RowData>> format =
                 helper.discoverEncodingFormat(SerializationFormatFactory.class, FactoryUtil.FORMAT);
-        helper.validateExcept("aws.", "source.", "sink.");
+        // As AWS's factory: aws.* and the HTTP client's sink.http-client.* are not validated.
+        helper.validateExcept("aws.", "sink.http-client.");
         KinesisOptions options = new KinesisOptions(helper.getOptions());
         return new TableSink(options, format, context.getPhysicalRowDataType());
     }

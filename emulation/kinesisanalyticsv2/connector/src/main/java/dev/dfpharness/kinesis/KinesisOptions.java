@@ -44,13 +44,29 @@ public final class KinesisOptions implements Serializable {
             ConfigOptions.key("source.shard.get-records.max-record-count").intType()
                     .defaultValue(10_000)
                     .withDescription("The most records one GetRecords call asks for.");
+    // The sink's options, named, typed and defaulted as AWS's table sink (Flink's async sink
+    // options and the Kinesis builder's defaults): sizes in bytes, times in milliseconds.
     public static final ConfigOption<Integer> MAX_BATCH =
-            ConfigOptions.key("sink.batch.max-size").intType().defaultValue(500);
-    public static final ConfigOption<Duration> FLUSH_TIMEOUT =
-            ConfigOptions.key("sink.flush-buffer.timeout").durationType()
-                    .defaultValue(Duration.ofMillis(1000));
+            ConfigOptions.key("sink.batch.max-size").intType().defaultValue(500)
+                    .withDescription("Records per PutRecords request (Kinesis takes 500).");
+    public static final ConfigOption<Integer> MAX_IN_FLIGHT =
+            ConfigOptions.key("sink.requests.max-inflight").intType().defaultValue(50);
+    public static final ConfigOption<Integer> MAX_BUFFERED =
+            ConfigOptions.key("sink.requests.max-buffered").intType().defaultValue(10_000);
+    public static final ConfigOption<Long> FLUSH_SIZE =
+            ConfigOptions.key("sink.flush-buffer.size").longType().defaultValue(5L * 1024 * 1024)
+                    .withDescription("Buffered bytes that make the writer send.");
+    public static final ConfigOption<Long> FLUSH_TIMEOUT =
+            ConfigOptions.key("sink.flush-buffer.timeout").longType().defaultValue(5_000L)
+                    .withDescription("Milliseconds a record may wait in the buffer.");
     public static final ConfigOption<Boolean> FAIL_ON_ERROR =
-            ConfigOptions.key("sink.fail-on-error").booleanType().defaultValue(true);
+            ConfigOptions.key("sink.fail-on-error").booleanType().defaultValue(false)
+                    .withDescription("Fail the job on a record Kinesis refused, rather than "
+                            + "send it again.");
+    public static final ConfigOption<String> PARTITIONER =
+            ConfigOptions.key("sink.partitioner").stringType().noDefaultValue();
+    public static final ConfigOption<String> PARTITIONER_FIELD_DELIMITER =
+            ConfigOptions.key("sink.partitioner-field-delimiter").stringType().defaultValue("|");
 
     final String streamArn;
     final String region;
@@ -61,12 +77,13 @@ public final class KinesisOptions implements Serializable {
     final long idlePollMs;
     final int getRecordsMax;
     final int maxBatch;
+    final long flushSizeBytes;
     final long flushTimeoutMs;
     final boolean failOnError;
 
     KinesisOptions(ReadableConfig options) {
         this.streamArn = options.get(STREAM_ARN);
-        this.region = options.getOptional(AWS_REGION).orElse(regionOfArn(streamArn));
+        this.region = options.get(AWS_REGION);
         this.endpoint = options.getOptional(AWS_ENDPOINT).orElse(null);
         this.initPosition = options.get(INIT_POSITION).toUpperCase();
         this.initTimestamp = options.getOptional(INIT_TIMESTAMP).orElse(null);
@@ -77,8 +94,13 @@ public final class KinesisOptions implements Serializable {
             throw new IllegalArgumentException("'source.shard.get-records.max-record-count' must "
                     + "be between 1 and 10000 (GetRecords' Limit), got " + getRecordsMax);
         }
-        this.maxBatch = Math.max(1, Math.min(500, options.get(MAX_BATCH)));
-        this.flushTimeoutMs = options.get(FLUSH_TIMEOUT).toMillis();
+        this.maxBatch = options.get(MAX_BATCH);
+        if (maxBatch < 1 || maxBatch > 500) {
+            throw new IllegalArgumentException("'sink.batch.max-size' must be between 1 and 500 "
+                    + "(PutRecords' limit), got " + maxBatch);
+        }
+        this.flushSizeBytes = options.get(FLUSH_SIZE);
+        this.flushTimeoutMs = options.get(FLUSH_TIMEOUT);
         this.failOnError = options.get(FAIL_ON_ERROR);
         if (streamArn == null || !streamArn.startsWith("arn:")) {
             throw new IllegalArgumentException("'stream.arn' must be a Kinesis stream ARN, got "
@@ -89,11 +111,6 @@ public final class KinesisOptions implements Serializable {
             throw new IllegalArgumentException("'source.init.position' must be LATEST, "
                     + "TRIM_HORIZON or AT_TIMESTAMP, got " + initPosition);
         }
-    }
-
-    private static String regionOfArn(String arn) {
-        String[] parts = arn == null ? new String[0] : arn.split(":");
-        return parts.length > 3 ? parts[3] : null;
     }
 
     KinesisClient client() {

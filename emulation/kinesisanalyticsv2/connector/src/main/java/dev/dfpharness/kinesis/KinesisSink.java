@@ -22,7 +22,7 @@ import software.amazon.awssdk.services.kinesis.model.PutRecordsResultEntry;
 public final class KinesisSink implements Sink<RowData> {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(KinesisSink.class);
-    private static final int ATTEMPTS = 8;
+    private static final long MAX_REQUEST_BYTES = 5L * 1024 * 1024; // PutRecords' limit
 
     private final KinesisOptions options;
     private final SerializationSchema<RowData> serializer;
@@ -46,6 +46,7 @@ public final class KinesisSink implements Sink<RowData> {
         private final KinesisClient client = options.client();
         private final ProcessingTimeService time;
         private List<PutRecordsRequestEntry> buffer = new ArrayList<>();
+        private long bufferedBytes;
 
         Writer(ProcessingTimeService time) {
             this.time = time;
@@ -61,11 +62,12 @@ public final class KinesisSink implements Sink<RowData> {
 
         @Override
         public void write(RowData row, Context context) throws IOException {
+            byte[] data = serializer.serialize(row);
+            String key = UUID.randomUUID().toString();
             buffer.add(PutRecordsRequestEntry.builder()
-                    .data(SdkBytes.fromByteArray(serializer.serialize(row)))
-                    .partitionKey(UUID.randomUUID().toString())
-                    .build());
-            if (buffer.size() >= options.maxBatch) {
+                    .data(SdkBytes.fromByteArray(data)).partitionKey(key).build());
+            bufferedBytes += data.length + key.length();
+            if (buffer.size() >= options.maxBatch || bufferedBytes >= options.flushSizeBytes) {
                 send();
             }
         }
@@ -75,35 +77,63 @@ public final class KinesisSink implements Sink<RowData> {
             send();
         }
 
+        /** Everything buffered, in PutRecords requests within Kinesis's limits (500 records, 5 MiB). */
         private void send() throws IOException {
-            List<PutRecordsRequestEntry> pending = buffer;
+            List<PutRecordsRequestEntry> all = buffer;
             buffer = new ArrayList<>();
+            bufferedBytes = 0;
+            List<PutRecordsRequestEntry> request = new ArrayList<>();
+            long requestBytes = 0;
+            for (PutRecordsRequestEntry entry : all) {
+                long size = entry.data().asByteArray().length + entry.partitionKey().length();
+                if (!request.isEmpty() && (request.size() >= options.maxBatch
+                        || requestBytes + size > MAX_REQUEST_BYTES)) {
+                    put(request);
+                    request = new ArrayList<>();
+                    requestBytes = 0;
+                }
+                request.add(entry);
+                requestBytes += size;
+            }
+            if (!request.isEmpty()) {
+                put(request);
+            }
+        }
+
+        /**
+         * One PutRecords request; entries Kinesis refused (throttling, an internal error) are sent
+         * again with backoff until accepted, as AWS's sink does, or fail the job at once with
+         * {@code sink.fail-on-error}. Nothing is dropped.
+         */
+        private void put(List<PutRecordsRequestEntry> entries) throws IOException {
+            List<PutRecordsRequestEntry> pending = new ArrayList<>(entries);
             for (int attempt = 1; !pending.isEmpty(); attempt++) {
                 PutRecordsResponse response = client.putRecords(
                         b -> b.streamARN(options.streamArn).records(pendingCopy(pending)));
                 List<PutRecordsRequestEntry> failed = new ArrayList<>();
                 List<PutRecordsResultEntry> results = response.records();
+                String firstError = null;
                 for (int i = 0; i < results.size(); i++) {
                     if (results.get(i).errorCode() != null) {
                         failed.add(pending.get(i));
+                        firstError = firstError == null ? results.get(i).errorCode() : firstError;
                     }
                 }
                 if (failed.isEmpty()) {
                     return;
                 }
-                if (attempt >= ATTEMPTS) {
-                    String message = failed.size() + " records not accepted by "
-                            + options.streamArn + " after " + attempt + " attempts";
-                    if (options.failOnError) {
-                        throw new IOException(message);
-                    }
-                    LOG.warn("{}; dropped", message);
-                    return;
+                String message = failed.size() + " records not accepted by " + options.streamArn
+                        + " (" + firstError + ", attempt " + attempt + ")";
+                if (options.failOnError) {
+                    throw new IOException(message + "; sink.fail-on-error is set");
+                }
+                if (attempt == 1 || attempt % 20 == 0) {
+                    LOG.warn("{}; sending them again", message);
                 }
                 pending.clear();
                 pending.addAll(failed);
                 try {
-                    Thread.sleep(Math.min(2000L, 50L << attempt));
+                    Thread.sleep(Math.min(2000L, 50L << Math.min(attempt, 6)));
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     throw new IOException("interrupted while retrying PutRecords", e);
