@@ -8,7 +8,9 @@
    stream locally) until its sink writers have received the heartbeats' watermark and the output
    streams hold every record they received (Flink's operator metrics, through its REST API); then
    it is stopped and its outputs are compared with what the detector computes in-process over
-   the same records in event-time order.
+   the same records in event-time order, after keeping one outlier per ``outlier_id`` and one
+   rejection per record and reason (the sinks are at-least-once). With ``faults.flink.crashes``
+   the job is killed mid-stream and started from its latest snapshot (:class:`_CrashDrill`).
 4. Its outliers are scored against the ground truth: the summary's ``anomaly`` section; records it
    rejected are counted by reason (hop ``anomaly_job``).
 """
