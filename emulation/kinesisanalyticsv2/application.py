@@ -30,7 +30,7 @@ Checkpoints and snapshots, as Managed Flink takes them:
   ``checkpoints/`` in the working directory, the latest retained when the job ends;
 * :meth:`LocalApplication.create_snapshot` (``CreateApplicationSnapshot``) takes a Flink savepoint
   of the running job into ``snapshots/NAME``; :meth:`LocalApplication.stop` with
-  ``snapshot=True`` is ``StopApplication`` without ``Force``: a stop-with-savepoint;
+  ``snapshot=NAME`` is ``StopApplication`` without ``Force``: a stop-with-savepoint;
   :meth:`LocalApplication.list_snapshots` is ``ListApplicationSnapshots``;
 * :meth:`LocalApplication.start` takes the ``ApplicationRestoreConfiguration``
   (``SKIP_RESTORE_FROM_SNAPSHOT``, ``RESTORE_FROM_LATEST_SNAPSHOT``,
