@@ -23,6 +23,7 @@ Not emulated: the per-shard write and read limits (see :mod:`emulation.kinesis`)
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -63,16 +64,16 @@ def install_in_process() -> None:
 
     @functools.wraps(original_route)
     def get_shard_for_key(self: Any, partition_key: str, explicit_hash_key: str) -> Any:
-        closed = {k: s for k, s in self.shards.items() if not s.is_open}
-        if not closed:
-            return original_route(self, partition_key, explicit_hash_key)
-        for key in closed:  # route among the open shards only
-            del self.shards[key]
-        try:
-            return original_route(self, partition_key, explicit_hash_key)
-        finally:
-            self.shards.update(closed)
-            self.shards = dict(sorted(self.shards.items()))
+        shard = original_route(self, partition_key, explicit_hash_key)  # validates the key
+        if shard is None or shard.is_open:
+            return shard
+        # moto's first match is a closed shard: the key belongs to the open one covering it.
+        key = (int(explicit_hash_key) if explicit_hash_key
+               else int(hashlib.md5(partition_key.encode("utf-8")).hexdigest(), 16))  # fmt: skip
+        for candidate in self.shards.values():
+            if candidate.is_open and candidate.starting_hash <= key < candidate.ending_hash:
+                return candidate
+        return shard
 
     Stream.get_shard_for_key = get_shard_for_key
 

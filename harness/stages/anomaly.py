@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pipeline
 from emulation.firehose import DeliveryStream
 from emulation.kinesis import read_stream, stream_positions
+from emulation.kinesis.faults import hold_reads
 from emulation.kinesisanalyticsv2 import connector_jar
 from emulation.kinesisanalyticsv2.application import (
     ApplicationSpec,
@@ -322,8 +323,6 @@ class _CrashDrill:
         self.expect = self.sizes[0]
 
     def _hold(self, visible: dict[str, str | None] | None) -> None:
-        from emulation.kinesis.faults import hold_reads
-
         hold_reads(self.world.account_id, self.world.region, self.stream, visible)
 
     def release(self) -> None:

@@ -183,24 +183,24 @@ def test_resharding_reads_children_after_their_parents_and_loses_nothing(
 
 
 @pytest.mark.endpoint_free  # refused while the job is planned, before any call to the endpoint
-def test_a_bad_option_fails_the_job_naming_it(aws: World, jar, tmp_path: Path) -> None:
-    kinesis = aws.client("kinesis")
-    kinesis.create_stream(StreamName="conn-bad", ShardCount=1)
-    arn = _arn(aws, "conn-bad")
-    job = _start(aws, jar, arn, arn, tmp_path, position="EARLIEST")
+@pytest.mark.parametrize(
+    ("case", "options", "named"),
+    [
+        # a bad value of a known option
+        ("bad-value", {"position": "EARLIEST"},
+         ["'source.init.position' must be LATEST, TRIM_HORIZON or AT_TIMESTAMP"]),
+        # as AWS's factory: aws.* and source* pass unvalidated (credentials, EFO, retry tuning),
+        # a misspelt sink option does not
+        ("unknown-option", {"sink_extra": ", 'sink.flush-buffer.timeout-ms' = '1'"},
+         ["Unsupported options", "sink.flush-buffer.timeout-ms"]),
+    ],
+)  # fmt: skip
+def test_a_bad_or_unknown_option_fails_the_job_naming_it(
+    aws: World, jar, tmp_path: Path, case: str, options: dict, named: list[str]
+) -> None:
+    aws.client("kinesis").create_stream(StreamName=f"conn-{case}", ShardCount=1)
+    arn = _arn(aws, f"conn-{case}")
+    job = _start(aws, jar, arn, arn, tmp_path, **options)
     _, err = job.communicate(timeout=120)
     assert job.returncode != 0
-    assert "'source.init.position' must be LATEST, TRIM_HORIZON or AT_TIMESTAMP" in err
-
-
-@pytest.mark.endpoint_free  # refused while the job is planned, before any call to the endpoint
-def test_an_option_aws_s_connector_does_not_know_is_refused(aws: World, jar, tmp_path) -> None:
-    """As AWS's factory: ``aws.*`` and ``source*`` options pass unvalidated (credentials, EFO,
-    retry tuning), a misspelt sink option does not."""
-    kinesis = aws.client("kinesis")
-    kinesis.create_stream(StreamName="conn-typo", ShardCount=1)
-    arn = _arn(aws, "conn-typo")
-    job = _start(aws, jar, arn, arn, tmp_path, sink_extra=", 'sink.flush-buffer.timeout-ms' = '1'")
-    _, err = job.communicate(timeout=120)
-    assert job.returncode != 0
-    assert "Unsupported options" in err and "sink.flush-buffer.timeout-ms" in err
+    assert all(text in err for text in named), err[-3000:]

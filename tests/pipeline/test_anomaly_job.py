@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from emulation.kinesisanalyticsv2.application import (
 )
 from emulation.kinesisanalyticsv2.launcher import service_configuration
 from harness.provision import provision
-from pipeline.anomaly.detector import DetectorConfig, Profile
+from pipeline.anomaly.detector import DetectorConfig, Profile, profiles_document
 from pipeline.anomaly.step import AnomalyDetection
 from tests.conftest import REPO
 
@@ -96,17 +97,12 @@ def _read(world: World, stream: str) -> list[dict]:
     return [json.loads(r["data"]) for r in read_stream(world.client("kinesis"), stream)]
 
 
-def test_the_job_runs_in_local_managed_flink(aws: World, stack, jar, tmp_path: Path) -> None:
+def _provisioned_job(aws: World, stack, jar, workdir: Path) -> tuple[Any, LocalApplication]:
+    """The stack provisioned, the profiles where the job's properties point, and the job (not
+    started) as the run's anomaly stage builds it."""
     names = provision(aws, stack)
-    profiles = {k: {"line_qty_p99": p.line_qty_p99, "price_reference": p.price_reference,
-                    "units_by_weekday": list(p.units_by_weekday), "dispersion": p.dispersion}
-                for k, p in PROFILES.items()}  # fmt: skip
     aws.client("s3").put_object(Bucket=names.bucket("analysis"), Key="profiles/latest.json",
-                                Body=json.dumps(profiles).encode())  # fmt: skip
-    kinesis = aws.client("kinesis")
-    for i, line in enumerate(lines()):
-        kinesis.put_record(StreamARN=names.stream_arn("cdc"), Data=line.encode(),
-                           PartitionKey=f"k{i % 3}")  # fmt: skip
+                                Body=json.dumps(profiles_document(PROFILES)).encode())  # fmt: skip
     app = stack.applications["anomaly"]
     spec = ApplicationSpec(
         name=names.stack.name("anomaly"),
@@ -118,7 +114,18 @@ def test_the_job_runs_in_local_managed_flink(aws: World, stack, jar, tmp_path: P
         parallelism=app.parallelism,
         python_path=[REPO],
     )
-    job = LocalApplication(spec, tmp_path / "flink", aws.environment())
+    return names, LocalApplication(spec, workdir, aws.environment())
+
+
+def _put(aws: World, names: Any, part: list[str]) -> None:
+    for i, line in enumerate(part):
+        aws.client("kinesis").put_record(StreamARN=names.stream_arn("cdc"), Data=line.encode(),
+                                         PartitionKey=f"k{i % 3}")  # fmt: skip
+
+
+def test_the_job_runs_in_local_managed_flink(aws: World, stack, jar, tmp_path: Path) -> None:
+    names, job = _provisioned_job(aws, stack, jar, tmp_path / "flink")
+    _put(aws, names, lines())
     # The last heartbeat's second, less the job's one-second watermark delay.
     final = int((DAY + dt.timedelta(days=1, minutes=31)).timestamp() * 1000) - 1000
     with job:
@@ -174,38 +181,15 @@ def test_a_killed_job_restarts_from_its_latest_snapshot(
     snapshot. The restored job resumes the shards where the snapshot had them and the detector
     with what it had learnt: it emits again only what came after the snapshot (at-least-once),
     under the same outlier ids, and nothing before it."""
-    names = provision(aws, stack)
-    profiles = {k: {"line_qty_p99": p.line_qty_p99, "price_reference": p.price_reference,
-                    "units_by_weekday": list(p.units_by_weekday), "dispersion": p.dispersion}
-                for k, p in PROFILES.items()}  # fmt: skip
-    aws.client("s3").put_object(Bucket=names.bucket("analysis"), Key="profiles/latest.json",
-                                Body=json.dumps(profiles).encode())  # fmt: skip
-    kinesis = aws.client("kinesis")
-
-    def put(part: list[str]) -> None:
-        for i, line in enumerate(part):
-            kinesis.put_record(StreamARN=names.stream_arn("cdc"), Data=line.encode(),
-                               PartitionKey=f"k{i % 3}")  # fmt: skip
-
+    names, job = _provisioned_job(aws, stack, jar, tmp_path / "flink")
     first_day, rest = lines()[:7], lines()[7:]
-    app = stack.applications["anomaly"]
-    spec = ApplicationSpec(
-        name=names.stack.name("anomaly"),
-        entry=app.entry_path(),
-        property_groups=with_endpoint(
-            names.application_properties("anomaly", local=True), aws.endpoint_url
-        ),
-        jar=jar,
-        python_path=[REPO],
-    )
-    job = LocalApplication(spec, tmp_path / "flink", aws.environment())
     with pytest.raises(ResourceNotFoundException, match="no snapshot 'nope'"):
         job.start("RESTORE_FROM_CUSTOM_SNAPSHOT", "nope")
     with pytest.raises(InvalidArgumentException, match="ApplicationRestoreType"):
         job.start("RESTORE_FROM_YESTERDAY")
     outliers = lambda: _read(aws, names.stream_name("outliers"))  # noqa: E731
     rejected = lambda: _read(aws, names.stream_name("anomaly-errors"))  # noqa: E731
-    put(first_day)
+    _put(aws, names, first_day)
     job.start()
     try:
         # The spike and the glitch are out; the 09:07 record waits for event time to pass it, the
@@ -215,7 +199,7 @@ def test_a_killed_job_restarts_from_its_latest_snapshot(
             job.create_snapshot("mid day")
         mid = job.create_snapshot("mid-day")
         assert [s.name for s in job.list_snapshots()] == ["mid-day"]
-        put(rest)
+        _put(aws, names, rest)
         _wait_for(job, lambda: len(outliers()) == 3, "the drop")
         job.kill()
         job.start("RESTORE_FROM_LATEST_SNAPSHOT")
