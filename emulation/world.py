@@ -238,6 +238,35 @@ class World:
         os.environ["MOTO_ACCOUNT_ID"] = account
         serve_elsewhere({service: self.endpoint_url for service in LOCALSTACK_SERVICES})
 
+    def restart(self, outage_seconds: float = 2.0) -> None:
+        """Take the embedded endpoint down for ``outage_seconds`` and bring it back on the same
+        port with its state, as a service that restarts keeps what it had acknowledged: streams
+        with their records and sequence numbers, buckets, tables, jobs. Clients see connections
+        refused in between and must ride it out. Only the embedded moto can be restarted here
+        (its backends live in this process, not in its HTTP server)."""
+        from moto.server import ThreadedMotoServer
+
+        if self._server is None or self.engine != "moto":
+            raise WorldError("only an embedded moto world can be restarted by the harness "
+                             f"(this one is {self.kind})")  # fmt: skip
+        port = int(self.endpoint_url.rsplit(":", 1)[1])
+        self._server.stop()
+        logger.info("world endpoint %s down for %.1f s", self.endpoint_url, outage_seconds)
+        time.sleep(outage_seconds)
+        deadline = time.monotonic() + 10
+        while True:
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            try:
+                server.start()
+                break
+            except OSError as exc:  # the old socket may linger a moment
+                if time.monotonic() > deadline:
+                    raise WorldError(f"could not serve 127.0.0.1:{port} again: {exc}") from exc
+                time.sleep(0.1)
+        self._server = server
+        self._wait_healthy()
+        logger.info("world endpoint %s back", self.endpoint_url)
+
     @property
     def in_process(self) -> bool:
         """Whether the harness's in-process gap-fillers (the local forecaster, Glue job runs,

@@ -62,12 +62,34 @@ Which hop is meant to catch what (and the run checks that something did):
   snapshot falls in the middle of the stream. Consumers keep one outlier per ``outlier_id``; the
   run counts what they removed.
 
-Not injected yet: DDL control records (schema drift), the local world restarting mid-run.
+* ``schema_drift`` — someone alters a replicated table in the middle of the window
+  (``ALTER TABLE sales ADD COLUMN promo_code …``, ``… MODIFY quantity VARCHAR(12)``). From that
+  change on, DMS writes the table's rows in their new shape (the new column where it has a value;
+  the changed column in its new type's JSON rendering, a ``STRING`` column as a JSON string) and,
+  with the endpoint's ``IncludeTableAlterOperations``, a control record per DDL in its own
+  shape: ``record-type: control``, ``operation: add-column`` or ``column-type-change``,
+  ``partition-key-type: task-id``, and with ``IncludeControlDetails`` the table's new
+  definition (``control.table-def``: columns with DMS's types, primary key). What each consumer
+  does with it is AWS's behaviour, measured, not assumed: Firehose's OpenX SerDe reads a number
+  sent as a string into the catalog's numeric column and drops a column the catalog does not
+  have (the summary counts the values so lost); the Glue job and the anomaly job pass control
+  records by (they are not changes of the data) and read numbers sent as strings.
+
+* ``world`` — the local world's endpoint goes down in the middle of the window while the producer
+  is writing (``restarts``, each an outage of ``outage_seconds``) and comes back on the same port
+  with its state, as a service that restarts keeps what it acknowledged (streams with their
+  records and sequence numbers, buckets, catalog, jobs). boto3's own retries give up within a
+  second; the producer rides the outage out (:class:`emulation.kinesis.Producer`), and the run
+  proves the stream holds every record once, in order per key, and every later stage reads the
+  state from before the restart. Only the embedded moto can be restarted (its backends live in
+  the harness's process).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 import random
@@ -75,7 +97,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from emulation.dms import DmsSettings
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +210,100 @@ class FlinkFaults(_Strict):
         return bool(self.crashes)
 
 
+#: DMS's data types (as ``control.table-def`` names them) for the contract's Arrow types.
+DMS_TYPES = {
+    "int32": "INT32", "int64": "INT64", "double": "REAL8", "string": "STRING",
+    "date32[day]": "DATE", "timestamp[s, tz=UTC]": "DATETIME", "bool": "BOOLEAN",
+}  # fmt: skip
+DriftType = Literal["STRING", "INT64"]
+_IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
+
+
+class NewColumn(_Strict):
+    """``ALTER TABLE … ADD COLUMN``: a nullable column, filled for ``filled`` of the rows."""
+
+    name: str = Field(pattern=_IDENTIFIER)
+    type: DriftType = "STRING"
+    filled: Share = Field(default=0.3, description="share of later rows that carry a value")
+
+
+class TypeChange(_Strict):
+    """``ALTER TABLE … MODIFY column type``: later rows carry the column in its new type."""
+
+    column: str = Field(pattern=_IDENTIFIER)
+    type: DriftType = "STRING"
+
+
+class SchemaDrift(_Strict):
+    """DDL on a replicated table during the window, as DMS delivers it."""
+
+    table: str = Field(default="sales", description="the replicated table that is altered")
+    at: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="share of the table's window changes written before the DDL",
+    )
+    add_column: NewColumn | None = None
+    change_type: TypeChange | None = None
+
+    @model_validator(mode="after")
+    def _applies_to_the_table(self) -> SchemaDrift:
+        from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
+
+        if self.table not in TABLES:
+            raise ValueError(f"table: {self.table!r} is not a replicated "
+                             f"table (the tables: {', '.join(TABLES)})")  # fmt: skip
+        if self.add_column is None and self.change_type is None:
+            raise ValueError("give add_column, change_type or both")
+        schema = TABLES[self.table]
+        if self.add_column is not None and self.add_column.name in schema.names:
+            raise ValueError(f"add_column.name: {self.table} already has a "
+                             f"column {self.add_column.name!r}")  # fmt: skip
+        change = self.change_type
+        if change is not None:
+            if change.column not in schema.names:
+                raise ValueError(f"change_type.column: {self.table} has no "
+                                 f"column {change.column!r} (its columns: "
+                                 f"{', '.join(schema.names)})")  # fmt: skip
+            if change.column == PRIMARY_KEYS[self.table]:
+                raise ValueError(
+                    f"change_type.column: {change.column!r} is "
+                    f"the primary key of {self.table}, which keys every change"
+                )
+            kind = schema.field(change.column).type
+            if change.type == "INT64" and not pa.types.is_integer(kind):
+                raise ValueError(
+                    f"change_type.type: INT64 widens an integer "
+                    f"column, and {change.column} is {DMS_TYPES.get(str(kind), kind)}"
+                )
+            if DMS_TYPES.get(str(kind)) == change.type:
+                raise ValueError(f"change_type.type: {change.column} is already {change.type}")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return True
+
+
+class WorldFaults(_Strict):
+    """The local world's endpoint restarts mid-window, keeping its state."""
+
+    restarts: int = Field(
+        default=0,
+        ge=0,
+        le=3,
+        description="how many times the endpoint restarts while the producer writes",
+    )
+    outage_seconds: float = Field(
+        default=2.0, gt=0.0, le=20.0, description="how long the endpoint is down each time"
+    )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.restarts)
+
+
 class BadRecords(_Strict):
     """Broken records among the real ones: ``rate`` of the window's records, at least one of
     each kind listed, the kinds taking turns."""
@@ -211,13 +330,16 @@ class Faults(_Strict):
     glue: GlueFaults = GlueFaults()
     sagemaker: SageMakerFaults = SageMakerFaults()
     flink: FlinkFaults = FlinkFaults()
+    world: WorldFaults = WorldFaults()
     bad_records: BadRecords | None = None
+    schema_drift: SchemaDrift | None = None
 
     @property
     def active(self) -> bool:
         return (self.kinesis.active or self.dms.active or self.events.active
                 or self.glue.active or self.sagemaker.active or self.flink.active
-                or self.bad_records is not None)  # fmt: skip
+                or self.world.active or self.bad_records is not None
+                or self.schema_drift is not None)  # fmt: skip
 
     @property
     def in_the_world(self) -> list[str]:
@@ -229,7 +351,7 @@ class Faults(_Strict):
 
 #: Faults injected inside the embedded moto, and the service each one needs served there.
 IN_THE_WORLD = {"kinesis": "kinesis", "events": "events", "glue": "glue",
-                "sagemaker": "sagemaker", "flink": "kinesis"}  # fmt: skip
+                "sagemaker": "sagemaker", "flink": "kinesis", "world": "kinesis"}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the stream
@@ -285,6 +407,9 @@ class FaultLog:
         self.automl_failed = 0  # AutoML jobs failed on purpose
         self.duplicates_removed: dict[str, int] = {}
         self.flink: dict[str, Any] = {}  # the anomaly job's crashes and restores
+        self.schema_drift: dict[str, Any] = {}  # the DDL, its control records, what it cost
+        self.world: dict[str, Any] = {}  # the endpoint's restarts and what riding them out cost
+        self.control: Counter[tuple[str, str, str]] = Counter()  # staged identity of each
 
     # ----------------------------------------------------------------- bookkeeping
     def add_bad(self, record: BadRecord) -> None:
@@ -334,7 +459,9 @@ class FaultLog:
             + self.deliveries.get("delivered_twice", 0)
             + sum(runs.get("failed_on_purpose", 0) for runs in self.glue_runs.values())
             + self.automl_failed
-            + self.flink.get("crashes", 0),
+            + self.flink.get("crashes", 0)
+            + len(self.schema_drift.get("ddl", ()))
+            + self.world.get("restarts", 0),
             "bad_records": {
                 "injected": len(self.bad),
                 "caught": sum(1 for r in self.bad if r.caught),
@@ -366,6 +493,8 @@ class FaultLog:
             "glue": dict(sorted(self.glue_runs.items())),
             "sagemaker": {"automl_jobs_failed_on_purpose": self.automl_failed},
             "flink": self.flink,
+            "schema_drift": self.schema_drift,
+            "world": self.world,
             "retries": self.client_retries,
             "duplicates_removed": self.duplicates_removed,
         }
@@ -454,10 +583,17 @@ def bad_record(kind: str, template: dict[str, Any], template_key: str, *, sale_i
 
 
 def inject(records: list[StreamRecord], faults: Faults, seed: int, *, formatted: bool,
-           log: FaultLog, window_end: dt.datetime) -> list[StreamRecord]:  # fmt: skip
-    """The window's records with the DMS and bad-record faults applied (same seed, same list)."""
+           log: FaultLog, window_end: dt.datetime,
+           settings: DmsSettings | None = None) -> list[StreamRecord]:  # fmt: skip
+    """The window's records with the DMS and bad-record faults applied (same seed, same list).
+
+    Schema drift comes first: it changes what DMS renders, and DMS's own faults (redelivery,
+    reordering, lateness) then act on what it rendered."""
     rng = random.Random(f"{seed}|faults")
     out = list(records)
+    if faults.schema_drift is not None:
+        out = _schema_drift(out, faults.schema_drift, random.Random(f"{seed}|schema-drift"),
+                            log, formatted, settings or DmsSettings(), seed)  # fmt: skip
     dms = faults.dms
     if dms.late:
         out = _late(out, dms.late, rng, log, window_end, formatted)
@@ -597,3 +733,131 @@ def _restamped(template: dict[str, Any], clock: dict[str, Any]) -> dict[str, Any
     elif "sold_at" in message:
         message["sold_at"] = moment[:19] + "Z"
     return message
+
+
+# ------------------------------------------------------------------------------ schema drift
+def dms_task_id(seed: int) -> str:
+    """A DMS replication task's resource id (26 upper-case letters and digits), fixed by seed."""
+    digest = hashlib.sha256(f"{seed}|dms-task".encode()).digest()
+    return base64.b32encode(digest).decode()[:26]
+
+
+def _table_def(schema: pa.Schema, primary_key: str) -> dict[str, Any]:
+    """``control.table-def`` as DMS writes it with ``IncludeControlDetails``."""
+    return {
+        "columns": {f.name: {"type": DMS_TYPES.get(str(f.type), "STRING"), "nullable": f.nullable}
+                    for f in schema},
+        "primary-key": [primary_key],
+    }  # fmt: skip
+
+
+def _drifted_schema(spec: SchemaDrift, base: pa.Schema, steps: int) -> pa.Schema:
+    """The table's schema after the first ``steps`` DDL statements of ``spec``."""
+    schema = base
+    ddl = [d for d in ("add_column", "change_type") if getattr(spec, d) is not None][:steps]
+    arrow = {"STRING": pa.string(), "INT64": pa.int64()}
+    if "add_column" in ddl:
+        column = spec.add_column
+        assert column is not None
+        schema = schema.append(pa.field(column.name, arrow[column.type]))
+    if "change_type" in ddl:
+        change = spec.change_type
+        assert change is not None
+        index = schema.get_field_index(change.column)
+        schema = schema.set(index, schema.field(index).with_type(arrow[change.type]))
+    return schema
+
+
+def _control_record(spec: SchemaDrift, operation: str, schema: pa.Schema, stamp: str,
+                    settings: DmsSettings, task_id: str) -> tuple[str, dict[str, Any]]:  # fmt: skip
+    """A DMS control record for one DDL statement, and its Kinesis partition key (the task's id:
+    a control record belongs to the task, not to a row)."""
+    from pipeline.contracts.cdc import PRIMARY_KEYS
+
+    key = task_id
+    if settings.partition_include_schema_table:
+        key = f"{task_id}.{settings.schema_name}.{spec.table}"
+    metadata: dict[str, Any] = {
+        "timestamp": stamp, "record-type": "control", "operation": operation,
+        "partition-key-type": "task-id",
+    }  # fmt: skip
+    if settings.include_partition_value:
+        metadata["partition-key-value"] = task_id
+    metadata.update({"schema-name": settings.schema_name, "table-name": spec.table})
+    message: dict[str, Any] = {}
+    if settings.include_control_details:
+        message["control"] = {"table-def": _table_def(schema, PRIMARY_KEYS[spec.table])}
+    message["metadata"] = metadata
+    return key, message
+
+
+def _schema_drift(records: list[StreamRecord], spec: SchemaDrift, rng: random.Random,
+                  log: FaultLog, formatted: bool, settings: DmsSettings,
+                  seed: int) -> list[StreamRecord]:  # fmt: skip
+    """DDL on ``spec.table`` after ``spec.at`` of its window changes: later rows in the new
+    shape, and DMS's control records where the DDL happened (when the endpoint asks for them)."""
+    from pipeline.contracts.cdc import TABLES
+
+    messages = [json.loads(r.data) if r.source == "dms" else None for r in records]
+    ours = [i for i, m in enumerate(messages)
+            if m is not None and (m.get("metadata") or {}).get("table-name") == spec.table
+            and (m.get("metadata") or {}).get("record-type") == "data"]  # fmt: skip
+    first = int(len(ours) * spec.at)
+    if first >= len(ours):
+        raise ValueError(f"faults.schema_drift: the window has no change of table {spec.table} "
+                         f"after the DDL (it has {len(ours)}; at = {spec.at})")  # fmt: skip
+    base = TABLES[spec.table]
+    after = ours[first:]
+    out = list(records)
+    added = changed = 0
+    for index in after:
+        message = messages[index]
+        assert message is not None
+        data = message.get("data")
+        if not isinstance(data, dict):
+            continue
+        column = spec.add_column
+        if column is not None and rng.random() < column.filled:
+            data[column.name] = (f"PROMO{rng.randint(10, 99)}" if column.type == "STRING"
+                                 else rng.randint(1, 1000))  # fmt: skip
+            added += 1
+        elif column is not None and settings.include_null_and_empty:
+            data[column.name] = None
+        change = spec.change_type
+        if change is not None and data.get(change.column) is not None:
+            if change.type == "STRING":  # DMS renders a character column as a JSON string
+                data[change.column] = str(data[change.column])
+            changed += 1
+        out[index] = StreamRecord(records[index].partition_key, _render(message, formatted), "dms")
+    statements = []
+    if spec.add_column is not None:
+        statements.append(("add-column",
+                           f"ALTER TABLE {spec.table} ADD COLUMN {spec.add_column.name} "
+                           f"{spec.add_column.type}"))  # fmt: skip
+    if spec.change_type is not None:
+        was = DMS_TYPES.get(str(base.field(spec.change_type.column).type))
+        statements.append(("column-type-change",
+                           f"ALTER TABLE {spec.table} MODIFY {spec.change_type.column} "
+                           f"{spec.change_type.type} (was {was})"))  # fmt: skip
+    controls: list[StreamRecord] = []
+    if settings.include_table_alter_operations:
+        first_message = messages[after[0]]
+        assert first_message is not None
+        stamp = first_message["metadata"]["timestamp"]
+        task_id = dms_task_id(seed)
+        for step, (operation, _) in enumerate(statements, start=1):
+            key, message = _control_record(spec, operation, _drifted_schema(spec, base, step),
+                                           stamp, settings, task_id)  # fmt: skip
+            controls.append(StreamRecord(key, _render(message, formatted), "control"))
+            log.control[(spec.table, "control", operation)] += 1
+    position = after[0]
+    log.schema_drift = {
+        "table": spec.table,
+        "ddl": [sql for _, sql in statements],
+        "before_change": first + 1,  # the table's window change the DDL came before (1-based)
+        "control_records": len(controls),
+        "drifted_records": len(after),
+        "new_column_values": added,
+        "changed_type_values": changed,
+    }
+    return [*out[:position], *controls, *out[position:]]

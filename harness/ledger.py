@@ -8,7 +8,9 @@ short is *lost*, anything over is *duplicated*, and either makes the run's recon
 At-least-once delivery is accounted for, not hidden: a hop that delivers copies of what it
 received (DMS after a task restart) counts them as ``redelivered``; a hop that drops copies it
 recognises (the Glue job applying changes by transaction id) counts them as
-``duplicates_removed``. So ``in + redelivered = out + rejected + duplicates_removed``. ``retried``
+``duplicates_removed``. A record that is not data for a hop and ends there by design (a DMS
+control record at the Glue job) is ``consumed``. So
+``in + redelivered = out + rejected + duplicates_removed + consumed``. ``retried``
 and ``throttled`` say what the hop's retries cost (they move no records).
 """
 
@@ -33,10 +35,13 @@ class Hop:
     duplicates_removed: int = 0
     retried: int = 0
     throttled: int = 0
+    consumed: int = 0
 
     def add(self, *, received: int = 0, written: int = 0, redelivered: int = 0,
-            duplicates_removed: int = 0, retried: int = 0, throttled: int = 0) -> None:  # fmt: skip
+            duplicates_removed: int = 0, retried: int = 0, throttled: int = 0,
+            consumed: int = 0) -> None:  # fmt: skip
         self.received += received
+        self.consumed += consumed
         self.written += written
         self.redelivered += redelivered
         self.duplicates_removed += duplicates_removed
@@ -47,7 +52,7 @@ class Hop:
     def gap(self) -> int:
         """Records neither written, rejected nor removed as copies (negative: more came out)."""
         return (self.received + self.redelivered - self.written - self.rejected
-                - self.duplicates_removed)  # fmt: skip
+                - self.duplicates_removed - self.consumed)  # fmt: skip
 
     def reject(self, reason: str, count: int = 1) -> None:
         self.rejected += count
@@ -57,7 +62,7 @@ class Hop:
         out: dict[str, Any] = {"in": self.received, "out": self.written, "rejected": self.rejected}
         if self.reasons:
             out["reasons"] = dict(sorted(self.reasons.items()))
-        for name in ("redelivered", "duplicates_removed", "retried", "throttled"):
+        for name in ("redelivered", "duplicates_removed", "consumed", "retried", "throttled"):
             if getattr(self, name):  # shown when something happened (fault runs)
                 out[name] = getattr(self, name)
         return out

@@ -177,6 +177,29 @@ def faults_section(summary: dict[str, Any]) -> str:
             f"{again} records read again; duplicates removed downstream: "
             f"{removed.get('outliers', 0)} outliers, {removed.get('rejected', 0)} rejections; "
             f"verdicts match the detector: {matches}"))  # fmt: skip
+    world = faults.get("world") or {}
+    if world:
+        stream = summary.get("stream") or {}
+        costs.append((
+            f"world endpoint restarted mid-window (down {world.get('outage_seconds')} s each)",
+            world.get("restarts", 0),
+            f"producer calls that found no endpoint: {world.get('producer_unreachable_calls')}; "
+            f"producer {world.get('producer_seconds')} s; stream holds every record once: "
+            f"{stream.get('records')} records, in order per key: "
+            f"{stream.get('ordered_per_partition_key')}"))  # fmt: skip
+    drift = faults.get("schema_drift") or {}
+    if drift:
+        staged = drift.get("staging") or {}
+        etl = (summary.get("etl") or {}).get("changes") or {}
+        costs.append((
+            f"DDL on {drift.get('table')}: " + "; ".join(drift.get("ddl", [])),
+            len(drift.get("ddl", [])),
+            f"{drift.get('control_records')} control records (Glue job set aside "
+            f"{etl.get('control_records', 'not run')}); {drift.get('drifted_records')} rows in "
+            f"the new shape; new column values dropped by the catalog's schema: "
+            f"{staged.get('new_column_values_dropped', '-')}; changed column staged as "
+            f"{staged.get('changed_column_staged_as', '-')}; anomaly job rejected "
+            f"{(summary.get('anomaly') or {}).get('rejected', 'not run')}"))  # fmt: skip
     rows = "".join(
         f"<tr><td>{_e(what)}</td><td class='num'>{_e(n)}</td><td>{_e(cost)}</td></tr>"
         for what, n, cost in costs if n

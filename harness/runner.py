@@ -170,14 +170,16 @@ def evaluate(expectation: Expectation, summary: dict[str, Any]) -> dict[str, Any
 
 def artifact_hashes(out_dir: Path) -> dict[str, str]:
     """The run's data artifacts. The saved world state is not one: it holds what the world made
-    up (arrival times, execution names, query ids) besides the data hashed here."""
-    state = RunDir(out_dir).world_state
+    up (arrival times, execution names, query ids) besides the data hashed here. Nor are the
+    Flink application's checkpoints and snapshots: whether one was taken depends on timing."""
+    layout = RunDir(out_dir)
+    state = (layout.world_state, *layout.flink_state)
     return {
         path.relative_to(out_dir).as_posix(): sha256_file(path)
         for path in sorted(out_dir.rglob("*"))
         if path.is_file()
         and path.relative_to(out_dir).as_posix() not in _NOT_ARTIFACTS
-        and not path.is_relative_to(state)
+        and not any(path.is_relative_to(folder) for folder in state)
     }
 
 

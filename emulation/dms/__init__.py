@@ -19,8 +19,9 @@ message (``data`` + ``metadata``) and computes its Kinesis partition key, honour
 
 Ordering: messages come in commit order (load first), so order per partition key holds.
 
-Not emulated: control records for DDL (``IncludeTableAlterOperations``,
-``IncludeControlDetails`` produce no records, since the simulated schema never changes), the
+Not rendered here: control records for DDL (the simulated schema never changes by itself; the
+``schema_drift`` fault of :mod:`harness.faults` alters a table mid-window and writes them, as
+``IncludeTableAlterOperations`` and ``IncludeControlDetails`` ask), the
 ``awsdms_apply_exceptions`` control table, before-images, LOB handling, and DMS task lifecycle.
 Values are rendered as DMS does for a MySQL-compatible source: dates ``YYYY-MM-DD``, timestamps
 ``YYYY-MM-DDTHH:MM:SSZ``, numbers as JSON numbers.

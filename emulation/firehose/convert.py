@@ -1,10 +1,16 @@
 """Record format conversion JSON → Arrow (→ Parquet) with the catalog table's schema, with
-the OpenX JSON SerDe's semantics: unknown fields ignored, missing fields null."""
+the OpenX JSON SerDe's semantics: unknown fields ignored, missing fields null, and a number sent
+as a JSON string read into a numeric column (OpenX's ``JavaString*ObjectInspector`` parse it with
+``Integer.parseInt``/``Long.parseLong``/``Double.parseDouble``; text that is no number fails the
+record). A producer whose column changed type (DMS after ``MODIFY quantity VARCHAR``) still
+converts; ``"three"`` does not."""
 
 from __future__ import annotations
 
 import io
+import json
 import re
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,8 +42,50 @@ def cast(array: pa.Array, target: pa.DataType) -> pa.Array:
 
 
 def convert(lines: list[bytes], schema: pa.Schema) -> pa.Table:
-    """JSON records → an Arrow table with ``schema`` (raises on the first bad record)."""
-    return convert_lines(b"\n".join(lines) + b"\n", len(lines), schema)
+    """JSON records → an Arrow table with ``schema`` (raises on the first bad record).
+
+    Arrow's reader takes a JSON number only for a numeric column; a single record it refuses is
+    read again with OpenX's leniency (:func:`openx_values`) before it is called bad."""
+    try:
+        return convert_lines(b"\n".join(lines) + b"\n", len(lines), schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as first:
+        if len(lines) != 1:
+            raise
+        try:
+            document = json.loads(lines[0])
+        except ValueError:
+            raise first from None
+        if not isinstance(document, dict):
+            raise first from None
+        coerced = openx_values(document, pa.struct(list(schema)), "")
+        return convert_lines(json.dumps(coerced).encode() + b"\n", 1, schema)
+
+
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_DECIMAL = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+
+def openx_values(value: Any, target: pa.DataType, where: str) -> Any:
+    """``value`` with numbers sent as strings made numbers where ``target`` is numeric, as the
+    OpenX SerDe reads them; raises ``ValueError`` naming the field for text that is no number."""
+    if isinstance(value, dict) and pa.types.is_struct(target):
+        fields = {f.name: f.type for f in target}
+        return {k: openx_values(v, fields[k], f"{where}.{k}" if where else k)
+                if k in fields else v for k, v in value.items()}  # fmt: skip
+    if isinstance(value, list) and pa.types.is_list(target):
+        return [openx_values(v, target.value_type, f"{where}[]") for v in value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()  # Double.parseDouble trims; Integer.parseInt does not
+    if pa.types.is_integer(target):
+        if not _INTEGER.match(value):
+            raise ValueError(f"{where}: {value[:40]!r} is not a number for column type {target}")
+        return int(value)
+    if pa.types.is_floating(target):
+        if not _DECIMAL.match(text):
+            raise ValueError(f"{where}: {value[:40]!r} is not a number for column type {target}")
+        return float(text)
+    return value
 
 
 _NOT_AN_OBJECT = re.compile(rb"(?m)^(?![ \t]*\{)")

@@ -4,7 +4,10 @@
 1 MiB per record counting data and partition key), retries the records of a partial failure and
 whole calls that were throttled, with exponential backoff and jitter, and accounts for every
 record: written, or rejected with a reason (too large, bad partition key, still failing after the
-last attempt). Nothing is dropped silently; rejected records are handed back to the caller.
+last attempt). Nothing is dropped silently; rejected records are handed back to the caller. An
+endpoint that cannot be reached (a restart, a network blip) is retried for up to
+``unreachable_timeout`` seconds (30, the Kinesis Producer Library's default ``RecordTtl``) before
+the batch is rejected as ``EndpointUnreachable``; boto3's own retries give up within a second.
 
 :func:`read_stream` reads a whole stream back (every shard from ``TRIM_HORIZON``), which is how a
 run checks what the stream holds; a throttled ``GetRecords`` is retried from the same iterator
@@ -26,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class ProducerReport:
     calls: int = 0
     retried_records: int = 0
     throttled_calls: int = 0
+    unreachable_calls: int = 0  # calls that found no endpoint to connect to, and were retried
     reordered: int = 0
     rejected: list[Rejected] = field(default_factory=list)
 
@@ -75,6 +79,7 @@ class Producer:
         max_delay: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         on_progress: Callable[[int], None] | None = None,
+        unreachable_timeout: float = 30.0,
     ) -> None:
         if not (stream_name or stream_arn):
             raise ValueError("give stream_name or stream_arn")
@@ -86,6 +91,7 @@ class Producer:
         self._sleep = sleep
         self._on_progress = on_progress
         self._jitter = random.Random(0)
+        self._unreachable_timeout = unreachable_timeout
 
     def send(self, records: Iterable[tuple[str, bytes]]) -> ProducerReport:
         report = ProducerReport()
@@ -123,6 +129,25 @@ class Producer:
         if batch:
             yield batch
 
+    def _put(self, pending: list[tuple[str, bytes]], report: ProducerReport) -> Any:
+        """One ``PutRecords`` call, retried while the endpoint cannot be reached (up to the
+        timeout; then every record of the batch is rejected by the caller's accounting)."""
+        began, tries = time.monotonic(), 0
+        while True:
+            try:
+                return self._client.put_records(
+                    Records=[{"PartitionKey": k, "Data": d} for k, d in pending], **self._target
+                )
+            except (EndpointConnectionError, ConnectionClosedError) as exc:
+                report.unreachable_calls += 1
+                if time.monotonic() - began > self._unreachable_timeout:
+                    raise ClientError(
+                        {"Error": {"Code": "EndpointUnreachable", "Message": str(exc)}},
+                        "PutRecords",
+                    ) from exc
+                self._backoff(min(tries, 5))
+                tries += 1
+
     def _backoff(self, attempt: int) -> None:
         delay = min(self._max_delay, self._base_delay * 2**attempt)
         self._sleep(delay * (0.5 + self._jitter.random() / 2))
@@ -133,11 +158,12 @@ class Producer:
         for attempt in range(self._max_attempts):
             report.calls += 1
             try:
-                response = self._client.put_records(
-                    Records=[{"PartitionKey": k, "Data": d} for k, d in pending], **self._target
-                )
+                response = self._put(pending, report)
             except ClientError as exc:
                 code = exc.response["Error"]["Code"]
+                if code == "EndpointUnreachable":  # retried for its own timeout already
+                    last_error = {i: f"{code}: {exc}" for i in range(len(pending))}
+                    break
                 if code not in _RETRYABLE:
                     raise
                 report.throttled_calls += 1

@@ -76,6 +76,12 @@ from emulation.loopback import preloaded
 
 logger = logging.getLogger(__name__)
 
+# The application's state folders in its working directory. What is in them depends on when
+# Flink happened to take a checkpoint, so they are runtime state, never a run's data.
+CHECKPOINTS = "checkpoints"
+SNAPSHOTS = "snapshots"
+STATE_FOLDERS = (CHECKPOINTS, SNAPSHOTS)
+
 RUN_OPTIONS = "kinesis.analytics.flink.run.options"
 LAUNCHER = Path(__file__).with_name("launcher.py")  # the service's configuration, then the entry
 
@@ -183,8 +189,8 @@ def _flink_home(
     checkpoints = checkpoints or Checkpoints()
     execution = config.setdefault("execution", {})
     execution["checkpointing"] = {
-        "dir": (workdir / "checkpoints").as_uri(),
-        "savepoint-dir": (workdir / "snapshots").as_uri(),
+        "dir": (workdir / CHECKPOINTS).as_uri(),
+        "savepoint-dir": (workdir / SNAPSHOTS).as_uri(),
         "mode": "EXACTLY_ONCE",
         "externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "min-pause": f"{checkpoints.min_pause_ms} ms",
@@ -285,7 +291,7 @@ class LocalApplication:
     # -- snapshots ---------------------------------------------------------------------------
 
     def _index(self) -> Path:
-        return self.workdir / "snapshots" / "index.json"
+        return self.workdir / SNAPSHOTS / "index.json"
 
     def list_snapshots(self) -> list[Snapshot]:
         """``ListApplicationSnapshots``: the application's snapshots, newest first."""
@@ -352,7 +358,7 @@ class LocalApplication:
 
     def _savepoint(self, name: str, path: str, body: dict[str, Any], timeout: float) -> Snapshot:
         job = self._running_job()
-        target = self.workdir / "snapshots" / name
+        target = self.workdir / SNAPSHOTS / name
         trigger = self._post(f"/jobs/{job}{path}", body | {"formatType": "CANONICAL"})
         deadline = time.monotonic() + timeout
         location = None
@@ -399,7 +405,7 @@ class LocalApplication:
     def create_snapshot(self, name: str, timeout: float = 120) -> Snapshot:
         """``CreateApplicationSnapshot``: a savepoint of the running job; the job goes on."""
         self._check_snapshot_name(name)
-        target = (self.workdir / "snapshots" / name).as_uri()
+        target = (self.workdir / SNAPSHOTS / name).as_uri()
         return self._savepoint(name, "/savepoints",
                                {"target-directory": target, "cancel-job": False},
                                timeout)  # fmt: skip
@@ -505,7 +511,7 @@ class LocalApplication:
         taken = None
         if snapshot is not None:
             self._check_snapshot_name(snapshot)
-            target = (self.workdir / "snapshots" / snapshot).as_uri()
+            target = (self.workdir / SNAPSHOTS / snapshot).as_uri()
             taken = self._savepoint(snapshot, "/stop",
                                     {"targetDirectory": target, "drain": False},
                                     timeout=max(timeout, 120))  # fmt: skip

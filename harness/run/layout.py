@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulation.kinesisanalyticsv2.application import STATE_FOLDERS
+
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
 
@@ -69,6 +71,11 @@ class RunDir:
     def flink(self) -> Path:
         """The local Managed Flink application's working directory (job.log)."""
         return self.root / "flink"
+
+    @property
+    def flink_state(self) -> tuple[Path, ...]:
+        """The application's checkpoints and snapshots: runtime state, not the run's data."""
+        return tuple(self.flink / name for name in STATE_FOLDERS)
 
     @property
     def outliers(self) -> Path:

@@ -97,8 +97,11 @@ def _account_changes(ctx: RunContext, changes: dict) -> dict:
     """The job's staged-change counts as a hop, and its rejected changes traced to the faults
     that produced them."""
     hop = ctx.ledger.hop(hops.GLUE_CDC_APPLY)
-    hop.add(received=int(changes.get("read", 0)), written=int(changes.get("applied", 0)),
-            duplicates_removed=int(changes.get("duplicates_removed", 0)))  # fmt: skip
+    control = int(changes.get("control_records", 0))  # DDL: read, and no change of the data
+    hop.add(received=int(changes.get("read", 0)) + control,
+            written=int(changes.get("applied", 0)),
+            duplicates_removed=int(changes.get("duplicates_removed", 0)),
+            consumed=control)  # fmt: skip
     for reason, count in (changes.get("rejected") or {}).items():
         hop.reject(reason, int(count))
     staged = ctx.summary.get("staging", {}).get("rows")

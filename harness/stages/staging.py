@@ -45,11 +45,11 @@ def _expected_identities(ctx: RunContext) -> Counter:
 
 def _with_faults(ctx: RunContext, expected: Counter) -> Counter:
     """What must be staged once faults are injected: DMS's redelivered copies too (Firehose
-    stages what the stream holds), and every bad record that neither the producer nor Firehose
-    refused (the Glue job and the anomaly job deal with those)."""
+    stages what the stream holds), DMS's DDL control records, and every bad record that neither
+    the producer nor Firehose refused (the Glue job and the anomaly job deal with those)."""
     if ctx.faults is None:
         return expected
-    expected = expected + ctx.faults.redelivered
+    expected = expected + ctx.faults.redelivered + ctx.faults.control
     expected.update(
         bad.identity for bad in ctx.faults.bad
         if not any(hop in (hops.KINESIS_PRODUCER, hops.FIREHOSE_STAGED) for hop, _ in bad.caught)
@@ -80,10 +80,34 @@ def _staged_identities(table: str, rows: pa.Table) -> list[tuple[str, str, str]]
     pk = pc.struct_field(rows["data"], PRIMARY_KEYS[table]).to_pylist()
     ops = pc.struct_field(meta, "operation").to_pylist()
     txn = pc.struct_field(meta, "transaction-id").to_pylist()
-    return [
-        (table, "load", str(k)) if op == "load" else (table, "cdc", str(t))
-        for k, t, op in zip(pk, txn, ops, strict=True)
-    ]
+    kinds = pc.struct_field(meta, "record-type").to_pylist()
+
+    def identity(key: object, txn_id: object, op: object, kind: object) -> tuple[str, str, str]:
+        if kind == "control":  # DDL: named by its operation
+            return (table, "control", str(op))
+        return (table, "load", str(key)) if op == "load" else (table, "cdc", str(txn_id))
+
+    return [identity(*row) for row in zip(pk, txn, ops, kinds, strict=True)]
+
+
+def _drift_at_staging(ctx: RunContext, staged: pa.Schema) -> None:
+    """What Firehose made of the drifted rows: the staged schema is the catalog's, so a column
+    the catalog lacks is dropped (its values counted as lost to the lake), and a changed column
+    is read into the catalog's type."""
+    spec = ctx.scenario.faults.schema_drift
+    assert spec is not None and ctx.faults is not None
+    data = staged.field("data").type
+    names = {f.name for f in data}
+    report: dict[str, object] = {}
+    if spec.add_column is not None:
+        kept = spec.add_column.name in names
+        report["new_column_in_catalog"] = kept
+        report["new_column_values_dropped"] = (
+            0 if kept else ctx.faults.schema_drift["new_column_values"]
+        )
+    if spec.change_type is not None and spec.change_type.column in names:
+        report["changed_column_staged_as"] = str(data.field(spec.change_type.column).type)
+    ctx.faults.schema_drift["staging"] = report
 
 
 def run(ctx: RunContext) -> None:
@@ -149,6 +173,8 @@ def run(ctx: RunContext) -> None:
             f"{hops.S3_STAGED}: {sum(missing.values())} records never staged, "
             f"{sum(extra.values())} staged more than once or unexpected",
         )
+    if ctx.faults is not None and ctx.faults.schema_drift:
+        _drift_at_staging(ctx, schema)
     ctx.summary["staging"] = {
         "delivery_stream": delivery.name,
         "objects": stats.objects,

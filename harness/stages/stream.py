@@ -7,11 +7,14 @@ and bad records, and the embedded Kinesis throttles the stream as asked for the 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from itertools import pairwise
 
 from emulation.dms import record_bytes
-from emulation.kinesis import Producer, read_stream, stream_positions
+from emulation.kinesis import Producer, ProducerReport, read_stream, stream_positions
 from harness.faults import FaultLog, StreamRecord, inject
 from harness.run import RunContext, StageSpec, hops
 
@@ -104,6 +107,55 @@ def _arm_world_faults(ctx: RunContext, stream_name: str) -> None:
         local.fail_automl_jobs, local.failed_on_purpose = faults.sagemaker.failed_automl_jobs, 0
 
 
+class _Restarts:
+    """The world's endpoint restarted while the producer writes (``faults.world``): when the
+    producer takes the first record of each later part of the window, the endpoint goes down
+    (in a thread, so the producer meets the outage mid-batch) and comes back with its state."""
+
+    def __init__(self, ctx: RunContext, count: int) -> None:
+        spec = ctx.scenario.faults.world
+        self.ctx, self.spec = ctx, spec
+        parts = spec.restarts + 1
+        self.at = {round(count * n / parts) for n in range(1, parts)} if spec.active else set()
+        self.threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+        self.began = 0.0
+
+    def _restart(self) -> None:
+        try:
+            self.ctx.world.restart(self.spec.outage_seconds)
+        except BaseException as exc:  # reported by finish(), in the stage's thread
+            self.errors.append(exc)
+
+    def during(self, records: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
+        self.began = time.monotonic()
+        for index, record in enumerate(records):
+            if index in self.at:
+                for thread in self.threads:  # one outage at a time
+                    thread.join()
+                thread = threading.Thread(target=self._restart, name="world-restart")
+                thread.start()
+                self.threads.append(thread)
+            yield record
+
+    def wait(self) -> None:
+        """Until the endpoint is back (also when the producer failed: never leave it down)."""
+        for thread in self.threads:
+            thread.join()
+
+    def finish(self, report: ProducerReport) -> None:
+        if self.errors:
+            raise self.errors[0]
+        if self.spec.active and self.ctx.faults is not None:
+            self.ctx.faults.world = {
+                "restarts": len(self.threads),
+                "outage_seconds": self.spec.outage_seconds,
+                "restart_after_records": sorted(self.at),
+                "producer_unreachable_calls": report.unreachable_calls,
+                "producer_seconds": round(time.monotonic() - self.began, 2),
+            }
+
+
 def run(ctx: RunContext) -> None:
     """Put the window on the CDC stream through the producer, then read the stream back."""
     kinesis = ctx.world.client("kinesis")
@@ -119,7 +171,11 @@ def run(ctx: RunContext) -> None:
             formatted=ctx.scenario.dms.message_format == "json",
             log=ctx.faults,
             window_end=ctx.simulation.world.window_end,
+            settings=ctx.scenario.dms,
         )
+        controls = sum(ctx.faults.control.values())
+        if controls:  # DDL read from the source's log, written as control records
+            ctx.ledger.hop(hops.DMS_CDC).add(received=controls, written=controls)
         if ctx.faults.redelivered_records:
             ctx.ledger.hop(hops.DMS_CDC).add(
                 redelivered=ctx.faults.redelivered_records,
@@ -132,7 +188,12 @@ def run(ctx: RunContext) -> None:
     ctx.cdc_stream_start = before
     _arm_world_faults(ctx, stream_name)
     producer = Producer(kinesis, stream_name=stream_name)
-    report = producer.send((r.partition_key, r.data) for r in records)
+    restarts = _Restarts(ctx, len(records))
+    try:
+        report = producer.send(restarts.during((r.partition_key, r.data) for r in records))
+    finally:
+        restarts.wait()
+    restarts.finish(report)
     hop = ctx.ledger.hop(hops.KINESIS_PRODUCER)
     hop.add(received=report.received, written=report.written,
             retried=report.retried_records, throttled=report.throttled_calls)  # fmt: skip
@@ -193,6 +254,7 @@ def run(ctx: RunContext) -> None:
             "calls": report.calls,
             "retried_records": report.retried_records,
             "throttled_calls": report.throttled_calls,
+            "unreachable_calls": report.unreachable_calls,
             "reordered": report.reordered,
             "rejected": len(report.rejected),
         },

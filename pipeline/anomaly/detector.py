@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -104,6 +105,27 @@ def _timestamp(text: Any) -> dt.datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
+_INTEGER_TEXT = re.compile(r"^[+-]?[0-9]+$")
+
+
+def _integer(value: Any, name: str) -> int:
+    """An integer field as the lake reads it (Firehose's OpenX SerDe): a JSON integer, or a
+    string of digits (a column changed to a character type upstream). ``2.7`` is no quantity:
+    ``int()`` would quietly make it 2."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _INTEGER_TEXT.match(value):
+        return int(value)
+    raise ValueError(f"{name} {value!r:.40} is not an integer")
+
+
+def _number(value: Any, name: str) -> float:
+    """A numeric field: a JSON number or a string holding one (never ``true``)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name} {value!r} is not a number")
+    return float(value)
+
+
 def parse(raw: bytes) -> Sale | Rejected | None:
     """A sale, a rejection with its reason, or ``None`` for a record that is not an order."""
     try:
@@ -132,10 +154,10 @@ def parse(raw: bytes) -> Sale | Rejected | None:
         return Rejected("neither a DMS message nor a shop event", raw)
     try:
         sale = Sale(
-            sale_id=int(row["sale_id"]),
+            sale_id=_integer(row["sale_id"], "sale_id"),
             product_id=str(row["product_id"]),
-            quantity=int(row["quantity"]),
-            unit_price=float(row["unit_price"]),
+            quantity=_integer(row["quantity"], "quantity"),
+            unit_price=_number(row["unit_price"], "unit_price"),
             channel=str(row["channel"]),
             sold_at=_timestamp(row["sold_at"]),
             source=source,

@@ -37,6 +37,7 @@ from pipeline.etl.transforms import (
     REJECT,
     automl_input,
     change_counts,
+    control_records,
     current_rows,
     dms_changes,
     item_metadata,
@@ -70,7 +71,7 @@ def main(argv: list[str]) -> None:
     staged = spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"])
     validate_staged(staged)
     checked = reject_reasons(dms_changes(staged)).cache()
-    changes = change_counts(checked)
+    changes = {**change_counts(checked), "control_records": control_records(staged)}
     valid = checked.where(checked[REJECT].isNull())
     products = current_rows(valid, "products")
     campaigns = current_rows(valid, "campaigns")

@@ -75,6 +75,17 @@ def dms_changes(staged: DataFrame) -> DataFrame:
     )
 
 
+def control_records(staged: DataFrame) -> int:
+    """How many DMS control records (DDL, with ``IncludeTableAlterOperations``) were staged
+    among the source tables' changes: read, and set aside as no change of the data."""
+    return (
+        staged.where(F.col("table") != ECOMMERCE_PARTITION)
+        .where(~F.col("table").startswith(DMS_OWN_TABLES))
+        .where(F.col("metadata.`record-type`") == "control")
+        .count()
+    )
+
+
 def reject_reasons(changes: DataFrame) -> DataFrame:
     """``changes`` with :data:`REJECT`: the reason a change cannot be applied, or null.
 

@@ -156,6 +156,26 @@ def test_bad_records_go_to_the_error_prefix_with_reasons(staged) -> None:
     assert sum(delivery.stats.failed.values()) == 2
 
 
+def test_numbers_sent_as_strings_convert_as_openx_reads_them(staged) -> None:
+    """A column changed to a character type upstream (DMS then sends ``"quantity": "3"``): the
+    OpenX SerDe parses it into the catalog's int; a column the catalog lacks is dropped; text
+    that is no number still fails the record, naming the field."""
+    world, names, delivery = staged
+    drifted = message("sales", 1, T0, quantity="3", unit_price="12.50", promo_code="PROMO42")
+    fraction = message("sales", 2, T0, quantity="2.5")
+    delivery.put(Record(d, T0, str(i)) for i, d in enumerate([drifted, fraction]))
+    delivery.drain()
+    bucket = names.bucket("staged")
+    (body,) = _objects(world, bucket, "cdc/").values()
+    (row,) = pq.read_table(io.BytesIO(body)).to_pylist()
+    assert row["data"]["quantity"] == 3 and row["data"]["unit_price"] == 12.5
+    assert "promo_code" not in row["data"]
+    (errors,) = _objects(world, bucket, "errors/cdc/").values()
+    failure = json.loads(errors)
+    assert base64.b64decode(failure["rawData"]) == fraction
+    assert "data.quantity: '2.5' is not a number" in failure["errorMessage"]
+
+
 def test_same_input_same_keys_and_bytes(aws: World) -> None:
     def run() -> dict[str, bytes]:
         aws.reset()

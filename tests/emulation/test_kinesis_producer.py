@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from emulation import World
 from emulation.kinesis import (
@@ -16,6 +18,7 @@ from emulation.kinesis import (
     read_stream,
     stream_positions,
 )
+from emulation.world import WorldError
 
 
 class FlakyKinesis:
@@ -117,6 +120,66 @@ def test_non_retryable_errors_surface() -> None:
 
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         Producer(Missing(), stream_name="s").send(records(3))
+
+
+def test_an_endpoint_that_stays_unreachable_rejects_the_batch_after_the_timeout() -> None:
+    class Gone:
+        def put_records(self, **_: Any) -> None:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+
+    clock = iter(range(0, 1000, 10))  # each look at the clock: ten seconds later
+    items = records(5)
+    producer = Producer(Gone(), stream_name="s", sleep=lambda _: None, unreachable_timeout=30)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("emulation.kinesis.time.monotonic", lambda: float(next(clock)))
+        report = producer.send(items)
+    assert report.written == 0 and report.unreachable_calls == 4  # 0 s, 10, 20, 30, then 40
+    assert [(r.partition_key, r.data) for r in report.rejected] == items
+    assert all(r.reason.startswith("EndpointUnreachable") for r in report.rejected)
+
+
+def test_the_producer_rides_out_a_world_restart_and_the_world_keeps_its_state(
+    aws: World,
+) -> None:
+    """The endpoint goes down while the producer writes and comes back with its state: every
+    record is on the stream once, in order per key, and what was written before the restart
+    keeps its sequence numbers (a plain boto3 call gives up within a second)."""
+    if aws.kind != "embedded":
+        pytest.skip("only the embedded world can be restarted (its state lives in this "
+                    "process); this session's own run of this test covers it")  # fmt: skip
+    kinesis = aws.client("kinesis")
+    kinesis.create_stream(StreamName="orders", ShardCount=2)
+    first = records(200, "a")
+    Producer(kinesis, stream_name="orders").send(first)
+    before = {r["data"]: r["sequence_number"] for r in read_stream(kinesis, "orders")}
+    failures: list[BaseException] = []
+
+    def restart_world() -> None:
+        try:
+            aws.restart(1.5)
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    restart = threading.Thread(target=restart_world)
+    restart.start()
+    time.sleep(0.8)  # the endpoint is down now
+    later = [(key, b"later-" + data) for key, data in records(600, "b")]
+    report = Producer(kinesis, stream_name="orders").send(later)
+    restart.join()
+    assert not failures, failures
+    assert report.written == 600 and not report.rejected and report.unreachable_calls >= 1
+    held = read_stream(kinesis, "orders")
+    assert sorted((r["partition_key"], r["data"]) for r in held) == sorted(first + later)
+    for key in {k for k, _ in first + later}:
+        got = [r["data"] for r in held if r["partition_key"] == key]
+        assert got == [d for k, d in first + later if k == key]
+    assert {r["data"]: r["sequence_number"] for r in held if r["data"] in before} == before
+
+
+def test_only_the_embedded_world_can_be_restarted() -> None:
+    world = World("http://127.0.0.1:9", region="eu-west-1")  # never started: nothing to restart
+    with pytest.raises(WorldError, match="only an embedded moto world"):
+        world.restart(0.1)
 
 
 def test_producer_against_the_world_stream_keeps_order_per_key(aws: World) -> None:

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from emulation.dms import DmsSettings
 from emulation.kinesis import Producer, read_stream
 from emulation.kinesis.faults import Rates, refused, throttle
 from harness.faults import (
@@ -17,7 +18,10 @@ from harness.faults import (
     DmsFaults,
     FaultLog,
     Faults,
+    NewColumn,
+    SchemaDrift,
     StreamRecord,
+    TypeChange,
     inject,
 )
 from harness.ledger import Ledger
@@ -88,6 +92,22 @@ SMOKE = (load_scenario("smoke").base_dir / "smoke.yaml").read_text()
         ("faults: {sagemaker: {failed_jobs: 1}}", "faults.sagemaker.failed_jobs", "unknown key"),
         ("faults: {flink: {crashes: 4}}", "faults.flink.crashes", "less than or equal to 3"),
         ("faults: {flink: {kills: 1}}", "faults.flink.kills", "unknown key"),
+        ("faults: {world: {restarts: 4}}", "faults.world.restarts", "less than or equal to 3"),
+        ("faults: {world: {restarts: 1, outage_seconds: 0}}", "faults.world.outage_seconds",
+         "greater than 0"),
+        ("faults: {schema_drift: {table: coupons, add_column: {name: x}}}",
+         "faults.schema_drift.table", "not a replicated table"),
+        ("faults: {schema_drift: {}}", "faults.schema_drift", "give add_column, change_type"),
+        ("faults: {schema_drift: {change_type: {column: qty}}}",
+         "faults.schema_drift.change_type.column", "has no column 'qty'"),
+        ("faults: {schema_drift: {change_type: {column: sale_id}}}",
+         "faults.schema_drift.change_type.column", "primary key"),
+        ("faults: {schema_drift: {change_type: {column: unit_price, type: INT64}}}",
+         "faults.schema_drift.change_type.type", "widens an integer column"),
+        ("faults: {schema_drift: {add_column: {name: channel}}}",
+         "faults.schema_drift.add_column.name", "already has a column"),
+        ("faults: {schema_drift: {at: 1, add_column: {name: x}}}", "faults.schema_drift.at",
+         "less than 1"),
     ],
 )  # fmt: skip
 def test_a_fault_that_cannot_apply_is_a_scenario_error_naming_the_key(section, key, message):
@@ -105,8 +125,72 @@ def test_the_library_s_fault_scenarios_validate_and_inject_something() -> None:
         "job-retries",
         "forecast-failure",
         "restarts",
+        "schema-drift",
     ):
         assert load_scenario(name).faults.active, name
+
+
+# ------------------------------------------------------------------------------ schema drift
+def test_schema_drift_writes_dms_control_records_and_later_rows_in_the_new_shape() -> None:
+    drift = SchemaDrift(table="sales", at=0.5, add_column=NewColumn(name="promo_code", filled=0.5),
+                        change_type=TypeChange(column="quantity", type="STRING"))  # fmt: skip
+    settings = DmsSettings(include_table_alter_operations=True, include_control_details=True,
+                           include_partition_value=True)  # fmt: skip
+    window = _window()
+    log = FaultLog(Faults(schema_drift=drift), 7)
+    out = inject(window, Faults(schema_drift=drift), 7, formatted=False, log=log,
+                 window_end=WINDOW_END, settings=settings)  # fmt: skip
+    messages = [json.loads(r.data) for r in out]
+    controls = [i for i, m in enumerate(messages)
+                if (m.get("metadata") or {}).get("record-type") == "control"]  # fmt: skip
+    assert len(controls) == 2 and controls[1] == controls[0] + 1
+    add, change = messages[controls[0]], messages[controls[1]]
+    assert [add["metadata"]["operation"], change["metadata"]["operation"]] == [
+        "add-column", "column-type-change"]  # fmt: skip
+    for control in (add, change):
+        meta = control["metadata"]
+        assert meta["partition-key-type"] == "task-id" and meta["table-name"] == "sales"
+        assert meta["partition-key-value"] == out[controls[0]].partition_key
+        assert "data" not in control and "transaction-id" not in meta
+    # Each carries the table's definition after its own statement.
+    assert add["control"]["table-def"]["columns"]["promo_code"] == {
+        "type": "STRING",
+        "nullable": True,
+    }
+    assert add["control"]["table-def"]["columns"]["quantity"]["type"] == "INT32"
+    assert change["control"]["table-def"]["columns"]["quantity"]["type"] == "STRING"
+    assert change["control"]["table-def"]["primary-key"] == ["sale_id"]
+    # Rows before the DDL are untouched; every sales row after it has the new shape.
+    sales = [(i, m) for i, m in enumerate(messages) if (m.get("metadata") or {}).get(
+        "table-name") == "sales" and m["metadata"]["record-type"] == "data"]  # fmt: skip
+    before = [m for i, m in sales if i < controls[0]]
+    after = [m for i, m in sales if i > controls[1]]
+    assert len(before) == len(after) == 100
+    assert all(isinstance(m["data"]["quantity"], int) and "promo_code" not in m["data"]
+               for m in before)  # fmt: skip
+    assert all(m["data"]["quantity"] == "2" for m in after)
+    filled = sum("promo_code" in m["data"] for m in after)
+    assert 0 < filled < len(after) and log.schema_drift["new_column_values"] == filled
+    assert [r.data for r in out if r.source != "control"][:controls[0]] == [
+        r.data for r in window][:controls[0]]  # fmt: skip
+    assert log.control == Counter({("sales", "control", "add-column"): 1,
+                                   ("sales", "control", "column-type-change"): 1})  # fmt: skip
+    assert log.summary()["schema_drift"]["control_records"] == 2
+
+
+def test_without_ddl_on_the_endpoint_schema_drift_changes_only_the_rows() -> None:
+    """``IncludeTableAlterOperations`` off (DMS's default): no control records, rows drift."""
+    drift = SchemaDrift(change_type=TypeChange(column="unit_price", type="STRING"))
+    out, log = _inject(Faults(schema_drift=drift))
+    assert not log.control and log.schema_drift["control_records"] == 0
+    prices = [json.loads(r.data)["data"]["unit_price"] for r in out if r.source == "dms"]
+    assert "5.0" in prices and 5.0 in prices and len(out) == len(_window())
+
+
+def test_schema_drift_of_a_table_the_window_lacks_is_refused() -> None:
+    drift = SchemaDrift(table="campaigns", change_type=TypeChange(column="discount"))
+    with pytest.raises(ValueError, match="no change of table campaigns"):
+        _inject(Faults(schema_drift=drift))
 
 
 # ------------------------------------------------------------------------------ DMS faults
@@ -274,3 +358,29 @@ def test_the_report_shows_what_each_fault_cost_and_what_was_missed() -> None:
     assert "failed" in faults  # the cut-off record was caught by nobody
     assert "DMS changes delivered again" in faults and ">7<" in faults
     assert "duplicates removed" in page  # the hop table grows the columns that happened
+
+
+def test_the_report_shows_schema_drift_and_world_restarts_with_their_cost() -> None:
+    from harness.report import render_report
+
+    drift = SchemaDrift(add_column=NewColumn(name="promo_code"),
+                        change_type=TypeChange(column="quantity"))  # fmt: skip
+    settings = DmsSettings(include_table_alter_operations=True)
+    log = FaultLog(Faults(schema_drift=drift), 7)
+    inject(_window(), log.faults, 7, formatted=False, log=log, window_end=WINDOW_END,
+           settings=settings)  # fmt: skip
+    log.schema_drift["staging"] = {"new_column_values_dropped": 31,
+                                   "changed_column_staged_as": "int32"}  # fmt: skip
+    log.world = {"restarts": 1, "outage_seconds": 2.0, "producer_unreachable_calls": 3,
+                 "producer_seconds": 4.5}  # fmt: skip
+    summary = {"scenario": "drill", "status": "succeeded", "faults": log.summary(),
+               "etl": {"changes": {"control_records": 2}}, "anomaly": {"rejected": 0},
+               "stream": {"records": 201, "ordered_per_partition_key": True}}  # fmt: skip
+    page = render_report(summary)
+    faults = page[page.index("id='faults'") : page.index("Records per hop")]
+    assert "ALTER TABLE sales ADD COLUMN promo_code STRING" in faults
+    assert "2 control records (Glue job set aside 2)" in faults
+    assert "dropped by the catalog&#x27;s schema: 31" in faults or "schema: 31" in faults
+    assert "world endpoint restarted mid-window (down 2.0 s each)" in faults
+    assert "found no endpoint: 3" in faults
+    assert log.summary()["injected"] == 2 + 1

@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from harness.runner import RunDirectoryError, run
+from emulation.kinesisanalyticsv2.application import _flink_home
+from harness.run import RunDir
+from harness.runner import RunDirectoryError, artifact_hashes, run
 from harness.scenario import load_scenario, parse_scenario
 from tests.conftest import REPO
 
@@ -124,6 +127,25 @@ def test_same_scenario_and_seed_give_the_same_summary(tmp_path: Path, aws) -> No
     second = run(scenario, tmp_path / "b", world=aws, until="staging").summary
     assert _without_wall_times(first) == _without_wall_times(second)
     assert first["artifacts"] == second["artifacts"]
+
+
+def test_runtime_state_is_not_a_run_artifact(tmp_path: Path) -> None:
+    """Whether Flink took a checkpoint depends on how long the job ran (a slow machine or a
+    slower endpoint takes one, a fast run none); the world's saved state holds made-up ids.
+    Neither may make two runs of the same seed differ; the data beside them is hashed."""
+    layout = RunDir(tmp_path)
+    for folder in (layout.world_state, *layout.flink_state):
+        (folder / "chk-1").mkdir(parents=True)
+        (folder / "chk-1" / "_metadata").write_bytes(b"timing")
+    (layout.flink / "job.log").write_text("log")
+    layout.outliers.parent.mkdir()
+    layout.outliers.write_text("[]")
+    assert set(artifact_hashes(tmp_path)) == {"flink/job.log", "anomaly/outliers.json"}
+    # ...and those are the folders the application is configured to write its state to.
+    home = _flink_home(layout.flink, tmp_path / "connector.jar", 1, tmp_path / "tmp")
+    config = yaml.safe_load((home / "conf" / "config.yaml").read_text())["execution"]
+    written = {config["checkpointing"]["dir"], config["checkpointing"]["savepoint-dir"]}
+    assert written == {folder.as_uri() for folder in layout.flink_state}
 
 
 def test_unmet_expectation_fails_the_run_and_names_it(tmp_path: Path) -> None:

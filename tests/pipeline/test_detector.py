@@ -62,6 +62,18 @@ def test_parse_reads_dms_and_shop_and_ignores_or_rejects_the_rest() -> None:
     assert isinstance(parse(b"[1, 2]"), Rejected)
 
 
+def test_numbers_are_read_as_the_lake_reads_them() -> None:
+    """After ``MODIFY quantity VARCHAR`` DMS sends ``"3"``: read as 3, as Firehose's OpenX SerDe
+    reads it into the catalog's int. A fraction or a boolean is no quantity (``int(2.7)`` would
+    quietly make it 2)."""
+    assert parse(dms(quantity="3")).quantity == 3
+    assert parse(dms(unit_price="12.50")).unit_price == 12.5
+    for quantity in (2.7, 2.0, True, "2.5", "three", " 3"):
+        assert "not an integer" in parse(dms(quantity=quantity)).reason, quantity
+    assert "not a number" in parse(dms(unit_price=True)).reason
+    assert "not an integer" in parse(dms(sale_id="S1")).reason
+
+
 def test_rules_flag_spikes_glitches_and_bursts_but_not_discounts() -> None:
     detector = Detector(PROFILE)
     assert detector.process(sale(1, qty=3)) == []

@@ -11,6 +11,7 @@ from pipeline.contracts.periods import last_closed_day, next_period_start, perio
 from pipeline.etl.transforms import (
     REJECT,
     change_counts,
+    control_records,
     current_rows,
     dms_changes,
     item_metadata,
@@ -42,10 +43,14 @@ def staged_rows(spark, rows):
         meta = dict.fromkeys(meta_fields)
         meta.update({"operation": op, "table-name": table, "transaction-id": txn,
                      "timestamp": T(2025, 1, 1)})  # fmt: skip
+        if op and op.startswith("control:"):  # a DMS control record (DDL): no data
+            meta.update({"record-type": "control", "operation": op.split(":", 1)[1]})
         record = {name: None for name in schema.names}
         record.update(
-            data={f: data.get(f) for f in data_fields}, metadata=meta, table=table, dt="2025-01-01"
-        )
+            data=None if meta.get("record-type") == "control"
+            else {f: data.get(f) for f in data_fields},
+            metadata=meta, table=table, dt="2025-01-01",
+        )  # fmt: skip
         out.append(record)
     return spark.createDataFrame(out, schema)
 
@@ -247,7 +252,9 @@ def test_changes_that_cannot_be_applied_are_set_aside_with_their_reason(spark) -
         ("coupons", {"sale_id": 4}, "insert", 13),
         ("ecommerce_events", {}, None, None),  # the shop's events: not this job's input
         ("awsdms_heartbeat", {}, "update", None),  # DMS's own table: not a source change
+        ("sales", {}, "control:add-column", None),  # DDL: counted apart, never applied
     ])  # fmt: skip
+    assert control_records(staged) == 1
     checked = reject_reasons(dms_changes(staged)).cache()
     counts = change_counts(checked)
     assert counts == {
