@@ -60,7 +60,10 @@ Which hop is meant to catch what (and the run checks that something did):
   the snapshot, and what it had emitted since is emitted again (its sinks are at-least-once).
   The job reads the stream in parts (the embedded Kinesis holds the rest back), so each
   snapshot falls in the middle of the stream. Consumers keep one outlier per ``outlier_id``; the
-  run counts what they removed.
+  run counts what they removed. ``task_failures`` drills the other recovery Managed Flink relies
+  on: after a checkpoint, Kinesis answers the job's reads with ``InternalFailure`` until its
+  source gives up and the task fails; Flink restarts the job *in place* from that checkpoint
+  (its restart strategy, no new start of the application) and reads the part again.
 
 * ``schema_drift`` — someone alters a replicated table in the middle of the window
   (``ALTER TABLE sales ADD COLUMN promo_code …``, ``… MODIFY quantity VARCHAR(12)``). From that
@@ -204,10 +207,15 @@ class FlinkFaults(_Strict):
         default=0, ge=0, le=3,
         description="how many times the job is killed mid-stream, each after a snapshot",
     )  # fmt: skip
+    task_failures: int = Field(
+        default=0, ge=0, le=2,
+        description="how many times a task fails mid-stream (Kinesis failing its reads), each "
+                    "after a checkpoint; Flink restarts the job in place from that checkpoint",
+    )  # fmt: skip
 
     @property
     def active(self) -> bool:
-        return bool(self.crashes)
+        return bool(self.crashes or self.task_failures)
 
 
 #: DMS's data types (as ``control.table-def`` names them) for the contract's Arrow types.
@@ -460,6 +468,7 @@ class FaultLog:
             + sum(runs.get("failed_on_purpose", 0) for runs in self.glue_runs.values())
             + self.automl_failed
             + self.flink.get("crashes", 0)
+            + self.flink.get("task_failures", 0)
             + len(self.schema_drift.get("ddl", ()))
             + self.world.get("restarts", 0),
             "bad_records": {

@@ -171,12 +171,14 @@ def faults_section(summary: dict[str, Any]) -> str:
         again = sum(d.get("records_read_again", 0) for d in flink.get("drills", []))
         removed = flink.get("duplicates_removed") or {}
         matches = (summary.get("anomaly") or {}).get("matches_reference")
-        costs.append((
-            "anomaly job killed mid-stream, restored from its latest snapshot",
-            flink.get("crashes", 0),
-            f"{again} records read again; duplicates removed downstream: "
-            f"{removed.get('outliers', 0)} outliers, {removed.get('rejected', 0)} rejections; "
-            f"verdicts match the detector: {matches}"))  # fmt: skip
+        outcome = (f"{again} records read again; duplicates removed downstream: "
+                   f"{removed.get('outliers', 0)} outliers, {removed.get('rejected', 0)} "
+                   f"rejections; verdicts match the detector: {matches}")  # fmt: skip
+        costs.append(("anomaly job killed mid-stream, restored from its latest snapshot",
+                      flink.get("crashes", 0), outcome))  # fmt: skip
+        costs.append(("anomaly job task failed mid-stream (Kinesis InternalFailure), restarted "
+                      "in place from its latest checkpoint", flink.get("task_failures", 0),
+                      outcome))  # fmt: skip
     world = faults.get("world") or {}
     if world:
         stream = summary.get("stream") or {}

@@ -18,6 +18,11 @@ only how long reads take, never what they return.
 answers, as if they had not arrived yet: a drill can let a consumer read a stream part by part
 (the records are there for everyone else: only reads of that stream are held).
 
+:func:`fail_reads` makes every ``GetRecords`` on a stream answer ``InternalFailure`` (HTTP 500,
+as a Kinesis having a bad moment does) until it is called off: a consumer's SDK retries, then
+gives up, and what the consumer does next (a Flink source fails its task, and Flink restarts the
+job from its latest checkpoint) is what a drill looks at.
+
 Not emulated: the actual limits (nothing is refused unless asked for), ``LimitExceededException``
 on control-plane calls, and ``KMSThrottlingException``.
 """
@@ -56,6 +61,8 @@ class _Throttling:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # stream → shard → the last sequence number GetRecords may return (None: nothing)
     holds: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)  # streams whose reads answer InternalFailure
+    failed_reads: Counter[str] = field(default_factory=Counter)  # stream → reads so answered
 
     def draw(self, stream: str, what: str) -> float:
         key = (stream, what)
@@ -97,6 +104,18 @@ def hold_reads(
             }
 
 
+def fail_reads(account: str, region: str, stream: str, failing: bool) -> int:
+    """From now on (``failing``) or no longer, every ``GetRecords`` on ``stream`` answers
+    ``InternalFailure`` (HTTP 500); returns how many reads have been so answered."""
+    state = _state(account, region)
+    with state.lock:
+        if failing:
+            state.failing.add(stream)
+        else:
+            state.failing.discard(stream)
+        return state.failed_reads[stream]
+
+
 def refused(account: str, region: str, stream: str) -> dict[str, int]:
     """What has been refused on ``stream`` (``put_records_entries``, ``put_records_calls``,
     ``get_records_calls``) and out of how many (``…_seen``) since throttling began."""
@@ -114,6 +133,15 @@ def _exception(message: str) -> Exception:
     from moto.core.exceptions import JsonRESTError
 
     return JsonRESTError(THROTTLED, message)  # HTTP 400, like AWS's
+
+
+def _internal_failure(message: str) -> Exception:
+    """Kinesis's ``InternalFailure``: HTTP 500, which SDKs retry and then give up on."""
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError("InternalFailure", message)
+    error.code = 500
+    return error
 
 
 def _stream_name(stream_arn: str | None, stream_name: str | None) -> str:
@@ -167,6 +195,12 @@ def install_in_process() -> None:
     def get_records(self: Any, stream_arn: str | None, shard_iterator: str,
                     limit: int | None) -> Any:  # fmt: skip
         state = _state(self.account_id, self.region_name)
+        if state.failing:
+            name = _stream_name(stream_arn, decompose_shard_iterator(shard_iterator)[0])
+            if name in state.failing:
+                with state.lock:
+                    state.failed_reads[name] += 1
+                raise _internal_failure(f"Internal service failure reading stream {name}.")
         if state.rates:
             name = _stream_name(stream_arn, decompose_shard_iterator(shard_iterator)[0])
             rates = state.rates.get(name)

@@ -36,7 +36,10 @@ Checkpoints and snapshots, as Managed Flink takes them:
   (``SKIP_RESTORE_FROM_SNAPSHOT``, ``RESTORE_FROM_LATEST_SNAPSHOT``,
   ``RESTORE_FROM_CUSTOM_SNAPSHOT`` with a ``SnapshotName``) and restores the snapshot through
   ``execution.state-recovery.path``; the latest snapshot when there is none starts without state;
-* :meth:`LocalApplication.kill` ends the job with no snapshot, as a crash does.
+* :meth:`LocalApplication.kill` ends the job with no snapshot, as a crash does;
+* :meth:`LocalApplication.trigger_checkpoint` takes a checkpoint now (Flink's REST API), and
+  :meth:`LocalApplication.restarts` says how often Flink restarted the job in place (a task that
+  failed, recovered from the latest checkpoint within the running application).
 
 A failing job is restarted by Flink from its latest checkpoint, at most
 ``Checkpoints.restart_attempts`` times (Managed Flink retries without limit; locally a broken job
@@ -409,6 +412,44 @@ class LocalApplication:
         return self._savepoint(name, "/savepoints",
                                {"target-directory": target, "cancel-job": False},
                                timeout)  # fmt: skip
+
+    def trigger_checkpoint(self, timeout: float = 60) -> int:
+        """A checkpoint of the running job now (Flink's ``POST /jobs/:id/checkpoints``; Managed
+        Flink takes them on its interval): returns its id once it is complete. A drill uses it
+        to put a checkpoint where it wants one rather than wait for the interval."""
+        job = self._running_job()
+        trigger = self._post(f"/jobs/{job}/checkpoints", {"checkpointType": "FULL"})
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self._get(f"/jobs/{job}/checkpoints/{trigger['request-id']}")
+            if status["status"]["id"] == "COMPLETED":
+                operation = status.get("operation") or {}
+                if "failure-cause" in operation:
+                    cause = operation["failure-cause"].get("stack-trace", "")
+                    raise ApplicationFailed(
+                        f"checkpoint of {self.spec.name} failed: {cause[:2000]}"
+                    )
+                logger.info("application %s: checkpoint %s", self.spec.name,
+                            operation.get("checkpointId"))  # fmt: skip
+                return int(operation["checkpointId"])
+            if time.monotonic() > deadline:
+                raise ApplicationFailed(f"checkpoint of {self.spec.name} timed out")
+            time.sleep(0.2)
+
+    def restarts(self) -> int | None:
+        """How many times Flink has restarted the job in place since this start (its
+        ``numRestarts`` metric: a failed task, recovered from the latest checkpoint); None while
+        the job or the metric is not there."""
+        try:
+            jobs = [j["jid"] for j in self._get("/jobs/overview")["jobs"]
+                    if j["state"] not in ("FINISHED", "CANCELED", "FAILED")]  # fmt: skip
+            if len(jobs) != 1:
+                return None
+            metrics = self._get(f"/jobs/{jobs[0]}/metrics?get=numRestarts")
+            return int(float(metrics[0]["value"])) if metrics else None
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            logger.debug("no restart count from %s yet: %s", self._rest, exc)
+            return None
 
     def check(self) -> None:
         """Raise :class:`ApplicationFailed` if the job process has ended by itself."""

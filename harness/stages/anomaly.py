@@ -10,7 +10,9 @@
    it is stopped and its outputs are compared with what the detector computes in-process over
    the same records in event-time order, after keeping one outlier per ``outlier_id`` and one
    rejection per record and reason (the sinks are at-least-once). With ``faults.flink.crashes``
-   the job is killed mid-stream and started from its latest snapshot (:class:`_CrashDrill`).
+   the job is killed mid-stream and started from its latest snapshot; with
+   ``faults.flink.task_failures`` a task fails and Flink restarts the job in place from its
+   latest checkpoint (:class:`_CrashDrill`).
 4. Its outliers are scored against the ground truth: the summary's ``anomaly`` section; records it
    rejected are counted by reason (hop ``anomaly_job``).
 """
@@ -30,7 +32,7 @@ import pyarrow.compute as pc
 import pipeline
 from emulation.firehose import DeliveryStream
 from emulation.kinesis import read_stream, stream_positions
-from emulation.kinesis.faults import hold_reads
+from emulation.kinesis.faults import fail_reads, hold_reads
 from emulation.kinesisanalyticsv2 import connector_jar
 from emulation.kinesisanalyticsv2.application import (
     ApplicationSpec,
@@ -143,7 +145,6 @@ def run(ctx: RunContext) -> None:
     kinesis = world.client("kinesis")
     stream = names.stream_name("cdc")
     lateness = int(detection.get("day.close.lateness.seconds", "600"))
-    crashes = ctx.scenario.faults.flink.crashes
     beats = heartbeats(
         ctx.scenario.dms.schema_name,
         sim.world.window_end + dt.timedelta(seconds=lateness + 60),
@@ -173,7 +174,7 @@ def run(ctx: RunContext) -> None:
     # Event time reaches the last heartbeat's second less the job's one-second watermark delay;
     # once the sink writers have that watermark, every record before it has been processed.
     final_watermark = int(_second(beats[-1].decode()) * 1000) - 1000
-    drill = _CrashDrill(ctx, crashes, stream)
+    drill = _CrashDrill(ctx, stream)
     began = time.monotonic()
     since = (out_start, err_start)  # where the running job's own outputs begin
     job.start()
@@ -283,41 +284,48 @@ def _written_since(kinesis: Any, outliers: str, errors: str, since: tuple[dict, 
 
 
 class _CrashDrill:
-    """``faults.flink.crashes`` = n: the job reads the CDC stream in n + 1 parts (each shard's
-    records split by count; the local Kinesis holds back the rest as if it had not arrived, see
-    :func:`emulation.kinesis.faults.hold_reads`). For crash k: once the job has received part k,
-    a snapshot (``CreateApplicationSnapshot``); then part k + 1 arrives (the last part brings the
-    heartbeats); once the job has received it and its outputs have settled, it is killed and
-    started from its latest snapshot, which makes it read part k + 1 again and emit again what
-    that part produced (its sinks are at-least-once). Which records are read twice is the same
-    every run; how many outputs come twice can vary by a few at the parts' edges (Flink's
-    watermark over shards going idle)."""
+    """The job's failures (``faults.flink``): ``crashes`` kills, then ``task_failures`` failed
+    tasks, n in all. The job reads the CDC stream in n + 1 parts (each shard's records split by
+    count; the local Kinesis holds back the rest as if it had not arrived, see
+    :func:`emulation.kinesis.faults.hold_reads`). For failure k: once the job has received part
+    k, a snapshot (``CreateApplicationSnapshot``) before a crash, a checkpoint before a task
+    failure; then part k + 1 arrives (the last part brings the heartbeats); once the job has
+    received it and its outputs have settled, either the job is killed and started from its
+    latest snapshot, or Kinesis fails its reads (``InternalFailure``) until the source gives up,
+    the task fails and Flink restarts the job in place from the checkpoint. Either way it reads
+    part k + 1 again and emits again what that part produced (its sinks are at-least-once).
+    Which records are read twice is the same every run; how many outputs come twice can vary by
+    a few at the parts' edges (Flink's watermark over shards going idle)."""
 
     SETTLE_SECONDS = 6.0  # the source's idle timeout (5 s) and a metrics refresh
 
-    def __init__(self, ctx: RunContext, crashes: int, stream: str) -> None:
-        self.crashes = crashes
+    def __init__(self, ctx: RunContext, stream: str) -> None:
+        spec = ctx.scenario.faults.flink
+        self.kinds = ["crash"] * spec.crashes + ["task_failure"] * spec.task_failures
+        self.crashes = len(self.kinds)  # failures in all
         self.world = ctx.world
         self.stream = stream
         self.done_crashes = 0
         self.events: list[dict[str, Any]] = []
-        self.poll_seconds = 0.5 if crashes else 1.0
-        self.snapshot: Any = None
+        self.poll_seconds = 0.5 if self.kinds else 1.0
+        self.snapshot: Any = None  # the snapshot or checkpoint taken for the current failure
+        self.failing: int | None = None  # restarts seen before reads began to fail
         self.expect = 0  # records the running start receives before its next move
         self.settled: tuple[Any, float] | None = None
-        if not crashes:
+        if not self.kinds:
             return
+        count = self.crashes
         by_shard: dict[str, list[str]] = {}
         for record in read_stream(ctx.world.client("kinesis"), stream):
             by_shard.setdefault(record["shard_id"], []).append(record["sequence_number"])
         # holds[k]: the last record of each shard the job may read while part k is the latest.
         self.holds: list[dict[str, str | None]] = []
         self.sizes: list[int] = []  # records visible up to part k
-        for k in range(1, crashes + 1):
-            visible = {shard: (seqs[n - 1] if (n := len(seqs) * k // (crashes + 1)) else None)
+        for k in range(1, count + 1):
+            visible = {shard: (seqs[n - 1] if (n := len(seqs) * k // (count + 1)) else None)
                        for shard, seqs in by_shard.items()}  # fmt: skip
             self.holds.append(visible)
-            self.sizes.append(sum(len(seqs) * k // (crashes + 1) for seqs in by_shard.values()))
+            self.sizes.append(sum(len(seqs) * k // (count + 1) for seqs in by_shard.values()))
         self.sizes.append(sum(len(seqs) for seqs in by_shard.values()))
         self._hold(self.holds[0])
         self.expect = self.sizes[0]
@@ -325,31 +333,50 @@ class _CrashDrill:
     def _hold(self, visible: dict[str, str | None] | None) -> None:
         hold_reads(self.world.account_id, self.world.region, self.stream, visible)
 
+    def _fail_reads(self, failing: bool) -> int:
+        return fail_reads(self.world.account_id, self.world.region, self.stream, failing)
+
     def release(self) -> None:
-        if self.crashes:
+        if self.kinds:
             self._hold(None)
+            self._fail_reads(False)
 
     @property
     def done(self) -> bool:
         return self.done_crashes >= self.crashes
 
     def step(self, job: LocalApplication, progress: Any, written: int) -> bool:
-        """Take the next snapshot, let the next part arrive, or kill the job when due; True
-        when the job was killed (the caller starts it again from its latest snapshot)."""
+        """Take the next snapshot or checkpoint, let the next part arrive, or make the job fail
+        when due; True when the job was killed (the caller starts it again from its latest
+        snapshot)."""
         if self.done:
             return False
         k = self.done_crashes
+        kind = self.kinds[k]
+        if self.failing is not None:  # reads fail until Flink has restarted the job in place
+            restarts = job.restarts()
+            if restarts is None or restarts <= self.failing:
+                return False
+            self.events[-1].update(failed_reads=self._fail_reads(False), restarts=restarts)
+            self._next_failure(k)
+            return False
         received = job.records_received("anomaly-detection")
         if received is None or received < self.expect:
             return False
         if self.snapshot is None:
-            self.snapshot = job.create_snapshot(f"drill-{k + 1}")
-            self.events.append({"snapshot": self.snapshot.name, "records_before": received})
+            if kind == "crash":
+                self.snapshot = job.create_snapshot(f"drill-{k + 1}")
+                self.events.append({"kind": kind, "snapshot": self.snapshot.name,
+                                    "records_before": received})  # fmt: skip
+            else:
+                self.snapshot = job.trigger_checkpoint()
+                self.events.append({"kind": kind, "checkpoint": self.snapshot,
+                                    "records_before": received})  # fmt: skip
             self._hold(self.holds[k + 1] if k + 1 < self.crashes else None)
             self.expect = received + self.sizes[k + 1] - self.sizes[k]
             self.settled = None
             return False
-        # All of the next part received; kill once the outputs have stopped changing.
+        # All of the next part received; fail once the outputs have stopped changing.
         state = (progress.records if progress else None, written)
         if self.settled is None or self.settled[0] != state:
             self.settled = (state, time.monotonic())
@@ -358,16 +385,29 @@ class _CrashDrill:
             progress is None or written < progress.records
         ):
             return False
-        job.kill()
         self.events[-1].update(records_read_again=self.sizes[k + 1] - self.sizes[k],
-                               outputs_before_kill=written)  # fmt: skip
-        self.done_crashes += 1
-        self.snapshot = None
-        self.expect = self.sizes[k + 1] - self.sizes[k]  # what the restored start reads again
+                               outputs_before_failure=written)  # fmt: skip
+        if kind == "task_failure":
+            self.failing = job.restarts() or 0
+            self._fail_reads(True)
+            self.poll_seconds = 0.2  # call the failure off as soon as Flink has restarted
+            return False
+        job.kill()
+        self._next_failure(k)
         return True
 
+    def _next_failure(self, k: int) -> None:
+        self.done_crashes += 1
+        self.snapshot = None
+        self.failing = None
+        self.poll_seconds = 0.5
+        self.expect = self.sizes[k + 1] - self.sizes[k]  # what the next start reads again
+
     def summary(self, duplicates: dict[str, int]) -> dict[str, Any]:
-        return {"crashes": self.done_crashes, "restored_from_snapshot": self.done_crashes,
+        crashes = sum(1 for e in self.events[: self.done_crashes] if e["kind"] == "crash")
+        in_place = self.done_crashes - crashes
+        return {"crashes": crashes, "restored_from_snapshot": crashes,
+                "task_failures": in_place, "restarted_in_place": in_place,
                 "drills": self.events, "duplicates_removed": duplicates}  # fmt: skip
 
 

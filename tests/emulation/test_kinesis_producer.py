@@ -176,6 +176,32 @@ def test_the_producer_rides_out_a_world_restart_and_the_world_keeps_its_state(
     assert {r["data"]: r["sequence_number"] for r in held if r["data"] in before} == before
 
 
+def test_failed_reads_answer_internal_failure_until_called_off(aws: World) -> None:
+    if aws.kind != "embedded":
+        pytest.skip("reads are failed inside the embedded moto only (a moto patch); this "
+                    "session's own run of this test covers it")  # fmt: skip
+    from emulation.kinesis.faults import fail_reads
+
+    kinesis = aws.client("kinesis", retries=1)
+    kinesis.create_stream(StreamName="flaky", ShardCount=1)
+    kinesis.put_record(StreamName="flaky", Data=b"r0", PartitionKey="k")
+    shard = kinesis.list_shards(StreamName="flaky")["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName="flaky", ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    fail_reads(aws.account_id, aws.region, "flaky", True)
+    try:
+        with pytest.raises(ClientError) as failed:
+            kinesis.get_records(ShardIterator=iterator)
+        error = failed.value.response
+        assert error["Error"]["Code"] == "InternalFailure"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 500  # what SDKs retry
+    finally:
+        answered = fail_reads(aws.account_id, aws.region, "flaky", False)
+    assert answered == 2  # the call and the client's one retry
+    assert [r["Data"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]] == [b"r0"]
+
+
 def test_only_the_embedded_world_can_be_restarted() -> None:
     world = World("http://127.0.0.1:9", region="eu-west-1")  # never started: nothing to restart
     with pytest.raises(WorldError, match="only an embedded moto world"):

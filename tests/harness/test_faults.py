@@ -92,6 +92,8 @@ SMOKE = (load_scenario("smoke").base_dir / "smoke.yaml").read_text()
         ("faults: {sagemaker: {failed_jobs: 1}}", "faults.sagemaker.failed_jobs", "unknown key"),
         ("faults: {flink: {crashes: 4}}", "faults.flink.crashes", "less than or equal to 3"),
         ("faults: {flink: {kills: 1}}", "faults.flink.kills", "unknown key"),
+        ("faults: {flink: {task_failures: 3}}", "faults.flink.task_failures",
+         "less than or equal to 2"),
         ("faults: {world: {restarts: 4}}", "faults.world.restarts", "less than or equal to 3"),
         ("faults: {world: {restarts: 1, outage_seconds: 0}}", "faults.world.outage_seconds",
          "greater than 0"),
@@ -373,6 +375,9 @@ def test_the_report_shows_schema_drift_and_world_restarts_with_their_cost() -> N
                                    "changed_column_staged_as": "int32"}  # fmt: skip
     log.world = {"restarts": 1, "outage_seconds": 2.0, "producer_unreachable_calls": 3,
                  "producer_seconds": 4.5}  # fmt: skip
+    log.flink = {"crashes": 0, "task_failures": 1, "restarted_in_place": 1,
+                 "drills": [{"kind": "task_failure", "records_read_again": 61}],
+                 "duplicates_removed": {"outliers": 4, "rejected": 0}}  # fmt: skip
     summary = {"scenario": "drill", "status": "succeeded", "faults": log.summary(),
                "etl": {"changes": {"control_records": 2}}, "anomaly": {"rejected": 0},
                "stream": {"records": 201, "ordered_per_partition_key": True}}  # fmt: skip
@@ -383,4 +388,6 @@ def test_the_report_shows_schema_drift_and_world_restarts_with_their_cost() -> N
     assert "dropped by the catalog&#x27;s schema: 31" in faults or "schema: 31" in faults
     assert "world endpoint restarted mid-window (down 2.0 s each)" in faults
     assert "found no endpoint: 3" in faults
-    assert log.summary()["injected"] == 2 + 1
+    assert "restarted in place from its latest checkpoint" in faults
+    assert "61 records read again" in faults and "killed mid-stream" not in faults
+    assert log.summary()["injected"] == 2 + 1 + 1
