@@ -224,6 +224,26 @@ def _pool_context() -> Any:
     return _POOLS
 
 
+class _Pool:
+    """A fork-server pool whose workers, once the ``with`` block is done, finish and exit
+    cleanly. ``Pool.__exit__`` kills them (``terminate``); a killed worker never releases the
+    semaphores the libraries it imported made, and the resource tracker then reports them as
+    "leaked" at the end of every ``dfp run``. After an error the pool is still terminated."""
+
+    def __init__(self, processes: int, **kwargs: Any) -> None:
+        self._pool = _pool_context().Pool(processes, **kwargs)
+
+    def __enter__(self) -> Any:
+        return self._pool
+
+    def __exit__(self, kind: object, *exc_info: object) -> None:
+        if kind is None:
+            self._pool.close()  # every result has been collected inside the block
+        else:
+            self._pool.terminate()
+        self._pool.join()
+
+
 def _statsforecast(models: list[Any], freq: Any, n_jobs: int) -> Any:
     """A ``StatsForecast`` whose parallel work runs in fork-server worker processes."""
     from statsforecast import StatsForecast
@@ -234,8 +254,7 @@ def _statsforecast(models: list[Any], freq: Any, n_jobs: int) -> Any:
             # The workers do not see the caller's warning filters. The initializer is the
             # standard library's: one that failed to import in a worker would make the pool
             # replace that worker forever.
-            return _pool_context().Pool, {"initializer": warnings.simplefilter,
-                                          "initargs": ("ignore",)}  # fmt: skip
+            return _Pool, {"initializer": warnings.simplefilter, "initargs": ("ignore",)}
 
     # A model that cannot fit one series (too short, degenerate) gives way to the naive forecast
     # for that series instead of failing the job.
