@@ -289,10 +289,6 @@ class SchemaDrift(_Strict):
                 raise ValueError(f"change_type.type: {change.column} is already {change.type}")
         return self
 
-    @property
-    def active(self) -> bool:
-        return True
-
 
 class WorldFaults(_Strict):
     """The local world's endpoint restarts mid-window, keeping its state."""
