@@ -104,6 +104,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from emulation.dms import DmsSettings
+from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
 
 logger = logging.getLogger(__name__)
 
@@ -257,8 +258,6 @@ class SchemaDrift(_Strict):
 
     @model_validator(mode="after")
     def _applies_to_the_table(self) -> SchemaDrift:
-        from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
-
         if self.table not in TABLES:
             raise ValueError(f"table: {self.table!r} is not a replicated "
                              f"table (the tables: {', '.join(TABLES)})")  # fmt: skip
@@ -777,8 +776,6 @@ def _control_record(spec: SchemaDrift, operation: str, schema: pa.Schema, stamp:
                     settings: DmsSettings, task_id: str) -> tuple[str, dict[str, Any]]:  # fmt: skip
     """A DMS control record for one DDL statement, and its Kinesis partition key (the task's id:
     a control record belongs to the task, not to a row)."""
-    from pipeline.contracts.cdc import PRIMARY_KEYS
-
     key = task_id
     if settings.partition_include_schema_table:
         key = f"{task_id}.{settings.schema_name}.{spec.table}"
@@ -801,8 +798,6 @@ def _schema_drift(records: list[StreamRecord], spec: SchemaDrift, rng: random.Ra
                   seed: int) -> list[StreamRecord]:  # fmt: skip
     """DDL on ``spec.table`` after ``spec.at`` of its window changes: later rows in the new
     shape, and DMS's control records where the DDL happened (when the endpoint asks for them)."""
-    from pipeline.contracts.cdc import TABLES
-
     messages = [json.loads(r.data) if r.source == "dms" else None for r in records]
     ours = [i for i, m in enumerate(messages)
             if m is not None and (m.get("metadata") or {}).get("table-name") == spec.table

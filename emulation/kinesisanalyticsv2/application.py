@@ -364,6 +364,17 @@ class LocalApplication:
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.load(response)
 
+    def _completed(self, status: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """The operation of a finished asynchronous REST call (a savepoint, a checkpoint), None
+        while it runs; raises :class:`ApplicationFailed` with Flink's cause when it failed."""
+        if status["status"]["id"] != "COMPLETED":
+            return None
+        operation = status.get("operation") or {}
+        if "failure-cause" in operation:
+            cause = operation["failure-cause"].get("stack-trace", "")
+            raise ApplicationFailed(f"{what} of {self.spec.name} failed: {cause[:2000]}")
+        return operation
+
     def _savepoint(self, name: str, path: str, body: dict[str, Any], timeout: float) -> Snapshot:
         job = self._running_job()
         target = self.workdir / SNAPSHOTS / name
@@ -386,13 +397,8 @@ class LocalApplication:
                         f"{self.log_tail()}"
                     ) from None
                 break
-            if status["status"]["id"] == "COMPLETED":
-                operation = status.get("operation") or {}
-                if "failure-cause" in operation:
-                    cause = operation["failure-cause"].get("stack-trace", "")
-                    raise ApplicationFailed(
-                        f"snapshot {name} of {self.spec.name} failed: {cause[:2000]}"
-                    )
+            operation = self._completed(status, f"snapshot {name}")
+            if operation is not None:
                 location = operation["location"]
             elif time.monotonic() > deadline:
                 raise ApplicationFailed(f"snapshot {name} of {self.spec.name} timed out")
@@ -427,13 +433,8 @@ class LocalApplication:
         deadline = time.monotonic() + timeout
         while True:
             status = self._get(f"/jobs/{job}/checkpoints/{trigger['request-id']}")
-            if status["status"]["id"] == "COMPLETED":
-                operation = status.get("operation") or {}
-                if "failure-cause" in operation:
-                    cause = operation["failure-cause"].get("stack-trace", "")
-                    raise ApplicationFailed(
-                        f"checkpoint of {self.spec.name} failed: {cause[:2000]}"
-                    )
+            operation = self._completed(status, "checkpoint")
+            if operation is not None:
                 logger.info("application %s: checkpoint %s", self.spec.name,
                             operation.get("checkpointId"))  # fmt: skip
                 return int(operation["checkpointId"])

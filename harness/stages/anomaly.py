@@ -237,7 +237,7 @@ def run(ctx: RunContext) -> None:
         if ctx.faults is not None:
             ctx.faults.caught(hops.ANOMALY_JOB, str(row["reason"]),
                               data=str(row.get("raw") or "").encode())  # fmt: skip
-    if ctx.faults is not None and drill.crashes:
+    if ctx.faults is not None and drill.failures:
         ctx.faults.flink = drill.summary(duplicates)
         ctx.faults.duplicates_removed[hops.ANOMALY_JOB] = sum(duplicates.values())
     if sim.world.has_truth:
@@ -302,10 +302,10 @@ class _CrashDrill:
     def __init__(self, ctx: RunContext, stream: str) -> None:
         spec = ctx.scenario.faults.flink
         self.kinds = ["crash"] * spec.crashes + ["task_failure"] * spec.task_failures
-        self.crashes = len(self.kinds)  # failures in all
+        self.failures = len(self.kinds)
         self.world = ctx.world
         self.stream = stream
-        self.done_crashes = 0
+        self.done_failures = 0
         self.events: list[dict[str, Any]] = []
         self.poll_seconds = 0.5 if self.kinds else 1.0
         self.snapshot: Any = None  # the snapshot or checkpoint taken for the current failure
@@ -314,7 +314,7 @@ class _CrashDrill:
         self.settled: tuple[Any, float] | None = None
         if not self.kinds:
             return
-        count = self.crashes
+        count = self.failures
         by_shard: dict[str, list[str]] = {}
         for record in read_stream(ctx.world.client("kinesis"), stream):
             by_shard.setdefault(record["shard_id"], []).append(record["sequence_number"])
@@ -343,7 +343,7 @@ class _CrashDrill:
 
     @property
     def done(self) -> bool:
-        return self.done_crashes >= self.crashes
+        return self.done_failures >= self.failures
 
     def step(self, job: LocalApplication, progress: Any, written: int) -> bool:
         """Take the next snapshot or checkpoint, let the next part arrive, or make the job fail
@@ -351,7 +351,7 @@ class _CrashDrill:
         snapshot)."""
         if self.done:
             return False
-        k = self.done_crashes
+        k = self.done_failures
         kind = self.kinds[k]
         if self.failing is not None:  # reads fail until Flink has restarted the job in place
             restarts = job.restarts()
@@ -372,7 +372,7 @@ class _CrashDrill:
                 self.snapshot = job.trigger_checkpoint()
                 self.events.append({"kind": kind, "checkpoint": self.snapshot,
                                     "records_before": received})  # fmt: skip
-            self._hold(self.holds[k + 1] if k + 1 < self.crashes else None)
+            self._hold(self.holds[k + 1] if k + 1 < self.failures else None)
             self.expect = received + self.sizes[k + 1] - self.sizes[k]
             self.settled = None
             return False
@@ -397,15 +397,15 @@ class _CrashDrill:
         return True
 
     def _next_failure(self, k: int) -> None:
-        self.done_crashes += 1
+        self.done_failures += 1
         self.snapshot = None
         self.failing = None
         self.poll_seconds = 0.5
         self.expect = self.sizes[k + 1] - self.sizes[k]  # what the next start reads again
 
     def summary(self, duplicates: dict[str, int]) -> dict[str, Any]:
-        crashes = sum(1 for e in self.events[: self.done_crashes] if e["kind"] == "crash")
-        in_place = self.done_crashes - crashes
+        done = self.kinds[: self.done_failures]
+        crashes, in_place = done.count("crash"), done.count("task_failure")
         return {"crashes": crashes, "restored_from_snapshot": crashes,
                 "task_failures": in_place, "restarted_in_place": in_place,
                 "drills": self.events, "duplicates_removed": duplicates}  # fmt: skip
