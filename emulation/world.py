@@ -238,12 +238,16 @@ class World:
         os.environ["MOTO_ACCOUNT_ID"] = account
         serve_elsewhere({service: self.endpoint_url for service in LOCALSTACK_SERVICES})
 
-    def restart(self, outage_seconds: float = 2.0) -> None:
+    def restart(self, outage_seconds: float = 2.0, down: threading.Event | None = None) -> None:
         """Take the embedded endpoint down for ``outage_seconds`` and bring it back on the same
         port with its state, as a service that restarts keeps what it had acknowledged: streams
         with their records and sequence numbers, buckets, tables, jobs. Clients see connections
         refused in between and must ride it out. Only the embedded moto can be restarted here
-        (its backends live in this process, not in its HTTP server)."""
+        (its backends live in this process, not in its HTTP server).
+
+        ``down`` is set once the endpoint refuses connections: stopping the HTTP server takes a
+        while on a loaded machine (its loop polls twice a second), so a caller that must meet
+        the outage waits on it rather than guessing with a sleep."""
         from moto.server import ThreadedMotoServer
 
         if self._server is None or self.engine != "moto":
@@ -251,6 +255,8 @@ class World:
                              f"(this one is {self.kind})")  # fmt: skip
         port = int(self.endpoint_url.rsplit(":", 1)[1])
         self._server.stop()
+        if down is not None:
+            down.set()
         logger.info("world endpoint %s down for %.1f s", self.endpoint_url, outage_seconds)
         time.sleep(outage_seconds)
         deadline = time.monotonic() + 10

@@ -121,11 +121,13 @@ class _Restarts:
         self.errors: list[BaseException] = []
         self.began = 0.0
 
-    def _restart(self) -> None:
+    def _restart(self, down: threading.Event) -> None:
         try:
-            self.ctx.world.restart(self.spec.outage_seconds)
+            self.ctx.world.restart(self.spec.outage_seconds, down=down)
         except BaseException as exc:  # reported by finish(), in the stage's thread
             self.errors.append(exc)
+        finally:
+            down.set()  # never leave the producer waiting on an outage that did not come
 
     def during(self, records: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
         self.began = time.monotonic()
@@ -133,9 +135,13 @@ class _Restarts:
             if index in self.at:
                 for thread in self.threads:  # one outage at a time
                     thread.join()
-                thread = threading.Thread(target=self._restart, name="world-restart")
+                down = threading.Event()
+                thread = threading.Thread(target=self._restart, args=(down,), name="world-restart")
                 thread.start()
                 self.threads.append(thread)
+                # The producer takes this record only once the endpoint refuses connections, so
+                # the batch holding it meets the outage whatever the machine's load.
+                down.wait()
             yield record
 
     def wait(self) -> None:

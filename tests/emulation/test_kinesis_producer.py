@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -153,16 +152,19 @@ def test_the_producer_rides_out_a_world_restart_and_the_world_keeps_its_state(
     Producer(kinesis, stream_name="orders").send(first)
     before = {r["data"]: r["sequence_number"] for r in read_stream(kinesis, "orders")}
     failures: list[BaseException] = []
+    down = threading.Event()
 
     def restart_world() -> None:
         try:
-            aws.restart(1.5)
+            aws.restart(2.0, down=down)
         except BaseException as exc:  # reported below, in the test's thread
             failures.append(exc)
+        finally:
+            down.set()
 
     restart = threading.Thread(target=restart_world)
     restart.start()
-    time.sleep(0.8)  # the endpoint is down now
+    down.wait()  # the endpoint refuses connections now, however loaded the machine is
     later = [(key, b"later-" + data) for key, data in records(600, "b")]
     report = Producer(kinesis, stream_name="orders").send(later)
     restart.join()

@@ -665,9 +665,9 @@ def train(dataset: Dataset, config: ForecastConfig,
         return out
 
     # Scales for everything evaluated come from the history before the held-out windows.
-    before = history.groupby("unique_id", group_keys=False).apply(
-        lambda g: g.iloc[: len(g) - int(p.held_out.get(g.name, 0)) * h]
-    )
+    by_series = history.groupby("unique_id", sort=False)
+    cut = history["unique_id"].map(p.held_out).fillna(0).astype(int) * h
+    before = history[by_series.cumcount() < by_series["unique_id"].transform("size") - cut]
     history_scales = item_scales(before, p.seasons)
     selection_rows = cv[~held]
     method, method_errors = choose_ensemble(selection_rows, p.held_out, learn, history_scales)
