@@ -26,8 +26,8 @@ JOB = textwrap.dedent(
     import sys
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
-    jar, endpoint, region, source, sink, position, parallelism, scratch, extra, sink_extra = (
-        sys.argv[1:11])
+    (jar, endpoint, region, source, sink, position, parallelism, scratch, extra, sink_extra,
+     partitioned) = sys.argv[1:12]
     t = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     t.get_config().set("io.tmp.dirs", scratch)  # the mini-cluster's folders, not the machine's
     t.get_config().set("pipeline.jars", "file://" + jar)
@@ -35,7 +35,7 @@ JOB = textwrap.dedent(
     options = f"'connector' = 'kinesis', 'aws.region' = '{region}', 'aws.endpoint' = '{endpoint}'"
     t.execute_sql(f"CREATE TABLE src (line STRING) WITH ({options}, 'stream.arn' = '{source}', "
                   f"'source.init.position' = '{position}', 'format' = 'raw'{extra})")
-    t.execute_sql(f"CREATE TABLE dst (n INT, line STRING) WITH ({options}, "
+    t.execute_sql(f"CREATE TABLE dst (n INT, line STRING) {partitioned} WITH ({options}, "
                   f"'stream.arn' = '{sink}', 'format' = 'json'{sink_extra})")
     t.execute_sql("INSERT INTO dst SELECT CHAR_LENGTH(line), UPPER(line) FROM src").wait()
     """
@@ -52,7 +52,7 @@ def jar():
 
 def _start(world: World, jar, source: str, sink: str, scratch: Path,
            position: str = "TRIM_HORIZON", parallelism: str | None = None,
-           extra: str = "", sink_extra: str = ""):  # fmt: skip
+           extra: str = "", sink_extra: str = "", partitioned: str = ""):  # fmt: skip
     env = {**os.environ, **world.environment()}
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     # Flink's temporary files (the RPC jar, the mini-cluster's folders) in the test's own folder
@@ -63,7 +63,7 @@ def _start(world: World, jar, source: str, sink: str, scratch: Path,
     # patches that, emulation/kinesis/shards.py).
     parallelism = parallelism or ("2" if world.kind == "embedded" else "1")
     args = [sys.executable, "-c", JOB, str(jar), world.endpoint_url, world.region, source, sink,
-            position, parallelism, str(scratch), extra, sink_extra]  # fmt: skip
+            position, parallelism, str(scratch), extra, sink_extra, partitioned]  # fmt: skip
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
 
@@ -86,7 +86,9 @@ def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(
     lines = [f"order-{i}" for i in range(40)]
     for i, line in enumerate(lines[:20]):  # before the job starts: TRIM_HORIZON reads them
         kinesis.put_record(StreamARN=source, Data=line.encode(), PartitionKey=str(i))
-    job = _start(aws, jar, source, sink, tmp_path)
+    # A PARTITIONED BY sink, as AWS's connector takes it: the partition columns' values are
+    # each record's partition key.
+    job = _start(aws, jar, source, sink, tmp_path, partitioned="PARTITIONED BY (line)")
     try:
         deadline = time.monotonic() + 240  # a cap for a loaded machine, not a speed target
         sent_rest = False
@@ -100,9 +102,11 @@ def test_a_flink_job_reads_every_shard_and_writes_the_sink_stream(
                 break
             assert job.poll() is None, job.communicate()[1][-3000:]
             time.sleep(1)
-        rows = [json.loads(data) for data in _read_all(aws, "conn-out")]
+        held = read_stream(aws.client("kinesis"), "conn-out")
+        rows = [json.loads(r["data"]) for r in held]
         assert sorted(r["line"] for r in rows) == sorted(line.upper() for line in lines)
         assert all(r["n"] == len(r["line"]) for r in rows)
+        assert [r["partition_key"] for r in held] == [row["line"] for row in rows]
         assert list(tmp_path.glob("minicluster_*"))  # Flink's files in the test's folder
     finally:
         job.terminate()
@@ -165,9 +169,11 @@ def test_resharding_reads_children_after_their_parents_and_loses_nothing(
     put(24)
     # One reader and one writer: the output keeps the order the source emitted in. Small reads:
     # a shard is not drained in one GetRecords call, so the reader does go round its shards.
+    # The sink's fixed partitioner: each writer's records keyed by its subtask index.
     job = _start(aws, jar, source, sink, tmp_path, parallelism="1",
                  extra=", 'source.shard.discovery.interval' = '1 s', "
-                       "'source.shard.get-records.max-record-count' = '3'")  # fmt: skip
+                       "'source.shard.get-records.max-record-count' = '3'",
+                 sink_extra=", 'sink.partitioner' = 'fixed'")  # fmt: skip
     try:
         wait_for(72)
         reshard("split")  # while it runs: found at the discovery interval
@@ -177,6 +183,7 @@ def test_resharding_reads_children_after_their_parents_and_loses_nothing(
         job.terminate()
         job.wait(timeout=30)
     assert sorted(got) == sorted(line.upper() for line in written)  # nothing lost or doubled
+    assert {r["partition_key"] for r in read_stream(kinesis, "reshard-out")} == {"0"}
     for key in keys:
         mine = [line for line in got if line.startswith(key.upper() + ":")]
         assert mine == sorted(mine), f"{key} out of order: {mine}"
@@ -193,6 +200,12 @@ def test_resharding_reads_children_after_their_parents_and_loses_nothing(
         # a misspelt sink option does not
         ("unknown-option", {"sink_extra": ", 'sink.flush-buffer.timeout-ms' = '1'"},
          ["Unsupported options", "sink.flush-buffer.timeout-ms"]),
+        # Flink's async sink buffers more records than one request sends
+        ("buffer-below-batch", {"sink_extra": ", 'sink.requests.max-buffered' = '100'"},
+         ["'sink.requests.max-buffered' (100) must be greater than 'sink.batch.max-size' (500)"]),
+        # a partitioner that is neither random, fixed nor a class on the job's class path
+        ("unknown-partitioner", {"sink_extra": ", 'sink.partitioner' = 'com.example.Keys'"},
+         ["Could not find and instantiate partitioner class 'com.example.Keys'"]),
     ],
 )  # fmt: skip
 def test_a_bad_or_unknown_option_fails_the_job_naming_it(

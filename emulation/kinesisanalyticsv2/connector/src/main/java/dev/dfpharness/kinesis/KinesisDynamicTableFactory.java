@@ -1,5 +1,6 @@
 package dev.dfpharness.kinesis;
 
+import java.util.Map;
 import java.util.Set;
 import org.apache.flink.api.common.serialization.DeserializationSchema;
 import org.apache.flink.api.common.serialization.SerializationSchema;
@@ -9,6 +10,7 @@ import org.apache.flink.table.connector.format.DecodingFormat;
 import org.apache.flink.table.connector.format.EncodingFormat;
 import org.apache.flink.table.connector.sink.DynamicTableSink;
 import org.apache.flink.table.connector.sink.SinkV2Provider;
+import org.apache.flink.table.connector.sink.abilities.SupportsPartitioning;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -24,6 +26,7 @@ import org.apache.flink.table.factories.DynamicTableSourceFactory;
 import org.apache.flink.table.factories.FactoryUtil;
 import org.apache.flink.table.factories.SerializationFormatFactory;
 import org.apache.flink.table.types.DataType;
+import org.apache.flink.table.types.logical.RowType;
 
 /** {@code 'connector' = 'kinesis'}: a Kinesis data stream as a table source or sink. */
 public final class KinesisDynamicTableFactory
@@ -72,7 +75,11 @@ public final class KinesisDynamicTableFactory
         // As AWS's factory: aws.* and the HTTP client's sink.http-client.* are not validated.
         helper.validateExcept("aws.", "sink.http-client.");
         KinesisOptions options = new KinesisOptions(helper.getOptions());
-        return new TableSink(options, format, context.getPhysicalRowDataType());
+        DataType physical = context.getPhysicalRowDataType();
+        PartitionKeys keys = PartitionKeys.create(options.partitioner, options.partitionDelimiter,
+                (RowType) physical.getLogicalType(),
+                context.getCatalogTable().getPartitionKeys(), context.getClassLoader());
+        return new TableSink(options, format, physical, keys);
     }
 
     /**
@@ -136,16 +143,22 @@ public final class KinesisDynamicTableFactory
         }
     }
 
-    private static final class TableSink implements DynamicTableSink {
+    /**
+     * A sink whose records take their partition keys from {@link PartitionKeys} (a {@code PARTITIONED BY}
+     * table is accepted as AWS's sink accepts it: its partition columns make the key).
+     */
+    private static final class TableSink implements DynamicTableSink, SupportsPartitioning {
         private final KinesisOptions options;
         private final EncodingFormat<SerializationSchema<RowData>> format;
         private final DataType physical;
+        private final PartitionKeys keys;
 
         TableSink(KinesisOptions options, EncodingFormat<SerializationSchema<RowData>> format,
-                  DataType physical) {
+                  DataType physical, PartitionKeys keys) {
             this.options = options;
             this.format = format;
             this.physical = physical;
+            this.keys = keys;
         }
 
         @Override
@@ -154,14 +167,24 @@ public final class KinesisDynamicTableFactory
         }
 
         @Override
+        public void applyStaticPartition(Map<String, String> partition) {
+            if (keys instanceof PartitionKeys.Fields) {
+                ((PartitionKeys.Fields) keys).fix(partition);
+            } else if (!partition.isEmpty()) {
+                throw new org.apache.flink.table.api.ValidationException(
+                        "a static partition needs a PARTITIONED BY table");
+            }
+        }
+
+        @Override
         public SinkRuntimeProvider getSinkRuntimeProvider(Context context) {
-            return SinkV2Provider.of(
-                    new KinesisSink(options, format.createRuntimeEncoder(context, physical)));
+            return SinkV2Provider.of(new KinesisSink(options,
+                    format.createRuntimeEncoder(context, physical), keys));
         }
 
         @Override
         public DynamicTableSink copy() {
-            return new TableSink(options, format, physical);
+            return new TableSink(options, format, physical, keys);
         }
 
         @Override

@@ -80,6 +80,8 @@ public final class KinesisOptions implements Serializable {
     final long flushSizeBytes;
     final long flushTimeoutMs;
     final boolean failOnError;
+    final String partitioner;
+    final String partitionDelimiter;
 
     KinesisOptions(ReadableConfig options) {
         this.streamArn = options.get(STREAM_ARN);
@@ -99,9 +101,23 @@ public final class KinesisOptions implements Serializable {
             throw new IllegalArgumentException("'sink.batch.max-size' must be between 1 and 500 "
                     + "(PutRecords' limit), got " + maxBatch);
         }
+        // Flink's async sink (AWS's sink is one) refuses these at start; so does this one.
+        int maxInFlight = options.get(MAX_IN_FLIGHT);
+        if (maxInFlight < 1) {
+            throw new IllegalArgumentException("'sink.requests.max-inflight' must be at least 1, "
+                    + "got " + maxInFlight);
+        }
+        int maxBuffered = options.get(MAX_BUFFERED);
+        if (maxBuffered <= maxBatch) {
+            throw new IllegalArgumentException("'sink.requests.max-buffered' (" + maxBuffered
+                    + ") must be greater than 'sink.batch.max-size' (" + maxBatch + "): the "
+                    + "sink buffers more records than one request sends");
+        }
         this.flushSizeBytes = options.get(FLUSH_SIZE);
         this.flushTimeoutMs = options.get(FLUSH_TIMEOUT);
         this.failOnError = options.get(FAIL_ON_ERROR);
+        this.partitioner = options.getOptional(PARTITIONER).orElse(null);
+        this.partitionDelimiter = options.get(PARTITIONER_FIELD_DELIMITER);
         if (streamArn == null || !streamArn.startsWith("arn:")) {
             throw new IllegalArgumentException("'stream.arn' must be a Kinesis stream ARN, got "
                     + streamArn);

@@ -3,7 +3,6 @@ package dev.dfpharness.kinesis;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.UUID;
 import org.apache.flink.api.common.operators.ProcessingTimeService;
 import org.apache.flink.api.common.serialization.SerializationSchema;
 import org.apache.flink.api.connector.sink2.Sink;
@@ -26,10 +25,13 @@ public final class KinesisSink implements Sink<RowData> {
 
     private final KinesisOptions options;
     private final SerializationSchema<RowData> serializer;
+    private final PartitionKeys keys;
 
-    KinesisSink(KinesisOptions options, SerializationSchema<RowData> serializer) {
+    KinesisSink(KinesisOptions options, SerializationSchema<RowData> serializer,
+                PartitionKeys keys) {
         this.options = options;
         this.serializer = serializer;
+        this.keys = keys;
     }
 
     @Override
@@ -39,6 +41,7 @@ public final class KinesisSink implements Sink<RowData> {
         } catch (Exception e) {
             throw new IOException("cannot open the record format", e);
         }
+        keys.open(context.getTaskInfo().getIndexOfThisSubtask());
         return new Writer(context.getProcessingTimeService());
     }
 
@@ -63,7 +66,7 @@ public final class KinesisSink implements Sink<RowData> {
         @Override
         public void write(RowData row, Context context) throws IOException {
             byte[] data = serializer.serialize(row);
-            String key = UUID.randomUUID().toString();
+            String key = keys.key(row);
             buffer.add(PutRecordsRequestEntry.builder()
                     .data(SdkBytes.fromByteArray(data)).partitionKey(key).build());
             bufferedBytes += data.length + key.length();
