@@ -46,7 +46,7 @@ import emulation.glue.jobs
 import emulation.kinesis.faults
 import emulation.kinesis.shards
 import emulation.sagemaker
-import emulation.stepfunctions  # noqa: F401
+import emulation.stepfunctions
 from emulation import events as events_gap
 from emulation._patching import install_all as install_gap_fillers
 from emulation.loopback import free_port
@@ -198,6 +198,7 @@ class World:
                     "process-wide); reuse it or stop it first"
                 )
             install_gap_fillers()  # each registered in-process patch, once per process
+            emulation.sagemaker.accept_background_jobs()  # an earlier world may have settled
             werkzeug_log = logging.getLogger("werkzeug")
             if werkzeug_log.level == logging.NOTSET:  # moto's request log is noise in a run
                 werkzeug_log.setLevel(logging.WARNING)
@@ -289,9 +290,12 @@ class World:
             described["localstack_version"] = VERSION
         return described
 
-    def stop(self) -> None:
-        """Stop what this world started (idempotent; also runs at interpreter exit)."""
+    def stop(self, settle: bool = False) -> None:
+        """Stop what this world started (idempotent; also runs at interpreter exit).
+        ``settle``: :meth:`settle` first (a ``with`` block that ended normally does)."""
         global _embedded_owner
+        if settle:
+            self.settle()
         if self.events_relay is not None:
             self.events_relay.stop()
             self.events_relay = None
@@ -328,8 +332,31 @@ class World:
     def __enter__(self) -> World:
         return self.start()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def __exit__(self, kind: object, *exc_info: object) -> None:
+        self.stop(settle=kind is None)  # after an error or Ctrl-C: stop at once
+
+    def settle(self, timeout: float = 300.0) -> None:
+        """Let the work an embedded world still does on its own end cleanly before it stops:
+        workflow executions are stopped (a run ``--until`` an earlier stage has started a
+        forecast it will not follow) and running training and transform jobs are waited for,
+        so none dies with the process. Nothing to do for an external endpoint."""
+        if self._server is None:
+            return
+        try:
+            sfn = self.client("stepfunctions")
+            for page in sfn.get_paginator("list_state_machines").paginate():
+                for machine in page["stateMachines"]:
+                    running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
+                                                  statusFilter="RUNNING")["executions"]  # fmt: skip
+                    for execution in running:
+                        sfn.stop_execution(executionArn=execution["executionArn"],
+                                           cause="the local world is stopping")  # fmt: skip
+                        logger.info("stopped workflow execution %s", execution["name"])
+        except Exception as exc:  # the world stops anyway
+            logger.debug("workflow executions not stopped: %s", exc)
+        left = emulation.sagemaker.wait_for_background_jobs(timeout)
+        if left:
+            logger.warning("stopping the world under running jobs: %s", ", ".join(left))
 
     # ----------------------------------------------------------------------------- endpoint
     def _http(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 import traceback
 from collections import Counter
@@ -456,6 +457,8 @@ def run(
             _end_faults(ctx)
         except Exception as exc:  # disarming must never hide the run's own outcome
             logger.error("disarming the world's faults failed: %s", exc)
+        if owns_world and world is not None and sys.exc_info()[0] is None:
+            world.settle()  # nothing left running to die with the process (not on Ctrl-C)
         # Saved even after a failed stage: what the run left is what a user wants to look at.
         world_state = _save_world(ctx) if ctx is not None else None
         if owns_world and world is not None:

@@ -34,6 +34,7 @@ import io
 import json
 import logging
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,48 @@ CANDIDATE = "statsforecast-per-item"
 IMAGE = "dfp-local/statsforecast-forecaster:2.1.1"
 _work_lock = threading.Lock()  # one training or transform at a time: they use every core
 _settings_lock = threading.Lock()
+_background: set[threading.Thread] = set()  # training and transform jobs still running
+_background_lock = threading.Lock()
+_stopping = threading.Event()  # the world is settling: no new job starts working
+
+
+def _start_background(target: Any, args: tuple, name: str) -> None:
+    """Run a job's work in a thread the world can wait for when it stops (none once it is
+    stopping: a workflow task already under way may still create a job then)."""
+    if _stopping.is_set():
+        logger.info("%s not started: the local world is stopping", name)
+        return
+
+    def run() -> None:
+        try:
+            target(*args)
+        finally:
+            with _background_lock:
+                _background.discard(threading.current_thread())
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    with _background_lock:
+        _background.add(thread)
+    thread.start()
+
+
+def wait_for_background_jobs(timeout: float) -> list[str]:
+    """Start no more jobs, and wait up to ``timeout`` seconds for the training and transform
+    jobs still running; the names of those that did not end. A process that exits under a
+    running job kills its worker processes mid-start (a traceback from the fork server) and
+    loses its outputs. :func:`accept_background_jobs` undoes the first part."""
+    _stopping.set()
+    deadline = time.monotonic() + timeout
+    with _background_lock:
+        running = list(_background)
+    for thread in running:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [thread.name for thread in running if thread.is_alive()]
+
+
+def accept_background_jobs() -> None:
+    """A world starts: jobs start working again."""
+    _stopping.clear()
 
 
 @dataclass
@@ -428,10 +471,8 @@ def install_in_process() -> None:
                     local.fail_automl_jobs -= 1
                     local.failed_on_purpose += 1
                     fail_with = INJECTED_FAILURE
-            threading.Thread(
-                target=_train_job, args=(job, config, fail_with),
-                name=f"automl-{job.auto_ml_job_name}", daemon=True,
-            ).start()  # fmt: skip
+            _start_background(_train_job, (job, config, fail_with),
+                              f"automl-{job.auto_ml_job_name}")  # fmt: skip
         return arn
 
     def describe(self: Any) -> dict[str, Any]:
@@ -469,10 +510,7 @@ def install_in_process() -> None:
             )
         job = original_transform(self, transform_job_name=transform_job_name, **kwargs)
         job._dfp = _Tracked()
-        threading.Thread(
-            target=_transform_job, args=(self, job), name=f"transform-{transform_job_name}",
-            daemon=True,
-        ).start()  # fmt: skip
+        _start_background(_transform_job, (self, job), f"transform-{transform_job_name}")
         return job
 
     def transform_response(self: Any) -> dict[str, Any]:

@@ -182,6 +182,40 @@ def test_a_world_started_after_another_in_one_process_starts_empty() -> None:
     assert _in_a_fresh_interpreter(script, timeout=120).stdout.strip() == "[] {}"
 
 
+def test_a_settling_world_stops_its_workflows_and_waits_for_its_jobs(aws: World) -> None:
+    """What a run ``--until`` an earlier stage leaves working (a forecast workflow, a training
+    job) ends before the world stops, rather than dying with the process."""
+    import threading
+    import time
+
+    import emulation.sagemaker as sagemaker
+
+    if aws.kind != "embedded":
+        pytest.skip("only the embedded world runs jobs in this process; this session's own "
+                    "run of this test covers it")  # fmt: skip
+    sfn = aws.client("stepfunctions")
+    definition = {"StartAt": "Long", "States": {"Long": {"Type": "Wait", "Seconds": 600,
+                                                         "End": True}}}  # fmt: skip
+    role = f"arn:aws:iam::{aws.account_id}:role/r"
+    arn = sfn.create_state_machine(name="long", definition=json.dumps(definition),
+                                   roleArn=role)["stateMachineArn"]  # fmt: skip
+    execution = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    finished = threading.Event()
+    sagemaker._start_background(lambda: (time.sleep(1.0), finished.set()), (), "automl-test")
+    try:
+        aws.settle(timeout=60)
+        assert finished.is_set()  # waited for, not abandoned
+        assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
+        late = threading.Event()  # a job a workflow task creates while the world stops
+        sagemaker._start_background(late.set, (), "automl-late")
+        assert not late.wait(0.5)
+    finally:
+        sagemaker.accept_background_jobs()  # the session's world goes on
+    again = threading.Event()
+    sagemaker._start_background(again.set, (), "automl-again")
+    assert again.wait(10)
+
+
 def test_in_process_patches_are_registered_and_applied_once() -> None:
     from emulation import _patching
 
