@@ -290,12 +290,9 @@ class World:
             described["localstack_version"] = VERSION
         return described
 
-    def stop(self, settle: bool = False) -> None:
-        """Stop what this world started (idempotent; also runs at interpreter exit).
-        ``settle``: :meth:`settle` first (a ``with`` block that ended normally does)."""
+    def stop(self) -> None:
+        """Stop what this world started (idempotent; also runs at interpreter exit)."""
         global _embedded_owner
-        if settle:
-            self.settle()
         if self.events_relay is not None:
             self.events_relay.stop()
             self.events_relay = None
@@ -333,7 +330,9 @@ class World:
         return self.start()
 
     def __exit__(self, kind: object, *exc_info: object) -> None:
-        self.stop(settle=kind is None)  # after an error or Ctrl-C: stop at once
+        if kind is None:  # after an error or Ctrl-C: stop at once
+            self.settle()
+        self.stop()
 
     def settle(self, timeout: float = 300.0) -> None:
         """Let the work an embedded world still does on its own end cleanly before it stops:
