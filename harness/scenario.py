@@ -235,8 +235,8 @@ def check_horizon(forecast: Forecast, history_days: int) -> None:
     periods = int(history_days // DAYS_PER_PERIOD[forecast.frequency])
     if forecast.horizon * 4 > periods:
         raise ValueError(
-            f"forecast.horizon ({forecast.horizon}) exceeds a quarter of the history "
-            f"({periods} periods at frequency {forecast.frequency}), which AWS refuses"
+            f"forecast.horizon: {forecast.horizon} is more than a quarter of the history "
+            f"({periods} whole periods at frequency {forecast.frequency}), which AWS refuses"
         )
 
 
