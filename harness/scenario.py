@@ -9,6 +9,7 @@ silently falls back to a default produces a run that answers a different questio
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import reprlib
@@ -28,7 +29,7 @@ from pydantic import (
 
 from emulation.dms import DmsSettings
 from harness.faults import Faults
-from pipeline.contracts.periods import DAYS_PER_PERIOD
+from pipeline.contracts.periods import whole_periods
 from simulator.spec import Calendar, Catalog, Source, WorldSpec
 
 SCENARIO_DIR_ENV = "DFP_SCENARIO_DIR"
@@ -82,6 +83,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+#: The quantiles the ``forecast_enriched`` table (and so Athena and the web page) carries.
+ENRICHED_QUANTILES = (0.1, 0.5, 0.9)
+
+
 class Forecast(_Strict):
     # The periods the ETL builds from daily sales (pipeline.contracts.periods).
     frequency: Literal["D", "W", "M", "3M", "Y"] = "D"
@@ -99,6 +104,12 @@ class Forecast(_Strict):
                 raise ValueError(f"quantile {q} is outside 0.01-0.99")
         if sorted(set(value)) != value:
             raise ValueError("quantiles must be increasing and distinct")
+        missing = [q for q in ENRICHED_QUANTILES if q not in value]
+        if missing:
+            raise ValueError(
+                f"lacks {', '.join(f'{q:g}' for q in missing)}: the enriched table, Athena and "
+                "the web page read p10, p50 and p90 (other quantiles go to the export too)"
+            )
         return value
 
 
@@ -200,7 +211,9 @@ class Scenario(WorldSpec):
     @model_validator(mode="after")
     def _horizon_fits_history(self) -> Scenario:
         if self.calendar is not None:
-            check_horizon(self.forecast, self.calendar.history_days)
+            first = self.calendar.start
+            days = self.calendar.history_days + self.calendar.stream_days
+            check_horizon(self.forecast, first, first + dt.timedelta(days=days - 1))
         return self
 
     @property
@@ -230,13 +243,15 @@ class Scenario(WorldSpec):
         return WorldSpec(**{name: getattr(self, name) for name in WorldSpec.model_fields})
 
 
-def check_horizon(forecast: Forecast, history_days: int) -> None:
-    """AWS refuses a horizon beyond a quarter of the history (in periods)."""
-    periods = int(history_days // DAYS_PER_PERIOD[forecast.frequency])
+def check_horizon(forecast: Forecast, first_day: dt.date, last_day: dt.date) -> None:
+    """AWS refuses a horizon beyond a quarter of the target series (in periods): counted as the
+    ETL will build it, whole periods only between the first and the last day of sales."""
+    periods = whole_periods(first_day, last_day, forecast.frequency)
     if forecast.horizon * 4 > periods:
         raise ValueError(
             f"forecast.horizon: {forecast.horizon} is more than a quarter of the history "
-            f"({periods} whole periods at frequency {forecast.frequency}), which AWS refuses"
+            f"({periods} whole periods at frequency {forecast.frequency} from {first_day} to "
+            f"{last_day}), which AWS refuses"
         )
 
 

@@ -48,7 +48,9 @@ def score(
     recall_by_type = {
         kind: sum(1 for a in found if types[a] == kind) / count for kind, count in injected.items()
     }
-    precision = correct / len(outliers) if outliers else 0.0
+    # Nothing flagged in a world without anomalies is no false alarm: precision 1, not 0 (which
+    # would read as "everything flagged was wrong"). Nothing flagged where there were some: 0.
+    precision = correct / len(outliers) if outliers else (0.0 if truth else 1.0)
     recall = len(found) / len(truth) if truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {

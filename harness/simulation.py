@@ -16,6 +16,7 @@ Same scenario and seed ⇒ byte-identical files.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
@@ -123,7 +124,8 @@ def simulate(scenario: Scenario | str = "smoke", seed: int | None = None) -> Sim
         world = replay(chosen.source, chosen.base_dir, chosen.seed)
         days = (world.window_start - world.start).days
         try:
-            check_horizon(chosen.forecast, days)
+            check_horizon(chosen.forecast, world.start.date(),
+                          (world.window_end - dt.timedelta(days=1)).date())  # fmt: skip
         except ValueError as exc:
             raise SourceError(f"{world.origin}: {days} days of history: {exc}") from None
     else:

@@ -97,6 +97,8 @@ class SimulatedWorld:
 
 # ------------------------------------------------------------------------------------ helpers
 def _ids(prefix: str, n: int, width: int) -> np.ndarray:
+    if n == 0:  # numpy's zfill cannot size an empty array (a world without campaigns)
+        return np.empty(0, dtype=f"<U{len(prefix) + width}")
     return np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype(str), width))
 
 
@@ -290,9 +292,13 @@ def _catalog(spec: WorldSpec, g: _Grid, g_prod: np.random.Generator,
     new_idx = g_prod.choice(P, size=n_new, replace=False)
     launch = -g_prod.integers(30, 1_000, P)  # launched before the calendar starts
     launch[new_idx] = g_prod.integers(min(14, H - 1), max(15, H - 28), n_new)
-    n_window_launch = max(1 if P >= 10 else 0, round(cat.new_product_share * P * S / H))
-    window_launch = g_prod.choice(np.setdiff1d(np.arange(P), new_idx), size=n_window_launch,
-                                  replace=False)  # fmt: skip
+    # Launches in the window come from the products not already launched during the history
+    # (none are left when every product is new).
+    established = np.setdiff1d(np.arange(P), new_idx)
+    n_window_launch = min(
+        len(established), max(1 if P >= 10 else 0, round(cat.new_product_share * P * S / H))
+    )
+    window_launch = g_prod.choice(established, size=n_window_launch, replace=False)
     launch[window_launch] = g_prod.integers(H, D, n_window_launch)
     # Discontinuation: a share of products stop selling at some day; announced a little earlier.
     n_disc = round(cat.discontinued_share * P)
@@ -527,6 +533,11 @@ def _place_anomalies(spec: WorldSpec, g: _Grid, c: _Catalog, dem: _Demand,
     window_active = dem.active[:, H:].all(axis=1) & ~c.long_tail
     candidates = np.flatnonzero(window_active & (c.delete_s < 0))
     n_anom = 0
+    if an.rate > 0 and not len(candidates):
+        logger.warning(
+            "anomalies.rate %s: no product can carry an anomaly (each must sell every day of the "
+            "window and not be long-tail), so none is injected", an.rate,
+        )  # fmt: skip
     if an.rate > 0 and len(candidates) and S > 0:
         n_anom = max(len(an.types), round(an.rate * len(candidates) * S))
     a_type = np.array([_ANOMALY_CODES[t] for t in an.types])[np.arange(n_anom) % len(an.types)]

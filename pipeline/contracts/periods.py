@@ -45,3 +45,17 @@ def last_closed_day(day: dt.date, frequency: str) -> dt.date:
     if next_period_start(day, frequency) == day + dt.timedelta(days=1):
         return day
     return period_start(day, frequency) - dt.timedelta(days=1)
+
+
+def whole_periods(first_day: dt.date, last_day: dt.date, frequency: str) -> int:
+    """How many whole periods lie between two days (both included): the periods the ETL builds
+    from daily sales over that span, a partial first or last one left out."""
+    start = period_start(first_day, frequency)
+    if start != first_day:
+        start = next_period_start(first_day, frequency)
+    end = last_closed_day(last_day, frequency)
+    count = 0
+    while start <= end:
+        count += 1
+        start = next_period_start(start, frequency)
+    return count

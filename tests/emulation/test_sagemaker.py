@@ -217,6 +217,22 @@ def test_every_kind_of_frequency_forecasts_end_to_end(frequency, pandas, periods
     assert (forecast.groupby("item_id")["mean"].mean() > last - 10).all()
 
 
+def test_a_job_of_only_short_series_is_backtested_on_what_there_is() -> None:
+    # Nine yearly points, horizon 2: within AWS's quarter rule, but no series affords the ten
+    # periods the full candidate set trains on (the job used to be refused). It trains on what
+    # there is, reports held-out metrics and forecasts.
+    frame = series_frame("YS", 9)
+    config = ForecastConfig(frequency="1Y", horizon=2, n_jobs=1)
+    dataset = load_dataset(frame, config)
+    result = train(dataset, config)
+    windows = result.metrics["PredictorEvaluationResults"][0]["TestWindows"]
+    assert windows[1]["ItemCount"] == 3
+    forecast = predict(dataset, config, result.document)
+    assert len(forecast) == 3 * 2 and forecast["mean"].notna().all()
+    last = frame.groupby("item_id")["demand"].apply(lambda s: float(s.iloc[-1]))
+    assert (forecast.groupby("item_id")["mean"].mean() > last - 20).all()
+
+
 @pytest.mark.parametrize("value", ["Q", "60min", "5W", "2Y", "0D", "12M", "", "1d"])
 def test_a_frequency_aws_refuses_is_refused_with_its_pattern(value) -> None:
     with pytest.raises(FrequencyError, match="Member must satisfy regular expression pattern"):

@@ -64,6 +64,12 @@ def test_valid_scenario_parses_with_defaults() -> None:
         (_with({"campaigns.days_min": 9, "campaigns.days_max": 3}), "campaigns", None, "days_min"),
         (_with({"forecast.horizon": 40}), "forecast.horizon", "40", "quarter of the history"),
         (_with({"forecast.quantiles": [0.9, 0.1]}), "forecast.quantiles", None, "increasing"),
+        (
+            _with({"forecast.quantiles": [0.05, 0.5, 0.95]}),
+            "forecast.quantiles",
+            "[0.05, 0.5, 0.95]",
+            "lacks 0.1, 0.9: the enriched table",
+        ),
         (_with({"calendar.start": "someday"}), "calendar.start", "'someday'", "date"),
         (_with({"expectations": [{"path": "anomaly.f1"}]}), "expectations.0", None, "at least one"),
     ],
@@ -77,6 +83,18 @@ def test_invalid_scenarios_name_file_key_and_value(text, path, value, message) -
     if value is not None:
         assert f"= {value}" in text_of_error
     assert message in text_of_error
+
+
+def test_a_horizon_is_judged_against_the_whole_periods_the_etl_builds() -> None:
+    weekly = {"forecast.frequency": "W", "forecast.horizon": 1, "calendar.history_days": 28,
+              "calendar.stream_days": 1}  # fmt: skip
+    # From a Monday, 29 days hold 4 whole weeks: a horizon of 1 is a quarter.
+    assert parse_scenario(_with({**weekly, "calendar.start": "2025-02-03"}), "w.yaml")
+    # From a Saturday, the first and last weeks are partial: 3 whole weeks are too few.
+    with pytest.raises(ScenarioError) as error:
+        parse_scenario(_with({**weekly, "calendar.start": "2025-02-01"}), "w.yaml")
+    assert "w.yaml: forecast.horizon = 1: " in str(error.value)
+    assert "3 whole periods at frequency W" in str(error.value)
 
 
 def test_missing_required_key_is_named() -> None:

@@ -197,3 +197,17 @@ def test_scoring_counts_stockout_drops_as_explained() -> None:
     scores = score(flagged, truth, daily)
     assert scores["explained_by_stockout"] == 1
     assert scores["precision"] == round(2 / 3, 4) and scores["recall"] == 1.0
+
+
+def test_scoring_nothing_flagged_is_perfect_only_where_nothing_was_injected() -> None:
+    import pyarrow as pa
+
+    daily = pa.table({"product_id": ["P1"], "date": [dt.date(2025, 3, 3)], "stockout": [False]})
+    truth = pa.table(
+        {"anomaly_id": ["A1"], "type": ["spike"], "product_id": ["P1"], "start": [T0],
+         "end": [T0], "magnitude": [10.0], "sale_ids": [[7]]}
+    )  # fmt: skip
+    clean = score([], truth.slice(0, 0), daily)
+    assert (clean["precision"], clean["recall"], clean["f1"]) == (1.0, 1.0, 1.0)
+    missed = score([], truth, daily)
+    assert (missed["precision"], missed["recall"], missed["f1"]) == (0.0, 0.0, 0.0)

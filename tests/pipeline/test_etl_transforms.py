@@ -7,7 +7,12 @@ import datetime as dt
 import pytest
 
 from emulation.glue.spark import spark_session
-from pipeline.contracts.periods import last_closed_day, next_period_start, period_start
+from pipeline.contracts.periods import (
+    last_closed_day,
+    next_period_start,
+    period_start,
+    whole_periods,
+)
 from pipeline.etl.transforms import (
     REJECT,
     change_counts,
@@ -164,6 +169,21 @@ def test_calendar_periods_sum_daily_sales_and_the_horizon_counts_whole_periods(
 def test_the_last_closed_day_never_cuts_a_period(frequency, day, closed) -> None:
     assert last_closed_day(day, frequency) == closed
     assert next_period_start(closed, frequency) == closed + dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "frequency", "count"),
+    [
+        (D(2025, 2, 1), D(2025, 3, 1), "W", 3),  # a Saturday to a Saturday: 3 whole weeks
+        (D(2025, 2, 3), D(2025, 3, 2), "W", 4),  # a Monday to a Sunday: 4
+        (D(2025, 1, 15), D(2025, 4, 10), "M", 2),  # February and March
+        (D(2025, 1, 1), D(2025, 1, 1), "D", 1),
+        (D(2025, 1, 2), D(2025, 12, 31), "Y", 0),
+        (D(2024, 10, 1), D(2025, 6, 30), "3M", 3),
+    ],
+)
+def test_whole_periods_count_what_the_etl_builds(first, last, frequency, count) -> None:
+    assert whole_periods(first, last, frequency) == count
 
 
 def test_related_series_cover_the_horizon_with_campaign_prices(spark) -> None:

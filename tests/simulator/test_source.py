@@ -169,7 +169,7 @@ def test_mapping_and_file_mistakes_are_named(tmp_path) -> None:
                                           r"products file does not have: row 7: 'C'"):  # fmt: skip
         simulate(load_scenario(str(path)))
     path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING, horizon=3)
-    with pytest.raises(SourceError, match=r"8 days of history: forecast.horizon \(3\) exceeds"):
+    with pytest.raises(SourceError, match=r"8 days of history: forecast.horizon: 3 is more than"):
         simulate(load_scenario(str(path)))
 
 

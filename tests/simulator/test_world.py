@@ -100,6 +100,30 @@ def test_replaying_cdc_reproduces_the_final_tables(seed: int, products: int, str
         assert replayed == final, table
 
 
+def test_extreme_but_valid_worlds_simulate_and_replay(caplog) -> None:
+    """No campaigns at all; every product launched during the history and every one long-tail
+    (so none can carry an anomaly: the world says so instead of failing or pretending)."""
+    bare = small_spec(3).model_copy(update={"campaigns": Campaigns(per_month=0)})
+    world = simulate_world(bare)
+    assert world.changes["campaigns"].num_rows == 0 and world.changes["sales"].num_rows > 0
+    young = small_spec(4).model_copy(
+        update={
+            "catalog": Catalog(
+                products=12, categories=12, brands=1, new_product_share=1.0, long_tail_share=1.0
+            )
+        }
+    )
+    with caplog.at_level("WARNING", logger="simulator.world"):
+        world = simulate_world(young)
+    assert "no product can carry an anomaly" in caplog.text
+    assert world.changes["sales"].num_rows > 0
+    for spec, built in ((bare, simulate_world(bare)), (young, world)):
+        messages = dms_messages(built.changes, DmsSettings(), built.start)
+        for table in TABLES:
+            final = {row[PRIMARY_KEYS[table]]: row for row in _render(getattr(built, table))}
+            assert _replay(messages, table) == final, (spec.seed, table)
+
+
 def test_stream_carries_every_operation_for_every_table(smoke) -> None:
     stream = smoke.cdc_stream
     for table in TABLES:

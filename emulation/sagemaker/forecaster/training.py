@@ -70,6 +70,10 @@ STACK_ROWS = 5_000  # rows of backtest errors a stacking programme is solved on 
 MIN_STEP_ERRORS = 30  # errors a step needs for its own calibration (else steps are pooled)
 FORMAT = "dfp-local-forecaster/2"
 MIN_TRAIN = 10  # periods a window's training part needs (ETS refuses fewer than ~npars + 4)
+# When no series affords MIN_TRAIN, the backtest trains on as few as this (AWS documents no
+# minimum beyond the horizon's quarter of the series); a candidate that cannot fit so few points
+# gives way to the naive forecast (``fallback_model``).
+MIN_SHORT_TRAIN = 3
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,11 @@ def plan(history: pd.DataFrame, config: ForecastConfig) -> Plan:
     wanted = config.selection_windows + config.backtest_windows
     minimum = seasons.map(lambda m: max(2 * m + 4, MIN_TRAIN))
     windows = ((lengths - minimum) // h).clip(lower=0, upper=wanted).astype(int)
+    if len(windows) and not (windows > 0).any():
+        # Only short series (a young catalogue, yearly data): backtest on what there is rather
+        # than refuse a job AWS would train.
+        seasons = seasons.map(lambda _: 1)
+        windows = ((lengths - MIN_SHORT_TRAIN) // h).clip(lower=0, upper=wanted).astype(int)
     held_out = windows.clip(upper=config.backtest_windows)
     return Plan(kinds=kinds, seasons=seasons, windows=windows, held_out=held_out)
 
@@ -587,8 +596,10 @@ def train(dataset: Dataset, config: ForecastConfig,
     p = plan(history, config)
     tested = p.windows[p.windows > 0]
     if tested.empty:
+        longest = int(history.groupby("unique_id").size().max()) if len(history) else 0
         raise ForecastInputError(
-            f"ClientError: no item has enough history for a backtest window of horizon {h}"
+            f"ClientError: no item has enough history for a backtest window of horizon {h}: "
+            f"the longest series has {longest} periods, a window needs {MIN_SHORT_TRAIN + h}"
         )
     shared = None  # the global model's backtest, when it is offered
     backtested = history[history["unique_id"].isin(tested.index)]
