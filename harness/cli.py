@@ -118,10 +118,10 @@ def run(
         _run_library(out, seed, force, until, world)
     try:
         chosen = load_scenario(scenario)
+        if seed is not None:
+            chosen = chosen.with_seed(seed)
     except ScenarioError as exc:
         _refuse(str(exc))
-    if seed is not None:
-        chosen = chosen.with_seed(seed)
     if chosen.faults.in_the_world and (world == "localstack" or endpoint):
         _refuse(
             f"{chosen.name}: faults.{', faults.'.join(chosen.faults.in_the_world)} are injected "
@@ -167,6 +167,8 @@ def _run_library(out: Path | None, seed: int | None, force: bool, until: str | N
     names = list(list_scenarios())
     try:
         scenarios = [load_scenario(name) for name in names]
+        if seed is not None:
+            scenarios = [chosen.with_seed(seed) for chosen in scenarios]
     except ScenarioError as exc:
         _refuse(str(exc))
     root = out or Path("runs")
@@ -175,7 +177,6 @@ def _run_library(out: Path | None, seed: int | None, force: bool, until: str | N
         table.add_column(column)
     failed = 0
     for number, chosen in enumerate(scenarios, 1):
-        chosen = chosen.with_seed(seed) if seed is not None else chosen
         out_dir = root / chosen.name
         console.print(f"[bold]({number}/{len(scenarios)})[/] dfp run [bold]{chosen.name}[/] "
                       f"→ {escape(str(out_dir))}")  # fmt: skip
@@ -242,10 +243,10 @@ def simulate(
     _setup_logging(verbose)
     try:
         chosen = load_scenario(scenario)
+        if seed is not None:
+            chosen = chosen.with_seed(seed)
     except ScenarioError as exc:
         _refuse(str(exc))
-    if seed is not None:
-        chosen = chosen.with_seed(seed)
     try:
         prepare_directory(out, force, kind="simulation")  # refuse before generating anything
     except OutputDirError as exc:

@@ -222,6 +222,11 @@ class Scenario(WorldSpec):
         return self._base
 
     def with_seed(self, seed: int) -> Scenario:
+        """This scenario with another seed, checked as the file's ``seed`` is."""
+        limit = 2**63 - 1
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= limit:
+            message = f"must be an integer from 0 to {limit}"
+            raise ScenarioError(f"{self.name} (--seed)", [("seed", seed, message)])
         return self.model_copy(update={"seed": seed})  # keeps _base: private state is copied
 
     def with_changes(self, **sections: Any) -> Scenario:
@@ -382,12 +387,18 @@ def scenario_dirs() -> list[Path]:
         dirs.append(Path(os.environ[SCENARIO_DIR_ENV]))
     dirs.append(Path.cwd() / "scenarios")
     dirs.append(Path(__file__).resolve().parent.parent / "scenarios")
-    return dirs
+    unique: list[Path] = []  # run from the repository, the last two are one folder
+    for folder in dirs:
+        if folder.resolve() not in [u.resolve() for u in unique]:
+            unique.append(folder)
+    return unique
 
 
 def find_scenario(name_or_path: str) -> Path:
     """A scenario file from a path, or a name looked up in the scenario directories."""
     candidate = Path(name_or_path)
+    if candidate.is_dir():
+        raise ScenarioError(candidate, [("", _NO_VALUE, "is a folder, not a scenario file")])
     if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
         if not candidate.is_file():
             raise ScenarioError(candidate, [("", _NO_VALUE, "no such scenario file")])

@@ -136,3 +136,20 @@ def test_products_bound_is_enforced_exactly(products: int) -> None:
     else:
         with pytest.raises(ScenarioError, match=r"catalog\.products"):
             parse_scenario(text)
+
+
+def test_a_seed_override_is_checked_like_the_files_seed() -> None:
+    scenario = parse_scenario(VALID, "tiny.yaml")
+    assert scenario.with_seed(42).seed == 42
+    for bad in (-1, 2**63, True):
+        with pytest.raises(ScenarioError, match=r"tiny \(--seed\): seed = .*: must be an integer"):
+            scenario.with_seed(bad)
+
+
+def test_a_folder_is_not_taken_for_a_scenario(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="is a folder, not a scenario file"):
+        load_scenario(str(tmp_path))
+    with pytest.raises(ScenarioError) as error:
+        load_scenario("no-such-scenario")
+    searched = str(error.value).split("no such scenario in ", 1)[1].split(", ")
+    assert len(searched) == len({Path(s).resolve() for s in searched})  # each folder once
