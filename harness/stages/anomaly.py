@@ -48,6 +48,7 @@ from pipeline.anomaly.detector import (
     build_profiles,
     profiles_document,
     profiles_from_document,
+    with_campaigns,
 )
 from pipeline.anomaly.main import detector_config
 from pipeline.anomaly.step import AnomalyDetection, OutputRow, event_time
@@ -61,17 +62,28 @@ HEARTBEAT_TABLE = "awsdms_heartbeat"
 
 
 def history_profiles(sim: Any) -> dict[str, dict[str, Any]]:
-    """Per-product profiles (JSON-ready) from the sales of the full load (the history)."""
-    sales = sim.world.changes["sales"]
-    history = sales.filter(pc.equal(sales["_op"], "load"))
-    return profiles_document(
-        build_profiles(
-            history["product_id"].to_pylist(),
-            history["quantity"].to_pylist(),
-            history["unit_price"].to_pylist(),
-            history["sold_at"].to_pylist(),
-        )
+    """Per-product profiles (JSON-ready) from the full load (the history): its sales, and the
+    products' categories and the campaigns as the load left them (for the price rule)."""
+
+    def loaded(table: str) -> Any:
+        changes = sim.world.changes[table]
+        return changes.filter(pc.equal(changes["_op"], "load"))
+
+    history = loaded("sales")
+    profiles = build_profiles(
+        history["product_id"].to_pylist(),
+        history["quantity"].to_pylist(),
+        history["unit_price"].to_pylist(),
+        history["sold_at"].to_pylist(),
     )
+    products = loaded("products")
+    ids = products["product_id"].to_pylist()
+    categories = dict(zip(ids, products["category"].to_pylist(), strict=True))
+    list_prices = dict(zip(ids, products["list_price"].to_pylist(), strict=True))
+    # Campaigns over a week before the window can price no sale the job will see.
+    since = (sim.world.window_start - dt.timedelta(days=7)).date()
+    running = [c for c in loaded("campaigns").to_pylist() if c["end_date"] >= since]
+    return profiles_document(with_campaigns(profiles, categories, running, list_prices))
 
 
 def heartbeats(schema: str, after: dt.datetime, count: int = 2) -> list[bytes]:

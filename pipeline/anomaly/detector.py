@@ -10,7 +10,12 @@ Rules, each robust to promotions and seasonality by construction:
 * ``spike``: one line's quantity far above the product's usual line sizes (campaigns bring more
   lines, not bigger ones): ``quantity >= max(min_spike, spike_factor × p99 line quantity)``.
 * ``price_glitch``: the unit price is off the product's reference price by more than
-  ``price_ratio`` either way (discounts stay within 0.6×, glitches are 0.1× or 10×).
+  ``price_ratio`` either way, and off the price of every campaign running for it that day on
+  the sale's channel by as much: a deep discount (a 70 % clearance) is a price, not a glitch.
+  Campaigns come from the profiles (those the batch side knew, :attr:`Profile.promotions`) and
+  from the stream's own ``campaigns`` changes (``products`` changes keep each product's category
+  for category campaigns); a campaign or product record the detector cannot read is left to the
+  Glue job, which rejects it.
 * ``duplicate_burst``: ``burst_min`` or more identical lines (product, quantity, price, channel)
   within ``burst_seconds``; every line of the burst is reported.
 * ``drop``: at the end of a day, a busy product (expected ≥ ``drop_min_expected`` units for that
@@ -28,7 +33,7 @@ import math
 import re
 from collections import defaultdict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Any
 
@@ -76,11 +81,49 @@ class Outlier:
 
 
 @dataclass(frozen=True)
+class Promotion:
+    """A campaign's price effect on one product: ``discount`` off on the days from ``start`` to
+    ``end`` (inclusive) on ``channel`` (``all`` for every channel)."""
+
+    campaign_id: str
+    start: dt.date
+    end: dt.date
+    discount: float
+    channel: str = "all"
+
+    def applies(self, day: dt.date, channel: str) -> bool:
+        return self.start <= day <= self.end and self.channel in ("all", channel)
+
+
+@dataclass(frozen=True)
+class CampaignChange:
+    """A ``campaigns`` row from the stream (``deleted``: it no longer runs)."""
+
+    campaign_id: str
+    scope: str  # product or category
+    target: str  # the product id or the category
+    promotion: Promotion
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class ProductChange:
+    """A ``products`` row from the stream: its list price (the price rule's reference) and its
+    category (what category campaigns reach it)."""
+
+    product_id: str
+    category: str
+    list_price: float | None = None
+
+
+@dataclass(frozen=True)
 class Profile:
     line_qty_p99: float
     price_reference: float
     units_by_weekday: tuple[float, ...]  # Monday … Sunday, mean units per day
     dispersion: float = 1e6  # negative-binomial r of daily units (large: Poisson-like)
+    category: str | None = None
+    promotions: tuple[Promotion, ...] = ()  # campaigns for it the batch side knew
 
 
 @dataclass(frozen=True)
@@ -126,8 +169,40 @@ def _number(value: Any, name: str) -> float:
     return float(value)
 
 
-def parse(raw: bytes) -> Sale | Rejected | None:
-    """A sale, a rejection with its reason, or ``None`` for a record that is not an order."""
+def _reference_change(meta: dict, row: Any) -> CampaignChange | ProductChange | None:
+    """A campaign or product change the price rule reads; ``None`` for one it cannot read (the
+    Glue job rejects it with its reason; here it only means one explanation fewer)."""
+    if not isinstance(row, dict):
+        return None
+    try:
+        if meta.get("table-name") == "products":
+            if meta.get("operation") == "delete":
+                return None
+            price = row.get("list_price")
+            price = _number(price, "list_price") if price is not None else None
+            if price is not None and not (math.isfinite(price) and price > 0):
+                price = None
+            return ProductChange(str(row["product_id"]), str(row["category"]), price)
+        scope = str(row["scope"])
+        target = row["product_id"] if scope == "product" else row["category"]
+        promotion = Promotion(
+            campaign_id=str(row["campaign_id"]),
+            start=dt.date.fromisoformat(str(row["start_date"])[:10]),
+            end=dt.date.fromisoformat(str(row["end_date"])[:10]),
+            discount=_number(row["discount"], "discount"),
+            channel=str(row.get("channel") or "all"),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not 0 < promotion.discount < 1:
+        return None
+    return CampaignChange(promotion.campaign_id, scope, str(target), promotion,
+                          deleted=meta.get("operation") == "delete")  # fmt: skip
+
+
+def parse(raw: bytes) -> Sale | Rejected | CampaignChange | ProductChange | None:
+    """A sale, a rejection with its reason, a campaign or product change (for the price rule),
+    or ``None`` for a record that is none of these."""
     try:
         message = json.loads(raw)
     except ValueError as exc:
@@ -138,7 +213,11 @@ def parse(raw: bytes) -> Sale | Rejected | None:
         meta = message["metadata"] or {}
         if not isinstance(meta, dict):
             return Rejected("metadata is not a JSON object", raw)
-        if meta.get("record-type") != "data" or meta.get("table-name") != "sales":
+        if meta.get("record-type") != "data":
+            return None
+        if meta.get("table-name") in ("campaigns", "products"):
+            return _reference_change(meta, message.get("data"))
+        if meta.get("table-name") != "sales":
             return None
         if meta.get("operation") not in ("insert", "load"):
             return None  # corrections and cancellations are not new order lines
@@ -229,6 +308,42 @@ def build_profiles(
     return profiles
 
 
+def with_campaigns(profiles: dict[str, Profile], categories: dict[str, str],
+                   campaigns: Iterable[dict[str, Any]],
+                   list_prices: dict[str, float] | None = None) -> dict[str, Profile]:  # fmt: skip
+    """Profiles with each product's category, the campaigns that reach it (rows of the
+    ``campaigns`` table: scope ``product`` or ``category``, dates, discount, channel) and, where
+    known, its list price as the price reference: the median price paid is a discounted one
+    when campaigns ran on most recent days."""
+    list_prices = list_prices or {}
+    reach: dict[str, list[Promotion]] = {}
+    by_category: dict[str, list[str]] = {}
+    for product, category in categories.items():
+        by_category.setdefault(category, []).append(product)
+    for row in campaigns:
+        promotion = Promotion(str(row["campaign_id"]), row["start_date"], row["end_date"],
+                              float(row["discount"]), str(row.get("channel") or "all"))  # fmt: skip
+        if row["scope"] == "product":
+            targets = [str(row["product_id"])]
+        else:
+            targets = by_category.get(str(row["category"]), [])
+        for product in targets:
+            reach.setdefault(product, []).append(promotion)
+    return {
+        product: replace(profile, category=categories.get(product),
+                         price_reference=_reference(list_prices.get(product),
+                                                    profile.price_reference),
+                         promotions=tuple(sorted(reach.get(product, []),
+                                                 key=lambda q: (q.start, q.campaign_id))))
+        for product, profile in profiles.items()
+    }  # fmt: skip
+
+
+def _reference(list_price: float | None, paid: float) -> float:
+    ok = list_price is not None and math.isfinite(list_price) and list_price > 0
+    return float(list_price) if ok else paid
+
+
 def profiles_document(profiles: dict[str, Profile]) -> dict[str, dict]:
     """Profiles as the JSON document the job loads (``profiles.uri``)."""
     return {
@@ -237,9 +352,13 @@ def profiles_document(profiles: dict[str, Profile]) -> dict[str, dict]:
             "price_reference": p.price_reference,
             "units_by_weekday": list(p.units_by_weekday),
             "dispersion": p.dispersion,
+            **({"category": p.category} if p.category is not None else {}),
+            **({"promotions": [[q.campaign_id, q.start.isoformat(), q.end.isoformat(),
+                                q.discount, q.channel] for q in p.promotions]}
+               if p.promotions else {}),
         }
         for product, p in sorted(profiles.items())
-    }
+    }  # fmt: skip
 
 
 def profiles_from_document(document: dict[str, dict]) -> dict[str, Profile]:
@@ -250,9 +369,15 @@ def profiles_from_document(document: dict[str, dict]) -> dict[str, Profile]:
             price_reference=float(p["price_reference"]),
             units_by_weekday=tuple(float(u) for u in p["units_by_weekday"]),
             dispersion=float(p.get("dispersion", 1e6)),
+            category=p.get("category"),
+            promotions=tuple(
+                Promotion(str(cid), dt.date.fromisoformat(start), dt.date.fromisoformat(end),
+                          float(discount), str(channel))
+                for cid, start, end, discount, channel in p.get("promotions", [])
+            ),
         )
         for product, p in document.items()
-    }
+    }  # fmt: skip
 
 
 def _nb_cdf(k: int, mean: float, r: float) -> float:
@@ -288,16 +413,50 @@ class Detector:
         self._state: dict[str, _ProductState] = defaultdict(_ProductState)
         self._seen: dict[dt.date, set[int]] = {}  # sale ids by the day of their sale
         self._closed: dt.date | None = None  # the last day end_of_day evaluated
+        # What the stream said about campaigns (by id; a deleted one as such) and categories.
+        self._campaigns: dict[str, CampaignChange] = {}
+        self._categories: dict[str, str] = {}
+        self._list_prices: dict[str, float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k not in ("profiles", "config")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, profiles=None, config=None)
+        # A snapshot taken before the detector tracked campaigns restores with none known.
+        self.__dict__.update({"_campaigns": {}, "_categories": {}, "_list_prices": {}}, **state,
+                             profiles=None, config=None)  # fmt: skip
 
     def attach(self, profiles: dict[str, Profile], config: DetectorConfig) -> None:
         """Give a restored detector its profiles and configuration back."""
         self.profiles, self.config = profiles, config
+
+    def learn(self, change: CampaignChange | ProductChange) -> None:
+        """A campaign or product change from the stream, for the price rule."""
+        if isinstance(change, ProductChange):
+            self._categories[change.product_id] = change.category
+            if change.list_price is not None:
+                self._list_prices[change.product_id] = change.list_price
+        else:
+            self._campaigns[change.campaign_id] = change
+
+    def _explained_by_a_campaign(self, sale: Sale, profile: Profile, reference: float) -> bool:
+        """Whether a campaign running for the product that day on the sale's channel prices it
+        within ``price_ratio`` of what was paid."""
+        day = sale.sold_at.date()
+        category = self._categories.get(sale.product_id, profile.category)
+        running = {q.campaign_id: q for q in profile.promotions}
+        for change in self._campaigns.values():
+            running.pop(change.campaign_id, None)
+            reaches = (change.target == sale.product_id if change.scope == "product"
+                       else change.target == category)  # fmt: skip
+            if reaches and not change.deleted:
+                running[change.campaign_id] = change.promotion
+        for promotion in running.values():
+            if promotion.applies(day, sale.channel):
+                ratio = sale.unit_price / (reference * (1 - promotion.discount))
+                if 1 / self.config.price_ratio < ratio < self.config.price_ratio:
+                    return True
+        return False
 
     def state_size(self) -> dict[str, int]:
         """How much the detector holds: what a snapshot of it grows with."""
@@ -337,9 +496,13 @@ class Detector:
         threshold = max(cfg.min_spike, cfg.spike_factor * (profile.line_qty_p99 if profile else 1))
         if sale.quantity >= threshold:
             flag("spike", sale.quantity / threshold)
-        if profile and profile.price_reference > 0:
-            ratio = sale.unit_price / profile.price_reference
-            if ratio >= cfg.price_ratio or ratio <= 1 / cfg.price_ratio:
+        reference = self._list_prices.get(sale.product_id, profile.price_reference if profile
+                                          else 0.0)  # fmt: skip
+        if profile and reference > 0:
+            ratio = sale.unit_price / reference
+            if (ratio >= cfg.price_ratio or ratio <= 1 / cfg.price_ratio) and (
+                not self._explained_by_a_campaign(sale, profile, reference)
+            ):
                 flag("price_glitch", max(ratio, 1 / ratio))
         # Duplicate bursts: identical lines close together.
         signature = (sale.quantity, round(sale.unit_price, 2), sale.channel)
@@ -390,3 +553,6 @@ class Detector:
         oldest = self._closed - dt.timedelta(days=self.config.dedup_days)
         for day in [d for d in self._seen if d <= oldest]:
             del self._seen[day]
+        # A campaign over before the oldest day a sale can still arrive for explains nothing.
+        for cid in [c for c, ch in self._campaigns.items() if ch.promotion.end <= oldest]:
+            del self._campaigns[cid]

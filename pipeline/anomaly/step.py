@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from pipeline.anomaly.detector import (
+    CampaignChange,
     Detector,
     DetectorConfig,
     Outlier,
+    ProductChange,
     Profile,
     Rejected,
     Sale,
@@ -102,6 +104,8 @@ class AnomalyDetection:
         result = parse(line.encode())
         out: list[OutputRow] = []
         sale = result if isinstance(result, Sale) else None
+        if isinstance(result, CampaignChange | ProductChange):
+            self.detector.learn(result)
         if isinstance(result, Rejected):
             out.append(OutputRow.rejected(result.reason, line))
         when = event_time(line, sale)

@@ -211,3 +211,67 @@ def test_scoring_nothing_flagged_is_perfect_only_where_nothing_was_injected() ->
     assert (clean["precision"], clean["recall"], clean["f1"]) == (1.0, 1.0, 1.0)
     missed = score([], truth, daily)
     assert (missed["precision"], missed["recall"], missed["f1"]) == (0.0, 0.0, 0.0)
+
+
+def test_a_deep_discount_is_a_price_not_a_glitch() -> None:
+    """A 75 % clearance prices a line at a quarter of the reference, beyond ``price_ratio``: not
+    flagged while a campaign for the product runs on the sale's channel; flagged outside it, on
+    another channel, and when the price is off the campaign's price too."""
+    from pipeline.anomaly.detector import (
+        Promotion,
+        profiles_document,
+        profiles_from_document,
+        with_campaigns,
+    )
+
+    day = T0.date()
+    clearance = {"campaign_id": "C1", "scope": "category", "product_id": None,
+                 "category": "toys", "start_date": day, "end_date": day, "discount": 0.75,
+                 "channel": "web"}  # fmt: skip
+    profiles = with_campaigns(PROFILE, {"P1": "toys"}, [clearance])
+    assert profiles["P1"].promotions == (Promotion("C1", day, day, 0.75, "web"),)
+    assert profiles_from_document(profiles_document(profiles)) == profiles
+    detector = Detector(profiles)
+    assert detector.process(sale(1, price=2.5)) == []  # the campaign's price
+    assert [o.reason for o in detector.process(sale(2, price=2.5, channel="app"))] == [
+        "price_glitch"
+    ]
+    assert [o.reason for o in detector.process(sale(3, price=0.25))] == ["price_glitch"]
+    later = Sale(4, "P1", 1, 2.5, "web", T0 + dt.timedelta(days=1), "dms")
+    assert [o.reason for o in detector.process(later)] == ["price_glitch"]
+
+
+def test_campaign_and_product_changes_on_the_stream_reach_the_price_rule() -> None:
+    from pipeline.anomaly.detector import CampaignChange, ProductChange
+
+    def campaign(op: str, **row) -> bytes:
+        data = {"campaign_id": "C9", "scope": "category", "category": "garden",
+                "start_date": "2025-03-03", "end_date": "2025-03-05", "discount": 0.8,
+                "channel": "all", **row}  # fmt: skip
+        meta = {"record-type": "data", "operation": op, "table-name": "campaigns"}
+        return json.dumps({"data": data, "metadata": meta}).encode()
+
+    moved = json.dumps({"data": {"product_id": "P1", "category": "garden", "name": "x"},
+                        "metadata": {"record-type": "data", "operation": "update",
+                                     "table-name": "products"}}).encode()  # fmt: skip
+    detector = Detector(PROFILE)
+    for record in (campaign("insert"), moved):
+        change = parse(record)
+        assert isinstance(change, CampaignChange | ProductChange)
+        detector.learn(change)
+    assert detector.process(sale(1, price=2.0)) == []  # 80 % off in its (new) category
+    detector.learn(parse(campaign("delete")))
+    assert [o.reason for o in detector.process(sale(2, price=2.0))] == ["price_glitch"]
+    # A campaign record the detector cannot read explains nothing (the Glue job rejects it).
+    for bad in (campaign("insert", discount="lots"), campaign("insert", start_date=None),
+                campaign("insert", discount=1.5)):  # fmt: skip
+        assert parse(bad) is None
+    restored = pickle.loads(pickle.dumps(detector))  # the stream's campaigns are in a snapshot
+    assert restored._campaigns == detector._campaigns
+    older = {
+        k: v for k, v in detector.__getstate__().items() if k not in ("_campaigns", "_categories")
+    }  # a snapshot from before campaigns
+    revived = Detector.__new__(Detector)
+    revived.__setstate__(older)
+    revived.attach(PROFILE, DetectorConfig())
+    assert [o.reason for o in revived.process(sale(3, price=2.0))] == ["price_glitch"]
