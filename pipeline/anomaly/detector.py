@@ -97,13 +97,17 @@ class Promotion:
 
 @dataclass(frozen=True)
 class CampaignChange:
-    """A ``campaigns`` row from the stream (``deleted``: it no longer runs)."""
+    """A ``campaigns`` row from the stream, or its deletion (``promotion`` ``None``: DMS may send
+    a delete with the primary key alone)."""
 
     campaign_id: str
-    scope: str  # product or category
-    target: str  # the product id or the category
-    promotion: Promotion
-    deleted: bool = False
+    scope: str = ""  # product or category
+    target: str = ""  # the product id or the category
+    promotion: Promotion | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.promotion is None
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,8 @@ def _reference_change(meta: dict, row: Any) -> CampaignChange | ProductChange | 
             if price is not None and not (math.isfinite(price) and price > 0):
                 price = None
             return ProductChange(str(row["product_id"]), str(row["category"]), price)
+        if meta.get("operation") == "delete":
+            return CampaignChange(str(row["campaign_id"]))
         scope = str(row["scope"])
         target = row["product_id"] if scope == "product" else row["category"]
         promotion = Promotion(
@@ -196,8 +202,7 @@ def _reference_change(meta: dict, row: Any) -> CampaignChange | ProductChange | 
         return None
     if not 0 < promotion.discount < 1:
         return None
-    return CampaignChange(promotion.campaign_id, scope, str(target), promotion,
-                          deleted=meta.get("operation") == "delete")  # fmt: skip
+    return CampaignChange(promotion.campaign_id, scope, str(target), promotion)
 
 
 def parse(raw: bytes) -> Sale | Rejected | CampaignChange | ProductChange | None:
@@ -436,7 +441,12 @@ class Detector:
             self._categories[change.product_id] = change.category
             if change.list_price is not None:
                 self._list_prices[change.product_id] = change.list_price
-        else:
+        elif change.deleted and not any(
+            q.campaign_id == change.campaign_id
+            for p in self.profiles.values() for q in p.promotions
+        ):  # fmt: skip
+            self._campaigns.pop(change.campaign_id, None)  # nothing else knows of it
+        else:  # a deletion of a campaign the profiles hold stays, so that it stays deleted
             self._campaigns[change.campaign_id] = change
 
     def _explained_by_a_campaign(self, sale: Sale, profile: Profile, reference: float) -> bool:
@@ -449,7 +459,7 @@ class Detector:
             running.pop(change.campaign_id, None)
             reaches = (change.target == sale.product_id if change.scope == "product"
                        else change.target == category)  # fmt: skip
-            if reaches and not change.deleted:
+            if reaches and change.promotion is not None:
                 running[change.campaign_id] = change.promotion
         for promotion in running.values():
             if promotion.applies(day, sale.channel):
@@ -554,5 +564,7 @@ class Detector:
         for day in [d for d in self._seen if d <= oldest]:
             del self._seen[day]
         # A campaign over before the oldest day a sale can still arrive for explains nothing.
-        for cid in [c for c, ch in self._campaigns.items() if ch.promotion.end <= oldest]:
+        over = [c for c, ch in self._campaigns.items()
+                if ch.promotion is not None and ch.promotion.end <= oldest]  # fmt: skip
+        for cid in over:
             del self._campaigns[cid]

@@ -218,6 +218,7 @@ def test_a_deep_discount_is_a_price_not_a_glitch() -> None:
     flagged while a campaign for the product runs on the sale's channel; flagged outside it, on
     another channel, and when the price is off the campaign's price too."""
     from pipeline.anomaly.detector import (
+        CampaignChange,
         Promotion,
         profiles_document,
         profiles_from_document,
@@ -239,6 +240,9 @@ def test_a_deep_discount_is_a_price_not_a_glitch() -> None:
     assert [o.reason for o in detector.process(sale(3, price=0.25))] == ["price_glitch"]
     later = Sale(4, "P1", 1, 2.5, "web", T0 + dt.timedelta(days=1), "dms")
     assert [o.reason for o in detector.process(later)] == ["price_glitch"]
+    # The stream deletes the campaign the profiles knew: its price explains nothing any more.
+    detector.learn(CampaignChange("C1"))
+    assert [o.reason for o in detector.process(sale(5, price=2.5))] == ["price_glitch"]
 
 
 def test_campaign_and_product_changes_on_the_stream_reach_the_price_rule() -> None:
@@ -260,8 +264,15 @@ def test_campaign_and_product_changes_on_the_stream_reach_the_price_rule() -> No
         assert isinstance(change, CampaignChange | ProductChange)
         detector.learn(change)
     assert detector.process(sale(1, price=2.0)) == []  # 80 % off in its (new) category
-    detector.learn(parse(campaign("delete")))
+    key_only = json.dumps(
+        {
+            "data": {"campaign_id": "C9"},
+            "metadata": {"record-type": "data", "operation": "delete", "table-name": "campaigns"},
+        }
+    ).encode()
+    detector.learn(parse(key_only))  # DMS may send a delete with the primary key alone
     assert [o.reason for o in detector.process(sale(2, price=2.0))] == ["price_glitch"]
+    assert detector._campaigns == {}  # a stream campaign deleted is forgotten
     # A campaign record the detector cannot read explains nothing (the Glue job rejects it).
     for bad in (campaign("insert", discount="lots"), campaign("insert", start_date=None),
                 campaign("insert", discount=1.5)):  # fmt: skip
