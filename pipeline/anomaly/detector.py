@@ -9,9 +9,10 @@ Rules, each robust to promotions and seasonality by construction:
 
 * ``spike``: one line's quantity far above the product's usual line sizes (campaigns bring more
   lines, not bigger ones): ``quantity >= max(min_spike, spike_factor × p99 line quantity)``.
-* ``price_glitch``: the unit price is off the product's reference price by more than
-  ``price_ratio`` either way, and off the price of every campaign running for it that day on
-  the sale's channel by as much: a deep discount (a 70 % clearance) is a price, not a glitch.
+* ``price_glitch``: the unit price is off the usual price paid for the product by more than
+  ``price_ratio`` either way, and off its list price and the price of every campaign running for
+  it that day on the sale's channel by as much: a deep discount (a 70 % clearance) is a price,
+  and so is a full-price sale after weeks of campaigns, not a glitch.
   Campaigns come from the profiles (those the batch side knew, :attr:`Profile.promotions`) and
   from the stream's own ``campaigns`` changes (``products`` changes keep each product's category
   for category campaigns); a campaign or product record the detector cannot read is left to the
@@ -128,6 +129,7 @@ class Profile:
     dispersion: float = 1e6  # negative-binomial r of daily units (large: Poisson-like)
     category: str | None = None
     promotions: tuple[Promotion, ...] = ()  # campaigns for it the batch side knew
+    list_price: float | None = None  # the catalogue's price, undiscounted
 
 
 @dataclass(frozen=True)
@@ -317,9 +319,9 @@ def with_campaigns(profiles: dict[str, Profile], categories: dict[str, str],
                    campaigns: Iterable[dict[str, Any]],
                    list_prices: dict[str, float] | None = None) -> dict[str, Profile]:  # fmt: skip
     """Profiles with each product's category, the campaigns that reach it (rows of the
-    ``campaigns`` table: scope ``product`` or ``category``, dates, discount, channel) and, where
-    known, its list price as the price reference: the median price paid is a discounted one
-    when campaigns ran on most recent days."""
+    ``campaigns`` table: scope ``product`` or ``category``, dates, discount, channel) and its
+    list price where known: when campaigns ran on most recent days, the median price paid is a
+    discounted one, and a full-price sale is no glitch."""
     list_prices = list_prices or {}
     reach: dict[str, list[Promotion]] = {}
     by_category: dict[str, list[str]] = {}
@@ -336,17 +338,16 @@ def with_campaigns(profiles: dict[str, Profile], categories: dict[str, str],
             reach.setdefault(product, []).append(promotion)
     return {
         product: replace(profile, category=categories.get(product),
-                         price_reference=_reference(list_prices.get(product),
-                                                    profile.price_reference),
+                         list_price=_positive(list_prices.get(product)),
                          promotions=tuple(sorted(reach.get(product, []),
                                                  key=lambda q: (q.start, q.campaign_id))))
         for product, profile in profiles.items()
     }  # fmt: skip
 
 
-def _reference(list_price: float | None, paid: float) -> float:
-    ok = list_price is not None and math.isfinite(list_price) and list_price > 0
-    return float(list_price) if ok else paid
+def _positive(price: float | None) -> float | None:
+    ok = price is not None and math.isfinite(price) and price > 0
+    return float(price) if ok else None
 
 
 def profiles_document(profiles: dict[str, Profile]) -> dict[str, dict]:
@@ -358,6 +359,7 @@ def profiles_document(profiles: dict[str, Profile]) -> dict[str, dict]:
             "units_by_weekday": list(p.units_by_weekday),
             "dispersion": p.dispersion,
             **({"category": p.category} if p.category is not None else {}),
+            **({"list_price": p.list_price} if p.list_price is not None else {}),
             **({"promotions": [[q.campaign_id, q.start.isoformat(), q.end.isoformat(),
                                 q.discount, q.channel] for q in p.promotions]}
                if p.promotions else {}),
@@ -375,6 +377,7 @@ def profiles_from_document(document: dict[str, dict]) -> dict[str, Profile]:
             units_by_weekday=tuple(float(u) for u in p["units_by_weekday"]),
             dispersion=float(p.get("dispersion", 1e6)),
             category=p.get("category"),
+            list_price=_positive(p.get("list_price")),
             promotions=tuple(
                 Promotion(str(cid), dt.date.fromisoformat(start), dt.date.fromisoformat(end),
                           float(discount), str(channel))
@@ -449,6 +452,9 @@ class Detector:
         else:  # a deletion of a campaign the profiles hold stays, so that it stays deleted
             self._campaigns[change.campaign_id] = change
 
+    def _off(self, ratio: float) -> bool:
+        return ratio >= self.config.price_ratio or ratio <= 1 / self.config.price_ratio
+
     def _explained_by_a_campaign(self, sale: Sale, profile: Profile, reference: float) -> bool:
         """Whether a campaign running for the product that day on the sale's channel prices it
         within ``price_ratio`` of what was paid."""
@@ -461,12 +467,11 @@ class Detector:
                        else change.target == category)  # fmt: skip
             if reaches and change.promotion is not None:
                 running[change.campaign_id] = change.promotion
-        for promotion in running.values():
-            if promotion.applies(day, sale.channel):
-                ratio = sale.unit_price / (reference * (1 - promotion.discount))
-                if 1 / self.config.price_ratio < ratio < self.config.price_ratio:
-                    return True
-        return False
+        return any(
+            promotion.applies(day, sale.channel)
+            and not self._off(sale.unit_price / (reference * (1 - promotion.discount)))
+            for promotion in running.values()
+        )
 
     def state_size(self) -> dict[str, int]:
         """How much the detector holds: what a snapshot of it grows with."""
@@ -506,13 +511,17 @@ class Detector:
         threshold = max(cfg.min_spike, cfg.spike_factor * (profile.line_qty_p99 if profile else 1))
         if sale.quantity >= threshold:
             flag("spike", sale.quantity / threshold)
-        reference = self._list_prices.get(sale.product_id, profile.price_reference if profile
-                                          else 0.0)  # fmt: skip
-        if profile and reference > 0:
-            ratio = sale.unit_price / reference
-            if (ratio >= cfg.price_ratio or ratio <= 1 / cfg.price_ratio) and (
-                not self._explained_by_a_campaign(sale, profile, reference)
-            ):
+        if profile and profile.price_reference > 0:
+            # Off the usual price paid, off the list price (after weeks of campaigns the usual
+            # price is a discounted one) and off every running campaign's price.
+            ratio = sale.unit_price / profile.price_reference
+            listed = self._list_prices.get(sale.product_id, profile.list_price)
+            if (
+                self._off(ratio)
+                and (listed is None or self._off(sale.unit_price / listed))
+                and not self._explained_by_a_campaign(sale, profile, listed or
+                                                      profile.price_reference)
+            ):  # fmt: skip
                 flag("price_glitch", max(ratio, 1 / ratio))
         # Duplicate bursts: identical lines close together.
         signature = (sale.quantity, round(sale.unit_price, 2), sale.channel)

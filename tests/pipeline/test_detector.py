@@ -286,3 +286,25 @@ def test_campaign_and_product_changes_on_the_stream_reach_the_price_rule() -> No
     revived.__setstate__(older)
     revived.attach(PROFILE, DetectorConfig())
     assert [o.reason for o in revived.process(sale(3, price=2.0))] == ["price_glitch"]
+
+
+def test_the_list_price_explains_a_full_price_sale_but_never_adds_a_flag() -> None:
+    """After weeks of campaigns the usual price paid is a discounted one: a full-price sale is
+    explained by the list price. A list price unlike anything paid (a "compare at" price in a
+    user's products file) adds no flag: a price must be off the usual price paid as well."""
+    from dataclasses import replace
+
+    from pipeline.anomaly.detector import ProductChange, profiles_document, profiles_from_document
+
+    discounted = {"P1": replace(PROFILE["P1"], price_reference=2.5, list_price=10.0)}
+    assert profiles_from_document(profiles_document(discounted)) == discounted
+    detector = Detector(discounted)
+    assert detector.process(sale(1, price=10.0)) == []  # full price
+    assert [o.reason for o in detector.process(sale(2, price=0.5))] == ["price_glitch"]
+    inflated = Detector({"P1": replace(PROFILE["P1"], list_price=100.0)})
+    assert inflated.process(sale(3, price=10.0)) == []
+    assert [o.reason for o in inflated.process(sale(4, price=1.0))] == ["price_glitch"]
+    # A list price from the stream replaces the profile's.
+    detector.learn(ProductChange("P1", "toys", 20.0))
+    assert [o.reason for o in detector.process(sale(5, price=0.5))] == ["price_glitch"]
+    assert detector.process(sale(6, price=20.0)) == []
