@@ -236,9 +236,10 @@ def simulate(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Generate a scenario's world, its DMS messages (NDJSON) and the ground truth into OUT."""
-    from harness.files import prepare_directory
+    from harness.files import check_directory, prepare_directory
     from harness.simulation import simulate as simulate_scenario
     from harness.simulation import write_simulation
+    from simulator.source import SourceError
 
     _setup_logging(verbose)
     try:
@@ -248,11 +249,18 @@ def simulate(
     except ScenarioError as exc:
         _refuse(str(exc))
     try:
-        prepare_directory(out, force, kind="simulation")  # refuse before generating anything
+        check_directory(out, force)  # refuse before generating anything
     except OutputDirError as exc:
         _refuse(str(exc))
     with console.status(f"simulating {chosen.name} (seed {chosen.seed}) …"):
-        sim = simulate_scenario(chosen)
+        try:
+            sim = simulate_scenario(chosen)
+        except SourceError as exc:  # the user's own files: named, not a traceback, no folder
+            _refuse(str(exc))
+    try:
+        prepare_directory(out, force, kind="simulation")
+    except OutputDirError as exc:
+        _refuse(str(exc))
     with console.status(
         f"writing {len(sim.cdc):,} DMS messages and the world to {escape(str(out))} …"
     ):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from deploy.outputs import MARKER, OutputDirError, prepare_output_dir
+from deploy.outputs import MARKER, OutputDirError, check_output_dir, prepare_output_dir
 
-__all__ = ["MARKER", "OutputDirError", "prepare_directory", "sha256_file"]
+__all__ = ["MARKER", "OutputDirError", "check_directory", "prepare_directory", "sha256_file"]
 
 
 def sha256_file(path: Path) -> str:
@@ -20,6 +20,13 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_directory(out_dir: Path, force: bool) -> None:
+    """Every check :func:`prepare_directory` makes, touching nothing: a command that may still
+    fail on its input checks first and creates the directory only once it has something to
+    write."""
+    check_output_dir(out_dir, force=force)
 
 
 def prepare_directory(out_dir: Path, force: bool, kind: str = "run") -> None:

@@ -22,6 +22,7 @@ tables' final state, so the stream holds inserts only.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import logging
 import reprlib
 from dataclasses import dataclass, field
@@ -69,6 +70,20 @@ class _Frame:
 
 
 # ------------------------------------------------------------------------------------ reading
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _delimiter(path: Path) -> str:
+    """The header line's delimiter: a comma, or the one of ``;``, tab, ``|`` that it holds
+    instead (spreadsheets in many locales export ``;``). A header with none is one column."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        header = handle.readline(1 << 16).decode("utf-8", errors="replace")
+    counts = {d: header.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
 def _read_file(path: Path) -> tuple[pd.DataFrame, int]:
     """A file as a frame of strings (CSV) or typed columns (Parquet), and the first row number."""
     name = path.name.lower()
@@ -82,7 +97,8 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, int]:
         options = pacsv.ConvertOptions(
             column_types={}, strings_can_be_null=False, auto_dict_encode=False
         )
-        table = pacsv.read_csv(path, convert_options=options)
+        parse = pacsv.ParseOptions(delimiter=_delimiter(path))
+        table = pacsv.read_csv(path, parse_options=parse, convert_options=options)
         # Everything as text first: conversion below names the row of a value that does not fit.
         return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema])).to_pandas(), 2
     except (pa.ArrowInvalid, OSError) as exc:

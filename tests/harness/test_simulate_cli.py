@@ -48,3 +48,20 @@ def test_simulate_refuses_an_impossible_scenario_naming_the_key(tmp_path: Path) 
     result = dfp("simulate", str(bad), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "discount_min" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_simulate_names_a_bad_value_in_your_own_files_without_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "sales.csv").write_text(
+        "sku;qty;day\nA;2;2025-03-01\nA;x1;2025-03-02\n"
+        + "".join(f"A;1;2025-03-{d:02d}\n" for d in range(3, 29))
+    )
+    scenario = tmp_path / "mine.yaml"
+    scenario.write_text(
+        "name: mine\nseed: 1\nsource:\n  sales:\n    path: sales.csv\n"
+        "    columns: {product_id: sku, quantity: qty, sold_at: day}\n"
+        "forecast: {frequency: D, horizon: 1}\n"
+    )
+    result = dfp("simulate", str(scenario), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2, result.stderr
+    assert "sales.csv: column 'qty' (quantity) is not a number: row 3: 'x1'" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()

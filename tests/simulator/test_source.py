@@ -77,6 +77,28 @@ def test_a_sales_file_replays_as_full_load_then_a_stream_of_its_last_days(tmp_pa
     assert again.cdc["message"].to_pylist() == sim.cdc["message"].to_pylist()
 
 
+def test_a_semicolon_or_tab_separated_file_with_a_byte_order_mark_is_read(tmp_path) -> None:
+    """Spreadsheets in many locales export ``;`` (and a UTF-8 BOM): the header says which."""
+    comma = simulate(load_scenario(str(_with_sales(tmp_path / "comma", SALES_CSV))))
+    for name, delimiter in (("semicolon", ";"), ("tab", "\t")):
+        text = "\ufeff" + SALES_CSV.replace(",", delimiter)
+        sim = simulate(load_scenario(str(_with_sales(tmp_path / name, text))))
+        assert sim.cdc_stream.to_pylist() == comma.cdc_stream.to_pylist(), name
+        assert sim.world.products.to_pylist() == comma.world.products.to_pylist(), name
+    # A decimal comma is no number here: named, with its rows, not guessed.
+    text = SALES_CSV.replace(",", ";").replace("3.50", "3,50")
+    with pytest.raises(
+        SourceError, match=r"column 'price' \(unit_price\) is not a number: row 2: '3,50'"
+    ):
+        simulate(load_scenario(str(_with_sales(tmp_path / "decimal", text))))
+
+
+def _with_sales(folder: Path, text: str) -> Path:
+    folder.mkdir()
+    (folder / "sales.csv").write_text(text, encoding="utf-8")
+    return scenario_file(folder, "sales:\n  path: sales.csv\n" + MAPPING + "stream_days: 2\n")
+
+
 def test_products_and_campaigns_files_are_used_and_parquet_is_read(tmp_path) -> None:
     when = ["2025-01-01T10:00:00", "2025-01-05T10:00:00", "2025-01-06T10:00:00"]
     sales = pa.table({"sale_id": [1, 2, 3], "product_id": ["A", "A", "B"],
