@@ -77,6 +77,10 @@ def spark_session(endpoint_url: str, region: str) -> Any:
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.sql.shuffle.partitions", "4")
+            # One session serves every job run of a process (a test worker runs dozens): Spark's
+            # 1 GiB default heap ran out in a late, larger job (OutOfMemoryError, then every
+            # later job of that worker failed with its JVM gone). Heap is reserved, not used.
+            .config("spark.driver.memory", os.environ.get("DFP_SPARK_DRIVER_MEMORY", "3g"))
             .config("spark.sql.session.timeZone", "UTC")
             # C1 only starts fast; its code cache then defaults to 48 MiB, which a long session
             # (a test suite, many job runs) fills, and the JVM stops compiling: every later job
