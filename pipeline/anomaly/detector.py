@@ -185,9 +185,7 @@ def _reference_change(meta: dict, row: Any) -> CampaignChange | ProductChange | 
             if meta.get("operation") == "delete":
                 return None
             price = row.get("list_price")
-            price = _number(price, "list_price") if price is not None else None
-            if price is not None and not (math.isfinite(price) and price > 0):
-                price = None
+            price = _positive(_number(price, "list_price")) if price is not None else None
             return ProductChange(str(row["product_id"]), str(row["category"]), price)
         if meta.get("operation") == "delete":
             return CampaignChange(str(row["campaign_id"]))
