@@ -9,6 +9,7 @@ out as files::
     DIR/events/ecommerce.ndjson                      the web shop's own events (when enabled)
     DIR/truth/daily_demand.parquet                   true demand per product and day
     DIR/truth/anomalies.parquet, anomalies.json      every injected anomaly
+    DIR/errors/source-rows.ndjson                    a replay's sales rows set aside, and why
     DIR/manifest.json                                scenario, seed, counts, sha256 per file
 
 Same scenario and seed ⇒ byte-identical files.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,29 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd", write_statistics=True)
 
 
+SET_ASIDE_FILE = "errors/source-rows.ndjson"  # under a run's or a simulation's folder
+
+
+def write_set_aside(world: SimulatedWorld, folder: Path) -> int:
+    """A replay's sales rows set aside (``source.bad_rows: set_aside``), one JSON record each
+    (file, row, column, value, reason) in ``folder/errors/source-rows.ndjson``; returns how many.
+    Nothing is written when none was."""
+    table = world.set_aside
+    if table is None or len(table) == 0:
+        return 0
+    path = folder / SET_ASIDE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in table.to_pylist()))
+    return len(table)
+
+
+def set_aside_reasons(world: SimulatedWorld) -> dict[str, int]:
+    """How many rows were set aside per reason (the reason without the row's value)."""
+    if world.set_aside is None:
+        return {}
+    return dict(sorted(Counter(world.set_aside["reason"].to_pylist()).items()))
+
+
 def write_simulation(sim: Simulation, out_dir: Path, *, force: bool = False) -> dict[str, Any]:
     """Write ``sim`` under ``out_dir``; returns the manifest (also written as manifest.json)."""
     out_dir = Path(out_dir)
@@ -163,6 +188,8 @@ def write_simulation(sim: Simulation, out_dir: Path, *, force: bool = False) -> 
         for row in world.truth_anomalies.to_pylist()
     ]
     (out_dir / "truth" / "anomalies.json").write_text(json.dumps(anomalies, indent=2) + "\n")
+    if write_set_aside(world, out_dir):
+        counts[SET_ASIDE_FILE] = len(world.set_aside)
     operations = {
         f"{t}.{op}": n
         for (t, op), n in sorted(

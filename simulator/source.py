@@ -25,7 +25,7 @@ import datetime as dt
 import gzip
 import logging
 import reprlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,27 @@ class SourceError(ValueError):
     """The user's data cannot be replayed (names the file, the column and the rows)."""
 
 
+@dataclass
+class _SetAside:
+    """Rows of a table that do not fit the contract, kept aside with their reasons (``bad_rows:
+    set_aside``) instead of stopping the replay."""
+
+    mask: np.ndarray  # True where a row is set aside
+    records: list[dict] = field(default_factory=list)  # file, row, column, value, reason
+
+    def add(self, frame: _Frame, column: str, mask: np.ndarray, what: str) -> None:
+        fresh = mask & ~self.mask  # a row is listed once, with its first reason
+        source = frame.names.get(column, column)
+        values = frame.data[column].to_numpy() if column in frame.data else None
+        for i in np.flatnonzero(fresh):
+            self.records.append({
+                "file": frame.origin, "row": int(frame.rows[i]), "column": source,
+                "value": "" if values is None or pd.isna(values[i]) else str(values[i])[:200],
+                "reason": f"{column} {what}",
+            })  # fmt: skip
+        self.mask |= mask
+
+
 @dataclass(frozen=True)
 class _Frame:
     """A table read from its file: contract columns as pandas columns, and where rows came from."""
@@ -67,6 +88,8 @@ class _Frame:
     data: pd.DataFrame
     rows: np.ndarray  # each row's line in a CSV (header = 1) or 1-based row in a Parquet file
     names: dict[str, str] = field(default_factory=dict)  # contract column → the file's column(s)
+    aside: _SetAside | None = None  # set: a bad row is set aside, not an error
+    settable: bool = False  # whether ``bad_rows: set_aside`` applies to this table (sales)
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -140,7 +163,23 @@ def _bad(frame: _Frame, column: str, mask: np.ndarray, what: str) -> SourceError
     more = f" (and {len(where) - _SHOWN_ROWS} more rows)" if len(where) > _SHOWN_ROWS else ""
     source = frame.names.get(column, column)
     named = f"column {source!r}" + (f" ({column})" if source != column else "")
-    return SourceError(f"{frame.origin}: {named} {what}: {shown}{more}")
+    hint = SET_ASIDE_HINT if frame.aside is None and frame.settable else ""
+    return SourceError(f"{frame.origin}: {named} {what}: {shown}{more}{hint}")
+
+
+SET_ASIDE_HINT = (
+    " (source.bad_rows: set_aside replays the other rows and lists these with their reasons in "
+    "errors/source-rows.ndjson)"
+)
+
+
+def _fail(frame: _Frame, column: str, mask: np.ndarray, what: str) -> None:
+    """Rows where ``mask`` holds do not fit: set aside (``bad_rows: set_aside``), else an error."""
+    if not mask.any():
+        return
+    if frame.aside is None:
+        raise _bad(frame, column, mask, what)
+    frame.aside.add(frame, column, np.asarray(mask, bool), what)
 
 
 def _text(frame: _Frame, column: str, *, default: str | None = None,
@@ -151,14 +190,14 @@ def _text(frame: _Frame, column: str, *, default: str | None = None,
         return np.full(len(frame.data), default, dtype=object)
     values = frame.data[column].astype("string").str.strip()
     empty = values.isna() | (values == "")
-    if default is None and empty.any():
-        raise _bad(frame, column, empty.to_numpy(), "is empty")
-    values = values.where(~empty, default).to_numpy(dtype=object)
+    if default is None:
+        _fail(frame, column, empty.to_numpy(), "is empty")
+    values = values.where(~empty, default or "").to_numpy(dtype=object)
     if allowed is not None:
         lowered = np.array([str(v).lower() for v in values], dtype=object)
         wrong = ~np.isin(lowered, allowed)
-        if wrong.any():
-            raise _bad(frame, column, wrong, f"is not one of {', '.join(allowed)}")
+        _fail(frame, column, wrong, f"is not one of {', '.join(allowed)}")
+        lowered[wrong] = allowed[0]  # a set-aside row's stand-in
         return lowered
     return values
 
@@ -170,16 +209,17 @@ def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
             raise SourceError(f"{frame.origin}: no column for {column} (map one in columns:)")
         return np.full(len(frame.data), default)
     parsed = pd.to_numeric(frame.data[column], errors="coerce").to_numpy(dtype=float)
+    # Each check's rows get a stand-in value, so that the next checks see only their own rows.
     bad = ~np.isfinite(parsed)
-    if bad.any():
-        raise _bad(frame, column, bad, "is not a number")
-    if integer and (parsed != np.round(parsed)).any():
-        raise _bad(frame, column, parsed != np.round(parsed), "is not a whole number")
-    if (parsed < minimum).any():
-        raise _bad(frame, column, parsed < minimum, f"is below {minimum:g}")
-    if (parsed > maximum).any():
-        raise _bad(frame, column, parsed > maximum, f"is above {maximum:g}")
-    return parsed
+    _fail(frame, column, bad, "is not a number")
+    parsed[bad] = minimum
+    if integer:
+        fractional = parsed != np.round(parsed)
+        _fail(frame, column, fractional, "is not a whole number")
+        parsed = np.round(parsed)
+    _fail(frame, column, parsed < minimum, f"is below {minimum:g}")
+    _fail(frame, column, parsed > maximum, f"is above {maximum:g}")
+    return np.clip(parsed, minimum, maximum)
 
 
 def _moment(frame: _Frame, column: str, *, dates: bool = False,
@@ -199,27 +239,28 @@ def _moment(frame: _Frame, column: str, *, dates: bool = False,
         text = raw.astype("string").str.strip()
         parsed = pd.to_datetime(text.where(text != ""), errors="coerce", utc=True, format="mixed")
         bad = parsed.isna().to_numpy() & (text.notna() & (text != "")).to_numpy()
-        if bad.any():
-            raise _bad(frame, column, bad, "is not a date or time")
+        _fail(frame, column, bad, "is not a date or time")
     missing = parsed.isna().to_numpy()
-    if missing.any() and not optional:
-        raise _bad(frame, column, missing, "is empty")
+    if not optional:
+        _fail(frame, column, missing, "is empty")
     return parsed.dt.tz_convert(None).to_numpy().astype(unit)
 
 
 # ------------------------------------------------------------------------------------ tables
 def _sales(frame: _Frame) -> pd.DataFrame:
+    """The sales rows in the contract; with ``bad_rows: set_aside`` the rows that do not fit are
+    left out (and listed in ``frame.aside``)."""
     n = len(frame.data)
     sale_id = (
         _number(frame, "sale_id", integer=True, minimum=1).astype(np.int64)
         if "sale_id" in frame.data
         else np.arange(1, n + 1, dtype=np.int64)
     )
-    duplicated = pd.Series(sale_id).duplicated(keep=False).to_numpy()
-    if duplicated.any():
-        raise _bad(frame, "sale_id", duplicated, "repeats a sale id (the table's key)")
+    if frame.aside is None:
+        duplicated = pd.Series(sale_id).duplicated(keep=False).to_numpy()
+        _fail(frame, "sale_id", duplicated, "repeats a sale id (the table's key)")
     quantity = _number(frame, "quantity", integer=True, maximum=_MAX_QUANTITY, default=1.0)
-    return pd.DataFrame(
+    sales = pd.DataFrame(
         {
             "sale_id": sale_id,
             "product_id": _text(frame, "product_id"),
@@ -233,6 +274,13 @@ def _sales(frame: _Frame) -> pd.DataFrame:
             "sold_at": _moment(frame, "sold_at"),
         }
     )
+    if frame.aside is not None:
+        # Of the rows that fit, the first with a sale id is kept; a later one repeating it is
+        # set aside (which of two copies is right, the file does not say).
+        kept = pd.Series(sale_id).where(~frame.aside.mask)
+        repeated = (kept.duplicated(keep="first") & kept.notna()).to_numpy()
+        _fail(frame, "sale_id", repeated, "repeats the sale id of an earlier row")
+    return sales
 
 
 def _products(frame: _Frame | None, sales: pd.DataFrame, attributes: _Frame | None) -> pd.DataFrame:
@@ -354,6 +402,13 @@ class SourceTables:
     campaigns: pa.Table
     sales: pa.Table
     origin: str
+    rows_read: int = 0  # sales rows in the file
+    set_aside: pa.Table | None = None  # sales rows left out (``bad_rows: set_aside``), why
+
+
+#: What ``errors/source-rows.ndjson`` lists: one record per sales row set aside.
+SET_ASIDE = pa.schema([("file", pa.string()), ("row", pa.int64()), ("column", pa.string()),
+                      ("value", pa.string()), ("reason", pa.string())])  # fmt: skip
 
 
 def _load(spec: SourceTable, base: Path) -> tuple[str, pd.DataFrame, int]:
@@ -372,7 +427,9 @@ def read_source(source: Source, base: Path) -> SourceTables:
         assert source.sales is not None  # the schema's validator
         origin, raw, first_row = _load(source.sales, base)
         columns = source.sales.columns
-    sales_frame = _mapped(origin, raw, first_row, columns, SOURCE_COLUMNS["sales"])
+    aside = _SetAside(np.zeros(len(raw), bool)) if source.bad_rows == "set_aside" else None
+    sales_frame = replace(_mapped(origin, raw, first_row, columns, SOURCE_COLUMNS["sales"]),
+                          aside=aside, settable=True)  # fmt: skip
     product_frame = campaign_frame = attributes = None
     if source.products is not None:
         product_frame = _mapped(*_load(source.products, base), source.products.columns,
@@ -385,11 +442,29 @@ def read_source(source: Source, base: Path) -> SourceTables:
     if len(sales_frame.data) == 0:
         raise SourceError(f"{origin}: no sales rows")
     sales = _sales(sales_frame)
+    kept = np.ones(len(sales), bool) if aside is None else ~aside.mask
+    if not kept.any():
+        first = aside.records[0] if aside and aside.records else {}
+        raise SourceError(f"{origin}: every one of its {len(sales):,} sales rows was set aside; "
+                          f"the first, row {first.get('row')}: {first.get('reason')}")  # fmt: skip
+    if not kept.all():
+        sales = sales[kept].reset_index(drop=True)
+        if attributes is not None:
+            attributes = replace(attributes, data=attributes.data[kept].reset_index(drop=True),
+                                 rows=attributes.rows[kept])  # fmt: skip
     products = _products(product_frame, sales, attributes)
     unknown = ~np.isin(sales["product_id"].to_numpy(), products["product_id"].to_numpy())
     if unknown.any():
-        raise _bad(_Frame(origin, sales, sales_frame.rows, sales_frame.names), "product_id",
-                   unknown, "names a product the products file does not have")  # fmt: skip
+        what = "names a product the products file does not have"
+        if aside is None:
+            raise _bad(_Frame(origin, sales, sales_frame.rows, sales_frame.names, settable=True),
+                       "product_id", unknown, what)  # fmt: skip
+        at = np.zeros(len(kept), bool)
+        at[np.flatnonzero(kept)[unknown]] = True
+        aside.add(sales_frame, "product_id", at, what)
+        sales = sales[~unknown].reset_index(drop=True)
+        if sales.empty:
+            raise SourceError(f"{origin}: no sales row names a product of the products file")
     price = products.set_index("product_id")["list_price"]
     sales["unit_price"] = sales["unit_price"].fillna(sales["product_id"].map(price))
     if source.max_items is not None and len(products) > source.max_items:
@@ -404,7 +479,10 @@ def read_source(source: Source, base: Path) -> SourceTables:
         campaigns=_arrow(campaigns.sort_values("campaign_id", kind="stable"), CAMPAIGNS),
         sales=_arrow(sales.sort_values(["sold_at", "sale_id"], kind="stable"), SALES),
         origin=origin,
-    )
+        rows_read=len(raw),
+        set_aside=None if aside is None else pa.Table.from_pylist(
+            sorted(aside.records, key=lambda r: r["row"]), schema=SET_ASIDE),
+    )  # fmt: skip
 
 
 def _arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -509,8 +587,13 @@ def replay(source: Source, base: Path, seed: int) -> SimulatedWorld:
         "window_lines": int(streamed.sum()),
         "anomalies": 0,
         "campaigns": len(tables.campaigns),
+        "source_rows": tables.rows_read,
+        "set_aside": 0 if tables.set_aside is None else len(tables.set_aside),
     }
     logger.info("replayed %s: %s", tables.origin, stats)
+    if stats["set_aside"]:
+        logger.warning("%s: %d of its %d sales rows set aside (bad_rows: set_aside)",
+                       tables.origin, stats["set_aside"], tables.rows_read)  # fmt: skip
     empty_events = pa.table(
         {f.name: pa.array([], f.type) for f in SALES} | {"_sent_us": pa.array([], pa.int64())}
     )
@@ -528,4 +611,5 @@ def replay(source: Source, base: Path, seed: int) -> SimulatedWorld:
         ecommerce_events=empty_events,
         stats=stats,
         origin=tables.origin,
+        set_aside=tables.set_aside,
     )

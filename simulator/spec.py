@@ -137,6 +137,9 @@ class Source(_Strict):
     campaigns: SourceTable | None = None
     stream_days: int = Field(default=2, ge=1, le=60)
     max_items: int | None = Field(default=None, ge=1, le=1_000_000)
+    # A sales row that does not fit the contract: ``stop`` the run naming it, or ``set_aside``
+    # (replay the other rows; the run lists it in errors/source-rows.ndjson and counts it).
+    bad_rows: Literal["stop", "set_aside"] = "stop"
 
     @model_validator(mode="after")
     def _one_origin(self) -> Source:

@@ -80,6 +80,8 @@ class SimulatedWorld:
     ecommerce_events: pa.Table
     stats: dict[str, int] = field(default_factory=dict)
     origin: str = "simulated"  # or the replayed files / dataset
+    # A replay's sales rows that did not fit the contract, with why (``bad_rows: set_aside``).
+    set_aside: pa.Table | None = None
 
     @property
     def has_truth(self) -> bool:

@@ -4,6 +4,7 @@ Each stage records its hops in the ledger (received, written, rejected by reason
 to the hops that feed them; the names live here because links cross stages.
 """
 
+SOURCE_ROWS = "source_rows"  # a replay's sales rows → replayed, set aside by reason, filtered
 DMS_CDC = "dms_cdc"  # window changes → DMS messages
 SHOP_EVENTS = "shop_events"  # the shop's direct events (when enabled)
 BAD_RECORDS = "bad_records"  # records a broken producer put on the stream (fault scenarios)

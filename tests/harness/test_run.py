@@ -304,3 +304,20 @@ def test_a_missing_value_fails_its_expectation_in_a_full_run() -> None:
         evaluate(Expectation(path="a.b", min=1), {"a": {"b": "x"}})["reason"]
         == "'x' is not a number"
     )
+
+
+def test_a_replay_counts_its_set_aside_rows_and_lists_them_in_the_run(tmp_path: Path, aws) -> None:
+    from tests.simulator.test_source import HOSTILE_SALES, MAPPING, scenario_file
+
+    (tmp_path / "sales.csv").write_text(HOSTILE_SALES)
+    path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING
+                         + "bad_rows: set_aside\n")  # fmt: skip
+    summary = run(load_scenario(str(path)), tmp_path / "r", world=aws, until="staging").summary
+    hop = summary["counts"]["source_rows"]
+    assert (hop["in"], hop["out"], hop["rejected"]) == (13, 7, 6)
+    assert hop["reasons"]["quantity is below 0"] == 1
+    assert summary["simulation"]["source"]["set_aside"] == 6
+    assert summary["reconciliation"]["ok"], summary["reconciliation"]
+    assert summary["staging"]["rows"]["sales"] == 7
+    listed = (tmp_path / "r" / summary["simulation"]["source"]["set_aside_file"]).read_text()
+    assert [json.loads(line)["row"] for line in listed.splitlines()] == [8, 9, 10, 11, 12, 13]

@@ -236,3 +236,77 @@ def test_the_shipped_real_retail_dataset_replays() -> None:
     assert pc.sum(world.truth_daily["sold"]).as_py() == pc.sum(world.sales["quantity"]).as_py()
     categories = set(world.products["category"].to_pylist())
     assert categories == {"chicken", "classic", "supreme", "veggie"}
+
+
+HOSTILE_SALES = (
+    SALES_CSV
+    + "7,A,x,3.50,2025-03-03,09:00:00,store\n"  # row 8: quantity not a number
+    + "8,A,-2,3.50,2025-03-03,10:00:00,store\n"  # row 9: a return
+    + "9,B,1,10.00,2025-13-03,10:00:00,web\n"  # row 10: no such month
+    + "10,B,1,10.00,2025-03-04,10:00:00,phone\n"  # row 11: unknown channel
+    + "3,A,1,3.50,2025-03-04,11:00:00,store\n"  # row 12: repeats sale 3
+    + "11,,1,3.50,2025-03-04,12:00:00,store\n"  # row 13: no product
+    + "12,Z,1,1.00,2025-03-05,12:00:00,store\n"  # row 14: not in the products file
+)
+
+
+def test_set_aside_replays_the_rows_that_fit_and_lists_the_others_with_reasons(tmp_path) -> None:
+    (tmp_path / "sales.csv").write_text(HOSTILE_SALES)
+    (tmp_path / "products.csv").write_text("product_id,list_price\nA,3.5\nB,10\nC,7\n")
+    body = ("sales:\n  path: sales.csv\n" + MAPPING
+            + "products: {path: products.csv}\nbad_rows: set_aside\n")  # fmt: skip
+    world = simulate(load_scenario(str(scenario_file(tmp_path, body)))).world
+    assert sorted(world.sales["sale_id"].to_pylist()) == [1, 2, 3, 4, 5, 6]
+    assert world.stats["source_rows"] == 13 and world.stats["set_aside"] == 7
+    rows = {r["row"]: r for r in world.set_aside.to_pylist()}
+    assert {k: (v["column"], v["reason"]) for k, v in rows.items()} == {
+        8: ("qty", "quantity is not a number"),
+        9: ("qty", "quantity is below 0"),
+        10: ("when_day + when_time", "sold_at is not a date or time"),
+        11: ("shop", "channel is not one of web, store, app"),
+        12: ("order", "sale_id repeats the sale id of an earlier row"),
+        13: ("sku", "product_id is empty"),
+        14: ("sku", "product_id names a product the products file does not have"),
+    }
+    assert rows[9]["value"] == "-2" and rows[11]["value"] == "phone"
+    assert {r["file"] for r in rows.values()} == {str(tmp_path / "sales.csv")}
+    # The rows that fit replay as without the bad ones: same world, byte for byte.
+    (tmp_path / "clean.csv").write_text(SALES_CSV)
+    clean = scenario_file(tmp_path, body.replace("sales.csv", "clean.csv"))
+    assert simulate(load_scenario(str(clean))).world.sales.equals(world.sales)
+
+
+def test_stop_names_the_option_and_set_aside_refuses_a_file_with_nothing_left(tmp_path) -> None:
+    (tmp_path / "sales.csv").write_text(HOSTILE_SALES)
+    path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING)
+    with pytest.raises(SourceError, match=r"repeats a sale id .*row 12: '3' \(source\.bad_rows: "
+                                          r"set_aside replays the other rows"):  # fmt: skip
+        simulate(load_scenario(str(path)))
+    header = SALES_CSV.split("\n")[0]
+    (tmp_path / "bad.csv").write_text(header + "\n1,A,-1,3,2025-03-01,09:00,store\n")
+    path = scenario_file(tmp_path, "sales:\n  path: bad.csv\n" + MAPPING + "bad_rows: set_aside\n")
+    with pytest.raises(SourceError, match=r"every one of its 1 sales rows was set aside; the "
+                                          r"first, row 2: quantity is below 0"):  # fmt: skip
+        simulate(load_scenario(str(path)))
+    # Only the sales file's rows can be set aside: a bad product row still stops the replay.
+    (tmp_path / "sales.csv").write_text(SALES_CSV)
+    (tmp_path / "products.csv").write_text("product_id,list_price\nA,3.5\nB,ten\nC,7\n")
+    path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING
+                         + "products: {path: products.csv}\nbad_rows: set_aside\n")  # fmt: skip
+    with pytest.raises(SourceError, match=r"products.csv: column 'list_price' is not a number: "
+                                          r"row 3: 'ten'$"):  # fmt: skip
+        simulate(load_scenario(str(path)))
+
+
+def test_dfp_simulate_writes_the_set_aside_rows_and_counts_them(tmp_path) -> None:
+    from harness.simulation import write_simulation
+
+    (tmp_path / "sales.csv").write_text(HOSTILE_SALES)
+    body = "sales:\n  path: sales.csv\n" + MAPPING + "bad_rows: set_aside\n"
+    manifest = write_simulation(simulate(load_scenario(str(scenario_file(tmp_path, body)))),
+                                tmp_path / "out")  # fmt: skip
+    lines = (tmp_path / "out" / "errors" / "source-rows.ndjson").read_text().splitlines()
+    # Without a products file, product Z is a product of the replay: six rows set aside.
+    assert manifest["records"]["errors/source-rows.ndjson"] == len(lines) == 6
+    assert manifest["records"]["world/sales.parquet"] == 7
+    assert "errors/source-rows.ndjson" in manifest["files"]
