@@ -53,6 +53,10 @@ def run(ctx: RunContext) -> None:
             "rows": world.stats.get("source_rows"),
             "replayed": len(world.sales),
             "set_aside": world.stats.get("set_aside", 0),
+            # Rows that are no sale by design: quantity 0, items max_items left out.
+            "filtered": {
+                k.split(": ", 1)[1]: v for k, v in world.stats.items() if k.startswith("filtered: ")
+            },
             **({"set_aside_file": SET_ASIDE_FILE} if world.stats.get("set_aside") else {}),
         }
 

@@ -146,6 +146,10 @@ def test_products_and_campaigns_files_are_used_and_parquet_is_read(tmp_path) -> 
             r"column 'shop' \(channel\) is not one of web, store, app: row 3: 'phone', row 6",
         ),
         (SALES_CSV.replace("4,A,4", "4,A,-4"), r"column 'qty' \(quantity\) is below 0: row 5"),
+        (
+            SALES_CSV.replace("4,A,4,3.00", "4,A,4,0"),
+            r"column 'price' \(unit_price\) is not above 0: row 5: '0'",
+        ),
         (SALES_CSV.replace("5,B", "1,B"), r"column 'order' \(sale_id\) repeats a sale id .*row 2"),
         (SALES_CSV.replace("6,C,1,", "6,,1,"), r"column 'sku' \(product_id\) is empty: row 7"),
         (SALES_CSV.replace("3,A,1,", "3,A,1e300,"), r"column 'qty' \(quantity\) is above .*row 4"),
@@ -156,6 +160,7 @@ def test_products_and_campaigns_files_are_used_and_parquet_is_read(tmp_path) -> 
         "bad-date",
         "unknown-channel",
         "negative",
+        "free",
         "duplicate-key",
         "empty-id",
         "huge",
@@ -310,3 +315,34 @@ def test_dfp_simulate_writes_the_set_aside_rows_and_counts_them(tmp_path) -> Non
     assert manifest["records"]["errors/source-rows.ndjson"] == len(lines) == 6
     assert manifest["records"]["world/sales.parquet"] == 7
     assert "errors/source-rows.ndjson" in manifest["files"]
+
+
+def test_a_column_mixing_timestamp_formats_is_read_value_by_value(tmp_path) -> None:
+    (tmp_path / "sales.csv").write_text(
+        "sku,p,when\nA,1,2025-03-01 09:00:00\nA,1,2025-03-02T12:00:00+02:00\nA,1,03/04/2025 08:00\n"
+    )
+    body = "sales:\n  path: sales.csv\n  columns: {product_id: sku, unit_price: p, sold_at: when}\n"
+    sales = simulate(load_scenario(str(scenario_file(tmp_path, body)))).world.sales
+    assert [t.isoformat() for t in sales["sold_at"].to_pylist()] == [
+        "2025-03-01T09:00:00+00:00",
+        "2025-03-02T10:00:00+00:00",
+        "2025-03-04T08:00:00+00:00",
+    ]
+
+
+def test_demand_data_without_prices_and_with_zero_rows_replays(tmp_path) -> None:
+    # Forecasting datasets often list every item and day, unsold ones with 0, and carry no price.
+    rows = [f"{sku},2025-03-{day:02d},{(day * n) % 3}" for sku, n in (("A", 1), ("B", 2))
+            for day in range(1, 15)]  # fmt: skip
+    (tmp_path / "demand.csv").write_text("item,date,units\n" + "\n".join(rows) + "\n")
+    columns = "{product_id: item, sold_at: date, quantity: units}"
+    body = f"sales:\n  path: demand.csv\n  columns: {columns}\n"
+    world = simulate(load_scenario(str(scenario_file(tmp_path, body)))).world
+    zeros = sum(1 for row in rows if row.endswith(",0"))
+    assert zeros and len(world.sales) == len(rows) - zeros
+    assert min(world.sales["quantity"].to_pylist()) > 0
+    assert world.stats["filtered: quantity 0 (nothing sold)"] == zeros
+    assert set(world.products["list_price"].to_pylist()) == {1.0}
+    assert set(world.sales["unit_price"].to_pylist()) == {1.0}
+    sold = pc.sum(world.truth_daily["sold"]).as_py()
+    assert sold == sum(int(row.rsplit(",", 1)[1]) for row in rows)
