@@ -52,6 +52,14 @@ class Calendar(_Strict):
     stream_days: int = Field(ge=1, le=60)
     timezone: Literal["UTC"] = "UTC"
 
+    @model_validator(mode="after")
+    def _ends_in_calendar(self) -> Calendar:
+        if self.start.toordinal() + self.history_days + self.stream_days > dt.date.max.toordinal():
+            raise ValueError(
+                f"start {self.start} + history_days + stream_days runs past {dt.date.max}"
+            )
+        return self
+
 
 class Campaigns(_Strict):
     per_month: float = Field(default=2.0, ge=0.0, le=1_000.0)

@@ -62,6 +62,7 @@ def test_valid_scenario_parses_with_defaults() -> None:
         (_with({"anomalies.rate": -0.1}), "anomalies.rate", "-0.1", "greater than or equal"),
         (_with({"anomalies.types": ["spike", "meteor"]}), "anomalies.types.1", "'meteor'", "spike"),
         (_with({"campaigns.days_min": 9, "campaigns.days_max": 3}), "campaigns", None, "days_min"),
+        (_with({"calendar.start": "9999-10-01"}), "calendar", None, "runs past 9999-12-31"),
         (_with({"forecast.horizon": 40}), "forecast.horizon", "40", "quarter of the history"),
         (_with({"forecast.quantiles": [0.9, 0.1]}), "forecast.quantiles", None, "increasing"),
         (
