@@ -402,12 +402,23 @@ def test_only_the_asked_families_are_candidates() -> None:
         (lambda f: f.assign(timestamp=np.where(f.index == 3, "2025/01/04", f["timestamp"])),
          "not a yyyy-MM-dd"),
         (lambda f: f.drop(columns=["demand"]), "no column 'demand' named in TimeSeriesConfig"),
+        (lambda f: f.assign(item_id=np.where(f.index % 50 == 7, " ", f["item_id"])),
+         "item id column 'item_id' is empty in "),
     ],
-    ids=["related-short", "no-metadata", "bad-target", "bad-timestamp", "no-target"],
+    ids=["related-short", "no-metadata", "bad-target", "bad-timestamp", "no-target", "no-item"],
 )  # fmt: skip
 def test_input_that_breaks_aws_rules_is_refused_with_the_reason(mutate, message) -> None:
     with pytest.raises(ForecastInputError, match=message.replace("(", r"\(")):
         load_dataset(mutate(automl_frame()), CONFIG)
+
+
+def test_values_too_large_for_the_models_still_forecast_finite_values() -> None:
+    frame = automl_frame()
+    frame["demand"] = np.where(frame["demand"] == "", "", "1e308")  # squares overflow
+    dataset = load_dataset(frame, CONFIG)
+    forecast = predict(dataset, CONFIG, train(dataset, CONFIG).document)
+    values = forecast[["p10", "p50", "p90", "mean"]].to_numpy(dtype=float)
+    assert len(forecast) and np.isfinite(values).all()
 
 
 def test_horizon_beyond_a_quarter_of_the_history_is_refused() -> None:

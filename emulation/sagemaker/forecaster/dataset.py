@@ -147,6 +147,13 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
         )
     if frame.empty:
         raise ForecastInputError("ClientError: the input dataset has no rows")
+    ids = frame[key]
+    blank = (ids.isna() | (ids.astype(str).str.strip() == "")).to_numpy()
+    if blank.any():
+        raise ForecastInputError(
+            f"ClientError: item id column {key!r} is empty in {int(blank.sum())} rows (the first "
+            f"is data row {int(np.flatnonzero(blank)[0]) + 1})"
+        )
     frame = frame.copy()
     frame[ts] = _stamps(frame, ts)
     values = pd.to_numeric(frame[target].replace("", np.nan), errors="coerce")

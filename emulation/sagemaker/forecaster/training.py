@@ -894,11 +894,30 @@ def predict(dataset: Dataset, config: ForecastConfig, document: dict) -> pd.Data
         outputs.append(
             pd.concat([pd.DataFrame({"item_id": raw["unique_id"], "timestamp": stamps}), q], axis=1)
         )
-    out = pd.concat(outputs, ignore_index=True)
+    out = _finite(pd.concat(outputs, ignore_index=True), history, config)
     if dataset.cold:
         out = pd.concat([out, cold_start(out, dataset, config)], ignore_index=True)
     columns = ["item_id", "timestamp", *[quantile_column(q) for q in config.quantiles], "mean"]
     return out[columns].sort_values(["item_id", "timestamp"], ignore_index=True)
+
+
+def _finite(out: pd.DataFrame, history: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
+    """An item whose forecast is not finite everywhere (values so large that a model's squares
+    overflow, e.g. 1e308) gets its last value at every step and quantile, with a warning: an
+    export never carries NaN or infinity."""
+    columns = [*[quantile_column(q) for q in config.quantiles], "mean"]
+    broken = ~np.isfinite(out[columns].to_numpy(dtype=float)).all(axis=1)
+    if not broken.any():
+        return out
+    items = sorted(set(out.loc[broken, "item_id"].astype(str)))
+    last = history.dropna(subset=["y"]).groupby("unique_id")["y"].last()
+    last.index = last.index.astype(str)
+    rows = out["item_id"].astype(str).isin(items)
+    for column in columns:
+        out.loc[rows, column] = out.loc[rows, "item_id"].astype(str).map(last).to_numpy()
+    logger.warning("%d items' forecasts were not finite; each gets its last value: %s",
+                   len(items), ", ".join(items[:10]))  # fmt: skip
+    return out
 
 
 def cold_start(forecast: pd.DataFrame, dataset: Dataset, config: ForecastConfig) -> pd.DataFrame:
