@@ -206,8 +206,8 @@ def _text(frame: _Frame, column: str, *, default: str | None = None,
 
 
 def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
-            maximum: float = 1e15, default: float | None = None,
-            positive: bool = False) -> np.ndarray:  # fmt: skip
+            maximum: float = 1e15, default: float | None = None, positive: bool = False,
+            whole: str = "is not a whole number") -> np.ndarray:  # fmt: skip
     if column not in frame.data:
         if default is None:
             raise SourceError(f"{frame.origin}: no column for {column} (map one in columns:)")
@@ -219,7 +219,7 @@ def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
     parsed[bad] = minimum
     if integer:
         fractional = parsed != np.round(parsed)
-        _fail(frame, column, fractional, "is not a whole number")
+        _fail(frame, column, fractional, whole)
         parsed = np.round(parsed)
     _fail(frame, column, parsed < minimum, f"is below {minimum:g}")
     _fail(frame, column, parsed > maximum, f"is above {maximum:g}")
@@ -277,7 +277,9 @@ def _sales(frame: _Frame) -> pd.DataFrame:
     if frame.aside is None:
         duplicated = pd.Series(sale_id).duplicated(keep=False).to_numpy()
         _fail(frame, "sale_id", duplicated, "repeats a sale id (the table's key)")
-    quantity = _number(frame, "quantity", integer=True, maximum=_MAX_QUANTITY, default=1.0)
+    quantity = _number(frame, "quantity", integer=True, maximum=_MAX_QUANTITY, default=1.0,
+                       whole="is not a whole number (units sold: kilograms or litres would be "
+                             "mapped as grams or millilitres)")  # fmt: skip
     sales = pd.DataFrame(
         {
             "sale_id": sale_id,

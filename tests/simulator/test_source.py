@@ -154,6 +154,10 @@ def test_products_and_campaigns_files_are_used_and_parquet_is_read(tmp_path) -> 
         (SALES_CSV.replace("6,C,1,", "6,,1,"), r"column 'sku' \(product_id\) is empty: row 7"),
         (SALES_CSV.replace("3,A,1,", "3,A,1e300,"), r"column 'qty' \(quantity\) is above .*row 4"),
         (SALES_CSV.replace("2025-03-10,11", "1925-03-10,11"), r"the sales span 36,525 days"),
+        (
+            SALES_CSV.replace("3,A,1,", "3,A,1.5,"),
+            r"column 'qty' \(quantity\) is not a whole number \(units sold: .*\): row 4: '1.5'",
+        ),
     ],
     ids=[
         "not-a-number",
@@ -165,6 +169,7 @@ def test_products_and_campaigns_files_are_used_and_parquet_is_read(tmp_path) -> 
         "empty-id",
         "huge",
         "century",
+        "fraction",
     ],
 )
 def test_a_bad_value_is_an_error_naming_file_column_and_row(tmp_path, sales_csv, expected) -> None:
