@@ -494,8 +494,8 @@ def read_source(source: Source, base: Path) -> SourceTables:
     if unknown.any():
         what = "names a product the products file does not have"
         if aside is None:
-            raise _bad(_Frame(origin, sales, sales_frame.rows, sales_frame.names, settable=True),
-                       "product_id", unknown, what)  # fmt: skip
+            raise _bad(_Frame(origin, sales, sales_frame.rows[kept], sales_frame.names,
+                              settable=True), "product_id", unknown, what)  # fmt: skip
         at = np.zeros(len(kept), bool)
         at[np.flatnonzero(kept)[unknown]] = True
         aside.add(sales_frame, "product_id", at, what)

@@ -200,6 +200,10 @@ def test_mapping_and_file_mistakes_are_named(tmp_path) -> None:
     with pytest.raises(SourceError, match=r"column 'sku' \(product_id\) names a product the "
                                           r"products file does not have: row 7: 'C'"):  # fmt: skip
         simulate(load_scenario(str(path)))
+    # Rows left out before (quantity 0) do not shift the row named.
+    (tmp_path / "sales.csv").write_text(SALES_CSV.replace("1,A,2,", "1,A,0,"))
+    with pytest.raises(SourceError, match=r"does not have: row 7: 'C'"):
+        simulate(load_scenario(str(path)))
     path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING, horizon=3)
     with pytest.raises(SourceError, match=r"8 days of history: forecast.horizon: 3 is more than"):
         simulate(load_scenario(str(path)))
