@@ -184,6 +184,49 @@ def test_harness_world_gives_a_notebook_the_run(smoke_run, tmp_path: Path) -> No
     )
 
 
+def test_pyathena_reads_the_run_through_its_cursors_and_sqlalchemy(smoke_run) -> None:
+    """PyAthena, as an analyst's notebook uses it: its default cursor with a parameter, its
+    pandas cursor (results read from the workgroup's S3 location through boto3) and SQLAlchemy."""
+    code = (
+        "import harness, json, os, sys\n"
+        "import pandas as pd\n"
+        "from pyathena import connect\n"
+        "from pyathena.pandas.cursor import PandasCursor\n"
+        "from sqlalchemy import create_engine\n"
+        "with harness.world(sys.argv[1]) as w:\n"
+        "    os.environ.update(w.exports())\n"
+        "    conn = connect(work_group=w.workgroup, schema_name=w.database,\n"
+        "                   region_name=w.exports()['AWS_REGION'])\n"
+        "    cur = conn.cursor()\n"
+        "    cur.execute('SELECT item_id, count(*) AS n FROM forecast_enriched '\n"
+        "                'WHERE item_id <> %(skip)s GROUP BY item_id ORDER BY item_id',\n"
+        "                {'skip': 'none'})\n"
+        "    rows = [[r[0], int(r[1])] for r in cur.fetchall()]\n"
+        "    frame = conn.cursor(PandasCursor).execute(\n"
+        "        'SELECT * FROM forecast_enriched LIMIT 5').as_pandas()\n"
+        "    engine = create_engine('awsathena+rest://@athena.' + w.exports()['AWS_REGION'] +\n"
+        "                           '.amazonaws.com:443/' + w.database + '?work_group=' +\n"
+        "                           w.workgroup)\n"
+        "    total = int(pd.read_sql('SELECT count(*) AS n FROM forecast_enriched', engine)\n"
+        "                ['n'].iloc[0])\n"
+        "    print(json.dumps({'rows': rows, 'columns': list(frame.columns),\n"
+        "                      'pandas_rows': len(frame), 'total': total}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(smoke_run.out_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    enriched = smoke_run.summary["enrich"]
+    assert len(answer["rows"]) == enriched["items"]
+    assert sum(n for _, n in answer["rows"]) == answer["total"] == enriched["rows"]
+    assert answer["pandas_rows"] == 5 and {"item_id", "p50"} <= set(answer["columns"])
+
+
 def test_dfp_world_refuses_a_directory_without_a_saved_state(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "harness.cli", "world", str(tmp_path)],
