@@ -1,4 +1,4 @@
-"""A world holding a finished run, for notebooks, the AWS CLI, awswrangler and pytest.
+"""A world holding a finished run, for notebooks, the AWS CLI, awswrangler, DuckDB and pytest.
 
 ``dfp world RUN_DIR`` and ``with harness.world(RUN_DIR) as w:`` start an embedded world, load
 what the run saved in ``RUN_DIR/world/`` (:mod:`emulation.state`): the buckets' objects, the Glue
@@ -64,6 +64,14 @@ class RunWorld:
     def client(self, service: str) -> Any:
         """A boto3 client bound to this world."""
         return self.world.client(service)
+
+    def duckdb(self) -> Any:
+        """A DuckDB connection whose ``s3://`` is this world's S3 (the httpfs extension installed
+        with the harness, loaded offline): ``w.duckdb().sql("SELECT … FROM read_parquet('s3://…')")``
+        reads the run's Parquet where it lies, as Athena's engine here does."""
+        from emulation.athena import connect
+
+        return connect(self.endpoint_url, self.region)
 
     def exports(self) -> dict[str, str]:
         """The environment a shell, a notebook kernel or the AWS CLI needs to reach this world."""

@@ -184,9 +184,10 @@ def test_harness_world_gives_a_notebook_the_run(smoke_run, tmp_path: Path) -> No
     )
 
 
-def test_pyathena_reads_the_run_through_its_cursors_and_sqlalchemy(smoke_run) -> None:
+def test_pyathena_and_duckdb_read_the_run(smoke_run) -> None:
     """PyAthena, as an analyst's notebook uses it: its default cursor with a parameter, its
-    pandas cursor (results read from the workgroup's S3 location through boto3) and SQLAlchemy."""
+    pandas cursor (results read from the workgroup's S3 location through boto3) and SQLAlchemy;
+    and DuckDB reading the table's Parquet from the world's S3 (``w.duckdb()``)."""
     code = (
         "import harness, json, os, sys\n"
         "import pandas as pd\n"
@@ -209,8 +210,14 @@ def test_pyathena_reads_the_run_through_its_cursors_and_sqlalchemy(smoke_run) ->
         "                           w.workgroup)\n"
         "    total = int(pd.read_sql('SELECT count(*) AS n FROM forecast_enriched', engine)\n"
         "                ['n'].iloc[0])\n"
+        "    table = w.client('glue').get_table(DatabaseName=w.database,\n"
+        "                                       Name='forecast_enriched')['Table']\n"
+        "    where = table['StorageDescriptor']['Location'].rstrip('/')\n"
+        "    files = f\"read_parquet('{where}/**/*.parquet')\"\n"
+        "    duck = w.duckdb().sql(f'SELECT count(*) FROM {files}')\n"
         "    print(json.dumps({'rows': rows, 'columns': list(frame.columns),\n"
-        "                      'pandas_rows': len(frame), 'total': total}))\n"
+        "                      'pandas_rows': len(frame), 'total': total,\n"
+        "                      'duckdb': duck.fetchone()[0]}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(smoke_run.out_dir)],
@@ -225,6 +232,7 @@ def test_pyathena_reads_the_run_through_its_cursors_and_sqlalchemy(smoke_run) ->
     assert len(answer["rows"]) == enriched["items"]
     assert sum(n for _, n in answer["rows"]) == answer["total"] == enriched["rows"]
     assert answer["pandas_rows"] == 5 and {"item_id", "p50"} <= set(answer["columns"])
+    assert answer["duckdb"] == answer["total"]
 
 
 def test_dfp_world_refuses_a_directory_without_a_saved_state(tmp_path: Path) -> None:
