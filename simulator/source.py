@@ -490,7 +490,9 @@ def read_source(source: Source, base: Path) -> SourceTables:
             attributes = replace(attributes, data=attributes.data[kept].reset_index(drop=True),
                                  rows=attributes.rows[kept])  # fmt: skip
     products = _products(product_frame, sales, attributes)
-    unknown = ~np.isin(sales["product_id"].to_numpy(), products["product_id"].to_numpy())
+    # A hash lookup: numpy's isin on object arrays compares every pair (20 s for 540,000 sales
+    # of 4,000 products).
+    unknown = ~sales["product_id"].isin(products["product_id"]).to_numpy()
     if unknown.any():
         what = "names a product the products file does not have"
         if aside is None:
