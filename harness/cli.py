@@ -11,6 +11,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -140,17 +142,61 @@ def run(
     except (OutputDirError, ValueError) as exc:
         _refuse(str(exc))
     except KeyboardInterrupt:
+        _clock.stop()
         console.print("[yellow]interrupted; the local world was stopped[/]")
         raise typer.Exit(130) from None
+    finally:
+        _clock.stop()
     _print_verdict(result.summary, out_dir)
     raise typer.Exit(0 if result.ok else 1)
+
+
+class _StageClock:
+    """While a stage runs, how long it has been running: a spinner with the seconds on a
+    terminal, a line every minute in a log (a real dataset's ETL or forecast takes minutes)."""
+
+    LOG_EVERY = 60.0
+
+    def __init__(self) -> None:
+        self._stop: threading.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, stage: str) -> None:
+        self.stop()
+        stop = self._stop = threading.Event()
+        began = time.monotonic()
+
+        def tick() -> None:
+            if console.is_terminal:
+                with console.status(f"{stage} …") as status:
+                    while not stop.wait(1.0):
+                        status.update(f"{stage} … {time.monotonic() - began:.0f} s")
+            else:
+                while not stop.wait(self.LOG_EVERY):
+                    console.print(f"  {stage} still running ({time.monotonic() - began:.0f} s)")
+
+        self._thread = threading.Thread(target=tick, name=f"clock-{stage}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+        self._stop = self._thread = None
+
+
+_clock = _StageClock()
 
 
 def _progress(event: str, stage: str, info: dict[str, Any]) -> None:
     """A run's stages as they start and end."""
     if event == "start":
         console.print(f"[cyan]▶[/] {stage} …")
-    elif event == "succeeded":
+        _clock.start(stage)
+        return
+    _clock.stop()
+    if event == "succeeded":
         console.print(f"[green]✔[/] {stage} ({info['seconds']:.2f} s)")
     elif event == "failed":
         console.print(f"[red]✘[/] {stage}: {escape(str(info['error']))}")

@@ -65,3 +65,23 @@ def test_simulate_names_a_bad_value_in_your_own_files_without_a_traceback(tmp_pa
     assert result.returncode == 2, result.stderr
     assert "sales.csv: column 'qty' (quantity) is not a number: row 3: 'x1'" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_long_stage_reports_its_running_time_in_a_log(monkeypatch, capsys) -> None:
+    """Without a terminal (a CI log), a running stage says every LOG_EVERY seconds how long it
+    has run, and says nothing more once it has ended."""
+    import time
+
+    from harness import cli
+
+    monkeypatch.setattr(cli._StageClock, "LOG_EVERY", 0.05)
+    cli._progress("start", "etl", {})
+    seen, deadline = "", time.monotonic() + 30
+    while "etl still running" not in seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen += capsys.readouterr().err
+    cli._progress("succeeded", "etl", {"seconds": 1.0})
+    seen += capsys.readouterr().err
+    assert "etl still running (" in seen and "✔ etl (1.00 s)" in seen
+    time.sleep(0.2)
+    assert "still running" not in capsys.readouterr().err  # the clock stopped with the stage
