@@ -153,9 +153,17 @@ def _real_clients(exports, database, staged, manifest, summary) -> None:
     assert {v[0] for v in partitions.values()} == set(summary["staging"]["rows"])
 
 
-def test_harness_world_gives_a_notebook_the_run(smoke_run, tmp_path: Path) -> None:
+def test_harness_world_gives_a_notebook_the_run_and_its_clients(smoke_run, tmp_path: Path) -> None:
+    """A notebook's world: what the run saved is loaded and starts no workflow; PyAthena reads it
+    as an analyst uses it (its cursor with a parameter, its pandas cursor reading the results
+    from the workgroup's S3 location through boto3, SQLAlchemy), and DuckDB reads a table's
+    Parquet from the world's S3 (``w.duckdb()``)."""
     code = (
-        "import harness, json, sys, time\n"
+        "import harness, json, os, sys, time\n"
+        "import pandas as pd\n"
+        "from pyathena import connect\n"
+        "from pyathena.pandas.cursor import PandasCursor\n"
+        "from sqlalchemy import create_engine\n"
         "with harness.world(sys.argv[1]) as w:\n"
         "    s3 = w.client('s3')\n"
         "    names = [b['Name'] for b in s3.list_buckets()['Buckets']]\n"
@@ -163,8 +171,28 @@ def test_harness_world_gives_a_notebook_the_run(smoke_run, tmp_path: Path) -> No
         "    sfn = w.client('stepfunctions')\n"
         "    runs = sum(len(sfn.list_executions(stateMachineArn=m['stateMachineArn'])\n"
         "                   ['executions']) for m in sfn.list_state_machines()['stateMachines'])\n"
+        "    os.environ.update(w.exports())\n"
+        "    conn = connect(work_group=w.workgroup, schema_name=w.database,\n"
+        "                   region_name=w.region)\n"
+        "    cur = conn.cursor()\n"
+        "    cur.execute('SELECT item_id, count(*) AS n FROM forecast_enriched '\n"
+        "                'WHERE item_id <> %(skip)s GROUP BY item_id ORDER BY item_id',\n"
+        "                {'skip': 'none'})\n"
+        "    rows = [[r[0], int(r[1])] for r in cur.fetchall()]\n"
+        "    frame = conn.cursor(PandasCursor).execute(\n"
+        "        'SELECT * FROM forecast_enriched LIMIT 5').as_pandas()\n"
+        "    engine = create_engine('awsathena+rest://@athena.' + w.region + '.amazonaws.com:'\n"
+        "                           '443/' + w.database + '?work_group=' + w.workgroup)\n"
+        "    total = int(pd.read_sql('SELECT count(*) AS n FROM forecast_enriched', engine)\n"
+        "                ['n'].iloc[0])\n"
+        "    table = w.client('glue').get_table(DatabaseName=w.database,\n"
+        "                                       Name='forecast_enriched')['Table']\n"
+        "    where = table['StorageDescriptor']['Location'].rstrip('/')\n"
+        "    files = f\"read_parquet('{where}/**/*.parquet')\"\n"
+        "    duck = w.duckdb().sql(f'SELECT count(*) FROM {files}').fetchone()[0]\n"
         "    print(json.dumps({'loaded': w.loaded, 'buckets': names, 'db': w.database,\n"
-        "                      'executions': runs}))\n"
+        "                      'executions': runs, 'rows': rows, 'columns': list(frame.columns),\n"
+        "                      'pandas_rows': len(frame), 'total': total, 'duckdb': duck}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(smoke_run.out_dir)],
@@ -182,52 +210,6 @@ def test_harness_world_gives_a_notebook_the_run(smoke_run, tmp_path: Path) -> No
     assert set(json.loads((smoke_run.out_dir / "world" / STATE_FILE).read_text())["buckets"]) <= (
         set(answer["buckets"])
     )
-
-
-def test_pyathena_and_duckdb_read_the_run(smoke_run) -> None:
-    """PyAthena, as an analyst's notebook uses it: its default cursor with a parameter, its
-    pandas cursor (results read from the workgroup's S3 location through boto3) and SQLAlchemy;
-    and DuckDB reading the table's Parquet from the world's S3 (``w.duckdb()``)."""
-    code = (
-        "import harness, json, os, sys\n"
-        "import pandas as pd\n"
-        "from pyathena import connect\n"
-        "from pyathena.pandas.cursor import PandasCursor\n"
-        "from sqlalchemy import create_engine\n"
-        "with harness.world(sys.argv[1]) as w:\n"
-        "    os.environ.update(w.exports())\n"
-        "    conn = connect(work_group=w.workgroup, schema_name=w.database,\n"
-        "                   region_name=w.exports()['AWS_REGION'])\n"
-        "    cur = conn.cursor()\n"
-        "    cur.execute('SELECT item_id, count(*) AS n FROM forecast_enriched '\n"
-        "                'WHERE item_id <> %(skip)s GROUP BY item_id ORDER BY item_id',\n"
-        "                {'skip': 'none'})\n"
-        "    rows = [[r[0], int(r[1])] for r in cur.fetchall()]\n"
-        "    frame = conn.cursor(PandasCursor).execute(\n"
-        "        'SELECT * FROM forecast_enriched LIMIT 5').as_pandas()\n"
-        "    engine = create_engine('awsathena+rest://@athena.' + w.exports()['AWS_REGION'] +\n"
-        "                           '.amazonaws.com:443/' + w.database + '?work_group=' +\n"
-        "                           w.workgroup)\n"
-        "    total = int(pd.read_sql('SELECT count(*) AS n FROM forecast_enriched', engine)\n"
-        "                ['n'].iloc[0])\n"
-        "    table = w.client('glue').get_table(DatabaseName=w.database,\n"
-        "                                       Name='forecast_enriched')['Table']\n"
-        "    where = table['StorageDescriptor']['Location'].rstrip('/')\n"
-        "    files = f\"read_parquet('{where}/**/*.parquet')\"\n"
-        "    duck = w.duckdb().sql(f'SELECT count(*) FROM {files}')\n"
-        "    print(json.dumps({'rows': rows, 'columns': list(frame.columns),\n"
-        "                      'pandas_rows': len(frame), 'total': total,\n"
-        "                      'duckdb': duck.fetchone()[0]}))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(smoke_run.out_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
     enriched = smoke_run.summary["enrich"]
     assert len(answer["rows"]) == enriched["items"]
     assert sum(n for _, n in answer["rows"]) == answer["total"] == enriched["rows"]
