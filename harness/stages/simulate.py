@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 from emulation.dms import write_ndjson
 from harness.run import RunContext, StageSpec, hops
 from harness.simulation import SET_ASIDE_FILE, set_aside_reasons, simulate, write_set_aside
+from simulator.world import SimulatedWorld
 
 
 def run(ctx: RunContext) -> None:
@@ -18,14 +19,6 @@ def run(ctx: RunContext) -> None:
     ctx.out.truth.mkdir(parents=True, exist_ok=True)
     pq.write_table(sim.truth_daily, ctx.out.truth_daily, compression="zstd")
     pq.write_table(sim.truth_anomalies, ctx.out.truth_anomalies, compression="zstd")
-    world = sim.world
-    if world.spec is None:  # a replay: the user's sales rows → replayed, set aside, filtered
-        hop = ctx.ledger.hop(hops.SOURCE_ROWS)
-        read = world.stats.get("source_rows", len(world.sales))
-        aside = write_set_aside(world, ctx.out.root)
-        hop.add(received=read, written=len(world.sales), consumed=read - aside - len(world.sales))
-        for reason, count in set_aside_reasons(world).items():
-            hop.reject(reason, count)
     stream = sim.cdc_stream
     write_ndjson(stream["message"], out / "cdc" / "stream.ndjson")
     window_changes = sum(
@@ -47,18 +40,30 @@ def run(ctx: RunContext) -> None:
         "ecommerce_events": len(sim.ecommerce),
         "anomalies_injected": len(sim.truth_anomalies),
     }
-    if world.spec is None:
-        ctx.summary["simulation"]["source"] = {
-            "origin": world.origin,
-            "rows": world.stats.get("source_rows"),
-            "replayed": len(world.sales),
-            "set_aside": world.stats.get("set_aside", 0),
-            # Rows that are no sale by design: quantity 0, items max_items left out.
-            "filtered": {
-                k.split(": ", 1)[1]: v for k, v in world.stats.items() if k.startswith("filtered: ")
-            },
-            **({"set_aside_file": SET_ASIDE_FILE} if world.stats.get("set_aside") else {}),
-        }
+    if sim.world.spec is None:
+        ctx.summary["simulation"]["source"] = _replayed_rows(ctx, sim.world)
+
+
+def _replayed_rows(ctx: RunContext, world: SimulatedWorld) -> dict:
+    """A replay's sales rows → replayed, set aside (written with their reasons), filtered by
+    design; counted in the ``source_rows`` hop and returned for the summary."""
+    read, replayed = world.stats["source_rows"], len(world.sales)
+    aside = write_set_aside(world, ctx.out.root)
+    hop = ctx.ledger.hop(hops.SOURCE_ROWS)
+    hop.add(received=read, written=replayed, consumed=read - aside - replayed)
+    for reason, count in set_aside_reasons(world).items():
+        hop.reject(reason, count)
+    return {
+        "origin": world.origin,
+        "rows": read,
+        "replayed": replayed,
+        "set_aside": aside,
+        # Rows that are no sale by design: quantity 0, items max_items left out.
+        "filtered": {
+            k.split(": ", 1)[1]: v for k, v in world.stats.items() if k.startswith("filtered: ")
+        },
+        **({"set_aside_file": SET_ASIDE_FILE} if aside else {}),
+    }
 
 
 STAGE = StageSpec("simulate", run, gives=("simulation",))
