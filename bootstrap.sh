@@ -180,6 +180,23 @@ setup_connector() {
     echo "$want" > "$jar.stamp"
 }
 
+# --- the anomaly job's detection (pipeline/anomaly/detection; stamped by its sources' hash) -----
+setup_detection() {
+    local dir="$ROOT/.dfp/jars" src="pipeline/anomaly/detection"
+    local jar="$dir/dfp-anomaly-detection.jar" want have=""
+    want="$(find "$src/pom.xml" "$src/src" -type f | sort | xargs cat | sha256sum | cut -d' ' -f1)"
+    [[ -f "$jar.stamp" ]] && have="$(cat "$jar.stamp")"
+    if [[ -f "$jar" && "$want" == "$have" ]]; then
+        return 0
+    fi
+    say "building the anomaly job's detection with Maven ($src)"
+    mvn -q -B -f "$src/pom.xml" package \
+        || die "Maven could not build the anomaly job's detection (see its message above)"
+    mkdir -p "$dir"
+    cp "$src/target/dfp-anomaly-detection.jar" "$jar"
+    echo "$want" > "$jar.stamp"
+}
+
 # --- the AWS CDK CLI (npm, pinned by deploy/package-lock.json) for dfp deploy -------------------
 setup_cdk() {
     local dir="$ROOT/.dfp/cdk" want have=""
@@ -197,13 +214,15 @@ setup_cdk() {
 }
 
 # --- the Managed Flink application's dependency jar (pipeline/anomaly/pom.xml) ----------------
-# It holds AWS's Kinesis connector for Flink 2.x. When Maven cannot fetch that connector, set-up
-# goes on: bundles are then marked incomplete and `dfp deploy promote` refuses them. The failed
-# attempt is remembered per pom so that set-up does not retry on every run (DFP_RETRY_JARS=1 does).
+# It holds AWS's Kinesis connector for Flink 2.x and the job's detection. When Maven cannot fetch
+# that connector, set-up goes on: bundles are then marked incomplete and `dfp deploy promote`
+# refuses them. The failed attempt is remembered per pom and sources so that set-up does not retry
+# on every run (DFP_RETRY_JARS=1 does).
 setup_flink_app_jar() {
     local dir="$ROOT/.dfp/jars" pom="pipeline/anomaly/pom.xml"
     local jar="$dir/dfp-anomaly-deps.jar" want have=""
-    want="$(sha256sum "$pom" | cut -d' ' -f1)"
+    # The pom and the detection's sources it compiles in.
+    want="$(find "$pom" pipeline/anomaly/detection/src -type f | sort | xargs cat | sha256sum | cut -d' ' -f1)"
     [[ -f "$jar" && -f "$jar.stamp" && "$(cat "$jar.stamp")" == "$want" ]] && return 0
     [[ -f "$jar.failed" ]] && have="$(cat "$jar.failed")"
     if [[ "$want" == "$have" && -z "${DFP_RETRY_JARS:-}" ]]; then
@@ -314,7 +333,7 @@ main() {
     check_prerequisites
     # The Java and Node parts do not need the Python environment: they build beside it. Each
     # part stops with its own message; a failed one stops set-up here.
-    ( setup_jars && setup_connector && setup_flink_app_jar ) & local java_part=$!
+    ( setup_jars && setup_connector && setup_detection && setup_flink_app_jar ) & local java_part=$!
     setup_cdk & local node_part=$!
     setup_loopback
     local venv_ok=0 java_ok=0 node_ok=0

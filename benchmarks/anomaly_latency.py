@@ -24,7 +24,7 @@ from _results import save
 from deploy.stack import load_stack
 from emulation import World
 from emulation.kinesis import read_stream, stream_positions
-from emulation.kinesisanalyticsv2 import connector_jar
+from emulation.kinesisanalyticsv2 import connector_jar, detection_jar
 from emulation.kinesisanalyticsv2.application import (
     ApplicationSpec,
     LocalApplication,
@@ -69,7 +69,7 @@ def main() -> int:
         app = stack.applications["anomaly"]
         spec = ApplicationSpec(name="anomaly", entry=app.entry_path(), property_groups=groups,
                                jar=connector_jar(), parallelism=app.parallelism,
-                               python_path=[REPO])  # fmt: skip
+                               python_path=[REPO], libraries=[detection_jar()])  # fmt: skip
         kinesis = world.client("kinesis")
         cdc, out = names.stream_name("cdc"), names.stream_name("outliers")
         with LocalApplication(spec, Path(tmp) / "flink", world.environment()) as job:

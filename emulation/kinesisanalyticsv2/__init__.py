@@ -31,8 +31,11 @@ CONNECTOR_JAR = f"local-kinesis-connector-{CONNECTOR_VERSION}.jar"
 JARS_DIR = Path(__file__).resolve().parents[2] / ".dfp" / "jars"
 
 
+DETECTION_JAR = "dfp-anomaly-detection.jar"
+
+
 class ConnectorMissing(FileNotFoundError):
-    """The local Kinesis connector jar has not been built (set-up builds it)."""
+    """A jar the local Managed Flink needs has not been built (set-up builds it)."""
 
 
 def connector_jar() -> Path:
@@ -44,3 +47,24 @@ def connector_jar() -> Path:
             "(emulation/kinesisanalyticsv2/connector/pom.xml)"
         )
     return path
+
+
+def detection_jar() -> Path:
+    """The anomaly job's detection (``pipeline/anomaly/detection``), built by set-up. On AWS its
+    classes are in the application's one dependency jar."""
+    path = JARS_DIR / DETECTION_JAR
+    if not path.is_file():
+        raise ConnectorMissing(
+            f"{path}: missing; ./bootstrap.sh setup builds it with Maven "
+            "(pipeline/anomaly/detection/pom.xml)"
+        )
+    return path
+
+
+def flink_classpath() -> str:
+    """The detection jar and PyFlink's own jars: what runs the detection without a job
+    (``dev.dfpharness.anomaly.Replay``, for checks and benchmarks)."""
+    import pyflink
+
+    lib = Path(pyflink.__file__).parent / "lib"
+    return ":".join([str(detection_jar()), *sorted(str(j) for j in lib.glob("*.jar"))])

@@ -10,8 +10,9 @@ process group:
 * the entry file runs through :mod:`.launcher`, which gives the job's execution environment the
   settings the service owns (parallelism, checkpointing, the snapshot to restore), as Managed
   Flink's runtime does; the job's code is the same;
-* a private ``FLINK_HOME`` puts the dependency jar on the classpath next to PyFlink's own jars
-  (Managed Flink's ``jarfile``), with ``parallelism.default`` in its ``config.yaml``;
+* a private ``FLINK_HOME`` puts the dependency jar (Managed Flink's ``jarfile``) and the
+  application's own Java code on the classpath next to PyFlink's own jars, with
+  ``parallelism.default`` in its ``config.yaml``;
 * the venv's ``bin`` leads ``PATH`` so the Python UDF workers run the same interpreter;
 * everything the job prints goes to ``job.log``; :meth:`LocalApplication.stop` stops the whole
   process group; a job that dies on its own is reported with the log's tail;
@@ -149,11 +150,14 @@ class ApplicationSpec:
     parallelism: int = 1
     python_path: list[Path] = field(default_factory=list)
     checkpoints: Checkpoints = field(default_factory=Checkpoints)
+    # The application's own Java code (the anomaly detection). On AWS it is compiled into the
+    # one ``jarfile`` with the connector; locally the connector is a jar of its own.
+    libraries: list[Path] = field(default_factory=list)
 
 
 def _flink_home(
     workdir: Path,
-    jar: Path,
+    jars: list[Path],
     parallelism: int,
     tmp: Path,
     checkpoints: Checkpoints | None = None,
@@ -169,7 +173,8 @@ def _flink_home(
         existing.unlink()
     for library in sorted((package / "lib").glob("*.jar")):
         (home / "lib" / library.name).symlink_to(library)
-    (home / "lib" / jar.name).symlink_to(jar.resolve())
+    for jar in jars:
+        (home / "lib" / jar.name).symlink_to(jar.resolve())
     if not (home / "opt").exists():
         (home / "opt").symlink_to(package / "opt")
     # PyFlink's own configuration (JVM module opens for Java 17, logging), with the
@@ -266,8 +271,9 @@ class LocalApplication:
         self.flink_logs = self.workdir / "flink-home" / "log"
         if self.starts > 1:
             self.flink_logs = self.flink_logs / f"start-{self.starts}"
-        home = _flink_home(self.workdir, self.spec.jar, self.spec.parallelism, self.scratch,
-                           self.spec.checkpoints, restored)  # fmt: skip
+        home = _flink_home(self.workdir, [self.spec.jar, *self.spec.libraries],
+                           self.spec.parallelism, self.scratch, self.spec.checkpoints,
+                           restored)  # fmt: skip
         self.restored_from = restored
         env = {**os.environ, **self.environment}
         env["IS_LOCAL"] = "true"

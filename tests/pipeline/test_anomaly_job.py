@@ -13,7 +13,7 @@ import pytest
 
 from emulation import World
 from emulation.kinesis import read_stream
-from emulation.kinesisanalyticsv2 import ConnectorMissing, connector_jar
+from emulation.kinesisanalyticsv2 import ConnectorMissing, connector_jar, detection_jar
 from emulation.kinesisanalyticsv2.application import (
     ApplicationSpec,
     Checkpoints,
@@ -87,6 +87,7 @@ def test_detection_step_flags_rejects_ignores_and_closes_days() -> None:
 @pytest.fixture(scope="module")
 def jar():
     try:
+        detection_jar()
         return connector_jar()
     except ConnectorMissing as exc:
         pytest.skip(f"{exc}; test_detection_step_flags_rejects_ignores_and_closes_days covers the "
@@ -113,6 +114,7 @@ def _provisioned_job(aws: World, stack, jar, workdir: Path) -> tuple[Any, LocalA
         jar=jar,
         parallelism=app.parallelism,
         python_path=[REPO],
+        libraries=[detection_jar()],
     )
     return names, LocalApplication(spec, workdir, aws.environment())
 
