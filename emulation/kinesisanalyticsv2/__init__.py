@@ -11,6 +11,10 @@ sequence number; a Sink V2 writer batching ``PutRecords`` and retrying failed en
 builds it with Maven into ``.dfp/jars``; it is never deployed: on AWS the application's
 ``jarfile`` holds AWS's connector and the job's table definitions are the same.
 
+Set-up also builds the job's detection (``pipeline/anomaly/detection``) into
+``.dfp/jars/dfp-anomaly-detection.jar``, which a local application gets beside the connector
+(:func:`detection_jar`); on AWS the same classes are compiled into the application's one jar.
+
 Resharding is followed as AWS's connector follows it: new shards are found every
 ``source.shard.discovery.interval`` (10 s), and a shard born of a split or a merge is handed to a
 reader only once its parents have been read to their end (readers report finished shards to the

@@ -1,6 +1,7 @@
 """Anomalous order lines, detected one record at a time with per-product state.
 
-A plain module so it can be tested without Flink; the Flink job only feeds it records. Input is
+A plain module so it can be tested without Flink: the reference that the job's detection in the
+JVM (``pipeline/anomaly/detection``, the same rules) is held to, record for record. Input is
 either DMS's message for a ``sales`` row or the web shop's own ``order_line`` event (the same sale
 may come both ways; it is seen once, by ``sale_id``). Other tables, updates, deletes and control
 records are ignored; records that cannot be read are rejected with a reason.

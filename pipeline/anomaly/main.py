@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, fields
 from typing import Any
@@ -65,11 +66,30 @@ def load_profiles(uri: str) -> str:
     return document
 
 
+GROUP = "detector.config.0"
+
+
+def option(group: dict[str, str], name: str, kind: type, default: Any) -> Any:
+    """A number from the detector's property group: a value that is not one (or is negative,
+    or not finite) fails the job naming the property, before anything is read."""
+    text = group.get(name)
+    if text is None:
+        return default
+    try:
+        value = kind(str(text).strip())
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{GROUP} {name}: {text!r} is not a non-negative "
+                         f"{'whole number' if kind is int else 'number'}")  # fmt: skip
+    return value
+
+
 def detector_config(group: dict[str, str]) -> DetectorConfig:
-    values: dict[str, Any] = {}
-    for f in fields(DetectorConfig):
-        if f.name in group:
-            values[f.name] = type(getattr(DetectorConfig(), f.name))(group[f.name])
+    defaults = DetectorConfig()
+    values = {f.name: option(group, f.name, type(getattr(defaults, f.name)),
+                             getattr(defaults, f.name))
+              for f in fields(DetectorConfig)}  # fmt: skip
     return DetectorConfig(**values)
 
 
@@ -166,15 +186,15 @@ def main() -> None:
     consumer = groups["consumer.config.0"]
     producer = groups["producer.config.0"]
     errors = groups["errors.config.0"]
-    detection = groups.get("detector.config.0", {})
+    detection = groups.get(GROUP, {})
     # A local run's job must reach only the local world: the Java connector's endpoint is out
     # of reach of any Python hook, so it is checked before a table is declared.
     for name in ("consumer.config.0", "producer.config.0", "errors.config.0"):
         check_job_endpoint(groups[name].get("aws.endpoint"), f"{name} aws.endpoint")
     profiles = load_profiles(detection["profiles.uri"])
     config = detector_config(detection)
-    lateness = int(detection.get("day.close.lateness.seconds", "600"))
-    max_gap_days = int(detection.get("day.close.max.gap.days", "7"))
+    lateness = option(detection, "day.close.lateness.seconds", int, 600)
+    max_gap_days = option(detection, "day.close.max.gap.days", int, 7)
     logger.info("anomaly job: %d product profiles, %s", len(json.loads(profiles)), config)
 
     env = StreamExecutionEnvironment.get_execution_environment()

@@ -1,9 +1,10 @@
 """The anomaly job's step, without Flink: one record in, output rows out.
 
-The Flink job (:mod:`pipeline.anomaly.main`) feeds records to :class:`AnomalyDetection` in
-event-time order and writes each :class:`OutputRow` to the outliers stream or the error stream by
-its ``kind``; the harness runs the same step in-process as the reference the job must match, and
-benchmarks time it alone. Nothing here imports Flink, so all of it is testable in plain Python.
+The Flink job (:mod:`pipeline.anomaly.main`) runs this step's Java twin
+(``pipeline/anomaly/detection``: ``Detection``) over records in event-time order and writes each
+row to the outliers stream or the error stream by its ``kind``; the harness runs this step
+in-process as the reference the job must match, and benchmarks time it alone. Nothing here
+imports Flink, so all of it is testable in plain Python.
 """
 
 from __future__ import annotations
@@ -150,9 +151,11 @@ class AnomalyDetection:
 
 @dataclass
 class Held:
-    """What the Flink job's detection operator keeps between records, as one value of its keyed
-    state: the detection, the records waiting for the watermark, the timer it set. A module of
-    its own (not the job's ``__main__``) so that the Python workers can unpickle it."""
+    """What a Python form of the detection operator keeps between records, as one value of its
+    keyed state: the detection, the records waiting for the watermark, the timer it set. The
+    job's operator is Java now (``DetectFunction``, the same fields); this is the form
+    ``benchmarks/anomaly_job.py`` measures beside it, here (not in a ``__main__``) so that the
+    Python workers can unpickle it."""
 
     step: AnomalyDetection
     pending: list[tuple[int, int, str]] = field(default_factory=list)  # heap: (time, arrival, line)

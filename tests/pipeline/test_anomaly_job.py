@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -267,3 +268,18 @@ def test_a_relative_working_directory_is_made_absolute(tmp_path: Path, monkeypat
     assert LocalApplication(spec, Path("runs/smoke/flink"), {}).workdir == (
         tmp_path / "runs" / "smoke" / "flink"
     )
+
+
+def test_a_detector_option_with_a_bad_value_fails_naming_it() -> None:
+    from pipeline.anomaly.main import detector_config, option
+
+    config = detector_config({"spike_factor": "2.5", "burst_min": " 5 ", "profiles.uri": "s3://x"})
+    assert (config.spike_factor, config.burst_min, config.price_ratio) == (2.5, 5, 3.0)
+    for name, value in [("spike_factor", "high"), ("burst_min", "4.5"), ("drop_alpha", "nan"),
+                        ("price_ratio", "-3")]:  # fmt: skip
+        with pytest.raises(
+            ValueError, match=re.escape(f"detector.config.0 {name}: '{value}' is not a")
+        ):
+            detector_config({name: value})
+    with pytest.raises(ValueError, match=re.escape("day.close.lateness.seconds: '10m'")):
+        option({"day.close.lateness.seconds": "10m"}, "day.close.lateness.seconds", int, 600)
