@@ -142,7 +142,7 @@ def test_runtime_state_is_not_a_run_artifact(tmp_path: Path) -> None:
     layout.outliers.write_text("[]")
     assert set(artifact_hashes(tmp_path)) == {"flink/job.log", "anomaly/outliers.json"}
     # ...and those are the folders the application is configured to write its state to.
-    home = _flink_home(layout.flink, tmp_path / "connector.jar", 1, tmp_path / "tmp")
+    home = _flink_home(layout.flink, [tmp_path / "connector.jar"], 1, tmp_path / "tmp")
     config = yaml.safe_load((home / "conf" / "config.yaml").read_text())["execution"]
     written = {config["checkpointing"]["dir"], config["checkpointing"]["savepoint-dir"]}
     assert written == {folder.as_uri() for folder in layout.flink_state}
