@@ -163,38 +163,34 @@ setup_jars() {
         || die "Maven could not fetch hadoop-aws / aws-java-sdk-bundle (see its message above)"
 }
 
-# --- the local Kinesis table connector for Flink (built from source, stamped by its hash) ---
-setup_connector() {
-    local dir="$ROOT/.dfp/jars" src="emulation/kinesisanalyticsv2/connector"
-    local jar="$dir/local-kinesis-connector-1.0.0.jar" want have=""
+# --- a jar built from sources in the repository, rebuilt only when its sources change ----------
+# build_jar SRC ARTIFACT JAR WHAT: Maven-package SRC/pom.xml, copy SRC/target/ARTIFACT to
+# .dfp/jars/JAR, stamped by the hash of the pom and SRC/src.
+build_jar() {
+    local src="$1" artifact="$2" jar="$ROOT/.dfp/jars/$3" what="$4" want have=""
     want="$(find "$src/pom.xml" "$src/src" -type f | sort | xargs cat | sha256sum | cut -d' ' -f1)"
     [[ -f "$jar.stamp" ]] && have="$(cat "$jar.stamp")"
     if [[ -f "$jar" && "$want" == "$have" ]]; then
         return 0
     fi
-    say "building the local Kinesis connector for Flink with Maven ($src)"
-    mvn -q -f "$src/pom.xml" package \
-        || die "Maven could not build the local Kinesis connector (see its message above)"
-    mkdir -p "$dir"
-    cp "$src/target/local-kinesis-connector-1.0.0.jar" "$jar"
+    say "building $what with Maven ($src)"
+    mvn -q -B -f "$src/pom.xml" package \
+        || die "Maven could not build $what (see its message above)"
+    mkdir -p "$(dirname "$jar")"
+    cp "$src/target/$artifact" "$jar"
     echo "$want" > "$jar.stamp"
 }
 
-# --- the anomaly job's detection (pipeline/anomaly/detection; stamped by its sources' hash) -----
+# --- the local Kinesis table connector for Flink ----------------------------------------------
+setup_connector() {
+    build_jar emulation/kinesisanalyticsv2/connector local-kinesis-connector-1.0.0.jar \
+        local-kinesis-connector-1.0.0.jar "the local Kinesis connector for Flink"
+}
+
+# --- the anomaly job's detection (pipeline/anomaly/detection) ----------------------------------
 setup_detection() {
-    local dir="$ROOT/.dfp/jars" src="pipeline/anomaly/detection"
-    local jar="$dir/dfp-anomaly-detection.jar" want have=""
-    want="$(find "$src/pom.xml" "$src/src" -type f | sort | xargs cat | sha256sum | cut -d' ' -f1)"
-    [[ -f "$jar.stamp" ]] && have="$(cat "$jar.stamp")"
-    if [[ -f "$jar" && "$want" == "$have" ]]; then
-        return 0
-    fi
-    say "building the anomaly job's detection with Maven ($src)"
-    mvn -q -B -f "$src/pom.xml" package \
-        || die "Maven could not build the anomaly job's detection (see its message above)"
-    mkdir -p "$dir"
-    cp "$src/target/dfp-anomaly-detection.jar" "$jar"
-    echo "$want" > "$jar.stamp"
+    build_jar pipeline/anomaly/detection dfp-anomaly-detection.jar dfp-anomaly-detection.jar \
+        "the anomaly job's detection"
 }
 
 # --- the AWS CDK CLI (npm, pinned by deploy/package-lock.json) for dfp deploy -------------------

@@ -42,27 +42,24 @@ class ConnectorMissing(FileNotFoundError):
     """A jar the local Managed Flink needs has not been built (set-up builds it)."""
 
 
-def connector_jar() -> Path:
-    """The local Kinesis table connector jar, built by ``./bootstrap.sh setup``."""
-    path = JARS_DIR / CONNECTOR_JAR
+def _built(name: str, pom: str) -> Path:
+    path = JARS_DIR / name
     if not path.is_file():
         raise ConnectorMissing(
-            f"{path}: missing; ./bootstrap.sh setup builds it with Maven "
-            "(emulation/kinesisanalyticsv2/connector/pom.xml)"
+            f"{path}: missing; ./bootstrap.sh setup builds it with Maven ({pom})"
         )
     return path
+
+
+def connector_jar() -> Path:
+    """The local Kinesis table connector jar, built by ``./bootstrap.sh setup``."""
+    return _built(CONNECTOR_JAR, "emulation/kinesisanalyticsv2/connector/pom.xml")
 
 
 def detection_jar() -> Path:
     """The anomaly job's detection (``pipeline/anomaly/detection``), built by set-up. On AWS its
     classes are in the application's one dependency jar."""
-    path = JARS_DIR / DETECTION_JAR
-    if not path.is_file():
-        raise ConnectorMissing(
-            f"{path}: missing; ./bootstrap.sh setup builds it with Maven "
-            "(pipeline/anomaly/detection/pom.xml)"
-        )
-    return path
+    return _built(DETECTION_JAR, "pipeline/anomaly/detection/pom.xml")
 
 
 def flink_classpath() -> str:

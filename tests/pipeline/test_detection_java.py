@@ -15,8 +15,14 @@ import pytest
 
 from emulation.kinesisanalyticsv2 import ConnectorMissing, flink_classpath
 from harness.simulation import simulate
-from harness.stages.anomaly import _second, heartbeats, history_profiles, reference
-from pipeline.anomaly.detector import DetectorConfig
+from harness.stages.anomaly import (
+    _second,
+    comparable_reason,
+    heartbeats,
+    history_profiles,
+    reference,
+)
+from pipeline.anomaly.detector import DetectorConfig, profiles_from_document
 from pipeline.anomaly.step import AnomalyDetection, OutputRow
 
 REPLAY = "dev.dfpharness.anomaly.Replay"
@@ -44,24 +50,16 @@ def in_java(classpath: str, tmp: Path, lines: list[str], profiles: dict, config:
 
 def in_python(lines: list[str], profiles: dict, lateness: int = 600,
               max_gap_days: int = 7) -> list[list[Any]]:  # fmt: skip
-    from pipeline.anomaly.detector import profiles_from_document
-
     step = AnomalyDetection(profiles_from_document(profiles), DetectorConfig(), lateness,
                             max_gap_days)  # fmt: skip
     return [list(row) for line in lines for row in step.process(line)]
 
 
 def comparable(rows: list[list[Any]]) -> list[list[Any]]:
-    """Rows as the run compares them: a rejection's reason up to its first colon where the
-    detail is the JSON parser's own words (Python's and Jackson's differ)."""
+    """Rows as the run compares them (:func:`comparable_reason`)."""
     reason = OutputRow._fields.index("reason")
-    out = []
-    for row in rows:
-        row = list(row)
-        if row[0] == "rejected" and str(row[reason]).startswith("malformed JSON"):
-            row[reason] = "malformed JSON"
-        out.append(row)
-    return out
+    return [[*row[:reason], comparable_reason(str(row[reason])), *row[reason + 1 :]]
+            if row[0] == "rejected" else list(row) for row in rows]  # fmt: skip
 
 
 def test_the_jvm_detection_matches_the_reference_on_a_simulated_stream(classpath, tmp_path) -> None:

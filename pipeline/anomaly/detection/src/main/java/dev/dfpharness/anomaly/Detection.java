@@ -21,6 +21,7 @@ import dev.dfpharness.anomaly.Records.Sale;
  */
 final class Detection implements Serializable {
     private static final long serialVersionUID = 1L;
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(Detection.class);
 
     static final String[] FIELDS = {"kind", "product_id", "sale_id", "quantity", "unit_price", "channel", "sold_at",
         "reason", "score", "source", "raw", "outlier_id"};
@@ -68,6 +69,9 @@ final class Detection implements Serializable {
         if (closable - openDay > maxGapDays) {
             for (Detector.Outlier o : detector.endOfDay(openDay)) out.add(outlier(o));
             skippedDays += closable - openDay - 1;
+            LOG.warn("event time jumped from {} to {}: {} silent days not evaluated for drops",
+                    java.time.LocalDate.ofEpochDay(openDay), java.time.LocalDate.ofEpochDay(closable),
+                    closable - openDay - 1);
             openDay = closable;
         }
         while (openDay < closable) {
