@@ -129,6 +129,7 @@ class TopicSpec(_Strict):
 
 class TableSpec(_Strict):
     partition_key: str
+    sort_key: str | None = None
     ttl_attribute: str | None = None
 
 

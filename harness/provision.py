@@ -162,11 +162,14 @@ def provision(world: World, stack: Stack) -> ResolvedStack:
         put_targets(world, names.rule_name(key), [target])
 
     for key, table in stack.tables.items():
+        keys = [(table.partition_key, "HASH")]
+        if table.sort_key:
+            keys.append((table.sort_key, "RANGE"))
         created = _exists_ok(
             dynamodb.create_table,
             TableName=names.table_name(key),
-            KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in keys],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n, _ in keys],
             BillingMode="PAY_PER_REQUEST",
             SSESpecification={"Enabled": True},
         )

@@ -273,14 +273,26 @@ def forecast_section(summary: dict[str, Any], run_dir: Path | None) -> str:
         "</option>"
         for i, p in enumerate(products)
     )
+    stores = sorted({(loc["region"] or "", loc["store_id"]) for p in products
+                     for loc in p.get("locations", [])})  # fmt: skip
+    where = (
+        "<option value=''>All stores</option>"
+        + "".join(f"<option value='region:{_e(r)}'>Region {_e(r)}</option>"
+                  for r in sorted({r for r, _ in stores}) if r)
+        + "".join(f"<option value='store:{_e(s)}'>Store {_e(s)}{' · ' + _e(r) if r else ''}"
+                  "</option>" for r, s in stores)
+    )  # fmt: skip
+    location = f" <label>Location <select id='location'>{where}</select></label>" if stores else ""
     picker = (
-        f"<label>Product <select id='product'>{options}</select></label>"
+        f"<label>Product <select id='product'>{options}</select></label>{location}"
         "<div id='forecast-chart' class='chart' style='height:420px'></div>"
         if products
         else '<p class="muted">No per-product data in this run directory.</p>'
     )
     return (
-        f"<p>{forecast.get('items')} items, horizon {forecast.get('horizon')}, quantiles "
+        f"<p>{forecast.get('items')} items"
+        + (f" in {forecast.get('series')} item × store series" if stores else "")
+        + f", horizon {forecast.get('horizon')}, quantiles "
         f"{_e(forecast.get('quantiles'))}; models chosen per item: {models}.</p>"
         f"{picker}<div id='metrics-chart' class='chart'></div>"
         "<table><tr><th>metric</th><th>local forecaster</th><th>SeasonalNaive</th></tr>"
@@ -354,12 +366,15 @@ _DRAW = """
   const config = {displaylogo: false, responsive: true};
   const pick = document.getElementById("product");
   function draw() {
-    const product = DFP_PRODUCTS[Number(pick.value)];
+    const where = document.getElementById("location");
+    const product = dfpAtLocation(DFP_PRODUCTS[Number(pick.value)], where ? where.value : "");
     const figure = dfpForecastFigure(product);
     Plotly.react("forecast-chart", figure.data, figure.layout, config);
   }
   if (pick && typeof DFP_PRODUCTS !== "undefined" && DFP_PRODUCTS.length) {
     pick.addEventListener("change", draw);
+    const where = document.getElementById("location");
+    if (where) { where.addEventListener("change", draw); }
     draw();
   }
   if (typeof DFP_METRICS !== "undefined") {

@@ -95,6 +95,8 @@ class Forecast(_Strict):
         default_factory=lambda: [0.1, 0.5, 0.9], min_length=1, max_length=5
     )
     backtest_windows: int = Field(default=1, ge=1, le=5)
+    # Forecast dimensions (AutoML's GroupingAttributeNames): a series per item and store.
+    dimensions: list[Literal["store_id"]] = Field(default_factory=list, max_length=1)
 
     @field_validator("quantiles")
     @classmethod
@@ -132,7 +134,8 @@ class Expectation(_Strict):
         return self
 
 
-_SYNTHETIC_ONLY = ("catalog", "calendar", "campaigns", "anomalies", "ecommerce")
+_MAX_GRID_CELLS = 40_000_000  # ~10 float arrays of this size stay within a few GiB
+_SYNTHETIC_ONLY = ("catalog", "calendar", "campaigns", "anomalies", "ecommerce", "stores")
 
 
 class Scenario(WorldSpec):
@@ -206,6 +209,44 @@ class Scenario(WorldSpec):
                         f"faults.glue.failed_runs.{job}: no such Glue job in the stack "
                         f"(its jobs: {', '.join(sorted(jobs))})"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _dimensions_exist(self) -> Scenario:
+        """A forecast by store needs sales that name their store."""
+        if "store_id" not in self.forecast.dimensions:
+            return self
+        mapped = (
+            self.source is not None
+            and self.source.sales is not None
+            and ("store_id" in self.source.sales.columns)
+        )
+        if self.source is None and self.stores is None:
+            raise ValueError(
+                "forecast.dimensions: store_id needs a stores section (the world "
+                "has no locations without one)"
+            )
+        if self.source is not None and not mapped:
+            raise ValueError(
+                "forecast.dimensions: store_id needs source.sales.columns to map "
+                "store_id to a column of the sales file"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _world_fits_in_memory(self) -> Scenario:
+        """Products × locations × days is the simulator's grid: refuse one that cannot fit."""
+        if self.catalog is None or self.calendar is None or self.stores is None:
+            return self
+        locations = self.stores.count + self.stores.web_location
+        cells = (self.catalog.products * locations
+                 * (self.calendar.history_days + self.calendar.stream_days))  # fmt: skip
+        if cells > _MAX_GRID_CELLS:
+            raise ValueError(
+                f"stores: {self.catalog.products} products x {locations} locations x "
+                f"{self.calendar.history_days + self.calendar.stream_days} days is {cells:,} "
+                f"series-days; the simulator holds at most {_MAX_GRID_CELLS:,}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -4,9 +4,10 @@ The API is :mod:`pipeline.serving.handler`, the code AWS runs behind API Gateway
 with API Gateway proxy events over the world's DynamoDB and Athena. The run's enriched forecast
 (``RUN_DIR/forecast/enriched/``) is loaded into a fresh local world, so serving needs no rerun.
 
-Routes: ``/`` the page (search by id or name, chart and numbers); ``/api/forecast/{id}`` and
-``/api/products?q=`` the API; ``/report`` the run report; ``/dashboard/forecasts``,
-``/dashboard/outliers``, ``/dashboard/alerts`` its sections. The server binds to 127.0.0.1
+Routes: ``/`` the page (search by id or name, and for a forecast by store a location: every
+store, a region or one store; chart and numbers); ``/api/forecast/{id}[?store_id=|?region=]``,
+``/api/products?q=`` and ``/api/stores`` the API; ``/report`` the run report;
+``/dashboard/forecasts``, ``/dashboard/outliers``, ``/dashboard/alerts`` its sections. The server binds to 127.0.0.1
 unless told otherwise; errors are logged and answered with a generic message, never a traceback.
 
 Limits, so that a slow or hostile client cannot hold the server: a bounded pool of worker threads
@@ -49,6 +50,8 @@ _PAGE = """
 <p class="muted">Find a product by id or name; its forecast comes from the forecast API.</p>
 <form id="search-form"><input id="search" type="search" placeholder="e.g. P00001 or a name"
  autocomplete="off" aria-label="product id or name"> <button type="submit">Search</button></form>
+<p id="where" hidden><label>Location <select id="location"
+ aria-label="location"><option value="">All stores</option></select></label></p>
 <ul id="results"></ul>
 <p id="message" class="muted" role="status"></p>
 <div id="chart" class="chart" style="height:420px"></div>
@@ -59,13 +62,37 @@ _PAGE = """
 const config = {displaylogo: false, responsive: true};
 function text(tag, value) { const el = document.createElement(tag); el.textContent = value;
   return el; }
+let shown = null;
+function option(value, label) { const o = text("option", label); o.value = value; return o; }
+async function loadStores() {
+  // A forecast by store: pick every store, a region or one store.
+  const response = await fetch("/api/stores");
+  if (!response.ok) { return; }
+  const stores = (await response.json()).stores || [];
+  if (!stores.length) { return; }
+  const pick = document.getElementById("location");
+  [...new Set(stores.map((s) => s.region).filter((r) => r))].sort().forEach((r) =>
+    pick.appendChild(option("region=" + encodeURIComponent(r), "Region " + r)));
+  stores.forEach((s) => pick.appendChild(option("store_id=" + encodeURIComponent(s.store_id),
+    `Store ${s.store_id}${s.region ? " · " + s.region : ""}`)));
+  pick.addEventListener("change", () => { if (shown) { show(shown); } });
+  document.getElementById("where").hidden = false;
+}
+loadStores();
 async function show(id) {
+  shown = id;
   const message = document.getElementById("message");
   message.textContent = "Loading " + id + "…";
-  const response = await fetch("/api/forecast/" + encodeURIComponent(id));
+  const where = document.getElementById("location").value;
+  const response = await fetch("/api/forecast/" + encodeURIComponent(id) +
+                               (where ? "?" + where : ""));
   const body = await response.json();
   if (!response.ok) { message.textContent = body.error || "request failed"; return; }
-  message.textContent = `${body.item_id} · ${body.name || ""} · ${body.category || ""} · ` +
+  const place = body.store_id ? ` · store ${body.store_id}` : body.region
+    ? ` · region ${body.region} (${body.stores} stores)`
+    : body.stores ? ` · all ${body.stores} stores` : "";
+  body.location = place.slice(3);
+  message.textContent = `${body.item_id} · ${body.name || ""} · ${body.category || ""}${place} · ` +
     `forecast version ${body.version} (from ${body.source})`;
   const figure = dfpForecastFigure(body);
   Plotly.react("chart", figure.data, figure.layout, config);

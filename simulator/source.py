@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.contracts.cdc import CAMPAIGN_CHANNELS, CAMPAIGNS, CHANNELS, PRODUCTS, SALES
+from pipeline.contracts.cdc import CAMPAIGN_CHANNELS, CAMPAIGNS, CHANNELS, PRODUCTS, SALES, STORES
 from simulator.spec import PRODUCT_ATTRIBUTES, SOURCE_COLUMNS, Source, SourceTable
 from simulator.world import (
     DAY,
@@ -205,6 +205,14 @@ def _text(frame: _Frame, column: str, *, default: str | None = None,
     return values
 
 
+def _optional_text(frame: _Frame, column: str) -> np.ndarray:
+    """A column that may be absent or empty (null then)."""
+    if column not in frame.data:
+        return np.full(len(frame.data), None, dtype=object)
+    values = _text(frame, column, default="")
+    return np.where(values == "", None, values)
+
+
 def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
             maximum: float = 1e15, default: float | None = None, positive: bool = False,
             whole: str = "is not a whole number") -> np.ndarray:  # fmt: skip
@@ -292,6 +300,8 @@ def _sales(frame: _Frame) -> pd.DataFrame:
             ),
             "channel": _text(frame, "channel", default="store", allowed=CHANNELS),
             "sold_at": _moment(frame, "sold_at"),
+            # The location, when the file names one (a store, a warehouse, a country).
+            "store_id": _optional_text(frame, "store_id"),
         }
     )
     if frame.aside is not None:
@@ -396,6 +406,7 @@ def _campaigns(frame: _Frame | None) -> pd.DataFrame:
             "end_date": end,
             "discount": discount,
             "channel": _text(frame, "channel", default="all", allowed=CAMPAIGN_CHANNELS),
+            "store_id": _optional_text(frame, "store_id"),
         }
     )
 
@@ -434,6 +445,7 @@ class SourceTables:
     rows_read: int = 0  # sales rows in the file
     filtered: dict[str, int] = field(default_factory=dict)  # rows left out by design, why
     set_aside: pa.Table | None = None  # sales rows left out (``bad_rows: set_aside``), why
+    stores: pa.Table = field(default_factory=STORES.empty_table)  # the locations sales name
 
 
 #: What ``errors/source-rows.ndjson`` lists: one record per sales row set aside.
@@ -514,7 +526,18 @@ def read_source(source: Source, base: Path) -> SourceTables:
         sales = sales[sales["product_id"].isin(keep)]
         logger.info("kept the %d best-selling of the source's items", source.max_items)
     campaigns = _campaigns(campaign_frame)
+    ids = sorted(set(sales["store_id"].dropna()))
+    stores = pd.DataFrame(
+        {
+            "store_id": ids,
+            "region": None,
+            "store_format": None,
+            "opened_date": pd.Series([None] * len(ids), dtype="datetime64[ns]"),
+            "closed_date": pd.Series([None] * len(ids), dtype="datetime64[ns]"),
+        }
+    )
     return SourceTables(
+        stores=_arrow(stores, STORES),
         products=_arrow(products.sort_values("product_id", kind="stable"), PRODUCTS),
         campaigns=_arrow(campaigns.sort_values("campaign_id", kind="stable"), CAMPAIGNS),
         sales=_arrow(sales.sort_values(["sold_at", "sale_id"], kind="stable"), SALES),
@@ -565,6 +588,7 @@ def _truth_daily(tables: SourceTables, start: np.datetime64, load_day: np.dateti
     return pa.table(
         {
             "product_id": pa.array(ids[rows], pa.string()),
+            "store_id": pa.nulls(len(rows), pa.string()),  # what was sold, over every store
             "date": pa.array(days[cols], pa.date32()),
             "expected": pa.nulls(len(rows), pa.float64()),
             "demand": pa.array(units),
@@ -619,6 +643,8 @@ def replay(source: Source, base: Path, seed: int) -> SimulatedWorld:
         ],
         "campaigns": [(columns(tables.campaigns, everything), "load",
                        np.full(len(tables.campaigns), load_us))],
+        **({"stores": [(columns(tables.stores, np.ones(len(tables.stores), bool)), "load",
+                        np.full(len(tables.stores), load_us))]} if len(tables.stores) else {}),
         "sales": [
             (columns(tables.sales, ~streamed), "load", np.full(int((~streamed).sum()), load_us)),
             (columns(tables.sales, streamed), "insert",
@@ -658,4 +684,5 @@ def replay(source: Source, base: Path, seed: int) -> SimulatedWorld:
         stats=stats,
         origin=tables.origin,
         set_aside=tables.set_aside,
+        stores=tables.stores,
     )

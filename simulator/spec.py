@@ -100,6 +100,37 @@ class Ecommerce(_Strict):
     channels: list[Literal["web", "app"]] = Field(default_factory=lambda: ["web"], min_length=1)
 
 
+class Stores(_Strict):
+    """Locations: physical stores in regions and, optionally, one web location.
+
+    Without this section the world has no locations (sales carry no store). With it, demand is
+    simulated per product and store: the store's size and format, its region's seasonality and
+    local holiday, openings (a new store ramps up: a cold start per item), closings, local
+    promotions and stock-outs per store.
+    """
+
+    count: int = Field(ge=1, le=500, description="physical stores")
+    regions: int = Field(default=3, ge=1, le=50)
+    web_location: bool = Field(
+        default=True, description="a web location fulfilling online orders besides the stores"
+    )
+    opening_share: Share = Field(
+        default=0.1,
+        description="share of stores opened during the history (cold starts); with two or "
+        "more, one opens after the window, its row created during it",
+    )
+    closing_share: Share = Field(default=0.0, description="share of stores closed in history")
+    local_campaign_share: Share = Field(
+        default=0.3, description="share of campaigns run by a single store"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> Stores:
+        if self.regions > self.count:
+            raise ValueError(f"regions ({self.regions}) cannot exceed count ({self.count})")
+        return self
+
+
 class WorldSpec(_Strict):
     """Everything the simulator needs: one seed, the catalog, the clock, campaigns, anomalies."""
 
@@ -109,6 +140,7 @@ class WorldSpec(_Strict):
     campaigns: Campaigns = Campaigns()
     anomalies: Anomalies = Anomalies()
     ecommerce: Ecommerce = Ecommerce()
+    stores: Stores | None = None
 
 
 # ------------------------------------------------------------------------ your own data

@@ -17,8 +17,16 @@ a launch ramp. Realised demand is negative-binomial around it; stock-outs leave 
 Served units are split into order lines of one or more units, each with a channel and a time of
 day.
 
-Not modelled: stores and locations, returns after the window, per-customer behaviour, multi-line
-orders as one transaction (each order line commits alone).
+Locations (the optional ``stores`` section): the grid's rows become product × location series.
+Each store's demand is the product's (above) × the store's size (by format) × its region's
+yearly seasonality and local holiday × a ramp after it opens (a cold start for every item it
+sells) × local promotions, and nothing after it closes; realised demand and stock-outs are drawn
+per series. Lines at a store are mostly sold in the store (some are online orders it fulfils);
+lines of the web location are online orders. Injected drops hit the product in every location
+on that day (the stream's detector looks at the product, not the store).
+
+Not modelled: returns after the window, per-customer behaviour, multi-line orders as one
+transaction (each order line commits alone), transfers of stock between stores.
 """
 
 from __future__ import annotations
@@ -30,7 +38,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pyarrow as pa
 
-from pipeline.contracts.cdc import CAMPAIGN_CHANNELS, CAMPAIGNS, CHANNELS, PRODUCTS, SALES
+from pipeline.contracts.cdc import (
+    CAMPAIGN_CHANNELS,
+    CAMPAIGNS,
+    CHANNELS,
+    PRODUCTS,
+    SALES,
+    STORES,
+)
 from simulator.spec import WorldSpec
 
 logger = logging.getLogger(__name__)
@@ -53,6 +68,14 @@ _HOURLY = np.array(
 _HOURLY /= _HOURLY.sum()
 _WEEKLY_BASE = np.array([0.9, 0.88, 0.92, 0.98, 1.1, 1.35, 1.2])  # Monday … Sunday
 _ANOMALY_CODES = {"spike": 0, "drop": 1, "price_glitch": 2, "duplicate_burst": 3}
+_REGION_NAMES = ("north", "south", "east", "west", "central", "coast", "lakes", "highlands")
+STORE_FORMATS = ("hypermarket", "supermarket", "express", "online")
+_FORMAT_SIZE = np.array([2.2, 1.0, 0.35])  # demand relative to a supermarket
+_WEB_SIZE = 1.5
+_NEVER = 10**9  # a closing day that never comes (still safe to multiply by DAY)
+# Channels of a line (order of CHANNELS) at a physical store and at the web location.
+_STORE_CHANNELS = np.array([0.1, 0.85, 0.05])
+_ONLINE_CHANNELS = np.array([0.8, 0.0, 0.2])
 
 
 @dataclass(frozen=True)
@@ -82,6 +105,13 @@ class SimulatedWorld:
     origin: str = "simulated"  # or the replayed files / dataset
     # A replay's sales rows that did not fit the contract, with why (``bad_rows: set_aside``).
     set_aside: pa.Table | None = None
+    # The locations (``stores`` table) at the end of the window; empty in a world without them.
+    stores: pa.Table = field(default_factory=STORES.empty_table)
+
+    @property
+    def has_stores(self) -> bool:
+        """Whether sales carry a location (a ``stores`` section, or a replay that maps one)."""
+        return self.stores.num_rows > 0
 
     @property
     def has_truth(self) -> bool:
@@ -224,11 +254,45 @@ class _Campaigns:
     delete_s: np.ndarray
     disc: np.ndarray  # (all, web, store, app) × product × day: the best discount
     dip: np.ndarray  # product × day: the post-promotion dip
+    store: np.ndarray  # a local campaign's store index, -1 for every store
+    local: np.ndarray | None = None  # series × day: the best local discount (None: no locations)
+
+
+@dataclass(frozen=True)
+class _Locations:
+    """The grid's rows: one per product without locations, one per product × location with them
+    (product-major: row = product · K + location). The stores' attributes and daily factors."""
+
+    K: int  # locations (0: none)
+    series_product: np.ndarray  # product of each row
+    series_store: np.ndarray  # location of each row (-1 without locations)
+    store_ids: np.ndarray
+    region: np.ndarray  # region names
+    store_format: np.ndarray  # index into STORE_FORMATS
+    open_day: np.ndarray
+    close_day: np.ndarray  # far future when never
+    close_announce_s: np.ndarray
+    insert_s: np.ndarray
+    online: np.ndarray  # bool per location
+    factor: np.ndarray  # location × day: size × regional season × local holiday × ramp, 0 closed
+    physical: int = 0  # physical stores (local campaigns run in one of them)
+
+    @classmethod
+    def none(cls, P: int) -> _Locations:
+        empty = np.empty(0, dtype=np.int64)
+        return cls(K=0, series_product=np.arange(P), series_store=np.full(P, -1),
+                   store_ids=np.empty(0, dtype="<U4"), region=np.empty(0, dtype="<U4"),
+                   store_format=empty, open_day=empty, close_day=empty, close_announce_s=empty,
+                   insert_s=empty, online=np.empty(0, bool), factor=np.empty((0, 0)))  # fmt: skip
+
+    def rows_of(self, product: int) -> np.ndarray:
+        """The rows of one product (its series in every location)."""
+        return product * max(self.K, 1) + np.arange(max(self.K, 1))
 
 
 @dataclass(frozen=True)
 class _Demand:
-    expected: np.ndarray  # product × day
+    expected: np.ndarray  # row (product, or product × location) × day
     demand: np.ndarray  # realised (negative binomial)
     served: np.ndarray  # demand less stock-outs and injected drops
     stockout: np.ndarray
@@ -242,6 +306,7 @@ class _Anomalies:
     product: np.ndarray
     day: np.ndarray
     drop_before: np.ndarray  # served units before a drop, per anomaly
+    drop_after: np.ndarray  # and after it
     start_s: np.ndarray | None = None
     end_s: np.ndarray | None = None
     magnitude: np.ndarray | None = None
@@ -251,6 +316,8 @@ class _Anomalies:
 class _Lines:
     """Order lines in sale-id order (sale ids follow time, as an auto-increment key does)."""
 
+    row: np.ndarray  # the grid row (series) the line belongs to
+    store: np.ndarray  # its location (-1 without locations)
     product: np.ndarray
     s: np.ndarray
     qty: np.ndarray
@@ -391,7 +458,92 @@ def _prices(g: _Grid, c: _Catalog, g_price: np.random.Generator) -> _Prices:
     return _Prices(upd_product=upd_product, upd_s=upd_s, ev_key=ev_key, ev_price=ev_price)
 
 
-def _campaigns(spec: WorldSpec, g: _Grid, c: _Catalog, g_camp: np.random.Generator) -> _Campaigns:
+def _day_of_year(g: _Grid) -> np.ndarray:
+    d_idx = np.arange(g.D)
+    return (g.start64 + d_idx - (g.start64 + d_idx).astype("datetime64[Y]")).astype(int)
+
+
+def _locations(spec: WorldSpec, g: _Grid, g_store: np.random.Generator) -> _Locations:
+    """Stores (regions, formats, openings, closings) and each one's daily demand factor."""
+    if spec.stores is None:
+        return _Locations.none(g.P)
+    st, H, D = spec.stores, g.H, g.D
+    n = st.count
+    region = g_store.permutation(
+        np.concatenate([np.arange(st.regions), g_store.integers(0, st.regions, n - st.regions)])
+    )
+    store_format = g_store.choice(3, size=n, p=[0.2, 0.5, 0.3])
+    size = _FORMAT_SIZE[store_format] * g_store.lognormal(0.0, 0.2, n)
+    open_day = -g_store.integers(365, 3_000, n)
+    n_open = min(n, round(st.opening_share * n))
+    opening = g_store.choice(n, size=n_open, replace=False)
+    open_day[opening] = g_store.integers(min(30, H - 1), max(31, H - 60), n_open)
+    insert_s = open_day * DAY - g_store.integers(7, 60, n) * DAY
+    if n_open >= 2 and g.S:  # one opening is still to come: its row arrives in the window
+        open_day[opening[-1]] = D + g_store.integers(7, 30)
+        insert_s[opening[-1]] = g.load_s + g_store.integers(60, g.S * DAY - 60)
+    close_day = np.full(n, _NEVER, dtype=np.int64)
+    settled = np.setdiff1d(np.arange(n), opening)
+    n_close = min(len(settled), round(st.closing_share * n))
+    closing = g_store.choice(settled, size=n_close, replace=False)
+    close_day[closing] = g_store.integers(min(90, H - 1), D, n_close)
+    close_announce_s = close_day * DAY - g_store.integers(14, 60, n) * DAY
+    # Each region has its own yearly swing and a three-day local holiday.
+    doy = _day_of_year(g)
+    amp = g_store.uniform(0.0, 0.15, st.regions)
+    peak = g_store.uniform(0, 365, st.regions)
+    feast = g_store.integers(0, 362, st.regions)
+    seasonal = 1 + amp[region][:, None] * np.cos(
+        2 * np.pi * (doy[None, :] - peak[region][:, None]) / 365.25
+    )
+    since_feast = doy[None, :] - feast[region][:, None]
+    local_day = (since_feast >= 0) & (since_feast < 3)
+    d_idx = np.arange(D)
+    is_open = (d_idx[None, :] >= open_day[:, None]) & (d_idx[None, :] < close_day[:, None])
+    ramp = np.clip((d_idx[None, :] - open_day[:, None] + 1) / 60.0, 0.0, 1.0)
+    factor = size[:, None] * seasonal * np.where(local_day, 1.6, 1.0) * ramp * is_open
+    region_names = np.array([
+        _REGION_NAMES[i % len(_REGION_NAMES)]
+        + ("" if i < len(_REGION_NAMES) else f"-{i // len(_REGION_NAMES)}")
+        for i in range(st.regions)
+    ])[region]  # fmt: skip
+    store_ids = _ids("S", n, 3)
+    online = np.zeros(n, bool)
+    if st.web_location:  # always open, no region of its own
+        store_ids = np.append(store_ids, "W01")
+        region_names = np.append(region_names, "online")
+        store_format = np.r_[store_format, STORE_FORMATS.index("online")]
+        open_day, insert_s = np.r_[open_day, -3_000], np.r_[insert_s, -3_001 * DAY]
+        close_day = np.r_[close_day, _NEVER]
+        close_announce_s = np.r_[close_announce_s, _NEVER * DAY]
+        online = np.r_[online, True]
+        factor = np.vstack([factor, np.full((1, D), _WEB_SIZE)])
+    K = len(store_ids)
+    return _Locations(K=K, series_product=np.repeat(np.arange(g.P), K),
+                      series_store=np.tile(np.arange(K), g.P), store_ids=store_ids,
+                      region=region_names, store_format=store_format, open_day=open_day,
+                      close_day=close_day, close_announce_s=close_announce_s, insert_s=insert_s,
+                      online=online, factor=factor, physical=n)  # fmt: skip
+
+
+def _local_discount(g: _Grid, c: _Catalog, loc: _Locations, k: _Campaigns,
+                    local: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Series × day: the best discount of a local campaign (one store's) covering it."""
+    out = np.zeros((g.P * loc.K, g.D))
+    for i in local:
+        d0, d1 = max(k.start[i], 0), min(k.end2[i] if k.edited[i] else k.end[i], g.D - 1)
+        if d0 > d1:
+            continue
+        products = (np.array([k.product[i]]) if k.scope_product[i]
+                    else np.flatnonzero(c.category == k.category[i]))  # fmt: skip
+        rows = products * loc.K + k.store[i]
+        discount = k.discount2[i] if k.edited[i] else k.discount[i]
+        out[rows, d0 : d1 + 1] = np.maximum(out[rows, d0 : d1 + 1], discount)
+    return out
+
+
+def _campaigns(spec: WorldSpec, g: _Grid, c: _Catalog, g_camp: np.random.Generator,
+               loc: _Locations, g_store: np.random.Generator) -> _Campaigns:  # fmt: skip
     """Campaigns created, edited and cancelled; the best discount per channel and product-day."""
     camp, P, D, S, load_s, end_s = spec.campaigns, g.P, g.D, g.S, g.load_s, g.end_s
     n_camp = round(camp.per_month * (D + 60) / 30.44)
@@ -441,11 +593,17 @@ def _campaigns(spec: WorldSpec, g: _Grid, c: _Catalog, g_camp: np.random.Generat
     final_discount = np.where(c_edited, c_discount2, c_discount)
     final_end = np.where(c_edited, c_end2, c_end)
     effective = ~c_deleted & (c_created_s < end_s)
+    # Local promotions: a share of campaigns runs in one physical store, for every channel there.
+    c_store = np.full(n_camp, -1)
+    if loc.K and spec.stores is not None:
+        local = g_store.random(n_camp) < spec.stores.local_campaign_share
+        c_store[local] = g_store.integers(0, loc.physical, int(local.sum()))
+        c_channel[local] = CAMPAIGN_CHANNELS.index("all")
 
     # Per product-day discount, by channel (max over overlapping campaigns).
     disc = np.zeros((4, P, D))  # all, web, store, app
     dip = np.ones((P, D))
-    for k in np.flatnonzero(effective):
+    for k in np.flatnonzero(effective & (c_store < 0)):
         d0, d1 = max(c_start[k], 0), min(final_end[k], D - 1)
         rows = (
             np.array([c_product[k]])
@@ -458,15 +616,20 @@ def _campaigns(spec: WorldSpec, g: _Grid, c: _Catalog, g_camp: np.random.Generat
         p0, p1 = max(final_end[k] + 1, 0), min(final_end[k] + 5, D - 1)
         if p0 <= p1:
             dip[rows, p0 : p1 + 1] = np.minimum(dip[rows, p0 : p1 + 1], 0.85)
-    return _Campaigns(n=n_camp, scope_product=c_scope_product, product=c_product,
-                      category=c_category, start=c_start, end=c_end, end2=c_end2,
-                      discount=c_discount, discount2=c_discount2, channel=c_channel,
-                      created_s=c_created_s, edited=c_edited, edit_s=c_edit_s,
-                      deleted=c_deleted, delete_s=c_delete_s, disc=disc, dip=dip)  # fmt: skip
+    camps = _Campaigns(n=n_camp, scope_product=c_scope_product, product=c_product,
+                       category=c_category, start=c_start, end=c_end, end2=c_end2,
+                       discount=c_discount, discount2=c_discount2, channel=c_channel,
+                       created_s=c_created_s, edited=c_edited, edit_s=c_edit_s,
+                       deleted=c_deleted, delete_s=c_delete_s, disc=disc, dip=dip,
+                       store=c_store)  # fmt: skip
+    if not loc.K:
+        return camps
+    local_disc = _local_discount(g, c, loc, camps, np.flatnonzero(effective & (c_store >= 0)))
+    return replace(camps, local=local_disc)
 
 
 def _demand(spec: WorldSpec, g: _Grid, c: _Catalog, prices: _Prices, camps: _Campaigns,
-            g_dem: np.random.Generator) -> _Demand:  # fmt: skip
+            loc: _Locations, g_dem: np.random.Generator) -> _Demand:  # fmt: skip
     """Expected demand (the model in the module docstring), realised demand, stock-outs."""
     P, D = g.P, g.D
     categories = spec.catalog.categories
@@ -477,7 +640,7 @@ def _demand(spec: WorldSpec, g: _Grid, c: _Catalog, prices: _Prices, camps: _Cam
     weekly_cat = _WEEKLY_BASE * g_dem.uniform(0.9, 1.1, (categories, 7))
     dow = (np.datetime64(g.start, "D").astype(int) + 3 + d_idx) % 7
     weekly = weekly_cat[category][:, dow]
-    doy = (g.start64 + d_idx - (g.start64 + d_idx).astype("datetime64[Y]")).astype(int)
+    doy = _day_of_year(g)
     amp = g_dem.uniform(0.05, 0.35, categories)
     peak = g_dem.uniform(0, 365, categories)
     yearly = 1 + amp[category][:, None] * np.cos(
@@ -507,33 +670,42 @@ def _demand(spec: WorldSpec, g: _Grid, c: _Catalog, prices: _Prices, camps: _Cam
         * camps.dip
         * ramp
     )
+    if loc.K:  # one series per product and location
+        sp, ss = loc.series_product, loc.series_store
+        local_lift = (1 - camps.local) ** (-1.5 * elasticity[sp][:, None])
+        expected = expected[sp] * loc.factor[ss] * local_lift
+        active = active[sp] & (loc.factor[ss] > 0)
+        long_tail = long_tail[sp]
+    n_rows = expected.shape[0]
     expected = np.where(active, expected, 0.0)
     dispersion = np.where(long_tail, 50.0, 4.0)[:, None]
     demand = g_dem.negative_binomial(dispersion, dispersion / (dispersion + expected))
     demand = np.where(active, demand, 0)
     # Stock-outs: episodes of 1–7 days in which nothing is served.
-    starts = np.argwhere(g_dem.random((P, D)) < np.where(long_tail, 0.002, 0.004)[:, None])
+    starts = np.argwhere(g_dem.random((n_rows, D)) < np.where(long_tail, 0.002, 0.004)[:, None])
     lengths = g_dem.integers(1, 8, len(starts))
     rows = np.repeat(starts[:, 0], lengths)
     cols = np.repeat(starts[:, 1], lengths) + (
         np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
     )
     keep = cols < D
-    stockout = np.zeros((P, D), dtype=bool)
+    stockout = np.zeros((len(expected), D), dtype=bool)
     stockout[rows[keep], cols[keep]] = True
     served = np.where(stockout, 0, demand)
     return _Demand(expected=expected, demand=demand, served=served, stockout=stockout,
                    active=active)  # fmt: skip
 
 
-def _place_anomalies(spec: WorldSpec, g: _Grid, c: _Catalog, dem: _Demand,
+def _place_anomalies(spec: WorldSpec, g: _Grid, c: _Catalog, loc: _Locations, dem: _Demand,
                      g_anom: np.random.Generator) -> tuple[_Anomalies, _Demand]:  # fmt: skip
-    """Where anomalies go; the demand with their days' stock restored and drops applied."""
+    """Where anomalies go (grid rows: products, or series with locations); the demand with
+    their days' stock restored and drops applied."""
     an, H, S = spec.anomalies, g.H, g.S
     expected, demand = dem.expected, dem.demand
     served, stockout = dem.served.copy(), dem.stockout.copy()
-    window_active = dem.active[:, H:].all(axis=1) & ~c.long_tail
-    candidates = np.flatnonzero(window_active & (c.delete_s < 0))
+    sp = loc.series_product
+    window_active = dem.active[:, H:].all(axis=1) & ~c.long_tail[sp]
+    candidates = np.flatnonzero(window_active & (c.delete_s[sp] < 0))
     n_anom = 0
     if an.rate > 0 and not len(candidates):
         logger.warning(
@@ -564,15 +736,27 @@ def _place_anomalies(spec: WorldSpec, g: _Grid, c: _Catalog, dem: _Demand,
     a_drop = a_type == _ANOMALY_CODES["drop"]
     drop_factor = g_anom.uniform(0.0, 0.1, n_anom)
     drop_before = served[a_product, a_day].copy()
-    served[a_product[a_drop], a_day[a_drop]] = np.floor(
-        served[a_product[a_drop], a_day[a_drop]] * drop_factor[a_drop]
-    ).astype(served.dtype)
+    if not loc.K:
+        served[a_product[a_drop], a_day[a_drop]] = np.floor(
+            served[a_product[a_drop], a_day[a_drop]] * drop_factor[a_drop]
+        ).astype(served.dtype)
+        drop_after = served[a_product, a_day].copy()
+    else:  # a drop hits the product in every location that day
+        drop_after = served[a_product, a_day].copy()
+        for i in np.flatnonzero(a_drop):
+            rows, day = loc.rows_of(sp[a_product[i]]), a_day[i]
+            stockout[rows, day] = False
+            served[rows, day] = demand[rows, day]
+            drop_before[i] = served[rows, day].sum()
+            served[rows, day] = np.floor(served[rows, day] * drop_factor[i]).astype(served.dtype)
+            drop_after[i] = served[rows, day].sum()
     anomalies = _Anomalies(n=n_anom, type=a_type, product=a_product, day=a_day,
-                           drop_before=drop_before)  # fmt: skip
+                           drop_before=drop_before, drop_after=drop_after)  # fmt: skip
     return anomalies, replace(dem, served=served, stockout=stockout)
 
 
-def _normal_lines(g: _Grid, served: np.ndarray, g_lines: np.random.Generator) -> dict:
+def _normal_lines(g: _Grid, loc: _Locations, served: np.ndarray,
+                  g_lines: np.random.Generator) -> dict:  # fmt: skip
     """Served units split into order lines of one or more units, with a time and a channel."""
     flat = served.ravel()
     cells = np.flatnonzero(flat)
@@ -584,19 +768,28 @@ def _normal_lines(g: _Grid, served: np.ndarray, g_lines: np.random.Generator) ->
     n_lines = int(line_of_unit[-1] + 1) if len(line_of_unit) else 0
     line_qty = np.bincount(line_of_unit, minlength=n_lines).astype(np.int32)
     line_cell = cells[unit_cell[new_line]]
-    line_product = line_cell // g.D
+    line_row = line_cell // g.D
     line_day = line_cell % g.D
     hour = g_lines.choice(24, size=n_lines, p=_HOURLY)
     line_s = line_day.astype(np.int64) * DAY + hour * 3600 + g_lines.integers(0, 3600, n_lines)
-    line_channel = g_lines.choice(3, size=n_lines, p=_CHANNEL_SHARE)
-    return {"product": line_product, "s": line_s, "qty": line_qty, "channel": line_channel,
+    if loc.K:  # in a store mostly; at the web location online
+        online = loc.online[loc.series_store[line_row]]
+        draw = g_lines.random(n_lines)
+        line_channel = np.where(
+            online,
+            np.searchsorted(np.cumsum(_ONLINE_CHANNELS), draw, side="right"),
+            np.searchsorted(np.cumsum(_STORE_CHANNELS), draw, side="right"),
+        ).clip(0, 2)
+    else:
+        line_channel = g_lines.choice(3, size=n_lines, p=_CHANNEL_SHARE)
+    return {"row": line_row, "s": line_s, "qty": line_qty, "channel": line_channel,
             "anomaly": np.full(n_lines, -1), "glitch": np.ones(n_lines)}  # fmt: skip
 
 
 def _anomalous_lines(dem: _Demand, a: _Anomalies,
                      g_anom: np.random.Generator) -> tuple[dict, _Anomalies]:  # fmt: skip
     """Spikes (one huge line), price glitches (wrong price), duplicate bursts; drops' extent."""
-    expected, served = dem.expected, dem.served
+    expected = dem.expected
     a_product, a_day, a_type, n_anom = a.product, a.day, a.type, a.n
     extra_p, extra_s, extra_q, extra_c, extra_a, glitch = [], [], [], [], [], []
     a_magnitude = np.zeros(n_anom)
@@ -629,20 +822,21 @@ def _anomalous_lines(dem: _Demand, a: _Anomalies,
         else:  # drop: fewer lines that day
             a_start_s[i] = a_day[i] * DAY
             a_end_s[i] = (a_day[i] + 1) * DAY - 1
-            a_magnitude[i] = served[p, a_day[i]] / max(1.0, float(a.drop_before[i]))
+            a_magnitude[i] = a.drop_after[i] / max(1.0, float(a.drop_before[i]))
 
     def _cat(parts: list[list], dtype) -> np.ndarray:
         return np.array([x for part in parts for x in part], dtype=dtype)
 
-    lines = {"product": _cat(extra_p, np.int64), "s": _cat(extra_s, np.int64),
+    lines = {"row": _cat(extra_p, np.int64), "s": _cat(extra_s, np.int64),
              "qty": _cat(extra_q, np.int32), "channel": _cat(extra_c, np.int64),
              "anomaly": _cat(extra_a, np.int64), "glitch": _cat(glitch, np.float64)}  # fmt: skip
     return lines, replace(a, start_s=a_start_s, end_s=a_end_s, magnitude=a_magnitude)
 
 
-def _lines(normal: dict, extra: dict, prices: _Prices, camps: _Campaigns) -> _Lines:
+def _lines(normal: dict, extra: dict, prices: _Prices, camps: _Campaigns,
+           loc: _Locations) -> _Lines:  # fmt: skip
     """All order lines in time order, numbered, priced (list price, discount, glitches)."""
-    line_product = np.concatenate([normal["product"], extra["product"]])
+    line_product = np.concatenate([normal["row"], extra["row"]])  # the row, until sorted
     line_s = np.concatenate([normal["s"], extra["s"]])
     line_qty = np.concatenate([normal["qty"], extra["qty"]])
     line_channel = np.concatenate([normal["channel"], extra["channel"]])
@@ -655,14 +849,22 @@ def _lines(normal: dict, extra: dict, prices: _Prices, camps: _Campaigns) -> _Li
     line_channel, line_anomaly = line_channel[order], line_anomaly[order]
     price_factor, line_day = price_factor[order], line_day[order]
     sale_id = np.arange(1, len(line_s) + 1, dtype=np.int64)
+    line_row = line_product
+    line_product = loc.series_product[line_row]
+    line_store = loc.series_store[line_row]
     disc = camps.disc
     line_disc = np.maximum(
         disc[0, line_product, line_day], disc[line_channel + 1, line_product, line_day]
     )
+    if loc.K:
+        line_disc = np.maximum(line_disc, camps.local[line_row, line_day])
+        # An anomaly's line at the web location is an online order whatever was drawn.
+        in_store = loc.online[line_store] & (line_channel == CHANNELS.index("store"))
+        line_channel = np.where(in_store, CHANNELS.index("web"), line_channel)
     line_price = np.round(prices.at(line_product, line_s) * (1 - line_disc) * price_factor, 2)
     line_price = np.maximum(line_price, 0.01)
-    return _Lines(product=line_product, s=line_s, qty=line_qty, channel=line_channel,
-                  anomaly=line_anomaly, day=line_day, sale_id=sale_id,
+    return _Lines(row=line_row, store=line_store, product=line_product, s=line_s, qty=line_qty,
+                  channel=line_channel, anomaly=line_anomaly, day=line_day, sale_id=sale_id,
                   price=line_price)  # fmt: skip
 
 
@@ -699,7 +901,14 @@ def _sales_changes(g: _Grid, lines: _Lines, g_changes: np.random.Generator) -> _
 
 
 # ------------------------------------------------------------------------------ table rows
-def _sales_rows(g: _Grid, c: _Catalog, lines: _Lines, idx: np.ndarray,
+def _store_column(loc: _Locations, store: np.ndarray) -> pa.Array:
+    """Location ids of a column of location indexes (null where -1, or without locations)."""
+    if not loc.K:
+        return pa.nulls(len(store), pa.string())
+    return pa.array(loc.store_ids[np.maximum(store, 0)], mask=store < 0, type=pa.string())
+
+
+def _sales_rows(g: _Grid, c: _Catalog, loc: _Locations, lines: _Lines, idx: np.ndarray,
                 qty: np.ndarray) -> dict[str, pa.Array]:  # fmt: skip
     return {
         "sale_id": pa.array(lines.sale_id[idx]),
@@ -708,6 +917,26 @@ def _sales_rows(g: _Grid, c: _Catalog, lines: _Lines, idx: np.ndarray,
         "unit_price": pa.array(lines.price[idx]),
         "channel": pa.array(np.array(CHANNELS)[lines.channel[idx]]),
         "sold_at": _timestamps(g.start64, lines.s[idx]),
+        "store_id": _store_column(loc, lines.store[idx]),
+    }
+
+
+def _store_rows(g: _Grid, loc: _Locations, idx: np.ndarray,
+                at_s: np.ndarray) -> dict[str, pa.Array]:  # fmt: skip
+    """Location rows as they read at ``at_s`` (a closing shows once announced)."""
+    closing = loc.close_announce_s[idx] <= at_s
+    return {
+        "store_id": pa.array(loc.store_ids[idx], pa.string()),
+        "region": pa.array(loc.region[idx], pa.string()),
+        "store_format": pa.array(np.array(STORE_FORMATS)[loc.store_format[idx]], pa.string()),
+        "opened_date": _dates(g.start64, loc.open_day[idx]),
+        "closed_date": pa.array(
+            _dates(g.start64, np.where(closing, loc.close_day[idx], 0)).to_numpy(
+                zero_copy_only=False
+            ),
+            mask=~closing,
+            type=pa.date32(),
+        ),
     }
 
 
@@ -730,7 +959,7 @@ def _product_rows(g: _Grid, c: _Catalog, prices: _Prices, idx: np.ndarray,
     }
 
 
-def _campaign_rows(g: _Grid, c: _Catalog, k: _Campaigns, idx: np.ndarray,
+def _campaign_rows(g: _Grid, c: _Catalog, loc: _Locations, k: _Campaigns, idx: np.ndarray,
                    edited: np.ndarray) -> dict[str, pa.Array]:  # fmt: skip
     """Campaign rows, before or after their edit."""
     scope_p = k.scope_product[idx]
@@ -743,14 +972,15 @@ def _campaign_rows(g: _Grid, c: _Catalog, k: _Campaigns, idx: np.ndarray,
         "end_date": _dates(g.start64, np.where(edited, k.end2[idx], k.end[idx])),
         "discount": pa.array(np.where(edited, k.discount2[idx], k.discount[idx])),
         "channel": pa.array(np.array(CAMPAIGN_CHANNELS)[k.channel[idx]]),
+        "store_id": _store_column(loc, k.store[idx]),
     }
 
 
 _Changes = dict[str, list[tuple[dict[str, pa.Array], str, np.ndarray]]]
 
 
-def _change_log(g: _Grid, c: _Catalog, prices: _Prices, k: _Campaigns, lines: _Lines,
-                sc: _SalesChanges) -> _Changes:  # fmt: skip
+def _change_log(g: _Grid, c: _Catalog, loc: _Locations, prices: _Prices, k: _Campaigns,
+                lines: _Lines, sc: _SalesChanges) -> _Changes:  # fmt: skip
     """Every version DMS sees: the full load at the window's start, then the window's changes."""
     load_s, end_s = g.load_s, g.end_s
     load_us = load_s * 1_000_000
@@ -760,13 +990,27 @@ def _change_log(g: _Grid, c: _Catalog, prices: _Prices, k: _Campaigns, lines: _L
     changes["products"] = [(_product_rows(g, c, prices, p_load, np.full(len(p_load), load_s)),
                             "load", np.full(len(p_load), load_us))]  # fmt: skip
     c_load = np.flatnonzero(k.created_s <= load_s)
-    changes["campaigns"] = [(_campaign_rows(g, c, k, c_load,
+    changes["campaigns"] = [(_campaign_rows(g, c, loc, k, c_load,
                                             k.edited[c_load] & (k.edit_s[c_load] <= load_s)),
                              "load", np.full(len(c_load), load_us))]  # fmt: skip
     s_load = np.flatnonzero(~sc.in_window)
     changes["sales"] = [
-        (_sales_rows(g, c, lines, s_load, lines.qty[s_load]), "load", np.full(len(s_load), load_us))
-    ]
+        (_sales_rows(g, c, loc, lines, s_load, lines.qty[s_load]), "load",
+         np.full(len(s_load), load_us))
+    ]  # fmt: skip
+    if loc.K:  # locations: the load, stores opening (their rows are created), closings announced
+        o_load = np.flatnonzero(loc.insert_s <= load_s)
+        o_ins = np.flatnonzero((loc.insert_s > load_s) & (loc.insert_s <= end_s))
+        o_close = np.flatnonzero((loc.close_announce_s > load_s) & (loc.close_announce_s <= end_s)
+                                 & (loc.insert_s < loc.close_announce_s))  # fmt: skip
+        changes["stores"] = [
+            (_store_rows(g, loc, o_load, np.full(len(o_load), load_s)), "load",
+             np.full(len(o_load), load_us)),
+            (_store_rows(g, loc, o_ins, loc.insert_s[o_ins]), "insert",
+             loc.insert_s[o_ins] * 1_000_000),
+            (_store_rows(g, loc, o_close, loc.close_announce_s[o_close]), "update",
+             loc.close_announce_s[o_close] * 1_000_000 + 3),
+        ]  # fmt: skip
     # Products: inserts (new in the window), price updates, discontinuation notices, deletes.
     insert_s, delete_s, upd_product, upd_s = (
         c.insert_s,
@@ -805,41 +1049,49 @@ def _change_log(g: _Grid, c: _Catalog, prices: _Prices, k: _Campaigns, lines: _L
     c_upd = np.flatnonzero(k.edited & (k.edit_s > load_s) & (k.edit_s <= end_s))
     c_del = np.flatnonzero(k.deleted)
     changes["campaigns"] += [
-        (_campaign_rows(g, c, k, c_ins, k.edited[c_ins] & (k.edit_s[c_ins] <= k.created_s[c_ins])),
+        (_campaign_rows(g, c, loc, k, c_ins,
+                        k.edited[c_ins] & (k.edit_s[c_ins] <= k.created_s[c_ins])),
          "insert", k.created_s[c_ins] * 1_000_000),
-        (_campaign_rows(g, c, k, c_upd, np.ones(len(c_upd), bool)), "update",
+        (_campaign_rows(g, c, loc, k, c_upd, np.ones(len(c_upd), bool)), "update",
          k.edit_s[c_upd] * 1_000_000 + 1),
-        (_campaign_rows(g, c, k, c_del, k.edited[c_del] & (k.edit_s[c_del] <= k.delete_s[c_del])),
+        (_campaign_rows(g, c, loc, k, c_del,
+                        k.edited[c_del] & (k.edit_s[c_del] <= k.delete_s[c_del])),
          "delete", k.delete_s[c_del] * 1_000_000 + 2),
     ]  # fmt: skip
     # Sales: new order lines, cancellations (delete), quantity corrections (update).
     s_ins = np.flatnonzero(sc.in_window)
     changes["sales"] += [
-        (_sales_rows(g, c, lines, s_ins, lines.qty[s_ins]), "insert", sc.commit_us[s_ins]),
-        (_sales_rows(g, c, lines, sc.correct, sc.corrected_qty), "update", sc.correct_us),
-        (_sales_rows(g, c, lines, sc.cancel, lines.qty[sc.cancel]), "delete", sc.cancel_us),
+        (_sales_rows(g, c, loc, lines, s_ins, lines.qty[s_ins]), "insert", sc.commit_us[s_ins]),
+        (_sales_rows(g, c, loc, lines, sc.correct, sc.corrected_qty), "update", sc.correct_us),
+        (_sales_rows(g, c, loc, lines, sc.cancel, lines.qty[sc.cancel]), "delete", sc.cancel_us),
     ]
     return changes
 
 
-def _truth_daily(g: _Grid, c: _Catalog, dem: _Demand, k: _Campaigns, lines: _Lines,
-                 sc: _SalesChanges) -> pa.Table:  # fmt: skip
-    """Per active product-day: expected, demanded, served and sold units, stock-out, discount."""
-    P, D = g.P, g.D
-    sold = np.zeros(P * D, dtype=np.int64)
+def _truth_daily(g: _Grid, c: _Catalog, loc: _Locations, dem: _Demand, k: _Campaigns,
+                 lines: _Lines, sc: _SalesChanges) -> pa.Table:  # fmt: skip
+    """Per active product-day (product × location × day with locations): expected, demanded,
+    served and sold units, stock-out, discount."""
+    R, D = len(dem.active), g.D
+    sold = np.zeros(R * D, dtype=np.int64)
     alive = sc.alive
-    np.add.at(sold, lines.product[alive] * D + lines.day[alive], sc.final_qty[alive])
+    np.add.at(sold, lines.row[alive] * D + lines.day[alive], sc.final_qty[alive])
     act_rows, act_days = np.nonzero(dem.active)
+    act_products = loc.series_product[act_rows]
+    discount = k.disc[:, act_products, act_days].max(axis=0)
+    if loc.K:
+        discount = np.maximum(discount, k.local[act_rows, act_days])
     return pa.table(
         {
-            "product_id": pa.array(c.product_ids[act_rows]),
+            "product_id": pa.array(c.product_ids[act_products]),
+            "store_id": _store_column(loc, loc.series_store[act_rows]),
             "date": _dates(g.start64, act_days),
             "expected": pa.array(np.round(dem.expected[act_rows, act_days], 6)),
             "demand": pa.array(dem.demand[act_rows, act_days].astype(np.int64)),
             "served": pa.array(dem.served[act_rows, act_days].astype(np.int64)),
-            "sold": pa.array(sold.reshape(P, D)[act_rows, act_days]),
+            "sold": pa.array(sold.reshape(R, D)[act_rows, act_days]),
             "stockout": pa.array(dem.stockout[act_rows, act_days]),
-            "discount": pa.array(k.disc[:, act_rows, act_days].max(axis=0)),
+            "discount": pa.array(discount),
             "in_window": pa.array(act_days >= g.H),
         }
     )
@@ -850,6 +1102,7 @@ TRUTH_ANOMALIES = pa.schema(
         ("anomaly_id", pa.string()),
         ("type", pa.string()),
         ("product_id", pa.string()),
+        ("store_id", pa.string()),  # null: every location (a drop), or a world without them
         ("start", pa.timestamp("s", tz="UTC")),
         ("end", pa.timestamp("s", tz="UTC")),
         ("magnitude", pa.float64()),
@@ -862,9 +1115,11 @@ def empty_truth_anomalies() -> pa.Table:
     return TRUTH_ANOMALIES.empty_table()
 
 
-def _truth_anomalies(g: _Grid, c: _Catalog, a: _Anomalies, lines: _Lines) -> pa.Table:
-    """Each injected anomaly: type, product, moment, magnitude and the sale ids it made."""
+def _truth_anomalies(g: _Grid, c: _Catalog, loc: _Locations, a: _Anomalies,
+                     lines: _Lines) -> pa.Table:  # fmt: skip
+    """Each injected anomaly: type, product, location, moment, magnitude and its sale ids."""
     n_anom = a.n
+    a_store = np.where(a.type == _ANOMALY_CODES["drop"], -1, loc.series_store[a.product])
     a_sales = [lines.sale_id[lines.anomaly == i].tolist() for i in range(n_anom)]
     type_names = np.array(list(_ANOMALY_CODES))
     return pa.table(
@@ -874,8 +1129,10 @@ def _truth_anomalies(g: _Grid, c: _Catalog, a: _Anomalies, lines: _Lines) -> pa.
             ),
             "type": pa.array(type_names[a.type] if n_anom else np.array([], str), pa.string()),
             "product_id": pa.array(
-                c.product_ids[a.product] if n_anom else np.array([], str), pa.string()
+                c.product_ids[loc.series_product[a.product]] if n_anom else np.array([], str),
+                pa.string(),
             ),
+            "store_id": _store_column(loc, a_store),
             "start": _timestamps(g.start64, a.start_s),
             "end": _timestamps(g.start64, a.end_s),
             "magnitude": pa.array(np.round(a.magnitude, 4), pa.float64()),
@@ -909,24 +1166,28 @@ def _shop_events(spec: WorldSpec, g: _Grid, c: _Catalog, lines: _Lines,
 # --------------------------------------------------------------------------------- simulation
 def simulate(spec: WorldSpec) -> SimulatedWorld:
     """Generate the world for ``spec`` (pure: same spec ⇒ same tables)."""
-    gens = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(8)]
-    g_prod, g_price, g_camp, g_dem, g_lines, g_anom, g_changes, g_names = gens
+    # The ninth generator (locations) is spawned after the first eight, which therefore stay
+    # the same with or without locations.
+    gens = [np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(9)]
+    g_prod, g_price, g_camp, g_dem, g_lines, g_anom, g_changes, g_names, g_store = gens
     grid = _Grid.of(spec)
     catalog = _catalog(spec, grid, g_prod, g_names)
+    locations = _locations(spec, grid, g_store)
     prices = _prices(grid, catalog, g_price)
-    campaigns = _campaigns(spec, grid, catalog, g_camp)
-    demand = _demand(spec, grid, catalog, prices, campaigns, g_dem)
-    anomalies, demand = _place_anomalies(spec, grid, catalog, demand, g_anom)
-    normal = _normal_lines(grid, demand.served, g_lines)
+    campaigns = _campaigns(spec, grid, catalog, g_camp, locations, g_store)
+    demand = _demand(spec, grid, catalog, prices, campaigns, locations, g_dem)
+    anomalies, demand = _place_anomalies(spec, grid, catalog, locations, demand, g_anom)
+    normal = _normal_lines(grid, locations, demand.served, g_lines)
     extra, anomalies = _anomalous_lines(demand, anomalies, g_anom)
-    lines = _lines(normal, extra, prices, campaigns)
+    lines = _lines(normal, extra, prices, campaigns, locations)
     sales_changes = _sales_changes(grid, lines, g_changes)
 
     alive = sales_changes.alive
     sales_final = pa.table(
-        _sales_rows(grid, catalog, lines, np.flatnonzero(alive), sales_changes.final_qty[alive]),
+        _sales_rows(grid, catalog, locations, lines, np.flatnonzero(alive),
+                    sales_changes.final_qty[alive]),
         schema=SALES,
-    )
+    )  # fmt: skip
     exists_end = (catalog.insert_s <= grid.end_s) & (catalog.delete_s < 0)
     products_final = pa.table(
         _product_rows(grid, catalog, prices, np.flatnonzero(exists_end),
@@ -936,11 +1197,16 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
     camp_exists_end = (campaigns.created_s <= grid.end_s) & ~campaigns.deleted
     ce = np.flatnonzero(camp_exists_end)
     campaigns_final = pa.table(
-        _campaign_rows(grid, catalog, campaigns, ce,
+        _campaign_rows(grid, catalog, locations, campaigns, ce,
                        campaigns.edited[ce] & (campaigns.edit_s[ce] <= grid.end_s)),
         schema=CAMPAIGNS,
     )  # fmt: skip
-    change_log = _change_log(grid, catalog, prices, campaigns, lines, sales_changes)
+    change_log = _change_log(grid, catalog, locations, prices, campaigns, lines, sales_changes)
+    store_rows = np.flatnonzero(locations.insert_s <= grid.end_s)
+    stores_final = pa.table(
+        _store_rows(grid, locations, store_rows, np.full(len(store_rows), grid.end_s)),
+        schema=STORES,
+    )
     change_tables = assemble_changes(change_log, g_changes)
     stats = {
         "products": grid.P,
@@ -949,6 +1215,8 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
         "anomalies": anomalies.n,
         "campaigns": int(camp_exists_end.sum()),
     }
+    if locations.K:
+        stats["stores"] = locations.K
     logger.info("simulated world: %s", stats)
     return SimulatedWorld(
         spec=spec,
@@ -959,15 +1227,17 @@ def simulate(spec: WorldSpec) -> SimulatedWorld:
         campaigns=campaigns_final,
         sales=sales_final,
         changes=change_tables,
-        truth_daily=_truth_daily(grid, catalog, demand, campaigns, lines, sales_changes),
-        truth_anomalies=_truth_anomalies(grid, catalog, anomalies, lines),
+        truth_daily=_truth_daily(grid, catalog, locations, demand, campaigns, lines, sales_changes),
+        truth_anomalies=_truth_anomalies(grid, catalog, locations, anomalies, lines),
         ecommerce_events=_shop_events(spec, grid, catalog, lines, sales_changes),
         stats=stats,
+        stores=stores_final,
     )
 
 
-_TABLE_ORDER = {"products": 0, "campaigns": 1, "sales": 2}
-_SCHEMAS = {"products": PRODUCTS, "campaigns": CAMPAIGNS, "sales": SALES}
+# At one commit time a location is created before the sales that name it.
+_TABLE_ORDER = {"stores": -1, "products": 0, "campaigns": 1, "sales": 2}
+_SCHEMAS = {"products": PRODUCTS, "campaigns": CAMPAIGNS, "sales": SALES, "stores": STORES}
 
 
 def assemble_changes(

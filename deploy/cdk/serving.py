@@ -28,6 +28,9 @@ class Serving(Common):
                 partition_key=dynamodb.Attribute(
                     name=spec.partition_key, type=dynamodb.AttributeType.STRING
                 ),
+                sort_key=dynamodb.Attribute(name=spec.sort_key, type=dynamodb.AttributeType.STRING)
+                if spec.sort_key
+                else None,
                 billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
                 encryption=dynamodb.TableEncryption.AWS_MANAGED,
                 time_to_live_attribute=spec.ttl_attribute,

@@ -17,8 +17,9 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   candidates.json`` (every candidate's metrics and how many items chose it).
 * ``create_model`` is moto's. ``create_transform_job`` on such a model refits each item's chosen
   model on the transform input and writes ``<input file>.out`` (header ``item_id,timestamp,p10…,
-  mean``) to ``S3OutputPath``; ``describe_transform_job`` reports ``InProgress`` → ``Completed``
-  or ``Failed`` with the reason. A second job of the same name is ``ResourceInUse``, as on AWS.
+  mean``; the ``GroupingAttributeNames`` columns follow ``item_id``) to ``S3OutputPath``;
+  ``describe_transform_job`` reports ``InProgress`` → ``Completed`` or ``Failed`` with the
+  reason. A second job of the same name is ``ResourceInUse``, as on AWS.
 * A run may have the next AutoML jobs fail as SageMaker's internal errors make them fail
   (:attr:`Settings.fail_automl_jobs`; ``FailureReason`` :data:`INJECTED_FAILURE`).
 
@@ -56,6 +57,7 @@ from emulation.sagemaker.forecaster import (
     parse_frequency,
     parse_quantiles,
     predict,
+    split_series,
     train,
 )
 from emulation.sagemaker.forecaster.dataset import check_transformations
@@ -216,10 +218,25 @@ def job_config(
     for name in ("TargetAttributeName", "TimestampAttributeName", "ItemIdentifierAttributeName"):
         if not series.get(name):
             raise ForecastInputError(f"TimeSeriesConfig.{name} is required")
-    if series.get("GroupingAttributeNames"):
-        raise ForecastInputError(
-            "TimeSeriesConfig.GroupingAttributeNames is not supported by the local forecaster"
-        )
+    grouping = series.get("GroupingAttributeNames")
+    if grouping is not None:
+        named = {series[n] for n in ("TargetAttributeName", "TimestampAttributeName",
+                                     "ItemIdentifierAttributeName")}  # fmt: skip
+        if (
+            not isinstance(grouping, list)
+            or not 1 <= len(grouping) <= 5
+            or not all(isinstance(g, str) and 1 <= len(g) <= 256 for g in grouping)
+        ):
+            raise ForecastInputError(
+                f"ValidationException: TimeSeriesConfig.GroupingAttributeNames {grouping!r} must "
+                "be a list of 1-5 column names"
+            )  # fmt: skip
+        clash = [g for g in grouping if g in named or grouping.count(g) > 1]
+        if clash:
+            raise ForecastInputError(
+                f"ValidationException: TimeSeriesConfig.GroupingAttributeNames names {clash[0]!r} "
+                "twice or as the target, timestamp or item identifier"
+            )
     if problem.get("FeatureSpecificationS3Uri"):
         raise ForecastInputError(
             "FeatureSpecificationS3Uri is not supported by the local forecaster: every column "
@@ -239,6 +256,7 @@ def job_config(
         target=series["TargetAttributeName"],
         timestamp=series["TimestampAttributeName"],
         item_id=series["ItemIdentifierAttributeName"],
+        grouping=tuple(grouping or ()),
         backtest_windows=backtest_windows,
         selection_windows=selection_windows,
         algorithms=algorithms,
@@ -273,12 +291,17 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
             backtest = f"{out}/backtest-results/{CANDIDATE}"
             insights = f"{out}/model-insights/{CANDIDATE}"
             _put(s3, model_uri, model_document(result), "application/json")
-            _put(s3, f"{backtest}/forecasted-values/part-00000.csv", _csv(result.backtest))
+            _put(
+                s3,
+                f"{backtest}/forecasted-values/part-00000.csv",
+                _csv(split_series(result.backtest, "item_id", config.grouping)),
+            )
             _put(
                 s3,
                 f"{backtest}/accuracy-metrics-values/part-00000.csv",
-                _per_item(result, config.quantiles),
-            )
+                _csv(split_series(_per_item(result, config.quantiles), "item_id",
+                                  config.grouping)),
+            )  # fmt: skip
             _put(
                 s3,
                 f"{backtest}/accuracy-metrics.json",
@@ -375,7 +398,7 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
     tracked.ended = dt.datetime.now(dt.UTC)
 
 
-def _per_item(result: Any, quantiles: tuple[float, ...]) -> str:
+def _per_item(result: Any, quantiles: tuple[float, ...]) -> pd.DataFrame:
     """``accuracy-metrics-values``: per item and window, wQL per quantile, WAPE and RMSE."""
     rows = []
     for (start, item), part in result.backtest.groupby(
@@ -389,7 +412,7 @@ def _per_item(result: Any, quantiles: tuple[float, ...]) -> str:
         row["WAPE"] = metrics["ErrorMetrics"][0]["WAPE"]
         row["RMSE"] = metrics["RMSE"]
         rows.append(row)
-    return _csv(pd.DataFrame(rows))
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- transform job
@@ -417,6 +440,7 @@ def _transform_job(backend: Any, job: Any) -> None:
             dataset = load_dataset(frame, config)
             forecast = predict(dataset, config, document)
             out = job.transform_output["S3OutputPath"].rstrip("/")
+            forecast = split_series(forecast, config.item_id, config.grouping)
             _put(s3, f"{out}/{name}.out", _csv(forecast))
             tracked.extra["rows"] = len(forecast)
         tracked.state = "Completed"

@@ -38,7 +38,9 @@ def run(ctx: RunContext) -> None:
         ctx.world,
         ctx.stack,
         "SELECT count(*) AS n, count(DISTINCT item_id) AS items, sum(p50) AS p50, "
-        "count_if(name IS NULL) AS unknown_items, count_if(promotion_applied = 1) AS promoted "
+        "count_if(name IS NULL) AS unknown_items, count_if(promotion_applied = 1) AS promoted, "
+        "count(DISTINCT store_id) AS stores, "
+        "count_if(store_id IS NOT NULL AND region IS NULL) AS unknown_stores "
         "FROM forecast_enriched WHERE version = ?",
         [f"'{version}'"],
     )
@@ -56,6 +58,9 @@ def run(ctx: RunContext) -> None:
         "rows": rows,
         "items": int(row["items"] or 0),
         "unknown_items": int(row["unknown_items"] or 0),
+        # By store: the stores forecast, and rows whose store the stores table lacks.
+        "stores": int(row["stores"] or 0),
+        "unknown_stores": int(row["unknown_stores"] or 0),
         "promoted_rows": int(row["promoted"] or 0),
         "p50_total": round(p50_total, 6),
         "matches_export": rows == export_rows

@@ -33,6 +33,8 @@ def run(ctx: RunContext) -> None:
         "--end_date": end.isoformat(),
         "--quantiles": ",".join(f"{q:g}" for q in scenario.forecast.quantiles),
     }
+    if scenario.forecast.dimensions:
+        arguments["--dimensions"] = ",".join(scenario.forecast.dimensions)
     job_name = ctx.stack.job_name("forecast-input")
     run = job_run(ctx.world, job_name, arguments)
     if run["JobRunState"] != "SUCCEEDED":
@@ -62,7 +64,8 @@ def run(ctx: RunContext) -> None:
         ) if body else pa.table({c: [] for c in columns})  # fmt: skip
         frames[name] = table
         rows[name] = table.num_rows
-    # The forecast input's demand is what was sold: the ground truth's units for existing items.
+    # The forecast input's demand is what was sold: the ground truth's units for existing items
+    # (by store: at stores not closed by the end date, whose series are not forecast).
     truth = sim.truth_daily
     existing = pa.array(sim.products["product_id"].to_pylist())
     in_range = pc.and_(
@@ -72,6 +75,11 @@ def run(ctx: RunContext) -> None:
         ),
         pc.is_in(truth["product_id"], existing),
     )
+    dimensions = list(manifest.get("dimensions") or [])
+    if dimensions:
+        stores = sim.world.stores
+        closed = stores.filter(pc.less_equal(stores["closed_date"], pa.scalar(end, pa.date32())))
+        in_range = pc.and_(in_range, pc.invert(pc.is_in(truth["store_id"], closed["store_id"])))
     truth_sold = pc.sum(truth.filter(in_range)["sold"]).as_py() or 0
     target_total = pc.sum(frames["target_time_series"]["demand"]).as_py() or 0
     ctx.ledger.hop(hops.GLUE_FORECAST_INPUT).add(
@@ -86,11 +94,19 @@ def run(ctx: RunContext) -> None:
         "rows": rows,
         "items": len(set(frames["item_metadata"]["item_id"].to_pylist())),
         "target_items": len(set(frames["target_time_series"]["item_id"].to_pylist())),
+        "dimensions": dimensions,
+        # Series: items, or item × store pairs with dimensions.
+        "target_series": _distinct(frames["target_time_series"], ["item_id", *dimensions]),
         "target_demand": float(target_total),
         "truth_sold": float(truth_sold),
         "demand_matches_truth": abs(float(target_total) - float(truth_sold)) < 1e-6,
         "changes": changes,
     }
+
+
+def _distinct(table: pa.Table, columns: list[str]) -> int:
+    """How many distinct combinations of ``columns`` the table holds."""
+    return table.select(columns).group_by(columns).aggregate([]).num_rows
 
 
 def _account_changes(ctx: RunContext, changes: dict) -> dict:

@@ -78,9 +78,12 @@ def run(ctx: RunContext) -> None:
 
     ctx.export_key = keys[-1] if keys else None
     ctx.export_p50_total = float(export["p50"].sum()) if "p50" in export else 0.0
-    items_in = int(ctx.summary.get("etl", {}).get("target_items") or 0)
+    dimensions = list(output["manifest"].get("dimensions") or [])
+    etl = ctx.summary.get("etl", {})
+    series_in = int(etl.get("target_series", etl.get("target_items")) or 0)
+    series_out = len(export.groupby(["item_id", *dimensions])) if not export.empty else 0
     items_out = int(export["item_id"].nunique()) if not export.empty else 0
-    ctx.ledger.hop(hops.FORECAST_EXPORT).add(received=items_in, written=items_out)
+    ctx.ledger.hop(hops.FORECAST_EXPORT).add(received=series_in, written=series_out)
     metrics = summary_metrics(accuracy)
     baseline = insights.get("baseline", {}).get("metrics", {})
     horizon = int(output["manifest"]["horizon"])
@@ -96,12 +99,14 @@ def run(ctx: RunContext) -> None:
         "horizon": horizon,
         "quantiles": output["manifest"]["quantiles"],
         "items": items_out,
+        "dimensions": dimensions,
+        "series": series_out,
         "export": {
             "objects": len(keys),
             "rows": len(export),
             "sha256": hashlib.sha256((out / "export.csv").read_bytes()).hexdigest(),
         },
-        "export_complete": bool(items_out) and len(export) == items_out * horizon,
+        "export_complete": bool(series_out) and len(export) == series_out * horizon,
         "models": insights.get("items_per_model", {}),
         # Held-out windows (nothing was learned on them) and the selection windows the per-item
         # ensembles were learned on (optimistic by construction): both, so the gap shows.

@@ -29,10 +29,38 @@ function dfpForecastFigure(product) {
                line: {color: "#616e7c", dash: "dash"}});
   }
   const layout = {
-    title: {text: `${product.item_id}${product.name ? " · " + product.name : ""}`},
+    title: {text: `${product.item_id}${product.name ? " · " + product.name : ""}` +
+                  `${product.location ? " · " + product.location : ""}`},
     template: "plotly_white", margin: {t: 50, r: 20, b: 40, l: 50},
     xaxis: {title: {text: "date"}}, yaxis: {title: {text: "units"}, rangemode: "tozero"},
     legend: {orientation: "h", y: -0.2},
   };
   return {data, layout};
+}
+
+// A product by store narrowed to one location: "" (every store: the product's own series),
+// "region:NAME" (its stores there, summed per date) or "store:ID". Quantiles are summed as
+// they are in the product's own series.
+function dfpAtLocation(product, location) {
+  if (!location || !product.locations) { return product; }
+  const [kind, value] = [location.slice(0, location.indexOf(":")),
+                         location.slice(location.indexOf(":") + 1)];
+  const here = product.locations.filter((l) =>
+    kind === "store" ? l.store_id === value : l.region === value);
+  function sumPoints(lists) {
+    const total = new Map();
+    lists.flat().forEach(([d, v]) => total.set(d, (total.get(d) || 0) + v));
+    return [...total.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  }
+  const rows = new Map();
+  here.forEach((l) => l.forecast.forEach((r) => {
+    const sum = rows.get(r.date) || {date: r.date, p10: 0, p50: 0, p90: 0};
+    ["p10", "p50", "p90"].forEach((q) => { sum[q] += r[q]; });
+    rows.set(r.date, sum);
+  }));
+  const label = kind === "store" ? `store ${value}` : `region ${value}`;
+  return {item_id: product.item_id, name: product.name, location: label,
+          forecast: [...rows.values()].sort((a, b) => (a.date < b.date ? -1 : 1)),
+          history: sumPoints(here.map((l) => l.history)),
+          truth: sumPoints(here.map((l) => l.truth))};
 }

@@ -41,6 +41,7 @@ CAMPAIGNS = pa.schema(
         pa.field("end_date", pa.date32(), nullable=False),  # inclusive
         pa.field("discount", pa.float64(), nullable=False),  # 0.25 = 25 % off
         pa.field("channel", pa.string(), nullable=False),  # all, web, store, app
+        pa.field("store_id", pa.string()),  # a local promotion's one store; null: every store
     ]
 )
 
@@ -52,15 +53,39 @@ SALES = pa.schema(
         pa.field("unit_price", pa.float64(), nullable=False),
         pa.field("channel", pa.string(), nullable=False),
         pa.field("sold_at", pa.timestamp("s", tz="UTC"), nullable=False),
+        # Where the line was sold: the store, or for an online order the store that fulfilled
+        # it or the web location. Null in a world without locations.
+        pa.field("store_id", pa.string()),
     ]
 )
 
-TABLES: dict[str, pa.Schema] = {"products": PRODUCTS, "campaigns": CAMPAIGNS, "sales": SALES}
+# Locations: physical stores and web locations. Only ``store_id`` is required, so a replay of
+# data that names its stores and nothing else about them still fits.
+STORES = pa.schema(
+    [
+        pa.field("store_id", pa.string(), nullable=False),
+        pa.field("region", pa.string()),
+        pa.field("store_format", pa.string()),  # hypermarket, supermarket, express, online
+        pa.field("opened_date", pa.date32()),
+        pa.field("closed_date", pa.date32()),  # set once a closing is announced
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "products": PRODUCTS,
+    "campaigns": CAMPAIGNS,
+    "sales": SALES,
+    "stores": STORES,
+}
 PRIMARY_KEYS: dict[str, str] = {
     "products": "product_id",
     "campaigns": "campaign_id",
     "sales": "sale_id",
+    "stores": "store_id",
 }
+#: The forecast dimensions a scenario may name (AutoML V2's ``GroupingAttributeNames``, Amazon
+#: Forecast's forecast dimensions): columns of ``sales`` that, with the item, key a series.
+DIMENSIONS = ("store_id",)
 CHANNELS = ("web", "store", "app")
 CAMPAIGN_CHANNELS = ("all", *CHANNELS)
 

@@ -86,10 +86,13 @@ OUTLIER_COLUMNS: list[tuple[str, str]] = [
 ]
 OUTLIER_PARTITIONS: list[tuple[str, str]] = [("dt", "string")]
 
-# The forecast joined with what the business knows about each item, for Athena and the web page:
-# one row per item and forecast date, partitioned by the forecast version (the input's end date).
+# The forecast joined with what the business knows about each item (and store), for Athena and
+# the web page: one row per item (per item and store when the forecast is by store) and forecast
+# date, partitioned by the forecast version (the input's end date). ``store_id``, ``region`` and
+# ``store_format`` are null in a forecast without locations.
 FORECAST_ENRICHED_COLUMNS: list[tuple[str, str]] = [
     ("item_id", "string"),
+    ("store_id", "string"),
     ("date", "date"),
     ("p10", "double"),
     ("p50", "double"),
@@ -99,6 +102,8 @@ FORECAST_ENRICHED_COLUMNS: list[tuple[str, str]] = [
     ("brand", "string"),
     ("price_tier", "string"),
     ("list_price", "double"),
+    ("region", "string"),
+    ("store_format", "string"),
     ("campaign_discount", "double"),
     ("promotion_applied", "int"),
     ("recent_daily_demand", "double"),

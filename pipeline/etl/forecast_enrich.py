@@ -6,6 +6,7 @@ Started (through the enrichment workflow) by the S3 event of a forecast export. 
   --output_path   s3:// prefix of the ``forecast_enriched`` table (partitioned by version)
   --recent_days   days of actuals averaged into ``recent_daily_demand``
 
+A forecast by store (a ``store_id`` column in the export) is enriched per item and store.
 Writes Parquet under ``<output_path>/version=<version>/`` (the version is the export's folder
 name), replacing that partition only: a rerun for the same export gives the same rows, never
 duplicates, and other versions stay.
@@ -19,6 +20,7 @@ from awsglue.utils import getResolvedOptions
 from pyspark.context import SparkContext
 from pyspark.sql import functions as F
 
+from pipeline.contracts.cdc import DIMENSIONS
 from pipeline.contracts.staged import FORECAST_ENRICHED_COLUMNS
 from pipeline.etl.transforms import (
     REJECT,
@@ -54,18 +56,21 @@ def main(argv: list[str]) -> None:
     staged = spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"])
     validate_staged(staged)
     # The changes the forecast-input job applied (it reports the ones it set aside).
-    checked = reject_reasons(dms_changes(staged))
+    forecast = read_forecast_export(export)
+    dimensions = tuple(c for c in forecast.columns if c in DIMENSIONS)
+    checked = reject_reasons(dms_changes(staged), dimensions)
     valid = checked.where(checked[REJECT].isNull())
     enriched = enrich_forecast(
-        read_forecast_export(export),
+        forecast,
         current_rows(valid, "products"),
         current_rows(valid, "campaigns"),
         current_rows(valid, "sales"),
         int(args["recent_days"]),
+        current_rows(valid, "stores"),
     )
     columns = [F.col(name).cast(kind).alias(name) for name, kind in FORECAST_ENRICHED_COLUMNS]
     target = f"{args['output_path'].rstrip('/')}/version={version}/"
-    enriched.select(*columns).orderBy("item_id", "date").coalesce(1).write.mode(
+    enriched.select(*columns).orderBy("item_id", "store_id", "date").coalesce(1).write.mode(
         "overwrite"
     ).parquet(target)
     job.commit()

@@ -8,10 +8,11 @@ Started by the forecast workflow once the transform job has completed. Arguments
                       rerun writes the same names)
   --staging_path      s3:// prefix for Spark's work files, outside the export prefix
 
-Writes ``<export_name>_<yyyy-MM-ddTHH-mm-ssZ>_part0.csv`` (header ``item_id,date,p10,p50,p90``)
-into ``export_path``. The file is built under ``staging_path`` and moved into place last, so the
-export prefix never holds a half-written file or a work file, and the one object that lands there
-(whose S3 event starts the enrichment) means the export is complete.
+Writes ``<export_name>_<yyyy-MM-ddTHH-mm-ssZ>_part0.csv`` (header ``item_id,date,p10,p50,p90``;
+a forecast by store has ``store_id`` after ``item_id``) into ``export_path``. The file is built
+under ``staging_path`` and moved into place last, so the export prefix never holds a half-written
+file or a work file, and the one object that lands there (whose S3 event starts the enrichment)
+means the export is complete.
 """
 
 import datetime as dt
@@ -43,7 +44,8 @@ def main(argv: list[str]) -> None:
 
     source = args["transform_output"].rstrip("/") + "/*.out"
     rows = spark.read.option("header", "true").option("inferSchema", "false").csv(source)
-    export = forecast_export(rows).orderBy("item_id", "date")
+    export = forecast_export(rows)
+    export = export.orderBy(*export.columns[: export.columns.index("date") + 1])
     target = args["export_path"].rstrip("/")
     staging = args["staging_path"].rstrip("/")
     export.coalesce(1).write.mode("overwrite").option("header", "true").csv(staging)

@@ -9,6 +9,8 @@ Arguments (all required, exact names as Glue passes them):
   --start_date      first date of history to use (yyyy-MM-dd)
   --end_date        last date of history (yyyy-MM-dd); also names the dataset version
   --quantiles       forecast quantiles, comma-separated (e.g. 0.1,0.5,0.9)
+  --dimensions      optional: forecast dimensions, comma-separated (``store_id``): a series per
+                    item and store, AutoML's ``GroupingAttributeNames``
 
 Writes, under ``<output_path>/<end_date>/``, the three Amazon Forecast datasets (CSV, no header) and
 ``automl_input/`` (SageMaker AutoML V2's single CSV with a header); the staged changes it could
@@ -37,6 +39,7 @@ from pipeline.etl.transforms import (
     REJECT,
     automl_input,
     change_counts,
+    check_dimensions,
     control_records,
     current_rows,
     dms_changes,
@@ -56,6 +59,9 @@ ARGS = ["staged_path", "output_path", "manifest_path", "frequency", "horizon", "
 
 def main(argv: list[str]) -> None:
     args = getResolvedOptions(argv, ARGS)
+    # Optional, as Glue scripts take optional arguments: resolved only when passed.
+    given = getResolvedOptions(argv, ["dimensions"])["dimensions"] if "--dimensions" in argv else ""
+    dimensions = check_dimensions([d.strip() for d in given.split(",") if d.strip()])
     if args["frequency"] not in FREQUENCIES:
         raise ValueError(
             f"--frequency {args['frequency']!r}: expected one of {sorted(FREQUENCIES)}"
@@ -70,20 +76,23 @@ def main(argv: list[str]) -> None:
     # file and column.
     staged = spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"])
     validate_staged(staged)
-    checked = reject_reasons(dms_changes(staged)).cache()
+    checked = reject_reasons(dms_changes(staged), dimensions).cache()
     changes = {**change_counts(checked), "control_records": control_records(staged)}
     valid = checked.where(checked[REJECT].isNull())
     products = current_rows(valid, "products")
     campaigns = current_rows(valid, "campaigns")
     sales = current_rows(valid, "sales")
+    stores = current_rows(valid, "stores")
 
     frequency, horizon = args["frequency"], int(args["horizon"])
     quantiles = _quantiles(args["quantiles"])
     start, end = args["start_date"], args["end_date"]
     datasets = {
-        "target_time_series": target_time_series(sales, products, frequency, start, end),
+        "target_time_series": target_time_series(
+            sales, products, frequency, start, end, stores, dimensions
+        ),
         "related_time_series": related_time_series(
-            products, campaigns, frequency, start, end, horizon
+            products, campaigns, frequency, start, end, horizon, sales, stores, dimensions
         ),
         "item_metadata": item_metadata(products),
     }
@@ -92,6 +101,8 @@ def main(argv: list[str]) -> None:
         datasets["target_time_series"],
         datasets["related_time_series"],
         datasets["item_metadata"],
+        dimensions,
+        stores,
     )
     automl = datasets["automl_input"]
     content = automl.select(F.sum(F.xxhash64(*automl.columns)).alias("h")).first()["h"]
@@ -102,6 +113,8 @@ def main(argv: list[str]) -> None:
         "quantiles": quantiles,
         "content": content,
     }
+    if dimensions:  # only then: the ids of inputs without dimensions stay as they were
+        request["dimensions"] = list(dimensions)
     manifest_id = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:24]
     manifest_path = f"{args['manifest_path'].rstrip('/')}/{end}.json"
     if _published_id(published_text(spark, manifest_path)) == manifest_id:
@@ -117,11 +130,8 @@ def main(argv: list[str]) -> None:
     locations = {}
     for name, frame in datasets.items():
         location = f"{version}/{name}/"
-        ordered = (
-            frame.orderBy(*frame.columns[:2])
-            if name != "item_metadata"
-            else frame.orderBy("item_id")
-        )
+        key = ["item_id", *dimensions, "timestamp"] if name != "item_metadata" else ["item_id"]
+        ordered = frame.orderBy(*[c for c in key if c in frame.columns])
         ordered.coalesce(1).write.mode("overwrite").option(
             "header", "true" if name == "automl_input" else "false"
         ).option("dateFormat", "yyyy-MM-dd").csv(location)
@@ -142,11 +152,16 @@ def main(argv: list[str]) -> None:
         "datasets": locations,
         "schemas": {name: frame.columns for name, frame in datasets.items()},
         "changes": changes,
+        "dimensions": list(dimensions),
         "automl": {
             "input": locations["automl_input"],
-            "target": "demand",
-            "timestamp": "timestamp",
-            "item_id": "item_id",
+            # TimeSeriesConfig as the workflow passes it to CreateAutoMLJobV2.
+            "time_series_config": {
+                "TargetAttributeName": "demand",
+                "TimestampAttributeName": "timestamp",
+                "ItemIdentifierAttributeName": "item_id",
+                **({"GroupingAttributeNames": list(dimensions)} if dimensions else {}),
+            },
         },
     }
     # Spark's temporary files go next to the datasets, not under the manifest prefix, whose

@@ -19,6 +19,11 @@ The Glue scripts only parse arguments, read, call these, and write. Semantics:
   covers the item that period) and whether any campaign covered it; from launch to the end of the
   forecast horizon, so it covers the horizon as AWS requires.
 * **Item metadata** (``item_id, category, brand, price_tier``).
+* **Dimensions** (``store_id``; AutoML V2's ``GroupingAttributeNames``): with them a series is an
+  item *at a location*. The series are the item × store pairs that have sold by the end date, at
+  stores not closed by then, from the later of the item's launch and the store's opening; the
+  related series is per pair too (a local campaign, ``campaigns.store_id``, covers its store
+  only); a sale without a store is set aside (``missing field``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import re
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from pipeline.contracts.cdc import DMS_OWN_TABLES, PRIMARY_KEYS, TABLES
+from pipeline.contracts.cdc import DIMENSIONS, DMS_OWN_TABLES, PRIMARY_KEYS, TABLES
 from pipeline.contracts.periods import FREQUENCIES, PERIOD_LENGTH
 from pipeline.contracts.staged import ECOMMERCE_PARTITION, STAGED_CDC_COLUMNS, STAGED_CDC_PARTITIONS
 
@@ -86,16 +91,27 @@ def control_records(staged: DataFrame) -> int:
     )
 
 
-def reject_reasons(changes: DataFrame) -> DataFrame:
+def check_dimensions(dimensions: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The dimensions, each one the contract knows (:data:`DIMENSIONS`), in order, once."""
+    unknown = [d for d in dimensions if d not in DIMENSIONS]
+    if unknown or len(set(dimensions)) != len(dimensions):
+        raise ValueError(f"dimensions {list(dimensions)}: expected distinct names among "
+                         f"{', '.join(DIMENSIONS)}")  # fmt: skip
+    return tuple(dimensions)
+
+
+def reject_reasons(changes: DataFrame, dimensions: tuple[str, ...] = ()) -> DataFrame:
     """``changes`` with :data:`REJECT`: the reason a change cannot be applied, or null.
 
     Reasons start with their class (``unknown table``, ``missing field``, ``not positive``),
-    then a colon and the detail, so they can be counted by class.
+    then a colon and the detail, so they can be counted by class. With ``dimensions`` a sale
+    must carry each of them (it belongs to no series otherwise).
     """
     reason = F.when(~F.col("table").isin(list(TABLES)),
                     F.concat(F.lit("unknown table: "), F.col("table")))  # fmt: skip
     for table in TABLES:
-        for column in _required_columns(table):
+        required = _required_columns(table) + (list(dimensions) if table == "sales" else [])
+        for column in required:
             reason = reason.when(
                 (F.col("table") == table) & F.col(f"data.{column}").isNull(),
                 F.lit(f"missing field: data.{column} of table {table}"),
@@ -192,23 +208,71 @@ def _period(column: F.Column, frequency: str) -> F.Column:
     return F.to_date(F.date_trunc(FREQUENCIES[frequency], column))
 
 
-def _days(products: DataFrame, start: str, end: F.Column) -> DataFrame:
-    """One row per item and day from max(launch, start) to ``end``."""
+def series(
+    products: DataFrame,
+    end: str,
+    sales: DataFrame | None = None,
+    stores: DataFrame | None = None,
+    dimensions: tuple[str, ...] = (),
+) -> DataFrame:
+    """``item_id, <dimensions…>, launch_date``: the series to forecast and the day each starts.
+
+    Without dimensions, every product launched by ``end``. With ``store_id``, every item × store
+    pair that has sold by ``end`` at a store not closed by then, starting when both the item and
+    the store were there (a store missing from the stores table counts as always open).
+    """
+    end_date = F.lit(end).cast("date")
+    items = products.where(F.col("launch_date") <= end_date).select(
+        F.col("product_id").alias("item_id"), "launch_date"
+    )
+    if not dimensions:
+        return items
+    if sales is None or stores is None:
+        raise ValueError("series by dimension need the sales and stores tables")
+    pairs = (
+        sales.where(F.to_date("sold_at") <= end_date)
+        .select(F.col("product_id").alias("item_id"), *dimensions)
+        .distinct()
+    )
+    sites = stores.select("store_id", "opened_date", "closed_date")
+    return (
+        pairs.join(items, "item_id")
+        .join(sites, "store_id", "left")
+        .where(F.col("closed_date").isNull() | (F.col("closed_date") > end_date))
+        .select(
+            "item_id", *dimensions,
+            F.greatest("launch_date", F.coalesce("opened_date", "launch_date")).alias(
+                "launch_date"
+            ),
+        )
+    )  # fmt: skip
+
+
+def _series_days(keys: DataFrame, start: str, end: F.Column) -> DataFrame:
+    """One row per series and day from max(its start, ``start``) to ``end``."""
     first = F.greatest(F.col("launch_date"), F.lit(start).cast("date"))
-    return products.select(
-        F.col("product_id").alias("item_id"),
+    return keys.select(
+        *[c for c in keys.columns if c != "launch_date"],
         F.explode(F.sequence(first, end, F.expr("interval 1 day"))).alias("day"),
     )
 
 
 def target_time_series(
-    sales: DataFrame, products: DataFrame, frequency: str, start: str, end: str
+    sales: DataFrame,
+    products: DataFrame,
+    frequency: str,
+    start: str,
+    end: str,
+    stores: DataFrame | None = None,
+    dimensions: tuple[str, ...] = (),
 ) -> DataFrame:
-    """``item_id, timestamp, demand``: summed per period, zero-filled from launch to ``end``."""
+    """``item_id, <dimensions…>, timestamp, demand``: summed per period, zero-filled from the
+    series' start to ``end``."""
+    keys = ["item_id", *dimensions]
     grid = (
-        _days(products.where(F.col("launch_date") <= F.lit(end).cast("date")), start,
-              F.lit(end).cast("date"))
-        .select("item_id", _period(F.col("day"), frequency).alias("timestamp"))
+        _series_days(series(products, end, sales, stores, dimensions), start,
+                     F.lit(end).cast("date"))
+        .select(*keys, _period(F.col("day"), frequency).alias("timestamp"))
         .distinct()
     )  # fmt: skip
     day = F.to_date("sold_at")
@@ -216,15 +280,43 @@ def target_time_series(
         sales.where((day >= F.lit(start).cast("date")) & (day <= F.lit(end).cast("date")))
         .groupBy(
             F.col("product_id").alias("item_id"),
+            *dimensions,
             _period(F.col("sold_at"), frequency).alias("timestamp"),
         )
         .agg(F.sum("quantity").cast("double").alias("demand"))
     )
     return (
-        grid.join(demand, ["item_id", "timestamp"], "left")
+        grid.join(demand, [*keys, "timestamp"], "left")
         .fillna({"demand": 0.0})
-        .select("item_id", "timestamp", "demand")
+        .select(*keys, "timestamp", "demand")
     )
+
+
+def _covering(grid: DataFrame, campaigns: DataFrame, day: str,
+              dimensions: tuple[str, ...]) -> DataFrame:  # fmt: skip
+    """``item_id, <dimensions…>, <day>, discount, channel`` of every campaign covering a grid row
+    (``grid`` has ``item_id``, ``category``, the dimensions and ``day``): by product or category;
+    a local campaign (``store_id`` set) only at its store."""
+    keys = ["item_id", *dimensions]
+    covered = campaigns.select(
+        "product_id", "category", "discount", "channel", F.col("store_id").alias("_store"),
+        F.explode(F.sequence("start_date", "end_date", F.expr("interval 1 day"))).alias(day),
+    )  # fmt: skip
+    by_product = grid.join(
+        covered.where(F.col("product_id").isNotNull())
+        .drop("category")
+        .withColumnRenamed("product_id", "item_id"),
+        ["item_id", day],
+    )
+    by_category = grid.join(covered.where(F.col("category").isNotNull()).drop("product_id"),
+                            ["category", day])  # fmt: skip
+    both = by_product.select(*keys, day, "discount", "channel", "_store").unionByName(
+        by_category.select(*keys, day, "discount", "channel", "_store")
+    )
+    here = F.col("_store").isNull()
+    if "store_id" in dimensions:
+        here = here | (F.col("_store") == F.col("store_id"))
+    return both.where(here).drop("_store")
 
 
 def related_time_series(
@@ -234,8 +326,13 @@ def related_time_series(
     start: str,
     end: str,
     horizon: int,
+    sales: DataFrame | None = None,
+    stores: DataFrame | None = None,
+    dimensions: tuple[str, ...] = (),
 ) -> DataFrame:
-    """``item_id, timestamp, price, promotion_applied`` from launch through the horizon."""
+    """``item_id, <dimensions…>, timestamp, price, promotion_applied`` from the series' start
+    through the horizon."""
+    keys = ["item_id", *dimensions]
     months, days = PERIOD_LENGTH[frequency]
     end_date = F.lit(end).cast("date")
     last = (
@@ -243,45 +340,35 @@ def related_time_series(
         if days
         else F.date_sub(F.add_months(F.date_add(end_date, 1), horizon * months), 1)
     )
-    grid = _days(products.where(F.col("launch_date") <= last), start, last).join(
+    # Without dimensions the related series also covers items launching in the horizon.
+    known = (
+        series(products, end, sales, stores, dimensions)
+        if dimensions
+        else series(products.where(F.col("launch_date") <= last), "9999-12-31")
+    )
+    grid = _series_days(known, start, last).join(
         products.select(F.col("product_id").alias("item_id"), "category", "list_price"), "item_id"
     )
-    covered = campaigns.select(
-        "product_id",
-        "category",
-        "discount",
-        "channel",
-        F.explode(F.sequence("start_date", "end_date", F.expr("interval 1 day"))).alias("day"),
-    )
-    by_product = grid.join(
-        covered.where(F.col("product_id").isNotNull())
-        .drop("category")
-        .withColumnRenamed("product_id", "item_id"),
-        ["item_id", "day"],
-    )
-    by_category = grid.join(covered.where(F.col("category").isNotNull()).drop("product_id"),
-                            ["category", "day"])  # fmt: skip
     promotions = (
-        by_product.select("item_id", "day", "discount", "channel")
-        .unionByName(by_category.select("item_id", "day", "discount", "channel"))
-        .groupBy("item_id", "day")
+        _covering(grid, campaigns, "day", dimensions)
+        .groupBy(*keys, "day")
         .agg(
             F.max(F.when(F.col("channel") == "all", F.col("discount")).otherwise(0.0)).alias("d"),
             F.lit(1).alias("promo"),
         )
     )
     daily = (
-        grid.join(promotions, ["item_id", "day"], "left")
+        grid.join(promotions, [*keys, "day"], "left")
         .fillna({"d": 0.0, "promo": 0})
         .withColumn("price", F.col("list_price") * (1 - F.col("d")))
     )
     return (
-        daily.groupBy("item_id", _period(F.col("day"), frequency).alias("timestamp"))
+        daily.groupBy(*keys, _period(F.col("day"), frequency).alias("timestamp"))
         .agg(
             F.round(F.avg("price"), 2).alias("price"),
             F.max("promo").cast("int").alias("promotion_applied"),
         )
-        .select("item_id", "timestamp", "price", "promotion_applied")
+        .select(*keys, "timestamp", "price", "promotion_applied")
     )
 
 
@@ -290,37 +377,70 @@ def item_metadata(products: DataFrame) -> DataFrame:
     return products.select(F.col("product_id").alias("item_id"), "category", "brand", "price_tier")
 
 
-def automl_input(target: DataFrame, related: DataFrame, metadata: DataFrame) -> DataFrame:
-    """SageMaker AutoML V2's single time-series table, one row per item and period.
+def store_metadata(stores: DataFrame) -> DataFrame:
+    """``store_id, region, store_format``: what the forecaster may relate stores by (a store
+    missing either is ``unknown`` there: AutoML needs a value on every row)."""
+    return stores.select(
+        "store_id",
+        F.coalesce("region", F.lit("unknown")).alias("region"),
+        F.coalesce("store_format", F.lit("unknown")).alias("store_format"),
+    )
 
-    ``item_id, timestamp, demand, price, promotion_applied, category, brand, price_tier``: the
-    target with its related values and the item's metadata; the periods past the end date carry
-    the known future price and promotion with an empty ``demand`` (the rows to forecast). Only
-    items that have a target series are included.
+
+def automl_input(target: DataFrame, related: DataFrame, metadata: DataFrame,
+                 dimensions: tuple[str, ...] = (),
+                 stores: DataFrame | None = None) -> DataFrame:  # fmt: skip
+    """SageMaker AutoML V2's single time-series table, one row per series and period.
+
+    ``item_id, <dimensions…>, timestamp, demand, price, promotion_applied, category, brand,
+    price_tier[, region, store_format]``: the target with its related values, the item's
+    metadata and (by store) the store's; the periods past the end date carry the known future
+    price and promotion with an empty ``demand`` (the rows to forecast). Only series that have a
+    target are included.
     """
-    items = target.select("item_id").distinct()
-    return (
-        related.join(items, "item_id")
-        .join(target, ["item_id", "timestamp"], "left")
+    keys = ["item_id", *dimensions]
+    items = target.select(*keys).distinct()
+    framed = (
+        related.join(items, keys)
+        .join(target, [*keys, "timestamp"], "left")
         .join(metadata, "item_id", "left")
-        .select(
-            "item_id",
-            "timestamp",
-            "demand",
-            *[c for c in related.columns if c not in ("item_id", "timestamp")],
-            *[c for c in metadata.columns if c != "item_id"],
+    )
+    extra: list[str] = []
+    if "store_id" in dimensions and stores is not None:
+        sites = store_metadata(stores)
+        framed = framed.join(sites, "store_id", "left").fillna(
+            {"region": "unknown", "store_format": "unknown"}
         )
+        extra = [c for c in sites.columns if c != "store_id"]
+    return framed.select(
+        *keys,
+        "timestamp",
+        "demand",
+        *[c for c in related.columns if c not in (*keys, "timestamp")],
+        *[c for c in metadata.columns if c != "item_id"],
+        *extra,
     )
 
 
 _QUANTILE_COLUMN = re.compile(r"^p\d+(\.\d+)?$")
 
 
-def forecast_export(transform_output: DataFrame) -> DataFrame:
-    """Batch-transform rows (``item_id, timestamp, p10…, mean``) → the Forecast export layout.
+def _dimension_columns(frame: DataFrame, time_column: str) -> list[str]:
+    """The columns between ``item_id`` and the time column: a forecast's dimensions."""
+    columns = frame.columns
+    if "item_id" not in columns or time_column not in columns:
+        return []
+    return [c for c in columns[columns.index("item_id") + 1 : columns.index(time_column)]
+            if not _QUANTILE_COLUMN.match(c) and c != "mean"]  # fmt: skip
 
-    ``item_id, date, p10, p50, p90``: one column per quantile type in the order given, ``date``
-    as ISO-8601 with ``Z`` as Amazon Forecast writes it. The point ``mean`` is not a configured
+
+def forecast_export(transform_output: DataFrame) -> DataFrame:
+    """Batch-transform rows (``item_id, [dimensions…,] timestamp, p10…, mean``) → the Forecast
+    export layout.
+
+    ``item_id, [dimensions…,] date, p10, p50, p90``: the dimensions (AutoML's grouping
+    attributes) after the item as Amazon Forecast writes them, one column per quantile type in
+    the order given, ``date`` as ISO-8601 with ``Z``. The point ``mean`` is not a configured
     forecast type and is left out, as in AWS's export.
     """
     quantiles = [c for c in transform_output.columns if _QUANTILE_COLUMN.match(c)]
@@ -333,19 +453,30 @@ def forecast_export(transform_output: DataFrame) -> DataFrame:
             raise ValueError(f"transform output has no column {required!r}")
     return transform_output.select(
         F.col("item_id").cast("string").alias("item_id"),
+        *[
+            F.col(c).cast("string").alias(c)
+            for c in _dimension_columns(transform_output, "timestamp")
+        ],
         F.date_format(F.to_timestamp("timestamp"), "yyyy-MM-dd'T'HH:mm:ss'Z'").alias("date"),
         *[F.col(c).cast("double").alias(c) for c in quantiles],
     )
 
 
 def read_forecast_export(export: DataFrame) -> DataFrame:
-    """The export's CSV columns (strings) → ``item_id, date (date), p…`` (doubles)."""
+    """The export's CSV columns (strings) → ``item_id, [dimensions…,] date (date), p…``
+    (doubles)."""
     quantiles = [c for c in export.columns if _QUANTILE_COLUMN.match(c)]
     for required in ("item_id", "date"):
         if required not in export.columns:
             raise ValueError(f"forecast export has no column {required!r}")
+    dimensions = _dimension_columns(export, "date")
+    unknown = [d for d in dimensions if d not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"forecast export has a dimension {unknown[0]!r} the enrichment does "
+                         f"not know (it knows {', '.join(DIMENSIONS)})")  # fmt: skip
     return export.select(
         F.col("item_id").cast("string").alias("item_id"),
+        *[F.col(c).cast("string").alias(c) for c in dimensions],
         F.to_date(F.substring("date", 1, 10)).alias("date"),
         *[F.col(c).cast("double").alias(c) for c in quantiles],
     )
@@ -357,48 +488,47 @@ def enrich_forecast(
     campaigns: DataFrame,
     sales: DataFrame,
     recent_days: int,
+    stores: DataFrame | None = None,
 ) -> DataFrame:
-    """The forecast joined with product attributes, active campaigns and recent actuals.
+    """The forecast joined with product (and store) attributes, active campaigns and recent
+    actuals.
 
-    One row per forecast row (``item_id, date``): the product's ``name, category, brand,
-    price_tier, list_price``; ``campaign_discount`` (the largest all-channel discount of a
-    campaign covering the item that day, 0 without one) and ``promotion_applied`` (any campaign
+    One row per forecast row (``item_id, [store_id,] date``): the product's ``name, category,
+    brand, price_tier, list_price``; by store, the store's ``region, store_format``;
+    ``campaign_discount`` (the largest all-channel discount of a campaign covering the item that
+    day, at that store for a local one, 0 without one) and ``promotion_applied`` (any campaign
     covers it); ``recent_daily_demand`` (units per day over the ``recent_days`` before the first
-    forecast date) and ``last_sale_date``. Items the product table no longer holds keep their
-    forecast with empty attributes rather than vanish.
+    forecast date) and ``last_sale_date``, per item or per item and store. Items the product
+    table no longer holds keep their forecast with empty attributes rather than vanish.
     """
+    dimensions = tuple(_dimension_columns(forecast, "date"))
+    keys = ["item_id", *dimensions]
     first = forecast.agg(F.min("date").alias("first")).first()["first"]
     since = F.date_sub(F.lit(first), recent_days)
     day = F.to_date("sold_at")
+    by_key = [F.col("product_id").alias("item_id"), *dimensions]
     recent = (
         sales.where((day >= since) & (day < F.lit(first)))
-        .groupBy(F.col("product_id").alias("item_id"))
+        .groupBy(*by_key)
         .agg((F.sum("quantity") / F.lit(float(recent_days))).alias("recent_daily_demand"))
     )
-    last_sale = sales.groupBy(F.col("product_id").alias("item_id")).agg(
-        F.max(day).alias("last_sale_date")
-    )
+    last_sale = sales.groupBy(*by_key).agg(F.max(day).alias("last_sale_date"))
     attributes = products.select(
         F.col("product_id").alias("item_id"), "name", "category", "brand", "price_tier",
         "list_price",
     )  # fmt: skip
-    covered = campaigns.select(
-        "product_id", "category", "discount", "channel",
-        F.explode(F.sequence("start_date", "end_date", F.expr("interval 1 day"))).alias("date"),
-    )  # fmt: skip
     keyed = forecast.join(attributes, "item_id", "left")
-    by_product = keyed.join(
-        covered.where(F.col("product_id").isNotNull())
-        .drop("category")
-        .withColumnRenamed("product_id", "item_id"),
-        ["item_id", "date"],
-    ).select("item_id", "date", "discount", "channel")
-    by_category = keyed.join(
-        covered.where(F.col("category").isNotNull()).drop("product_id"), ["category", "date"]
-    ).select("item_id", "date", "discount", "channel")
+    if "store_id" in dimensions and stores is not None:
+        keyed = keyed.join(stores.select("store_id", "region", "store_format"), "store_id", "left")
+    else:
+        keyed = keyed.withColumn("region", F.lit(None).cast("string")).withColumn(
+            "store_format", F.lit(None).cast("string")
+        )
+    if "store_id" not in dimensions:
+        keyed = keyed.withColumn("store_id", F.lit(None).cast("string"))
     promotions = (
-        by_product.unionByName(by_category)
-        .groupBy("item_id", "date")
+        _covering(keyed, campaigns, "date", dimensions)
+        .groupBy(*keys, "date")
         .agg(
             F.max(F.when(F.col("channel") == "all", F.col("discount")).otherwise(0.0)).alias(
                 "campaign_discount"
@@ -408,13 +538,13 @@ def enrich_forecast(
     )
     quantiles = [c for c in forecast.columns if _QUANTILE_COLUMN.match(c)]
     return (
-        keyed.join(promotions, ["item_id", "date"], "left")
-        .join(recent, "item_id", "left")
-        .join(last_sale, "item_id", "left")
+        keyed.join(promotions, [*keys, "date"], "left")
+        .join(recent, keys, "left")
+        .join(last_sale, keys, "left")
         .fillna({"campaign_discount": 0.0, "promotion_applied": 0, "recent_daily_demand": 0.0})
         .select(
-            "item_id", "date", *quantiles, "name", "category", "brand", "price_tier",
-            "list_price", "campaign_discount",
+            "item_id", "store_id", "date", *quantiles, "name", "category", "brand", "price_tier",
+            "list_price", "region", "store_format", "campaign_discount",
             F.col("promotion_applied").cast("int").alias("promotion_applied"),
             "recent_daily_demand", "last_sale_date",
         )

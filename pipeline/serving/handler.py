@@ -4,8 +4,16 @@ Routes:
 
 * ``GET /forecast/{item_id}``: the item's latest forecast. From the DynamoDB cache when an unexpired
   entry is there; else read from the enriched Athena table with a parameterised query, stored in
-  DynamoDB with a TTL attribute, and returned. ``source`` says which.
+  DynamoDB with a TTL attribute, and returned. ``source`` says which. For a forecast by store,
+  ``?store_id=S`` gives the item at one store, ``?region=R`` the sum over that region's stores,
+  and neither the sum over every store (``stores`` says how many were summed). The cache is keyed
+  by item and location (``location``: ``all``, ``store#S`` or ``region#R``).
 * ``GET /products?q=TEXT``: up to 20 items whose id or name contains ``TEXT`` (case-insensitive).
+* ``GET /stores``: the stores of the latest forecast, with region, format and how many items.
+
+Roll-ups sum each quantile over the stores: exact for the mean and the sum of P50s, while the
+summed P10 and P90 make a band as wide as if every store's demand moved together (real stores
+move partly independently, so the total's own band is narrower).
 
 Request values never become SQL text: they are checked against a pattern (``400`` otherwise) and
 passed to Athena as ``ExecutionParameters`` (bound values). An unknown item is a ``404``; any
@@ -34,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 # Matched with fullmatch: ``$`` would also match before a trailing newline ("P00001\n").
 ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}")
 SEARCH = re.compile(r"[\w .-]{1,64}")
 TABLE = "forecast_enriched"
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -129,28 +138,50 @@ class ForecastApi:
                 return rows
 
     # ------------------------------------------------------------------------------ routes
-    def forecast(self, item_id: str) -> dict[str, Any]:
+    def forecast(
+        self, item_id: str, store_id: str | None = None, region: str | None = None
+    ) -> dict[str, Any]:
         if not isinstance(item_id, str) or not ITEM_ID.fullmatch(item_id):
             raise ApiError(400, "item id must be 1-64 letters, digits, '-' or '_'")
-        cached = self.dynamodb.get_item(
-            TableName=self.settings.table, Key={"item_id": {"S": item_id}}
-        ).get("Item")
+        if store_id is not None and not (isinstance(store_id, str) and ITEM_ID.fullmatch(store_id)):
+            raise ApiError(400, "store_id must be 1-64 letters, digits, '-' or '_'")
+        if region is not None and (not isinstance(region, str) or not REGION.fullmatch(region)):
+            raise ApiError(400, "region must be 1-64 letters, digits, spaces, '.', '-', '_'")
+        if store_id is not None and region is not None:
+            raise ApiError(400, "give store_id or region, not both")
+        location = f"store#{store_id}" if store_id else f"region#{region}" if region else "all"
+        key = {"item_id": {"S": item_id}, "location": {"S": location}}
+        cached = self.dynamodb.get_item(TableName=self.settings.table, Key=key).get("Item")
         now = int(time.time())
         if cached and int(cached["expires_at"]["N"]) > now:
             body = json.loads(cached["body"]["S"])
             return {**body, "source": "cache"}
+        where, parameters = "item_id = ?", [_literal(item_id)]
+        if store_id is not None:
+            where, parameters = where + " AND store_id = ?", [*parameters, _literal(store_id)]
+        if region is not None:
+            where, parameters = where + " AND region = ?", [*parameters, _literal(region)]
+        # One row per date: the item's own forecast, or summed over the stores asked for.
         rows = self.query(
-            f"SELECT item_id, CAST(date AS varchar) AS date, p10, p50, p90, name, category, brand, "
-            f"price_tier, list_price, promotion_applied, recent_daily_demand, version "
-            f"FROM {TABLE} WHERE item_id = ? AND version = (SELECT max(version) FROM {TABLE}) "
-            f"ORDER BY date",
-            [_literal(item_id)],
+            f"SELECT CAST(date AS varchar) AS date, sum(p10) AS p10, sum(p50) AS p50, "
+            f"sum(p90) AS p90, max(name) AS name, max(category) AS category, "
+            f"max(brand) AS brand, max(price_tier) AS price_tier, max(list_price) AS list_price, "
+            f"max(promotion_applied) AS promotion_applied, "
+            f"sum(recent_daily_demand) AS recent_daily_demand, "
+            f"count(DISTINCT store_id) AS stores, max(version) AS version "
+            f"FROM {TABLE} WHERE {where} AND version = (SELECT max(version) FROM {TABLE}) "
+            f"GROUP BY date ORDER BY date",
+            parameters,
         )
         if not rows:
-            raise ApiError(404, f"no forecast for item {item_id}")
+            at = f" at store {store_id}" if store_id else f" in region {region}" if region else ""
+            raise ApiError(404, f"no forecast for item {item_id}{at}")
         first = rows[0]
         body = {
             "item_id": item_id,
+            "store_id": store_id,
+            "region": region,
+            "stores": int(first["stores"] or 0),
             "name": first["name"],
             "category": first["category"],
             "brand": first["brand"],
@@ -172,7 +203,7 @@ class ForecastApi:
         self.dynamodb.put_item(
             TableName=self.settings.table,
             Item={
-                "item_id": {"S": item_id},
+                **key,
                 "body": {"S": json.dumps(body, sort_keys=True)},
                 "version": {"S": str(first["version"])},
                 "expires_at": {"N": str(now + self.settings.cache_ttl_seconds)},
@@ -193,6 +224,16 @@ class ForecastApi:
         )
         return {"query": text, "items": rows}
 
+    def stores(self) -> dict[str, Any]:
+        rows = self.query(
+            f"SELECT store_id, max(region) AS region, max(store_format) AS store_format, "
+            f"count(DISTINCT item_id) AS items FROM {TABLE} "
+            f"WHERE version = (SELECT max(version) FROM {TABLE}) AND store_id IS NOT NULL "
+            f"GROUP BY store_id ORDER BY store_id",
+            [],
+        )
+        return {"stores": [{**row, "items": int(row["items"] or 0)} for row in rows]}
+
     def __call__(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         method = event.get("httpMethod") or event.get("requestContext", {}).get("http", {}).get(
             "method", "GET"
@@ -204,13 +245,17 @@ class ForecastApi:
             if not isinstance(path, str) or len(path) > 2048:
                 raise ApiError(400, "the path must be text of at most 2048 characters")
             parts = [p for p in path.split("/") if p]
+            query = event.get("queryStringParameters") or {}
+            if not isinstance(query, dict):
+                raise ApiError(400, "query parameters must be name=value pairs")
             if len(parts) == 2 and parts[0] == "forecast":
-                return _response(200, self.forecast(parts[1]))
+                return _response(
+                    200, self.forecast(parts[1], query.get("store_id"), query.get("region"))
+                )
             if parts == ["products"]:
-                query = event.get("queryStringParameters") or {}
-                if not isinstance(query, dict):
-                    raise ApiError(400, "query parameters must be name=value pairs")
                 return _response(200, self.products(query.get("q") or ""))
+            if parts == ["stores"]:
+                return _response(200, self.stores())
             raise ApiError(404, "no such route")
         except ApiError as exc:
             return _response(exc.status, {"error": exc.message})
@@ -220,7 +265,9 @@ class ForecastApi:
 
 
 def _number(value: str | None) -> float | None:
-    return None if value in (None, "") else float(Decimal(value))
+    """A result cell as a number; sums over stores are rounded to 6 decimals (the export's
+    precision) so that 0.1 + 0.2 reads 0.3."""
+    return None if value in (None, "") else round(float(Decimal(value)), 6)
 
 
 def make_handler(dynamodb: Any, athena: Any, settings: Settings) -> Handler:

@@ -37,8 +37,10 @@ def _publish(aws: World, names, frame, manifest_id: str, version: str = "2025-05
         "horizon": horizon,
         "quantiles": [0.1, 0.5, 0.9],
         "forecast_quantiles": ["p10", "p50", "p90"],
-        "automl": {"input": f"s3://{bucket}/{prefix}", "target": "demand",
-                   "timestamp": "timestamp", "item_id": "item_id"},
+        "automl": {"input": f"s3://{bucket}/{prefix}",
+                   "time_series_config": {"TargetAttributeName": "demand",
+                                          "TimestampAttributeName": "timestamp",
+                                          "ItemIdentifierAttributeName": "item_id"}},
     }  # fmt: skip
     key = f"input/{version}.json"
     s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())

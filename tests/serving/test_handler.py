@@ -63,8 +63,10 @@ def test_forecast_is_read_from_athena_then_served_from_the_cache(api) -> None:
     assert [r["date"] for r in body["forecast"]] == ["2025-02-01", "2025-02-02", "2025-02-03"]
     assert [r["p50"] for r in body["forecast"]] == [3.0, 4.0, 5.0]
     assert [r["promotion"] for r in body["forecast"]] == [False, True, False]
+    assert body["stores"] == 0 and body["store_id"] is None  # a forecast without locations
     cached = aws.client("dynamodb").get_item(
-        TableName=names.table_name("forecast-cache"), Key={"item_id": {"S": "P1"}}
+        TableName=names.table_name("forecast-cache"),
+        Key={"item_id": {"S": "P1"}, "location": {"S": "all"}},
     )["Item"]
     assert int(cached["expires_at"]["N"]) > time.time() + 500  # the TTL attribute
     again_status, again = get(handler, "/forecast/P1")
@@ -76,7 +78,8 @@ def test_an_expired_cache_entry_is_read_again(api) -> None:
     handler, names, aws = api
     aws.client("dynamodb").put_item(
         TableName=names.table_name("forecast-cache"),
-        Item={"item_id": {"S": "P2"}, "body": {"S": json.dumps({"stale": True})},
+        Item={"item_id": {"S": "P2"}, "location": {"S": "all"},
+              "body": {"S": json.dumps({"stale": True})},
               "expires_at": {"N": str(int(time.time()) - 1)}},
     )  # fmt: skip
     status, body = get(handler, "/forecast/P2")
@@ -97,6 +100,84 @@ def test_search_by_id_or_name(api) -> None:
     status, body = get(handler, "/products", q="kite union select 1")
     assert status == 200 and body["items"] == []
     assert get(handler, "/products", q="_")[1]["items"] == []  # LIKE wildcards are escaped
+
+
+@pytest.fixture
+def by_store(aws: World, stack):
+    """A forecast by store: item K1 at three stores in two regions, K2 at one."""
+    if aws.kind != "embedded":
+        pytest.skip("Athena queries execute in the embedded world only; the handler's "
+                    "validation is covered by test_bad_store_or_region_never_reach_a_query")  # fmt: skip
+    names = provision(aws, stack)
+    schema = arrow_schema([{"Name": n, "Type": t} for n, t in FORECAST_ENRICHED_COLUMNS])
+    sites = {"S1": ("north", "supermarket", 1.0), "S2": ("north", "express", 2.0),
+             "S3": ("south", "hypermarket", 4.0)}  # fmt: skip
+    rows = [
+        {"item_id": item, "store_id": store, "date": dt.date(2025, 2, day), "p10": 0.5 * size,
+         "p50": size * day, "p90": 2.0 * size * day, "name": "Kite", "category": "toys",
+         "brand": "b", "price_tier": "standard", "list_price": 9.5, "region": sites[store][0],
+         "store_format": sites[store][1], "campaign_discount": 0.0,
+         "promotion_applied": int(store == "S3" and day == 2), "recent_daily_demand": size,
+         "last_sale_date": dt.date(2025, 1, 31)}
+        for item, stores in (("K1", ("S1", "S2", "S3")), ("K2", ("S2",)))
+        for store in stores
+        for size in (sites[store][2],)
+        for day in (1, 2)
+    ]  # fmt: skip
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
+    aws.client("s3").put_object(
+        Bucket=names.bucket("analysis"),
+        Key="forecast/version=2025-01-31/part-00000.parquet",
+        Body=buffer.getvalue(),
+    )
+    settings = Settings(
+        table=names.table_name("forecast-cache"),
+        database=stack.glue.database,
+        output=f"s3://{names.bucket('athena-results')}/api/",
+    )
+    return make_handler(aws.client("dynamodb"), aws.client("athena"), settings), names, aws
+
+
+def test_a_forecast_by_store_is_served_per_store_region_and_in_total(by_store) -> None:
+    handler, names, aws = by_store
+    status, one = get(handler, "/forecast/K1", store_id="S2")
+    assert status == 200 and one["store_id"] == "S2" and one["stores"] == 1
+    assert [r["p50"] for r in one["forecast"]] == [2.0, 4.0]
+    _, north = get(handler, "/forecast/K1", region="north")  # S1 + S2
+    assert north["stores"] == 2 and [r["p50"] for r in north["forecast"]] == [3.0, 6.0]
+    assert [r["p90"] for r in north["forecast"]] == [6.0, 12.0]
+    _, total = get(handler, "/forecast/K1")  # every store
+    assert total["stores"] == 3 and [r["p50"] for r in total["forecast"]] == [7.0, 14.0]
+    assert [r["promotion"] for r in total["forecast"]] == [False, True]  # at S3 only
+    assert total["recent_daily_demand"] == 7.0
+    # Each location is its own cache entry.
+    table = names.table_name("forecast-cache")
+    locations = sorted(
+        item["location"]["S"] for item in aws.client("dynamodb").scan(TableName=table)["Items"]
+        if item["item_id"]["S"] == "K1"
+    )  # fmt: skip
+    assert locations == ["all", "region#north", "store#S2"]
+    assert get(handler, "/forecast/K1", store_id="S2")[1]["source"] == "cache"
+    status, body = get(handler, "/forecast/K2", store_id="S3")
+    assert status == 404 and "K2 at store S3" in body["error"]
+    status, stores = get(handler, "/stores")
+    assert status == 200 and [s["store_id"] for s in stores["stores"]] == ["S1", "S2", "S3"]
+    assert {s["store_id"]: s["items"] for s in stores["stores"]} == {"S1": 1, "S2": 2, "S3": 1}
+    assert stores["stores"][2]["region"] == "south"
+
+
+def test_bad_store_or_region_never_reach_a_query() -> None:
+    class Refuse:
+        def __getattr__(self, name):
+            raise AssertionError(f"{name} called for a bad value")
+
+    handler = make_handler(Refuse(), Refuse(), Settings(table="t", database="d", output="s3://o/"))
+    for query, word in (({"store_id": "S1' OR '1'='1"}, "store_id"),
+                        ({"region": "north'; DROP"}, "region"), ({"region": "x" * 65}, "region"),
+                        ({"store_id": "S1", "region": "north"}, "not both")):  # fmt: skip
+        status, body = get(handler, "/forecast/K1", **query)
+        assert status == 400 and word in body["error"], (query, body)
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,7 @@ def test_extreme_but_valid_worlds_simulate_and_replay(caplog) -> None:
 
 def test_stream_carries_every_operation_for_every_table(smoke) -> None:
     stream = smoke.cdc_stream
-    for table in TABLES:
+    for table in (t for t in TABLES if t != "stores"):  # smoke has no locations: see below
         ops = set(stream.filter(pc.equal(stream["table"], table))["operation"].to_pylist())
         assert ops == {"insert", "update", "delete"}, (table, ops)
     assert set(smoke.cdc_load["operation"].to_pylist()) == {"load"}

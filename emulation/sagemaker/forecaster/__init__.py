@@ -8,15 +8,22 @@ Few names, one contract (AutoML's CSV in; ``item_id, timestamp, p…, mean`` out
 * :func:`load_dataset` — AutoML's CSV → validated regular series (:mod:`.dataset`);
 * :func:`train` — backtests, per-item ensembles, calibrated quantiles, AWS's metrics on held-out
   windows and on the selection windows (:mod:`.training`);
-* :func:`predict` — the batch transform's forecast from the model document.
+* :func:`predict` — the batch transform's forecast from the model document;
+* :func:`split_series` — outputs keyed by series back to the item id and its grouping attributes
+  (``TimeSeriesConfig.GroupingAttributeNames``: one series per item and store, say).
 
-Not emulated: grouping attributes (dimensions), feature specification files, the Prophet family
+Not emulated: feature specification files, the Prophet family
 (refused), AWS's neural networks themselves (``cnn-qr`` and ``deepar`` are one global LightGBM
 model, :mod:`.global_model`), explainability reports, AutoML's own ensembling internals: the
 ensemble here is a weighted combination, per item or stacked per group of items.
 """
 
-from emulation.sagemaker.forecaster.dataset import Dataset, ForecastInputError, load_dataset
+from emulation.sagemaker.forecaster.dataset import (
+    Dataset,
+    ForecastInputError,
+    load_dataset,
+    split_series,
+)
 from emulation.sagemaker.forecaster.frequency import Frequency, FrequencyError, parse_frequency
 from emulation.sagemaker.forecaster.models import AlgorithmError, check_algorithms
 from emulation.sagemaker.forecaster.training import (
@@ -46,5 +53,6 @@ __all__ = [
     "parse_frequency",
     "parse_quantiles",
     "predict",
+    "split_series",
     "train",
 ]

@@ -17,6 +17,12 @@ What the job config says happens here:
   error. ``frontfill`` accepts only ``none``. ``value`` takes its number from ``<method>_value``.
 * **Item metadata** is kept for cold starts: an item with metadata rows but no target value is
   forecast from the items most like it (see :mod:`.training`).
+* **Grouping attributes** (``TimeSeriesConfig.GroupingAttributeNames``, e.g. ``store_id``) key a
+  series together with the item: each item × store is its own series, and the attributes are
+  also kept as the series' metadata (a new store's items learn from that store's peers). Inside
+  the forecaster the series id joins the values with :data:`KEY_SEPARATOR`;
+  :func:`split_series` gives the columns back in the outputs, after the item id as AWS writes
+  them.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ logger = logging.getLogger(__name__)
 AGGREGATIONS = ("sum", "avg", "first", "min", "max")
 FILL_METHODS = ("zero", "value", "median", "mean", "min", "max")
 TIMESTAMP_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
+KEY_SEPARATOR = "\x1f"  # joins an item id and its grouping values into one series id
 
 
 class ForecastInputError(ValueError):
@@ -147,6 +154,7 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
         )
     if frame.empty:
         raise ForecastInputError("ClientError: the input dataset has no rows")
+    frame = _series_ids(frame, key, tuple(getattr(config, "grouping", ()) or ()))
     ids = frame[key]
     blank = (ids.isna() | (ids.astype(str).str.strip() == "")).to_numpy()
     if blank.any():
@@ -288,6 +296,55 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
         unaligned=unaligned,
         cold=cold,
     )
+
+
+def _series_ids(frame: pd.DataFrame, key: str, grouping: tuple[str, ...]) -> pd.DataFrame:
+    """With grouping attributes, the item column becomes the series id (item and grouping values
+    joined); the grouping columns stay as the series' metadata."""
+    if not grouping:
+        return frame
+    missing = [c for c in grouping if c not in frame.columns]
+    if missing:
+        raise ForecastInputError(
+            f"ClientError: the input has no column {missing[0]!r} named in "
+            f"TimeSeriesConfig.GroupingAttributeNames (columns: {', '.join(frame.columns)})"
+        )
+    parts = [frame[key].astype(str)]
+    for column in grouping:
+        values = frame[column]
+        blank = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+        if blank.any():
+            raise ForecastInputError(
+                f"ClientError: grouping attribute {column!r} is empty in {int(blank.sum())} rows "
+                f"(the first is data row {int(np.flatnonzero(blank)[0]) + 1})"
+            )
+        parts.append(values.astype(str))
+    for column, values in zip((key, *grouping), parts, strict=True):
+        if values.str.contains(KEY_SEPARATOR, regex=False).any():
+            raise ForecastInputError(
+                f"ClientError: column {column!r} holds the control character U+001F"
+            )
+    frame = frame.copy()
+    joined = parts[0]
+    for values in parts[1:]:
+        joined = joined + KEY_SEPARATOR + values
+    frame[key] = joined
+    return frame
+
+
+def split_series(frame: pd.DataFrame, item_id: str, grouping: tuple[str, ...]) -> pd.DataFrame:
+    """An output keyed by series id (column ``item_id``) with the item and each grouping
+    attribute in its own column, right after the item id. Without grouping: unchanged."""
+    if not grouping or item_id not in frame.columns:
+        return frame
+    parts = frame[item_id].astype(str).str.split(KEY_SEPARATOR, n=len(grouping), expand=True)
+    if frame.empty:
+        parts = pd.DataFrame(columns=range(len(grouping) + 1))
+    out = frame.drop(columns=[item_id])
+    at = list(frame.columns).index(item_id)
+    for i, column in enumerate((item_id, *grouping)):
+        out.insert(at + i, column, parts[i].to_numpy())
+    return out
 
 
 def _aggregate(rows: pd.DataFrame, key: str, target: str, related: list[str], config: Any

@@ -86,6 +86,7 @@ class ForecastConfig:
     target: str = "demand"
     timestamp: str = "timestamp"
     item_id: str = "item_id"
+    grouping: tuple[str, ...] = ()  # TimeSeriesConfig.GroupingAttributeNames
     backtest_windows: int = 1
     selection_windows: int = 2
     algorithms: tuple[str, ...] = LOCAL_FAMILIES
@@ -748,6 +749,7 @@ def train(dataset: Dataset, config: ForecastConfig,
         "target": config.target,
         "timestamp": config.timestamp,
         "item_id": config.item_id,
+        "grouping": list(config.grouping),
         "algorithms": list(config.algorithms),
         "transformations": config.transformations,
         "holiday_country": config.holiday_country,
@@ -961,6 +963,7 @@ def config_from_document(document: dict, n_jobs: int | None = None) -> ForecastC
         target=document["target"],
         timestamp=document["timestamp"],
         item_id=document["item_id"],
+        grouping=tuple(document.get("grouping") or ()),
         algorithms=tuple(document.get("algorithms") or LOCAL_FAMILIES),
         transformations=document.get("transformations"),
         holiday_country=document.get("holiday_country"),
