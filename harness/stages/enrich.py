@@ -48,6 +48,18 @@ def run(ctx: RunContext) -> None:
     export_rows = int(ctx.summary["forecast"]["export"]["rows"])
     ctx.ledger.hop(hops.FORECAST_ENRICHED).add(received=export_rows, written=rows)
     p50_total = float(row["p50"] or 0.0)
+    by_region = {}
+    if int(row["stores"] or 0):  # by store: roll the P50 up store → region → total in Athena
+        by_region = {
+            r["region"] or "": round(float(r["p50"] or 0.0), 6)
+            for r in athena_rows(
+                ctx.world,
+                ctx.stack,
+                "SELECT region, sum(p50) AS p50, count(DISTINCT store_id) AS stores "
+                "FROM forecast_enriched WHERE version = ? GROUP BY region ORDER BY region",
+                [f"'{version}'"],
+            )
+        }
     ctx.summary["enrich"] = {
         "execution": {"status": execution["status"]},
         # Every execution the S3 event started, by how it ended (several when EventBridge
@@ -63,6 +75,13 @@ def run(ctx: RunContext) -> None:
         "unknown_stores": int(row["unknown_stores"] or 0),
         "promoted_rows": int(row["promoted"] or 0),
         "p50_total": round(p50_total, 6),
+        # By store: the P50 summed per region; the regions add up to the total.
+        "p50_by_region": by_region,
+        "rollup_matches_total": (
+            abs(sum(by_region.values()) - p50_total) <= 1e-6 * max(1.0, p50_total)
+            if by_region
+            else None
+        ),
         "matches_export": rows == export_rows
         and abs(p50_total - ctx.export_p50_total) <= 1e-6 * max(1.0, p50_total),
     }

@@ -53,7 +53,8 @@ def test_page_finds_a_product_shows_its_chart_and_caches_it(browser, smoke_run, 
         assert page.locator("#numbers tr").count() == horizon + 1
         assert not errors
         cached = world.client("dynamodb").get_item(
-            TableName=site.names.table_name("forecast-cache"), Key={"item_id": {"S": item}}
+            TableName=site.names.table_name("forecast-cache"),
+            Key={"item_id": {"S": item}, "location": {"S": "all"}},
         )
         assert "Item" in cached and int(cached["Item"]["expires_at"]["N"]) > 0
         # An unknown id is answered with a message, not a stack trace.
@@ -82,5 +83,37 @@ def test_report_renders_offline_with_charts_that_carry_data(browser, smoke_run) 
     page.select_option("#product", index=options.count() - 1)
     title = page.evaluate("document.getElementById('forecast-chart').layout.title.text")
     assert title.split(" · ")[0] == last.inner_text().split(" · ")[0]
+    assert not errors
+    context.close()
+
+
+def test_the_report_rolls_a_forecast_by_store_up_to_the_location_picked(browser, tmp_path) -> None:
+    from harness.report import forecast_section, page
+    from tests.harness.test_charts import _run_dir
+
+    run = _run_dir(tmp_path)
+    summary = {"forecast": {"items": 1, "series": 2, "horizon": 2, "quantiles": [0.1, 0.5, 0.9]}}
+    report = run / "report.html"
+    report.write_text(page("stores", forecast_section(summary, run), charts=True))
+    context = browser.new_context(offline=True)
+    view = context.new_page()
+    errors: list[str] = []
+    view.on("pageerror", lambda e: errors.append(str(e)))
+    view.goto(report.as_uri())
+    view.wait_for_selector("#forecast-chart .main-svg", timeout=30_000)
+
+    def p50() -> tuple[str, list[float]]:
+        chart = "document.getElementById('forecast-chart')"
+        traces = view.evaluate(f"{chart}.data")
+        line = next(t for t in traces if t["name"] == "forecast P50")
+        return view.evaluate(f"{chart}.layout.title.text"), line["y"]
+
+    assert p50()[1] == [3.0, 4.5]  # every store
+    view.select_option("#location", "region:north")
+    title, values = p50()
+    assert values == [2.0, 3.0] and title.endswith("region north")
+    view.select_option("#location", "store:W01")
+    title, values = p50()
+    assert values == [1.0, 1.5] and title.endswith("store W01")
     assert not errors
     context.close()

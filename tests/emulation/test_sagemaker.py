@@ -544,3 +544,61 @@ def test_unknown_frequency_is_a_validation_error(aws: World) -> None:
     )
     with pytest.raises(ClientError, match="'prophet' has no local counterpart"):
         aws.client("sagemaker").create_auto_ml_job_v2(**request)
+
+
+def test_grouping_attributes_make_one_series_per_item_and_store() -> None:
+    from emulation.sagemaker.forecaster import split_series
+
+    base = automl_frame(items=2, sparse=0)
+    stores = []
+    for store, scale in (("A", 1.0), ("B", 10.0)):
+        part = base.assign(store_id=store, region="r1" if store == "A" else "r2")
+        known = part["demand"] != ""
+        part.loc[known, "demand"] = (part.loc[known, "demand"].astype(float) * scale).map(
+            lambda v: f"{v:g}"
+        )
+        stores.append(part)
+    frame = pd.concat(stores, ignore_index=True)
+    frame = frame[["item_id", "store_id", *[c for c in frame if c not in ("item_id", "store_id")]]]
+    config = ForecastConfig(frequency="D", horizon=HORIZON, n_jobs=1, grouping=("store_id",))
+    dataset = load_dataset(frame, config)
+    assert dataset.history["unique_id"].nunique() == 4  # 2 items x 2 stores
+    result = train(dataset, config)
+    forecast = split_series(predict(dataset, config, result.document), "item_id", ("store_id",))
+    assert list(forecast.columns[:3]) == ["item_id", "store_id", "timestamp"]
+    assert len(forecast) == 4 * HORIZON
+    level = forecast.groupby("store_id")["p50"].mean()
+    assert level["B"] > 5 * level["A"]  # each store's own level, not a pooled one
+    backtest = split_series(result.backtest, "item_id", ("store_id",))
+    assert set(zip(backtest["item_id"], backtest["store_id"], strict=True)) == {
+        ("I0", "A"), ("I0", "B"), ("I1", "A"), ("I1", "B")}  # fmt: skip
+    # Without grouping the same rows are two items with two values per day: summed.
+    pooled = load_dataset(frame.drop(columns=["store_id"]), CONFIG)
+    assert pooled.history["unique_id"].nunique() == 2
+    blank = frame.copy()
+    blank.loc[5, "store_id"] = ""
+    with pytest.raises(ForecastInputError, match="grouping attribute 'store_id' is empty in 1"):
+        load_dataset(blank, config)
+    with pytest.raises(ForecastInputError, match="no column 'store_id' named in"):
+        load_dataset(frame.drop(columns=["store_id"]), config)
+
+
+@pytest.mark.parametrize(
+    ("grouping", "message"),
+    [([], "1-5 column names"), (["a", "b", "c", "d", "e", "f"], "1-5 column names"),
+     (["item_id"], "twice or as the target"), (["s", "s"], "twice or as the target"),
+     ("store_id", "1-5 column names")],
+)  # fmt: skip
+def test_grouping_attribute_names_are_checked_as_aws_checks_them(grouping, message) -> None:
+    from emulation.sagemaker import job_config
+
+    problem = _job_request("x", "s3://b/", "r")["AutoMLProblemTypeConfig"][
+        "TimeSeriesForecastingJobConfig"
+    ]
+    good = {**problem, "TimeSeriesConfig": {**problem["TimeSeriesConfig"],
+                                            "GroupingAttributeNames": ["store_id"]}}  # fmt: skip
+    assert job_config(good, 1, 1).grouping == ("store_id",)
+    bad = {**problem, "TimeSeriesConfig": {**problem["TimeSeriesConfig"],
+                                           "GroupingAttributeNames": grouping}}  # fmt: skip
+    with pytest.raises(ForecastInputError, match=message):
+        job_config(bad, 1, 1)

@@ -73,6 +73,21 @@ def test_valid_scenario_parses_with_defaults() -> None:
         ),
         (_with({"calendar.start": "someday"}), "calendar.start", "'someday'", "date"),
         (_with({"expectations": [{"path": "anomaly.f1"}]}), "expectations.0", None, "at least one"),
+        (_with({"forecast.dimensions": ["store"]}), "forecast.dimensions.0", "'store'", "store_id"),
+        (
+            _with({"forecast.dimensions": ["store_id"]}),
+            "forecast.dimensions",
+            None,
+            "needs a stores section",
+        ),
+        (_with({"stores": {"count": 2, "regions": 3}}), "stores", None, "cannot exceed count"),
+        (_with({"stores": {"count": 0}}), "stores.count", "0", "greater than or equal"),
+        (
+            _with({"catalog.products": 200_000, "stores": {"count": 400}}),
+            "stores",
+            "{'count': 400}",
+            "series-days; the simulator holds at most",
+        ),
     ],
 )
 def test_invalid_scenarios_name_file_key_and_value(text, path, value, message) -> None:

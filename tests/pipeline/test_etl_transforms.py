@@ -292,3 +292,101 @@ def test_changes_that_cannot_be_applied_are_set_aside_with_their_reason(spark) -
     }
     valid = checked.where(checked[REJECT].isNull())
     assert [r["sale_id"] for r in current_rows(valid, "sales").collect()] == [1]
+
+
+def store(sid, region, opened=D(2020, 1, 1), closed=None):
+    return {"store_id": sid, "region": region, "store_format": "supermarket",
+            "opened_date": opened, "closed_date": closed}  # fmt: skip
+
+
+def test_series_by_store_start_with_the_store_and_see_only_its_local_campaigns(spark) -> None:
+    from pipeline.etl.transforms import automl_input, check_dimensions
+
+    local = {"campaign_id": "L1", "scope": "product", "product_id": "P1", "store_id": "S1",
+             "start_date": D(2025, 1, 6), "end_date": D(2025, 1, 6), "discount": 0.5,
+             "channel": "all"}  # fmt: skip
+    staged = staged_rows(
+        spark,
+        [
+            ("products", product("P1", D(2025, 1, 1), price=20.0), "load", None),
+            ("products", product("P2", D(2025, 1, 1)), "load", None),
+            ("stores", store("S1", "north"), "load", None),
+            ("stores", store("S2", "south", opened=D(2025, 1, 3)), "load", None),  # a new store
+            ("stores", store("S3", "south", closed=D(2025, 1, 4)), "load", None),  # closed
+            ("campaigns", local, "load", None),
+            ("sales", {**sale(1, "P1", 2, T(2025, 1, 2, 10)), "store_id": "S1"}, "load", None),
+            ("sales", {**sale(2, "P1", 3, T(2025, 1, 4, 10)), "store_id": "S2"}, "load", None),
+            ("sales", {**sale(3, "P1", 4, T(2025, 1, 2, 10)), "store_id": "S3"}, "load", None),
+            ("sales", {**sale(4, "P2", 1, T(2025, 1, 5, 10)), "store_id": "S1"}, "load", None),
+            ("sales", sale(5, "P2", 7, T(2025, 1, 5, 11)), "insert", 9),  # no store
+        ],
+    )  # fmt: skip
+    dims = check_dimensions(["store_id"])
+    checked = reject_reasons(dms_changes(staged), dims)
+    reasons = [r[REJECT] for r in checked.where(checked[REJECT].isNotNull()).collect()]
+    assert reasons == ["missing field: data.store_id of table sales"]
+    valid = checked.where(checked[REJECT].isNull())
+    products, sales, stores = (current_rows(valid, t) for t in ("products", "sales", "stores"))
+    target = target_time_series(sales, products, "D", "2025-01-01", "2025-01-05", stores, dims)
+    assert target.columns == ["item_id", "store_id", "timestamp", "demand"]
+    days = {}
+    for r in target.collect():
+        days.setdefault((r["item_id"], r["store_id"]), {})[r["timestamp"]] = r["demand"]
+    # Pairs that sold, at stores open at the end; each from when both item and store were there.
+    assert set(days) == {("P1", "S1"), ("P1", "S2"), ("P2", "S1")}
+    assert min(days[("P1", "S2")]) == D(2025, 1, 3) and days[("P1", "S2")][D(2025, 1, 4)] == 3
+    assert sorted(days[("P1", "S1")].values()) == [0, 0, 0, 0, 2]  # zero-filled
+    related = related_time_series(products, current_rows(valid, "campaigns"), "D", "2025-01-01",
+                                  "2025-01-05", 2, sales, stores, dims)  # fmt: skip
+    price = {(r["store_id"], r["timestamp"]): (r["price"], r["promotion_applied"])
+             for r in related.where("item_id = 'P1'").collect()}  # fmt: skip
+    assert price[("S1", D(2025, 1, 6))] == (10.0, 1)  # the local campaign, in the horizon
+    assert price[("S2", D(2025, 1, 6))] == (20.0, 0)  # not at the other store
+    automl = automl_input(target, related, item_metadata(products), dims, stores)
+    assert automl.columns[:4] == ["item_id", "store_id", "timestamp", "demand"]
+    assert automl.columns[-2:] == ["region", "store_format"]
+    regions = {r["store_id"]: r["region"] for r in automl.select("store_id", "region").collect()}
+    assert regions == {"S1": "north", "S2": "south"}
+    with pytest.raises(ValueError, match="store_id"):
+        check_dimensions(["region"])
+
+
+def test_an_export_by_store_keeps_the_store_after_the_item_and_enriches_per_store(spark) -> None:
+    from pipeline.etl.transforms import enrich_forecast, forecast_export, read_forecast_export
+
+    staged = staged_rows(
+        spark,
+        [
+            ("products", product("P1"), "load", None),
+            ("stores", store("S1", "north"), "load", None),
+            ("stores", store("S2", "south"), "load", None),
+            ("campaigns", {"campaign_id": "L1", "scope": "product", "product_id": "P1",
+                           "store_id": "S2", "start_date": D(2025, 2, 1),
+                           "end_date": D(2025, 2, 1), "discount": 0.3, "channel": "all"},
+             "load", None),
+            ("sales", {**sale(1, "P1", 28, T(2025, 1, 20, 10)), "store_id": "S1"}, "load", None),
+            ("sales", {**sale(2, "P1", 56, T(2025, 1, 21, 10)), "store_id": "S2"}, "load", None),
+        ],
+    )  # fmt: skip
+    transform_rows = spark.createDataFrame(
+        [("P1", "S1", "2025-02-01", "1.0", "2.0", "3.0", "2.1"),
+         ("P1", "S2", "2025-02-01", "2.0", "4.0", "6.0", "4.2")],
+        ["item_id", "store_id", "timestamp", "p10", "p50", "p90", "mean"],
+    )  # fmt: skip
+    export = forecast_export(transform_rows)
+    assert export.columns == ["item_id", "store_id", "date", "p10", "p50", "p90"]
+    forecast = read_forecast_export(export.select([export[c].cast("string")
+                                                   for c in export.columns]))  # fmt: skip
+    enriched = enrich_forecast(forecast, current_rows(staged, "products"),
+                               current_rows(staged, "campaigns"), current_rows(staged, "sales"),
+                               28, current_rows(staged, "stores"))  # fmt: skip
+    rows = {r["store_id"]: r for r in enriched.collect()}
+    assert set(rows) == {"S1", "S2"}
+    assert rows["S1"]["recent_daily_demand"] == pytest.approx(1.0)  # its own 28 units
+    assert rows["S2"]["recent_daily_demand"] == pytest.approx(2.0)
+    assert (rows["S2"]["campaign_discount"], rows["S1"]["campaign_discount"]) == (0.3, 0.0)
+    assert (rows["S1"]["region"], rows["S2"]["region"]) == ("north", "south")
+    unknown = spark.createDataFrame([("P1", "X", "2025-02-01", "1")],
+                                    ["item_id", "shelf", "date", "p50"])  # fmt: skip
+    with pytest.raises(ValueError, match="dimension 'shelf'"):
+        read_forecast_export(unknown)

@@ -355,3 +355,30 @@ def test_demand_data_without_prices_and_with_zero_rows_replays(tmp_path) -> None
     assert set(world.sales["unit_price"].to_pylist()) == {1.0}
     sold = pc.sum(world.truth_daily["sold"]).as_py()
     assert sold == sum(int(row.rsplit(",", 1)[1]) for row in rows)
+
+
+def by_store(path: Path) -> Path:
+    """The scenario file with a forecast by store."""
+    text = path.read_text().replace("horizon: 1}", "horizon: 1, dimensions: [store_id]}")
+    path.write_text(text)
+    return path
+
+
+def test_a_sales_file_naming_its_stores_replays_them_for_a_forecast_by_store(tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    lines = SALES_CSV.splitlines()
+    stores = ["branch", "B-1", "B-2", "B-1", "B-2", "", "B-1"]  # one row names none
+    text = "\n".join(f"{line},{store}" for line, store in zip(lines, stores, strict=True)) + "\n"
+    (tmp_path / "data" / "sales.csv").write_text(text)
+    mapping = MAPPING + "    store_id: branch\n"
+    path = by_store(scenario_file(tmp_path, "sales:\n  path: data/sales.csv\n" + mapping))
+    scenario = load_scenario(str(path))
+    assert scenario.forecast.dimensions == ["store_id"]
+    world = simulate(scenario).world
+    assert world.stores["store_id"].to_pylist() == ["B-1", "B-2"]
+    assert world.sales["store_id"].to_pylist().count(None) == 1  # set aside by the ETL, named
+    assert set(world.changes["stores"]["_op"].to_pylist()) == {"load"}
+    # Without the mapping a forecast by store is refused up front, naming the key.
+    unmapped = by_store(scenario_file(tmp_path, "sales:\n  path: data/sales.csv\n" + MAPPING))
+    with pytest.raises(ScenarioError, match=r"forecast.dimensions = .*: store_id needs source"):
+        load_scenario(str(unmapped))

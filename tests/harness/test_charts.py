@@ -1,0 +1,77 @@
+"""The run report's forecast chart data: per product, and by store with its locations."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.charts import product_series
+from harness.report import forecast_section
+from harness.run.layout import RunDir
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    """A run directory whose forecast is by store: item P1 at S1 (north) and W01 (online)."""
+    forecast = tmp_path / "forecast"
+    forecast.mkdir()
+    export = pd.DataFrame({
+        "item_id": ["P1"] * 4, "store_id": ["S1", "S1", "W01", "W01"],
+        "date": ["2025-02-01T00:00:00Z", "2025-02-02T00:00:00Z"] * 2,
+        "p10": [1.0, 1.0, 0.5, 0.5], "p50": [2.0, 3.0, 1.0, 1.5], "p90": [4.0, 5.0, 2.0, 2.5],
+    })  # fmt: skip
+    export.to_csv(forecast / "export.csv", index=False)
+    history = pd.DataFrame({
+        "item_id": ["P1"] * 4, "store_id": ["S1", "S1", "W01", "W01"],
+        "timestamp": ["2025-01-30", "2025-01-31"] * 2, "demand": [2.0, 4.0, 1.0, 1.0],
+        "price": 9.5, "region": ["north", "north", "online", "online"],
+    })  # fmt: skip
+    history.to_csv(forecast / "input.csv", index=False)
+    truth = RunDir(tmp_path).truth_daily
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {
+            "product_id": ["P1", "P1"],
+            "store_id": ["S1", "W01"],
+            "date": [dt.date(2025, 1, 31)] * 2,
+            "expected": [3.0, 1.25],
+        }
+    ).to_parquet(truth)
+    return tmp_path
+
+
+def test_a_forecast_by_store_charts_the_total_and_each_location(tmp_path) -> None:
+    (product,) = product_series(_run_dir(tmp_path))
+    assert [r["p50"] for r in product["forecast"]] == [3.0, 4.5]  # summed over the stores
+    assert product["history"] == [["2025-01-30", 3.0], ["2025-01-31", 5.0]]
+    assert product["truth"] == [["2025-01-31", 4.25]]
+    at = {loc["store_id"]: loc for loc in product["locations"]}
+    assert (at["S1"]["region"], at["W01"]["region"]) == ("north", "online")
+    assert [r["p90"] for r in at["W01"]["forecast"]] == [2.0, 2.5]
+    assert at["S1"]["truth"] == [["2025-01-31", 3.0]]
+    html = forecast_section({"forecast": {"items": 1, "series": 2, "horizon": 2,
+                                          "quantiles": [0.1, 0.5, 0.9]}}, tmp_path)  # fmt: skip
+    assert "<select id='location'>" in html and "1 items in 2 item × store series" in html
+    assert "value='region:north'" in html and "value='store:W01'" in html
+
+
+def test_a_forecast_without_stores_has_no_location_picker(tmp_path) -> None:
+    run = _run_dir(tmp_path)
+    export = pd.read_csv(run / "forecast" / "export.csv")
+    export[export["store_id"] == "S1"].drop(columns="store_id").to_csv(
+        run / "forecast" / "export.csv", index=False
+    )
+    (product,) = product_series(run)
+    assert "locations" not in product
+    assert [r["p50"] for r in product["forecast"]] == [2.0, 3.0]
+    html = forecast_section({"forecast": {"items": 1, "horizon": 2}}, run)
+    assert "id='location'" not in html
+
+
+@pytest.mark.parametrize("missing", ["export.csv", "input.csv"])
+def test_no_chart_data_without_the_forecast_files(tmp_path, missing) -> None:
+    run = _run_dir(tmp_path)
+    (run / "forecast" / missing).unlink()
+    assert product_series(run) == []
