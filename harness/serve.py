@@ -7,8 +7,9 @@ with API Gateway proxy events over the world's DynamoDB and Athena. The run's en
 Routes: ``/`` the page (search by id or name, and for a forecast by store a location: every
 store, a region or one store; chart and numbers); ``/api/forecast/{id}[?store_id=|?region=]``,
 ``/api/products?q=`` and ``/api/stores`` the API; ``/report`` the run report;
-``/dashboard/forecasts``, ``/dashboard/outliers``, ``/dashboard/alerts`` its sections. The server binds to 127.0.0.1
-unless told otherwise; errors are logged and answered with a generic message, never a traceback.
+``/dashboard/forecasts``, ``/dashboard/outliers``, ``/dashboard/alerts`` its sections. The server
+binds to 127.0.0.1 unless told otherwise; errors are logged and answered with a generic message,
+never a traceback.
 
 Limits, so that a slow or hostile client cannot hold the server: a bounded pool of worker threads
 (:data:`WORKERS`) with a bounded backlog (connections beyond it are closed at once), a socket

@@ -294,7 +294,10 @@ def test_changes_that_cannot_be_applied_are_set_aside_with_their_reason(spark) -
     assert [r["sale_id"] for r in current_rows(valid, "sales").collect()] == [1]
 
 
-def store(sid, region, opened=D(2020, 1, 1), closed=None):
+LONG_AGO = D(2020, 1, 1)
+
+
+def store(sid, region, opened=LONG_AGO, closed=None):
     return {"store_id": sid, "region": region, "store_format": "supermarket",
             "opened_date": opened, "closed_date": closed}  # fmt: skip
 
