@@ -106,8 +106,10 @@ def test_search_by_id_or_name(api) -> None:
 def by_store(aws: World, stack):
     """A forecast by store: item K1 at three stores in two regions, K2 at one."""
     if aws.kind != "embedded":
-        pytest.skip("Athena queries execute in the embedded world only; the handler's "
-                    "checks are covered by test_bad_store_or_region_never_reach_a_query")
+        pytest.skip(
+            "Athena queries execute in the embedded world only; the handler's "
+            "checks are covered by test_bad_store_or_region_never_reach_a_query"
+        )
     names = provision(aws, stack)
     schema = arrow_schema([{"Name": n, "Type": t} for n, t in FORECAST_ENRICHED_COLUMNS])
     sites = {"S1": ("north", "supermarket", 1.0), "S2": ("north", "express", 2.0),
