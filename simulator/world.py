@@ -730,6 +730,16 @@ def _place_anomalies(spec: WorldSpec, g: _Grid, c: _Catalog, loc: _Locations, de
         picked = g_anom.choice(busiest, size=len(drops), replace=len(busiest) < len(drops))
         a_product[drops] = candidates[picked // S]
         a_day[drops] = H + picked % S
+    if loc.K and len(drops):
+        # A drop hits the product in every location: another anomaly of that product on that
+        # day (at one store) would hide it in the day's total. Such an anomaly moves to a series
+        # of another product.
+        dropped = {(int(sp[a_product[i]]), int(a_day[i])) for i in drops}
+        for i in np.flatnonzero(a_type != _ANOMALY_CODES["drop"]):
+            if (int(sp[a_product[i]]), int(a_day[i])) in dropped:
+                others = candidates[~np.isin(sp[candidates], [p for p, _ in dropped])]
+                if len(others):
+                    a_product[i] = g_anom.choice(others)
     # An anomaly on a stocked-out day would be invisible; move those days' stock back.
     stockout[a_product, a_day] = False
     served[a_product, a_day] = demand[a_product, a_day]

@@ -9,7 +9,7 @@ import pytest
 
 from emulation.dms import DmsSettings, dms_messages
 from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
-from simulator.spec import Stores, WorldSpec
+from simulator.spec import Anomalies, Stores, WorldSpec
 from simulator.world import simulate as simulate_world
 from tests.simulator.test_world import _render, _replay, small_spec
 
@@ -89,6 +89,18 @@ def test_anomalies_name_their_store_except_drops(world) -> None:
     drops = anomalies["type"] == "drop"
     assert anomalies.loc[drops, "store_id"].isna().all()
     assert anomalies.loc[~drops, "store_id"].notna().all()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_no_other_anomaly_hides_a_drop_in_the_days_total(seed) -> None:
+    """A spike at one store on the day its product drops everywhere would fill the hole."""
+    world = simulate_world(stores_spec(seed).model_copy(update={"anomalies": Anomalies(rate=0.3)}))
+    anomalies = world.truth_anomalies.to_pandas()
+    anomalies["day"] = anomalies["start"].dt.date
+    drops = anomalies[anomalies["type"] == "drop"]
+    others = anomalies[anomalies["type"] != "drop"]
+    assert len(drops) and len(others)
+    assert others.merge(drops, on=["product_id", "day"]).empty
 
 
 def test_replaying_the_cdc_reproduces_every_table_with_the_stores(world) -> None:
