@@ -60,7 +60,7 @@ from emulation.sagemaker.forecaster import (
     split_series,
     train,
 )
-from emulation.sagemaker.forecaster.dataset import check_transformations
+from emulation.sagemaker.forecaster.dataset import KEY_SEPARATOR, check_transformations
 from emulation.sagemaker.forecaster.training import FORMAT
 from emulation.store import STORE
 from pipeline.contracts.accuracy import forecast_type, summary_metrics, window_metrics
@@ -321,15 +321,15 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
                 f"{insights}/candidates.json",
                 json.dumps(
                     {
-                        "chosen_per_item": result.chosen,
-                        "weights_per_item": result.weights,
+                        "chosen_per_item": _readable(result.chosen),
+                        "weights_per_item": _readable(result.weights),
                         "items_per_model": {k: int(v) for k, v in chosen_counts.items()},
                         "held_out": summary_metrics(result.metrics),
                         "selection": summary_metrics(result.selection_metrics)
                         if result.selection_metrics
                         else None,
-                        "unaligned_series": result.unaligned,
-                        "not_backtested": result.untested,
+                        "unaligned_series": _readable(result.unaligned),
+                        "not_backtested": [_series_name(s) for s in result.untested],
                         "ensemble": result.document.get("ensemble"),
                         "candidates": {
                             alias: summary_metrics(m)
@@ -396,6 +396,15 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
         tracked.reason = f"AlgorithmError: {type(exc).__name__}: {exc}"
         tracked.state = "Failed"
     tracked.ended = dt.datetime.now(dt.UTC)
+
+
+def _series_name(series: str) -> str:
+    """A series id as people read it: ``P00001|S001`` for an item at a store."""
+    return str(series).replace(KEY_SEPARATOR, "|")
+
+
+def _readable(by_series: dict) -> dict:
+    return {_series_name(k): v for k, v in by_series.items()}
 
 
 def _per_item(result: Any, quantiles: tuple[float, ...]) -> pd.DataFrame:

@@ -55,8 +55,8 @@ def run(ctx: RunContext) -> None:
             for r in athena_rows(
                 ctx.world,
                 ctx.stack,
-                "SELECT region, sum(p50) AS p50, count(DISTINCT store_id) AS stores "
-                "FROM forecast_enriched WHERE version = ? GROUP BY region ORDER BY region",
+                "SELECT region, sum(p50) AS p50 FROM forecast_enriched "
+                "WHERE version = ? GROUP BY region ORDER BY region",
                 [f"'{version}'"],
             )
         }
