@@ -8,9 +8,12 @@ actuals exist, and only items present in both exports and the actuals.
 Inputs:
 
 * an export: a CSV file or a directory of part files (each with a header), columns
-  ``item_id, date, p10, …`` (``mean`` optional), dates ``yyyy-MM-dd`` or ISO with ``Z``;
+  ``item_id, date, p10, …`` (``mean`` optional), dates ``yyyy-MM-dd`` or ISO with ``Z``; an
+  export by dimension has its columns between ``item_id`` and ``date``
+  (``item_id,store_id,date,…``), and then each item × dimension value is a series;
 * actuals: a CSV with ``item_id``, ``timestamp`` or ``date``, and ``demand``, ``target_value`` or
-  ``y`` (a header), or a header-less Forecast target time series ``item_id,timestamp,demand``.
+  ``y`` (a header), or a header-less Forecast target time series ``item_id,timestamp,demand``;
+  for exports by dimension, the dimension's column too.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pipeline.contracts.accuracy import accuracy_metrics, summary_metrics
 _QUANTILE = re.compile(r"^p\d+(\.\d+)?$")
 TARGET_NAMES = ("demand", "target_value", "y")
 TIME_NAMES = ("timestamp", "date")
+DIMENSION_NAMES = ("store_id",)  # forecast dimensions actuals may carry
 
 
 class ParityInputError(ValueError):
@@ -114,8 +118,11 @@ def read_export(path: Path) -> pd.DataFrame:
         types = [c for c in frame.columns if _QUANTILE.match(c) or c == "mean"]
         if not types:
             raise ParityInputError(f"{file}: no forecast columns (p10, p50, …, mean)")
+        columns = list(frame.columns)
+        dims = [c for c in columns[columns.index("item_id") + 1 : columns.index("date")]
+                if c not in types]  # fmt: skip
         frame["date"] = _dates(frame["date"], str(file), "date")
-        frames.append(_numbers(frame[["item_id", "date", *types]], types, str(file)))
+        frames.append(_numbers(frame[["item_id", *dims, "date", *types]], types, str(file)))
     columns = list(frames[0].columns)
     for file, frame in zip(_files(path), frames, strict=True):
         if list(frame.columns) != columns:
@@ -142,6 +149,7 @@ def read_actuals(path: Path) -> pd.DataFrame:
         out = pd.DataFrame(
             {
                 "item_id": frame["item_id"],
+                **{d: frame[d] for d in DIMENSION_NAMES if d in frame.columns},
                 "timestamp": _dates(frame[time_col], str(file), time_col),
                 "target_value": frame[target],
             }
@@ -164,22 +172,33 @@ def compare(
     quantiles = sorted(float(c[1:]) / 100 for c in types if c != "mean")
     if not quantiles:
         raise ParityInputError("the two exports share no quantile column (p10, p50, …)")
-    keys = ["item_id", "date"]
+    dims = [c for c in first.columns if c in second.columns and c not in ("item_id", "date")
+            and c not in types and not _QUANTILE.match(c) and c != "mean"]  # fmt: skip
+    missing = [d for d in dims if d not in actuals.columns]
+    if missing:
+        raise ParityInputError(f"the exports are by {missing[0]}; the actuals have no "
+                               f"{missing[0]} column to score them on")  # fmt: skip
+    keys = ["item_id", *dims, "date"]
     both = first[keys + types].merge(second[keys + types], on=keys, suffixes=("#1", "#2"))
     actual = actuals.rename(columns={"timestamp": "date"})
-    scored = both.merge(actual, on=keys)
+    scored = both.merge(actual[[*keys, "target_value"]], on=keys)
     if scored.empty:
         raise ParityInputError(
-            "no (item_id, date) is in both exports and the actuals: nothing to compare"
+            f"no ({', '.join(keys)}) is in both exports and the actuals: nothing to compare"
         )
     start = scored["date"].min()
     history = actuals[actuals["timestamp"] < start]
+    if dims:  # one series per item and dimension value, as the metrics see it
+        scored = scored.assign(series=_series(scored, dims))
+        history = history.assign(item_id=_series(history, dims))
     metrics = {}
     totals = (
         scored.groupby("date")[["target_value"]].sum().rename(columns={"target_value": "actual"})
     )
     for suffix, name in (("#1", names[0]), ("#2", names[1])):
-        window = scored[["item_id", "date", "target_value"]].rename(columns={"date": "timestamp"})
+        window = scored[["series" if dims else "item_id", "date", "target_value"]].rename(
+            columns={"date": "timestamp", "series": "item_id"}
+        )
         for column in types:
             window[column] = scored[column + suffix].to_numpy()
         response = accuracy_metrics([window], quantiles, history=history, frequency=frequency)
@@ -194,6 +213,14 @@ def compare(
         points=len(scored),
         totals=totals.reset_index(),
     )
+
+
+def _series(frame: pd.DataFrame, dims: list[str]) -> pd.Series:
+    """``item|store``: the series id of each row of a frame by dimension."""
+    out = frame["item_id"].astype(str)
+    for dim in dims:
+        out = out + "|" + frame[dim].astype(str)
+    return out
 
 
 def write_plot(parity: Parity, path: Path) -> None:

@@ -88,3 +88,27 @@ def test_a_broken_export_is_refused_naming_file_and_column(tmp_path: Path, break
     assert result.exit_code == 2
     flat = " ".join(result.output.split())
     assert "aws.csv" in flat and message in flat
+
+
+def test_exports_by_store_are_scored_per_item_and_store(tmp_path: Path) -> None:
+    from harness.parity import ParityInputError, compare, read_actuals, read_export
+
+    actuals = pd.concat([_actuals().assign(store_id=s) for s in ("S1", "S2")], ignore_index=True)
+    actuals = actuals[["item_id", "store_id", "timestamp", "demand"]]
+    actuals.loc[actuals["store_id"] == "S2", "demand"] *= 3  # another level at the other store
+    local = pd.concat([_export(part, 1.0).assign(store_id=s)
+                       for s, part in actuals.groupby("store_id")])  # fmt: skip
+    local = local[["item_id", "store_id", "date", "p10", "p50", "p90"]]
+    # The other export swaps the stores' forecasts: right per item in total, wrong per store.
+    swapped = local.assign(store_id=local["store_id"].map({"S1": "S2", "S2": "S1"}))
+    local.to_csv(tmp_path / "local.csv", index=False)
+    swapped.to_csv(tmp_path / "swapped.csv", index=False)
+    actuals.to_csv(tmp_path / "actuals.csv", index=False)
+    first, second = read_export(tmp_path / "local.csv"), read_export(tmp_path / "swapped.csv")
+    assert list(first.columns[:3]) == ["item_id", "store_id", "date"]
+    result = compare(first, second, read_actuals(tmp_path / "actuals.csv"))
+    assert result.points == 2 * 2 * 7  # items x stores x days: no row matched twice
+    assert result.metrics["local"]["WAPE"] == pytest.approx(0.0)
+    assert result.metrics["other"]["WAPE"] > 0.5
+    with pytest.raises(ParityInputError, match="the exports are by store_id; the actuals"):
+        compare(first, second, read_actuals(tmp_path / "actuals.csv").drop(columns="store_id"))
