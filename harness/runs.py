@@ -35,22 +35,35 @@ class RunData:
     def horizon(self) -> int:
         return int(self.manifest["horizon"])
 
+    @property
+    def dimensions(self) -> list[str]:
+        """The forecast's dimensions (``["store_id"]`` for a forecast by store, else none)."""
+        return list(self.manifest.get("dimensions") or [])
+
+    def _series(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``unique_id``: the item, or ``item|store`` for a forecast by store."""
+        unique_id = frame["item_id"].astype(str)
+        for dim in self.dimensions:
+            unique_id = unique_id + "|" + frame[dim].astype(str)
+        return frame.assign(unique_id=unique_id)
+
     def history(self) -> pd.DataFrame:
-        """``unique_id, ds, y`` plus the related columns: the rows with a known target."""
-        known = self.forecast_input[self.forecast_input["demand"].notna()]
-        return known.rename(columns={"item_id": "unique_id", "timestamp": "ds", "demand": "y"})[
+        """``unique_id, ds, y`` plus the related columns: the rows with a known target (one
+        series per item, or per item and store: ``item|store``)."""
+        known = self._series(self.forecast_input[self.forecast_input["demand"].notna()])
+        return known.rename(columns={"timestamp": "ds", "demand": "y"})[
             ["unique_id", "ds", "y", *self.related_columns()]
         ].reset_index(drop=True)
 
     def future(self) -> pd.DataFrame:
         """``unique_id, ds`` plus the related columns for the forecast horizon."""
-        ahead = self.forecast_input[self.forecast_input["demand"].isna()]
-        return ahead.rename(columns={"item_id": "unique_id", "timestamp": "ds"})[
+        ahead = self._series(self.forecast_input[self.forecast_input["demand"].isna()])
+        return ahead.rename(columns={"timestamp": "ds"})[
             ["unique_id", "ds", *self.related_columns()]
         ].reset_index(drop=True)
 
     def related_columns(self) -> list[str]:
-        skip = {"item_id", "timestamp", "demand"}
+        skip = {"item_id", "timestamp", "demand", *self.dimensions}
         return [
             c for c in self.forecast_input.columns
             if c not in skip and pd.api.types.is_numeric_dtype(self.forecast_input[c])

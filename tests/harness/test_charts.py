@@ -75,3 +75,21 @@ def test_no_chart_data_without_the_forecast_files(tmp_path, missing) -> None:
     run = _run_dir(tmp_path)
     (run / "forecast" / missing).unlink()
     assert product_series(run) == []
+
+
+def test_a_run_by_store_gives_notebooks_one_series_per_item_and_store(tmp_path) -> None:
+    import json
+
+    from harness.runs import load_run
+
+    run = _run_dir(tmp_path)
+    RunDir(run).summary.write_text(json.dumps({"status": "succeeded"}))
+    (run / "forecast" / "manifest.json").write_text(
+        json.dumps({"horizon": 2, "dimensions": ["store_id"]})
+    )
+    (run / "forecast" / "accuracy-metrics.json").write_text("{}")
+    data = load_run(run)
+    history = data.history()
+    assert sorted(history["unique_id"].unique()) == ["P1|S1", "P1|W01"]
+    assert not history.duplicated(["unique_id", "ds"]).any()  # statsforecast's contract
+    assert data.related_columns() == ["price"]  # the store is part of the key, not a feature
