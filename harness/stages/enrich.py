@@ -2,15 +2,19 @@
 
 The export landing in the forecast bucket starts the enrichment workflow (an S3 event through
 EventBridge, as on AWS); this stage waits for it, reads the enriched table back through the
-Athena API, and keeps the enriched partition in the run directory for ``dfp serve``.
+Athena API, and keeps the enriched partition in the run directory for ``dfp serve``. For a
+forecast by store it also asks the forecast API (the handler AWS runs) for one item at every
+store, every region and in total, and checks the answers add up (``enrich.api``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from harness.run import RunContext, StageSpec, StageUnavailable, hops
 from harness.run.aws import athena_rows, failure_notices, wait_for_execution
+from pipeline.serving.handler import Settings, make_handler
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +88,60 @@ def run(ctx: RunContext) -> None:
         ),
         "matches_export": rows == export_rows
         and abs(p50_total - ctx.export_p50_total) <= 1e-6 * max(1.0, p50_total),
+    }
+    if by_region and ctx.stack.stack.api is not None:
+        ctx.summary["enrich"]["api"] = _api_by_location(ctx, version)
+
+
+def _api_by_location(ctx: RunContext, version: str) -> dict:
+    """The forecast API on the run's table: the item sold at the most stores, asked for at each
+    store, each region and in total. Its stores add up to each region and to the total (P50 per
+    date), and the total's second request comes from the DynamoDB cache."""
+    (pick,) = athena_rows(
+        ctx.world,
+        ctx.stack,
+        "SELECT item_id, count(DISTINCT store_id) AS stores FROM forecast_enriched "
+        "WHERE version = ? GROUP BY item_id ORDER BY count(DISTINCT store_id) DESC, item_id "
+        "LIMIT 1",
+        [f"'{version}'"],
+    )
+    item = pick["item_id"]
+    api = make_handler(ctx.world.client("dynamodb"), ctx.world.client("athena"),
+                       Settings.from_environment(ctx.stack.api_environment()))  # fmt: skip
+
+    def p50(**where: str) -> dict[str, float]:
+        event = {"httpMethod": "GET", "path": f"/forecast/{item}", "queryStringParameters": where}
+        response = api(event, None)
+        if response["statusCode"] == 404 and where:  # the item is not sold there
+            return {}
+        if response["statusCode"] != 200:
+            raise RuntimeError(f"forecast API {where or 'total'} for {item}: {response['body']}")
+        body = json.loads(response["body"])
+        p50.sources.append(body["source"])
+        return {row["date"]: row["p50"] for row in body["forecast"]}
+
+    p50.sources = []
+    stores = json.loads(api({"httpMethod": "GET", "path": "/stores"}, None)["body"])["stores"]
+    total = p50()
+    by_store = {s["store_id"]: p50(store_id=s["store_id"]) for s in stores}
+    by_region = {r: p50(region=r) for r in sorted({s["region"] for s in stores if s["region"]})}
+    cached = p50()
+
+    def adds_up(parts: list[dict[str, float]], whole: dict[str, float]) -> bool:
+        return all(abs(sum(p.get(d, 0.0) for p in parts) - v) <= 1e-4 * max(1.0, v)
+                   for d, v in whole.items())  # fmt: skip
+
+    region_of = {s["store_id"]: s["region"] for s in stores}
+    return {
+        "item": item,
+        "stores": len([s for s in by_store.values() if s]),
+        "regions": len(by_region),
+        "stores_add_up_to_total": adds_up(list(by_store.values()), total),
+        "stores_add_up_to_regions": all(
+            adds_up([v for s, v in by_store.items() if region_of[s] == r], whole)
+            for r, whole in by_region.items()
+        ),
+        "cache_hit": p50.sources[-1] == "cache" and cached == total,
     }
 
 
