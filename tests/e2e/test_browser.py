@@ -117,3 +117,64 @@ def test_the_report_rolls_a_forecast_by_store_up_to_the_location_picked(browser,
     assert values == [1.0, 1.5] and title.endswith("store W01")
     assert not errors
     context.close()
+
+
+def test_the_page_shows_an_item_at_the_location_picked(browser, world, tmp_path) -> None:
+    """A forecast by store: the page lists the stores and regions, and each pick asks the API
+    for that location (one store, a region's sum, every store)."""
+    import datetime as dt
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from emulation.glue import arrow_schema
+    from harness.run.layout import RunDir
+    from harness.serve import ForecastServer, ForecastSite
+    from pipeline.contracts.staged import FORECAST_ENRICHED_COLUMNS
+
+    sites = {"S1": ("north", 1.0), "S2": ("north", 2.0), "S3": ("south", 4.0)}
+    rows = [
+        {"item_id": "K1", "store_id": store, "date": dt.date(2025, 2, day), "p10": size,
+         "p50": size * day, "p90": 3 * size * day, "name": "Kite", "category": "toys",
+         "region": region, "store_format": "supermarket", "promotion_applied": 0,
+         "recent_daily_demand": size}
+        for store, (region, size) in sites.items()
+        for day in (1, 2)
+    ]  # fmt: skip
+    schema = arrow_schema([{"Name": n, "Type": t} for n, t in FORECAST_ENRICHED_COLUMNS])
+    part = RunDir(tmp_path).enriched / "version=2025-01-31" / "part-00000.parquet"
+    part.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), part)
+    RunDir(tmp_path).summary.write_text(json.dumps({"status": "succeeded"}))
+    world.reset()
+    server = ForecastServer(ForecastSite(world, tmp_path)).start()
+    try:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(server.url)
+        page.wait_for_selector("#where:not([hidden])", timeout=30_000)
+        labels = page.locator("#location option").all_inner_texts()
+        assert labels == ["All stores", "Region north", "Region south", "Store S1 · north",
+                          "Store S2 · north", "Store S3 · south"]  # fmt: skip
+
+        def shown(location: str | None) -> list[float]:
+            if location is not None:
+                page.select_option("#location", label=location)
+            page.fill("#search", "kite")
+            page.click("button[type=submit]")
+            page.locator("button.result").first.click()
+            page.wait_for_function(
+                "document.getElementById('message').textContent.includes('version')"
+            )
+            return [float(v) for v in page.locator("#numbers td:nth-child(3)").all_inner_texts()]
+
+        assert shown(None) == [7.0, 14.0]  # every store
+        assert "all 3 stores" in page.locator("#message").inner_text()
+        assert shown("Region north") == [3.0, 6.0]
+        assert shown("Store S3 · south") == [4.0, 8.0]
+        assert "store S3" in page.locator("#message").inner_text()
+        assert not errors
+    finally:
+        server.stop()
