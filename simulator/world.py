@@ -286,8 +286,8 @@ class _Locations:
                    insert_s=empty, online=np.empty(0, bool), factor=np.empty((0, 0)))  # fmt: skip
 
     def rows_of(self, product: int) -> np.ndarray:
-        """The rows of one product (its series in every location)."""
-        return product * max(self.K, 1) + np.arange(max(self.K, 1))
+        """The rows of one product (its series in every location; a world with locations)."""
+        return product * self.K + np.arange(self.K)
 
 
 @dataclass(frozen=True)

@@ -117,10 +117,10 @@ def _api_by_location(ctx: RunContext, version: str) -> dict:
         if response["statusCode"] != 200:
             raise RuntimeError(f"forecast API {where or 'total'} for {item}: {response['body']}")
         body = json.loads(response["body"])
-        p50.sources.append(body["source"])
+        sources.append(body["source"])
         return {row["date"]: row["p50"] for row in body["forecast"]}
 
-    p50.sources = []
+    sources: list[str] = []
     stores = json.loads(api({"httpMethod": "GET", "path": "/stores"}, None)["body"])["stores"]
     total = p50()
     by_store = {s["store_id"]: p50(store_id=s["store_id"]) for s in stores}
@@ -141,7 +141,7 @@ def _api_by_location(ctx: RunContext, version: str) -> dict:
             adds_up([v for s, v in by_store.items() if region_of[s] == r], whole)
             for r, whole in by_region.items()
         ),
-        "cache_hit": p50.sources[-1] == "cache" and cached == total,
+        "cache_hit": sources[-1] == "cache" and cached == total,
     }
 
 

@@ -79,8 +79,7 @@ def run(ctx: RunContext) -> None:
     ctx.export_key = keys[-1] if keys else None
     ctx.export_p50_total = float(export["p50"].sum()) if "p50" in export else 0.0
     dimensions = list(output["manifest"].get("dimensions") or [])
-    etl = ctx.summary.get("etl", {})
-    series_in = int(etl.get("target_series", etl.get("target_items")) or 0)
+    series_in = int(ctx.summary.get("etl", {}).get("target_series") or 0)
     series_out = len(export.groupby(["item_id", *dimensions])) if not export.empty else 0
     items_out = int(export["item_id"].nunique()) if not export.empty else 0
     ctx.ledger.hop(hops.FORECAST_EXPORT).add(received=series_in, written=series_out)

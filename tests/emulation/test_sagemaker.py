@@ -579,6 +579,10 @@ def test_grouping_attributes_make_one_series_per_item_and_store() -> None:
     blank.loc[5, "store_id"] = ""
     with pytest.raises(ForecastInputError, match="grouping attribute 'store_id' is empty in 1"):
         load_dataset(blank, config)
+    no_item = frame.copy()
+    no_item.loc[3, "item_id"] = ""  # the store alone must not make it a series id
+    with pytest.raises(ForecastInputError, match="item id column 'item_id' is empty in 1"):
+        load_dataset(no_item, config)
     with pytest.raises(ForecastInputError, match="no column 'store_id' named in"):
         load_dataset(frame.drop(columns=["store_id"]), config)
 

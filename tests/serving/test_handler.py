@@ -23,8 +23,6 @@ def api(aws: World, stack):
     if aws.kind != "embedded":
         pytest.skip("Athena queries execute in the embedded world only; the handler's "
                     "validation is covered by test_bad_ids_never_reach_a_query")  # fmt: skip
-    names = provision(aws, stack)
-    schema = arrow_schema([{"Name": n, "Type": t} for n, t in FORECAST_ENRICHED_COLUMNS])
     rows = [
         {"item_id": item, "date": dt.date(2025, 2, day), "p10": 1.0, "p50": 2.0 + day,
          "p90": 3.0 + day, "name": name, "category": "toys", "brand": "b",
@@ -34,6 +32,13 @@ def api(aws: World, stack):
         for item, name in (("P1", "Red kite"), ("P2", "Blue kite"), ("Q7", "Garden hose"))
         for day in (1, 2, 3)
     ]  # fmt: skip
+    return _serving(aws, stack, rows, cache_ttl_seconds=600)
+
+
+def _serving(aws: World, stack, rows: list[dict], **settings):
+    """The handler over a world holding ``rows`` as the enriched table's one version."""
+    names = provision(aws, stack)
+    schema = arrow_schema([{"Name": n, "Type": t} for n, t in FORECAST_ENRICHED_COLUMNS])
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
     aws.client("s3").put_object(
@@ -41,13 +46,13 @@ def api(aws: World, stack):
         Key="forecast/version=2025-01-31/part-00000.parquet",
         Body=buffer.getvalue(),
     )
-    settings = Settings(
+    config = Settings(
         table=names.table_name("forecast-cache"),
         database=stack.glue.database,
         output=f"s3://{names.bucket('athena-results')}/api/",
-        cache_ttl_seconds=600,
+        **settings,
     )
-    return make_handler(aws.client("dynamodb"), aws.client("athena"), settings), names, aws
+    return make_handler(aws.client("dynamodb"), aws.client("athena"), config), names, aws
 
 
 def get(handler, path: str, **query) -> tuple[int, dict]:
@@ -110,8 +115,6 @@ def by_store(aws: World, stack):
             "Athena queries execute in the embedded world only; the handler's "
             "checks are covered by test_bad_store_or_region_never_reach_a_query"
         )
-    names = provision(aws, stack)
-    schema = arrow_schema([{"Name": n, "Type": t} for n, t in FORECAST_ENRICHED_COLUMNS])
     sites = {"S1": ("north", "supermarket", 1.0), "S2": ("north", "express", 2.0),
              "S3": ("south", "hypermarket", 4.0)}  # fmt: skip
     rows = [
@@ -126,19 +129,7 @@ def by_store(aws: World, stack):
         for size in (sites[store][2],)
         for day in (1, 2)
     ]  # fmt: skip
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
-    aws.client("s3").put_object(
-        Bucket=names.bucket("analysis"),
-        Key="forecast/version=2025-01-31/part-00000.parquet",
-        Body=buffer.getvalue(),
-    )
-    settings = Settings(
-        table=names.table_name("forecast-cache"),
-        database=stack.glue.database,
-        output=f"s3://{names.bucket('athena-results')}/api/",
-    )
-    return make_handler(aws.client("dynamodb"), aws.client("athena"), settings), names, aws
+    return _serving(aws, stack, rows)
 
 
 def test_a_forecast_by_store_is_served_per_store_region_and_in_total(by_store) -> None:

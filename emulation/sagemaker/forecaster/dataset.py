@@ -154,14 +154,8 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
         )
     if frame.empty:
         raise ForecastInputError("ClientError: the input dataset has no rows")
+    _refuse_blank(frame[key], f"item id column {key!r}")
     frame = _series_ids(frame, key, tuple(getattr(config, "grouping", ()) or ()))
-    ids = frame[key]
-    blank = (ids.isna() | (ids.astype(str).str.strip() == "")).to_numpy()
-    if blank.any():
-        raise ForecastInputError(
-            f"ClientError: item id column {key!r} is empty in {int(blank.sum())} rows (the first "
-            f"is data row {int(np.flatnonzero(blank)[0]) + 1})"
-        )
     frame = frame.copy()
     frame[ts] = _stamps(frame, ts)
     values = pd.to_numeric(frame[target].replace("", np.nan), errors="coerce")
@@ -298,6 +292,16 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
     )
 
 
+def _refuse_blank(values: pd.Series, what: str) -> None:
+    """Fail naming ``what``, how many rows and the first, when a key column has empty values."""
+    blank = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+    if blank.any():
+        raise ForecastInputError(
+            f"ClientError: {what} is empty in {int(blank.sum())} rows (the first is data row "
+            f"{int(np.flatnonzero(blank)[0]) + 1})"
+        )
+
+
 def _series_ids(frame: pd.DataFrame, key: str, grouping: tuple[str, ...]) -> pd.DataFrame:
     """With grouping attributes, the item column becomes the series id (item and grouping values
     joined); the grouping columns stay as the series' metadata."""
@@ -311,14 +315,8 @@ def _series_ids(frame: pd.DataFrame, key: str, grouping: tuple[str, ...]) -> pd.
         )
     parts = [frame[key].astype(str)]
     for column in grouping:
-        values = frame[column]
-        blank = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
-        if blank.any():
-            raise ForecastInputError(
-                f"ClientError: grouping attribute {column!r} is empty in {int(blank.sum())} rows "
-                f"(the first is data row {int(np.flatnonzero(blank)[0]) + 1})"
-            )
-        parts.append(values.astype(str))
+        _refuse_blank(frame[column], f"grouping attribute {column!r}")
+        parts.append(frame[column].astype(str))
     for column, values in zip((key, *grouping), parts, strict=True):
         if values.str.contains(KEY_SEPARATOR, regex=False).any():
             raise ForecastInputError(
