@@ -31,6 +31,10 @@ from emulation.sagemaker.forecaster.models import alias, candidates
 from emulation.sagemaker.forecaster.training import (
     ENSEMBLES,
     TOP_K,
+    apply_quantiles,
+    calibrate,
+    fit_dispersion,
+    is_count_data,
     shrink,
     stacked_weights,
     with_holidays,
@@ -174,6 +178,49 @@ def test_intermittent_quantiles_are_asymmetric() -> None:
     upper = (forecast["p90"] - forecast["p50"]).mean()
     lower = (forecast["p50"] - forecast["p10"]).mean()
     assert upper > 1.5 * lower  # skewed demand: a long upper tail
+
+
+def test_count_data_gets_whole_number_quantiles_and_a_median_of_zero_where_sales_are_rare() -> None:
+    dataset = load_dataset(automl_frame(items=4, sparse=2, days=200), CONFIG)
+    assert is_count_data(dataset.history)
+    result = train(dataset, CONFIG)
+    assert set(result.document["calibration"]["dispersion"]) >= {"intermittent", "smooth"}
+    forecast = predict(dataset, CONFIG, result.document)
+    quantiles = forecast[["p10", "p50", "p90"]].to_numpy()
+    assert (quantiles == np.round(quantiles)).all()  # counts, not fractions of a unit
+    rare = forecast[forecast["item_id"] == "I0"]  # about 0.2 units a day
+    assert (rare["p50"] == 0).all() and (rare["mean"] > 0).all()
+    assert (rare["p90"] >= 1).any()  # a sale is still within the range
+    busy = forecast[forecast["item_id"] == "I3"]
+    assert (busy["p10"] < busy["mean"]).all() and (busy["mean"] < busy["p90"]).all()
+
+
+def test_the_dispersion_fitted_is_the_one_the_counts_were_drawn_with() -> None:
+    rng = np.random.default_rng(11)
+    mu = rng.uniform(0.5, 40, 20_000)
+    for size in (0.8, 3.0, 20.0):
+        y = rng.negative_binomial(size, size / (size + mu)).astype(float)
+        assert fit_dispersion(y, mu) == pytest.approx(size, rel=0.1)
+
+
+def test_continuous_data_gets_a_mean_corrected_by_its_backtest_bias_and_conformal_quantiles() -> None:
+    rng = np.random.default_rng(5)
+    steps = np.tile(np.arange(1, 4), 40)
+    frame = pd.DataFrame({"unique_id": np.repeat([f"S{i}" for i in range(10)], 12),
+                          "step": steps, "y": 100.0})  # fmt: skip
+    # the point forecast ran 2 scale units too high at step 1 and 4 at steps 2-3, ± noise
+    point = 100.0 + np.where(steps == 1, 2.0, 4.0) + rng.normal(0, 0.5, len(frame))
+    scales = {f"S{i}": 1.0 for i in range(10)}
+    kinds = pd.Series("smooth", index=list(scales))
+    table = calibrate(frame, point, scales, kinds, (0.1, 0.5, 0.9), 3, counts=False)
+    assert table["dispersion"] == {}
+    assert table["mean"]["smooth"] == pytest.approx([-2.0, -4.0, -4.0], abs=0.3)
+    out = apply_quantiles(np.full(3, 50.0), np.array(["S0"] * 3), np.arange(1, 4), scales,
+                          dict.fromkeys(scales, "smooth"), table, (0.1, 0.5, 0.9), clip=True)
+    assert out["mean"].to_numpy() == pytest.approx([48.0, 46.0, 46.0], abs=0.3)
+    assert (out["p10"] < out["p50"]).all() and (out["p50"] < out["p90"]).all()
+    assert not is_count_data(pd.DataFrame({"y": [1.0, 2.5, 3.0]}))
+    assert not is_count_data(pd.DataFrame({"y": [1.0, -2.0, 3.0]}))
 
 
 def test_the_promotion_regressor_lifts_forecasts_on_promotion_days() -> None:
