@@ -203,7 +203,7 @@ def test_the_dispersion_fitted_is_the_one_the_counts_were_drawn_with() -> None:
         assert fit_dispersion(y, mu) == pytest.approx(size, rel=0.1)
 
 
-def test_continuous_data_gets_a_mean_corrected_by_its_backtest_bias_and_conformal_quantiles() -> None:
+def test_other_data_gets_a_mean_corrected_by_its_backtest_bias_and_conformal_quantiles() -> None:
     rng = np.random.default_rng(5)
     steps = np.tile(np.arange(1, 4), 40)
     frame = pd.DataFrame({"unique_id": np.repeat([f"S{i}" for i in range(10)], 12),
@@ -215,8 +215,16 @@ def test_continuous_data_gets_a_mean_corrected_by_its_backtest_bias_and_conforma
     table = calibrate(frame, point, scales, kinds, (0.1, 0.5, 0.9), 3, counts=False)
     assert table["dispersion"] == {}
     assert table["mean"]["smooth"] == pytest.approx([-2.0, -4.0, -4.0], abs=0.3)
-    out = apply_quantiles(np.full(3, 50.0), np.array(["S0"] * 3), np.arange(1, 4), scales,
-                          dict.fromkeys(scales, "smooth"), table, (0.1, 0.5, 0.9), clip=True)
+    out = apply_quantiles(
+        np.full(3, 50.0),
+        np.array(["S0"] * 3),
+        np.arange(1, 4),
+        scales,
+        dict.fromkeys(scales, "smooth"),
+        table,
+        (0.1, 0.5, 0.9),
+        clip=True,
+    )
     assert out["mean"].to_numpy() == pytest.approx([48.0, 46.0, 46.0], abs=0.3)
     assert (out["p10"] < out["p50"]).all() and (out["p50"] < out["p90"]).all()
     assert not is_count_data(pd.DataFrame({"y": [1.0, 2.5, 3.0]}))
