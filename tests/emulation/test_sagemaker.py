@@ -35,6 +35,7 @@ from emulation.sagemaker.forecaster.training import (
     calibrate,
     fit_dispersion,
     is_count_data,
+    learn_width,
     shrink,
     stacked_weights,
     with_holidays,
@@ -229,6 +230,25 @@ def test_other_data_gets_a_mean_corrected_by_its_backtest_bias_and_conformal_qua
     assert (out["p10"] < out["p50"]).all() and (out["p50"] < out["p90"]).all()
     assert not is_count_data(pd.DataFrame({"y": [1.0, 2.5, 3.0]}))
     assert not is_count_data(pd.DataFrame({"y": [1.0, -2.0, 3.0]}))
+
+
+@pytest.mark.parametrize("spread", [0.5, 2.0])
+def test_the_quantiles_widen_as_much_as_the_next_windows_errors_did(spread) -> None:
+    """Calibrated on the earlier window, stretched to fit the latest one's errors."""
+    rng = np.random.default_rng(2)
+    items = [f"S{i}" for i in range(60)]
+    rows = pd.DataFrame({"unique_id": np.repeat(items, 6), "window": np.tile([3, 3, 3, 2, 2, 2],
+                         60), "step": np.tile([1, 2, 3], 120), "y": 100.0})  # fmt: skip
+    noise = rng.normal(0, 1, len(rows)) * np.where(rows["window"] == 2, spread, 1.0)
+    point = 100.0 + noise
+    kinds = pd.Series("smooth", index=items)
+    held_out = pd.Series(1, index=items)  # window 1 is held out, 2 is the latest selection one
+    width = learn_width(rows, point, dict.fromkeys(items, 1.0), kinds, (0.1, 0.5, 0.9), 3,
+                        held_out)  # fmt: skip
+    assert width["smooth"] == pytest.approx(spread, abs=0.35)
+    assert learn_width(rows[rows["window"] == 2], point[rows["window"] == 2],
+                       dict.fromkeys(items, 1.0), kinds, (0.1, 0.5, 0.9), 3,
+                       held_out) == {}  # one selection window: nothing to learn on  # fmt: skip
 
 
 def test_the_promotion_regressor_lifts_forecasts_on_promotion_days() -> None:
