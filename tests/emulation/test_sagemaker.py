@@ -35,7 +35,7 @@ from emulation.sagemaker.forecaster.training import (
     calibrate,
     fit_dispersion,
     is_count_data,
-    learn_width,
+    learn_distribution,
     shrink,
     stacked_weights,
     with_holidays,
@@ -232,23 +232,41 @@ def test_other_data_gets_a_mean_corrected_by_its_backtest_bias_and_conformal_qua
     assert not is_count_data(pd.DataFrame({"y": [1.0, -2.0, 3.0]}))
 
 
+def _windows(items: list[str]) -> pd.DataFrame:
+    """Backtest rows: windows 3 and 2 are selection windows (2 the latest), 1 is held out."""
+    return pd.DataFrame({"unique_id": np.repeat(items, 6), "window": np.tile([3, 3, 3, 2, 2, 2],
+                         len(items)), "step": np.tile([1, 2, 3], 2 * len(items))})  # fmt: skip
+
+
 @pytest.mark.parametrize("spread", [0.5, 2.0])
 def test_the_quantiles_widen_as_much_as_the_next_windows_errors_did(spread) -> None:
     """Calibrated on the earlier window, stretched to fit the latest one's errors."""
     rng = np.random.default_rng(2)
     items = [f"S{i}" for i in range(60)]
-    rows = pd.DataFrame({"unique_id": np.repeat(items, 6), "window": np.tile([3, 3, 3, 2, 2, 2],
-                         60), "step": np.tile([1, 2, 3], 120), "y": 100.0})  # fmt: skip
-    noise = rng.normal(0, 1, len(rows)) * np.where(rows["window"] == 2, spread, 1.0)
-    point = 100.0 + noise
-    kinds = pd.Series("smooth", index=items)
-    held_out = pd.Series(1, index=items)  # window 1 is held out, 2 is the latest selection one
-    width = learn_width(rows, point, dict.fromkeys(items, 1.0), kinds, (0.1, 0.5, 0.9), 3,
-                        held_out)  # fmt: skip
-    assert width["smooth"] == pytest.approx(spread, abs=0.35)
-    assert learn_width(rows[rows["window"] == 2], point[rows["window"] == 2],
-                       dict.fromkeys(items, 1.0), kinds, (0.1, 0.5, 0.9), 3,
-                       held_out) == {}  # one selection window: nothing to learn on  # fmt: skip
+    rows = _windows(items).assign(y=100.0)
+    point = 100.0 + rng.normal(0, 1, len(rows)) * np.where(rows["window"] == 2, spread, 1.0)
+    args = (dict.fromkeys(items, 1.0), pd.Series("smooth", index=items), (0.1, 0.5, 0.9), 3,
+            pd.Series(1, index=items))  # fmt: skip
+    width, counted = learn_distribution(rows, point, *args, counts=False)
+    assert width["smooth"] == pytest.approx(spread, abs=0.35) and counted == set()
+    latest = (rows["window"] == 2).to_numpy()
+    # one selection window: nothing to learn on
+    assert learn_distribution(rows[latest], point[latest], *args, counts=False) == ({}, set())
+
+
+def test_counts_keep_the_negative_binomial_only_where_it_forecasts_better() -> None:
+    rng = np.random.default_rng(4)
+    slow, big = [f"A{i}" for i in range(40)], [f"B{i}" for i in range(40)]
+    rows = _windows(slow + big)
+    mu = np.where(rows["unique_id"].str.startswith("A"), 0.6, 1000.0)
+    # slow items: Poisson sales; big ones: steadier than any Poisson count (± 5 around 1000)
+    y = np.where(mu < 1, rng.poisson(0.6, len(rows)), np.round(1000 + rng.normal(0, 5, len(rows))))
+    rows = rows.assign(y=y.astype(float))
+    kinds = pd.Series(["intermittent"] * 40 + ["smooth"] * 40, index=slow + big)
+    scales = {**dict.fromkeys(slow, 1.0), **dict.fromkeys(big, 7.0)}
+    _, counted = learn_distribution(rows, mu, scales, kinds, (0.1, 0.5, 0.9), 3,
+                                    pd.Series(1, index=kinds.index), counts=True)  # fmt: skip
+    assert "intermittent" in counted and "smooth" not in counted
 
 
 def test_the_promotion_regressor_lifts_forecasts_on_promotion_days() -> None:

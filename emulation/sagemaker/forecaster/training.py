@@ -83,7 +83,7 @@ MIN_SHORT_TRAIN = 3
 # binomial needs a positive mean), and its size is searched within [MIN_SIZE, MAX_SIZE].
 MIN_RATE = 1e-3
 MIN_SIZE, MAX_SIZE = 0.01, 1e4
-#: Stretches of the conformal quantiles :func:`learn_width` chooses from.
+#: Stretches of the conformal quantiles :func:`learn_distribution` chooses from.
 WIDTHS = tuple(np.round(np.arange(0.5, 3.01, 0.1), 2))
 
 
@@ -597,41 +597,68 @@ def widen(offsets: np.ndarray, width: np.ndarray) -> np.ndarray:
     return middle + width[:, None] * (offsets - middle)
 
 
-def learn_width(rows: pd.DataFrame, point: np.ndarray, scales: dict[str, float],
-                kinds: pd.Series, quantiles: tuple[float, ...], horizon: int,
-                held_out: pd.Series) -> dict[str, float]:  # fmt: skip
-    """Per kind, how much wider (or narrower) the conformal quantiles must be to forecast the
-    next window: calibrated on the earlier selection windows, the stretch with the least
-    quantile loss on each item's latest one (:data:`WIDTHS`).
+def _pinball(y: np.ndarray, forecast: np.ndarray, quantiles: tuple[float, ...]) -> float:
+    gap = y[:, None] - forecast
+    tau = np.asarray(quantiles)[None, :]
+    return float(np.maximum(tau * gap, (tau - 1) * gap).sum())
 
-    Errors of windows already seen understate the next window's: the ensemble's weights were
-    learned on them, and demand drifts. Measured (benchmarks/forecast_models.py, held-out window,
-    p10–p90 coverage, nominal 0.8) without it: tourism-quarterly 0.60, cigar-yearly 0.62.
+
+def learn_distribution(rows: pd.DataFrame, point: np.ndarray, scales: dict[str, float],
+                       kinds: pd.Series, quantiles: tuple[float, ...], horizon: int,
+                       held_out: pd.Series,
+                       counts: bool) -> tuple[dict[str, float], set[str]]:  # fmt: skip
+    """Per kind, learned like a candidate — calibrated on the earlier selection windows, scored
+    by quantile loss on each item's latest one:
+
+    * the *stretch* of the conformal quantiles (:data:`WIDTHS`): errors of windows already seen
+      understate the next window's (the ensemble's weights were learned on them, demand drifts).
+      Measured (held-out window, p10–p90 coverage, nominal 0.8) without it: tourism-quarterly
+      0.60, cigar-yearly 0.62;
+    * for count data, whether the negative binomial beats those stretched quantiles: on small
+      counts it does (whole numbers, zeros), on large smooth counts the conformal errors per step
+      ahead may fit better.
+
+    Returns the widths and the kinds that keep the negative binomial. With fewer than two
+    selection windows nothing can be learned: no stretch, every count kind keeps it.
     """
+    kept = {"smooth", "intermittent", "all"} if counts else set()
     latest = (rows["window"] == rows["unique_id"].map(held_out).fillna(0) + 1).to_numpy()
     if latest.all() or not latest.any():
-        return {}
-    earlier = calibrate(rows[~latest], point[~latest], scales, kinds, quantiles, horizon)
+        return {}, kept
+    earlier = calibrate(rows[~latest], point[~latest], scales, kinds, quantiles, horizon, counts)
     late = rows[latest]
     row_kinds = late["unique_id"].map(kinds).fillna("all").to_numpy()
     scale = late["unique_id"].map(scales).fillna(1.0).to_numpy(dtype=float)
     offsets = _per_row(earlier["quantiles"], row_kinds, late["step"].to_numpy(), len(quantiles))
-    y = late["y"].to_numpy(dtype=float)
-    out = {}
+    y, base = late["y"].to_numpy(dtype=float), point[latest]
+    widths = {}
     for name in ("smooth", "intermittent", "all"):
         mask = np.ones(len(late), dtype=bool) if name == "all" else row_kinds == name
         if mask.sum() < MIN_STEP_ERRORS:
             continue
-        losses = []
-        for width in WIDTHS:
-            forecast = point[latest][mask, None] + scale[mask, None] * widen(
-                offsets[mask], np.full(mask.sum(), width)
-            )
-            gap = y[mask, None] - forecast
-            tau = np.asarray(quantiles)[None, :]
-            losses.append(float(np.maximum(tau * gap, (tau - 1) * gap).sum()))
-        out[name] = float(WIDTHS[int(np.argmin(losses))])
-    return out
+        losses = [
+            _pinball(y[mask], base[mask, None] + scale[mask, None]
+                     * widen(offsets[mask], np.full(mask.sum(), width)), quantiles)
+            for width in WIDTHS
+        ]  # fmt: skip
+        widths[name] = float(WIDTHS[int(np.argmin(losses))])
+        size = earlier["dispersion"].get(name)
+        if counts and size is not None:
+            mu = np.maximum(base[mask], MIN_RATE)
+            from scipy.stats import nbinom
+
+            counted = np.stack([nbinom.ppf(q, size, size / (size + mu)) for q in quantiles], 1)
+            if _pinball(y[mask], counted, quantiles) > min(losses):
+                kept.discard(name)
+    return widths, kept
+
+
+def _settle(table: dict, width: dict[str, float], counted: set[str]) -> dict:
+    """A calibration with the stretch learned, and a negative binomial only for the kinds it
+    served best (:func:`learn_distribution`)."""
+    dispersion = table.get("dispersion") or {}
+    return {**table, "width": width,
+            "dispersion": {k: v for k, v in dispersion.items() if k in counted}}  # fmt: skip
 
 
 def apply_quantiles(point: np.ndarray, items: np.ndarray, steps: np.ndarray,
@@ -639,10 +666,10 @@ def apply_quantiles(point: np.ndarray, items: np.ndarray, steps: np.ndarray,
                     quantiles: tuple[float, ...], clip: bool) -> pd.DataFrame:  # fmt: skip
     """``mean`` and the quantile columns around each row's ``point`` forecast.
 
-    Count data (a ``dispersion`` for the row's kind): the negative binomial's quantiles with
-    mean ``point`` — whole numbers, zero where no sale is the likelier outcome, a long upper
-    tail; ``mean`` is the point. Otherwise: ``point + scale · offset`` per step for each
-    quantile, and ``mean`` corrected by the errors' mean bias.
+    Count data whose kind kept its negative binomial (a ``dispersion``): its quantiles with mean
+    ``point`` — whole numbers, zero where no sale is the likelier outcome, a long upper tail;
+    ``mean`` is the point. Otherwise: ``point + scale · offset`` per step for each quantile, the
+    offsets stretched by the kind's ``width``, and ``mean`` corrected by the errors' mean bias.
     """
     if "quantiles" not in table:  # a model document of the earlier format: offsets only
         table = {"quantiles": table}
@@ -655,7 +682,10 @@ def apply_quantiles(point: np.ndarray, items: np.ndarray, steps: np.ndarray,
     for j, q in enumerate(quantiles):
         out[quantile_column(q)] = point + scale * offsets[:, j]
     dispersion = table.get("dispersion") or {}
-    sizes = np.array([dispersion.get(k, dispersion.get("all", np.nan)) for k in row_kinds])
+    # a kind without its own size: the pooled one, unless the kind has conformal errors of its own
+    own = table["quantiles"]
+    sizes = np.array([dispersion.get(k, np.nan if own.get(k) else dispersion.get("all", np.nan))
+                      for k in row_kinds])  # fmt: skip
     counted = np.isfinite(sizes)
     if counted.any():
         from scipy.stats import nbinom
@@ -826,11 +856,10 @@ def train(dataset: Dataset, config: ForecastConfig,
                       config.quantiles, h, counts) if not selection_rows.empty else {}  # fmt: skip
     if not table:  # no series afforded a selection window: calibrate on the held-out ones
         table = calibrate(cv, point_all, history_scales, p.kinds, config.quantiles, h, counts)
-    # count data's quantiles come from its fitted distribution, the others' from stretched errors
-    width = {} if counts else learn_width(selection_rows, point_all[~held.to_numpy()],
-                                          history_scales, p.kinds, config.quantiles, h,
-                                          p.held_out)  # fmt: skip
-    table["width"] = width
+    width, counted = learn_distribution(selection_rows, point_all[~held.to_numpy()],
+                                        history_scales, p.kinds, config.quantiles, h,
+                                        p.held_out, counts)  # fmt: skip
+    table = _settle(table, width, counted)
 
     def evaluate(rows: pd.DataFrame, point: np.ndarray, tab: dict) -> pd.DataFrame:
         q = apply_quantiles(point, rows["unique_id"].to_numpy(), rows["step"].to_numpy(),
@@ -857,7 +886,7 @@ def train(dataset: Dataset, config: ForecastConfig,
         point = rows[name].to_numpy(dtype=float)
         tab = calibrate(sel, sel[name].to_numpy(dtype=float), history_scales, p.kinds,
                         config.quantiles, h, counts) if not sel.empty else table  # fmt: skip
-        tab["width"] = width
+        tab = _settle(tab, width, counted)
         keep = held.loc[rows.index].to_numpy()
         if keep.any():
             candidate_metrics[name] = _metrics(
@@ -874,7 +903,7 @@ def train(dataset: Dataset, config: ForecastConfig,
     final_weights = learn(cv, history_scales, method)
     final_table = calibrate(cv, _combine(cv, final_weights), history_scales, p.kinds,
                             config.quantiles, h, counts)  # fmt: skip
-    final_table["width"] = width
+    final_table = _settle(final_table, width, counted)
     untested = sorted(str(i) for i in p.windows.index[p.windows == 0])
     for item in untested:
         final_weights[item] = _default(kinds[item], int(p.seasons[item]), config, bool(regressors))
