@@ -35,7 +35,7 @@ from emulation.sagemaker.forecaster.training import (
     calibrate,
     fit_dispersion,
     is_count_data,
-    learn_distribution,
+    learn_width,
     shrink,
     stacked_weights,
     with_holidays,
@@ -247,26 +247,27 @@ def test_the_quantiles_widen_as_much_as_the_next_windows_errors_did(spread) -> N
     point = 100.0 + rng.normal(0, 1, len(rows)) * np.where(rows["window"] == 2, spread, 1.0)
     args = (dict.fromkeys(items, 1.0), pd.Series("smooth", index=items), (0.1, 0.5, 0.9), 3,
             pd.Series(1, index=items))  # fmt: skip
-    width, counted = learn_distribution(rows, point, *args, counts=False)
-    assert width["smooth"] == pytest.approx(spread, abs=0.35) and counted == set()
+    assert learn_width(rows, point, *args)["smooth"] == pytest.approx(spread, abs=0.35)
     latest = (rows["window"] == 2).to_numpy()
-    # one selection window: nothing to learn on
-    assert learn_distribution(rows[latest], point[latest], *args, counts=False) == ({}, set())
+    assert learn_width(rows[latest], point[latest], *args) == {}  # one window: nothing to learn
 
 
-def test_counts_keep_the_negative_binomial_only_where_it_forecasts_better() -> None:
+def test_counts_steadier_than_a_poisson_keep_conformal_quantiles() -> None:
     rng = np.random.default_rng(4)
     slow, big = [f"A{i}" for i in range(40)], [f"B{i}" for i in range(40)]
     rows = _windows(slow + big)
     mu = np.where(rows["unique_id"].str.startswith("A"), 0.6, 1000.0)
     # slow items: Poisson sales; big ones: steadier than any Poisson count (± 5 around 1000)
     y = np.where(mu < 1, rng.poisson(0.6, len(rows)), np.round(1000 + rng.normal(0, 5, len(rows))))
-    rows = rows.assign(y=y.astype(float))
     kinds = pd.Series(["intermittent"] * 40 + ["smooth"] * 40, index=slow + big)
     scales = {**dict.fromkeys(slow, 1.0), **dict.fromkeys(big, 7.0)}
-    _, counted = learn_distribution(rows, mu, scales, kinds, (0.1, 0.5, 0.9), 3,
-                                    pd.Series(1, index=kinds.index), counts=True)  # fmt: skip
-    assert "intermittent" in counted and "smooth" not in counted
+    table = calibrate(rows.assign(y=y.astype(float)), mu, scales, kinds, (0.1, 0.5, 0.9), 3,
+                      counts=True)  # fmt: skip
+    assert set(table["dispersion"]) == {"intermittent"}
+    out = apply_quantiles(np.array([0.6, 1000.0]), np.array(["A0", "B0"]), np.array([1, 1]),
+                          scales, kinds.to_dict(), table, (0.1, 0.5, 0.9), clip=True)  # fmt: skip
+    assert out.loc[0, "p50"] == 0  # Poisson(0.6): no sale is likelier
+    assert 980 < out.loc[1, "p10"] < 1000 < out.loc[1, "p90"] < 1020  # ± 5, not Poisson's ± 40
 
 
 def test_the_promotion_regressor_lifts_forecasts_on_promotion_days() -> None:
