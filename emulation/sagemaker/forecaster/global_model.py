@@ -15,7 +15,7 @@ magnitude between items), and the model minimises absolute error, the loss WAPE 
 It is offered only where there is enough data to learn from (:data:`MIN_OBSERVATIONS`); the
 per-item ensemble then weighs it against the statistical candidates like any other.
 
-Not emulated: probabilistic outputs (its quantiles come from the forecaster's conformal
+Not emulated: probabilistic outputs (its quantiles come from the forecaster's
 calibration of the ensemble, as every candidate's do), item metadata as features, and AWS's
 network architectures themselves.
 """

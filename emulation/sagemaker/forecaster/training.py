@@ -18,13 +18,15 @@ dataset the shrunk weights forecast the held-out window better (:data:`SHRINK_WI
 final forecast the weights are learned again on all windows.
 
 **Quantiles.** Learned from the ensemble's errors on the calibration windows, per kind of series:
-* *count data* (a target of whole numbers, never negative: units sold): a negative binomial with
-  the point forecast as its mean and a size fitted to those errors by maximum likelihood; its
-  quantiles are whole numbers, ``p50`` is 0 where no sale is likelier than a sale, the upper tail
-  is long, and ``mean`` is the point forecast;
+* *count data* (a target of whole numbers, never negative: units sold) more dispersed than a
+  Poisson count around its forecast: a negative binomial with the point forecast as its mean and
+  a size fitted to those errors by maximum likelihood; its quantiles are whole numbers, ``p50``
+  is 0 where no sale is likelier than a sale, the upper tail is long, and ``mean`` is the point;
 * *other data*: conformal, the errors divided by each item's scale (its mean absolute seasonal
-  difference), pooled per step ahead; the τ-quantile forecast is ``point + scale · Q_τ(step)``
-  and ``mean`` is ``point + scale · mean error(step)``, the point with its average bias removed.
+  difference), pooled per step ahead; the τ-quantile forecast is ``point + scale · Q_τ(step)``,
+  stretched around its median as much as the latest selection window's errors outgrew the
+  earlier ones' (:func:`learn_width`), and ``mean`` is ``point + scale · mean error(step)``, the
+  point with its average bias removed (not for counts, whose point is already their mean).
 Both are asymmetric where the errors are. Forecasts of a target that was never negative are
 clipped at 0.
 
