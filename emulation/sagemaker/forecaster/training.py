@@ -651,7 +651,7 @@ def apply_quantiles(point: np.ndarray, items: np.ndarray, steps: np.ndarray,
                     quantiles: tuple[float, ...], clip: bool) -> pd.DataFrame:  # fmt: skip
     """``mean`` and the quantile columns around each row's ``point`` forecast.
 
-    Count data whose kind kept its negative binomial (a ``dispersion``): its quantiles with mean
+    Count data whose kind has a negative binomial (a ``dispersion``): its quantiles with mean
     ``point`` — whole numbers, zero where no sale is the likelier outcome, a long upper tail;
     ``mean`` is the point. Otherwise: ``point + scale · offset`` per step for each quantile, the
     offsets stretched by the kind's ``width``, and ``mean`` corrected by the errors' mean bias.
