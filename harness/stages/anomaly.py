@@ -71,10 +71,7 @@ def history_profiles(sim: Any) -> dict[str, dict[str, Any]]:
 
     history = loaded("sales")
     profiles = build_profiles(
-        history["product_id"].to_pylist(),
-        history["quantity"].to_pylist(),
-        history["unit_price"].to_pylist(),
-        history["sold_at"].to_pylist(),
+        *(history[c].to_numpy() for c in ("product_id", "quantity", "unit_price", "sold_at"))
     )
     products = loaded("products")
     ids = products["product_id"].to_pylist()

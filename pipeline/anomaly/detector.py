@@ -272,11 +272,18 @@ def build_profiles(
     sold_at: Iterable[dt.datetime],
     recent_days: int = 56,
 ) -> dict[str, Profile]:
-    """Per-product reference from history order lines (columns of equal length)."""
-    pid = np.asarray(list(product_ids))
-    qty = np.asarray(list(quantities), dtype=float)
-    price = np.asarray(list(unit_prices), dtype=float)
-    when = np.asarray([np.datetime64(t.replace(tzinfo=None), "s") for t in sold_at])
+    """Per-product reference from history order lines (columns of equal length).
+
+    The columns may be numpy arrays (``sold_at`` as UTC ``datetime64``): a full load has millions
+    of lines, and turning each into a Python object first took longer than the profiles.
+    """
+    pid = _column(product_ids).astype(str)
+    qty = _column(quantities).astype(float)
+    price = _column(unit_prices).astype(float)
+    sold = _column(sold_at)
+    if sold.dtype.kind != "M":  # datetimes, aware or naive, as UTC wall time
+        sold = np.asarray([np.datetime64(t.replace(tzinfo=None), "s") for t in sold])
+    when = sold.astype("datetime64[s]")
     if len(pid) == 0:
         return {}
     day = when.astype("datetime64[D]")
@@ -317,6 +324,10 @@ def build_profiles(
             dispersion=float(dispersion),
         )
     return profiles
+
+
+def _column(values: Iterable[Any]) -> np.ndarray:
+    return values if isinstance(values, np.ndarray) else np.asarray(list(values))
 
 
 def with_campaigns(profiles: dict[str, Profile], categories: dict[str, str],

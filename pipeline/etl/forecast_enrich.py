@@ -58,7 +58,9 @@ def main(argv: list[str]) -> None:
     # The changes the forecast-input job applied (it reports the ones it set aside).
     forecast = read_forecast_export(export)
     dimensions = tuple(c for c in forecast.columns if c in DIMENSIONS)
-    checked = reject_reasons(dms_changes(staged), dimensions)
+    # Cached: the four tables are read from it, and each pass over the staged table opens every
+    # object in it again.
+    checked = reject_reasons(dms_changes(staged), dimensions).cache()
     valid = checked.where(checked[REJECT].isNull())
     enriched = enrich_forecast(
         forecast,

@@ -40,7 +40,6 @@ from pipeline.etl.transforms import (
     automl_input,
     change_counts,
     check_dimensions,
-    control_records,
     current_rows,
     dms_changes,
     item_metadata,
@@ -75,9 +74,9 @@ def main(argv: list[str]) -> None:
     # as nulls (those rows are rejected, naming the column), and a wrong type fails naming the
     # file and column.
     staged = spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"])
-    validate_staged(staged)
+    control = validate_staged(staged)
     checked = reject_reasons(dms_changes(staged), dimensions).cache()
-    changes = {**change_counts(checked), "control_records": control_records(staged)}
+    changes = {**change_counts(checked), "control_records": control}
     valid = checked.where(checked[REJECT].isNull())
     products = current_rows(valid, "products")
     campaigns = current_rows(valid, "campaigns")

@@ -80,15 +80,18 @@ def dms_changes(staged: DataFrame) -> DataFrame:
     )
 
 
+def _is_control_record() -> F.Column:
+    return (
+        (F.col("table") != ECOMMERCE_PARTITION)
+        & ~F.col("table").startswith(DMS_OWN_TABLES)
+        & (F.col("metadata.`record-type`") == "control")
+    )
+
+
 def control_records(staged: DataFrame) -> int:
     """How many DMS control records (DDL, with ``IncludeTableAlterOperations``) were staged
     among the source tables' changes: read, and set aside as no change of the data."""
-    return (
-        staged.where(F.col("table") != ECOMMERCE_PARTITION)
-        .where(~F.col("table").startswith(DMS_OWN_TABLES))
-        .where(F.col("metadata.`record-type`") == "control")
-        .count()
-    )
+    return staged.where(_is_control_record()).count()
 
 
 def check_dimensions(dimensions: list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -156,27 +159,34 @@ def change_counts(checked: DataFrame) -> dict[str, object]:
     has: DMS delivered it again, or Firehose staged it twice (both are at-least-once).
     """
     valid = checked.where(F.col(REJECT).isNull())
-    read = checked.count()
-    ok = valid.count()
-    applied = valid.select("table", _key(F.col("table")).alias("k"),
-                           F.col("metadata.`transaction-id`"), F.col("metadata.operation"),
-                           ).distinct().count()  # fmt: skip
-    rejected = {
+    # One pass counts what was read, applied and set aside (by class; null: applied).
+    by_class = {
         row["reason"]: row["n"]
-        for row in checked.where(F.col(REJECT).isNotNull())
-        .groupBy(F.split(F.col(REJECT), ":").getItem(0).alias("reason"))
+        for row in checked.groupBy(F.split(F.col(REJECT), ":").getItem(0).alias("reason"))
         .agg(F.count("*").alias("n"))
         .collect()
     }
+    read = sum(by_class.values())
+    ok = by_class.pop(None, 0)
+    applied = valid.select("table", _key(F.col("table")).alias("k"),
+                           F.col("metadata.`transaction-id`"), F.col("metadata.operation"),
+                           ).distinct().count()  # fmt: skip
     return {"read": read, "applied": applied, "duplicates_removed": ok - applied,
-            "rejected": dict(sorted(rejected.items()))}  # fmt: skip
+            "rejected": dict(sorted(by_class.items()))}  # fmt: skip
 
 
-def validate_staged(staged: DataFrame) -> None:
+def validate_staged(staged: DataFrame) -> int:
     """Fail naming the file and column when a staged file cannot be read with the contract's
-    types (a whole file is wrong: nothing in it can be applied, so the job stops)."""
+    types (a whole file is wrong: nothing in it can be applied, so the job stops).
+
+    Returns :func:`control_records`, counted in the same pass: each pass over the staged table
+    opens every object in it again, and small objects make that cost most of a job's time.
+    """
     try:
-        staged.agg(F.sum(F.xxhash64("data", "metadata"))).collect()  # reads every value
+        row = staged.agg(
+            F.sum(F.xxhash64("data", "metadata")),  # reads every value
+            F.count_if(_is_control_record()).alias("control"),
+        ).first()
     except Exception as exc:  # Spark's conversion error, buried in a Java stack trace
         found = _CONVERSION_ERROR.search(str(exc))
         if not found:
@@ -186,6 +196,7 @@ def validate_staged(staged: DataFrame) -> None:
             f"staged file {found['file']}: column {column} is {found['found'].rstrip('.,')}, "
             f"the contract says {found['expected'].rstrip('.,')}"
         ) from None
+    return int(row["control"] or 0)
 
 
 def current_rows(staged: DataFrame, table: str) -> DataFrame:

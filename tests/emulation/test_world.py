@@ -216,10 +216,27 @@ def test_a_settling_world_stops_its_workflows_and_waits_for_its_jobs(aws: World)
     assert again.wait(10)
 
 
+def test_the_embedded_server_routes_requests_without_listing_motos_folder(aws, monkeypatch):
+    """moto's dispatcher lists its package folder for each request unless told once."""
+    import types
+
+    import moto.backends
+
+    def listdir(path):
+        raise AssertionError(f"listed {path} while serving a request")
+
+    fake_os = types.SimpleNamespace(listdir=listdir, path=moto.backends.os.path)
+    monkeypatch.setattr(moto.backends, "os", fake_os)
+    assert "s3" in moto.backends.list_of_moto_modules()
+    aws.client("s3").list_buckets()  # routed by the server, through the same check
+    assert aws.client("sts").get_caller_identity()["Account"]
+
+
 def test_in_process_patches_are_registered_and_applied_once() -> None:
     from emulation import _patching
 
-    patches = {"athena", "events", "glue", "kinesis", "sagemaker", "stepfunctions"}
+    patches = {"athena", "events", "glue", "kinesis", "sagemaker", "server-dispatch",
+               "stepfunctions"}  # fmt: skip
     assert set(_patching.registered()) >= patches
     calls = []
 

@@ -127,6 +127,17 @@ def test_profiles_from_history() -> None:
     assert profiles["P1"].units_by_weekday == (2.0,) * 7
 
 
+def test_profiles_from_arrow_columns_match_profiles_from_python_values() -> None:
+    """The stage hands a full load's columns over as numpy arrays (millions of lines): the
+    profiles must be those of the same lines as Python values, weekdays and UTC days included."""
+    sim = simulate("smoke")
+    sales = sim.world.sales.filter(pc.less(sim.world.sales["sold_at"], sim.world.window_start))
+    columns = ("product_id", "quantity", "unit_price", "sold_at")
+    from_arrays = build_profiles(*(sales[c].to_numpy() for c in columns))
+    assert len(from_arrays) > 10
+    assert from_arrays == build_profiles(*(sales[c].to_pylist() for c in columns))
+
+
 def evaluate(sim) -> dict[str, float]:
     """Run the detector over a simulated window and score it against the ground truth."""
     history = sim.world.sales.filter(pc.less(sim.world.sales["sold_at"], sim.world.window_start))

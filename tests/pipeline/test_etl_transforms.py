@@ -25,6 +25,7 @@ from pipeline.etl.transforms import (
     related_time_series,
     staged_schema_ddl,
     target_time_series,
+    validate_staged,
 )
 
 D = dt.date
@@ -275,6 +276,7 @@ def test_changes_that_cannot_be_applied_are_set_aside_with_their_reason(spark) -
         ("sales", {}, "control:add-column", None),  # DDL: counted apart, never applied
     ])  # fmt: skip
     assert control_records(staged) == 1
+    assert validate_staged(staged) == 1  # the same count, from the pass that reads every value
     checked = reject_reasons(dms_changes(staged)).cache()
     counts = change_counts(checked)
     assert counts == {
