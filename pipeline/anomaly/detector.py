@@ -540,7 +540,10 @@ class Detector:
                 flag("price_glitch", max(ratio, 1 / ratio))
         # Duplicate bursts: identical lines close together.
         signature = (sale.quantity, round(sale.unit_price, 2), sale.channel)
-        horizon = sale.sold_at - dt.timedelta(seconds=cfg.burst_seconds)
+        try:
+            horizon = sale.sold_at - dt.timedelta(seconds=cfg.burst_seconds)
+        except OverflowError:  # a line stamped at the very start of year 1
+            horizon = dt.datetime.min.replace(tzinfo=sale.sold_at.tzinfo)
         while state.recent and state.recent[0][0] < horizon:
             # A line that has left the window can never be in a burst again.
             state.burst_reported.discard(state.recent.popleft()[2].sale_id)
@@ -586,7 +589,10 @@ class Detector:
                 del state.units_by_day[day]
             if not state.units_by_day and not state.recent:
                 del self._state[product_id]
-        oldest = self._closed - dt.timedelta(days=self.config.dedup_days)
+        try:
+            oldest = self._closed - dt.timedelta(days=self.config.dedup_days)
+        except OverflowError:  # a day in year 1 closed: nothing is older than it
+            oldest = dt.date.min
         for day in [d for d in self._seen if d <= oldest]:
             del self._seen[day]
         # A campaign over before the oldest day a sale can still arrive for explains nothing.

@@ -120,6 +120,18 @@ def test_state_is_bounded_by_closed_days_and_pickles_without_profiles() -> None:
     assert [o.outlier_id for o in copy.process(sale(10_000, qty=60))] == ["spike:10000"]
 
 
+def test_lines_and_days_at_the_start_of_year_one_are_judged_without_overflow() -> None:
+    """Hostile stamps: a line at 0001-01-01T00:00:00 has no burst window before it, and closing
+    that day has no dedup horizon before it; both are the earliest date, not an OverflowError."""
+    detector = Detector(PROFILE)
+    first = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+    line = Sale(1, "P1", 1, 10.0, "web", first, "dms")
+    assert detector.process(line) == []
+    drops = detector.end_of_day(first.date())
+    assert [o.reason for o in drops] == ["drop"]  # 1 unit sold where 30 are usual
+    assert detector.process(Sale(2, "P1", 1, 10.0, "web", T0, "dms")) == []
+
+
 def test_profiles_from_history() -> None:
     days = [T0 - dt.timedelta(days=d) for d in range(14)]
     profiles = build_profiles(["P1"] * 14, [2] * 14, [5.0] * 14, days)
