@@ -31,6 +31,7 @@ from pipeline.etl.transforms import (
     reject_reasons,
     staged_schema_ddl,
     validate_staged,
+    with_files,
 )
 
 ARGS = ["export_path", "staged_path", "output_path", "recent_days"]
@@ -53,14 +54,15 @@ def main(argv: list[str]) -> None:
     version = export_version(args["export_path"])
 
     export = spark.read.option("header", "true").csv(args["export_path"])
-    staged = spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"])
+    # Read once (cached by the validating pass): the four tables are read from it, and each
+    # pass over the staged table opens every object in it again.
+    staged = with_files(spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"]))
+    staged = staged.cache()
     validate_staged(staged)
     # The changes the forecast-input job applied (it reports the ones it set aside).
     forecast = read_forecast_export(export)
     dimensions = tuple(c for c in forecast.columns if c in DIMENSIONS)
-    # Cached: the four tables are read from it, and each pass over the staged table opens every
-    # object in it again.
-    checked = reject_reasons(dms_changes(staged), dimensions).cache()
+    checked = reject_reasons(dms_changes(staged), dimensions)
     valid = checked.where(checked[REJECT].isNull())
     enriched = enrich_forecast(
         forecast,

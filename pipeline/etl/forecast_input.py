@@ -49,6 +49,7 @@ from pipeline.etl.transforms import (
     staged_schema_ddl,
     target_time_series,
     validate_staged,
+    with_files,
 )
 
 logger = logging.getLogger(__name__)
@@ -73,9 +74,12 @@ def main(argv: list[str]) -> None:
     # The contract's schema, not whatever the first file says: a file lacking a column then shows
     # as nulls (those rows are rejected, naming the column), and a wrong type fails naming the
     # file and column.
-    staged = spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"])
+    # Read once: every pass over the staged table opens each of its objects again (small ones,
+    # Firehose's buffers), so the validating pass fills a cache that every later pass reads.
+    staged = with_files(spark.read.schema(staged_schema_ddl()).parquet(args["staged_path"]))
+    staged = staged.cache()
     control = validate_staged(staged)
-    checked = reject_reasons(dms_changes(staged), dimensions).cache()
+    checked = reject_reasons(dms_changes(staged), dimensions)
     changes = {**change_counts(checked), "control_records": control}
     valid = checked.where(checked[REJECT].isNull())
     products = current_rows(valid, "products")

@@ -64,20 +64,27 @@ def _required_columns(table: str) -> list[str]:
 
 
 REJECT = "_reject"  # the column :func:`reject_reasons` adds: why a change is set aside, or null
+FILE = "_file"  # the column :func:`with_files` adds: the staged object a row was read from
+
+
+def with_files(staged: DataFrame) -> DataFrame:
+    """``staged`` with :data:`FILE`, the object each row came from. Taken before caching: a
+    cached frame no longer knows its rows' files, and the rejected changes name them."""
+    return staged.withColumn(FILE, F.input_file_name())
 
 
 def dms_changes(staged: DataFrame) -> DataFrame:
-    """The staged changes of the source tables, with the file each came from (``_file``; taken
-    here, since a cached frame no longer knows it). Not the web shop's own events, nor DMS's own
-    records (its heartbeat and control tables, ``record-type`` other than ``data``): those are
-    not changes of the source database."""
+    """The staged changes of the source tables, with the file each came from (:data:`FILE`, kept
+    when ``staged`` has it, see :func:`with_files`). Not the web shop's own events, nor DMS's
+    own records (its heartbeat and control tables, ``record-type`` other than ``data``): those
+    are not changes of the source database."""
     record_type = F.col("metadata.`record-type`")
-    return (
+    changes = (
         staged.where(F.col("table") != ECOMMERCE_PARTITION)
         .where(~F.col("table").startswith(DMS_OWN_TABLES))
         .where(record_type.isNull() | (record_type == "data"))
-        .withColumn("_file", F.input_file_name())
     )
+    return changes if FILE in staged.columns else with_files(changes)
 
 
 def _is_control_record() -> F.Column:
@@ -141,7 +148,7 @@ def rejected_changes(checked: DataFrame) -> DataFrame:
     return (
         checked.where(F.col(REJECT).isNotNull())
         .select(
-            F.col("_file").alias("file"),
+            F.col(FILE).alias("file"),
             "table",
             _key(F.col("table")).alias("key"),
             F.col("metadata.`transaction-id`").alias("transaction_id"),
@@ -180,7 +187,8 @@ def validate_staged(staged: DataFrame) -> int:
     types (a whole file is wrong: nothing in it can be applied, so the job stops).
 
     Returns :func:`control_records`, counted in the same pass: each pass over the staged table
-    opens every object in it again, and small objects make that cost most of a job's time.
+    opens every object in it again, and small objects make that cost most of a job's time. The
+    jobs call it on the cached table, so that this pass is the one that fills the cache.
     """
     try:
         row = staged.agg(

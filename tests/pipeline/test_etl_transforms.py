@@ -26,6 +26,7 @@ from pipeline.etl.transforms import (
     staged_schema_ddl,
     target_time_series,
     validate_staged,
+    with_files,
 )
 
 D = dt.date
@@ -294,6 +295,30 @@ def test_changes_that_cannot_be_applied_are_set_aside_with_their_reason(spark) -
     }
     valid = checked.where(checked[REJECT].isNull())
     assert [r["sale_id"] for r in current_rows(valid, "sales").collect()] == [1]
+
+
+def test_rejected_changes_name_their_file_when_read_from_the_cached_staged_table(
+    spark, tmp_path
+) -> None:
+    """The jobs cache the staged table as they validate it (one pass over its objects); the
+    file each change came from is taken before the cache, which no longer knows it."""
+    staged_rows(spark, [
+        ("products", product("P1"), "load", None),
+        ("sales", sale(2, "P1", -3, T(2025, 1, 2)), "insert", 11),
+    ]).write.partitionBy("table", "dt").parquet(str(tmp_path / "cdc"))  # fmt: skip
+    read = spark.read.schema(staged_schema_ddl()).parquet(str(tmp_path / "cdc"))
+    staged = with_files(read).cache()
+    try:
+        assert validate_staged(staged) == 0
+        assert staged.is_cached and staged.storageLevel.useMemory
+        checked = reject_reasons(dms_changes(staged))
+        (row,) = rejected_changes(checked).collect()
+        assert row["reason"] == "not positive: data.quantity = -3"
+        assert "/cdc/table=sales/dt=2025-01-01/part-" in row["file"]
+        files = {r["_file"] for r in dms_changes(staged).collect()}
+        assert len(files) == 2 and all(f.endswith(".parquet") for f in files)
+    finally:
+        staged.unpersist()
 
 
 LONG_AGO = D(2020, 1, 1)
