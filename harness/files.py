@@ -11,7 +11,14 @@ from pathlib import Path
 
 from deploy.outputs import MARKER, OutputDirError, check_output_dir, prepare_output_dir
 
-__all__ = ["MARKER", "OutputDirError", "check_directory", "prepare_directory", "sha256_file"]
+__all__ = [
+    "MARKER",
+    "OutputDirError",
+    "check_directory",
+    "content_sha256",
+    "prepare_directory",
+    "sha256_file",
+]
 
 
 def sha256_file(path: Path) -> str:
@@ -20,6 +27,23 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def content_sha256(path: Path) -> str:
+    """A file's sha256; a Parquet file's over its content (schema with its metadata, then the
+    rows), not its bytes. Spark's Parquet writer (parquet-mr) lists each column chunk's
+    encodings in the order of a hash set of enum constants, whose hashes change from one JVM to
+    the next: the same rows written by the same job differ in their footers' bytes."""
+    if path.suffix != ".parquet":
+        return sha256_file(path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path).combine_chunks()  # one chunk a column, however it was written
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
 
 def check_directory(out_dir: Path, force: bool) -> None:

@@ -26,7 +26,7 @@ from deploy.bundle import pipeline_digest, pipeline_root
 from deploy.stack import ResolvedStack, load_stack
 from emulation import World
 from emulation.state import Selection, save_state
-from harness.files import MARKER, OutputDirError, prepare_directory, sha256_file
+from harness.files import MARKER, OutputDirError, content_sha256, prepare_directory
 from harness.ledger import Ledger
 from harness.provision import provision
 from harness.run import RunContext, RunDir, StageSpec, StageUnavailable
@@ -170,17 +170,23 @@ def evaluate(expectation: Expectation, summary: dict[str, Any]) -> dict[str, Any
 
 
 def artifact_hashes(out_dir: Path) -> dict[str, str]:
-    """The run's data artifacts. The saved world state is not one: it holds what the world made
-    up (arrival times, execution names, query ids) besides the data hashed here. Nor are the
-    Flink application's checkpoints and snapshots: whether one was taken depends on timing."""
+    """The run's data artifacts, hashed by content (:func:`content_sha256`): the same scenario
+    and seed give the same hashes in any process. The saved world state is not one: it holds
+    what the world made up (arrival times, execution names, query ids) besides the data hashed
+    here. Nor is the Flink application's working directory: the properties the service hands the
+    job and the local cluster's configuration name the world's endpoint (a port of its own in
+    each process), its jars are the runtime's, its checkpoints and snapshots depend on timing;
+    what the job produced is ``anomaly/outliers.json``. Nor are logs: they are stamped with
+    the time."""
     layout = RunDir(out_dir)
-    state = (layout.world_state, *layout.flink_state)
+    skipped = (layout.world_state, layout.flink)
     return {
-        path.relative_to(out_dir).as_posix(): sha256_file(path)
+        path.relative_to(out_dir).as_posix(): content_sha256(path)
         for path in sorted(out_dir.rglob("*"))
         if path.is_file()
+        and path.suffix != ".log"
         and path.relative_to(out_dir).as_posix() not in _NOT_ARTIFACTS
-        and not any(path.is_relative_to(folder) for folder in state)
+        and not any(path.is_relative_to(folder) for folder in skipped)
     }
 
 

@@ -85,6 +85,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 SNAPSHOTS = "snapshots"
 STATE_FOLDERS = (CHECKPOINTS, SNAPSHOTS)
+HOME_FOLDER = "flink-home"  # the local cluster's home in the working directory: conf, lib, log
 
 RUN_OPTIONS = "kinesis.analytics.flink.run.options"
 LAUNCHER = Path(__file__).with_name("launcher.py")  # the service's configuration, then the entry
@@ -166,7 +167,7 @@ def _flink_home(
     import pyflink
 
     package = Path(pyflink.__file__).parent
-    home = workdir / "flink-home"
+    home = workdir / HOME_FOLDER
     (home / "lib").mkdir(parents=True, exist_ok=True)
     (home / "conf").mkdir(exist_ok=True)
     for existing in (home / "lib").iterdir():
@@ -249,7 +250,7 @@ class LocalApplication:
         self.scratch: Path | None = None
         self.restored_from: str | None = None  # the snapshot the running job started from
         self.starts = 0
-        self.flink_logs = self.workdir / "flink-home" / "log"
+        self.flink_logs = self.workdir / HOME_FOLDER / "log"
 
     def start(
         self,
@@ -268,7 +269,7 @@ class LocalApplication:
         # Flink's logs of this start in a folder of their own: a restart's mini-cluster
         # listens elsewhere, and its REST address is read from its log.
         self.starts += 1
-        self.flink_logs = self.workdir / "flink-home" / "log"
+        self.flink_logs = self.workdir / HOME_FOLDER / "log"
         if self.starts > 1:
             self.flink_logs = self.flink_logs / f"start-{self.starts}"
         home = _flink_home(self.workdir, [self.spec.jar, *self.spec.libraries],

@@ -129,6 +129,24 @@ def test_same_scenario_and_seed_give_the_same_summary(tmp_path: Path, aws) -> No
     assert first["artifacts"] == second["artifacts"]
 
 
+def test_parquet_artifacts_are_hashed_by_their_content_not_their_bytes(tmp_path: Path) -> None:
+    """Spark's Parquet footers list encodings in an order that changes from one JVM to the
+    next: the same rows must hash the same however the file was laid out; other rows not."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = pa.table({"item_id": ["a", "b", "c"], "p50": [1.0, 2.5, None]})
+    for name, options in (("a", {"compression": "snappy", "row_group_size": 1}),
+                          ("b", {"compression": "zstd", "use_dictionary": False})):  # fmt: skip
+        (tmp_path / name / "forecast").mkdir(parents=True)
+        pq.write_table(rows, tmp_path / name / "forecast" / "part.parquet", **options)
+    first, second = (tmp_path / name / "forecast" / "part.parquet" for name in "ab")
+    assert first.read_bytes() != second.read_bytes()
+    assert artifact_hashes(tmp_path / "a") == artifact_hashes(tmp_path / "b")
+    pq.write_table(rows.slice(0, 2), second)
+    assert artifact_hashes(tmp_path / "a") != artifact_hashes(tmp_path / "b")
+
+
 def test_runtime_state_is_not_a_run_artifact(tmp_path: Path) -> None:
     """Whether Flink took a checkpoint depends on how long the job ran (a slow machine or a
     slower endpoint takes one, a fast run none); the world's saved state holds made-up ids.
@@ -138,11 +156,16 @@ def test_runtime_state_is_not_a_run_artifact(tmp_path: Path) -> None:
         (folder / "chk-1").mkdir(parents=True)
         (folder / "chk-1" / "_metadata").write_bytes(b"timing")
     (layout.flink / "job.log").write_text("log")
+    (layout.flink / "application_properties.json").write_text("[]")
     layout.outliers.parent.mkdir()
     layout.outliers.write_text("[]")
-    assert set(artifact_hashes(tmp_path)) == {"flink/job.log", "anomaly/outliers.json"}
-    # ...and those are the folders the application is configured to write its state to.
+    # ...nor may the rest of the application's working directory (its properties and the local
+    # cluster's config name the world's port, a new one in each process) or a log.
     home = _flink_home(layout.flink, [tmp_path / "connector.jar"], 1, tmp_path / "tmp")
+    assert (home / "conf" / "config.yaml").is_file()
+    (tmp_path / "errors.log").write_text("Traceback at 12:00:01")
+    assert set(artifact_hashes(tmp_path)) == {"anomaly/outliers.json"}
+    # ...and those are the folders the application is configured to write its state to.
     config = yaml.safe_load((home / "conf" / "config.yaml").read_text())["execution"]
     written = {config["checkpointing"]["dir"], config["checkpointing"]["savepoint-dir"]}
     assert written == {folder.as_uri() for folder in layout.flink_state}
