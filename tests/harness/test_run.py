@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from emulation.kinesisanalyticsv2.application import _flink_home
+from harness.files import sha256_file
 from harness.run import RunDir
 from harness.runner import RunDirectoryError, artifact_hashes, run
 from harness.scenario import load_scenario, parse_scenario
@@ -145,6 +146,9 @@ def test_parquet_artifacts_are_hashed_by_their_content_not_their_bytes(tmp_path:
     assert artifact_hashes(tmp_path / "a") == artifact_hashes(tmp_path / "b")
     pq.write_table(rows.slice(0, 2), second)
     assert artifact_hashes(tmp_path / "a") != artifact_hashes(tmp_path / "b")
+    # A file that is not readable Parquet (cut short) is hashed by its bytes, never raising.
+    second.write_bytes(first.read_bytes()[:-9])
+    assert artifact_hashes(tmp_path / "b")["forecast/part.parquet"] == sha256_file(second)
 
 
 def test_runtime_state_is_not_a_run_artifact(tmp_path: Path) -> None:
