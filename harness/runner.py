@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["REPORT_FILE", "SUMMARY_FILE", "RunResult", "evaluate", "run"]
 
 LOCALSTACK_SCRATCH = ".localstack"  # LocalStack's files during a run (deleted when it stops)
-LOCALSTACK_LOG = "localstack.log"  # its log, kept (not a data artifact)
-_NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE, MARKER, LOCALSTACK_LOG}
+LOCALSTACK_LOG = "localstack.log"  # its log, kept (a log: no data artifact)
+_NOT_ARTIFACTS = {SUMMARY_FILE, REPORT_FILE, MARKER}
 SPINE = ("world", "provision")  # run before any stage; every stage may rely on both
 
 RunDirectoryError = OutputDirError  # the name callers of the run spine know
