@@ -120,7 +120,7 @@ class Settings:
     """Local knobs a run may set (per account and region): not part of the AWS API."""
 
     backtest_windows: int = 1
-    selection_windows: int = 2
+    selection_windows: int | None = None  # None: as many as the series afford, within a budget
     n_jobs: int | None = None
     # Faults: the next AutoML jobs created fail, as a job does when SageMaker has an internal
     # error, and how many did.
@@ -203,7 +203,7 @@ def job_config(
     problem: dict[str, Any],
     backtest_windows: int,
     n_jobs: int | None,
-    selection_windows: int = 2,
+    selection_windows: int | None = None,
 ) -> ForecastConfig:
     """A ``TimeSeriesForecastingJobConfig`` → :class:`ForecastConfig` (raises on bad values, and
     on options the local forecaster cannot honour: never silently ignored)."""
@@ -331,6 +331,7 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
                         "unaligned_series": _readable(result.unaligned),
                         "not_backtested": [_series_name(s) for s in result.untested],
                         "ensemble": result.document.get("ensemble"),
+                        "selection_windows": result.document.get("selection_windows"),
                         "candidates": {
                             alias: summary_metrics(m)
                             for alias, m in sorted(result.candidate_metrics.items())

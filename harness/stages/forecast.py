@@ -111,6 +111,7 @@ def run(ctx: RunContext) -> None:
         # ensembles were learned on (optimistic by construction): both, so the gap shows.
         "metrics": metrics,
         "selection_metrics": insights.get("selection"),
+        "selection_windows": insights.get("selection_windows"),
         "unaligned_series": len(insights.get("unaligned_series") or {}),
         "not_backtested": len(insights.get("not_backtested") or []),
         "baseline": {"model": "SeasonalNaive", "metrics": baseline},

@@ -7,6 +7,7 @@ import os
 import pandas as pd
 import pytest
 
+from emulation.sagemaker.forecaster.training import MAX_SELECTION_WINDOWS
 from harness.runs import load_run
 
 pytestmark = pytest.mark.e2e
@@ -35,6 +36,10 @@ def test_metrics_and_baseline_are_aws_shaped_and_consistent(smoke_run) -> None:
                 "RMSE", "MASE", "MAPE"} <= set(section)  # fmt: skip
         losses = [section[f"wQL[{q}]"] for q in ("0.1", "0.5", "0.9")]
         assert section["AverageWeightedQuantileLoss"] == pytest.approx(sum(losses) / 3)
+    # learned on the selection windows, reported beside the held-out metrics: a job as small
+    # as smoke's takes the most selection windows
+    assert forecast["selection_windows"] == MAX_SELECTION_WINDOWS
+    assert forecast["selection_metrics"]["WAPE"] is not None
     ratio = forecast["metrics"]["WAPE"] / forecast["baseline"]["metrics"]["WAPE"]
     assert forecast["wape_ratio_to_baseline"] == pytest.approx(ratio)
     accuracy = load_run(smoke_run.out_dir).accuracy

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -30,12 +31,16 @@ from emulation.sagemaker.forecaster.dataset import check_transformations
 from emulation.sagemaker.forecaster.models import alias, candidates
 from emulation.sagemaker.forecaster.training import (
     ENSEMBLES,
+    MAX_SELECTION_WINDOWS,
+    MIN_SELECTION_WINDOWS,
     TOP_K,
+    WINDOW_BUDGET,
     apply_quantiles,
     calibrate,
     fit_dispersion,
     is_count_data,
     learn_width,
+    plan,
     shrink,
     stacked_weights,
     with_holidays,
@@ -109,7 +114,9 @@ def test_training_learns_per_item_ensembles_and_reports_held_out_and_selection_m
         e["ForecastType"] for e in windows[0]["Metrics"]["ErrorMetrics"]
     }
     selection = result.selection_metrics["PredictorEvaluationResults"][0]["TestWindows"]
-    assert len(selection) == 3  # summary + the 2 selection windows, before the held-out one
+    # four small series afford the most selection windows: summary + 4, before the held-out one
+    assert result.document["selection_windows"] == MAX_SELECTION_WINDOWS
+    assert len(selection) == 1 + MAX_SELECTION_WINDOWS
     assert max(w["TestWindowEnd"] for w in selection[1:]) < windows[1]["TestWindowStart"]
     assert set(result.backtest.columns) >= {
         "item_id", "timestamp", "target_value", "backtestwindow_start_time",
@@ -230,6 +237,31 @@ def test_other_data_gets_a_mean_corrected_by_its_backtest_bias_and_conformal_qua
     assert (out["p10"] < out["p50"]).all() and (out["p50"] < out["p90"]).all()
     assert not is_count_data(pd.DataFrame({"y": [1.0, 2.5, 3.0]}))
     assert not is_count_data(pd.DataFrame({"y": [1.0, -2.0, 3.0]}))
+
+
+def _history(series: int, periods: int) -> pd.DataFrame:
+    days = pd.date_range("2024-01-01", periods=periods, freq="D")
+    return pd.DataFrame({"unique_id": np.repeat([f"S{i}" for i in range(series)], periods),
+                         "ds": np.tile(days, series), "y": 10.0})  # fmt: skip
+
+
+def test_a_job_takes_as_many_selection_windows_as_its_series_afford_within_the_budget() -> None:
+    """More windows judge an item's weights better, and each costs a fit of every candidate on
+    every series: a small job takes up to four selection windows, a large one two."""
+    few = plan(_history(3, 120), CONFIG)  # each affords 14 windows of 7 days
+    assert few.selection == MAX_SELECTION_WINDOWS
+    assert set(few.windows) == {MAX_SELECTION_WINDOWS + CONFIG.backtest_windows}
+    short = plan(_history(3, 40), CONFIG)  # (40 - 18) // 7: three windows, all it affords
+    assert set(short.windows) == {3} and set(short.held_out) == {1}
+    # The budget counts every series' windows: 5 a series is too many for this many series,
+    # 4 (three selection windows and the held-out one) is not.
+    middling = WINDOW_BUDGET // 4
+    assert plan(_history(middling, 120), CONFIG).selection == 3
+    many = plan(_history(WINDOW_BUDGET // 2, 120), CONFIG)
+    assert many.selection == MIN_SELECTION_WINDOWS
+    assert set(many.windows) == {MIN_SELECTION_WINDOWS + CONFIG.backtest_windows}
+    fixed = replace(CONFIG, selection_windows=1)  # a configuration that says, is followed
+    assert set(plan(_history(3, 120), fixed).windows) == {2}
 
 
 def _windows(items: list[str]) -> pd.DataFrame:
