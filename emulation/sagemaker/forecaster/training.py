@@ -174,7 +174,7 @@ class Plan:
     seasons: pd.Series
     windows: pd.Series
     held_out: pd.Series  # of those windows, how many are held out
-    selection: int = MIN_SELECTION_WINDOWS  # selection windows an item takes at most
+    selection: int  # selection windows an item takes at most
 
     def groups(self) -> dict[tuple[str, int, int], list[str]]:
         frame = pd.DataFrame({"kind": self.kinds, "season": self.seasons, "w": self.windows})
