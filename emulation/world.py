@@ -199,6 +199,7 @@ class World:
                 )
             install_gap_fillers()  # each registered in-process patch, once per process
             emulation.sagemaker.accept_background_jobs()  # an earlier world may have settled
+            emulation.glue.jobs.accept_retries()
             werkzeug_log = logging.getLogger("werkzeug")
             if werkzeug_log.level == logging.NOTSET:  # moto's request log is noise in a run
                 werkzeug_log.setLevel(logging.WARNING)
@@ -335,12 +336,30 @@ class World:
         self.stop()
 
     def settle(self, timeout: float = 300.0) -> None:
-        """Let the work an embedded world still does on its own end cleanly before it stops:
-        workflow executions are stopped (a run ``--until`` an earlier stage has started a
-        forecast it will not follow) and running training and transform jobs are waited for,
-        so none dies with the process. Nothing to do for an external endpoint."""
+        """Let the work an embedded world still does on its own end cleanly: workflow executions
+        are stopped (a run ``--until`` an earlier stage has started a forecast it will not
+        follow) and the Glue runs, training and transform jobs under way are waited for, so that
+        none dies with the process or outlives a reset. Work that ends may start more (an
+        export's arrival starts the enrichment workflow), so this repeats until nothing is
+        running. Nothing to do for an external endpoint."""
         if self._server is None:
             return
+        deadline = time.monotonic() + timeout
+        while True:
+            stopped = self._stop_workflows()
+            busy = emulation.sagemaker.background_jobs() + emulation.glue.jobs.running_jobs()
+            if not stopped and not busy:
+                return
+            remaining = max(0.0, deadline - time.monotonic())
+            left = emulation.sagemaker.wait_for_background_jobs(remaining)
+            left += emulation.glue.jobs.wait_for_running_jobs(max(0.0, deadline - time.monotonic()))
+            if left:
+                logger.warning("the local world goes on under running jobs: %s", ", ".join(left))
+                return
+
+    def _stop_workflows(self) -> int:
+        """Stop every running workflow execution; how many were running."""
+        stopped = 0
         try:
             sfn = self.client("stepfunctions")
             for page in sfn.get_paginator("list_state_machines").paginate():
@@ -349,13 +368,12 @@ class World:
                                                   statusFilter="RUNNING")["executions"]  # fmt: skip
                     for execution in running:
                         sfn.stop_execution(executionArn=execution["executionArn"],
-                                           cause="the local world is stopping")  # fmt: skip
+                                           cause="the local world is settling")  # fmt: skip
                         logger.info("stopped workflow execution %s", execution["name"])
-        except Exception as exc:  # the world stops anyway
+                        stopped += 1
+        except Exception as exc:  # the world goes on anyway
             logger.debug("workflow executions not stopped: %s", exc)
-        left = emulation.sagemaker.wait_for_background_jobs(timeout)
-        if left:
-            logger.warning("stopping the world under running jobs: %s", ", ".join(left))
+        return stopped
 
     # ----------------------------------------------------------------------------- endpoint
     def _http(
@@ -454,7 +472,11 @@ class World:
         return env
 
     def reset(self) -> None:
-        """Empty every service and gap-filler store (between tests)."""
+        """Empty every service and gap-filler store (between tests, between the runs of
+        ``dfp run --all``). The work still under way is settled first (:meth:`settle`): a
+        workflow or Glue run left from the last run would otherwise go on in the emptied world,
+        whose buckets, jobs and streams have the same names once the next run provisions them."""
+        self.settle()
         if self._moto_url or self.kind == "moto":  # an embedded moto, or an external one
             status, body = self._http("POST", "/moto-api/reset", base=self._moto_url or None)
             if status not in (200, 201):
@@ -465,6 +487,8 @@ class World:
             if status >= 400:
                 logger.warning("this LocalStack cannot reset its state (HTTP %s)", status)
         STORE.reset()
+        emulation.sagemaker.accept_background_jobs()
+        emulation.glue.jobs.accept_retries()
         if self.events_relay is not None:
             self.events_relay.forget()
         self._account_id = self.client("sts").get_caller_identity()["Account"]

@@ -11,14 +11,16 @@ script's error as ``ErrorMessage``. Runs execute one at a time (one Spark sessio
 A failed run is retried as Glue retries it when the job's ``MaxRetries`` allows: a new run of the
 job with the same arguments, ``Id`` ``<first run's id>_attempt_<n>``, ``Attempt`` n and
 ``PreviousRunId`` the run it retries; the failed run stays ``FAILED``. Runs can be failed on
-purpose after their script has finished (:mod:`emulation.glue.faults`).
+purpose after their script has finished (:mod:`emulation.glue.faults`). A world that settles
+(before it stops or resets) waits for the runs under way and retries none that fails meanwhile
+(:func:`wait_for_running_jobs`).
 
 Against an external endpoint moto's server cannot be extended from here: :func:`run_job` runs a
 job the same way and returns its final state without going through ``StartJobRun``.
 
-Not emulated: worker types and capacity, timeouts, Glue's delay before a retry, job bookmarks,
-continuous logging, ``--extra-py-files``/``--additional-python-modules``, Glue versions other
-than the local one.
+Not emulated: ``BatchStopJobRun``, worker types and capacity, timeouts, Glue's delay before a
+retry, job bookmarks, continuous logging, ``--extra-py-files``/``--additional-python-modules``,
+Glue versions other than the local one.
 """
 
 from __future__ import annotations
@@ -43,6 +45,36 @@ logger = logging.getLogger(__name__)
 
 SHIM_DIR = Path(__file__).with_name("shim")
 _run_lock = threading.Lock()
+_executing: set[threading.Thread] = set()  # runs StartJobRun started whose script still runs
+_executing_lock = threading.Lock()
+_settling = threading.Event()  # the world is settling: a failed run is not retried
+
+
+def running_jobs() -> list[str]:
+    """The threads of the runs ``StartJobRun`` started whose script has not ended."""
+    with _executing_lock:
+        return sorted(thread.name for thread in _executing if thread.is_alive())
+
+
+def wait_for_running_jobs(timeout: float) -> list[str]:
+    """Retry no failed run, and wait up to ``timeout`` seconds for the runs still executing; the
+    names of those that did not end. A run cannot be cut short (its Spark jobs share the
+    process's session), and one left running would read and write the next world's buckets,
+    which have the same names. :func:`accept_retries` undoes the first part."""
+    _settling.set()
+    deadline = time.monotonic() + timeout
+    while True:
+        with _executing_lock:
+            running = [thread for thread in _executing if thread.is_alive()]
+        if not running or time.monotonic() >= deadline:
+            return sorted(thread.name for thread in running)
+        for thread in running:  # a retry started meanwhile is found by the next pass
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def accept_retries() -> None:
+    """The world goes on: failed runs are retried again as their job's ``MaxRetries`` allows."""
+    _settling.clear()
 
 
 @dataclass
@@ -148,9 +180,12 @@ def install_in_process() -> None:
             run._dfp.first_id = failed._dfp.first_id
             run.job_run_id = run_id = f"{failed._dfp.first_id}_attempt_{run._dfp.attempt}"
             run.previous_run_id = failed.job_run_id
-        threading.Thread(
-            target=_execute_in_process, args=(self, run), name=f"glue-{run_id}", daemon=True
-        ).start()
+        thread = threading.Thread(
+            target=_executing_run, args=(self, run), name=f"glue-{run_id}", daemon=True
+        )
+        with _executing_lock:
+            _executing.add(thread)
+        thread.start()
         return run_id
 
     def as_dict(self: Any) -> dict[str, Any]:
@@ -174,6 +209,14 @@ def install_in_process() -> None:
     FakeJob.start_job_run = start_job_run
     follow_tracker(FakeJobRun)
     FakeJobRun.as_dict = as_dict
+
+
+def _executing_run(job: Any, run: Any) -> None:
+    try:
+        _execute_in_process(job, run)
+    finally:
+        with _executing_lock:
+            _executing.discard(threading.current_thread())
 
 
 def _execute_in_process(job: Any, run: Any) -> None:
@@ -211,6 +254,10 @@ def _execute_in_process(job: Any, run: Any) -> None:
 
 def _retry(job: Any, run: Any) -> None:
     """Glue's retry of the failed ``run``: the same job and arguments, the next attempt."""
+    if _settling.is_set():
+        logger.info("Glue job %s run %s not retried: the local world is settling", job.name,
+                    run.job_run_id)  # fmt: skip
+        return
     try:
         retry = job.start_job_run(
             allocated_capacity=run.allocated_capacity,

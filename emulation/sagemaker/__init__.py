@@ -96,6 +96,12 @@ def _start_background(target: Any, args: tuple, name: str) -> None:
     thread.start()
 
 
+def background_jobs() -> list[str]:
+    """The names of the training and transform jobs still running."""
+    with _background_lock:
+        return sorted(thread.name for thread in _background if thread.is_alive())
+
+
 def wait_for_background_jobs(timeout: float) -> list[str]:
     """Start no more jobs, and wait up to ``timeout`` seconds for the training and transform
     jobs still running; the names of those that did not end. A process that exits under a

@@ -38,6 +38,12 @@ WRITER = textwrap.dedent(
     """
 )
 
+# WRITER, writing only after a pause: long enough for the test to reset the world under it.
+SLOW_WRITER = WRITER.replace(
+    'job.init(args["JOB_NAME"], args)\n',
+    'job.init(args["JOB_NAME"], args)\nimport time\ntime.sleep(3)\n',
+)
+
 
 def _create_bucket(world: World, name: str):
     """The world's S3 client, after creating ``name`` in the world's region."""
@@ -318,3 +324,38 @@ def test_spark_follows_the_world_to_the_next_endpoint(aws) -> None:
         read = [r.value for r in spark.read.text(f"s3a://{bucket}/a.txt").collect()]
         assert read == ["second world"]
     spark_session(aws.endpoint_url, aws.region)  # back to this session's world
+
+
+def test_a_reset_lets_no_run_or_workflow_of_the_last_world_reach_the_next(aws: World) -> None:
+    """A run ``--until`` an earlier stage leaves a workflow and a Glue run going. The next run
+    provisions buckets and jobs of the same names in the reset world: what the last world left
+    running would read and write them. A reset stops the workflows and waits for the runs."""
+    embedded_only(aws)
+    from moto.stepfunctions.responses import get_backend
+
+    from emulation.glue.jobs import running_jobs
+
+    assert "time.sleep(3)" in SLOW_WRITER  # the pause is in the script
+    name = _job(aws, "slow-writer", SLOW_WRITER)
+    sfn = aws.client("stepfunctions")
+    waiting = {"StartAt": "Long", "States": {"Long": {"Type": "Wait", "Seconds": 600,
+                                                      "End": True}}}  # fmt: skip
+    machine = sfn.create_state_machine(name="left-running", definition=json.dumps(waiting),
+                                       roleArn=f"arn:aws:iam::{aws.account_id}:role/r")  # fmt: skip
+    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
+    execution = next(e for e in get_backend(aws.account_id, aws.region)._get_executions()
+                     if e.execution_arn == arn)  # fmt: skip
+    aws.client("glue").start_job_run(JobName=name, Arguments={"--rows": "3"})
+    assert running_jobs()  # still in its pause
+    aws.reset()
+    assert running_jobs() == []
+    assert execution.status == "ABORTED"
+    s3 = _create_bucket(aws, "glue-scripts")  # the next run's bucket, of the same name
+    assert s3.list_objects_v2(Bucket="glue-scripts").get("KeyCount", 0) == 0
+    # The world goes on: a failed run is retried again, as its job's MaxRetries allows.
+    from emulation.glue.faults import fail_runs
+    from harness.run.aws import job_run
+
+    name = _job(aws, "writer", WRITER, max_retries=1)
+    fail_runs(aws.account_id, aws.region, name, 1)
+    assert job_run(aws, name, {"--rows": "2"})["JobRunState"] == "SUCCEEDED"
