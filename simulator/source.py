@@ -22,8 +22,10 @@ tables' final state, so the stream holds inserts only.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import gzip
+import io
 import logging
 import reprlib
 import warnings
@@ -99,18 +101,34 @@ class _Frame:
 _DELIMITERS = (",", ";", "\t", "|")
 
 
-def _delimiter(path: Path) -> str:
+def _opened(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
+
+
+def _delimiter(path: Path, encoding: str) -> str:
     """The header line's delimiter: a comma, or the one of ``;``, tab, ``|`` that it holds
     instead (spreadsheets in many locales export ``;``). A header with none is one column."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        header = handle.readline(1 << 16).decode("utf-8", errors="replace")
+    with _opened(path) as raw, io.TextIOWrapper(raw, encoding, errors="replace") as text:
+        header = text.readline(1 << 16)
     counts = {d: header.count(d) for d in _DELIMITERS}
     best = max(_DELIMITERS, key=lambda d: (counts[d], d == ","))
     return best if counts[best] else ","
 
 
-def _read_file(path: Path) -> tuple[pd.DataFrame, int]:
+def _undecodable(path: Path, encoding: str) -> str:
+    """Where ``path`` stops being text in ``encoding``: its first such line, with the bytes."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with _opened(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError as exc:
+                bad = line[exc.start : exc.start + 4]
+                return f"row {number} has bytes {bad!r} at byte {exc.start + 1}"
+    return "some bytes do not decode"
+
+
+def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
     """A file as a frame of strings (CSV) or typed columns (Parquet), and the first row number."""
     name = path.name.lower()
     if not name.endswith(_SUFFIXES):
@@ -123,11 +141,23 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, int]:
         options = pacsv.ConvertOptions(
             column_types={}, strings_can_be_null=False, auto_dict_encode=False
         )
-        parse = pacsv.ParseOptions(delimiter=_delimiter(path))
-        table = pacsv.read_csv(path, parse_options=parse, convert_options=options)
+        parse = pacsv.ParseOptions(delimiter=_delimiter(path, encoding))
+        read = pacsv.ReadOptions(encoding=encoding)
+        table = pacsv.read_csv(path, read_options=read, parse_options=parse,
+                               convert_options=options)  # fmt: skip
         # Everything as text first: conversion below names the row of a value that does not fit.
         return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema])).to_pandas(), 2
+    except UnicodeDecodeError:  # transcoding from an encoding other than UTF-8
+        raise SourceError(
+            f"{path}: is not {encoding} text: {_undecodable(path, encoding)} (give the file's "
+            "encoding, e.g. encoding: cp1252)"
+        ) from None
     except (pa.ArrowInvalid, OSError) as exc:
+        if "UTF8" in str(exc) or "UTF-8" in str(exc):
+            raise SourceError(
+                f"{path}: is not {encoding} text: {_undecodable(path, encoding)} (give the "
+                "file's encoding, e.g. encoding: cp1252)"
+            ) from None
         raise SourceError(f"{path}: cannot read: {exc}") from None
 
 
@@ -456,7 +486,7 @@ SET_ASIDE = pa.schema([("file", pa.string()), ("row", pa.int64()), ("column", pa
 def _load(spec: SourceTable, base: Path) -> tuple[str, pd.DataFrame, int]:
     path = Path(spec.path).expanduser()
     path = path if path.is_absolute() else base / path
-    raw, first_row = _read_file(path)
+    raw, first_row = _read_file(path, spec.encoding)
     return str(path), raw, first_row
 
 

@@ -6,6 +6,7 @@ embeds them, so a scenario file is validated against exactly what the simulator 
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 from typing import Annotated, Literal
 
@@ -161,6 +162,19 @@ class SourceTable(_Strict):
 
     path: str = Field(min_length=1, max_length=4096)
     columns: dict[str, str | list[str]] = Field(default_factory=dict)
+    # A CSV's text encoding, as Python names it (``cp1252``, ``latin-1``, ``utf-16``): exports
+    # from spreadsheets and older systems are often not UTF-8. Parquet has its own.
+    encoding: str = Field(default="utf-8", min_length=1, max_length=64)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252, latin-1, "
+                             "utf-16)") from None  # fmt: skip
+        return value
 
 
 class Source(_Strict):

@@ -93,6 +93,31 @@ def test_a_semicolon_or_tab_separated_file_with_a_byte_order_mark_is_read(tmp_pa
         simulate(load_scenario(str(_with_sales(tmp_path / "decimal", text))))
 
 
+def test_a_file_in_another_encoding_is_read_when_named_and_named_by_row_when_not(tmp_path):
+    """Exports from spreadsheets and older systems are often Windows-1252 or UTF-16: the
+    scenario names the encoding; a file that is not text in it stops the run at its row."""
+    text = SALES_CSV.replace(",A,", ",Crème brûlée,")
+    utf8 = simulate(load_scenario(str(_with_sales(tmp_path / "utf8", text))))
+    assert "Crème brûlée" in utf8.world.products["product_id"].to_pylist()
+    for encoding in ("cp1252", "utf-16"):
+        folder = tmp_path / encoding
+        folder.mkdir()
+        (folder / "sales.csv").write_bytes(text.encode(encoding))
+        path = scenario_file(folder, f"sales:\n  path: sales.csv\n  encoding: {encoding}\n"
+                             + MAPPING + "stream_days: 2\n")  # fmt: skip
+        sim = simulate(load_scenario(str(path)))
+        assert sim.world.products.to_pylist() == utf8.world.products.to_pylist(), encoding
+        assert sim.cdc_stream.to_pylist() == utf8.cdc_stream.to_pylist(), encoding
+        if encoding == "cp1252":  # the same file without its encoding: where it stops being UTF-8
+            path = scenario_file(folder, "sales:\n  path: sales.csv\n" + MAPPING)
+            with pytest.raises(SourceError, match=r"sales.csv: is not utf-8 text: row 2 has "
+                               r"bytes b'\\xe8me .* e.g. encoding: cp1252"):  # fmt: skip
+                simulate(load_scenario(str(path)))
+    with pytest.raises(ScenarioError, match=r"unknown text encoding 'utf-7\.5'"):
+        parse_scenario("seed: 1\nname: x\nsource: {sales: {path: a.csv, encoding: utf-7.5}}\n",
+                       "x.yaml")  # fmt: skip
+
+
 def _with_sales(folder: Path, text: str) -> Path:
     folder.mkdir()
     (folder / "sales.csv").write_text(text, encoding="utf-8")
