@@ -29,7 +29,7 @@ from pydantic import (
 
 from emulation.dms import DmsSettings
 from harness.faults import Faults
-from pipeline.contracts.periods import whole_periods
+from pipeline.contracts.periods import FIRST_DAY, LAST_DAY, forecast_end, whole_periods
 from simulator.spec import Calendar, Catalog, Source, WorldSpec
 
 SCENARIO_DIR_ENV = "DFP_SCENARIO_DIR"
@@ -291,7 +291,21 @@ class Scenario(WorldSpec):
 
 def check_horizon(forecast: Forecast, first_day: dt.date, last_day: dt.date) -> None:
     """AWS refuses a horizon beyond a quarter of the target series (in periods): counted as the
-    ETL will build it, whole periods only between the first and the last day of sales."""
+    ETL will build it, whole periods only between the first and the last day of sales. The
+    history and the forecast must also lie in the days every engine of the pipeline reads
+    alike (:data:`~pipeline.contracts.periods.FIRST_DAY` to ``LAST_DAY``)."""
+    if first_day < FIRST_DAY:
+        raise ValueError(
+            f"calendar.start: history from {first_day}, before {FIRST_DAY}: Spark refuses "
+            "older timestamps in the Parquet files Firehose writes (READ_ANCIENT_DATETIME)"
+        )
+    end = forecast_end(last_day, forecast.horizon, forecast.frequency)
+    if end is None or end > LAST_DAY:
+        raise ValueError(
+            f"forecast.horizon: {forecast.horizon} periods at frequency {forecast.frequency} "
+            f"after {last_day} end {f'on {end}' if end else 'past the year 9999'}, after "
+            f"{LAST_DAY}, the last day the forecaster's timestamps reach"
+        )
     periods = whole_periods(first_day, last_day, forecast.frequency)
     if forecast.horizon * 4 > periods:
         raise ValueError(

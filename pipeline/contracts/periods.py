@@ -16,6 +16,12 @@ FREQUENCIES = {"D": "day", "W": "week", "M": "month", "3M": "quarter", "Y": "yea
 PERIOD_LENGTH = {"D": (0, 1), "W": (0, 7), "M": (1, 0), "3M": (3, 0), "Y": (12, 0)}
 #: Mean days per period (for "how many periods does this history hold").
 DAYS_PER_PERIOD = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "3M": 365.25 / 4, "Y": 365.25}
+#: The days every engine of the pipeline reads as the same dates. Spark refuses Parquet
+#: timestamps before 1900 from a writer other than Spark, as Firehose is
+#: (``READ_ANCIENT_DATETIME``: Spark 3 changed the calendar under them); the forecaster's
+#: timestamps (pandas, nanoseconds) end on 2262-04-11.
+FIRST_DAY = dt.date(1900, 1, 1)
+LAST_DAY = dt.date(2262, 4, 10)
 
 
 def period_start(day: dt.date, frequency: str) -> dt.date:
@@ -59,3 +65,15 @@ def whole_periods(first_day: dt.date, last_day: dt.date, frequency: str) -> int:
         count += 1
         start = next_period_start(start, frequency)
     return count
+
+
+def forecast_end(last_day: dt.date, horizon: int, frequency: str) -> dt.date | None:
+    """The last day of the last period a forecast of ``horizon`` periods covers, after history
+    ending on ``last_day`` (``None`` past the calendar's year 9999)."""
+    start = next_period_start(last_closed_day(last_day, frequency), frequency)
+    try:
+        for _ in range(horizon):
+            start = next_period_start(start, frequency)
+    except (OverflowError, ValueError):
+        return None
+    return start - dt.timedelta(days=1)

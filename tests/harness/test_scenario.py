@@ -113,6 +113,27 @@ def test_a_horizon_is_judged_against_the_whole_periods_the_etl_builds() -> None:
     assert "3 whole periods at frequency W" in str(error.value)
 
 
+def test_history_and_forecast_must_lie_in_the_days_every_engine_reads_alike() -> None:
+    """Spark refuses Parquet timestamps before 1900 from Firehose; the forecaster's end in 2262.
+    A scenario beyond them would fail a stage minutes in; it is refused naming the key."""
+    assert parse_scenario(_with({"calendar.start": "1900-01-01"}), "edge.yaml")
+    with pytest.raises(ScenarioError) as error:
+        parse_scenario(_with({"calendar.start": "1899-12-31"}), "old.yaml")
+    assert "old.yaml: calendar.start = " in str(error.value)
+    assert "before 1900-01-01" in str(error.value)
+    # The last forecast day counts: 2261-12 + 120 days of history, then 7 days, fits; years
+    # of forecast after it do not, nor does a horizon past the year 9999.
+    assert parse_scenario(_with({"calendar.start": "2261-12-01"}), "late.yaml")
+    for change, end in (({"calendar.start": "2262-04-01"}, "end on 2262-08-06"),
+                        ({"calendar.start": "9985-01-01", "calendar.history_days": 3650,
+                          "forecast.frequency": "Y", "forecast.horizon": 20},
+                         "end past the year 9999")):  # fmt: skip
+        with pytest.raises(ScenarioError) as error:
+            parse_scenario(_with(change), "far.yaml")
+        assert "far.yaml: forecast.horizon = " in str(error.value)
+        assert end in str(error.value) and "2262-04-10" in str(error.value)
+
+
 def test_missing_required_key_is_named() -> None:
     with pytest.raises(ScenarioError, match=r"calendar: required key is missing"):
         parse_scenario("name: x\nseed: 1\ncatalog: {products: 3}\n", "x.yaml")

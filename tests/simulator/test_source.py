@@ -118,6 +118,15 @@ def test_a_file_in_another_encoding_is_read_when_named_and_named_by_row_when_not
                        "x.yaml")  # fmt: skip
 
 
+def test_a_replay_of_sales_before_1900_is_refused_naming_the_file(tmp_path) -> None:
+    """Spark refuses the Parquet timestamps Firehose would write for them (a stage would fail
+    minutes in): the replay stops before anything runs."""
+    path = _with_sales(tmp_path / "old", SALES_CSV.replace("2025-", "1895-"))
+    with pytest.raises(SourceError, match=r"sales.csv: \d+ days of history: calendar.start: "
+                       r"history from 1895-03-01, before 1900-01-01"):  # fmt: skip
+        simulate(load_scenario(str(path)))
+
+
 def _with_sales(folder: Path, text: str) -> Path:
     folder.mkdir()
     (folder / "sales.csv").write_text(text, encoding="utf-8")
