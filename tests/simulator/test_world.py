@@ -217,3 +217,28 @@ def test_world_has_the_features_the_scenario_asks_for(smoke) -> None:
     start = smoke.scenario.calendar.start
     assert any(d > start for d in launches)  # cold starts during the history
     assert all(c in {"web", "store", "app"} for c in set(smoke.sales["channel"].to_pylist()))
+
+
+def test_promotion_lift_saturates_however_deep_and_many_the_campaigns() -> None:
+    """Ten campaigns a month at half price and more, overlapping across channels, multiplied a
+    product's demand up to 541 times (order lines enough to exhaust the memory guard's
+    estimate); demand saturates instead. The same seed with near-zero discounts draws the same
+    campaigns and the same everything else, so the ratio of expected demands is the lift."""
+    from simulator.world import MAX_PROMOTION_LIFT
+
+    def truth(low: float, high: float) -> pa.Table:
+        spec = small_spec(11, products=4).model_copy(
+            update={"campaigns": Campaigns(per_month=10, discount_min=low, discount_max=high,
+                                           days_min=3, days_max=14)}
+        )  # fmt: skip
+        return simulate_world(spec).truth_daily
+
+    deep, shallow = truth(0.5, 0.55), truth(0.01, 0.0101)
+    assert deep["date"].equals(shallow["date"]) and deep["product_id"].equals(shallow["product_id"])
+    lifted, plain = deep["expected"].to_numpy(), shallow["expected"].to_numpy()
+    on = (plain > 0) & (deep["discount"].to_numpy() > 0)
+    ratio = lifted[on] / plain[on]
+    assert on.sum() > 50  # campaigns on many product-days
+    assert ratio.mean() > 3  # promotions still lift demand several times
+    # At most the cap, with room for a post-promotion dip the shallow world has there.
+    assert ratio.max() <= 1.2 * MAX_PROMOTION_LIFT
