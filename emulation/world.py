@@ -350,6 +350,10 @@ class World:
             busy = emulation.sagemaker.background_jobs() + emulation.glue.jobs.running_jobs()
             if not stopped and not busy:
                 return
+            if time.monotonic() >= deadline:
+                logger.warning("the local world goes on with work still starting: %s",
+                               ", ".join(busy) or f"{stopped} workflow execution(s)")  # fmt: skip
+                return
             remaining = max(0.0, deadline - time.monotonic())
             left = emulation.sagemaker.wait_for_background_jobs(remaining)
             left += emulation.glue.jobs.wait_for_running_jobs(max(0.0, deadline - time.monotonic()))
@@ -472,10 +476,10 @@ class World:
         return env
 
     def reset(self) -> None:
-        """Empty every service and gap-filler store (between tests, between the runs of
-        ``dfp run --all``). The work still under way is settled first (:meth:`settle`): a
-        workflow or Glue run left from the last run would otherwise go on in the emptied world,
-        whose buckets, jobs and streams have the same names once the next run provisions them."""
+        """Empty every service and gap-filler store (between tests). The work still under way
+        is settled first (:meth:`settle`): a workflow or Glue run left from the last run would
+        otherwise go on in the emptied world, whose buckets, jobs and streams have the same
+        names once the next run provisions them."""
         self.settle()
         if self._moto_url or self.kind == "moto":  # an embedded moto, or an external one
             status, body = self._http("POST", "/moto-api/reset", base=self._moto_url or None)
