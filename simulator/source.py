@@ -148,17 +148,16 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         # Everything as text first: conversion below names the row of a value that does not fit.
         return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema])).to_pandas(), 2
     except UnicodeDecodeError:  # transcoding from an encoding other than UTF-8
-        raise SourceError(
-            f"{path}: is not {encoding} text: {_undecodable(path, encoding)} (give the file's "
-            "encoding, e.g. encoding: cp1252)"
-        ) from None
+        raise _not_text(path, encoding) from None
     except (pa.ArrowInvalid, OSError) as exc:
-        if "UTF8" in str(exc) or "UTF-8" in str(exc):
-            raise SourceError(
-                f"{path}: is not {encoding} text: {_undecodable(path, encoding)} (give the "
-                "file's encoding, e.g. encoding: cp1252)"
-            ) from None
+        if "UTF8" in str(exc) or "UTF-8" in str(exc):  # Arrow's own check of UTF-8
+            raise _not_text(path, encoding) from None
         raise SourceError(f"{path}: cannot read: {exc}") from None
+
+
+def _not_text(path: Path, encoding: str) -> SourceError:
+    return SourceError(f"{path}: is not {encoding} text: {_undecodable(path, encoding)} (give "
+                       "the file's encoding, e.g. encoding: cp1252)")  # fmt: skip
 
 
 def _mapped(origin: str, raw: pd.DataFrame, first_row: int, spec_columns: dict,

@@ -6,7 +6,6 @@ embeds them, so a scenario file is validated against exactly what the simulator 
 
 from __future__ import annotations
 
-import codecs
 import datetime as dt
 from typing import Annotated, Literal
 
@@ -170,7 +169,7 @@ class SourceTable(_Strict):
     @classmethod
     def _known_encoding(cls, value: str) -> str:
         try:
-            codecs.lookup(value)
+            "".encode(value)  # a text encoding: codecs.lookup also knows base64, zlib, rot13
         except LookupError:
             raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252, latin-1, "
                              "utf-16)") from None  # fmt: skip

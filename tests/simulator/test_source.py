@@ -113,9 +113,10 @@ def test_a_file_in_another_encoding_is_read_when_named_and_named_by_row_when_not
             with pytest.raises(SourceError, match=r"sales.csv: is not utf-8 text: row 2 has "
                                r"bytes b'\\xe8me .* e.g. encoding: cp1252"):  # fmt: skip
                 simulate(load_scenario(str(path)))
-    with pytest.raises(ScenarioError, match=r"unknown text encoding 'utf-7\.5'"):
-        parse_scenario("seed: 1\nname: x\nsource: {sales: {path: a.csv, encoding: utf-7.5}}\n",
-                       "x.yaml")  # fmt: skip
+    for unknown in ("utf-7.5", "base64"):  # base64 is a codec, but of bytes, not of text
+        with pytest.raises(ScenarioError, match=f"unknown text encoding '{unknown}'"):
+            parse_scenario(f"seed: 1\nname: x\nsource: {{sales: {{path: a.csv, encoding: "
+                           f"{unknown}}}}}\n", "x.yaml")  # fmt: skip
 
 
 def test_a_replay_of_sales_before_1900_is_refused_naming_the_file(tmp_path) -> None:
