@@ -147,10 +147,17 @@ def parse_quantiles(labels: list[str] | None) -> tuple[float, ...]:
 
 
 # ------------------------------------------------------------------------------- series plan
-def choose_season(length: int, seasons: tuple[int, ...], horizon: int) -> int:
-    """The shortest seasonal period the series has two whole cycles of (beyond a horizon)."""
+def choose_season(length: int, seasons: tuple[int, ...]) -> int:
+    """The shortest seasonal period the series' history holds two whole cycles of.
+
+    The history decides, not a backtest window: a series with two cycles but no window whose
+    training part holds two (30 months, horizon 12) is forecast by its kind's seasonal fixed
+    combination, untested, rather than with its season taken as 1. It used to be (two cycles
+    beyond a horizon), and a monthly series of three years then got a flat forecast:
+    ``textbook-monthly`` one horizon earlier, sMAPE 11.2 → 8.9, its four deaths series 36 → 17-20.
+    """
     for period in seasons:
-        if length >= 2 * period + horizon:
+        if length >= 2 * period:
             return period
     return 1
 
@@ -198,7 +205,7 @@ def plan(history: pd.DataFrame, config: ForecastConfig) -> Plan:
     h = config.horizon
     lengths = history.groupby("unique_id").size()
     kinds = classify(history)
-    seasons = lengths.map(lambda n: choose_season(int(n), config.freq.seasons(), h))
+    seasons = lengths.map(lambda n: choose_season(int(n), config.freq.seasons()))
     minimum = seasons.map(lambda m: max(2 * m + 4, MIN_TRAIN))
     affordable = ((lengths - minimum) // h).clip(lower=0).astype(int)
     if len(affordable) and not (affordable > 0).any():
