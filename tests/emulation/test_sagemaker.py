@@ -367,6 +367,30 @@ def test_a_series_with_two_cycles_but_no_window_beyond_them_keeps_its_season() -
     assert np.abs(mine - (50 + peaks[np.arange(30, 42) % 12])).mean() < 2
 
 
+def test_minute_data_is_seasonal_by_the_day() -> None:
+    # Half-hourly load with an evening peak: its season is the day (48 periods), not the hour
+    # (2), which used to come first and gave a forecast without the peak.
+    rng = np.random.default_rng(3)
+    stamps = pd.date_range("2024-03-04", periods=48 * 8, freq="30min")
+    evening = (stamps.hour >= 17) & (stamps.hour < 21)
+    frame = pd.concat([
+        pd.DataFrame({"item_id": f"L{i}", "timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"),
+                      "demand": np.round(50 + 10 * i + 40 * evening
+                                         + rng.normal(0, 2, len(stamps)), 2).astype(str)})
+        for i in range(2)
+    ])  # fmt: skip
+    known = frame.groupby("item_id").head(48 * 7)
+    config = ForecastConfig(frequency="30min", horizon=48, n_jobs=1)
+    assert config.freq.seasons() == (48, 336)
+    dataset = load_dataset(known, config)
+    result = train(dataset, config)
+    assert set(result.document["seasons"].values()) == {48}
+    forecast = predict(dataset, config, result.document)
+    truth = frame.drop(known.index)["demand"].astype(float).to_numpy()
+    # the peak is forecast where it falls: mean error 1.7, within the noise (8.6 with season 2)
+    assert np.abs(forecast["p50"].to_numpy() - truth).mean() < 4
+
+
 def test_a_job_of_only_short_series_is_backtested_on_what_there_is() -> None:
     # Nine yearly points, horizon 2: within AWS's quarter rule, but no series affords the ten
     # periods the full candidate set trains on (the job used to be refused). It trains on what

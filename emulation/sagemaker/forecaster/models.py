@@ -31,6 +31,11 @@ LOCAL_FAMILIES = (*STATISTICAL, *global_model.FAMILIES)
 AWS_FAMILIES = ("cnn-qr", "deepar", "prophet", "arima", "npts", "ets")
 #: Models fitted on the trimmed recent window (the rest see the whole history).
 AUTO = ("AutoETS", "AutoTheta", "AutoARIMA")
+#: The longest season the ARIMA candidates model (beyond it they are fitted without one, the
+#: season left to the other candidates, as AutoETS's beyond 24): a seasonal fit's cost grows
+#: with the square of the season, and at a five-minute series' day (288) AutoARIMA took 39 s
+#: for one fit of ten days against 3 s at 144.
+MAX_ARIMA_SEASON = 144
 #: The fixed combination for series too short to learn weights on (the classic "Comb").
 DEFAULT_COMBINATION = {
     "smooth": ("AutoETS", "AutoTheta", "AutoARIMA"),
@@ -73,9 +78,15 @@ def check_algorithms(config: dict | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen)) or LOCAL_FAMILIES
 
 
+#: Most periods an auto model is fitted on, unless three seasons need more: ten days of a
+#: minute series are 14,400 periods, and one of them took 81 s to forecast with them.
+MAX_FIT_WINDOW = 5_000
+
+
 def fit_window(season: int, horizon: int) -> int:
-    """Most recent periods an auto model is fitted on."""
-    return max(10 * season, 5 * horizon, 100)
+    """Most recent periods an auto model is fitted on: ten seasons, within :data:`MAX_FIT_WINDOW`
+    (but never fewer than three seasons), and at least five horizons and 100 periods."""
+    return max(min(10 * season, max(MAX_FIT_WINDOW, 3 * season)), 5 * horizon, 100)
 
 
 def candidates(kind: str, season: int, families: tuple[str, ...], regression: bool,
@@ -102,6 +113,7 @@ def candidates(kind: str, season: int, families: tuple[str, ...], regression: bo
     )
 
     out: list[Any] = []
+    arima_season = season if season <= MAX_ARIMA_SEASON else 1
     if "npts" in families:
         if kind == "intermittent":
             out += [CrostonOptimized(), ADIDA(), IMAPA()]
@@ -120,11 +132,11 @@ def candidates(kind: str, season: int, families: tuple[str, ...], regression: bo
         if "arima" in families and not (regression and kind == "smooth"):
             # With related series the family's member is the regression with ARIMA errors below.
             # A full seasonal search at long seasons costs minutes per series: cap its order.
-            out.append(AutoARIMA(season_length=season, max_p=3, max_q=3, max_P=1, max_Q=1,
-                                 approximation=True))  # fmt: skip
+            out.append(AutoARIMA(season_length=arima_season, max_p=3, max_q=3, max_P=1,
+                                 max_Q=1, approximation=True))  # fmt: skip
     if "arima" in families and regression and kind == "smooth":
-        seasonal = (0, 1, 1) if season > 1 else (0, 0, 0)
-        out.append(ARIMA(order=(1, 0, 0), season_length=season, seasonal_order=seasonal,
+        seasonal = (0, 1, 1) if arima_season > 1 else (0, 0, 0)
+        out.append(ARIMA(order=(1, 0, 0), season_length=arima_season, seasonal_order=seasonal,
                          alias="ARIMAX"))  # fmt: skip
     return out
 
