@@ -70,6 +70,11 @@ _embedded_lock = threading.Lock()
 _embedded_owner: World | None = None
 
 
+def _until(deadline: float) -> float:
+    """Seconds left before ``deadline`` (a ``time.monotonic()`` value), never negative."""
+    return max(0.0, deadline - time.monotonic())
+
+
 class WorldError(RuntimeError):
     """The local world could not be started, reached or reset."""
 
@@ -354,9 +359,8 @@ class World:
                 logger.warning("the local world goes on with work still starting: %s",
                                ", ".join(busy) or f"{stopped} workflow execution(s)")  # fmt: skip
                 return
-            remaining = max(0.0, deadline - time.monotonic())
-            left = emulation.sagemaker.wait_for_background_jobs(remaining)
-            left += emulation.glue.jobs.wait_for_running_jobs(max(0.0, deadline - time.monotonic()))
+            left = emulation.sagemaker.wait_for_background_jobs(_until(deadline))
+            left += emulation.glue.jobs.wait_for_running_jobs(_until(deadline))
             if left:
                 logger.warning("the local world goes on under running jobs: %s", ", ".join(left))
                 return
