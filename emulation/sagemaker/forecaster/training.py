@@ -154,7 +154,7 @@ def choose_season(length: int, seasons: tuple[int, ...]) -> int:
     training part holds two (30 months, horizon 12) is forecast by its kind's seasonal fixed
     combination, untested, rather than with its season taken as 1. It used to be (two cycles
     beyond a horizon), and a monthly series of three years then got a flat forecast:
-    ``textbook-monthly`` one horizon earlier, sMAPE 11.2 → 8.9, its four deaths series 36 → 17-20.
+    ``textbook-monthly`` one horizon earlier, sMAPE 11.2 → 8.9, three deaths series 36-37 → 17-20.
     """
     for period in seasons:
         if length >= 2 * period:
