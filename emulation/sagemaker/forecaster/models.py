@@ -78,8 +78,9 @@ def check_algorithms(config: dict | None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(chosen)) or LOCAL_FAMILIES
 
 
-#: Most periods an auto model is fitted on, unless three seasons need more: ten days of a
-#: minute series are 14,400 periods, and one of them took 81 s to forecast with them.
+#: Most periods an auto model is fitted on, unless three seasons need more: ten seasons of a
+#: minute series are 14,400 periods, and a job of two five-day minute series took 81 s on all
+#: their 7,200, 44 s on 5,000, with the same error.
 MAX_FIT_WINDOW = 5_000
 
 
