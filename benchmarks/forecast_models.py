@@ -326,14 +326,12 @@ def cut(frame: pd.DataFrame, periods: int) -> pd.DataFrame:
     if not periods:
         return frame
     if "demand" in frame.columns:  # AutoML's CSV: known rows have a demand
-        known = frame[frame["demand"] != ""].sort_values(["item_id", "timestamp"])
-        last = known.drop(known.groupby("item_id").tail(periods).index)
-        ends = last.groupby("item_id")["timestamp"].max()
-        return frame[frame["timestamp"] <= frame["item_id"].map(ends)]
-    known = frame[frame["y"].notna()].sort_values(["unique_id", "ds"])
-    last = known.drop(known.groupby("unique_id").tail(periods).index)
-    ends = last.groupby("unique_id")["ds"].max()
-    return frame[frame["ds"] <= frame["unique_id"].map(ends)]
+        item, stamp, known = "item_id", "timestamp", frame["demand"] != ""
+    else:
+        item, stamp, known = "unique_id", "ds", frame["y"].notna()
+    rows = frame[known].sort_values([item, stamp])
+    ends = rows.drop(rows.groupby(item).tail(periods).index).groupby(item)[stamp].max()
+    return frame[frame[stamp] <= frame[item].map(ends)]
 
 
 def run_origin(name: str, frame: pd.DataFrame, frequency: str, horizon: int) -> dict:
