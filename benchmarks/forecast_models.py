@@ -72,10 +72,10 @@ from emulation.sagemaker.forecaster import (
     predict,
     train,
 )
+from emulation.sagemaker.forecaster.dataset import TIMESTAMP_FORMATS
 from harness.simulation import simulate
 
 QUANTILES = (0.1, 0.5, 0.9)
-STAMP = "%Y-%m-%d %H:%M:%S"  # AutoML's timestamp with a time of day
 
 
 def input_from_simulation(name: str, horizon: int) -> pd.DataFrame:
@@ -406,7 +406,8 @@ def run_origin(name: str, frame: pd.DataFrame, frequency: str, horizon: int) -> 
         )
     else:
         plain, test = split(frame, horizon)
-        stamp = "%Y-%m-%d" if (plain["ds"] == plain["ds"].dt.normalize()).all() else STAMP
+        day, timed = TIMESTAMP_FORMATS  # the forecaster's own: a date, or a date and time
+        stamp = day if (plain["ds"] == plain["ds"].dt.normalize()).all() else timed
         history_csv = pd.DataFrame({"item_id": plain["unique_id"],
                                     "timestamp": plain["ds"].dt.strftime(stamp),
                                     "demand": plain["y"].map("{:g}".format)})  # fmt: skip
