@@ -34,6 +34,7 @@ from emulation.sagemaker.forecaster.training import (
     MAX_SELECTION_WINDOWS,
     MIN_SELECTION_WINDOWS,
     TOP_K,
+    WEIGHT_WINDOWS,
     WINDOW_BUDGET,
     apply_quantiles,
     calibrate,
@@ -246,8 +247,8 @@ def _history(series: int, periods: int) -> pd.DataFrame:
 
 
 def test_a_job_takes_as_many_selection_windows_as_its_series_afford_within_the_budget() -> None:
-    """More windows judge an item's weights better, and each costs a fit of every candidate on
-    every series: a small job takes up to four selection windows, a large one two."""
+    """More windows judge an item's weights and errors better, and each costs a fit of every
+    candidate on every series: a small job takes up to eight selection windows, a large one two."""
     few = plan(_history(3, 120), CONFIG)  # each affords 14 windows of 7 days
     assert few.selection == MAX_SELECTION_WINDOWS
     assert set(few.windows) == {MAX_SELECTION_WINDOWS + CONFIG.backtest_windows}
@@ -262,6 +263,28 @@ def test_a_job_takes_as_many_selection_windows_as_its_series_afford_within_the_b
     assert set(many.windows) == {MIN_SELECTION_WINDOWS + CONFIG.backtest_windows}
     fixed = replace(CONFIG, selection_windows=1)  # a configuration that says, is followed
     assert set(plan(_history(3, 120), fixed).windows) == {2}
+
+
+def test_weights_come_from_the_latest_selection_windows_and_quantiles_from_all() -> None:
+    """Which model suits an item is judged on recent windows; the forecast's errors on all.
+    A job taking every window its series afford learns the same weights as one told to take
+    only the latest WEIGHT_WINDOWS (each window's fits depend on its cut-off only), and another
+    calibration."""
+    frame = series_frame("D", 120, seed=11, season=7)
+    dataset = load_dataset(frame, CONFIG)
+    every = train(dataset, CONFIG)
+    latest = train(dataset, replace(CONFIG, selection_windows=WEIGHT_WINDOWS))
+    assert every.document["selection_windows"] == MAX_SELECTION_WINDOWS > WEIGHT_WINDOWS
+    assert latest.document["selection_windows"] == WEIGHT_WINDOWS
+    chosen, alone = every.document["ensemble"], latest.document["ensemble"]
+    assert chosen["method"] == alone["method"]
+    assert chosen["selection_errors"] == pytest.approx(alone["selection_errors"])
+    for item, weights in every.weights.items():
+        assert weights == pytest.approx(latest.weights[item])
+    assert every.document["calibration"]["quantiles"] != latest.document["calibration"]["quantiles"]
+    # the same held-out window, forecast with other quantiles
+    pd.testing.assert_series_equal(every.backtest["target_value"], latest.backtest["target_value"])
+    assert not np.allclose(every.backtest["p90"], latest.backtest["p90"])
 
 
 def _windows(items: list[str]) -> pd.DataFrame:
