@@ -657,15 +657,21 @@ def _quantile_loss(y: np.ndarray, forecast: np.ndarray, quantiles: tuple[float, 
     return sum(weighted_quantile_loss(y, forecast[:, j], q) for j, q in enumerate(quantiles))
 
 
+def _selection_age(rows: pd.DataFrame, held_out: pd.Series) -> pd.Series:
+    """How many windows before its item's held-out ones each row's window is (1: the latest
+    selection window; 0 or less: held out)."""
+    return rows["window"] - rows["unique_id"].map(held_out).fillna(0)
+
+
 def _latest_selection(rows: pd.DataFrame, held_out: pd.Series) -> np.ndarray:
     """Rows of each item's latest selection window (the one just before its held-out ones)."""
-    return (rows["window"] == rows["unique_id"].map(held_out).fillna(0) + 1).to_numpy()
+    return (_selection_age(rows, held_out) == 1).to_numpy()
 
 
-def latest_windows(rows: pd.DataFrame, held_out: pd.Series) -> pd.Series:
+def _weight_rows(rows: pd.DataFrame, held_out: pd.Series) -> pd.Series:
     """Rows of each item's held-out windows and its latest :data:`WEIGHT_WINDOWS` selection
     windows: those its ensemble weights are learned on."""
-    return rows["window"] <= rows["unique_id"].map(held_out).fillna(0) + WEIGHT_WINDOWS
+    return _selection_age(rows, held_out) <= WEIGHT_WINDOWS
 
 
 def learn_width(rows: pd.DataFrame, point: np.ndarray, scales: dict[str, float],
@@ -885,7 +891,7 @@ def train(dataset: Dataset, config: ForecastConfig,
     before = history[by_series.cumcount() < by_series["unique_id"].transform("size") - cut]
     history_scales = item_scales(before, p.seasons)
     selection_rows = cv[~held]
-    recent = latest_windows(cv, p.held_out)
+    recent = _weight_rows(cv, p.held_out)
     weight_rows = cv[~held & recent]  # weights: the latest selection windows; calibration: all
     method, method_errors = choose_ensemble(weight_rows, p.held_out, learn, history_scales)
     if progress:
