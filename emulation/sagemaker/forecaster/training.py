@@ -290,7 +290,10 @@ def _pool_context() -> Any:
         import multiprocessing
 
         _POOLS = multiprocessing.get_context("forkserver")
-        _POOLS.set_forkserver_preload(["statsforecast.core", "statsforecast.models"])
+        # statsmodels puts "always" filters for its model warnings first in the list when it is
+        # imported: imported here, before a worker's initializer says "ignore", they come after.
+        _POOLS.set_forkserver_preload(["statsforecast.core", "statsforecast.models",
+                                       "statsmodels.tools.sm_exceptions"])  # fmt: skip
     return _POOLS
 
 
@@ -334,6 +337,11 @@ def _statsforecast(models: list[Any], freq: Any, n_jobs: int) -> Any:
 # The job may train in a thread of the world's server, where a ``catch_warnings`` block is undone
 # by any other thread leaving its own (the filters are process state): statsforecast's own
 # warnings are ignored for the whole process as well. Only they are; other warnings still show.
+# statsmodels, which statsforecast's ARIMA calls, inserts "always" filters for its model warnings
+# (a rank-deficient regression's ``SingularMatrixWarning``, once per series) at the front when it
+# is first imported: imported first, they stay behind this one.
+import statsmodels.tools.sm_exceptions  # noqa: E402,F401
+
 warnings.filterwarnings("ignore", module=r"statsforecast(\.|$)")
 
 
