@@ -204,6 +204,23 @@ def test_count_data_gets_whole_number_quantiles_and_a_median_of_zero_where_sales
     assert (busy["p10"] < busy["mean"]).all() and (busy["mean"] < busy["p90"]).all()
 
 
+def test_counts_that_belie_the_binomials_zero_medians_keep_conformal_quantiles() -> None:
+    """A level shift from 10 to 1,000 units a period inside the backtest windows: the errors
+    straddling it made the fitted size tiny, and its binomial's median was 0 (``p50`` 0 at
+    1,000). Counts that never were 0 keep the conformal quantiles instead."""
+    config = ForecastConfig(frequency="1M", horizon=6, n_jobs=1)
+    months = pd.date_range("2015-01-01", periods=60, freq="MS").strftime("%Y-%m-%d")
+    rows = [{"item_id": item, "timestamp": stamp, "demand": "10" if t < 30 else "1000"}
+            for item in ("I0", "I1", "I2") for t, stamp in enumerate(months)]  # fmt: skip
+    dataset = load_dataset(pd.DataFrame(rows), config)
+    assert is_count_data(dataset.history)
+    result = train(dataset, config)
+    assert result.document["calibration"]["dispersion"] == {}
+    forecast = predict(dataset, config, result.document)
+    assert forecast["p50"].between(900, 1100).all()
+    assert (forecast["p10"] < forecast["p90"]).all()
+
+
 def test_the_dispersion_fitted_is_the_one_the_counts_were_drawn_with() -> None:
     rng = np.random.default_rng(11)
     mu = rng.uniform(0.5, 40, 20_000)

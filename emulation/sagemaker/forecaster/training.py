@@ -25,8 +25,9 @@ final forecast the weights are learned again on the latest windows, the held-out
 **Quantiles.** Learned from the ensemble's errors on the calibration windows, per kind of series:
 * *count data* (a target of whole numbers, never negative: units sold) more dispersed than a
   Poisson count around its forecast: a negative binomial with the point forecast as its mean and
-  a size fitted to those errors by maximum likelihood; its quantiles are whole numbers, ``p50``
-  is 0 where no sale is likelier than a sale, the upper tail is long, and ``mean`` is the point;
+  a size fitted to those errors by maximum likelihood, unless the counts belie its zero medians
+  (:func:`_zeros_fit`); its quantiles are whole numbers, ``p50`` is 0 where no sale
+  is likelier than a sale, the upper tail is long, and ``mean`` is the point;
 * *other data*: conformal, the errors divided by each item's scale (its mean absolute seasonal
   difference), pooled per step ahead; the τ-quantile forecast is ``point + scale · Q_τ(step)``,
   stretched around its median as much as the latest selection window's errors outgrew the
@@ -108,6 +109,10 @@ MIN_SHORT_TRAIN = 3
 # binomial needs a positive mean), and its size is searched within [MIN_SIZE, MAX_SIZE].
 MIN_RATE = 1e-3
 MIN_SIZE, MAX_SIZE = 0.01, 1e4
+# Where a fitted negative binomial's median is 0, the share of those counts that must have been 0
+# for the kind to keep it, unless a test at this level says fewer were (else conformal quantiles:
+# :func:`_zeros_fit`).
+ZERO_MEDIAN_SHARE, ZERO_MEDIAN_ALPHA = 0.4, 1e-3
 #: Stretches of the conformal quantiles :func:`learn_width` chooses from.
 WIDTHS = tuple(np.round(np.arange(0.5, 3.01, 0.1), 2))
 
@@ -633,8 +638,34 @@ def calibrate(
             # A negative binomial is never narrower than a Poisson count: counts steadier than
             # that around their forecast (a large, well-forecast item) keep conformal quantiles.
             if np.sum((y[usable] - mu) ** 2) > np.sum(mu):
-                table["dispersion"][name] = fit_dispersion(y[usable], mu)
+                size = fit_dispersion(y[usable], mu)
+                if _zeros_fit(y[usable], mu, size):
+                    table["dispersion"][name] = size
     return table
+
+
+def _zeros_fit(y: np.ndarray, mu: np.ndarray, size: float) -> bool:
+    """Whether the counts ``y`` bear out the zero medians of a negative binomial of ``size``
+    around ``mu``: unless the rows where its median is 0 (``P(0) ≥ ½``) were 0 less often than
+    :data:`ZERO_MEDIAN_SHARE` of the time beyond doubt (a one-sided binomial test at
+    :data:`ZERO_MEDIAN_ALPHA`), it stays. A ``p50`` of 0 on a slow item's likely no-sale days
+    is what the binomial is for; a size made tiny by a few large errors (a level shift from 10
+    to 1,000 a period inside the windows) gave a ``p50`` of 0 at 1,000 units.
+
+    Measured on ``standard``'s calibration rows: where the binomial's median was 0, the
+    intermittent series' counts were 0 on 73 % of them (smooth series: 32 rows of 39,564, 12 of
+    them 0, no evidence either way). The share of zeros overall is no test: there the binomial
+    expected 82 % zeros against 67 %, and it still forecast the hold-out better than the
+    conformal quantiles (wQL 0.370 against 0.372, sMAPE 66 against 109).
+    """
+    from scipy.stats import binomtest
+
+    zero_median = (size / (size + mu)) ** size >= 0.5  # P(0) of each row's binomial
+    if not zero_median.any():
+        return True
+    zeros = int(np.sum(y[zero_median] == 0))
+    test = binomtest(zeros, int(zero_median.sum()), ZERO_MEDIAN_SHARE, alternative="less")
+    return bool(test.pvalue >= ZERO_MEDIAN_ALPHA)
 
 
 def _per_row(part: dict, kinds: np.ndarray, steps: np.ndarray, width: int) -> np.ndarray:
