@@ -26,8 +26,8 @@ final forecast the weights are learned again on the latest windows, the held-out
 * *count data* (a target of whole numbers, never negative: units sold) more dispersed than a
   Poisson count around its forecast: a negative binomial with the point forecast as its mean and
   a size fitted to those errors by maximum likelihood, unless the counts belie its zero medians
-  (:func:`_zeros_fit`); its quantiles are whole numbers, ``p50`` is 0 where no sale
-  is likelier than a sale, the upper tail is long, and ``mean`` is the point;
+  (:func:`_zeros_fit`); its quantiles are whole numbers, ``p50`` is 0 where no sale is likelier
+  than a sale, the upper tail is long, and ``mean`` is the point;
 * *other data*: conformal, the errors divided by each item's scale (its mean absolute seasonal
   difference), pooled per step ahead; the τ-quantile forecast is ``point + scale · Q_τ(step)``,
   stretched around its median as much as the latest selection window's errors outgrew the
@@ -295,10 +295,9 @@ def _pool_context() -> Any:
         import multiprocessing
 
         _POOLS = multiprocessing.get_context("forkserver")
-        # statsmodels puts "always" filters for its model warnings first in the list when it is
-        # imported: imported here, before a worker's initializer says "ignore", they come after.
-        _POOLS.set_forkserver_preload(["statsforecast.core", "statsforecast.models",
-                                       "statsmodels.tools.sm_exceptions"])  # fmt: skip
+        # statsforecast.models imports statsmodels, whose "always" filters for its model
+        # warnings thus come before a worker's initializer puts "ignore" in front of them.
+        _POOLS.set_forkserver_preload(["statsforecast.core", "statsforecast.models"])
     return _POOLS
 
 
