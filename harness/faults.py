@@ -211,7 +211,8 @@ class FlinkFaults(_Strict):
     task_failures: int = Field(
         default=0, ge=0, le=2,
         description="how many times a task fails mid-stream (Kinesis failing its reads), each "
-                    "after a checkpoint; Flink restarts the job in place from that checkpoint",
+                    "after a checkpoint; Flink restarts the job in place from its latest "
+                    "checkpoint (that one, or a periodic one taken since)",
     )  # fmt: skip
 
     @property

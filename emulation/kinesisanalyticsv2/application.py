@@ -40,7 +40,8 @@ Checkpoints and snapshots, as Managed Flink takes them:
 * :meth:`LocalApplication.kill` ends the job with no snapshot, as a crash does;
 * :meth:`LocalApplication.trigger_checkpoint` takes a checkpoint now (Flink's REST API), and
   :meth:`LocalApplication.restarts` says how often Flink restarted the job in place (a task that
-  failed, recovered from the latest checkpoint within the running application).
+  failed, recovered from the latest checkpoint within the running application) and
+  :meth:`LocalApplication.restored_checkpoint` which checkpoint it recovered from.
 
 A failing job is restarted by Flink from its latest checkpoint, at most
 ``Checkpoints.restart_attempts`` times (Managed Flink retries without limit; locally a broken job
@@ -462,6 +463,18 @@ class LocalApplication:
             return int(float(metrics[0]["value"])) if metrics else None
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
             logger.debug("no restart count from %s yet: %s", self._rest, exc)
+            return None
+
+    def restored_checkpoint(self) -> int | None:
+        """The id of the checkpoint or savepoint the running job last restored from (Flink's
+        ``GET /jobs/:id/checkpoints``, ``latest.restored``): after an in-place restart, the
+        latest *completed* one, which can be a periodic checkpoint taken after the one a drill
+        triggered. None before any restore, or while the job is not there."""
+        try:
+            restored = self._get(f"/jobs/{self._running_job()}/checkpoints")["latest"]["restored"]
+            return int(restored["id"]) if restored else None
+        except (OSError, ValueError, KeyError, TypeError, ResourceInUseException) as exc:
+            logger.debug("no restored checkpoint from %s: %s", self._rest, exc)
             return None
 
     def check(self) -> None:

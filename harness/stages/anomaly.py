@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 # bundle's copy when `dfp validate` runs one).
 PIPELINE_ROOT = Path(pipeline.__file__).resolve().parent.parent
 HEARTBEAT_TABLE = "awsdms_heartbeat"
+INITIAL_HEARTBEATS = 2  # put after the window before the job starts; one more per drilled failure
 
 
 def history_profiles(sim: Any) -> dict[str, dict[str, Any]]:
@@ -97,6 +98,15 @@ def heartbeats(schema: str, after: dt.datetime, count: int = 2) -> list[bytes]:
         }  # fmt: skip
         out.append(json.dumps(message, separators=(",", ":")).encode())
     return out
+
+
+def put_heartbeat(kinesis: Any, stream: str, beat: bytes) -> None:
+    kinesis.put_record(StreamName=stream, Data=beat, PartitionKey=HEARTBEAT_TABLE)
+
+
+def _drill_failures(ctx: RunContext) -> int:
+    spec = ctx.scenario.faults.flink
+    return spec.crashes + spec.task_failures
 
 
 def _second(line: str) -> float:
@@ -161,12 +171,17 @@ def run(ctx: RunContext) -> None:
     kinesis = world.client("kinesis")
     stream = names.stream_name("cdc")
     lateness = int(detection.get("day.close.lateness.seconds", "600"))
+    # Two heartbeats now, and one more after each failure the drill makes the job recover from,
+    # as DMS keeps writing them: a job restored from a checkpoint taken after it had read to
+    # the end of the stream (a periodic one can come after the drill's) reads nothing more, and
+    # a restored job's watermark starts again from what it reads.
     beats = heartbeats(
         ctx.scenario.dms.schema_name,
         sim.world.window_end + dt.timedelta(seconds=lateness + 60),
+        count=INITIAL_HEARTBEATS + _drill_failures(ctx),
     )
-    for beat in beats:
-        kinesis.put_record(StreamName=stream, Data=beat, PartitionKey=HEARTBEAT_TABLE)
+    for beat in beats[:INITIAL_HEARTBEATS]:
+        put_heartbeat(kinesis, stream, beat)
     records = [data.decode() for data in [*ctx.cdc_window, *beats]]
     expected = reference(records, profiles, detection)
     want_outliers = {r.outlier_id: _key(r.kind, r.product_id, r.sale_id, r.reason)
@@ -191,7 +206,7 @@ def run(ctx: RunContext) -> None:
     # Event time reaches the last heartbeat's second less the job's one-second watermark delay;
     # once the sink writers have that watermark, every record before it has been processed.
     final_watermark = int(_second(beats[-1].decode()) * 1000) - 1000
-    drill = _CrashDrill(ctx, stream)
+    drill = _CrashDrill(ctx, stream, beats[INITIAL_HEARTBEATS:])
     began = time.monotonic()
     since = (out_start, err_start)  # where the running job's own outputs begin
     job.start()
@@ -310,25 +325,38 @@ class _CrashDrill:
     failure; then part k + 1 arrives (the last part brings the heartbeats); once the job has
     received it and its outputs have settled, either the job is killed and started from its
     latest snapshot, or Kinesis fails its reads (``InternalFailure``) until the source gives up,
-    the task fails and Flink restarts the job in place from the checkpoint. Either way it reads
-    part k + 1 again and emits again what that part produced (its sinks are at-least-once).
-    Which records are read twice is the same every run; how many outputs come twice can vary by
-    a few at the parts' edges (Flink's watermark over shards going idle)."""
+    the task fails and Flink restarts the job in place from its latest checkpoint. Either way it
+    reads part k + 1 again and emits again what that part produced (its sinks are
+    at-least-once). Which records are read twice is the same every run; how many outputs come
+    twice can vary by a few at the parts' edges (Flink's watermark over shards going idle).
+
+    Flink's periodic checkpoints go on meanwhile (Managed Flink's every 60 s, the first after a
+    random delay), so one can complete between the drill's checkpoint and the failure; Flink then
+    restores that one, as Managed Flink would, and reads again only what came after it. The
+    drill records which checkpoint was restored, and then waits for the restarted job to stop
+    receiving (its source idle) rather than for a count. After each recovery one more DMS
+    heartbeat arrives (``later_beats``, as DMS keeps writing them), so a job restored past the
+    end of what it may read still sees event time pass the window."""
 
     SETTLE_SECONDS = 6.0  # the source's idle timeout (5 s) and a metrics refresh
 
-    def __init__(self, ctx: RunContext, stream: str) -> None:
+    def __init__(self, ctx: RunContext, stream: str, later_beats: list[bytes]) -> None:
         spec = ctx.scenario.faults.flink
         self.kinds = ["crash"] * spec.crashes + ["task_failure"] * spec.task_failures
         self.failures = len(self.kinds)
         self.world = ctx.world
         self.stream = stream
+        self.later_beats = list(later_beats)
         self.done_failures = 0
         self.events: list[dict[str, Any]] = []
         self.poll_seconds = 0.5 if self.kinds else 1.0
         self.snapshot: Any = None  # the snapshot or checkpoint taken for the current failure
         self.failing: int | None = None  # restarts seen before reads began to fail
-        self.expect = 0  # records the running start receives before its next move
+        self.restored_before: int | None = None  # what the job had restored before that
+        # Records the running start receives before its next move; None: unknown (restored
+        # from a later checkpoint than the drill's), wait until they stop coming.
+        self.expect: int | None = 0
+        self.receiving: tuple[int, float] | None = None
         self.settled: tuple[Any, float] | None = None
         if not self.kinds:
             return
@@ -372,14 +400,24 @@ class _CrashDrill:
         k = self.done_failures
         kind = self.kinds[k]
         if self.failing is not None:  # reads fail until Flink has restarted the job in place
-            restarts = job.restarts()
-            if restarts is None or restarts <= self.failing:
+            event = self.events[-1]
+            if "restarts" not in event:
+                restarts = job.restarts()
+                if restarts is None or restarts <= self.failing:
+                    return False
+                event.update(failed_reads=self._fail_reads(False), restarts=restarts)
+            # Then which checkpoint the restarted job restored (REST has it once it runs).
+            restored = job.restored_checkpoint()
+            if restored is None or restored == self.restored_before:
                 return False
-            self.events[-1].update(failed_reads=self._fail_reads(False), restarts=restarts)
+            event["restored_checkpoint"] = restored
             self._next_failure(k)
+            if restored != event["checkpoint"]:  # a periodic one came after the drill's
+                event.pop("records_read_again", None)  # what came after it, not the part
+                self.expect = None
             return False
         received = job.records_received("anomaly-detection")
-        if received is None or received < self.expect:
+        if not self._received_all(received):
             return False
         if self.snapshot is None:
             if kind == "crash":
@@ -407,6 +445,7 @@ class _CrashDrill:
                                outputs_before_failure=written)  # fmt: skip
         if kind == "task_failure":
             self.failing = job.restarts() or 0
+            self.restored_before = job.restored_checkpoint()  # a snapshot this start restored
             self._fail_reads(True)
             self.poll_seconds = 0.2  # call the failure off as soon as Flink has restarted
             return False
@@ -414,12 +453,26 @@ class _CrashDrill:
         self._next_failure(k)
         return True
 
+    def _received_all(self, received: int | None) -> bool:
+        """Whether the running start has received what it may read before the drill's next
+        move: the known count, or (``expect`` None) nothing new for :data:`SETTLE_SECONDS`."""
+        if received is None:
+            return False
+        if self.expect is not None:
+            return received >= self.expect
+        if self.receiving is None or self.receiving[0] != received:
+            self.receiving = (received, time.monotonic())
+            return False
+        return time.monotonic() - self.receiving[1] >= self.SETTLE_SECONDS
+
     def _next_failure(self, k: int) -> None:
         self.done_failures += 1
         self.snapshot = None
         self.failing = None
         self.poll_seconds = 0.5
         self.expect = self.sizes[k + 1] - self.sizes[k]  # what the next start reads again
+        self.receiving = None
+        put_heartbeat(self.world.client("kinesis"), self.stream, self.later_beats.pop(0))
 
     def summary(self, duplicates: dict[str, int]) -> dict[str, Any]:
         done = self.kinds[: self.done_failures]
