@@ -171,9 +171,14 @@ def faults_section(summary: dict[str, Any]) -> str:
         again = sum(d.get("records_read_again", 0) for d in flink.get("drills", []))
         removed = flink.get("duplicates_removed") or {}
         matches = (summary.get("anomaly") or {}).get("matches_reference")
+        later = [f"checkpoint {d['restored_checkpoint']} (taken after the drill's "
+                 f"{d['checkpoint']}), reading again only what came after it"
+                 for d in flink.get("drills", [])
+                 if d.get("restored_checkpoint") not in (None, d.get("checkpoint"))]  # fmt: skip
         outcome = (f"{again} records read again; duplicates removed downstream: "
                    f"{removed.get('outliers', 0)} outliers, {removed.get('rejected', 0)} "
-                   f"rejections; verdicts match the detector: {matches}")  # fmt: skip
+                   f"rejections; verdicts match the detector: {matches}"
+                   + "".join(f"; Flink restored periodic {text}" for text in later))  # fmt: skip
         costs.append(("anomaly job killed mid-stream, restored from its latest snapshot",
                       flink.get("crashes", 0), outcome))  # fmt: skip
         costs.append(("anomaly job task failed mid-stream (Kinesis InternalFailure), restarted "

@@ -420,4 +420,11 @@ def test_the_report_shows_schema_drift_and_world_restarts_with_their_cost() -> N
     assert "found no endpoint: 3" in faults
     assert "restarted in place from its latest checkpoint" in faults
     assert "61 records read again" in faults and "killed mid-stream" not in faults
+    assert "periodic checkpoint" not in faults  # it restored the drill's own
+    # Flink restored a periodic checkpoint completed after the drill's: the report says so.
+    log.flink["drills"] = [{"kind": "task_failure", "checkpoint": 2, "restored_checkpoint": 5}]
+    page = render_report({**summary, "faults": log.summary()})
+    faults = page[page.index("id='faults'") : page.index("Records per hop")]
+    assert "0 records read again" in faults
+    assert "restored periodic checkpoint 5 (taken after the drill&#x27;s 2)" in faults
     assert log.summary()["injected"] == 2 + 1 + 1
