@@ -216,8 +216,13 @@ class FlinkFaults(_Strict):
     )  # fmt: skip
 
     @property
+    def failures(self) -> int:
+        """Failures the job recovers from: each brings one more DMS heartbeat after it."""
+        return self.crashes + self.task_failures
+
+    @property
     def active(self) -> bool:
-        return bool(self.crashes or self.task_failures)
+        return bool(self.failures)
 
 
 #: DMS's data types (as ``control.table-def`` names them) for the contract's Arrow types.

@@ -104,11 +104,6 @@ def put_heartbeat(kinesis: Any, stream: str, beat: bytes) -> None:
     kinesis.put_record(StreamName=stream, Data=beat, PartitionKey=HEARTBEAT_TABLE)
 
 
-def _drill_failures(ctx: RunContext) -> int:
-    spec = ctx.scenario.faults.flink
-    return spec.crashes + spec.task_failures
-
-
 def _second(line: str) -> float:
     when = event_time(line, None)
     if when is None:
@@ -178,7 +173,7 @@ def run(ctx: RunContext) -> None:
     beats = heartbeats(
         ctx.scenario.dms.schema_name,
         sim.world.window_end + dt.timedelta(seconds=lateness + 60),
-        count=INITIAL_HEARTBEATS + _drill_failures(ctx),
+        count=INITIAL_HEARTBEATS + ctx.scenario.faults.flink.failures,
     )
     for beat in beats[:INITIAL_HEARTBEATS]:
         put_heartbeat(kinesis, stream, beat)
