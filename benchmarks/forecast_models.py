@@ -52,7 +52,8 @@ from its negative binomial; a city's missing months are interpolated and rounded
 
     .venv/bin/python benchmarks/forecast_models.py [DATASET ...]   (default: all)
 
-Results: benchmarks/results/forecast_models.json (datasets not run keep their last results).
+Results: benchmarks/results/forecast_models.json (datasets not run keep their last results),
+drawn in benchmarks/results/forecast_models.html (``--chart`` redraws it from the JSON alone).
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ import json
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from _results import RESULTS, save
+from forecast_chart import chart
 
 from emulation.sagemaker.forecaster import (
     ForecastConfig,
@@ -527,13 +530,25 @@ def _split_csv(frame: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.Data
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", help=f"any of {', '.join(DATASETS)} (all)")
+    parser.add_argument(
+        "--chart",
+        action="store_true",
+        help="only draw the saved results (results/forecast_models.html)",
+    )
     args = parser.parse_args()
+    previous = RESULTS / "forecast_models.json"
+    if args.chart:
+        if args.datasets:
+            parser.error("--chart draws the saved results: name no dataset")
+        if not previous.exists():
+            parser.error(f"no results to draw: {previous} does not exist")
+        print(write_chart(json.loads(previous.read_text())))
+        return 0
     unknown = [name for name in args.datasets if name not in DATASETS]
     if unknown:
         parser.error(f"unknown dataset {unknown[0]!r}; choose from {', '.join(DATASETS)}")
     warnings.filterwarnings("ignore")
     # Datasets not run this time keep their last results (each dataset's rows are one run).
-    previous = RESULTS / "forecast_models.json"
     kept = json.loads(previous.read_text()).get("datasets", {}) if previous.exists() else {}
     report = {"benchmark": "forecast_models", "quantiles": list(QUANTILES),
               "goal": "better than the best single model on every dataset; standard <= 120 s",
@@ -541,7 +556,15 @@ def main() -> int:
     for name in args.datasets or DATASETS:  # saved after each dataset: a long run keeps its part
         report["datasets"][name] = run(name)
         save("forecast_models", report)
+    print(write_chart(report))
     return 0
+
+
+def write_chart(report: dict) -> Path:
+    """``results/forecast_models.html``: the comparisons drawn (:mod:`forecast_chart`)."""
+    path = RESULTS / "forecast_models.html"
+    path.write_text(chart(report))
+    return path
 
 
 if __name__ == "__main__":

@@ -1,0 +1,86 @@
+"""The forecaster benchmark's chart: what it draws from ``forecast_models.json``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+BENCHMARKS = REPO / "benchmarks"
+
+
+def _chart_module():
+    path = BENCHMARKS / "forecast_chart.py"
+    spec = importlib.util.spec_from_file_location("forecast_chart", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _dataset(local: dict, singles: dict, against: dict | None) -> dict:
+    results = {"local_forecaster": {**local, "against_best_single": against}, **singles}
+    return {"results": results, "origins": 3, "series": 12}
+
+
+def _report() -> dict:
+    singles = {"auto_theta": {"sMAPE": 10.0, "MASE": 1.0, "WAPE": 0.2, "wQL": 0.1},
+               "auto_ets": {"sMAPE": 12.0, "MASE": 0.8, "WAPE": 0.25, "wQL": 0.12}}  # fmt: skip
+    good = {"sMAPE": {"best_single": "auto_theta", "difference": -1.0,
+                      "interval_95": [-1.5, -0.5], "verdict": "better"},
+            "wQL": {"best_single": "auto_theta", "difference": 0.01,
+                    "interval_95": [0.005, 0.02], "verdict": "worse"},
+            "MASE": {"best_single": "auto_ets", "difference": 0.04,
+                     "interval_95": [-0.08, 0.12], "verdict": "tie"}}  # fmt: skip
+    local = {"sMAPE": 9.0, "MASE": 0.84, "WAPE": 0.2, "wQL": 0.11}
+    return {"datasets": {
+        "shop-daily": _dataset(local, singles, good),
+        "stopped-early": _dataset(local, singles, None),  # a run cut short: nothing to draw
+    }}  # fmt: skip
+
+
+def test_each_comparison_is_drawn_relative_to_the_best_single_models_value() -> None:
+    chart = _chart_module()
+    rows = {r["metric"]: r for r in chart.comparisons(_report())}
+    assert set(rows) == {"sMAPE", "MASE", "wQL"}  # WAPE had no comparison; stopped-early none
+    assert {r["dataset"] for r in rows.values()} == {"shop-daily"}
+    assert rows["sMAPE"]["difference_pct"] == pytest.approx(-10.0)  # -1 of Theta's 10
+    assert rows["sMAPE"]["interval_pct"] == pytest.approx((-15.0, -5.0))
+    assert rows["MASE"]["difference_pct"] == pytest.approx(5.0)  # 0.04 of ETS's 0.8
+    assert rows["wQL"]["interval_pct"] == pytest.approx((5.0, 20.0))
+    assert chart.tally(list(rows.values())) == {"better": 1, "tie": 1, "worse": 1}
+
+
+def test_the_page_opens_offline_and_states_the_tally() -> None:
+    chart = _chart_module()
+    page = chart.chart(_report())
+    assert "1 better · 1 tie · 1 worse of 3" in page
+    assert "shop-daily" in page and "stopped-early" not in page
+    assert not re.search(r"<script[^>]*\bsrc=", page)  # plotly.js inline, nothing fetched
+    assert "Plotly.newPlot" in page
+    with pytest.raises(ValueError, match="no dataset with against_best_single"):
+        chart.chart({"datasets": {"stopped-early": _report()["datasets"]["stopped-early"]}})
+
+
+def test_the_saved_results_draw_every_dataset_they_hold() -> None:
+    """The committed results are what the README's tally quotes: every dataset in them is
+    drawn, with all four metrics."""
+    chart = _chart_module()
+    report = json.loads((BENCHMARKS / "results" / "forecast_models.json").read_text())
+    rows = chart.comparisons(report)
+    assert len(rows) == 4 * len(report["datasets"])
+    assert sum(chart.tally(rows).values()) == len(rows)
+
+
+def test_chart_option_takes_no_dataset() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "forecast_models.py"), "--chart", "standard"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--chart draws the saved results: name no dataset" in done.stderr
