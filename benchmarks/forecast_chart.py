@@ -30,6 +30,10 @@ def comparisons(report: dict[str, Any]) -> list[dict[str, Any]]:
             if metric not in against:
                 continue
             found = against[metric]
+            if found["best_single"] not in results:
+                raise ValueError(
+                    f"{name}: {metric}'s best single model {found['best_single']!r} has no results"
+                )
             best = results[found["best_single"]][metric]
             low, high = found["interval_95"]
             relative = 100.0 / best if best else 0.0

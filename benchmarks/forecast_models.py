@@ -542,7 +542,10 @@ def main() -> int:
             parser.error("--chart draws the saved results: name no dataset")
         if not previous.exists():
             parser.error(f"no results to draw: {previous} does not exist")
-        print(write_chart(json.loads(previous.read_text())))
+        try:
+            print(write_chart(json.loads(previous.read_text())))
+        except (json.JSONDecodeError, ValueError, KeyError) as error:
+            parser.error(f"{previous}: cannot draw it: {error}")
         return 0
     unknown = [name for name in args.datasets if name not in DATASETS]
     if unknown:

@@ -65,6 +65,10 @@ def test_the_page_opens_offline_and_states_the_tally() -> None:
     assert "Plotly.newPlot" in page
     with pytest.raises(ValueError, match="no dataset with against_best_single"):
         chart.chart({"datasets": {"stopped-early": _report()["datasets"]["stopped-early"]}})
+    broken = _report()
+    del broken["datasets"]["shop-daily"]["results"]["auto_ets"]  # named as MASE's best
+    with pytest.raises(ValueError, match="shop-daily: MASE's best single model 'auto_ets'"):
+        chart.chart(broken)
 
 
 def test_the_saved_results_draw_every_dataset_they_hold() -> None:
