@@ -23,6 +23,7 @@ from emulation.safety import check_endpoint
 logger = logging.getLogger(__name__)
 
 JARS_ENV = "DFP_JARS_DIR"
+LOG4J2 = Path(__file__).with_name("log4j2.properties")  # the session's logging
 _REQUIRED_JARS = ("hadoop-aws-3.3.4.jar", "aws-java-sdk-bundle-1.12.262.jar")
 _lock = threading.Lock()
 _session: Any = None
@@ -85,9 +86,11 @@ def spark_session(endpoint_url: str, region: str) -> Any:
             # C1 only starts fast; its code cache then defaults to 48 MiB, which a long session
             # (a test suite, many job runs) fills, and the JVM stops compiling: every later job
             # runs interpreted, several times slower. Room for the whole session's code.
+            # Logging: errors only from the JVM's start (LOG4J2), not WARN until setLogLevel.
             .config(
                 "spark.driver.extraJavaOptions",
-                "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -Duser.timezone=UTC",
+                "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -Duser.timezone=UTC "
+                f"-Dlog4j2.configurationFile={LOG4J2.as_uri()}",
             )
             .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
             .config("spark.hadoop.fs.s3.impl", "org.apache.hadoop.fs.s3a.S3AFileSystem")

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import textwrap
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -298,6 +299,24 @@ def test_forecast_input_rerun_on_the_same_input_publishes_nothing(aws) -> None:
     assert _forecast_input(aws, names).state == "SUCCEEDED"
     again = published()
     assert again[manifest] != first[manifest]
+
+
+def test_the_spark_session_logs_errors_only_from_the_start(aws) -> None:
+    """Spark's default profile logs at WARN from the JVM's start, before the session can lower
+    it: every run's ETL stage printed Hadoop's native-library warning and two lines announcing
+    the shell's log level. The session starts with the harness' profile instead, whose PySpark
+    gateway logger (the level Spark gives a shell) is configured, so nothing is announced."""
+    from emulation.glue.spark import LOG4J2, spark_session
+
+    spark = spark_session(aws.endpoint_url, aws.region)
+    context = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager.getContext(False)
+    config = context.getConfiguration()
+    assert Path(config.getConfigurationSource().getLocation()) == LOG4J2
+    native = config.getLoggerConfig("org.apache.hadoop.util.NativeCodeLoader")
+    assert native.getLevel().toString() == "ERROR"
+    gateway = "org.apache.spark.api.python.PythonGatewayServer"
+    assert config.getLoggerConfig(gateway).getName() == gateway  # its own, not the root's
+    assert config.getLoggerConfig(gateway).getLevel().toString() == "ERROR"
 
 
 def test_spark_follows_the_world_to_the_next_endpoint(aws) -> None:
