@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -247,6 +248,24 @@ def _run_library(out: Path | None, seed: int | None, force: bool, until: str | N
     raise typer.Exit(1 if failed else 0)
 
 
+def _shown(value: Any) -> str:
+    """A value as JSON, its numbers to six significant digits: ``0.8333`` for a ratio computed as
+    0.8333001036721001, ``1`` for a bound the schema read as 1.0. Six digits still tell a failed
+    ``max: 0.9`` from 0.90004; ``summary.json`` keeps every digit."""
+
+    def short(v: Any) -> Any:
+        if isinstance(v, float) and math.isfinite(v):
+            rounded = float(f"{v:.6g}")
+            return int(rounded) if rounded.is_integer() and abs(rounded) < 1e15 else rounded
+        if isinstance(v, dict):
+            return {k: short(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [short(x) for x in v]
+        return v
+
+    return json.dumps(short(value))
+
+
 def _print_verdict(summary: dict[str, Any], out_dir: Path) -> None:
     table = Table(title="expectations", show_lines=False)
     for column in ("value", "expected", "actual", ""):
@@ -254,8 +273,8 @@ def _print_verdict(summary: dict[str, Any], out_dir: Path) -> None:
     for row in summary["expectations"]:
         table.add_row(
             escape(row["path"]),
-            escape(json.dumps(row["expected"])),
-            escape(json.dumps(row["actual"])),
+            escape(_shown(row["expected"])),
+            escape(_shown(row["actual"])),
             "[green]ok[/]"
             if row["ok"]
             else f"[dim]{escape(str(row['reason']))}[/]"

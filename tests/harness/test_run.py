@@ -348,3 +348,14 @@ def test_a_replay_counts_its_set_aside_rows_and_lists_them_in_the_run(tmp_path: 
     assert summary["staging"]["rows"]["sales"] == 7
     listed = (tmp_path / "r" / summary["simulation"]["source"]["set_aside_file"]).read_text()
     assert [json.loads(line)["row"] for line in listed.splitlines()] == [8, 9, 10, 11, 12, 13]
+
+
+def test_the_verdict_table_shows_numbers_to_six_significant_digits() -> None:
+    """A ratio computed as 0.8333001036721001 reads 0.8333, a bound read as 1.0 reads 1; six
+    digits still show why 0.90004 failed ``max: 0.9``."""
+    from harness.cli import _shown
+
+    assert _shown(0.8333001036721001) == "0.8333"
+    assert _shown({"min": 1.0}) == '{"min": 1}'
+    assert _shown(0.90004) == "0.90004"
+    assert _shown([True, None, "x", 234, 2.5]) == '[true, null, "x", 234, 2.5]'
