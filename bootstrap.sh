@@ -152,6 +152,11 @@ for name in sys.argv[1:]:
     ) >/dev/null 2>&1 || true
 }
 
+# Maven, quiet and in batch mode. Maven 3.8's -q still writes colour resets (ESC[0m) that a log
+# shows as "[0m"; they are taken out, and everything else (its errors) passes through. Its exit
+# status stays the function's (pipefail).
+maven() { mvn -q -B "$@" 2>&1 | sed -u $'s/\x1b\\[[0-9;]*m//g'; }
+
 # --- jars from Maven (hadoop-aws for s3:// in local Spark) -----------------------------------
 setup_jars() {
     local dir="$ROOT/.dfp/jars"
@@ -159,7 +164,7 @@ setup_jars() {
         return 0
     fi
     say "fetching the local Spark S3 jars with Maven (emulation/glue/jars/pom.xml)"
-    mvn -q -f emulation/glue/jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$dir" \
+    maven -f emulation/glue/jars/pom.xml dependency:copy-dependencies -DoutputDirectory="$dir" \
         || die "Maven could not fetch hadoop-aws / aws-java-sdk-bundle (see its message above)"
 }
 
@@ -174,7 +179,7 @@ build_jar() {
         return 0
     fi
     say "building $what with Maven ($src)"
-    mvn -q -B -f "$src/pom.xml" package \
+    maven -f "$src/pom.xml" package \
         || die "Maven could not build $what (see its message above)"
     mkdir -p "$(dirname "$jar")"
     cp "$src/target/$artifact" "$jar"
@@ -227,7 +232,7 @@ setup_flink_app_jar() {
     fi
     say "building the Managed Flink dependency jar with Maven ($pom)"
     mkdir -p "$dir"
-    if mvn -q -B -f "$pom" package >"$dir/dfp-anomaly-deps.log" 2>&1; then
+    if maven -f "$pom" package >"$dir/dfp-anomaly-deps.log"; then
         cp pipeline/anomaly/target/dfp-anomaly-deps.jar "$jar"
         echo "$want" > "$jar.stamp"
         rm -f "$jar.failed"
