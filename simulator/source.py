@@ -27,6 +27,7 @@ import datetime as dt
 import gzip
 import io
 import logging
+import re
 import reprlib
 import warnings
 from dataclasses import dataclass, field, replace
@@ -39,7 +40,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.contracts.cdc import CAMPAIGN_CHANNELS, CAMPAIGNS, CHANNELS, PRODUCTS, SALES, STORES
-from simulator.spec import PRODUCT_ATTRIBUTES, SOURCE_COLUMNS, Source, SourceTable
+from simulator.spec import PRODUCT_ATTRIBUTES, SOURCE_COLUMNS, UNIX_FORMATS, Source, SourceTable
 from simulator.world import (
     DAY,
     PRICE_TIERS,
@@ -95,6 +96,7 @@ class _Frame:
     names: dict[str, str] = field(default_factory=dict)  # contract column → the file's column(s)
     aside: _SetAside | None = None  # set: a bad row is set aside, not an error
     settable: bool = False  # whether ``bad_rows: set_aside`` applies to this table (sales)
+    date_format: str | None = None  # the table's ``date_format``, if it gives one
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -193,10 +195,14 @@ def _bad(frame: _Frame, column: str, mask: np.ndarray, what: str) -> SourceError
     shown = ", ".join(f"row {frame.rows[i]}: {_REPR.repr(v)}"
                       for i, v in zip(where, values, strict=False))  # fmt: skip
     more = f" (and {len(where) - _SHOWN_ROWS} more rows)" if len(where) > _SHOWN_ROWS else ""
-    source = frame.names.get(column, column)
-    named = f"column {source!r}" + (f" ({column})" if source != column else "")
     hint = SET_ASIDE_HINT if frame.aside is None and frame.settable else ""
-    return SourceError(f"{frame.origin}: {named} {what}: {shown}{more}{hint}")
+    return SourceError(f"{frame.origin}: {_named(frame, column)} {what}: {shown}{more}{hint}")
+
+
+def _named(frame: _Frame, column: str) -> str:
+    """``column 'qty' (quantity)``: the file's name for a column, and ours where they differ."""
+    source = frame.names.get(column, column)
+    return f"column {source!r}" + (f" ({column})" if source != column else "")
 
 
 SET_ASIDE_HINT = (
@@ -265,16 +271,72 @@ def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
     return np.clip(parsed, minimum, maximum)
 
 
-def _parse_moments(text: pd.Series) -> pd.Series:
-    """Timestamps from text, UTC; NaT where a value is not one. One format for the whole column
-    (inferred from its first value) is tried first: per-value parsing (``format="mixed"``) is
-    about ten times slower on a file of order lines (14 s against 1 s for 540,000)."""
+def _parse_moments(text: pd.Series, *, day_first: bool = False,
+                   date_format: str | None = None) -> pd.Series:  # fmt: skip
+    """Timestamps from text, UTC; NaT where a value is not one. Without a ``date_format``, one
+    format for the whole column (inferred from its first value) is tried first: per-value parsing
+    (``format="mixed"``) is about ten times slower on a file of order lines (14 s against 1 s for
+    540,000)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "could not infer format": the mixed parse below
+        if date_format in UNIX_FORMATS:
+            numbers = pd.to_numeric(text, errors="coerce")
+            numbers = numbers.where(numbers.abs() < 1e14 if date_format == "unix" else
+                                    numbers.abs() < 1e17)  # within pandas' range  # fmt: skip
+            return pd.to_datetime(numbers, unit=UNIX_FORMATS[date_format], utc=True,
+                                  errors="coerce")  # fmt: skip
+        if date_format is not None:
+            return pd.to_datetime(text, format=date_format, utc=True, errors="coerce")
         try:
-            return pd.to_datetime(text, utc=True)
+            return pd.to_datetime(text, utc=True, dayfirst=day_first)
         except (ValueError, TypeError, OverflowError):
-            return pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+            return pd.to_datetime(text, errors="coerce", utc=True, format="mixed",
+                                  dayfirst=day_first)  # fmt: skip
+
+
+# A date written with numbers only, day and month in either order and the year last: 01/02/2011,
+# 1.2.11, 01-02-2011 (ISO's 2011-02-01 puts the year first and is not one).
+_NUMERIC_DATE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}(?!\d)")
+_DATE_FORMAT_HINT = ("give the file's order with date_format (e.g. '%d/%m/%Y' or '%m/%d/%Y', "
+                     "with ' %H:%M' when it has times)")  # fmt: skip
+
+
+def _day_first(frame: _Frame, column: str, text: pd.Series) -> bool:
+    """Whether the column's numeric dates put the day first, read from its values.
+
+    pandas reads ``01/02/2011`` month-first and ``13/02/2011`` day-first, so a day-first file
+    would come out with every date up to the 12th of its month moved to another month, silently.
+    A value past 12 in one place tells the order; values past 12 in both places, or in neither
+    (monthly data dated on the 1st, a fortnight's data), stop the replay: a guess could be wrong
+    for every row."""
+    heads = text.dropna().str.slice(0, 10).drop_duplicates()  # a date's few hundred values
+    parts = heads.str.extract(_NUMERIC_DATE)
+    first = pd.to_numeric(parts[0], errors="coerce").to_numpy(dtype=float)
+    second = pd.to_numeric(parts[1], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(first).all():
+        return False  # no numeric dates: ISO, month names, ...
+    days_first, months_first = first > 12, second > 12
+    if days_first.any() and not months_first.any():
+        return True
+    if months_first.any() and not days_first.any():
+        return False
+
+    def row(head: str) -> str:
+        at = int(np.flatnonzero(text.str.startswith(head, na=False).to_numpy())[0])
+        return f"row {frame.rows[at]}: {_REPR.repr(str(text.iloc[at]))}"
+
+    shown = heads[~np.isnan(first)]
+    if days_first.any():
+        raise SourceError(
+            f"{frame.origin}: {_named(frame, column)} has dates with the day first "
+            f"({row(heads[days_first].iloc[0])}) and dates with the month first "
+            f"({row(heads[months_first].iloc[0])}); {_DATE_FORMAT_HINT}"
+        )
+    raise SourceError(
+        f"{frame.origin}: {_named(frame, column)} has dates that read day-first or month-first "
+        f"alike ({row(shown.iloc[0])}), and no day past the 12th tells which; "
+        f"{_DATE_FORMAT_HINT}"
+    )
 
 
 def _moment(frame: _Frame, column: str, *, dates: bool = False,
@@ -292,9 +354,19 @@ def _moment(frame: _Frame, column: str, *, dates: bool = False,
         parsed = pd.to_datetime(raw, utc=True)
     else:
         text = raw.astype("string").str.strip()
-        parsed = _parse_moments(text.where(text != ""))
-        bad = parsed.isna().to_numpy() & (text.notna() & (text != "")).to_numpy()
-        _fail(frame, column, bad, "is not a date or time")
+        text = text.where(text != "")
+        given = frame.date_format
+        day_first = given is None and _day_first(frame, column, text)
+        parsed = _parse_moments(text, day_first=day_first, date_format=given)
+        bad = parsed.isna().to_numpy() & text.notna().to_numpy()
+        if given is not None:
+            what = f"does not match date_format {given!r}"
+        elif bad.any() and text[bad].str.fullmatch(r"-?\d+(\.\d*)?").all():
+            what = ("is not a date or time (numbers since 1970: date_format unix for seconds, "
+                    "unix_ms for milliseconds)")  # fmt: skip
+        else:
+            what = "is not a date or time"
+        _fail(frame, column, bad, what)
     missing = parsed.isna().to_numpy()
     if not optional:
         _fail(frame, column, missing, "is empty")
@@ -499,17 +571,21 @@ def read_source(source: Source, base: Path) -> SourceTables:
         origin, raw, first_row = _load(source.sales, base)
         columns = source.sales.columns
     aside = _SetAside(np.zeros(len(raw), bool)) if source.bad_rows == "set_aside" else None
+    sales_format = source.sales.date_format if source.sales is not None else None
     sales_frame = replace(_mapped(origin, raw, first_row, columns, SOURCE_COLUMNS["sales"]),
-                          aside=aside, settable=True)  # fmt: skip
+                          aside=aside, settable=True, date_format=sales_format)  # fmt: skip
     product_frame = campaign_frame = attributes = None
     if source.products is not None:
-        product_frame = _mapped(*_load(source.products, base), source.products.columns,
-                                SOURCE_COLUMNS["products"])  # fmt: skip
+        product_frame = replace(_mapped(*_load(source.products, base), source.products.columns,
+                                        SOURCE_COLUMNS["products"]),
+                                date_format=source.products.date_format)  # fmt: skip
     else:  # product attributes the sales rows carry
-        attributes = _mapped(origin, raw, first_row, columns, PRODUCT_ATTRIBUTES)
+        attributes = replace(_mapped(origin, raw, first_row, columns, PRODUCT_ATTRIBUTES),
+                             date_format=sales_format)  # fmt: skip
     if source.campaigns is not None:
-        campaign_frame = _mapped(*_load(source.campaigns, base), source.campaigns.columns,
-                                 SOURCE_COLUMNS["campaigns"])  # fmt: skip
+        campaign_frame = replace(_mapped(*_load(source.campaigns, base), source.campaigns.columns,
+                                         SOURCE_COLUMNS["campaigns"]),
+                                 date_format=source.campaigns.date_format)  # fmt: skip
     if len(sales_frame.data) == 0:
         raise SourceError(f"{origin}: no sales rows")
     sales = _sales(sales_frame)

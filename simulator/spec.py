@@ -151,6 +151,10 @@ SOURCE_COLUMNS = {"sales": tuple(SALES.names), "products": tuple(PRODUCTS.names)
 PRODUCT_ATTRIBUTES = ("name", "category", "brand", "price_tier", "list_price")
 
 
+#: ``date_format`` values for numbers: seconds and milliseconds since 1970-01-01 UTC.
+UNIX_FORMATS = {"unix": "s", "unix_ms": "ms"}
+
+
 class SourceTable(_Strict):
     """One table of the user's data: a CSV or Parquet file and how its columns map to ours.
 
@@ -164,6 +168,10 @@ class SourceTable(_Strict):
     # A CSV's text encoding, as Python names it (``cp1252``, ``latin-1``, ``utf-16``): exports
     # from spreadsheets and older systems are often not UTF-8. Parquet has its own.
     encoding: str = Field(default="utf-8", min_length=1, max_length=64)
+    # How the file writes its dates and times, when its values cannot say: a strftime pattern
+    # (``%d/%m/%Y %H:%M``), or ``unix`` / ``unix_ms`` for seconds / milliseconds since 1970.
+    # Without it a numeric date's order (day or month first) is read from the column's values.
+    date_format: str | None = Field(default=None, min_length=1, max_length=100)
 
     @field_validator("encoding")
     @classmethod
@@ -174,6 +182,14 @@ class SourceTable(_Strict):
             raise ValueError(f"unknown text encoding {value!r} (e.g. utf-8, cp1252, latin-1, "
                              "utf-16)") from None  # fmt: skip
         return value
+
+    @field_validator("date_format")
+    @classmethod
+    def _a_date_format(cls, value: str | None) -> str | None:
+        if value is None or value in UNIX_FORMATS or "%" in value:
+            return value
+        raise ValueError(f"date_format {value!r} is neither a strftime pattern (e.g. "
+                         "'%d/%m/%Y %H:%M') nor unix or unix_ms")  # fmt: skip
 
 
 class Source(_Strict):

@@ -261,6 +261,11 @@ def test_mapping_and_file_mistakes_are_named(tmp_path) -> None:
         ),
         ("source: {dataset: m5}\n", "source.dataset", "Input should be 'pizzaplace'"),
         (
+            "source: {sales: {path: a.csv, date_format: dd/mm/yyyy}}\n",
+            "source.sales.date_format",
+            "neither a strftime pattern",
+        ),
+        (
             "source: {dataset: pizzaplace}\nanomalies: {rate: 0.1}\n",
             "anomalies",
             "only shape a simulated world",
@@ -363,15 +368,66 @@ def test_dfp_simulate_writes_the_set_aside_rows_and_counts_them(tmp_path) -> Non
 
 def test_a_column_mixing_timestamp_formats_is_read_value_by_value(tmp_path) -> None:
     (tmp_path / "sales.csv").write_text(
-        "sku,p,when\nA,1,2025-03-01 09:00:00\nA,1,2025-03-02T12:00:00+02:00\nA,1,03/04/2025 08:00\n"
+        "sku,p,when\nA,1,2025-03-01 09:00:00\nA,1,2025-03-02T12:00:00+02:00\nA,1,03/14/2025 08:00\n"
     )
     body = "sales:\n  path: sales.csv\n  columns: {product_id: sku, unit_price: p, sold_at: when}\n"
     sales = simulate(load_scenario(str(scenario_file(tmp_path, body)))).world.sales
     assert [t.isoformat() for t in sales["sold_at"].to_pylist()] == [
         "2025-03-01T09:00:00+00:00",
         "2025-03-02T10:00:00+00:00",
-        "2025-03-04T08:00:00+00:00",
+        "2025-03-14T08:00:00+00:00",
     ]
+
+
+DATED = "sales:\n  path: sales.csv\n  columns: {product_id: sku, unit_price: p, sold_at: when}\n"
+
+
+def _sold_at(folder: Path, rows: list[str], extra: str = "") -> list[str]:
+    (folder / "sales.csv").write_text("sku,p,when\n" + "".join(f"A,1,{r}\n" for r in rows))
+    sales = simulate(load_scenario(str(scenario_file(folder, DATED + extra)))).world.sales
+    return [t.date().isoformat() for t in sales["sold_at"].to_pylist()]
+
+
+def test_numeric_dates_are_read_in_the_order_the_column_shows(tmp_path) -> None:
+    """pandas alone reads 01/03 month-first and 13/03 day-first: a day-first file would have
+    every date up to the 12th moved to another month. The column's values decide, for all."""
+    day_first = ["01/03/2025 09:00", "02/03/2025 10:00", "13/03/2025 11:00", "14/03/2025 12:00"]
+    assert _sold_at(tmp_path, day_first) == ["2025-03-01", "2025-03-02", "2025-03-13",
+                                             "2025-03-14"]  # fmt: skip
+    month_first = ["3/1/25 9:00", "3/2/25 10:00", "3/13/25 11:00", "3/14/25 12:00"]
+    assert _sold_at(tmp_path, month_first) == ["2025-03-01", "2025-03-02", "2025-03-13",
+                                               "2025-03-14"]  # fmt: skip
+    dotted = ["01.03.2025", "02.03.2025", "13.03.2025", "14.03.2025"]
+    assert _sold_at(tmp_path, dotted)[:2] == ["2025-03-01", "2025-03-02"]
+
+
+def test_dates_that_read_either_way_are_refused_until_date_format_says(tmp_path) -> None:
+    # Monthly data dated on the 1st: no day past the 12th to tell the order by.
+    monthly = [f"01/{m:02d}/2024" for m in range(1, 13)] + ["01/01/2025", "01/02/2025"]
+    with pytest.raises(SourceError, match=r"sales.csv: column 'when' \(sold_at\) has dates that "
+                       r"read day-first or month-first alike \(row 2: '01/01/2024'\).*"
+                       r"date_format"):  # fmt: skip
+        _sold_at(tmp_path, monthly)
+    read = _sold_at(tmp_path, monthly, "  date_format: '%d/%m/%Y'\n")
+    assert read[:3] == ["2024-01-01", "2024-02-01", "2024-03-01"]
+    # Both orders in one column: named by a row of each.
+    with pytest.raises(SourceError, match=r"day first \(row 3: '13/03/2025'\) and dates with "
+                       r"the month first \(row 4: '03/14/2025'\)"):  # fmt: skip
+        _sold_at(tmp_path, ["01/03/2025", "13/03/2025", "03/14/2025"])
+    with pytest.raises(SourceError, match=r"does not match date_format '%d/%m/%Y': row 3: "
+                       r"'2025-03-02'"):  # fmt: skip
+        _sold_at(tmp_path, ["01/03/2025", "2025-03-02"], "  date_format: '%d/%m/%Y'\n")
+
+
+def test_unix_times_are_read_when_date_format_names_them(tmp_path) -> None:
+    seconds = ["1740819600", "1740906000", "1741597200"]  # 2025-03-01, 03-02, 03-10 09:00 UTC
+    with pytest.raises(SourceError, match=r"is not a date or time \(numbers since 1970: "
+                       r"date_format unix for seconds"):  # fmt: skip
+        _sold_at(tmp_path, seconds)
+    assert _sold_at(tmp_path, seconds, "  date_format: unix\n") == ["2025-03-01", "2025-03-02",
+                                                                     "2025-03-10"]  # fmt: skip
+    millis = [f"{s}000" for s in seconds]
+    assert _sold_at(tmp_path, millis, "  date_format: unix_ms\n")[-1] == "2025-03-10"
 
 
 def test_demand_data_without_prices_and_with_zero_rows_replays(tmp_path) -> None:
