@@ -192,6 +192,8 @@ def _bad(frame: _Frame, column: str, mask: np.ndarray, what: str) -> SourceError
     where ``mask`` holds, with their values."""
     where = np.flatnonzero(mask)
     values = frame.data[column].to_numpy()[where[:_SHOWN_ROWS]] if column in frame.data else []
+    # A Parquet column's values are numpy scalars: shown as the number (1.5), not np.float64(1.5).
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]
     shown = ", ".join(f"row {frame.rows[i]}: {_REPR.repr(v)}"
                       for i, v in zip(where, values, strict=False))  # fmt: skip
     more = f" (and {len(where) - _SHOWN_ROWS} more rows)" if len(where) > _SHOWN_ROWS else ""

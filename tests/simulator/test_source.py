@@ -473,3 +473,15 @@ def test_a_sales_file_naming_its_stores_replays_them_for_a_forecast_by_store(tmp
     unmapped = by_store(scenario_file(tmp_path, "sales:\n  path: data/sales.csv\n" + MAPPING))
     with pytest.raises(ScenarioError, match=r"forecast.dimensions = .*: store_id needs source"):
         load_scenario(str(unmapped))
+
+
+def test_a_bad_parquet_value_is_shown_as_its_value(tmp_path) -> None:
+    """A Parquet column's values are numpy scalars; the message shows 1.5, not np.float64(1.5)."""
+    table = pa.table({"sku": ["A", "A"], "qty": [2.0, 1.5], "p": [1.0, 1.0],
+                      "when": ["2025-03-01", "2025-03-02"]})  # fmt: skip
+    pq.write_table(table, tmp_path / "s.parquet")
+    body = ("sales:\n  path: s.parquet\n  columns: {product_id: sku, quantity: qty, unit_price: p,"
+            " sold_at: when}\n")  # fmt: skip
+    with pytest.raises(SourceError, match=r"s.parquet: column 'qty' \(quantity\) is not a whole "
+                       r"number .*: row 2: 1.5 \("):  # fmt: skip
+        simulate(load_scenario(str(scenario_file(tmp_path, body))))
