@@ -555,6 +555,31 @@ def test_the_global_model_learns_across_series_and_joins_the_ensembles(monkeypat
     pd.testing.assert_frame_equal(alone, again)  # same data, same forecast
 
 
+def test_the_global_model_is_backtested_on_the_windows_its_warm_up_leaves(monkeypatch) -> None:
+    """Windows are cut from each series' own end: the earliest of many leaves a short series
+    nothing past the model's warm-up (its longest rolling window). The model is backtested on
+    the latest windows that leave it enough to learn from, not left out of the job."""
+    monkeypatch.setattr(global_model, "MIN_OBSERVATIONS", 100)
+    warm = global_model.warm_up(7)
+    assert warm == 29  # a rolling mean of four weeks of lag 1
+    history = pd.DataFrame({"unique_id": ["a"] * 100 + ["b"] * 100})
+    # 2 × (100 − 10·w − 29) rows to learn from, at least half of 100: w ≤ 4
+    assert global_model.feasible_windows(history, 7, 10, 9) == 4
+    assert global_model.feasible_windows(history, 7, 10, 3) == 3
+    assert global_model.feasible_windows(history.iloc[:60], 7, 10, 9) == 0  # one series, 60
+
+    # Six series of 80 days afford eight weekly windows; the eighth leaves 80 − 56 = 24 days,
+    # fewer than the warm-up. 6 × (80 − 7·w − 29) ≥ 50 holds up to w = 6.
+    dataset = load_dataset(automl_frame(items=6, days=80, sparse=0), CONFIG)
+    seen: list[int] = []
+    backtest = global_model.cross_validate
+    monkeypatch.setattr(global_model, "cross_validate",
+                        lambda *a, **k: seen.append(a[6]) or backtest(*a, **k))  # fmt: skip
+    result = train(dataset, CONFIG)
+    assert seen == [6]
+    assert global_model.ALIAS in result.candidate_metrics
+
+
 def test_an_item_the_global_model_cannot_forecast_falls_back_to_its_kind(monkeypatch) -> None:
     dataset = load_dataset(automl_frame(items=2, days=150, sparse=0), CONFIG)
     document = train(dataset, CONFIG).document

@@ -60,9 +60,7 @@ def _engine(freq: Frequency, season: int, offset: Any, n_jobs: int) -> Any:
     from mlforecast.lag_transforms import RollingMean
     from mlforecast.target_transforms import LocalStandardScaler
 
-    m = max(season, 1)
-    lags = sorted({1, 2, 3, m, 2 * m})
-    windows = [max(m, 3), 4 * max(m, 3)]
+    lags, windows = _lags(season)
     model = lightgbm.LGBMRegressor(
         objective="l1", n_estimators=TREES, learning_rate=0.1, num_leaves=31,
         min_child_samples=20, subsample=1.0, colsample_bytree=1.0, n_jobs=n_jobs,
@@ -86,6 +84,36 @@ def offered(history: pd.DataFrame, families: tuple[str, ...], season: int, horiz
     keep = training_window(season, horizon)
     rows = int(history.groupby("unique_id").size().clip(upper=keep).sum())
     return rows >= MIN_OBSERVATIONS
+
+
+def _lags(season: int) -> tuple[list[int], list[int]]:
+    """The lags and the rolling-mean windows (of lag 1) the model learns from."""
+    m = max(season, 1)
+    return sorted({1, 2, 3, m, 2 * m}), [max(m, 3), 4 * max(m, 3)]
+
+
+def warm_up(season: int) -> int:
+    """Periods of a series before its first row with every feature (the longest lag or rolling
+    window): rows before it teach the model nothing."""
+    lags, windows = _lags(season)
+    return max(max(lags), max(windows) + 1)
+
+
+def feasible_windows(history: pd.DataFrame, season: int, horizon: int, windows: int) -> int:
+    """The most backtest windows, up to ``windows``, whose earliest still leaves the model half
+    the data it is offered on (:data:`MIN_OBSERVATIONS`) to learn from; 0 if not even one does.
+
+    Each window is cut from each series' own end, so the earliest of many windows leaves a
+    series of a few years nothing past its warm-up: nine monthly windows of 18 periods left a
+    set of 46 fifteen-year series no row to learn from at all, and the model was left out of the
+    job. Windows it does not forecast take its peers' values (``_with_global``)."""
+    sizes = history.groupby("unique_id").size().to_numpy()
+    warm = warm_up(season)
+    for count in range(windows, 0, -1):
+        learnable = (sizes - count * horizon - warm).clip(min=0).sum()
+        if learnable >= MIN_OBSERVATIONS // 2:
+            return count
+    return 0
 
 
 def _inputs(history: pd.DataFrame, regressors: list[str], keep: int) -> pd.DataFrame:

@@ -851,14 +851,21 @@ def train(dataset: Dataset, config: ForecastConfig,
         )
     shared = None  # the global model's backtest, when it is offered
     backtested = history[history["unique_id"].isin(tested.index)]
-    if global_model.offered(backtested, config.algorithms, config.freq.mase_season, h):
+    season_m = config.freq.mase_season  # the global model's season, every series'
+    global_windows = 0
+    if global_model.offered(backtested, config.algorithms, season_m, h):
+        global_windows = global_model.feasible_windows(backtested, season_m, h, int(tested.max()))
+        if not global_windows:
+            logger.info("global model left out: no backtest window leaves it enough rows past "
+                        "its %d-period warm-up", global_model.warm_up(season_m))  # fmt: skip
+    if global_windows:
         if progress:
             progress(f"backtesting one global model across {len(tested)} series "
-                     f"({int(tested.max())} windows)")  # fmt: skip
+                     f"({global_windows} of {int(tested.max())} windows)")  # fmt: skip
         try:
             shared = global_model.cross_validate(
-                backtested, regressors, config.freq, config.freq.mase_season, offset, h,
-                int(tested.max()), config.n_jobs)  # fmt: skip
+                backtested, regressors, config.freq, season_m, offset, h, global_windows,
+                config.n_jobs)  # fmt: skip
         except ValueError as error:  # e.g. no row long enough for its lags: not a candidate
             logger.warning("global model not backtested, left out: %s", error)
     frames = []
