@@ -359,7 +359,11 @@ def _moment(frame: _Frame, column: str, *, dates: bool = False,
         text = text.where(text != "")
         given = frame.date_format
         day_first = given is None and _day_first(frame, column, text)
-        parsed = _parse_moments(text, day_first=day_first, date_format=given)
+        try:
+            parsed = _parse_moments(text, day_first=day_first, date_format=given)
+        except ValueError as error:  # a pattern pandas reads otherwise than Python's strptime
+            raise SourceError(f"{frame.origin}: {_named(frame, column)}: date_format {given!r} "
+                              f"cannot read it: {error}") from None  # fmt: skip
         bad = parsed.isna().to_numpy() & text.notna().to_numpy()
         if given is not None:
             what = f"does not match date_format {given!r}"

@@ -186,10 +186,20 @@ class SourceTable(_Strict):
     @field_validator("date_format")
     @classmethod
     def _a_date_format(cls, value: str | None) -> str | None:
-        if value is None or value in UNIX_FORMATS or "%" in value:
+        if value is None or value in UNIX_FORMATS:
             return value
-        raise ValueError(f"date_format {value!r} is neither a strftime pattern (e.g. "
-                         "'%d/%m/%Y %H:%M') nor unix or unix_ms")  # fmt: skip
+        if "%" not in value:
+            raise ValueError(f"date_format {value!r} is neither a strftime pattern (e.g. "
+                             "'%d/%m/%Y %H:%M') nor unix or unix_ms")  # fmt: skip
+        # A pattern must read back what it writes: '%Q' or a stray '%' would otherwise fail
+        # only when the file is read, as a parser's traceback.
+        moment = dt.datetime(2001, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+        try:
+            dt.datetime.strptime(moment.strftime(value), value)
+        except ValueError as error:
+            raise ValueError(f"date_format {value!r} is not a pattern dates can be read "
+                             f"with: {error}") from None  # fmt: skip
+        return value
 
 
 class Source(_Strict):

@@ -266,6 +266,11 @@ def test_mapping_and_file_mistakes_are_named(tmp_path) -> None:
             "neither a strftime pattern",
         ),
         (
+            "source: {sales: {path: a.csv, date_format: '%d/%Q'}}\n",
+            "source.sales.date_format",
+            "'Q' is a bad directive",
+        ),
+        (
             "source: {dataset: pizzaplace}\nanomalies: {rate: 0.1}\n",
             "anomalies",
             "only shape a simulated world",
