@@ -163,7 +163,7 @@ def _not_text(path: Path, encoding: str) -> SourceError:
 
 
 def _mapped(origin: str, raw: pd.DataFrame, first_row: int, spec_columns: dict,
-            wanted: tuple[str, ...]) -> _Frame:  # fmt: skip
+            wanted: tuple[str, ...], date_format: str | None = None) -> _Frame:  # fmt: skip
     """The contract columns found in ``raw`` through the mapping (or by their own name)."""
     out = pd.DataFrame(index=raw.index)
     names: dict[str, str] = {}
@@ -184,7 +184,8 @@ def _mapped(origin: str, raw: pd.DataFrame, first_row: int, spec_columns: dict,
             values = values.astype("string") + " " + raw[part].astype("string")
         out[column] = values
         names[column] = " + ".join(parts)
-    return _Frame(origin, out, np.arange(first_row, first_row + len(raw)), names)
+    return _Frame(origin, out, np.arange(first_row, first_row + len(raw)), names,
+                  date_format=date_format)  # fmt: skip
 
 
 def _bad(frame: _Frame, column: str, mask: np.ndarray, what: str) -> SourceError:
@@ -567,6 +568,11 @@ def _load(spec: SourceTable, base: Path) -> tuple[str, pd.DataFrame, int]:
     return str(path), raw, first_row
 
 
+def _table(spec: SourceTable, base: Path, wanted: tuple[str, ...]) -> _Frame:
+    """A products or campaigns file read and mapped as its table says."""
+    return _mapped(*_load(spec, base), spec.columns, wanted, spec.date_format)
+
+
 def read_source(source: Source, base: Path) -> SourceTables:
     """Read and check the tables ``source`` names; relative paths are against ``base``."""
     if source.dataset is not None:
@@ -578,20 +584,15 @@ def read_source(source: Source, base: Path) -> SourceTables:
         columns = source.sales.columns
     aside = _SetAside(np.zeros(len(raw), bool)) if source.bad_rows == "set_aside" else None
     sales_format = source.sales.date_format if source.sales is not None else None
-    sales_frame = replace(_mapped(origin, raw, first_row, columns, SOURCE_COLUMNS["sales"]),
-                          aside=aside, settable=True, date_format=sales_format)  # fmt: skip
+    sales_frame = replace(_mapped(origin, raw, first_row, columns, SOURCE_COLUMNS["sales"],
+                                  sales_format), aside=aside, settable=True)  # fmt: skip
     product_frame = campaign_frame = attributes = None
     if source.products is not None:
-        product_frame = replace(_mapped(*_load(source.products, base), source.products.columns,
-                                        SOURCE_COLUMNS["products"]),
-                                date_format=source.products.date_format)  # fmt: skip
+        product_frame = _table(source.products, base, SOURCE_COLUMNS["products"])
     else:  # product attributes the sales rows carry
-        attributes = replace(_mapped(origin, raw, first_row, columns, PRODUCT_ATTRIBUTES),
-                             date_format=sales_format)  # fmt: skip
+        attributes = _mapped(origin, raw, first_row, columns, PRODUCT_ATTRIBUTES, sales_format)
     if source.campaigns is not None:
-        campaign_frame = replace(_mapped(*_load(source.campaigns, base), source.campaigns.columns,
-                                         SOURCE_COLUMNS["campaigns"]),
-                                 date_format=source.campaigns.date_format)  # fmt: skip
+        campaign_frame = _table(source.campaigns, base, SOURCE_COLUMNS["campaigns"])
     if len(sales_frame.data) == 0:
         raise SourceError(f"{origin}: no sales rows")
     sales = _sales(sales_frame)
