@@ -43,6 +43,7 @@ from emulation.sagemaker.forecaster.training import (
     learn_width,
     plan,
     shrink,
+    size_at,
     stacked_weights,
     with_holidays,
 )
@@ -226,7 +227,33 @@ def test_the_dispersion_fitted_is_the_one_the_counts_were_drawn_with() -> None:
     mu = rng.uniform(0.5, 40, 20_000)
     for size in (0.8, 3.0, 20.0):
         y = rng.negative_binomial(size, size / (size + mu)).astype(float)
-        assert fit_dispersion(y, mu) == pytest.approx(size, rel=0.1)
+        fitted, power = fit_dispersion(y, mu)
+        assert fitted == pytest.approx(size, rel=0.15)
+        assert power == pytest.approx(0.0, abs=0.05)
+
+
+def test_large_series_steadier_in_proportion_get_a_size_growing_with_their_level() -> None:
+    """Counts whose size grows with the level (a city selling 5,000 homes a month is steadier, in
+    proportion, than one selling 20): one size for all would make the large ones' band too wide
+    and their median too low."""
+    rng = np.random.default_rng(12)
+    mu = np.exp(rng.uniform(np.log(5), np.log(5_000), 20_000))
+    drawn = 2.0 * mu**0.5
+    y = rng.negative_binomial(drawn, drawn / (drawn + mu)).astype(float)
+    size, power = fit_dispersion(y, mu)
+    assert power == pytest.approx(0.5, abs=0.05)
+    assert size_at([size, power], np.array([4_000.0])) == pytest.approx(2.0 * 4_000**0.5, rel=0.2)
+    rows = pd.DataFrame({"unique_id": np.repeat([f"S{i}" for i in range(2_000)], 10),
+                         "step": np.tile(np.arange(1, 11), 2_000), "y": y})  # fmt: skip
+    items = rows["unique_id"].unique()
+    scales, kinds = dict.fromkeys(items, 1.0), pd.Series("smooth", index=items)
+    table = calibrate(rows, mu, scales, kinds, (0.1, 0.5, 0.9), 10, counts=True)
+    out = apply_quantiles(np.array([4_000.0]), items[:1], np.array([1]), scales, kinds.to_dict(),
+                          table, (0.1, 0.5, 0.9), clip=True)  # fmt: skip
+    # the binomial drawn at 4,000 (size 126): p10 3,544, p50 3,989, p90 4,469; one size for
+    # every level (34 here) gives 3,142, 3,960 and 4,909
+    assert 800 < out.loc[0, "p90"] - out.loc[0, "p10"] < 1_100
+    assert out.loc[0, "p50"] > 3_975
 
 
 def test_other_data_gets_a_mean_corrected_by_its_backtest_bias_and_conformal_quantiles() -> None:
