@@ -228,12 +228,12 @@ def test_the_dispersion_fitted_is_the_one_the_counts_were_drawn_with() -> None:
     for size in (0.8, 3.0, 20.0):
         y = rng.negative_binomial(size, size / (size + mu)).astype(float)
         fitted, power = fit_dispersion(y, mu)
-        assert fitted == pytest.approx(size, rel=0.15)
-        assert power == pytest.approx(0.0, abs=0.05)
+        assert fitted == pytest.approx(size, rel=0.1)
+        assert power == 0.0  # one size drawn: none growing with the level
 
 
 def test_a_size_growing_with_the_level_is_kept_only_where_the_counts_bear_it_out() -> None:
-    """A hundred counts drawn with one size: what a second parameter gains on them is chance
+    """120 counts drawn with one size: what a second parameter gains on them is chance
     (unchecked, three of these eight samples got a power of 0.10 to 0.26)."""
     for seed in range(8):
         rng = np.random.default_rng(seed)

@@ -601,8 +601,8 @@ def fit_dispersion(y: np.ndarray, point: np.ndarray) -> tuple[float, float]:
     flat = minimize_scalar(lambda a: loss(np.array([a, 0.0])), bounds=bounds, method="bounded")
     found = minimize(loss, np.array([flat.x, 0.0]), method="L-BFGS-B",
                      bounds=[bounds, (0.0, MAX_POWER)])  # fmt: skip
-    # the power only where its gain in likelihood is beyond chance: a few rows at alike levels
-    # say nothing of how the size grows, and a size extrapolated from them would
+    # The power only where its gain in likelihood is beyond chance: a few rows at alike levels
+    # say nothing of how the size grows, yet a forecast at another level would extrapolate it.
     best = found.x if 2 * (flat.fun - found.fun) > POWER_EVIDENCE else np.array([flat.x, 0.0])
     return float(np.exp(best[0])), float(best[1])
 
