@@ -446,8 +446,13 @@ def _transform_job(backend: Any, job: Any) -> None:
                 raise ForecastInputError("ClientError: the model has no ModelDataUrl")
             bucket, key = _split(url)
             document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            if document.get("format") != FORMAT:
-                raise ForecastInputError(f"ClientError: the model at {url} is not a {FORMAT} model")
+            found = document.get("format") if isinstance(document, dict) else None
+            if found != FORMAT:  # an older model's calibration would be misread: refuse it
+                what = f"a {found!r} model" if isinstance(found, str) else "no forecaster model"
+                raise ForecastInputError(
+                    f"ClientError: the model at {url} is {what}, this forecaster reads "
+                    f"{FORMAT}: train it again (a new AutoML job) to forecast with it"
+                )
             config = config_from_document(
                 document, settings(backend.account_id, backend.region_name).n_jobs
             )

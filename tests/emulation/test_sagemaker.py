@@ -796,6 +796,16 @@ def test_automl_job_model_and_transform_through_boto3(aws: World) -> None:
     with pytest.raises(ClientError) as refused:
         sm.create_transform_job(**transform)
     assert refused.value.response["Error"]["Code"] in ("ResourceInUse", "ResourceInUseException")
+    # a model an earlier version trained is refused by name, not misread
+    url = next(c["ModelDataUrl"] for c in best["InferenceContainers"] if c.get("ModelDataUrl"))
+    bucket, _, key = url[5:].partition("/")
+    document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    document["format"] = "dfp-local-forecaster/3"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(document).encode())
+    sm.create_transform_job(**{**transform, "TransformJobName": "fc-old"})
+    old = _wait(lambda: sm.describe_transform_job(TransformJobName="fc-old"), "TransformJobStatus")
+    assert old["TransformJobStatus"] == "Failed"
+    assert "is a 'dfp-local-forecaster/3' model, this forecaster reads" in old["FailureReason"]
 
 
 def test_bad_input_fails_the_job_with_the_reason(aws: World) -> None:
