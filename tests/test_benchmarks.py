@@ -115,11 +115,11 @@ def test_competition_sets_hold_out_the_competitions_own_test_part(
     assert frame["unique_id"].nunique() == len(competition) > 300
     assert (frequency, horizon) == bench.COMPETITIONS[name][kind]
     history, test = bench.split(frame, horizon)
-    for name, part in history.groupby("unique_id"):
-        assert part["y"].tolist() == list(competition[name]["x"]), name
-    for name, part in test.groupby("unique_id"):
-        assert part["y"].tolist() == list(competition[name]["xx"]), name
-        assert len(part) == horizon == competition[name]["h"]
+    for item, part in history.groupby("unique_id"):
+        assert part["y"].tolist() == list(competition[item]["x"]), item
+    for item, part in test.groupby("unique_id"):
+        assert part["y"].tolist() == list(competition[item]["xx"]), item
+        assert len(part) == horizon == competition[item]["h"]
     # one calendar: every series ends on the same period, and the forecaster reads the history
     # on its own grid as it is, with no series unaligned and no period missing
     assert (frame.groupby("unique_id")["ds"].max() == pd.Timestamp(bench.COMPETITION_END)).all()
