@@ -299,6 +299,13 @@ def competition(name: str, kind: str) -> Callable:
     return loader
 
 
+COMPETITION_SETS = {
+    f"{prefix}-{kind}": competition(name, kind)
+    for name, prefix in (("M3", "m3"), ("Tourism", "tcomp"))
+    for kind in COMPETITIONS[name]
+}
+
+
 def four_ahead(load: Callable) -> Callable:
     """A yearly set at horizon 4, which its histories allow from three origins (at 6 they allow
     one): one window of yearly data can fall either side of a turning point."""
@@ -328,11 +335,7 @@ DATASETS: dict[str, Callable] = {
     "nox-daily": real_daily,
     "weather-hourly": real_hourly,
     "txhousing-monthly": real_counts,
-    **{
-        f"{prefix}-{kind}": competition(name, kind)
-        for name, prefix in (("M3", "m3"), ("Tourism", "tcomp"))
-        for kind in COMPETITIONS[name]
-    },
+    **COMPETITION_SETS,
 }
 
 
@@ -441,7 +444,7 @@ ORIGINS = 3
 #: its origins costs about six minutes (the single models' 250 s of it); a competition's sets
 #: (366 to 1,428 series each) are scored on the competition's own test part, as it was scored
 #: (m3-monthly: nine minutes).
-ONE_ORIGIN = ("standard", *(n for n in DATASETS if n.startswith(("m3-", "tcomp-"))))
+ONE_ORIGIN = ("standard", *COMPETITION_SETS)
 POINT_METRICS = ("sMAPE", "MASE", "WAPE")
 
 
@@ -458,6 +461,15 @@ def cut(frame: pd.DataFrame, periods: int) -> pd.DataFrame:
     return frame[frame[stamp] <= frame[item].map(ends)]
 
 
+def automl_csv(plain: pd.DataFrame) -> pd.DataFrame:
+    """``unique_id, ds, y`` rows as the AutoML job's CSV, stamped in the forecaster's own format
+    (a date, or a date and time)."""
+    day, timed = TIMESTAMP_FORMATS
+    stamp = day if (plain["ds"] == plain["ds"].dt.normalize()).all() else timed
+    return pd.DataFrame({"item_id": plain["unique_id"], "timestamp": plain["ds"].dt.strftime(stamp),
+                         "demand": plain["y"].map("{:g}".format)})  # fmt: skip
+
+
 def run_origin(name: str, frame: pd.DataFrame, frequency: str, horizon: int) -> dict:
     """One origin: every model's per-series sums on the held-out horizon, and its seconds."""
     from statsforecast.models import AutoETS, AutoTheta, Naive, SeasonalNaive
@@ -471,11 +483,7 @@ def run_origin(name: str, frame: pd.DataFrame, frequency: str, horizon: int) -> 
         )
     else:
         plain, test = split(frame, horizon)
-        day, timed = TIMESTAMP_FORMATS  # the forecaster's own: a date, or a date and time
-        stamp = day if (plain["ds"] == plain["ds"].dt.normalize()).all() else timed
-        history_csv = pd.DataFrame({"item_id": plain["unique_id"],
-                                    "timestamp": plain["ds"].dt.strftime(stamp),
-                                    "demand": plain["y"].map("{:g}".format)})  # fmt: skip
+        history_csv = automl_csv(plain)
     config = ForecastConfig(frequency=frequency, horizon=horizon, quantiles=QUANTILES)
     began = time.perf_counter()
     dataset = load_dataset(history_csv, config)

@@ -123,10 +123,7 @@ def test_competition_sets_hold_out_the_competitions_own_test_part(
     # one calendar: every series ends on the same period, and the forecaster reads the history
     # on its own grid as it is, with no series unaligned and no period missing
     assert (frame.groupby("unique_id")["ds"].max() == pd.Timestamp(bench.COMPETITION_END)).all()
-    csv = pd.DataFrame({"item_id": history["unique_id"],
-                        "timestamp": history["ds"].dt.strftime("%Y-%m-%d"),
-                        "demand": history["y"].map("{:g}".format)})  # fmt: skip
     config = bench.ForecastConfig(frequency=frequency, horizon=horizon, quantiles=bench.QUANTILES)
-    dataset = bench.load_dataset(csv, config)
+    dataset = bench.load_dataset(bench.automl_csv(history), config)
     assert dataset.unaligned == {}
     assert len(dataset.history) == len(history)
