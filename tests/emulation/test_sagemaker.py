@@ -296,6 +296,46 @@ def test_other_data_gets_a_mean_corrected_by_its_backtest_bias_and_conformal_qua
     assert not is_count_data(pd.DataFrame({"y": [1.0, -2.0, 3.0]}))
 
 
+def test_a_bias_is_kept_as_far_as_it_held_from_window_to_window() -> None:
+    rng = np.random.default_rng(11)
+    windows, items, h = 4, 60, 3
+    frame = pd.DataFrame({
+        "unique_id": np.tile(np.repeat([f"S{i}" for i in range(items)], h), windows),
+        "step": np.tile(np.arange(1, h + 1), items * windows),
+        "window": np.repeat(np.arange(1, windows + 1), items * h),
+    })  # fmt: skip
+    scales = {f"S{i}": 1.0 for i in range(items)}
+    kinds = pd.Series("smooth", index=list(scales))
+    noise = rng.normal(0, 1.0, len(frame))
+    quantiles = (0.1, 0.5, 0.9)
+
+    def table(bias_per_window: list[float]) -> dict:
+        bias = np.array(bias_per_window)[frame["window"].to_numpy() - 1]
+        # y − point = bias + noise: the point ran ``bias`` scale units too low
+        frame["y"] = 100.0 + bias + noise
+        return calibrate(frame, np.full(len(frame), 100.0), scales, kinds, quantiles, h)
+
+    steady, flipping = table([2.0, 2.0, 2.0, 2.0]), table([3.0, -1.5, 3.0, -1.5])
+    # the same bias in every window: kept in the median and the mean
+    assert np.array(steady["quantiles"]["smooth"])[:, 1] == pytest.approx([2.0] * h, abs=0.35)
+    assert steady["mean"]["smooth"] == pytest.approx([2.0] * h, abs=0.35)
+    # a bias of +0.75 on average that swings by 4.5 between windows: none is kept, the spread is
+    flip = np.array(flipping["quantiles"]["smooth"])
+    assert flip[:, 1] == pytest.approx([0.0] * h, abs=1e-9)
+    assert flipping["mean"]["smooth"] == pytest.approx([0.0] * h, abs=1e-9)
+    assert (flip[:, 2] - flip[:, 0] > 4.0).all()  # p10–p90 spans both windows' errors
+    # without windows enough to judge by (two, one, or none named), the pooled bias stays
+    frame["window"] = (frame["window"] - 1) % 2 + 1  # two windows: +3 and -1.5, median +0.75
+    two = np.array(table([3.0, -1.5, 0.0, 0.0])["quantiles"]["smooth"])
+    assert two[:, 1] == pytest.approx([0.75] * h, abs=0.5)
+    frame["window"] = 1
+    assert np.array(table([3.0] * windows)["quantiles"]["smooth"])[:, 1] == pytest.approx(
+        [3.0] * h, abs=0.35)  # fmt: skip
+    unnamed = calibrate(frame.drop(columns="window"), np.full(len(frame), 100.0), scales, kinds,
+                        quantiles, h)  # fmt: skip
+    assert np.array(unnamed["quantiles"]["smooth"])[:, 1] == pytest.approx([3.0] * h, abs=0.35)
+
+
 def _history(series: int, periods: int) -> pd.DataFrame:
     days = pd.date_range("2024-01-01", periods=periods, freq="D")
     return pd.DataFrame({"unique_id": np.repeat([f"S{i}" for i in range(series)], periods),
