@@ -698,10 +698,11 @@ def persistence(errors: np.ndarray, steps: np.ndarray, windows: np.ndarray | Non
     cigar-yearly-h4 6.82 → 7.23. Neither the latest window's bias alone nor a choice made
     walk-forward over the windows did better on most sets (docs/forecast.md).
     """
-    if windows is None or np.unique(windows).size < MIN_PERSISTENCE_WINDOWS:
+    ids = np.array([]) if windows is None else np.unique(windows)
+    if ids.size < MIN_PERSISTENCE_WINDOWS:
         return np.ones(horizon)
     per_window = np.array([_by_step(errors[windows == k], steps[windows == k], horizon, statistic)
-                           for k in np.unique(windows)])  # fmt: skip
+                           for k in ids])  # fmt: skip
     bias = per_window.mean(axis=0)
     noise = per_window.var(axis=0, ddof=1) / len(per_window)
     with np.errstate(divide="ignore", invalid="ignore"):
