@@ -403,6 +403,26 @@ def test_the_quantiles_widen_as_much_as_the_next_windows_errors_did(spread) -> N
     assert learn_width(rows[latest], point[latest], *args) == {}  # one window: nothing to learn
 
 
+def test_the_stretch_is_the_spreads_growth_not_the_bias_shrinkage() -> None:
+    """Four earlier windows whose bias swings (+3, −1.5, +3, −1.5: the forecast's centre drops
+    it, :func:`persistence`) and a latest window whose errors spread exactly as theirs did, half
+    its items +3 and half −1.5: the spread did not grow, so no stretch. Learned around the
+    shrunk centre, the stretch would take up the bias's shift as if it were spread."""
+    rng = np.random.default_rng(5)
+    items = [f"S{i}" for i in range(60)]
+    rows = pd.DataFrame({"unique_id": np.repeat(items, 15),
+                         "window": np.tile(np.repeat([6, 5, 4, 3, 2], 3), len(items)),
+                         "step": np.tile([1, 2, 3], 5 * len(items))})  # fmt: skip
+    by_window = rows["window"].map({6: 3.0, 5: -1.5, 4: 3.0, 3: -1.5}).to_numpy()
+    by_item = np.where(rows["unique_id"].str[1:].astype(int) % 2 == 0, 3.0, -1.5)
+    bias = np.where(rows["window"] == 2, by_item, by_window)
+    rows["y"] = 100.0 + bias + rng.normal(0, 0.5, len(rows))
+    point = np.full(len(rows), 100.0)
+    args = (dict.fromkeys(items, 1.0), pd.Series("smooth", index=items), (0.1, 0.5, 0.9), 3,
+            pd.Series(1, index=items))  # fmt: skip
+    assert learn_width(rows, point, *args)["smooth"] == pytest.approx(1.0, abs=0.15)
+
+
 def test_counts_steadier_than_a_poisson_keep_conformal_quantiles() -> None:
     rng = np.random.default_rng(4)
     slow, big = [f"A{i}" for i in range(40)], [f"B{i}" for i in range(40)]
