@@ -44,7 +44,7 @@ MAX_ARIMA_SEASON = 144
 #: filtering a state of 50-odd values through every week), and every window of every series
 #: costs that. Measured
 #: (benchmarks/forecast_models.py, chicago-weekly: 20 series, h=13, three origins), seasonal
-#: AutoARIMA → STL-ARIMA: the forecaster's seconds at the latest origin 284 → 27, sMAPE 6.01 →
+#: AutoARIMA → STL-ARIMA: the forecaster's seconds at the latest origin 284 → 29, sMAPE 6.01 →
 #: 6.42, wQL 0.0381 → 0.0395 (seasonal naive, the best single model, 7.14 and 0.0442); AutoARIMA
 #: without a season: 30 s, 6.45. **Decision:** a weekly job's time stays in the class of the
 #: other frequencies' (a few hundred weekly series would take an hour with the seasonal fits)
