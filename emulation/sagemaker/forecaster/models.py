@@ -35,7 +35,9 @@ AUTO = ("AutoETS", "AutoTheta", "AutoARIMA", "MSTL")
 #: The longest season the regression with ARIMA errors models (beyond it, it is fitted without
 #: one, the season left to the other candidates): a seasonal fit's cost grows with the square of
 #: the season, and at a five-minute series' day (288) AutoARIMA took 39 s for one fit of ten
-#: days against 3 s at 144.
+#: days against 3 s at 144. Fitted on the series without its season (STL's remainder, as STL-ARIMA
+#: below), it lost what the season and the regressors share: on weekly series with random
+#: promotions (tests/emulation/test_sagemaker.py) its held-out p50 loss was 0.040 against 0.012.
 MAX_ARIMA_SEASON = 144
 #: The longest season AutoARIMA models itself (as statsforecast's ETS). Beyond it the family's
 #: member is STL-ARIMA: the season taken out by STL (statsforecast's MSTL), AutoARIMA on the
