@@ -3,9 +3,10 @@
 * ``ets``: AutoETS (additive/multiplicative, damped trend considered) and AutoTheta (the Theta
   family, which is simple exponential smoothing with drift — hence its place here);
 * ``arima``: for smooth series, a regression with ARIMA errors on the related series and
-  holiday features (``ARIMAX``) when there are any, AutoARIMA otherwise — beyond a season of
-  :data:`MAX_SEASONAL_ARIMA` periods (weekly data's year), STL-ARIMA (Gaussian ARIMA errors
-  suit intermittent counts badly, and on them it cost more than every other candidate together);
+  holiday features (``ARIMAX``) when there are any, AutoARIMA otherwise; beyond a season of
+  :data:`MAX_SEASONAL_ARIMA` periods (weekly data's year) STL-ARIMA instead of AutoARIMA, and the
+  regression with the season's harmonics among its regressors (Gaussian ARIMA errors suit
+  intermittent counts badly, and on them it cost more than every other candidate together);
 * ``npts``: the non-parametric family — seasonal naive (naive for series without a season), the
   random walk with drift and, for intermittent demand, Croston (optimised), ADIDA and IMAPA.
 
@@ -25,26 +26,29 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from emulation.sagemaker.forecaster import global_model
+from emulation.sagemaker.forecaster.frequency import Frequency
 
 STATISTICAL = ("arima", "ets", "npts")
 LOCAL_FAMILIES = (*STATISTICAL, *global_model.FAMILIES)
 AWS_FAMILIES = ("cnn-qr", "deepar", "prophet", "arima", "npts", "ets")
 #: Models fitted on the trimmed recent window (the rest see the whole history).
 AUTO = ("AutoETS", "AutoTheta", "AutoARIMA", "MSTL")
-#: The longest season the regression with ARIMA errors models (beyond it, it is fitted without
-#: one, the season left to the other candidates): a seasonal fit's cost grows with the square of
-#: the season, and at a five-minute series' day (288) AutoARIMA took 39 s for one fit of ten
-#: days against 3 s at 144. Fitted on the series without its season (STL's remainder, as STL-ARIMA
-#: below), it lost what the season and the regressors share: on weekly series with random
-#: promotions (tests/emulation/test_sagemaker.py) its held-out p50 loss was 0.040 against 0.012.
-MAX_ARIMA_SEASON = 144
-#: The longest season AutoARIMA models itself (as statsforecast's ETS). Beyond it the family's
-#: member is STL-ARIMA: the season taken out by STL (statsforecast's MSTL), AutoARIMA on the
-#: rest, the season carried forward. A seasonal AutoARIMA at weekly data's 52 spends about 1.7 s
-#: on one fit of ten years (1.2 s of it a hundred evaluations of the exact likelihood, each
-#: filtering a state of 50-odd values through every week), and every window of every series
-#: costs that. Measured
+#: The longest season the ARIMA candidates model with seasonal terms (as statsforecast's ETS).
+#: Beyond it AutoARIMA's place goes to STL-ARIMA: the season taken out by STL (statsforecast's
+#: MSTL), AutoARIMA on the rest, the season carried forward; and the regression with ARIMA errors
+#: takes the season as :data:`FOURIER_PAIRS` sine and cosine pairs of its cycle among its
+#: regressors (:func:`fourier_terms`), estimated with them in one fit (dynamic harmonic
+#: regression). On STL's remainder instead it lost the part of the regressors' effect the season
+#: took with it: on weekly series with random promotions (tests/emulation/test_sagemaker.py) its
+#: held-out p50 loss was 0.040 against the seasonal regression's 0.012.
+#:
+#: A seasonal AutoARIMA at weekly data's 52 spends about 1.7 s on one fit of ten years (1.2 s
+#: of it a hundred evaluations of the exact likelihood, each filtering a state of 50-odd values
+#: through every week), and every window of every series costs that. Measured
 #: (benchmarks/forecast_models.py, chicago-weekly: 20 series, h=13, three origins), seasonal
 #: AutoARIMA → STL-ARIMA: the forecaster's seconds at the latest origin 284 → 29, sMAPE 6.01 →
 #: 6.42, wQL 0.0381 → 0.0395 (seasonal naive, the best single model, 7.14 and 0.0442); AutoARIMA
@@ -56,6 +60,8 @@ MAX_ARIMA_SEASON = 144
 #: 0.037 over three origins (docs/forecast.md).
 MAX_SEASONAL_ARIMA = 24
 STL_ARIMA = "STLARIMA"
+FOURIER_PAIRS = 10
+EPOCH = pd.Timestamp("2000-01-01")
 #: The fixed combination for series too short to learn weights on (the classic "Comb").
 DEFAULT_COMBINATION = {
     "smooth": ("AutoETS", "AutoTheta", "AutoARIMA"),
@@ -135,7 +141,6 @@ def candidates(kind: str, season: int, families: tuple[str, ...], regression: bo
     )
 
     out: list[Any] = []
-    arima_season = season if season <= MAX_ARIMA_SEASON else 1
     if "npts" in families:
         if kind == "intermittent":
             out += [CrostonOptimized(), ADIDA(), IMAPA()]
@@ -162,10 +167,31 @@ def candidates(kind: str, season: int, families: tuple[str, ...], regression: bo
                                 trend_forecaster=AutoARIMA(max_p=3, max_q=3,
                                                            approximation=True)))  # fmt: skip
     if "arima" in families and regression and kind == "smooth":
-        seasonal = (0, 1, 1) if arima_season > 1 else (0, 0, 0)
-        out.append(ARIMA(order=(1, 0, 0), season_length=arima_season, seasonal_order=seasonal,
+        # beyond MAX_SEASONAL_ARIMA, its season is in its regressors (harmonic terms)
+        seasonal = (0, 1, 1) if 1 < season <= MAX_SEASONAL_ARIMA else (0, 0, 0)
+        period = season if season <= MAX_SEASONAL_ARIMA else 1
+        out.append(ARIMA(order=(1, 0, 0), season_length=period, seasonal_order=seasonal,
                          alias="ARIMAX"))  # fmt: skip
     return out
+
+
+def harmonic(season: int) -> bool:
+    """Whether the regression candidate at this season takes it as harmonic regressors."""
+    return season > MAX_SEASONAL_ARIMA
+
+
+def fourier_terms(stamps: pd.Series, frequency: Frequency, season: int) -> pd.DataFrame:
+    """:data:`FOURIER_PAIRS` sine and cosine pairs of the season's cycle at each timestamp (a
+    function of the timestamp alone, so a series' history and its future agree). Weekly data's
+    cycle is the year's 365.25 days, not 52 weeks, whose phase would slip a week in six years."""
+    unit_seconds = {"min": 60, "H": 3600, "D": 86_400, "W": 7 * 86_400}[frequency.unit]
+    cycle = 365.25 * 86_400 if frequency.unit == "W" else season * frequency.n * unit_seconds
+    phase = (stamps - EPOCH).dt.total_seconds().to_numpy() / cycle
+    columns = {}
+    for k in range(1, min(FOURIER_PAIRS, season // 2) + 1):
+        columns[f"fourier_sin{k}"] = np.sin(2 * np.pi * k * phase)
+        columns[f"fourier_cos{k}"] = np.cos(2 * np.pi * k * phase)
+    return pd.DataFrame(columns, index=stamps.index)
 
 
 def alias(model: Any) -> str:

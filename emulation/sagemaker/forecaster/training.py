@@ -66,6 +66,8 @@ from emulation.sagemaker.forecaster.models import (
     alias,
     candidates,
     fit_window,
+    fourier_terms,
+    harmonic,
 )
 from pipeline.contracts.accuracy import accuracy_metrics, quantile_column, weighted_quantile_loss
 
@@ -406,6 +408,14 @@ def _fitting_groups(history: pd.DataFrame, models: list[Any], regressors: list[s
     return [(group, data) for group, data in groups if group]
 
 
+def _with_harmonics(frame: pd.DataFrame, config: ForecastConfig, season: int) -> pd.DataFrame:
+    """The regression's input with its season's harmonic regressors, where it takes them."""
+    if not harmonic(season):
+        return frame
+    terms = fourier_terms(frame["ds"].reset_index(drop=True), config.freq, season)
+    return pd.concat([frame.reset_index(drop=True), terms], axis=1)
+
+
 def _join(parts: list[pd.DataFrame]) -> pd.DataFrame:
     joined = parts[0]
     for part in parts[1:]:
@@ -421,6 +431,8 @@ def _cross_validate(history: pd.DataFrame, models: list[Any], config: ForecastCo
     parts = []
     recent = fit_window(season, h) + windows * h
     for group, data in _fitting_groups(history, models, regressors, recent):
+        if alias(group[0]) == "ARIMAX":
+            data = _with_harmonics(data, config, season)
         sf = _statsforecast(group, grid_offset, config.n_jobs)
         cv = _frame(sf.cross_validation(df=data, h=h, n_windows=windows, step_size=h))
         parts.append(cv.set_index(["unique_id", "ds", "cutoff"]))
@@ -438,7 +450,8 @@ def _forecast(history: pd.DataFrame, future: pd.DataFrame, models: list[Any],
         x_df = None
         if alias(group[0]) == "ARIMAX":
             x_df = future[future["unique_id"].isin(set(data["unique_id"]))]
-            x_df = x_df[["unique_id", "ds", *regressors]]
+            x_df = _with_harmonics(x_df[["unique_id", "ds", *regressors]], config, season)
+            data = _with_harmonics(data, config, season)
         raw = _frame(sf.forecast(df=data, h=h, X_df=x_df))
         raw["step"] = raw.groupby("unique_id").cumcount() + 1
         parts.append(raw.drop(columns="ds").set_index(["unique_id", "step"]))
