@@ -141,6 +141,8 @@ def candidates(kind: str, season: int, families: tuple[str, ...], regression: bo
     )
 
     out: list[Any] = []
+    # the season the ARIMA candidates model themselves; beyond it, STL or harmonic regressors do
+    arima_season = 1 if harmonic(season) else season
     if "npts" in families:
         if kind == "intermittent":
             out += [CrostonOptimized(), ADIDA(), IMAPA()]
@@ -159,7 +161,7 @@ def candidates(kind: str, season: int, families: tuple[str, ...], regression: bo
         if "arima" in families and not (regression and kind == "smooth"):
             # With related series the family's member is the regression with ARIMA errors below.
             # A full seasonal search at long seasons costs minutes per series: cap its order.
-            if season <= MAX_SEASONAL_ARIMA:
+            if arima_season == season:
                 out.append(AutoARIMA(season_length=season, max_p=3, max_q=3, max_P=1,
                                      max_Q=1, approximation=True))  # fmt: skip
             else:
@@ -167,16 +169,15 @@ def candidates(kind: str, season: int, families: tuple[str, ...], regression: bo
                                 trend_forecaster=AutoARIMA(max_p=3, max_q=3,
                                                            approximation=True)))  # fmt: skip
     if "arima" in families and regression and kind == "smooth":
-        # beyond MAX_SEASONAL_ARIMA, its season is in its regressors (harmonic terms)
-        seasonal = (0, 1, 1) if 1 < season <= MAX_SEASONAL_ARIMA else (0, 0, 0)
-        period = season if season <= MAX_SEASONAL_ARIMA else 1
-        out.append(ARIMA(order=(1, 0, 0), season_length=period, seasonal_order=seasonal,
+        seasonal = (0, 1, 1) if arima_season > 1 else (0, 0, 0)
+        out.append(ARIMA(order=(1, 0, 0), season_length=arima_season, seasonal_order=seasonal,
                          alias="ARIMAX"))  # fmt: skip
     return out
 
 
 def harmonic(season: int) -> bool:
-    """Whether the regression candidate at this season takes it as harmonic regressors."""
+    """Whether the ARIMA candidates leave this season to STL (STL-ARIMA) or to harmonic
+    regressors (the regression), beyond :data:`MAX_SEASONAL_ARIMA`."""
     return season > MAX_SEASONAL_ARIMA
 
 
