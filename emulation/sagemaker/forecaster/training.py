@@ -74,6 +74,7 @@ from pipeline.contracts.accuracy import accuracy_metrics, quantile_column, weigh
 logger = logging.getLogger(__name__)
 
 INTERMITTENT_ADI = 1.32  # Syntetos–Boylan cut-off for the average demand interval
+CLOSED_SHARE = 0.1  # a season position sold at in fewer of its cycles is closed (classify)
 TOP_K = 3  # candidates combined per item
 # An item's weights are shrunk towards its peers' pooled weights, which count as this many
 # windows of its own errors. Measured (benchmarks/forecast_models.py, held-out sMAPE / WAPE):
@@ -185,15 +186,28 @@ def choose_season(length: int, seasons: tuple[int, ...]) -> int:
     return 1
 
 
-def classify(history: pd.DataFrame) -> pd.Series:
-    """Per item: ``smooth`` or ``intermittent`` by the average interval between nonzero values."""
+def classify(history: pd.DataFrame, seasons: pd.Series | None = None) -> pd.Series:
+    """Per item: ``smooth`` or ``intermittent`` by the average interval between nonzero values
+    while the item sells at all: with a season, the positions in it where the item sold in
+    fewer than :data:`CLOSED_SHARE` of its cycles (a shop's closed hours, its closed day of the
+    week) are left out of that average, unless it sold in few cycles at every position."""
 
-    def kind(y: pd.Series) -> str:
-        nonzero = int((y != 0).sum())
-        adi = len(y) / nonzero if nonzero else float("inf")
+    def kind(item: Any, y: pd.Series) -> str:
+        values = y.to_numpy()
+        season = int(seasons.get(item, 1)) if seasons is not None else 1
+        if season > 1 and len(values) >= 2 * season:
+            position = np.arange(len(values)) % season
+            share = pd.Series(values != 0).groupby(position).mean()
+            open_positions = share.index[share >= CLOSED_SHARE]
+            if len(open_positions) and len(open_positions) < season:
+                values = values[np.isin(position, open_positions)]
+        nonzero = int((values != 0).sum())
+        adi = len(values) / nonzero if nonzero else float("inf")
         return "intermittent" if adi > INTERMITTENT_ADI else "smooth"
 
-    return history.groupby("unique_id")["y"].apply(kind)
+    return pd.Series(
+        {item: kind(item, y) for item, y in history.groupby("unique_id")["y"]}, dtype=object
+    ).rename_axis("unique_id")
 
 
 @dataclass
@@ -227,8 +241,8 @@ def selection_windows(affordable: pd.Series, backtest_windows: int) -> int:
 def plan(history: pd.DataFrame, config: ForecastConfig) -> Plan:
     h = config.horizon
     lengths = history.groupby("unique_id").size()
-    kinds = classify(history)
     seasons = lengths.map(lambda n: choose_season(int(n), config.freq.seasons()))
+    kinds = classify(history, seasons)
     minimum = seasons.map(lambda m: max(2 * m + 4, MIN_TRAIN))
     affordable = ((lengths - minimum) // h).clip(lower=0).astype(int)
     if len(affordable) and not (affordable > 0).any():
