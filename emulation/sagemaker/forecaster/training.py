@@ -74,7 +74,12 @@ from pipeline.contracts.accuracy import accuracy_metrics, quantile_column, weigh
 logger = logging.getLogger(__name__)
 
 INTERMITTENT_ADI = 1.32  # Syntetos–Boylan cut-off for the average demand interval
-CLOSED_SHARE = 0.1  # a season position sold at in fewer of its cycles is closed (classify)
+# A season position an item sold at in fewer of its cycles is closed, and left out of the
+# interval between its sales (classify). Measured on pizza-hourly (a restaurant open 11:00-23:00):
+# its hours 9, 10 and 23 sell on 0-5 % of days, 11-22 on 43-95 %; with all hours counted the four
+# series were intermittent and got seasonal naive (sMAPE 65.5), without the closed ones smooth
+# (55.6, ETS 46.9).
+CLOSED_SHARE = 0.1
 TOP_K = 3  # candidates combined per item
 # An item's weights are shrunk towards its peers' pooled weights, which count as this many
 # windows of its own errors. Measured (benchmarks/forecast_models.py, held-out sMAPE / WAPE):
@@ -197,10 +202,10 @@ def classify(history: pd.DataFrame, seasons: pd.Series | None = None) -> pd.Seri
         season = int(seasons.get(item, 1)) if seasons is not None else 1
         if season > 1 and len(values) >= 2 * season:
             position = np.arange(len(values)) % season
-            share = pd.Series(values != 0).groupby(position).mean()
-            open_positions = share.index[share >= CLOSED_SHARE]
-            if len(open_positions) and len(open_positions) < season:
-                values = values[np.isin(position, open_positions)]
+            share = np.bincount(position, weights=values != 0) / np.bincount(position)
+            is_open = share >= CLOSED_SHARE
+            if is_open.any() and not is_open.all():
+                values = values[is_open[position]]
         nonzero = int((values != 0).sum())
         adi = len(values) / nonzero if nonzero else float("inf")
         return "intermittent" if adi > INTERMITTENT_ADI else "smooth"
