@@ -185,8 +185,10 @@ def fourier_terms(stamps: pd.Series, frequency: Frequency, season: int) -> pd.Da
     """:data:`FOURIER_PAIRS` sine and cosine pairs of the season's cycle at each timestamp (a
     function of the timestamp alone, so a series' history and its future agree). Weekly data's
     cycle is the year's 365.25 days, not 52 weeks, whose phase would slip a week in six years."""
-    unit_seconds = {"min": 60, "H": 3600, "D": 86_400, "W": 7 * 86_400}[frequency.unit]
-    cycle = 365.25 * 86_400 if frequency.unit == "W" else season * frequency.n * unit_seconds
+    if frequency.unit == "W":
+        cycle = pd.Timedelta(days=365.25).total_seconds()
+    else:
+        cycle = season * pd.Timedelta(frequency.offset()).total_seconds()
     phase = (stamps - EPOCH).dt.total_seconds().to_numpy() / cycle
     columns = {}
     for k in range(1, min(FOURIER_PAIRS, season // 2) + 1):
