@@ -160,11 +160,10 @@ def candidates(kind: str, season: int, families: tuple[str, ...], regression: bo
             out.append(SeasonalNaive(season_length=season))
         else:
             out.append(Naive())
-        if kind == "smooth" and season > 1:
+        if kind == "smooth":
             out.append(MSTL(season_length=season, trend_forecaster=RandomWalkWithDrift(),
-                            alias=SEASONAL_RWD))  # fmt: skip
-        elif kind == "smooth":
-            out.append(RandomWalkWithDrift())
+                            alias=SEASONAL_RWD) if season > 1
+                       else RandomWalkWithDrift())  # fmt: skip
     if kind == "smooth" or not out:
         if "ets" in families:
             # statsforecast's ETS supports seasons up to 24; longer ones are left to Theta.
