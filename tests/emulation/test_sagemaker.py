@@ -27,6 +27,7 @@ from emulation.sagemaker.forecaster import (
     parse_frequency,
     predict,
     train,
+    training,
 )
 from emulation.sagemaker.forecaster.dataset import check_transformations
 from emulation.sagemaker.forecaster.models import (
@@ -470,6 +471,27 @@ def test_the_quantiles_widen_as_much_as_the_next_windows_errors_did(spread) -> N
     assert learn_width(rows, point, *args)["smooth"] == pytest.approx(spread, abs=0.35)
     latest = (rows["window"] == 2).to_numpy()
     assert learn_width(rows[latest], point[latest], *args) == {}  # one window: nothing to learn
+
+
+def test_one_calm_window_does_not_narrow_the_quantiles(monkeypatch) -> None:
+    """The stretch is learned on the latest WIDTH_WINDOWS selection windows, each forecast with
+    the quantiles calibrated on the windows before it: the latest window spread half as much as
+    every earlier one, by chance. Judged on it alone the quantiles would shrink to half (what
+    an hourly weather set's stretch did at one origin and undid at the next); judged on three,
+    two of which spread as before, they narrow a little."""
+    rng = np.random.default_rng(3)
+    items = [f"S{i}" for i in range(60)]
+    windows = [7, 6, 5, 4, 3, 2]  # all selection windows, 2 the latest; 1 is held out
+    rows = pd.DataFrame({"unique_id": np.repeat(items, 18),
+                         "window": np.tile(np.repeat(windows, 3), len(items)),
+                         "step": np.tile([1, 2, 3], len(windows) * len(items)),
+                         "y": 100.0})  # fmt: skip
+    point = 100.0 + rng.normal(0, 1, len(rows)) * np.where(rows["window"] == 2, 0.5, 1.0)
+    args = (dict.fromkeys(items, 1.0), pd.Series("smooth", index=items), (0.1, 0.5, 0.9), 3,
+            pd.Series(1, index=items))  # fmt: skip
+    assert 0.75 <= learn_width(rows, point, *args)["smooth"] <= 0.95
+    monkeypatch.setattr(training, "WIDTH_WINDOWS", 1)
+    assert learn_width(rows, point, *args)["smooth"] == pytest.approx(0.5)
 
 
 def test_the_stretch_is_the_spreads_growth_not_the_bias_shrinkage() -> None:
