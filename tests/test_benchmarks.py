@@ -1,4 +1,4 @@
-"""The forecaster benchmark's chart: what it draws from ``forecast_models.json``."""
+"""The benchmarks' own logic: the forecaster chart and sets, the suite profile's sums."""
 
 from __future__ import annotations
 
@@ -161,3 +161,42 @@ def test_the_retail_sets_count_every_pizza_sold_once_on_a_full_calendar() -> Non
     sold_at = pd.to_datetime(sales["date"] + " " + sales["time"]).dt.hour.unique()
     assert (hourly[~hourly["ds"].dt.hour.isin(sold_at)]["y"] == 0).all()
     assert len(sold_at) < 24  # the nights are closed
+
+
+def _suite_scenarios_module():
+    sys.path.insert(0, str(BENCHMARKS))  # it imports _results as the script does
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "suite_scenarios", BENCHMARKS / "suite_scenarios.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def test_the_suite_profile_charges_each_stage_the_cpu_spent_while_it_ran(monkeypatch) -> None:
+    """A stage gets the machine's CPU between its start and its end (a failed stage too); a
+    stage skipped without starting gets nothing, and the totals sum stages over scenarios."""
+    module = _suite_scenarios_module()
+    busy = module.machine_cpu_seconds()  # the machine's own counter: positive, never falling
+    assert 0 < busy <= module.machine_cpu_seconds()
+    ticks = iter([(0.0, 100.0), (2.0, 103.5), (2.0, 103.5), (7.0, 113.5), (7.5, 113.5)])
+    now = {}
+
+    def tick() -> None:
+        now["wall"], now["cpu"] = next(ticks)
+
+    monkeypatch.setattr(module.time, "perf_counter", lambda: now["wall"])
+    monkeypatch.setattr(module, "machine_cpu_seconds", lambda: now["cpu"])
+    clock = module.StageClock()
+    for event, stage in [("start", "etl"), ("succeeded", "etl"), ("start", "forecast"),
+                         ("failed", "forecast"), ("skipped", "enrich")]:  # fmt: skip
+        tick()
+        clock(event, stage, {})
+    assert clock.stages == {"etl": {"wall": 2.0, "cpu": 3.5},
+                            "forecast": {"wall": 5.0, "cpu": 10.0}}  # fmt: skip
+    runs = {"a": {"stages": clock.stages},
+            "b": {"stages": {"etl": {"wall": 1.0, "cpu": 9.0}}}}  # fmt: skip
+    assert list(module.stage_totals(runs).items()) == [("etl", 12.5), ("forecast", 10.0)]
