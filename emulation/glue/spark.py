@@ -3,7 +3,8 @@
 Glue scripts address data as ``s3://bucket/key``; locally those paths go through hadoop-aws (S3A)
 to the world's endpoint with path-style access and dummy credentials. The jars come from Maven at
 set-up (``emulation/glue/jars/pom.xml`` → ``.dfp/jars``). The session is tuned for small local
-data: ``local[2]``, no UI, few shuffle partitions, UTC, driver bound to loopback.
+data: ``local[2]``, no UI, few shuffle partitions, UTC, driver bound to loopback, Hadoop's
+working files in a folder of its own that goes when the process ends (:func:`scratch_dir`).
 
 Not emulated: Glue's own Spark extensions (DynamicFrame, job bookmarks, Glue Catalog as the
 metastore), worker types and autoscaling.
@@ -11,9 +12,12 @@ metastore), worker types and autoscaling.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ _REQUIRED_JARS = ("hadoop-aws-3.3.4.jar", "aws-java-sdk-bundle-1.12.262.jar")
 _lock = threading.Lock()
 _session: Any = None
 _endpoint: str | None = None
+_scratch: Path | None = None
 
 
 class SparkSetupError(RuntimeError):
@@ -48,6 +53,28 @@ def _jars() -> list[str]:
             "with Maven from emulation/glue/jars/pom.xml)"
         )
     return [str(folder / name) for name in _REQUIRED_JARS]
+
+
+def scratch_dir() -> Path:
+    """The session's own folder for Hadoop's working files, made once per process and removed
+    when it ends.
+
+    Left to their defaults, the S3A committer stages each job's list of uploads under
+    ``tmp/staging`` of the cluster's file system, here the local one, relative to the directory
+    the process started in, and its task files under ``/tmp/hadoop-<user>``: whatever a job
+    could not clean up stayed there (a run from a checkout left ``tmp/staging/<user>/<job>``
+    folders in it).
+    """
+    global _scratch
+    if _scratch is None:
+        _scratch = Path(tempfile.mkdtemp(prefix="dfp-spark-"))
+        atexit.register(_remove_scratch, _scratch)
+    return _scratch
+
+
+def _remove_scratch(folder: Path) -> None:
+    """Remove ``folder``, which :func:`scratch_dir` made; at the process's end nothing uses it."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def spark_session(endpoint_url: str, region: str) -> Any:
@@ -107,6 +134,11 @@ def spark_session(endpoint_url: str, region: str) -> Any:
             .config("spark.hadoop.fs.s3a.secret.key", "testing")
             .config("spark.hadoop.fs.s3a.change.detection.mode", "none")
             .config("spark.hadoop.fs.s3a.committer.name", "directory")
+            .config("spark.hadoop.hadoop.tmp.dir", str(scratch_dir() / "hadoop"))
+            .config(
+                "spark.hadoop.fs.s3a.committer.staging.tmp.path",
+                (scratch_dir() / "staging").as_uri(),
+            )
             .config("spark.ui.showConsoleProgress", "false")
         )
         _session = builder.getOrCreate()

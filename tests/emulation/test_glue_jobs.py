@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -43,6 +44,14 @@ WRITER = textwrap.dedent(
 SLOW_WRITER = WRITER.replace(
     'job.init(args["JOB_NAME"], args)\n',
     'job.init(args["JOB_NAME"], args)\nimport time\ntime.sleep(3)\n',
+)
+
+
+# WRITER writing CSV (through the S3A committer), failing a task from the tenth row on.
+CSV_WRITER = WRITER.replace(
+    'frame.write.mode("overwrite").parquet(args["out"])',
+    'frame.selectExpr("n", "CAST(assert_true(n < 10) AS STRING) AS ok")'
+    '.write.mode("overwrite").csv(args["out"])',
 )
 
 
@@ -317,6 +326,40 @@ def test_the_spark_session_logs_errors_only_from_the_start(aws) -> None:
     gateway = "org.apache.spark.api.python.PythonGatewayServer"
     assert config.getLoggerConfig(gateway).getName() == gateway  # its own, not the root's
     assert config.getLoggerConfig(gateway).getLevel().toString() == "ERROR"
+
+
+def test_spark_keeps_its_working_files_in_its_own_folder_not_the_callers(aws) -> None:
+    """CSV and text output go through the S3A committer, which stages each job's list of
+    uploads under ``tmp/staging`` of the cluster's file system (here the local one, relative to
+    the directory the process started in) and its task files under ``/tmp/hadoop-<user>``. A
+    job that could not clean up left ``tmp/staging/<user>/<job>/staging-uploads`` in the
+    checkout it was run from. Both now go to one folder the session made, removed at exit."""
+    embedded_only(aws)
+    from emulation.glue.spark import _remove_scratch, scratch_dir, spark_session
+    from harness.run.aws import job_run
+
+    spark = spark_session(aws.endpoint_url, aws.region)
+    jvm, hadoop = spark.sparkContext._jvm, spark.sparkContext._jsc.hadoopConfiguration()
+    folder = scratch_dir()
+    assert folder.is_dir() and folder.name.startswith("dfp-spark-")
+    # where Hadoop's own committer code puts a job's upload list
+    staging = jvm.org.apache.hadoop.fs.s3a.commit.staging.Paths
+    uploads = Path(staging.getMultipartUploadCommitsDirectory(hadoop, "a-job").toUri().getPath())
+    assert uploads == folder / "staging" / jvm.java.lang.System.getProperty("user.name") / (
+        "a-job/staging-uploads")  # fmt: skip
+    started_in = Path(jvm.java.lang.System.getProperty("user.dir")) / "tmp" / "staging"
+    before = set(started_in.rglob("*")) if started_in.exists() else set()
+    name = _job(aws, "csv-writer", CSV_WRITER)
+    assert job_run(aws, name, {"--rows": "3"})["JobRunState"] == "SUCCEEDED"
+    assert job_run(aws, name, {"--rows": "30"})["JobRunState"] == "FAILED"  # a task failed
+    assert (folder / "hadoop" / "s3a").is_dir()  # the committer's task files went here
+    assert (set(started_in.rglob("*")) if started_in.exists() else set()) == before
+    # Removing it takes the folder the session made, and only that one.
+    made, beside = Path(tempfile.mkdtemp(prefix="dfp-spark-")), Path(tempfile.mkdtemp())
+    (made / "staging" / "job").mkdir(parents=True)
+    _remove_scratch(made)
+    assert not made.exists() and beside.is_dir()
+    beside.rmdir()
 
 
 def test_spark_follows_the_world_to_the_next_endpoint(aws) -> None:
