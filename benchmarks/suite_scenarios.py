@@ -41,19 +41,20 @@ def machine_cpu_seconds() -> float:
 
 
 class StageClock:
-    """A run's progress callback that records each stage's wall and machine CPU seconds."""
+    """A run's progress callback that records each stage's wall seconds (as the runner reports
+    them when the stage ends) and the machine's CPU seconds while it ran."""
 
     def __init__(self) -> None:
-        self.started: dict[str, tuple[float, float]] = {}
+        self.started: dict[str, float] = {}
         self.stages: dict[str, dict[str, float]] = {}
 
-    def __call__(self, event: str, stage: str, _info: dict) -> None:
-        now = (time.perf_counter(), machine_cpu_seconds())
+    def __call__(self, event: str, stage: str, info: dict) -> None:
+        cpu = machine_cpu_seconds()
         if event == "start":
-            self.started[stage] = now
+            self.started[stage] = cpu
         elif stage in self.started and event in ("succeeded", "failed"):
-            wall, cpu = (b - a for a, b in zip(self.started.pop(stage), now, strict=True))
-            self.stages[stage] = {"wall": round(wall, 1), "cpu": round(cpu, 1)}
+            self.stages[stage] = {"wall": round(info["seconds"], 1),
+                                  "cpu": round(cpu - self.started.pop(stage), 1)}  # fmt: skip
 
 
 def stage_totals(runs: dict[str, dict]) -> dict[str, float]:

@@ -162,19 +162,14 @@ def test_the_suite_profile_charges_each_stage_the_cpu_spent_while_it_ran(monkeyp
     module = _benchmark_module("suite_scenarios")
     busy = module.machine_cpu_seconds()  # the machine's own counter: positive, never falling
     assert 0 < busy <= module.machine_cpu_seconds()
-    ticks = iter([(0.0, 100.0), (2.0, 103.5), (2.0, 103.5), (7.0, 113.5), (7.5, 113.5)])
-    now = {}
-
-    def tick() -> None:
-        now["wall"], now["cpu"] = next(ticks)
-
-    monkeypatch.setattr(module.time, "perf_counter", lambda: now["wall"])
-    monkeypatch.setattr(module, "machine_cpu_seconds", lambda: now["cpu"])
+    ticks = iter([100.0, 103.5, 103.5, 113.5, 113.5])
+    monkeypatch.setattr(module, "machine_cpu_seconds", lambda: next(ticks))
     clock = module.StageClock()
-    for event, stage in [("start", "etl"), ("succeeded", "etl"), ("start", "forecast"),
-                         ("failed", "forecast"), ("skipped", "enrich")]:  # fmt: skip
-        tick()
-        clock(event, stage, {})
+    for event, stage, info in [("start", "etl", {}), ("succeeded", "etl", {"seconds": 2.0}),
+                               ("start", "forecast", {}),
+                               ("failed", "forecast", {"seconds": 5.0, "error": "x"}),
+                               ("skipped", "enrich", {})]:  # fmt: skip
+        clock(event, stage, info)
     assert clock.stages == {"etl": {"wall": 2.0, "cpu": 3.5},
                             "forecast": {"wall": 5.0, "cpu": 10.0}}  # fmt: skip
     runs = {"a": {"stages": clock.stages},
