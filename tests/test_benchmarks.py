@@ -175,3 +175,30 @@ def test_the_suite_profile_charges_each_stage_the_cpu_spent_while_it_ran(monkeyp
     runs = {"a": {"stages": clock.stages},
             "b": {"stages": {"etl": {"wall": 1.0, "cpu": 9.0}}}}  # fmt: skip
     assert list(module.stage_totals(runs).items()) == [("etl", 12.5), ("forecast", 10.0)]
+
+
+def test_the_objective_benchmark_scores_the_mean_and_sets_each_objective_beside_the_default(
+) -> None:  # fmt: skip
+    bench = _benchmark_module("forecast_objectives")
+    days = pd.to_datetime(["2024-01-01", "2024-01-02"])
+    history = pd.DataFrame({"unique_id": ["A"] * 4, "y": [10.0, 12.0, 10.0, 12.0],
+                            "ds": pd.date_range("2023-12-28", periods=4)})  # fmt: skip
+    test = pd.DataFrame({"unique_id": ["A", "A"], "ds": days, "y": [10.0, 0.0]})
+    forecast = pd.DataFrame({"unique_id": ["A", "A"], "ds": days, "mean": [12.0, 3.0],
+                             "p10": [9.0, 0.0], "p50": [11.0, 2.0],
+                             "p90": [13.0, 4.0]})  # fmt: skip
+    row = bench.score(forecast, test, history, season=1)
+    assert row["WAPE"] == pytest.approx(5 / 10)  # the mean's errors, 2 and 3, over 10 sold
+    assert row["RMSE"] == pytest.approx((13 / 2) ** 0.5)
+    assert row["MAPE"] == pytest.approx(0.2)  # the 0 actual is left out, as AWS leaves it
+    assert row["MASE"] == pytest.approx(2.5 / 2)  # in-sample naive error 2
+    assert row["points"] == 2
+    rows = {"AverageWeightedQuantileLoss": {"wQL": 0.2, "RMSE": 10.0, "MAPE": 0.5},
+            "RMSE": {"RMSE": 8.0}, "MAPE": {"MAPE": 0.5}}  # fmt: skip
+    own = bench.own_metric(rows)
+    assert own["RMSE"] == {"metric": "RMSE", "default_objective": 10.0, "this_objective": 8.0,
+                           "change": -0.2}  # fmt: skip
+    assert bench.tally({"set": {"own_metric": own}}) == {
+        "RMSE": {"lower": 1, "equal": 0, "higher": 0},
+        "MAPE": {"lower": 0, "equal": 1, "higher": 0},
+    }

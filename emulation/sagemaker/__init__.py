@@ -20,12 +20,17 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   mean``; the ``GroupingAttributeNames`` columns follow ``item_id``) to ``S3OutputPath``;
   ``describe_transform_job`` reports ``InProgress`` → ``Completed`` or ``Failed`` with the
   reason. A second job of the same name is ``ResourceInUse``, as on AWS.
+* ``AutoMLJobObjective`` is the metric the ensemble lowers and ``FinalAutoMLJobObjectiveMetric``
+  reports (held out); ``CompletionCriteria``'s runtime limits and ``stop_auto_ml_job`` end a job
+  without a model (``Stopped``/``MaxAutoMLJobRuntimeReached``, ``Failed`` past the candidate's
+  limit, ``Stopping`` → ``Stopped``): its training stops at its next step and writes nothing.
 * A run may have the next AutoML jobs fail as SageMaker's internal errors make them fail
   (:attr:`Settings.fail_automl_jobs`; ``FailureReason`` :data:`INJECTED_FAILURE`).
 
-Not emulated: other problem types, ``AutoMLJobSecondaryStatus`` detail, explainability reports,
-candidate notebooks, instance types and counts, ``SplitType``/``BatchStrategy`` (the whole input is
-one request), transform jobs on models that did not come from this forecaster, stopping jobs.
+Not emulated: other problem types, the secondary statuses of AutoML's stages (a job in progress
+is ``TrainingModels`` throughout), explainability reports, candidate notebooks, instance types and
+counts, ``SplitType``/``BatchStrategy`` (the whole input is one request), transform jobs on models
+that did not come from this forecaster, stopping transform jobs.
 """
 
 from __future__ import annotations
@@ -49,8 +54,11 @@ from emulation.sagemaker.forecaster import (
     ForecastConfig,
     ForecastInputError,
     FrequencyError,
+    Limits,
     check_algorithms,
+    check_completion_criteria,
     check_holiday_config,
+    check_objective,
     config_from_document,
     load_dataset,
     model_document,
@@ -153,6 +161,47 @@ class _Tracked:
     ended: dt.datetime | None = None
     best: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    secondary: str | None = None  # AutoMLJobSecondaryStatus, where the state does not say it
+    stop: threading.Event = field(default_factory=threading.Event)  # the work is to end
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    committing: bool = False  # trained: its outputs are being written, too late to stop
+    timer: threading.Timer | None = None  # its runtime limit, cancelled once it has ended
+
+
+class _Stopped(Exception):
+    """The job was stopped (``StopAutoMLJob`` or a runtime limit) while it trained."""
+
+
+def _halt(job: Any, state: str, secondary: str, reason: str | None = None) -> bool:
+    """End ``job``'s work as ``state`` unless it has ended or is writing its outputs; whether
+    it did. The training thread stops at its next step and writes nothing."""
+    tracked: _Tracked = job._dfp
+    with tracked.lock:
+        if tracked.committing or tracked.state not in ("InProgress", "Stopping"):
+            return False
+        tracked.stop.set()
+        tracked.state, tracked.secondary = state, secondary
+        tracked.reason = reason or tracked.reason
+        if state != "Stopping":
+            tracked.ended = dt.datetime.now(dt.UTC)
+    logger.info("AutoML job %s: %s (%s)", job.auto_ml_job_name, state, secondary)
+    return True
+
+
+def _time_up(job: Any, limits: Limits) -> None:
+    """The runtime limit reached first has passed: the job's one candidate has not completed,
+    so there is no best model to keep (AWS keeps the best *completed* one)."""
+    name, seconds = limits.first  # type: ignore[misc]
+    if name == "MaxAutoMLJobRuntimeInSeconds":
+        _halt(job, "Stopped", "MaxAutoMLJobRuntimeReached",
+              f"MaxAutoMLJobRuntimeReached: the job ran for its CompletionCriteria."
+              f"MaxAutoMLJobRuntimeInSeconds ({seconds} s) before its candidate completed "
+              "training; no model was kept")  # fmt: skip
+    else:
+        _halt(job, "Failed", "Failed",
+              f"ClientError: the candidate's training ran for the CompletionCriteria."
+              f"MaxRuntimePerTrainingJobInSeconds ({seconds} s) without completing; no model "
+              "was kept")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -210,9 +259,11 @@ def job_config(
     backtest_windows: int,
     n_jobs: int | None,
     selection_windows: int | None = None,
+    objective: dict[str, Any] | None = None,
 ) -> ForecastConfig:
-    """A ``TimeSeriesForecastingJobConfig`` → :class:`ForecastConfig` (raises on bad values, and
-    on options the local forecaster cannot honour: never silently ignored)."""
+    """A ``TimeSeriesForecastingJobConfig`` and the job's ``AutoMLJobObjective`` →
+    :class:`ForecastConfig` (raises on bad values, and on options the local forecaster cannot
+    honour: never silently ignored)."""
     try:
         parse_frequency(problem.get("ForecastFrequency"))
     except FrequencyError as exc:
@@ -254,6 +305,7 @@ def job_config(
         raise ForecastInputError(str(exc)) from None
     check_transformations(problem.get("Transformations"), series["TargetAttributeName"])
     country = check_holiday_config(problem.get("HolidayConfig"))
+    check_completion_criteria(problem.get("CompletionCriteria"))
     extra = {"n_jobs": n_jobs} if n_jobs else {}
     return ForecastConfig(
         frequency=problem["ForecastFrequency"],
@@ -268,6 +320,7 @@ def job_config(
         algorithms=algorithms,
         transformations=problem.get("Transformations"),
         holiday_country=country,
+        objective=check_objective(objective),
         **extra,
     )
 
@@ -276,10 +329,22 @@ def job_config(
 def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -> None:
     tracked: _Tracked = job._dfp
     region = job.region_name
+
+    def checkpoint() -> None:
+        if tracked.stop.is_set():
+            raise _Stopped()
+
+    def progress(message: str) -> None:  # training's steps: where a stopped job ends
+        logger.info("AutoML %s", message)
+        checkpoint()
+
     try:
         if fail_with is not None:
             raise ForecastInputError(fail_with)
-        with _work_lock:
+        while not _work_lock.acquire(timeout=0.2):  # another job trains: wait, unless stopped
+            checkpoint()
+        try:
+            progress(f"job {job.auto_ml_job_name} starts")
             s3 = embedded_client("s3", region)
             channels = job.auto_ml_job_input_data_config
             training = next(
@@ -290,8 +355,12 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
             uri = training["DataSource"]["S3DataSource"]["S3Uri"]
             frame, _ = read_csv_input(s3, uri)
             dataset = load_dataset(frame, config)
-            result = train(dataset, config, progress=lambda m: logger.info("AutoML %s", m))
+            result = train(dataset, config, progress=progress)
             logger.info("AutoML job %s trained in %.1f s", job.auto_ml_job_name, result.seconds)
+            with tracked.lock:
+                if tracked.stop.is_set():
+                    raise _Stopped()
+                tracked.committing = True
             out = f"{job.output_data_config['S3OutputPath'].rstrip('/')}/{job.auto_ml_job_name}"
             model_uri = f"{out}/sagemaker-automl-candidates/{CANDIDATE}/model/model.json"
             backtest = f"{out}/backtest-results/{CANDIDATE}"
@@ -337,6 +406,7 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
                         "unaligned_series": _readable(result.unaligned),
                         "not_backtested": [_series_name(s) for s in result.untested],
                         "ensemble": result.document.get("ensemble"),
+                        "objective": config.objective,
                         "selection_windows": result.document.get("selection_windows"),
                         "candidates": {
                             alias: summary_metrics(m)
@@ -352,17 +422,23 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
                 ),
                 "application/json",
             )
+        finally:
+            _work_lock.release()
         flat = summary_metrics(result.metrics)
         now = dt.datetime.now(dt.UTC)
+        objective = flat.get(config.objective)
+        if objective is None:  # e.g. MAPE where every actual held out was 0
+            logger.warning("AutoML job %s: its objective %s has no value on the held-out "
+                           "windows", job.auto_ml_job_name, config.objective)  # fmt: skip
         tracked.best = {
             "CandidateName": CANDIDATE,
             "FinalAutoMLJobObjectiveMetric": {
                 "Type": "Minimize",
-                "MetricName": "AverageWeightedQuantileLoss",
-                "Value": flat["AverageWeightedQuantileLoss"],
-                "StandardMetricName": "AverageWeightedQuantileLoss",
+                "MetricName": config.objective,
+                "Value": 0.0 if objective is None else objective,
+                "StandardMetricName": config.objective,
             },
-            "ObjectiveStatus": "Succeeded",
+            "ObjectiveStatus": "Failed" if objective is None else "Succeeded",
             "CandidateSteps": [],
             "CandidateStatus": "Completed",
             "InferenceContainers": [
@@ -393,16 +469,34 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
                 ],
             },
         }
-        tracked.state = "Completed"
+        _settle(tracked, "Completed")
+    except _Stopped:
+        logger.info("AutoML job %s stopped while training: nothing written",
+                    job.auto_ml_job_name)  # fmt: skip
+        _settle(tracked, "Stopped", "Stopped")
     except ForecastInputError as exc:
-        tracked.reason = str(exc)
-        tracked.state = "Failed"
+        _settle(tracked, "Failed", reason=str(exc))
     except Exception as exc:
         logger.warning("AutoML job %s failed: %s", job.auto_ml_job_name, exc)
         logger.debug("%s", traceback.format_exc())
-        tracked.reason = f"AlgorithmError: {type(exc).__name__}: {exc}"
-        tracked.state = "Failed"
-    tracked.ended = dt.datetime.now(dt.UTC)
+        _settle(tracked, "Failed", reason=f"AlgorithmError: {type(exc).__name__}: {exc}")
+
+
+def _settle(tracked: _Tracked, state: str, secondary: str | None = None,
+            reason: str | None = None) -> None:  # fmt: skip
+    """The job's final state, unless a stop or a runtime limit settled it first."""
+    with tracked.lock:
+        if tracked.stop.is_set() and not tracked.committing:
+            if tracked.state != "Stopping":
+                return  # a runtime limit ended it
+            state, secondary, reason = "Stopped", "Stopped", None  # StopAutoMLJob: ended now
+        elif tracked.state != "InProgress":
+            return
+        tracked.state, tracked.secondary = state, secondary
+        tracked.reason = reason or tracked.reason
+        tracked.ended = dt.datetime.now(dt.UTC)
+        if tracked.timer is not None:
+            tracked.timer.cancel()
 
 
 def _series_name(series: str) -> str:
@@ -485,6 +579,8 @@ def install_in_process() -> None:
 
     original_create = sm.SageMakerModelBackend.create_auto_ml_job_v2
     original_describe = sm.AutoMLJob.describe
+    original_summary = sm.AutoMLJob.summary
+    original_stop = sm.SageMakerModelBackend.stop_auto_ml_job
     original_transform = sm.SageMakerModelBackend.create_transform_job
     original_transform_describe = sm.FakeTransformJob.response_object.fget
 
@@ -499,6 +595,10 @@ def install_in_process() -> None:
                     local.backtest_windows,
                     local.n_jobs,
                     local.selection_windows,
+                    objective=kwargs.get("auto_ml_job_objective"),
+                )
+                limits = check_completion_criteria(
+                    problem["TimeSeriesForecastingJobConfig"].get("CompletionCriteria")
                 )
             except ForecastInputError as exc:
                 raise ValidationError(message=str(exc)) from None
@@ -516,21 +616,36 @@ def install_in_process() -> None:
                     local.fail_automl_jobs -= 1
                     local.failed_on_purpose += 1
                     fail_with = INJECTED_FAILURE
+            if limits.first is not None:  # the clock runs from the job's creation
+                job._dfp.timer = threading.Timer(limits.first[1], _time_up, (job, limits))
+                job._dfp.timer.daemon = True
+                job._dfp.timer.start()
             _start_background(_train_job, (job, config, fail_with),
                               f"automl-{job.auto_ml_job_name}")  # fmt: skip
         return arn
 
-    def describe(self: Any) -> dict[str, Any]:
-        out = original_describe(self)
+    def stop_auto_ml_job(self: Any, auto_ml_job_name: str) -> None:
+        job = self.auto_ml_jobs.get(auto_ml_job_name)
+        tracked: _Tracked | None = getattr(job, "_dfp", None)
+        if tracked is None:
+            return original_stop(self, auto_ml_job_name)
+        if not _halt(job, "Stopping", "Stopping"):
+            where = "writing its model" if tracked.committing else f"in status {tracked.state}"
+            raise ValidationError(
+                message=f"The request was rejected because the AutoML job {auto_ml_job_name} "
+                f"is {where}."
+            )
+        return None
+
+    def statuses(self: Any, out: dict[str, Any]) -> _Tracked | None:
+        """``out``'s status fields as the job's work stands (moto's are fixed)."""
         tracked: _Tracked | None = getattr(self, "_dfp", None)
         if tracked is None:
-            return out
+            return None
         out["AutoMLJobStatus"] = tracked.state
-        out["AutoMLJobSecondaryStatus"] = {
-            "InProgress": "Training", "Completed": "Completed", "Failed": "Failed"
+        out["AutoMLJobSecondaryStatus"] = tracked.secondary or {
+            "InProgress": "TrainingModels", "Completed": "Completed", "Failed": "Failed"
         }[tracked.state]  # fmt: skip
-        out.pop("ModelDeployConfig", None)
-        out.pop("ModelDeployResult", None)
         out["PartialFailureReasons"] = []
         if tracked.ended:
             out["EndTime"] = tracked.ended
@@ -541,6 +656,20 @@ def install_in_process() -> None:
             out["FailureReason"] = tracked.reason
         else:
             out.pop("FailureReason", None)
+        return tracked
+
+    def summary(self: Any) -> dict[str, Any]:
+        out = original_summary(self)
+        statuses(self, out)
+        return out
+
+    def describe(self: Any) -> dict[str, Any]:
+        out = original_describe(self)
+        tracked = statuses(self, out)
+        if tracked is None:
+            return out
+        out.pop("ModelDeployConfig", None)
+        out.pop("ModelDeployResult", None)
         if tracked.best:
             out["BestCandidate"] = tracked.best
         else:
@@ -576,5 +705,7 @@ def install_in_process() -> None:
 
     sm.SageMakerModelBackend.create_auto_ml_job_v2 = create_auto_ml_job_v2
     sm.AutoMLJob.describe = describe
+    sm.AutoMLJob.summary = summary
+    sm.SageMakerModelBackend.stop_auto_ml_job = stop_auto_ml_job
     sm.SageMakerModelBackend.create_transform_job = create_transform_job
     sm.FakeTransformJob.response_object = property(transform_response)

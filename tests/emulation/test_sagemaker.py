@@ -22,6 +22,8 @@ from emulation.sagemaker.forecaster import (
     FrequencyError,
     TrainingResult,
     check_algorithms,
+    check_completion_criteria,
+    check_objective,
     global_model,
     load_dataset,
     parse_frequency,
@@ -50,9 +52,11 @@ from emulation.sagemaker.forecaster.training import (
     is_count_data,
     learn_width,
     plan,
+    row_losses,
     shrink,
     size_at,
     stacked_weights,
+    weights_from,
     with_holidays,
 )
 
@@ -1131,3 +1135,178 @@ def test_grouping_attribute_names_are_checked_as_aws_checks_them(grouping, messa
                                            "GroupingAttributeNames": grouping}}  # fmt: skip
     with pytest.raises(ForecastInputError, match=message):
         job_config(bad, 1, 1)
+
+
+# ------------------------------------------------------- the objective and the completion criteria
+def test_the_objective_decides_which_errors_the_weights_shun() -> None:
+    # A misses rarely but by much, B always by a little: absolute errors favour A, squared B.
+    y = np.full(10, 100.0)
+    errors = np.column_stack([[0.0] * 9 + [10.0], [2.0] * 10])
+
+    def weights(objective: str) -> dict[str, float]:
+        losses = pd.DataFrame(row_losses(objective, errors, y), columns=["A", "B"])
+        return weights_from(losses, ["A", "B"], objective)
+
+    assert weights("WAPE")["A"] == pytest.approx(2 / 3)  # inverse MAE: 1 against 2
+    assert weights("RMSE")["B"] == pytest.approx(0.5 / (0.5 + 1 / np.sqrt(10)))  # RMSE 2, √10
+    # MAPE weighs each error by its actual: the same miss costs ten times more on a tenth of it
+    small = np.array([10.0] * 5 + [100.0] * 5)
+    misses = np.column_stack([[5.0] * 5 + [0.0] * 5, [0.0] * 5 + [5.0] * 5])
+    mape = pd.DataFrame(row_losses("MAPE", misses, small), columns=["A", "B"])
+    assert weights_from(mape, ["A", "B"], "MAPE")["B"] == pytest.approx(10 / 11)
+    assert row_losses("MAPE", np.array([3.0]), np.array([0.0]))[0] == 0.0  # MAPE leaves 0 out
+    scaled = row_losses("MASE", np.array([4.0, 4.0]), np.array([1.0, 1.0]), np.array([2.0, 4.0]))
+    assert list(scaled) == [2.0, 1.0]
+
+
+def test_stacking_for_rmse_finds_the_least_squares_combination() -> None:
+    rng = np.random.default_rng(7)
+    a, b, noise = rng.normal(50, 10, 400), rng.normal(20, 5, 400), rng.normal(0, 30, 400)
+    rows = pd.DataFrame({"unique_id": np.repeat(["X", "Y"], 200), "y": 0.7 * a + 0.3 * b,
+                         "A": a, "B": b, "C": 0.7 * a + 0.3 * b + noise})  # fmt: skip
+    weights = stacked_weights(rows, ["A", "B", "C"], {"X": 1.0, "Y": 2.0}, "RMSE")
+    assert weights["A"] == pytest.approx(0.7, abs=1e-4)
+    assert weights["B"] == pytest.approx(0.3, abs=1e-4)
+    assert weights.get("C", 0.0) < 1e-4
+
+
+def test_every_time_series_objective_trains_and_is_the_one_the_ensemble_lowers() -> None:
+    dataset = load_dataset(automl_frame(), CONFIG)
+    seen = {}
+    for objective in training.OBJECTIVES:
+        messages: list[str] = []
+        result = train(dataset, replace(CONFIG, objective=objective), progress=messages.append)
+        ensemble = result.document["ensemble"]
+        assert ensemble["method"] == min(ensemble["selection_errors"],
+                                         key=ensemble["selection_errors"].get)  # fmt: skip
+        assert any(f"{objective} losses on the latest selection window" in m for m in messages)
+        seen[objective] = ensemble["selection_errors"]["inverse"]
+    # the default and MASE score alike (scaled absolute errors); the others score otherwise
+    assert seen["MASE"] == seen["AverageWeightedQuantileLoss"]
+    assert len({round(v, 6) for v in seen.values()}) == 4
+
+
+@pytest.mark.parametrize(
+    ("objective", "message"),
+    [({"MetricName": "Accuracy"}, "'Accuracy' is not a time-series forecasting metric"),
+     ({"MetricName": "wQL"}, "Value 'wQL' at 'autoMLJobObjective.metricName' failed to satisfy"),
+     ({}, "Value None at 'autoMLJobObjective.metricName'")],
+)  # fmt: skip
+def test_an_objective_a_time_series_job_cannot_take_is_refused(objective, message) -> None:
+    assert check_objective(None) == "AverageWeightedQuantileLoss"  # AWS's default
+    assert all(check_objective({"MetricName": name}) == name for name in training.OBJECTIVES)
+    with pytest.raises(ForecastInputError, match=message):
+        check_objective(objective)
+
+
+@pytest.mark.parametrize(
+    ("criteria", "message"),
+    [({"MaxCandidates": 2}, "MaxCandidates 2 is not supported for time-series"),
+     ({"MaxAutoMLJobRuntimeInSeconds": 0}, "completionCriteria.maxAutoMLJobRuntimeInSeconds' "
+                                           "failed to satisfy"),
+     ({"MaxRuntimePerTrainingJobInSeconds": "60"}, "Value '60' at"),
+     ({"MaxAutoMLJobRuntimeInSeconds": 60, "MaxRuntimePerTrainingJobInSeconds": 120},
+      "MaxAutoMLJobRuntimeInSeconds 60 must be equal to or greater than")],
+)  # fmt: skip
+def test_completion_criteria_are_checked_as_aws_checks_them(criteria, message) -> None:
+    limits = check_completion_criteria({"MaxCandidates": 1, "MaxAutoMLJobRuntimeInSeconds": 90,
+                                        "MaxRuntimePerTrainingJobInSeconds": 60})  # fmt: skip
+    assert limits.first == ("MaxRuntimePerTrainingJobInSeconds", 60)
+    assert check_completion_criteria(None).first is None
+    with pytest.raises(ForecastInputError, match=message):
+        check_completion_criteria(criteria)
+
+
+def _objects(aws: World, prefix: str) -> list[str]:
+    listed = aws.client("s3").list_objects_v2(Bucket="fc-test", Prefix=prefix)
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def test_the_jobs_objective_is_its_final_metric_and_a_bad_one_is_refused(aws: World) -> None:
+    embedded_only(aws)
+    uri, role = _setup(aws)
+    sm = aws.client("sagemaker")
+    sm.create_auto_ml_job_v2(**_job_request("fc-mase", uri, role),
+                             AutoMLJobObjective={"MetricName": "MASE"})  # fmt: skip
+    job = _wait(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName="fc-mase"), "AutoMLJobStatus")
+    assert job["AutoMLJobStatus"] == "Completed", job.get("FailureReason")
+    final = job["BestCandidate"]["FinalAutoMLJobObjectiveMetric"]
+    insights = job["BestCandidate"]["CandidateProperties"]["CandidateArtifactLocations"]
+    bucket, _, prefix = insights["ModelInsights"][5:].partition("/")
+    body = aws.client("s3").get_object(Bucket=bucket, Key=f"{prefix}/candidates.json")["Body"]
+    candidates = json.loads(body.read())
+    assert (final["MetricName"], final["Type"]) == ("MASE", "Minimize")
+    assert final["Value"] == pytest.approx(candidates["held_out"]["MASE"])
+    assert candidates["objective"] == "MASE"
+    assert job["AutoMLJobObjective"] == {"MetricName": "MASE"}
+    for name, extra in (("fc-acc", {"AutoMLJobObjective": {"MetricName": "Accuracy"}}),
+                        ("fc-many", {})):  # fmt: skip
+        request = _job_request(name, uri, role, **(
+            {} if extra else {"CompletionCriteria": {"MaxCandidates": 5}}))  # fmt: skip
+        with pytest.raises(ClientError) as refused:
+            sm.create_auto_ml_job_v2(**request, **extra)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    listed = sm.list_auto_ml_jobs()["AutoMLJobSummaries"]
+    assert "fc-acc" not in {j["AutoMLJobName"] for j in listed}
+
+
+def test_a_stopped_job_ends_its_work_and_leaves_no_model(aws: World, monkeypatch) -> None:
+    embedded_only(aws)
+    import emulation.sagemaker as sagemaker_module
+
+    uri, role = _setup(aws)
+    sm = aws.client("sagemaker")
+    training_started, steps = __import__("threading").Event(), []
+
+    def slow_train(dataset, config, progress=None):  # a long training: a step every 50 ms
+        training_started.set()
+        for step in range(600):
+            progress(f"step {step}")
+            steps.append(step)
+            time.sleep(0.05)
+        raise AssertionError("the stop never reached the training")
+
+    monkeypatch.setattr(sagemaker_module, "train", slow_train)
+    sm.create_auto_ml_job_v2(**_job_request("fc-stop", uri, role))
+    assert training_started.wait(30)
+    sm.stop_auto_ml_job(AutoMLJobName="fc-stop")
+    job = _wait(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName="fc-stop"), "AutoMLJobStatus")
+    assert (job["AutoMLJobStatus"], job["AutoMLJobSecondaryStatus"]) == ("Stopped", "Stopped")
+    assert "BestCandidate" not in job and "EndTime" in job
+    ended = len(steps)
+    time.sleep(0.3)
+    assert len(steps) == ended < 600  # the work ended at its next step
+    assert _objects(aws, "out/fc-stop/") == []  # nothing written, no half a model
+    summary = sm.list_auto_ml_jobs(NameContains="fc-stop")["AutoMLJobSummaries"][0]
+    assert summary["AutoMLJobStatus"] == "Stopped"
+    with pytest.raises(ClientError, match="is in status Stopped"):
+        sm.stop_auto_ml_job(AutoMLJobName="fc-stop")
+
+
+@pytest.mark.parametrize(
+    ("criteria", "status", "secondary", "reason"),
+    [({"MaxAutoMLJobRuntimeInSeconds": 1}, "Stopped", "MaxAutoMLJobRuntimeReached",
+      "MaxAutoMLJobRuntimeInSeconds (1 s) before its candidate completed"),
+     ({"MaxRuntimePerTrainingJobInSeconds": 1, "MaxAutoMLJobRuntimeInSeconds": 600}, "Failed",
+      "Failed", "MaxRuntimePerTrainingJobInSeconds (1 s) without completing")],
+)  # fmt: skip
+def test_a_job_past_its_runtime_limit_ends_without_a_model(aws: World, criteria, status,
+                                                           secondary, reason) -> None:  # fmt: skip
+    embedded_only(aws)
+    import emulation.sagemaker as sagemaker_module
+
+    uri, role = _setup(aws)
+    sm = aws.client("sagemaker")
+    name = f"fc-limit-{status.lower()}"
+    with sagemaker_module._work_lock:  # another job holds the cores: this one cannot finish
+        began = time.monotonic()
+        sm.create_auto_ml_job_v2(**_job_request(name, uri, role, CompletionCriteria=criteria))
+        job = _wait(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName=name), "AutoMLJobStatus",
+                    timeout=30)  # fmt: skip
+        assert time.monotonic() - began >= 1.0
+    assert (job["AutoMLJobStatus"], job["AutoMLJobSecondaryStatus"]) == (status, secondary)
+    assert reason in job["FailureReason"]
+    assert "BestCandidate" not in job
+    time.sleep(0.5)  # the job's thread has seen the stop and ended, writing nothing
+    assert f"automl-{name}" not in sagemaker_module.background_jobs()
+    assert _objects(aws, f"out/{name}/") == []

@@ -3,8 +3,9 @@
 Few names, one contract (AutoML's CSV in; ``item_id, timestamp, p…, mean`` out):
 
 * :class:`ForecastConfig` — what ``TimeSeriesForecastingJobConfig`` says (every
-  ``ForecastFrequency`` AWS accepts, quantiles, algorithms, transformations, holidays) plus the
-  local backtest settings;
+  ``ForecastFrequency`` AWS accepts, quantiles, algorithms, transformations, holidays) and the
+  job's ``AutoMLJobObjective`` (:func:`check_objective`), plus the local backtest settings;
+  :func:`check_completion_criteria` reads the runtime limits the job honours;
 * :func:`load_dataset` — AutoML's CSV → validated regular series (:mod:`.dataset`);
 * :func:`train` — backtests, per-item ensembles, calibrated quantiles, AWS's metrics on held-out
   windows and on the selection windows (:mod:`.training`);
@@ -28,8 +29,11 @@ from emulation.sagemaker.forecaster.frequency import Frequency, FrequencyError, 
 from emulation.sagemaker.forecaster.models import AlgorithmError, check_algorithms
 from emulation.sagemaker.forecaster.training import (
     ForecastConfig,
+    Limits,
     TrainingResult,
+    check_completion_criteria,
     check_holiday_config,
+    check_objective,
     config_from_document,
     model_document,
     parse_quantiles,
@@ -44,9 +48,12 @@ __all__ = [
     "ForecastInputError",
     "Frequency",
     "FrequencyError",
+    "Limits",
     "TrainingResult",
     "check_algorithms",
+    "check_completion_criteria",
     "check_holiday_config",
+    "check_objective",
     "config_from_document",
     "load_dataset",
     "model_document",
