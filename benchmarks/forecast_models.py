@@ -525,6 +525,19 @@ def automl_csv(plain: pd.DataFrame) -> pd.DataFrame:
                          "demand": plain["y"].map("{:g}".format)})  # fmt: skip
 
 
+def local_forecast(history_csv: pd.DataFrame, config: ForecastConfig) -> tuple:
+    """The forecaster as the AutoML job and the batch transform run it on AutoML's CSV: its
+    forecast (``unique_id, ds, p…, mean``), the training result, the dataset read and the wall
+    seconds of it all."""
+    began = time.perf_counter()
+    dataset = load_dataset(history_csv, config)
+    result = train(dataset, config)
+    forecast = predict(dataset, config, result.document)
+    seconds = time.perf_counter() - began
+    forecast = forecast.rename(columns={"item_id": "unique_id", "timestamp": "ds"})
+    return forecast, result, dataset, seconds
+
+
 def run_origin(name: str, frame: pd.DataFrame, frequency: str, horizon: int) -> dict:
     """One origin: every model's per-series sums on the held-out horizon, and its seconds."""
     from statsforecast.models import AutoETS, AutoTheta, Naive, SeasonalNaive
@@ -540,12 +553,7 @@ def run_origin(name: str, frame: pd.DataFrame, frequency: str, horizon: int) -> 
         plain, test = split(frame, horizon)
         history_csv = automl_csv(plain)
     config = ForecastConfig(frequency=frequency, horizon=horizon, quantiles=QUANTILES)
-    began = time.perf_counter()
-    dataset = load_dataset(history_csv, config)
-    result = train(dataset, config)
-    forecast = predict(dataset, config, result.document)
-    seconds = time.perf_counter() - began
-    forecast = forecast.rename(columns={"item_id": "unique_id", "timestamp": "ds"})
+    forecast, result, dataset, seconds = local_forecast(history_csv, config)
     season = config.freq.mase_season
     plain = plain[["unique_id", "ds", "y"]].dropna()
     out = {"local_forecaster": {"sums": per_series(forecast, test, plain, season),

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 
 import forecast_models as fm
 import pandas as pd
 from _results import RESULTS, save
 
-from emulation.sagemaker.forecaster import ForecastConfig, load_dataset, predict, train
+from emulation.sagemaker.forecaster import ForecastConfig
 from emulation.sagemaker.forecaster.training import DEFAULT_OBJECTIVE, OBJECTIVES
 from pipeline.contracts.accuracy import mape, rmse, wape
 
@@ -77,12 +76,7 @@ def run(name: str) -> dict:
     for objective in OBJECTIVES:
         config = ForecastConfig(frequency=frequency, horizon=horizon, quantiles=fm.QUANTILES,
                                 objective=objective)  # fmt: skip
-        began = time.perf_counter()
-        dataset = load_dataset(csv, config)
-        result = train(dataset, config)
-        forecast = predict(dataset, config, result.document)
-        seconds = time.perf_counter() - began
-        forecast = forecast.rename(columns={"item_id": "unique_id", "timestamp": "ds"})
+        forecast, result, _, seconds = fm.local_forecast(csv, config)
         row = score(forecast, test, history, config.freq.mase_season)
         objectives[objective] = {**{k: v if v is None else round(v, 6) for k, v in row.items()},
                                  "ensemble": result.document["ensemble"]["method"],
