@@ -570,6 +570,15 @@ def _transform_job(backend: Any, job: Any) -> None:
     tracked.ended = dt.datetime.now(dt.UTC)
 
 
+def _listed_status(job: Any) -> str | None:
+    tracked: _Tracked | None = getattr(job, "_dfp", None)
+    return tracked.state if tracked is not None else job.__dict__.get("_moto_status")
+
+
+def _store_status(job: Any, value: str) -> None:
+    job.__dict__["_moto_status"] = value
+
+
 # ------------------------------------------------------------------------ embedded moto patch
 @moto_patch("sagemaker")
 def install_in_process() -> None:
@@ -706,6 +715,8 @@ def install_in_process() -> None:
     sm.SageMakerModelBackend.create_auto_ml_job_v2 = create_auto_ml_job_v2
     sm.AutoMLJob.describe = describe
     sm.AutoMLJob.summary = summary
+    # moto filters ListAutoMLJobs' StatusEquals on this attribute: the work's state, not moto's
+    sm.AutoMLJob.auto_ml_job_status = property(_listed_status, _store_status)
     sm.SageMakerModelBackend.stop_auto_ml_job = stop_auto_ml_job
     sm.SageMakerModelBackend.create_transform_job = create_transform_job
     sm.FakeTransformJob.response_object = property(transform_response)

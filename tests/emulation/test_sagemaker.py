@@ -1279,6 +1279,9 @@ def test_a_stopped_job_ends_its_work_and_leaves_no_model(aws: World, monkeypatch
     assert _objects(aws, "out/fc-stop/") == []  # nothing written, no half a model
     summary = sm.list_auto_ml_jobs(NameContains="fc-stop")["AutoMLJobSummaries"][0]
     assert summary["AutoMLJobStatus"] == "Stopped"
+    for status, listed in (("Stopped", ["fc-stop"]), ("InProgress", []), ("Completed", [])):
+        found = sm.list_auto_ml_jobs(StatusEquals=status)["AutoMLJobSummaries"]
+        assert [j["AutoMLJobName"] for j in found] == listed, status
     with pytest.raises(ClientError, match="is in status Stopped"):
         sm.stop_auto_ml_job(AutoMLJobName="fc-stop")
 
