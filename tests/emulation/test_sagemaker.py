@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 
@@ -1256,7 +1257,7 @@ def test_a_stopped_job_ends_its_work_and_leaves_no_model(aws: World, monkeypatch
 
     uri, role = _setup(aws)
     sm = aws.client("sagemaker")
-    training_started, steps = __import__("threading").Event(), []
+    training_started, steps = threading.Event(), []
 
     def slow_train(dataset, config, progress=None):  # a long training: a step every 50 ms
         training_started.set()
