@@ -263,7 +263,8 @@ def job_config(
 ) -> ForecastConfig:
     """A ``TimeSeriesForecastingJobConfig`` and the job's ``AutoMLJobObjective`` →
     :class:`ForecastConfig` (raises on bad values, and on options the local forecaster cannot
-    honour: never silently ignored)."""
+    honour: never silently ignored). Its ``CompletionCriteria`` are the job's, not the
+    forecaster's: :func:`check_completion_criteria`."""
     try:
         parse_frequency(problem.get("ForecastFrequency"))
     except FrequencyError as exc:
@@ -305,7 +306,6 @@ def job_config(
         raise ForecastInputError(str(exc)) from None
     check_transformations(problem.get("Transformations"), series["TargetAttributeName"])
     country = check_holiday_config(problem.get("HolidayConfig"))
-    check_completion_criteria(problem.get("CompletionCriteria"))
     extra = {"n_jobs": n_jobs} if n_jobs else {}
     return ForecastConfig(
         frequency=problem["ForecastFrequency"],

@@ -669,12 +669,7 @@ def stacked_weights(rows: pd.DataFrame, aliases: list[str], scales: dict[str, fl
     scale = rows["unique_id"].map(scales).fillna(1.0).to_numpy(dtype=float)[usable]
     if objective == "RMSE":  # in each item's scale, as row_losses measures it
         return _least_squares(f / scale[:, None], y / scale, aliases)
-    if objective == "WAPE":
-        cost = np.ones(len(y))
-    elif objective == "MAPE":
-        cost = np.where(y != 0, 1.0 / np.where(y != 0, np.abs(y), 1.0), 0.0)
-    else:
-        cost = 1.0 / scale
+    cost = row_losses(objective, np.ones(len(y)), y, scale)  # a row's loss per unit of error
     n, k = f.shape
     eye = sparse.identity(n, format="csr")
     bound = sparse.vstack([sparse.hstack([sparse.csr_matrix(f), -eye]),
