@@ -80,7 +80,11 @@ def test_s3_object_created_starts_execution_with_the_s3_event(aws: World) -> Non
     head = s3.head_object(Bucket=bucket, Key="input/target.csv")
     assert event["detail"]["object"]["etag"] == head["ETag"].strip('"')
     assert event["time"].endswith("Z") and "T" in event["time"]  # ISO-8601 as AWS sends it
-    deliveries = state(aws.account_id, aws.region).deliveries
+    # Against an external moto the relay thread records the delivery just after the execution
+    # it started, which may already have finished: wait for the record, not only the execution.
+    deliveries = aws_wait(
+        aws, lambda: list(state(aws.account_id, aws.region).deliveries) or None, "the delivery"
+    )
     assert [d.error for d in deliveries] == [None]
 
 
