@@ -98,6 +98,15 @@ class Forecast(_Strict):
     # Forecast dimensions (AutoML's GroupingAttributeNames): a series per item and store.
     dimensions: list[Literal["store_id"]] = Field(default_factory=list, max_length=1)
 
+    @field_validator("frequency", mode="before")
+    @classmethod
+    def _aws_spelling(cls, value: Any) -> Any:
+        """AutoML's own spelling of a frequency (``1D``, ``1W``, ``1M``, ``1Y``: an integer and a
+        unit, as its ``ForecastFrequency`` takes them) names the same period."""
+        if isinstance(value, str) and value in {"1D", "1W", "1M", "1Y"}:
+            return value[1:]
+        return value
+
     @field_validator("quantiles")
     @classmethod
     def _quantiles(cls, value: list[float]) -> list[float]:

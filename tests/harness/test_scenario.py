@@ -134,6 +134,15 @@ def test_history_and_forecast_must_lie_in_the_days_every_engine_reads_alike() ->
         assert end in str(error.value) and "2262-04-10" in str(error.value)
 
 
+@pytest.mark.parametrize(("given", "period"), [("1D", "D"), ("1W", "W"), ("1M", "M"), ("M", "M")])
+def test_a_frequency_may_be_written_as_automl_writes_it(given: str, period: str) -> None:
+    scenario = parse_scenario(_with({"forecast.frequency": given, "forecast.horizon": 1}), "f.yaml")
+    assert scenario.forecast.frequency == period
+    with pytest.raises(ScenarioError) as error:  # AutoML refuses 7D (use 1W), and so does this
+        parse_scenario(_with({"forecast.frequency": "7D"}), "f.yaml")
+    assert "f.yaml: forecast.frequency = '7D': " in str(error.value)
+
+
 def test_missing_required_key_is_named() -> None:
     with pytest.raises(ScenarioError, match=r"calendar: required key is missing"):
         parse_scenario("name: x\nseed: 1\ncatalog: {products: 3}\n", "x.yaml")

@@ -453,6 +453,35 @@ def test_demand_data_without_prices_and_with_zero_rows_replays(tmp_path) -> None
     assert sold == sum(int(row.rsplit(",", 1)[1]) for row in rows)
 
 
+def test_decades_of_yearly_sales_replay_and_too_many_product_days_are_refused(tmp_path) -> None:
+    # Yearly data needs decades: 30 years of three states' sales, one row a year.
+    rows = [f"{state},{year},{100 + year % 7}" for state in ("AL", "AR", "AZ")
+            for year in range(1963, 1993)]  # fmt: skip
+    (tmp_path / "yearly.csv").write_text("state,year,packs\n" + "\n".join(rows) + "\n")
+    columns = "{product_id: state, sold_at: year, quantity: packs}"
+    path = tmp_path / "yearly.yaml"
+    path.write_text(
+        "name: yearly\nseed: 3\nsource:\n  sales: {path: yearly.csv, "
+        f"columns: {columns}}}\n  stream_days: 2\nforecast: {{frequency: 1Y, horizon: 4}}\n"
+    )
+    scenario = load_scenario(str(path))
+    assert scenario.forecast.frequency == "Y"
+    sim = simulate(scenario)
+    world = sim.world
+    assert str(world.start.date()) == "1963-01-01"
+    assert str(world.window_start.date()) == "1991-12-31"  # the last two days
+    assert len(world.sales) == 90 and len(sim.cdc_stream) == 3  # 1992's sales are streamed
+    sold = sum(100 + year % 7 for year in range(1963, 1993)) * 3
+    assert pc.sum(world.truth_daily["sold"]).as_py() == sold
+    # The truth's daily grid is built in memory: products x days is capped, naming the way out.
+    wide = [f"P{i},{day}" for i in range(2_300) for day in ("1980-01-01", "2029-12-31")]
+    (tmp_path / "wide.csv").write_text("sku,day\n" + "\n".join(wide) + "\n")
+    body = "sales:\n  path: wide.csv\n  columns: {product_id: sku, sold_at: day}\n"
+    refusal = r"2,300 products over 18,263 days .*\(source\.max_items\)"
+    with pytest.raises(SourceError, match=refusal):
+        simulate(load_scenario(str(scenario_file(tmp_path, body))))
+
+
 def by_store(path: Path) -> Path:
     """The scenario file with a forecast by store."""
     text = path.read_text().replace("horizon: 1}", "horizon: 1, dimensions: [store_id]}")
