@@ -15,9 +15,16 @@ from typing import Any
 import pandas as pd
 
 from harness.run.layout import RunDir
+from pipeline.contracts.periods import (
+    DAYS_PER_PERIOD,
+    PERIOD_LENGTH,
+    next_period_start,
+    period_start,
+)
 
 STATIC = Path(__file__).with_name("static")
-HISTORY_DAYS = 56  # of actuals shown before the forecast
+HISTORY_DAYS = 56  # of actuals shown before the forecast at least,
+HISTORY_HORIZONS = 3  # and at least this many horizons' periods (a yearly forecast needs years)
 
 
 @cache
@@ -51,8 +58,38 @@ def _forecast_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
     return summed.round(4).to_dict("records")
 
 
+def _frequency(forecast_dir: Path) -> str:
+    """The forecast's period (``D`` … ``Y``) as the ETL's manifest states it (``D`` without one)."""
+    manifest = forecast_dir / "manifest.json"
+    if manifest.is_file():
+        frequency = json.loads(manifest.read_text()).get("frequency", "D")
+        if frequency in PERIOD_LENGTH:
+            return frequency
+    return "D"
+
+
+def _per_period(truth: pd.DataFrame, frequency: str) -> pd.DataFrame:
+    """Daily expected demand summed per forecast period, as the actuals are; a period the truth's
+    days do not cover whole (the world's first or last) is left out rather than drawn low."""
+    if frequency == "D" or truth.empty:
+        return truth
+    days = pd.Series(pd.to_datetime(truth["date"].unique())).sort_values()
+    start = {d: pd.Timestamp(period_start(d.date(), frequency)) for d in days}
+    covered = pd.Series(list(start.values())).value_counts()
+    whole = {s for s, n in covered.items()
+             if n == (next_period_start(s.date(), frequency) - s.date()).days}  # fmt: skip
+    out = truth.assign(date=truth["date"].map(start))
+    out = out[out["date"].isin(whole)]
+    keys = [c for c in ("item_id", "store_id") if c in out.columns]
+    return out.groupby([*keys, "date"], as_index=False, dropna=False)["expected"].sum()
+
+
 def product_series(run_dir: Path) -> list[dict[str, Any]]:
     """Per product: recent actuals, the ground truth's expected demand, and the forecast.
+
+    Actuals and truth are per forecast period (a monthly forecast's truth is summed per month),
+    over the last :data:`HISTORY_DAYS` days or :data:`HISTORY_HORIZONS` horizons, whichever is
+    longer. Real data has no expected demand, so no truth line.
 
     A forecast by store adds ``locations``: the same per store (with its region). The product's
     own series are the sums over its stores; quantiles are summed too, which is exact for the
@@ -61,6 +98,7 @@ def product_series(run_dir: Path) -> list[dict[str, Any]]:
     forecast_dir = run_dir / "forecast"
     if not (forecast_dir / "export.csv").is_file() or not (forecast_dir / "input.csv").is_file():
         return []
+    frequency = _frequency(forecast_dir)
     export = pd.read_csv(forecast_dir / "export.csv", dtype={"item_id": str})
     by_store = "store_id" in export.columns
     keys = ["item_id", "store_id"] if by_store else ["item_id"]
@@ -72,7 +110,9 @@ def product_series(run_dir: Path) -> list[dict[str, Any]]:
         regions = dict(zip(frame["store_id"], frame["region"], strict=False))
     frame = frame[frame["demand"].notna()]
     frame["timestamp"] = pd.to_datetime(frame["timestamp"])
-    since = frame["timestamp"].max() - pd.Timedelta(days=HISTORY_DAYS)
+    horizon = export["date"].nunique()
+    shown = max(HISTORY_DAYS, HISTORY_HORIZONS * horizon * DAYS_PER_PERIOD[frequency])
+    since = frame["timestamp"].max() - pd.Timedelta(days=shown)
     recent = frame[frame["timestamp"] > since]
     truth_path = RunDir(run_dir).truth_daily
     columns = ["product_id", "store_id", "date", "expected"]
@@ -82,7 +122,9 @@ def product_series(run_dir: Path) -> list[dict[str, Any]]:
         else pd.DataFrame(columns=columns)
     )
     truth["date"] = pd.to_datetime(truth["date"])
-    truth = truth[truth["date"] > since].rename(columns={"product_id": "item_id"})
+    truth = truth[truth["expected"].notna()].rename(columns={"product_id": "item_id"})
+    truth = _per_period(truth, frequency)
+    truth = truth[truth["date"] > since]
     names: dict[str, str] = {}
     products_path = run_dir / "forecast" / "enriched"
     if products_path.is_dir():

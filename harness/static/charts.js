@@ -23,10 +23,22 @@ function dfpForecastFigure(product) {
   }
   if (product.recent_daily_demand !== undefined && product.recent_daily_demand !== null
       && dates.length) {
-    data.push({x: [dates[0], dates[dates.length - 1]],
-               y: [product.recent_daily_demand, product.recent_daily_demand],
-               name: "recent daily demand", type: "scatter", mode: "lines",
-               line: {color: "#616e7c", dash: "dash"}});
+    // A forecast per week, month or year holds that many days of demand: the daily rate is
+    // drawn per period (days to the next forecast date, the last period as long as the one
+    // before), in the forecast's own units.
+    const day = 86400000;
+    const gaps = dates.slice(1).map((d, i) => (Date.parse(d) - Date.parse(dates[i])) / day);
+    const days = gaps.concat(gaps.length ? [gaps[gaps.length - 1]] : [1]);
+    const rate = product.recent_daily_demand;
+    if (days.every((n) => n === 1)) {
+      data.push({x: [dates[0], dates[dates.length - 1]], y: [rate, rate],
+                 name: "recent daily demand", type: "scatter", mode: "lines",
+                 line: {color: "#616e7c", dash: "dash"}});
+    } else {
+      data.push({x: dates, y: days.map((n) => rate * n),
+                 name: "recent demand per period (daily rate × days)", type: "scatter",
+                 mode: "lines", line: {color: "#616e7c", dash: "dash", shape: "hv"}});
+    }
   }
   const layout = {
     title: {text: `${product.item_id}${product.name ? " · " + product.name : ""}` +

@@ -93,3 +93,72 @@ def test_a_run_by_store_gives_notebooks_one_series_per_item_and_store(tmp_path) 
     assert sorted(history["unique_id"].unique()) == ["P1|S1", "P1|W01"]
     assert not history.duplicated(["unique_id", "ds"]).any()  # statsforecast's contract
     assert data.related_columns() == ["price"]  # the store is part of the key, not a feature
+
+
+def test_a_monthly_forecast_charts_months_of_actuals_and_truth_per_month(tmp_path) -> None:
+    import json
+
+    forecast = tmp_path / "forecast"
+    forecast.mkdir()
+    (forecast / "manifest.json").write_text(json.dumps({"frequency": "M", "horizon": 2}))
+    pd.DataFrame(
+        {
+            "item_id": "P1",
+            "date": ["2025-03-01T00:00:00Z", "2025-04-01T00:00:00Z"],
+            "p10": 1.0,
+            "p50": 2.0,
+            "p90": 3.0,
+        }
+    ).to_csv(forecast / "export.csv", index=False)
+    months = pd.date_range("2023-01-01", "2025-02-01", freq="MS")
+    pd.DataFrame(
+        {"item_id": "P1", "timestamp": months.strftime("%Y-%m-%d"), "demand": range(len(months))}
+    ).to_csv(forecast / "input.csv", index=False)
+    days = pd.date_range("2024-10-15", "2025-03-10", freq="D")  # October and March partial
+    truth = RunDir(tmp_path).truth_daily
+    truth.parent.mkdir(parents=True)
+    frame = pd.DataFrame({"product_id": "P1", "store_id": None, "date": days.date,
+                          "expected": 1.0})  # fmt: skip
+    frame.to_parquet(truth)
+    (product,) = product_series(tmp_path)
+    # Three horizons of months (56 days would show one or two), the truth summed per month.
+    assert [d for d, _ in product["history"]] == [m.strftime("%Y-%m-%d") for m in months[-6:]]
+    assert product["truth"] == [["2024-11-01", 30.0], ["2024-12-01", 31.0],
+                                ["2025-01-01", 31.0], ["2025-02-01", 28.0]]  # fmt: skip
+    # Real data knows what was sold, not what was expected: no truth line rather than zeros.
+    frame.assign(expected=None).to_parquet(truth)
+    (product,) = product_series(tmp_path)
+    assert product["truth"] == [] and len(product["history"]) == 6
+
+
+def _figure(product: dict) -> list[dict]:
+    """``dfpForecastFigure``'s traces for ``product``, built by Node from ``charts.js``."""
+    import json
+    import shutil
+    import subprocess
+
+    from harness.charts import STATIC
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs Node.js (a prerequisite: the CDK runs on it); the browser test draws "
+                    "the daily chart")  # fmt: skip
+    call = f"dfpForecastFigure({json.dumps(product)}).data"
+    script = f"{(STATIC / 'charts.js').read_text()}\nprocess.stdout.write(JSON.stringify({call}));"
+    done = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_recent_daily_demand_is_drawn_in_the_forecasts_own_periods() -> None:
+    def forecast(dates: list[str]) -> list[dict]:
+        return [{"date": f"{d}T00:00:00Z", "p10": 1, "p50": 2, "p90": 3} for d in dates]
+
+    days = forecast(["2025-03-01", "2025-03-02", "2025-03-03"])
+    daily = _figure({"item_id": "P1", "recent_daily_demand": 2.5, "forecast": days})
+    (line,) = [t for t in daily if t["name"] == "recent daily demand"]
+    assert line["y"] == [2.5, 2.5]
+    months = forecast(["2025-01-01", "2025-02-01", "2025-03-01"])
+    monthly = _figure({"item_id": "P1", "recent_daily_demand": 2.0, "forecast": months})
+    (line,) = [t for t in monthly if t["name"].startswith("recent demand per period")]
+    assert line["y"] == [62.0, 56.0, 56.0]  # 31 and 28 days; the last as long as the one before
