@@ -301,6 +301,44 @@ def _parse_moments(text: pd.Series, *, day_first: bool = False,
                                   dayfirst=day_first)  # fmt: skip
 
 
+# Period labels that time-series tools write for a quarter or an ISO week (R's yearqtr and
+# tsibble print "1990 Q1", pandas' Period "1990Q1", ISO 8601 "1990-W05"). pandas reads
+# "1990Q1" but not "1990 Q1" or "Q1 1990", and no week label at all.
+_QUARTER = re.compile(
+    r"^(?:(?P<y1>\d{4})[ \-/]?[Qq](?P<q1>[1-4])|[Qq](?P<q2>[1-4])[ \-/]?(?P<y2>\d{4}))$"
+)
+_ISO_WEEK = re.compile(r"^(?P<y>\d{4})[ \-]?W(?P<w>\d{2})$")
+
+
+def period_labels(text: pd.Series) -> pd.Series:
+    """A column of quarter or ISO-week labels as the first day of each period (a quarter's first
+    day; an ISO week's Monday). Judged on the column's first value; a label that names no such
+    period (week 54) is left as it was, to be refused naming its row."""
+    first = text.dropna().head(1)
+    if first.empty:
+        return text
+    if _QUARTER.match(first.iloc[0]):
+        parts = text.str.extract(_QUARTER)
+        year = parts["y1"].fillna(parts["y2"])
+        quarter = pd.to_numeric(parts["q1"].fillna(parts["q2"]), errors="coerce")
+        month = ((quarter - 1) * 3 + 1).astype("Int64").astype("string").str.zfill(2)
+        return (year + "-" + month + "-01").fillna(text)
+    if _ISO_WEEK.match(first.iloc[0]):
+
+        def monday(label: str | None) -> str | None:
+            found = _ISO_WEEK.match(label) if isinstance(label, str) else None
+            if found is None:
+                return label
+            try:
+                return dt.date.fromisocalendar(int(found["y"]), int(found["w"]), 1).isoformat()
+            except ValueError:
+                return label
+
+        unique = text.dropna().unique()
+        return text.map(dict(zip(unique, map(monday, unique), strict=True))).astype("string")
+    return text
+
+
 # A date written with numbers only, day and month in either order and the year last: 01/02/2011,
 # 1.2.11, 01-02-2011 (ISO's 2011-02-01 puts the year first and is not one).
 _NUMERIC_DATE = re.compile(r"^(\d{1,2})[/.\-](\d{1,2})[/.\-]\d{2,4}(?!\d)")
@@ -363,6 +401,8 @@ def _moment(frame: _Frame, column: str, *, dates: bool = False,
         text = raw.astype("string").str.strip()
         text = text.where(text != "")
         given = frame.date_format
+        if given is None:
+            text = period_labels(text)
         day_first = given is None and _day_first(frame, column, text)
         try:
             parsed = _parse_moments(text, day_first=day_first, date_format=given)

@@ -424,6 +424,20 @@ def test_dates_that_read_either_way_are_refused_until_date_format_says(tmp_path)
         _sold_at(tmp_path, ["01/03/2025", "2025-03-02"], "  date_format: '%d/%m/%Y'\n")
 
 
+def test_quarter_and_iso_week_labels_are_read_as_their_periods_first_day(tmp_path) -> None:
+    # As R's yearqtr and tsibble print quarters, as pandas' Period does, quarter first; ISO weeks.
+    for labels in (["1990 Q1", "1990 Q2", "1991 Q4"], ["1990Q1", "1990-Q2", "1991q4"],
+                   ["Q1 1990", "Q2 1990", "Q4 1991"]):  # fmt: skip
+        assert _sold_at(tmp_path, labels) == ["1990-01-01", "1990-04-01", "1991-10-01"]
+    assert _sold_at(tmp_path, ["2020-W53", "2021 W01", "2021W02"]) == ["2020-12-28", "2021-01-04",
+                                                                       "2021-01-11"]  # fmt: skip
+    # A label naming no period is refused by row, as any value that is not a date.
+    with pytest.raises(SourceError, match=r"\(sold_at\) is not a date or time: row 3: '2021-W53'"):
+        _sold_at(tmp_path, ["2020-W53", "2021-W53"])
+    with pytest.raises(SourceError, match=r"is not a date or time: row 3: '1990 Q5'"):
+        _sold_at(tmp_path, ["1990 Q1", "1990 Q5"])
+
+
 def test_unix_times_are_read_when_date_format_names_them(tmp_path) -> None:
     seconds = ["1740819600", "1740906000", "1741597200"]  # 2025-03-01, 03-02, 03-10 09:00 UTC
     with pytest.raises(SourceError, match=r"is not a date or time \(numbers since 1970: "
