@@ -72,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -91,7 +92,9 @@ from emulation.sagemaker.forecaster import (
     train,
 )
 from emulation.sagemaker.forecaster.dataset import TIMESTAMP_FORMATS
+from emulation.sagemaker.forecaster.frequency import grid_for
 from harness.simulation import simulate
+from simulator.source import period_labels
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -394,6 +397,93 @@ DATASETS: dict[str, Callable] = {
 }
 
 
+class DatasetError(ValueError):
+    """A dataset of one's own the benchmark cannot score (the message names file, column, rows)."""
+
+
+OWN_COLUMNS = ("unique_id", "ds", "y")
+_SHOWN = 5
+
+
+def _rows(path: Path, frame: pd.DataFrame, bad: pd.Series, values: pd.Series | None = None) -> str:
+    """``row 4: 'x', …`` for the first bad rows, numbered as a reader sees the file (a CSV's
+    header is row 1)."""
+    first = 2 if path.suffix.lower() not in (".parquet", ".pq") else 1
+    at = np.flatnonzero(bad.to_numpy())
+    shown = [f"row {i + first}" + ("" if values is None else f": {values.iloc[i]!r}")
+             for i in at[:_SHOWN]]  # fmt: skip
+    more = f" (and {len(at) - _SHOWN} more)" if len(at) > _SHOWN else ""
+    return ", ".join(shown) + more
+
+
+def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
+    """One's own series in statsforecast's long format (``unique_id, ds, y``; CSV or Parquet),
+    checked so that every model sees the same complete series: dates on ``frequency``'s grid,
+    one value per series and period, no period missing, every value a number."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            raw = pd.read_parquet(path)
+        else:
+            raw = pd.read_csv(path, dtype={"unique_id": str}, keep_default_na=False)
+    except Exception as error:  # any reader's error is about the file
+        raise DatasetError(f"{path}: cannot be read: {error}") from None
+    missing = [c for c in OWN_COLUMNS if c not in raw.columns]
+    if missing:
+        raise DatasetError(
+            f"{path}: no column {missing[0]!r} (the file has {', '.join(map(str, raw.columns))});"
+            " the benchmark reads unique_id, ds, y: one row per series and period"
+        )
+    raw = raw.reset_index(drop=True)
+    ids = raw["unique_id"].astype("string").str.strip()
+    if (empty := ids.isna() | (ids == "")).any():
+        raise DatasetError(f"{path}: column 'unique_id' is empty: {_rows(path, raw, empty)}")
+    if pd.api.types.is_numeric_dtype(raw["ds"]):
+        raise DatasetError(f"{path}: column 'ds' holds numbers ({raw['ds'].iloc[0]!r}); give "
+                           "dates or times (1990-01-01, 2024-03-01 14:00)")  # fmt: skip
+    text = raw["ds"] if pd.api.types.is_datetime64_any_dtype(raw["ds"]) else (
+        period_labels(raw["ds"].astype("string").str.strip()))  # 1981 Q1, 2021-W05 too  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pd.to_datetime(text, errors="coerce", format="mixed")
+    if (bad := ds.isna()).any():
+        raise DatasetError(f"{path}: column 'ds' is not a date or time: "
+                           f"{_rows(path, raw, bad, raw['ds'])}")  # fmt: skip
+    if ds.dt.tz is not None:
+        ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
+    y = pd.to_numeric(raw["y"], errors="coerce")
+    if (bad := ~np.isfinite(y.to_numpy(dtype=float))).any():
+        raise DatasetError(f"{path}: column 'y' is empty or not a number (fill or drop those "
+                           f"periods): {_rows(path, raw, pd.Series(bad), raw['y'])}")  # fmt: skip
+    try:
+        freq = parse_frequency(frequency)
+    except ValueError as error:
+        raise DatasetError(f"--frequency {frequency!r}: {error}") from None
+    grid = grid_for(freq, ds)
+    off = grid.bucket(ds) != ds
+    if off.any():
+        raise DatasetError(f"{path}: column 'ds' is not on the {frequency} grid (a period's "
+                           f"first instant): {_rows(path, raw, off, raw['ds'])}")  # fmt: skip
+    frame = pd.DataFrame({"unique_id": ids.astype(str), "ds": ds, "y": y.astype(float)})
+    if (twice := frame.duplicated(["unique_id", "ds"], keep="first")).any():
+        raise DatasetError(f"{path}: a series has two values for one period: "
+                           f"{_rows(path, raw, twice, raw['ds'])}")  # fmt: skip
+    ends = frame.groupby("unique_id")["ds"].agg(["min", "max", "size"])
+    for item, row in ends.iterrows():
+        expected = len(grid.span(row["min"], row["max"]))
+        if row["size"] != expected:
+            first, last = (
+                str(t.date() if t == t.normalize() else t) for t in (row["min"], row["max"])
+            )
+            raise DatasetError(
+                f"{path}: series {item!r} misses {expected - row['size']} of its {expected} "
+                f"periods at {frequency} between {first} and {last}: every model must see the "
+                "same complete series (fill them, or cut the series)"
+            )
+    return frame.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+
+
 def split(frame: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(history, held-out) per series: the last ``horizon`` known values are held out."""
     known = frame[frame["y"].notna()].sort_values(["unique_id", "ds"])
@@ -596,8 +686,8 @@ def rounded(sums: pd.DataFrame) -> dict:
             "coverage_p10_p90": round(sums["covered"].sum() / sums["points"].sum(), 3)}  # fmt: skip
 
 
-def run(name: str) -> dict:
-    frame, frequency, horizon = DATASETS[name]()
+def run(name: str, datasets: dict[str, Callable] = DATASETS) -> dict:
+    frame, frequency, horizon = datasets[name]()
     origins: list[dict] = []
     left_out = {}
     for k in range(1 if name in ONE_ORIGIN else ORIGINS):
@@ -606,6 +696,8 @@ def run(name: str) -> dict:
         except ForecastInputError as error:  # too short a history from this origin on
             left_out[str(k)] = str(error)
             break
+    if not origins:  # not even the latest origin: the forecaster's own refusal says why
+        raise ForecastInputError(left_out["0"])
     models = list(origins[0])
     pooled = {m: pool([o[m]["sums"] for o in origins]) for m in models}
     rows = {m: {**rounded(pooled[m]), "seconds": round(origins[0][m]["seconds"], 1)}
@@ -653,7 +745,19 @@ def main() -> int:
         action="store_true",
         help="only draw the saved results (results/forecast_models.html)",
     )
+    own = parser.add_argument_group(
+        "your own data", "score a file of your own series instead (unique_id, ds, y; CSV or "
+        "Parquet): results/forecast_models-NAME.json and .html, the shipped results untouched"
+    )  # fmt: skip
+    own.add_argument("--data", type=Path, metavar="FILE", help="the series to score")
+    own.add_argument("--frequency", help="its AutoML ForecastFrequency (1D, 1W, 1M, 3M, 1Y, 1H…)")
+    own.add_argument("--horizon", type=int, help="periods held out and forecast")
+    own.add_argument("--name", help="the results' name (default: the file's name)")
     args = parser.parse_args()
+    if args.data is not None:
+        return main_own(parser, args)
+    if args.frequency or args.horizon or args.name:
+        parser.error("--frequency, --horizon and --name go with --data FILE")
     previous = RESULTS / "forecast_models.json"
     if args.chart:
         if args.datasets:
@@ -681,9 +785,38 @@ def main() -> int:
     return 0
 
 
-def write_chart(report: dict) -> Path:
+def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The benchmark on one's own file: the same models, origins, metrics and verdicts."""
+    if args.datasets or args.chart:
+        parser.error("--data scores one file: name no dataset, and no --chart")
+    if not args.frequency or not args.horizon:
+        parser.error("--data needs --frequency (e.g. 1M) and --horizon (e.g. 12)")
+    if args.horizon < 1:
+        parser.error(f"--horizon {args.horizon}: must be at least 1")
+    name = args.name or args.data.name.split(".")[0]
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", name):
+        parser.error(f"--name {name!r}: letters, digits, '.', '_' and '-' only (it names a file)")
+    try:
+        frame = own_dataset(args.data, args.frequency)
+    except DatasetError as error:
+        parser.error(str(error))
+    warnings.filterwarnings("ignore")
+    dataset = {name: lambda: (frame, args.frequency, args.horizon)}
+    try:
+        result = run(name, dataset)
+    except ForecastInputError as error:  # e.g. a horizon longer than a quarter of the series
+        parser.error(f"{args.data}: {error}")
+    report = {"benchmark": "forecast_models", "quantiles": list(QUANTILES),
+              "goal": "better than the best single model on every dataset",
+              "source": str(args.data), "datasets": {name: result}}  # fmt: skip
+    save(f"forecast_models-{name}", report)
+    print(write_chart(report, f"forecast_models-{name}.html"))
+    return 0
+
+
+def write_chart(report: dict, file: str = "forecast_models.html") -> Path:
     """``results/forecast_models.html``: the comparisons drawn (:mod:`forecast_chart`)."""
-    path = RESULTS / "forecast_models.html"
+    path = RESULTS / file
     path.write_text(chart(report))
     return path
 

@@ -202,3 +202,77 @@ def test_the_objective_benchmark_scores_the_mean_and_sets_each_objective_beside_
         "RMSE": {"lower": 1, "equal": 0, "higher": 0},
         "MAPE": {"lower": 0, "equal": 1, "higher": 0},
     }
+
+
+def _own(tmp_path, text: str, frequency: str = "3M"):
+    path = tmp_path / "mine.csv"
+    path.write_text(text)
+    return _benchmark_module("forecast_models").own_dataset(path, frequency)
+
+
+QUARTERS = "unique_id,ds,y\nA,1990 Q1,5\nA,1990 Q2,6\nA,1990 Q3,7\nB,1990-01-01,1\nB,1990-04-01,2\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "frequency", "message"),
+    [
+        (
+            "item,ds,y\nA,1990-01-01,1\n",
+            "3M",
+            r"no column 'unique_id' \(the file has item, ds, y\)",
+        ),
+        (QUARTERS.replace("B,1990-04", ",1990-04"), "3M", r"'unique_id' is empty: row 6"),
+        (
+            QUARTERS.replace("1990 Q3", "1990 Q5"),
+            "3M",
+            r"'ds' is not a date or time: row 4: '1990 Q5'",
+        ),
+        (QUARTERS.replace(",7\n", ",x\n"), "3M", r"'y' is empty or not a number .*row 4: 'x'"),
+        (QUARTERS.replace(",7\n", ",\n"), "3M", r"'y' is empty or not a number .*row 4: ''"),
+        (
+            QUARTERS.replace("B,1990-04-01", "B,1990-05-01"),
+            "3M",
+            r"not on the 3M grid .*row 6: '1990-05-01'",
+        ),
+        (
+            QUARTERS.replace("1990 Q2", "1990 Q1"),
+            "3M",
+            r"two values for one period: row 3: '1990 Q1'",
+        ),
+        (QUARTERS.replace("1990 Q2", "1990 Q4"), "3M", r"series 'A' misses 1 of its 4 periods"),
+        ("unique_id,ds,y\nA,1990,1\nA,1991,2\n", "1Y", r"'ds' holds numbers"),
+        (QUARTERS, "2Q", r"--frequency '2Q'"),
+    ],
+    ids=["column", "id", "date", "value", "empty", "grid", "twice", "gap", "numbers", "freq"],
+)
+def test_own_data_is_refused_naming_file_column_and_rows(tmp_path, text, frequency, message):
+    module = _benchmark_module("forecast_models")
+    with pytest.raises(module.DatasetError, match=message) as refused:
+        _own(tmp_path, text, frequency)
+    assert "--frequency" in str(refused.value) or str(tmp_path / "mine.csv") in str(refused.value)
+
+
+def test_own_data_is_scored_like_the_shipped_sets(tmp_path) -> None:
+    """Quarter labels as R and tsibble print them; three origins, the same models and verdicts."""
+    quarters = pd.period_range("2000Q1", periods=36, freq="Q")
+    rows = [f"{s},{q.year} Q{q.quarter},{100 + 10 * k + (q.quarter == 4) * 30 + i % 5}"
+            for k, s in enumerate("ABC") for i, q in enumerate(quarters)]  # fmt: skip
+    frame = _own(tmp_path, "unique_id,ds,y\n" + "\n".join(rows) + "\n")
+    assert frame["ds"].iloc[:2].tolist() == [pd.Timestamp("2000-01-01"), pd.Timestamp("2000-04-01")]
+    module = _benchmark_module("forecast_models")
+    result = module.run("mine", {"mine": lambda: (frame, "3M", 4)})
+    assert (result["series"], result["origins"], result["horizon"]) == (3, 3, 4)
+    models = {"local_forecaster", "auto_ets", "auto_theta", "seasonal_naive"}
+    assert set(result["results"]) == models
+    verdicts = result["results"]["local_forecaster"]["against_best_single"]
+    assert {v["verdict"] for v in verdicts.values()} <= {"better", "tie", "worse"}
+    assert result["results"]["seasonal_naive"]["points"] == 3 * 3 * 4
+
+
+def test_own_data_options_go_together() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "forecast_models.py"), "--data", "x.csv"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--data needs --frequency (e.g. 1M) and --horizon (e.g. 12)" in done.stderr
