@@ -84,11 +84,13 @@ def test_the_saved_results_draw_every_dataset_they_hold() -> None:
     assert sum(chart.tally(rows).values()) == len(rows)
 
 
+def _forecast_models_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCHMARKS / "forecast_models.py"), *args],
+                          capture_output=True, text=True, cwd=REPO, check=False)  # fmt: skip
+
+
 def test_chart_option_takes_no_dataset() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "forecast_models.py"), "--chart", "standard"],
-        capture_output=True, text=True, cwd=REPO, check=False,
-    )  # fmt: skip
+    done = _forecast_models_cli("--chart", "standard")
     assert done.returncode == 2
     assert "--chart draws the saved results: name no dataset" in done.stderr
 
@@ -270,9 +272,9 @@ def test_own_data_is_scored_like_the_shipped_sets(tmp_path) -> None:
 
 
 def test_own_data_options_go_together() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "forecast_models.py"), "--data", "x.csv"],
-        capture_output=True, text=True, cwd=REPO, check=False,
-    )  # fmt: skip
+    done = _forecast_models_cli("--data", "x.csv")
     assert done.returncode == 2
     assert "--data needs --frequency (e.g. 1M) and --horizon (e.g. 12)" in done.stderr
+    done = _forecast_models_cli("--horizon", "4", "standard")
+    assert done.returncode == 2
+    assert "--frequency, --horizon and --name go with --data FILE" in done.stderr
