@@ -94,7 +94,7 @@ from emulation.sagemaker.forecaster import (
 from emulation.sagemaker.forecaster.dataset import TIMESTAMP_FORMATS
 from emulation.sagemaker.forecaster.frequency import grid_for
 from harness.simulation import simulate
-from simulator.source import period_labels
+from simulator.source import delimiter_of, period_labels
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -426,7 +426,10 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
         if path.suffix.lower() in (".parquet", ".pq"):
             raw = pd.read_parquet(path)
         else:
-            raw = pd.read_csv(path, dtype={"unique_id": str}, keep_default_na=False)
+            # As a replay reads a CSV: a UTF-8 byte order mark skipped, `;`, tab or `|` taken
+            # when the header holds one instead of commas (spreadsheets in many locales).
+            raw = pd.read_csv(path, sep=delimiter_of(path, "utf-8-sig"), encoding="utf-8-sig",
+                              dtype={"unique_id": str}, keep_default_na=False)  # fmt: skip
     except Exception as error:  # any reader's error is about the file
         raise DatasetError(f"{path}: cannot be read: {error}") from None
     missing = [c for c in OWN_COLUMNS if c not in raw.columns]

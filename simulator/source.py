@@ -111,7 +111,7 @@ def _opened(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
 
 
-def _delimiter(path: Path, encoding: str) -> str:
+def delimiter_of(path: Path, encoding: str) -> str:
     """The header line's delimiter: a comma, or the one of ``;``, tab, ``|`` that it holds
     instead (spreadsheets in many locales export ``;``). A header with none is one column."""
     with _opened(path) as raw, io.TextIOWrapper(raw, encoding, errors="replace") as text:
@@ -147,7 +147,7 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         options = pacsv.ConvertOptions(
             column_types={}, strings_can_be_null=False, auto_dict_encode=False
         )
-        parse = pacsv.ParseOptions(delimiter=_delimiter(path, encoding))
+        parse = pacsv.ParseOptions(delimiter=delimiter_of(path, encoding))
         read = pacsv.ReadOptions(encoding=encoding)
         table = pacsv.read_csv(path, read_options=read, parse_options=parse,
                                convert_options=options)  # fmt: skip

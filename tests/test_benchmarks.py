@@ -254,6 +254,17 @@ def test_own_data_is_refused_naming_file_column_and_rows(tmp_path, text, frequen
     assert "--frequency" in str(refused.value) or str(tmp_path / "mine.csv") in str(refused.value)
 
 
+def test_own_data_in_a_spreadsheets_csv_is_read(tmp_path) -> None:
+    path = tmp_path / "mine.csv"
+    path.write_bytes("\ufeffunique_id;ds;y\nA;2024-01-01;1,5\nA;2024-02-01;2\n".encode())
+    module = _benchmark_module("forecast_models")
+    with pytest.raises(module.DatasetError, match=r"'y' is empty or not a number .*row 2: '1,5'"):
+        module.own_dataset(path, "1M")  # a decimal comma is refused, never guessed
+    path.write_bytes("\ufeffunique_id;ds;y\nA;2024-01-01;1.5\nA;2024-02-01;2\n".encode())
+    frame = module.own_dataset(path, "1M")
+    assert frame["y"].tolist() == [1.5, 2.0] and frame["unique_id"].tolist() == ["A", "A"]
+
+
 def test_own_data_is_scored_like_the_shipped_sets(tmp_path) -> None:
     """Quarter labels as R and tsibble print them; three origins, the same models and verdicts."""
     quarters = pd.period_range("2000Q1", periods=36, freq="Q")
