@@ -447,22 +447,30 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
                            "dates or times (1990-01-01, 2024-03-01 14:00)")  # fmt: skip
     text = raw["ds"] if pd.api.types.is_datetime64_any_dtype(raw["ds"]) else (
         period_labels(raw["ds"].astype("string").str.strip()))  # 1981 Q1, 2021-W05 too  # fmt: skip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = pd.to_datetime(text, errors="coerce", format="mixed")
-    if (bad := ds.isna()).any():
-        raise DatasetError(f"{path}: column 'ds' is not a date or time: "
-                           f"{_rows(path, raw, bad, raw['ds'])}")  # fmt: skip
-    if ds.dt.tz is not None:
-        ds = ds.dt.tz_convert("UTC").dt.tz_localize(None)
-    y = pd.to_numeric(raw["y"], errors="coerce")
-    if (bad := ~np.isfinite(y.to_numpy(dtype=float))).any():
-        raise DatasetError(f"{path}: column 'y' is empty or not a number (fill or drop those "
-                           f"periods): {_rows(path, raw, pd.Series(bad), raw['y'])}")  # fmt: skip
     try:
         freq = parse_frequency(frequency)
     except ValueError as error:
         raise DatasetError(f"--frequency {frequency!r}: {error}") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pd.to_datetime(text, errors="coerce", format="mixed")
+        if ds.dtype == object and freq.sub_daily:  # offsets that change (summer time): UTC
+            ds = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+        elif ds.dtype == object:  # days and longer: each stamp's own wall clock
+            wall = text.str.replace(r"\s*(Z|[+-]\d{2}:?\d{2})$", "", regex=True)
+            ds = pd.to_datetime(wall, errors="coerce", format="mixed")
+    if (bad := ds.isna()).any():
+        raise DatasetError(f"{path}: column 'ds' is not a date or time: "
+                           f"{_rows(path, raw, bad, raw['ds'])}")  # fmt: skip
+    if ds.dt.tz is not None:
+        # Hours are instants (UTC: no hour twice or missing at a change of summer time); a day,
+        # week, month or year is the local calendar's, as its midnight reads in its own zone.
+        ds = ds.dt.tz_convert("UTC") if freq.sub_daily else ds
+        ds = ds.dt.tz_localize(None)
+    y = pd.to_numeric(raw["y"], errors="coerce")
+    if (bad := ~np.isfinite(y.to_numpy(dtype=float))).any():
+        raise DatasetError(f"{path}: column 'y' is empty or not a number (fill or drop those "
+                           f"periods): {_rows(path, raw, pd.Series(bad), raw['y'])}")  # fmt: skip
     grid = grid_for(freq, ds)
     off = grid.bucket(ds) != ds
     if off.any():

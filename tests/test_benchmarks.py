@@ -265,6 +265,25 @@ def test_own_data_in_a_spreadsheets_csv_is_read(tmp_path) -> None:
     assert frame["y"].tolist() == [1.5, 2.0] and frame["unique_id"].tolist() == ["A", "A"]
 
 
+def test_own_data_with_zones_keeps_local_days_and_makes_hours_instants(tmp_path) -> None:
+    """Across the change to summer time: Paris' days are its own midnights (a UTC day would put
+    each at 23:00 or 22:00, off the grid), its hours are UTC (no hour missing at 02:00)."""
+    module = _benchmark_module("forecast_models")
+    days = pd.date_range("2021-03-26", periods=5, freq="D", tz="Europe/Paris")
+    hours = pd.date_range("2021-03-28 00:00", periods=5, freq="h", tz="Europe/Paris")
+    in_utc = hours.tz_convert("UTC").tz_localize(None)
+    for stamps, frequency, expected in ((days, "1D", days.tz_localize(None)),
+                                        (hours, "1H", in_utc)):  # fmt: skip
+        path = tmp_path / "zoned.csv"
+        pd.DataFrame({"unique_id": "a", "ds": [s.isoformat() for s in stamps], "y": 1.0}).to_csv(
+            path, index=False
+        )
+        assert module.own_dataset(path, frequency)["ds"].tolist() == list(expected)
+        parquet = tmp_path / "zoned.parquet"
+        pd.DataFrame({"unique_id": "a", "ds": stamps, "y": 1.0}).to_parquet(parquet)
+        assert module.own_dataset(parquet, frequency)["ds"].tolist() == list(expected)
+
+
 def test_own_data_is_scored_like_the_shipped_sets(tmp_path) -> None:
     """Quarter labels as R and tsibble print them; three origins, the same models and verdicts."""
     quarters = pd.period_range("2000Q1", periods=36, freq="Q")
