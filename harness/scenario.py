@@ -30,7 +30,7 @@ from pydantic import (
 from emulation.dms import DmsSettings
 from harness.faults import Faults
 from pipeline.contracts.periods import FIRST_DAY, LAST_DAY, forecast_end, whole_periods
-from simulator.spec import Calendar, Catalog, Source, WorldSpec
+from simulator.spec import MAX_GRID_CELLS, Calendar, Catalog, Source, WorldSpec
 
 SCENARIO_DIR_ENV = "DFP_SCENARIO_DIR"
 DEFAULT_SCENARIO = "smoke"
@@ -143,7 +143,6 @@ class Expectation(_Strict):
         return self
 
 
-_MAX_GRID_CELLS = 40_000_000  # ~10 float arrays of this size stay within a few GiB
 _SYNTHETIC_ONLY = ("catalog", "calendar", "campaigns", "anomalies", "ecommerce", "stores")
 
 
@@ -250,11 +249,11 @@ class Scenario(WorldSpec):
         locations = self.stores.count + self.stores.web_location
         cells = (self.catalog.products * locations
                  * (self.calendar.history_days + self.calendar.stream_days))  # fmt: skip
-        if cells > _MAX_GRID_CELLS:
+        if cells > MAX_GRID_CELLS:
             raise ValueError(
                 f"stores: {self.catalog.products} products x {locations} locations x "
                 f"{self.calendar.history_days + self.calendar.stream_days} days is {cells:,} "
-                f"series-days; the simulator holds at most {_MAX_GRID_CELLS:,}"
+                f"series-days; the simulator holds at most {MAX_GRID_CELLS:,}"
             )
         return self
 

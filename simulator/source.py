@@ -40,7 +40,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.contracts.cdc import CAMPAIGN_CHANNELS, CAMPAIGNS, CHANNELS, PRODUCTS, SALES, STORES
-from simulator.spec import PRODUCT_ATTRIBUTES, SOURCE_COLUMNS, UNIX_FORMATS, Source, SourceTable
+from simulator.spec import (
+    MAX_GRID_CELLS,
+    PRODUCT_ATTRIBUTES,
+    SOURCE_COLUMNS,
+    UNIX_FORMATS,
+    Source,
+    SourceTable,
+)
 from simulator.world import (
     DAY,
     PRICE_TIERS,
@@ -59,8 +66,6 @@ NOMINAL_PRICE = 1.0  # every product's price when the data has none
 # yearly series hold 14 to 47 years; cigarette sales by US state 1963-1992, 30), while a span
 # of a century is far more often a mistyped year (1925 for 2025) than data.
 MAX_SPAN_DAYS = 18_262 + 60
-# Products × days of the truth's daily grid, built in memory (a simulated world's cap as well).
-MAX_GRID_CELLS = 40_000_000
 _REPR = reprlib.Repr()
 _REPR.maxstring = _REPR.maxother = 60
 

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pipeline.contracts.cdc import CAMPAIGNS, PRODUCTS, SALES
 
 ANOMALY_TYPES = ("spike", "drop", "price_glitch", "duplicate_burst")
+#: Series × days of a world's daily grid, simulated or replayed (built in memory: ~10 float
+#: arrays of this size stay within a few GiB).
+MAX_GRID_CELLS = 40_000_000
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
