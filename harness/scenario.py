@@ -376,7 +376,19 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     return loader.construct_mapping(node, deep=deep)
 
 
+def _construct_timestamp(loader: _UniqueKeyLoader, node: yaml.Node) -> Any:
+    """A YAML date, or an error at its line: PyYAML resolves ``2024-02-30`` as a date and then
+    fails with Python's bare "day is out of range for month", naming neither value nor place."""
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except (ValueError, OverflowError) as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{shown(node.value)} is not a date: {exc}", node.start_mark
+        ) from None
+
+
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def _value_at(raw: Any, loc: tuple[Any, ...]) -> Any:

@@ -160,6 +160,15 @@ def test_non_mapping_and_bad_yaml_are_refused() -> None:
         parse_scenario("name: [unclosed\n", "bad.yaml")
 
 
+def test_an_impossible_date_is_named_with_its_line() -> None:
+    text = VALID + "# one more\nfirst_order: 2024-02-30\n"
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "feb.yaml")
+    message = str(caught.value)
+    assert "'2024-02-30' is not a date: day is out of range for month" in message
+    assert f"line {text.count(chr(10))}, column 14" in message  # the value's own line
+
+
 def test_unknown_scenario_name_lists_where_it_looked(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match=r"no such scenario in .*scenarios"):
         load_scenario("no-such-scenario")
