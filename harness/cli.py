@@ -355,7 +355,9 @@ def parity(
         "local",
         "other",
     ),
-    frequency: Annotated[str, typer.Option(help="forecast frequency (D or W), for MASE")] = "D",
+    frequency: Annotated[
+        str, typer.Option(help="the forecast's frequency (D, W, M, 3M, Y, 1H…), for MASE's season")
+    ] = "D",
 ) -> None:
     """Score two forecast exports on the same actuals with AWS's metrics, side by side."""
     from harness.parity import ParityInputError, compare, read_actuals, read_export, write_plot

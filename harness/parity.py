@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from emulation.sagemaker.forecaster import FrequencyError, parse_frequency
 from pipeline.contracts.accuracy import accuracy_metrics, summary_metrics
 
 _QUANTILE = re.compile(r"^p\d+(\.\d+)?$")
@@ -165,7 +166,18 @@ def compare(
     names: tuple[str, str] = ("local", "other"),
     frequency: str = "D",
 ) -> Parity:
-    """Score both exports on their common window, items and forecast types."""
+    """Score both exports on their common window, items and forecast types.
+
+    ``frequency``: the forecast's ``ForecastFrequency`` in AutoML's spelling (``D``, ``1W``,
+    ``M``, ``3M``, ``1Y``, ``1H``, ``15min``…); MASE's seasonal lag is the one the forecaster's
+    own metrics use for it (a year of months, a day of hours)."""
+    try:
+        season = parse_frequency(frequency).mase_season
+    except FrequencyError:
+        raise ParityInputError(
+            f"frequency {frequency!r} is not a ForecastFrequency AutoML accepts (D, W, M, 3M, "
+            "Y, 1H, 15min…: an integer and min, H, D, W, M or Y)"
+        ) from None
     types = [
         c for c in first.columns if c in second.columns and (_QUANTILE.match(c) or c == "mean")
     ]
@@ -201,7 +213,7 @@ def compare(
         )
         for column in types:
             window[column] = scored[column + suffix].to_numpy()
-        response = accuracy_metrics([window], quantiles, history=history, frequency=frequency)
+        response = accuracy_metrics([window], quantiles, history=history, season_length=season)
         metrics[name] = summary_metrics(response)
         median = "p50" if "p50" in types else types[0]
         totals[f"{name} {median}"] = scored.groupby("date")[median + suffix].sum()

@@ -34,6 +34,19 @@ import pandas as pd
 SEASONALITY = {"D": 7, "W": 52, "M": 12, "3M": 4, "Y": 1, "H": 24}
 
 
+def _season_of(frequency: str) -> int:
+    """MASE's seasonal lag for a frequency of :data:`SEASONALITY` (``1M`` as ``M``). Any other
+    frequency needs an explicit ``season_length``: a guessed lag of 1 would be a MASE on another
+    scale, wrong without a sign."""
+    code = frequency[1:] if len(frequency) == 2 and frequency[0] == "1" else frequency
+    if code not in SEASONALITY:
+        raise ValueError(
+            f"no MASE season known for frequency {frequency!r} ({', '.join(SEASONALITY)}): "
+            "pass season_length"
+        )
+    return SEASONALITY[code]
+
+
 def quantile_column(quantile: float) -> str:
     """``0.1`` → ``p10``, ``0.025`` → ``p2.5``: the export column of a quantile forecast type."""
     return f"p{round(quantile * 100, 6):g}"
@@ -116,7 +129,7 @@ def window_metrics(
     scale = None
     if train is not None:
         kept = train[train["item_id"].isin(set(window["item_id"]))]
-        m = season_length or SEASONALITY.get(frequency, 1)
+        m = season_length or _season_of(frequency)
         scale = mase_scale(kept, m)
     losses = [
         {

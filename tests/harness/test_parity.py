@@ -112,3 +112,44 @@ def test_exports_by_store_are_scored_per_item_and_store(tmp_path: Path) -> None:
     assert result.metrics["other"]["WAPE"] > 0.5
     with pytest.raises(ParityInputError, match="the exports are by store_id; the actuals"):
         compare(first, second, read_actuals(tmp_path / "actuals.csv").drop(columns="store_id"))
+
+
+def _monthly(tmp: Path) -> tuple[Path, Path, Path]:
+    """Three years of a yearly cycle with a trend: a lag of 12 months and a lag of 1 give MASE
+    different scales (12 a month against the cycle's swings)."""
+    months = pd.date_range("2022-01-01", periods=36, freq="MS")
+    demand = [100 + i + 30 * ((i % 12) in (5, 6, 7)) for i in range(36)]
+    actuals = pd.DataFrame({"item_id": "A", "timestamp": months.strftime("%Y-%m-%d"),
+                            "demand": [float(d) for d in demand]})  # fmt: skip
+    for name, factor in (("local.csv", 1.0), ("other.csv", 1.1)):
+        _export(actuals, factor, last=6).to_csv(tmp / name, index=False)
+    actuals.to_csv(tmp / "actuals.csv", index=False)
+    return tmp / "local.csv", tmp / "other.csv", tmp / "actuals.csv"
+
+
+def _mase(tmp: Path, frequency: str) -> float:
+    local, other, actuals = _monthly(tmp)
+    out = tmp / f"out-{frequency}"
+    result = runner.invoke(app, ["parity", str(local), str(other), "--actuals", str(actuals),
+                                 "--out", str(out), "--frequency", frequency])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "parity.json").read_text())["metrics"]["other"]["MASE"]
+
+
+def test_mase_takes_the_season_of_any_automl_frequency(tmp_path: Path) -> None:
+    history = [100 + i + 30 * ((i % 12) in (5, 6, 7)) for i in range(30)]
+    errors = [0.1 * (100 + i + 30 * ((i % 12) in (5, 6, 7))) for i in range(30, 36)]
+    yearly_lag = sum(abs(history[i] - history[i - 12]) for i in range(12, 30)) / 18
+    assert _mase(tmp_path, "M") == pytest.approx(sum(errors) / 6 / yearly_lag)
+    assert _mase(tmp_path, "1M") == _mase(tmp_path, "M")  # AutoML's spelling, the same season
+    assert _mase(tmp_path, "1Y") != _mase(tmp_path, "M")  # a lag of one period: another scale
+
+
+def test_a_frequency_automl_refuses_is_refused_naming_it(tmp_path: Path) -> None:
+    local, other, actuals = _monthly(tmp_path)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["parity", str(local), str(other), "--actuals", str(actuals),
+                                 "--out", str(out), "--frequency", "monthly"])  # fmt: skip
+    assert result.exit_code != 0
+    assert "frequency 'monthly' is not a ForecastFrequency AutoML accepts" in result.output
+    assert not out.exists()

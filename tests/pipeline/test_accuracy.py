@@ -122,3 +122,13 @@ def test_windows_are_averaged_in_the_get_accuracy_metrics_shape() -> None:
 def test_no_window_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one backtest window"):
         accuracy_metrics([], QUANTILES)
+
+
+def test_mase_without_a_known_season_is_an_error_not_a_lag_of_one() -> None:
+    train = pd.DataFrame({"item_id": ["A"] * 3, "timestamp": pd.to_datetime(
+        ["2025-01-01", "2025-01-02", "2025-01-03"]), "target_value": [2.0, 4.0, 6.0]})  # fmt: skip
+    assert window_metrics(_window(), QUANTILES, train=train, frequency="1Y") == window_metrics(
+        _window(), QUANTILES, train=train, frequency="Y")  # fmt: skip
+    with pytest.raises(ValueError, match=r"no MASE season known for frequency '15min'"):
+        window_metrics(_window(), QUANTILES, train=train, frequency="15min")
+    assert window_metrics(_window(), QUANTILES, train=train, frequency="15min", season_length=96)
