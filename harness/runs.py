@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from emulation.sagemaker.forecaster.frequency import grid_for, parse_frequency
 from harness.run.layout import RunDir
 
 
@@ -34,6 +35,24 @@ class RunData:
     @property
     def horizon(self) -> int:
         return int(self.manifest["horizon"])
+
+    @property
+    def frequency(self) -> str:
+        """The forecast's ``ForecastFrequency`` as the job was given it (``D``, ``1M``, ``3M``…)."""
+        return str(self.manifest.get("frequency") or "D")
+
+    @property
+    def season(self) -> int:
+        """The seasonal period MASE and a seasonal naive forecast take at this frequency (7 for
+        days, 12 for months, 1 for years), as the forecaster's own metrics take it."""
+        return parse_frequency(self.frequency).mase_season
+
+    @property
+    def offset(self) -> pd.DateOffset:
+        """The pandas offset between the forecast input's periods (``freq=`` for statsforecast):
+        month starts or ends, weeks on the input's weekday, as the forecaster read them."""
+        stamps = self.forecast_input["timestamp"]
+        return grid_for(parse_frequency(self.frequency), stamps[stamps.notna()]).offset
 
     @property
     def dimensions(self) -> list[str]:

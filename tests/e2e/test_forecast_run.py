@@ -67,6 +67,72 @@ def test_the_notebook_runs_on_the_smoke_run(smoke_run, monkeypatch) -> None:
     assert os.environ["DFP_RUN_DIR"] == str(smoke_run.out_dir)
 
 
+def _execute(notebook_name: str, run_dir, monkeypatch) -> list:
+    import nbformat
+    from nbclient import NotebookClient
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("DFP_RUN_DIR", str(run_dir))
+    notebook = nbformat.read(REPO / notebook_name, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO)}}).execute()  # fmt: skip
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
+    assert not errors, errors
+    return notebook.cells
+
+
+def _monthly_run(smoke_run, root):
+    """The smoke run's directory with a monthly forecast in place of its daily one: five years
+    of three items' sales with a yearly cycle and a price, horizon 6 (as a replay of one's own
+    monthly data leaves it)."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from harness.run.layout import RunDir
+
+    source, target = RunDir(smoke_run.out_dir), RunDir(root)
+    target.forecast.mkdir(parents=True)
+    shutil.copy(source.summary, target.summary)
+    target.truth_daily.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source.truth_daily, target.truth_daily)
+    shutil.copy(source.forecast / "accuracy-metrics.json", target.forecast)
+    manifest = json.loads((source.forecast / "manifest.json").read_text())
+    (target.forecast / "manifest.json").write_text(
+        json.dumps({**manifest, "frequency": "1M", "horizon": 6}))  # fmt: skip
+    months = pd.date_range("2019-01-01", periods=66, freq="MS")
+    items = sorted(pd.read_csv(source.forecast / "input.csv")["item_id"].unique())[:3]
+    noise = np.random.default_rng(7).normal(0, 2, size=(3, 66))
+    rows = [{"item_id": item, "timestamp": month.strftime("%Y-%m-%d"),
+             "demand": round(40 + 10 * k + 15 * np.sin(2 * np.pi * m / 12) + noise[k, m])
+             if m < 60 else None, "price": 9.5 + (m % 5) / 10}
+            for k, item in enumerate(items) for m, month in enumerate(months)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(target.forecast / "input.csv", index=False)
+    export = pd.DataFrame([{"item_id": item, "date": f"{month:%Y-%m-%d}T00:00:00Z", "p10": 30.0,
+                            "p50": 45.0, "p90": 60.0}
+                           for item in items for month in months[60:]])  # fmt: skip
+    export.to_csv(target.forecast / "export.csv", index=False)
+    return root
+
+
+def test_the_notebook_takes_a_monthly_run_in_months(smoke_run, monkeypatch, tmp_path) -> None:
+    """A monthly forecast is held out, modelled and scored in months with a yearly season, not
+    as days (the notebook's first version forecast six days past a monthly cut-off)."""
+    run_dir = _monthly_run(smoke_run, tmp_path / "monthly")
+    data = load_run(run_dir)
+    assert (data.season, data.offset) == (12, pd.offsets.MonthBegin(1))
+    last_six = data.history()["ds"].drop_duplicates().sort_values().iloc[-6:]
+    cells = _execute(NOTEBOOK, run_dir, monkeypatch)
+    traces = cells[-1].outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"]
+    [holdout] = [t for t in traces if t["name"].endswith("on the holdout P50")]
+    assert list(pd.to_datetime(holdout["x"])) == list(last_six)
+    [actual] = [t for t in traces if t["name"] == "actual"]
+    assert len(actual["x"]) == 42  # seven horizons of months
+
+
 def test_the_export_was_enriched_for_athena(smoke_run) -> None:
     enrich = smoke_run.summary["enrich"]
     forecast = smoke_run.summary["forecast"]
