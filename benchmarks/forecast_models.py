@@ -626,13 +626,14 @@ def automl_csv(plain: pd.DataFrame) -> pd.DataFrame:
                          "demand": plain["y"].map("{:g}".format)})  # fmt: skip
 
 
-def local_forecast(history_csv: pd.DataFrame, config: ForecastConfig) -> tuple:
+def local_forecast(history_csv: pd.DataFrame, config: ForecastConfig,
+                   progress: Callable[[str], None] | None = None) -> tuple:  # fmt: skip
     """The forecaster as the AutoML job and the batch transform run it on AutoML's CSV: its
     forecast (``unique_id, ds, p…, mean``), the training result, the dataset read and the wall
-    seconds of it all."""
+    seconds of it all. ``progress`` hears the training's steps (what the job logs)."""
     began = time.perf_counter()
     dataset = load_dataset(history_csv, config)
-    result = train(dataset, config)
+    result = train(dataset, config, progress)
     forecast = predict(dataset, config, result.document)
     seconds = time.perf_counter() - began
     forecast = forecast.rename(columns={"item_id": "unique_id", "timestamp": "ds"})
@@ -654,7 +655,8 @@ def run_origin(name: str, frame: pd.DataFrame, frequency: str, horizon: int) -> 
         plain, test = split(frame, horizon)
         history_csv = automl_csv(plain)
     config = ForecastConfig(frequency=frequency, horizon=horizon, quantiles=QUANTILES)
-    forecast, result, dataset, seconds = local_forecast(history_csv, config)
+    forecast, result, dataset, seconds = local_forecast(history_csv, config, _progress)
+    _progress(f"local forecaster: {seconds:.1f} s")
     season = config.freq.mase_season
     plain = plain[["unique_id", "ds", "y"]].dropna()
     out = {"local_forecaster": {"sums": per_series(forecast, test, plain, season),
@@ -665,6 +667,7 @@ def run_origin(name: str, frame: pd.DataFrame, frequency: str, horizon: int) -> 
                          ("auto_theta", AutoTheta(season_length=season)),
                          ("seasonal_naive", SeasonalNaive(season_length=season)
                           if season > 1 else Naive())):  # fmt: skip
+        _progress(f"{label}: fitting {plain['unique_id'].nunique()} series")
         single_forecast, secs = single(model, plain, horizon, freq)
         if dataset.clip_at_zero:
             columns = ["mean", "p10", "p50", "p90"]
@@ -676,8 +679,12 @@ def run_origin(name: str, frame: pd.DataFrame, frequency: str, horizon: int) -> 
         ["AverageWeightedQuantileLoss"],
         series=int(plain["unique_id"].nunique()),
     )  # fmt: skip
-    print(f"{name}: local forecaster {seconds:.1f} s", flush=True)
     return out
+
+
+def _progress(message: str) -> None:
+    """A step of a long comparison, as it starts (a competition's set takes minutes an origin)."""
+    print(f"  {message}", flush=True)
 
 
 def pool(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -701,7 +708,11 @@ def run(name: str, datasets: dict[str, Callable] = DATASETS) -> dict:
     frame, frequency, horizon = datasets[name]()
     origins: list[dict] = []
     left_out = {}
-    for k in range(1 if name in ONE_ORIGIN else ORIGINS):
+    count = 1 if name in ONE_ORIGIN else ORIGINS
+    for k in range(count):
+        held = (f"the {horizon} before each series' last {k * horizon} held out" if k
+                else f"each series' last {horizon} periods held out")  # fmt: skip
+        print(f"{name}: origin {k + 1} of {count} ({held})", flush=True)
         try:
             origins.append(run_origin(name, cut(frame, k * horizon), frequency, horizon))
         except ForecastInputError as error:  # too short a history from this origin on

@@ -284,8 +284,9 @@ def test_own_data_with_zones_keeps_local_days_and_makes_hours_instants(tmp_path)
         assert module.own_dataset(parquet, frequency)["ds"].tolist() == list(expected)
 
 
-def test_own_data_is_scored_like_the_shipped_sets(tmp_path) -> None:
-    """Quarter labels as R and tsibble print them; three origins, the same models and verdicts."""
+def test_own_data_is_scored_like_the_shipped_sets(tmp_path, capsys) -> None:
+    """Quarter labels as R and tsibble print them; three origins, the same models and verdicts,
+    each step said as it starts."""
     quarters = pd.period_range("2000Q1", periods=36, freq="Q")
     rows = [f"{s},{q.year} Q{q.quarter},{100 + 10 * k + (q.quarter == 4) * 30 + i % 5}"
             for k, s in enumerate("ABC") for i, q in enumerate(quarters)]  # fmt: skip
@@ -299,6 +300,11 @@ def test_own_data_is_scored_like_the_shipped_sets(tmp_path) -> None:
     verdicts = result["results"]["local_forecaster"]["against_best_single"]
     assert {v["verdict"] for v in verdicts.values()} <= {"better", "tie", "worse"}
     assert result["results"]["seasonal_naive"]["points"] == 3 * 3 * 4
+    said = capsys.readouterr().out
+    assert "mine: origin 1 of 3 (each series' last 4 periods held out)" in said
+    assert "mine: origin 3 of 3 (the 4 before each series' last 8 held out)" in said
+    assert said.count("  backtesting 3 smooth series (season 4") == 3  # the forecaster's steps
+    assert said.count("  auto_ets: fitting 3 series") == 3
 
 
 def test_own_data_options_go_together() -> None:
