@@ -453,8 +453,14 @@ def failure(exc: Exception) -> QueryFailed:
         return QueryFailed(
             "FUNCTION_NOT_FOUND", f"Unexpected parameters ({kinds}) for function {function}"
         )
-    if "Binder" in name or "Catalog" in name:
-        kind = "COLUMN_NOT_FOUND" if "column" in first.lower() else "TABLE_NOT_FOUND"
+    if "Catalog" in name:
+        return QueryFailed("TABLE_NOT_FOUND", first)
+    if "Binder" in name:
+        # A reference that resolves to nothing (a column, or the table qualifying one: Trino's
+        # "Column 't.x' cannot be resolved") is COLUMN_NOT_FOUND; any other analysis error (an
+        # aggregate in GROUP BY, a column neither grouped nor aggregated) is the query's own
+        # mistake, Athena's SYNTAX_ERROR, not a missing table.
+        kind = "COLUMN_NOT_FOUND" if "not found" in first.lower() else "SYNTAX_ERROR"
         return QueryFailed(kind, first)
     if "Parser" in name:
         return QueryFailed("SYNTAX_ERROR", first)

@@ -131,6 +131,9 @@ def test_parameters_are_bound_never_spliced(staged) -> None:
         ("SELEC 1", "SYNTAX_ERROR"),
         ("SELECT * FROM no_such_table", "TABLE_NOT_FOUND"),
         ("SELECT no_such_column FROM staged_cdc", "COLUMN_NOT_FOUND"),
+        ('SELECT "table", count(*) FROM staged_cdc GROUP BY 1, 2', "SYNTAX_ERROR"),
+        ('SELECT "table", count(*) FROM staged_cdc', "SYNTAX_ERROR"),  # not grouped
+        ("SELECT t.x FROM staged_cdc", "COLUMN_NOT_FOUND"),
         ("SELECT no_such_function(1)", "FUNCTION_NOT_FOUND: Function 'no_such_function'"),
         ('SELECT abs("table") FROM staged_cdc', "Unexpected parameters (varchar) for function abs"),
         ('SELECT "table" + 1 FROM staged_cdc', "TYPE_MISMATCH"),
