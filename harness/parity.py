@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from emulation.sagemaker.forecaster import FrequencyError, parse_frequency
@@ -86,6 +87,31 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
+def _read(file: Path, **options: Any) -> pd.DataFrame:
+    """A CSV as text, refused naming the file when it is not one (empty, not UTF-8, broken)."""
+    try:
+        return pd.read_csv(file, dtype=str, keep_default_na=False, **options)
+    except pd.errors.EmptyDataError:
+        raise ParityInputError(f"{file}: empty (not even a header line)") from None
+    except UnicodeDecodeError as exc:
+        raise ParityInputError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+    except pd.errors.ParserError as exc:
+        raise ParityInputError(f"{file}: not a CSV table: {exc}") from None
+
+
+def _no_repeats(frame: pd.DataFrame, keys: list[str], source: str, what: str) -> None:
+    """Two rows for one series and date would count that point twice: refused, named."""
+    repeated = frame[frame.duplicated(keys, keep=False)]
+    if not repeated.empty:
+        first = repeated.iloc[0]
+        key = ", ".join(f"{k} {first[k]!r}" for k in keys if k != "date")
+        times = int((repeated[keys] == first[keys]).all(axis=1).sum())
+        raise ParityInputError(
+            f"{source}: {key} has {times} {what}s for {first['date'].date()} (one per series "
+            f"and date is expected; {len(repeated):,} rows repeat one)"
+        )
+
+
 def _dates(values: pd.Series, source: str, column: str) -> pd.Series:
     text = values.astype(str).str.replace("Z", "", regex=False).str.slice(0, 10)
     parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
@@ -98,9 +124,12 @@ def _dates(values: pd.Series, source: str, column: str) -> pd.Series:
 def _numbers(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
     for column in columns:
         parsed = pd.to_numeric(frame[column], errors="coerce")
-        if parsed.isna().any():
-            bad = frame.loc[parsed.isna(), column].iloc[0]
-            raise ParityInputError(f"{source}: column {column!r} has value {bad!r}, not a number")
+        wrong = ~np.isfinite(parsed.to_numpy(dtype=float))
+        if wrong.any():
+            row = frame.index[wrong][0]
+            bad = frame.loc[row, column]
+            raise ParityInputError(f"{source}: column {column!r} has value {bad!r} on row "
+                                   f"{row + 2}, not a finite number")  # fmt: skip
         frame[column] = parsed.astype(float)
     return frame
 
@@ -109,7 +138,7 @@ def read_export(path: Path) -> pd.DataFrame:
     """An export in the AWS layout → ``item_id, date, p…[, mean]``."""
     frames = []
     for file in _files(path):
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+        frame = _read(file)
         missing = [c for c in ("item_id", "date") if c not in frame.columns]
         if missing:
             raise ParityInputError(
@@ -128,14 +157,17 @@ def read_export(path: Path) -> pd.DataFrame:
     for file, frame in zip(_files(path), frames, strict=True):
         if list(frame.columns) != columns:
             raise ParityInputError(f"{file}: columns {list(frame.columns)} differ from {columns}")
-    return pd.concat(frames, ignore_index=True)
+    export = pd.concat(frames, ignore_index=True)
+    keys = [c for c in columns if not (_QUANTILE.match(c) or c == "mean")]
+    _no_repeats(export, keys, str(path), "forecast")
+    return export
 
 
 def read_actuals(path: Path) -> pd.DataFrame:
     """Actuals → ``item_id, timestamp, target_value``."""
     frames = []
     for file in _files(path):
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
+        frame = _read(file)
         time_col = next((c for c in TIME_NAMES if c in frame.columns), None)
         target = next((c for c in TARGET_NAMES if c in frame.columns), None)
         if "item_id" not in frame.columns or time_col is None or target is None:
@@ -144,8 +176,7 @@ def read_actuals(path: Path) -> pd.DataFrame:
                     f"{file}: actuals need item_id, timestamp (or date) and demand (or "
                     f"target_value, y) columns; found {','.join(frame.columns)}"
                 )
-            frame = pd.read_csv(file, dtype=str, keep_default_na=False, header=None,
-                                names=["item_id", "timestamp", "demand"])  # fmt: skip
+            frame = _read(file, header=None, names=["item_id", "timestamp", "demand"])
             time_col, target = "timestamp", "demand"
         out = pd.DataFrame(
             {
@@ -156,7 +187,11 @@ def read_actuals(path: Path) -> pd.DataFrame:
             }
         )
         frames.append(_numbers(out, ["target_value"], str(file)))
-    return pd.concat(frames, ignore_index=True)
+    actuals = pd.concat(frames, ignore_index=True)
+    dated = actuals.rename(columns={"timestamp": "date"})
+    keys = [c for c in dated.columns if c != "target_value"]
+    _no_repeats(dated, keys, str(path), "actual value")
+    return actuals
 
 
 def compare(

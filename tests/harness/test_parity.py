@@ -77,17 +77,44 @@ def test_headerless_target_series_are_accepted_as_actuals(tmp_path: Path) -> Non
     ("breaks", "message"),
     [
         (lambda f: f.drop(columns=["date"]), "no column 'date'"),
-        (lambda f: f.assign(p50="lots"), "column 'p50' has value 'lots', not a number"),
+        (lambda f: f.assign(p50="lots"), "column 'p50' has value 'lots' on row 2, not a finite"),
+        (
+            lambda f: f.assign(p90=[1.0] * 13 + [float("inf")]),
+            "column 'p90' has value 'inf' on row 15, not a finite number",
+        ),
         (lambda f: f.assign(date="March"), "column 'date' has value 'March', not a date"),
+        (
+            lambda f: pd.concat([f, f.iloc[[3]]]),
+            "item_id 'A' has 2 forecasts for 2025-03-11 (one per series and date is expected",
+        ),
+        (lambda f: f.iloc[:0, :0], "empty (not even a header line)"),
     ],
 )
 def test_a_broken_export_is_refused_naming_file_and_column(tmp_path: Path, breaks, message) -> None:
     local, aws, actuals = _write(tmp_path)
-    breaks(pd.read_csv(aws)).to_csv(aws, index=False)
-    result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals)])
+    broken = breaks(pd.read_csv(aws))
+    if broken.columns.empty:  # nothing at all: not even a header
+        aws.write_text("")
+    else:
+        broken.to_csv(aws, index=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals),
+                                 "--out", str(out)])  # fmt: skip
+    assert not out.exists()
     assert result.exit_code == 2
     flat = " ".join(result.output.split())
     assert "aws.csv" in flat and message in flat
+
+
+def test_repeated_actuals_are_refused_naming_the_series_and_date(tmp_path: Path) -> None:
+    local, aws, actuals = _write(tmp_path)
+    frame = pd.read_csv(actuals)
+    pd.concat([frame, frame.iloc[[20]]]).to_csv(actuals, index=False)
+    result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals),
+                                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 2
+    flat = " ".join(result.output.split())
+    assert "actuals.csv: item_id 'B' has 2 actual values for 2025-03-07" in flat
 
 
 def test_exports_by_store_are_scored_per_item_and_store(tmp_path: Path) -> None:
