@@ -106,6 +106,15 @@ def test_a_broken_export_is_refused_naming_file_and_column(tmp_path: Path, break
     assert "aws.csv" in flat and message in flat
 
 
+def test_an_export_not_in_utf8_is_refused_naming_the_byte(tmp_path: Path) -> None:
+    local, aws, actuals = _write(tmp_path)
+    aws.write_bytes(b"item_id,date,p10,p50,p90\n\xe9t\xe9,2025-03-08,1,2,3\n")  # Latin-1
+    result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals),
+                                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 2
+    assert "aws.csv: not UTF-8 text (byte 25)" in " ".join(result.output.split())
+
+
 def test_repeated_actuals_are_refused_naming_the_series_and_date(tmp_path: Path) -> None:
     local, aws, actuals = _write(tmp_path)
     frame = pd.read_csv(actuals)
