@@ -121,7 +121,10 @@ def _dates(values: pd.Series, source: str, column: str) -> pd.Series:
     return parsed
 
 
-def _numbers(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
+def _numbers(frame: pd.DataFrame, columns: list[str], source: str,
+             header: bool = True) -> pd.DataFrame:  # fmt: skip
+    """``columns`` as floats; a value that is not a finite number is refused with its CSV row
+    (the header, when the file has one, being row 1)."""
     for column in columns:
         parsed = pd.to_numeric(frame[column], errors="coerce")
         wrong = ~np.isfinite(parsed.to_numpy(dtype=float))
@@ -129,7 +132,7 @@ def _numbers(frame: pd.DataFrame, columns: list[str], source: str) -> pd.DataFra
             row = frame.index[wrong][0]
             bad = frame.loc[row, column]
             raise ParityInputError(f"{source}: column {column!r} has value {bad!r} on row "
-                                   f"{row + 2}, not a finite number")  # fmt: skip
+                                   f"{row + 1 + header}, not a finite number")  # fmt: skip
         frame[column] = parsed.astype(float)
     return frame
 
@@ -167,7 +170,7 @@ def read_actuals(path: Path) -> pd.DataFrame:
     """Actuals → ``item_id, timestamp, target_value``."""
     frames = []
     for file in _files(path):
-        frame = _read(file)
+        frame, header = _read(file), True
         time_col = next((c for c in TIME_NAMES if c in frame.columns), None)
         target = next((c for c in TARGET_NAMES if c in frame.columns), None)
         if "item_id" not in frame.columns or time_col is None or target is None:
@@ -177,7 +180,7 @@ def read_actuals(path: Path) -> pd.DataFrame:
                     f"target_value, y) columns; found {','.join(frame.columns)}"
                 )
             frame = _read(file, header=None, names=["item_id", "timestamp", "demand"])
-            time_col, target = "timestamp", "demand"
+            time_col, target, header = "timestamp", "demand", False
         out = pd.DataFrame(
             {
                 "item_id": frame["item_id"],
@@ -186,7 +189,7 @@ def read_actuals(path: Path) -> pd.DataFrame:
                 "target_value": frame[target],
             }
         )
-        frames.append(_numbers(out, ["target_value"], str(file)))
+        frames.append(_numbers(out, ["target_value"], str(file), header))
     actuals = pd.concat(frames, ignore_index=True)
     dated = actuals.rename(columns={"timestamp": "date"})
     keys = [c for c in dated.columns if c != "target_value"]

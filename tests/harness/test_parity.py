@@ -71,6 +71,12 @@ def test_headerless_target_series_are_accepted_as_actuals(tmp_path: Path) -> Non
     result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals),
                                  "--out", str(tmp_path / "o")])  # fmt: skip
     assert result.exit_code == 0, result.output
+    lines = actuals.read_text().splitlines()
+    lines[4] = lines[4].rsplit(",", 1)[0] + ",-inf"  # the file's fifth line
+    actuals.write_text("\n".join(lines) + "\n")
+    result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals),
+                                 "--out", str(tmp_path / "o2")])  # fmt: skip
+    assert "has value '-inf' on row 5, not a finite number" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(
