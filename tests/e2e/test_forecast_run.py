@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from emulation.sagemaker.forecaster.training import MAX_SELECTION_WINDOWS
 from harness.runs import load_run
+from tests.e2e.test_notebooks import execute, figures
 
 pytestmark = pytest.mark.e2e
 NOTEBOOK = "notebooks/forecast_experiments.ipynb"
@@ -67,22 +69,6 @@ def test_the_notebook_runs_on_the_smoke_run(smoke_run, monkeypatch) -> None:
     assert os.environ["DFP_RUN_DIR"] == str(smoke_run.out_dir)
 
 
-def _execute(notebook_name: str, run_dir, monkeypatch) -> list:
-    import nbformat
-    from nbclient import NotebookClient
-
-    from tests.conftest import REPO
-
-    monkeypatch.setenv("DFP_RUN_DIR", str(run_dir))
-    notebook = nbformat.read(REPO / notebook_name, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO)}}).execute()  # fmt: skip
-    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
-    errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
-    assert not errors, errors
-    return notebook.cells
-
-
 def _monthly_run(smoke_run, root):
     """The smoke run's directory with a monthly forecast in place of its daily one: five years
     of three items' sales with a yearly cycle and a price, horizon 6 (as a replay of one's own
@@ -125,8 +111,8 @@ def test_the_notebook_takes_a_monthly_run_in_months(smoke_run, monkeypatch, tmp_
     data = load_run(run_dir)
     assert (data.season, data.offset) == (12, pd.offsets.MonthBegin(1))
     last_six = data.history()["ds"].drop_duplicates().sort_values().iloc[-6:]
-    cells = _execute(NOTEBOOK, run_dir, monkeypatch)
-    traces = cells[-1].outputs[0]["data"]["application/vnd.plotly.v1+json"]["data"]
+    [figure] = figures(execute(Path(NOTEBOOK).name, run_dir, monkeypatch))
+    traces = figure["data"]
     [holdout] = [t for t in traces if t["name"].endswith("on the holdout P50")]
     assert list(pd.to_datetime(holdout["x"])) == list(last_six)
     [actual] = [t for t in traces if t["name"] == "actual"]
