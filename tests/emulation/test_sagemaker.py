@@ -27,6 +27,7 @@ from emulation.sagemaker.forecaster import (
     check_objective,
     global_model,
     load_dataset,
+    models,
     parse_frequency,
     predict,
     train,
@@ -399,16 +400,20 @@ def test_a_bias_is_kept_as_far_as_it_held_from_window_to_window() -> None:
     assert flip[:, 1] == pytest.approx([0.0] * h, abs=1e-9)
     assert flipping["mean"]["smooth"] == pytest.approx([0.0] * h, abs=1e-9)
     assert (flip[:, 2] - flip[:, 0] > 4.0).all()  # p10–p90 spans both windows' errors
-    # without windows enough to judge by (two, one, or none named), the pooled bias stays
+    # without windows enough to judge by (two, or none named), the pooled bias stays
     frame["window"] = (frame["window"] - 1) % 2 + 1  # two windows: +3 and -1.5, median +0.75
     two = np.array(table([3.0, -1.5, 0.0, 0.0])["quantiles"]["smooth"])
     assert two[:, 1] == pytest.approx([0.75] * h, abs=0.5)
     frame["window"] = 1
-    assert np.array(table([3.0] * windows)["quantiles"]["smooth"])[:, 1] == pytest.approx(
-        [3.0] * h, abs=0.35)  # fmt: skip
+    one = table([3.0] * windows)
     unnamed = calibrate(frame.drop(columns="window"), np.full(len(frame), 100.0), scales, kinds,
                         quantiles, h)  # fmt: skip
     assert np.array(unnamed["quantiles"]["smooth"])[:, 1] == pytest.approx([3.0] * h, abs=0.35)
+    # a bias seen in one window only has not been seen to last: none is kept, the spread is
+    single = np.array(one["quantiles"]["smooth"])
+    assert single[:, 1] == pytest.approx([0.0] * h, abs=1e-9)
+    assert one["mean"]["smooth"] == pytest.approx([0.0] * h, abs=1e-9)
+    assert (single[:, 2] - single[:, 0] > 2.0).all()
 
 
 def _history(series: int, periods: int) -> pd.DataFrame:
@@ -434,6 +439,38 @@ def test_a_job_takes_as_many_selection_windows_as_its_series_afford_within_the_b
     assert set(many.windows) == {MIN_SELECTION_WINDOWS + CONFIG.backtest_windows}
     fixed = replace(CONFIG, selection_windows=1)  # a configuration that says, is followed
     assert set(plan(_history(3, 120), fixed).windows) == {2}
+
+
+def test_weights_learned_in_one_window_lean_on_the_fixed_combination(monkeypatch) -> None:
+    """Short yearly series that afford one backtest window each: that window is the same years
+    for every series, and here they all levelled off in it, so naive fits it best for all of
+    them. Their pooled weights count as one window against the fixed combination's
+    ONE_WINDOW_PRIOR (two), so ETS, Theta and ARIMA keep most of each item's weight. The job takes
+    no bias from that one window either (:func:`persistence`)."""
+    rng = np.random.default_rng(3)
+    stamps = pd.date_range("2000-01-01", periods=14, freq="YS")
+    rows = []
+    for i in range(12):
+        growth = 5.0 + i
+        y = 100 + growth * np.minimum(np.arange(14), 10) + rng.normal(0, 0.3, 14)
+        rows += [{"item_id": f"S{i}", "timestamp": d.strftime("%Y-%m-%d"), "demand": f"{v:.3f}"}
+                 for d, v in zip(stamps, y, strict=True)]  # fmt: skip
+    config = ForecastConfig(frequency="1Y", horizon=3, quantiles=(0.1, 0.5, 0.9))
+    dataset = load_dataset(pd.DataFrame(rows), config)
+    assert set(plan(dataset.history, config).windows) == {1}
+    fixed = set(models.DEFAULT_COMBINATION["smooth"])
+
+    def share_of_fixed(result: TrainingResult) -> float:
+        return min(sum(w for name, w in weights.items() if name in fixed)
+                   for weights in result.weights.values())  # fmt: skip
+
+    result = train(dataset, config)
+    # an item's own window counts 1 against its peers' SHRINK_WINDOWS; theirs 1 against 2
+    pooled = 1 - 1 / (1 + training.SHRINK_WINDOWS)
+    assert share_of_fixed(result) >= pooled * 2 / 3 - 1e-9
+    monkeypatch.setattr(training, "ONE_WINDOW_PRIOR", 0)  # the window's own verdict: naive
+    assert share_of_fixed(train(dataset, config)) < 0.5
+    assert result.document["calibration"]["mean"]["smooth"] == pytest.approx([0.0] * 3)
 
 
 def test_weights_come_from_the_latest_selection_windows_and_quantiles_from_all() -> None:
