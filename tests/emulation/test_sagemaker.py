@@ -473,6 +473,56 @@ def test_weights_learned_in_one_window_lean_on_the_fixed_combination(monkeypatch
     assert result.document["calibration"]["mean"]["smooth"] == pytest.approx([0.0] * 3)
 
 
+def test_a_candidate_that_breaks_down_on_a_positive_series_leaves_the_combination() -> None:
+    """A candidate whose path reaches 0 or below, on an item that was always above 0 in a job
+    that was never negative, gives its weight to the item's other candidates for that path:
+    here Drift's first window on P (its last step at -5) and not its second, nor item Z, whose
+    history had a 0. A path on which every candidate broke keeps its weights."""
+    frame = pd.DataFrame({
+        "unique_id": ["P"] * 6 + ["Z"] * 6,
+        "cutoff": np.repeat([1, 2, 1, 2], 3),
+        "Drift": [20.0, 5.0, -5.0, 30.0, 25.0, 20.0, 20.0, 5.0, -5.0, 30.0, 25.0, 20.0],
+        "Naive": 40.0,
+    })  # fmt: skip
+    weights = {"P": {"Drift": 0.75, "Naive": 0.25}, "Z": {"Drift": 0.75, "Naive": 0.25}}
+    history = pd.DataFrame({"unique_id": ["P", "P", "Z", "Z"], "y": [40.0, 35.0, 0.0, 40.0]})
+    positive = training.positive_items(history, clip_at_zero=True)
+    assert positive == {"P"}
+    assert training.positive_items(history, clip_at_zero=False) == set()
+    point = training._combine(frame, weights, positive)
+    blended = 0.75 * frame["Drift"] + 0.25 * frame["Naive"]
+    guarded = np.where((frame["unique_id"] == "P") & (frame["cutoff"] == 1), 40.0, blended)
+    np.testing.assert_allclose(point, guarded)
+    np.testing.assert_allclose(training._combine(frame, weights), blended)
+    # every candidate broken on that path: the combination as it was (clipped later)
+    both = frame.assign(Naive=frame["Drift"])
+    np.testing.assert_allclose(training._combine(both, weights, positive), both["Drift"])
+
+
+def test_training_and_forecasting_guard_the_items_that_were_always_positive(monkeypatch) -> None:
+    """Every combination the job makes (choosing the ensemble, the backtests it calibrates on,
+    the forecast) is guarded for the items whose history was above 0, and for none of a target
+    that was sometimes negative."""
+    seen: list[frozenset[str]] = []
+    combine = training._combine
+
+    def spy(frame, weights, positive=frozenset()):
+        seen.append(positive)
+        return combine(frame, weights, positive)
+
+    monkeypatch.setattr(training, "_combine", spy)
+    config = ForecastConfig(frequency="1M", horizon=6, quantiles=(0.1, 0.5, 0.9))
+    frame = series_frame("MS", 48)
+    dataset = load_dataset(frame, config)
+    predict(dataset, config, train(dataset, config).document)
+    assert len(seen) >= 3 and set(seen) == {frozenset({"S0", "S1", "S2"})}
+    seen.clear()
+    shifted = frame.assign(demand=(frame["demand"].astype(float) - 150).map("{:.3f}".format))
+    dataset = load_dataset(shifted, config)
+    predict(dataset, config, train(dataset, config).document)
+    assert seen and set(seen) == {frozenset()}
+
+
 def test_weights_come_from_the_latest_selection_windows_and_quantiles_from_all() -> None:
     """Which model suits an item is judged on recent windows; the forecast's errors on all.
     A job taking every window its series afford learns the same weights as one told to take

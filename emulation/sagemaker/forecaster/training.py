@@ -22,7 +22,9 @@ their pooled scaled errors: one series' window or two is a noisy judge, and on e
 dataset the shrunk weights forecast the held-out window better (:data:`SHRINK_WINDOWS`). Where
 all the peers' errors come from one window, the same years for every series, their weights are
 pulled towards the fixed combination in turn (:data:`ONE_WINDOW_PRIOR`). For the final forecast
-the weights are learned again on the latest windows, the held-out ones included.
+the weights are learned again on the latest windows, the held-out ones included. On a series
+that was always above 0, a candidate whose path reaches 0 or below gives its weight to the
+others (:func:`_combine`).
 
 **Quantiles.** Learned from the ensemble's errors on the calibration windows, per kind of series:
 * *count data* (a target of whole numbers, never negative: units sold) more dispersed than a
@@ -729,6 +731,7 @@ def choose_ensemble(
     learn: Callable,
     scales: dict[str, float],
     objective: str = DEFAULT_OBJECTIVE,
+    positive: frozenset[str] = frozenset(),
 ) -> tuple[str, dict[str, float]]:
     """How to combine, chosen like a candidate: each method learns on the earlier selection
     windows and is scored (total :func:`row_losses` of the job's objective) on each item's
@@ -742,7 +745,7 @@ def choose_ensemble(
     scale = late["unique_id"].map(scales).fillna(1.0).to_numpy(dtype=float)
     y = late["y"].to_numpy(dtype=float)
     for method in ENSEMBLES:
-        point = _combine(late, learn(earlier, scales, method))
+        point = _combine(late, learn(earlier, scales, method), positive)
         errors[method] = float(np.sum(row_losses(objective, point - y, y, scale)))
     return min(errors, key=errors.get), errors
 
@@ -758,14 +761,43 @@ def shrink(own: dict[str, float], pooled: dict[str, float], points: int,
     return blend
 
 
-def _combine(frame: pd.DataFrame, weights: dict[str, dict[str, float]]) -> np.ndarray:
-    point = np.zeros(len(frame))
-    items = frame["unique_id"].to_numpy()
-    for item in np.unique(items):
-        rows = items == item
-        for name, w in weights[item].items():
-            point[rows] += w * frame.loc[rows, name].to_numpy(dtype=float)
-    return point
+def _combine(frame: pd.DataFrame, weights: dict[str, dict[str, float]],
+             positive: frozenset[str] = frozenset()) -> np.ndarray:  # fmt: skip
+    """Each row's weighted combination of its item's candidates.
+
+    ``positive``: items whose target was always above 0 in a job whose target was never
+    negative. A candidate whose path (an item's window, or its forecast) reaches 0 or below
+    there has broken down on that item, and its weight goes to the item's other candidates for
+    that path (all of them broken: the weights as they are). A random walk's drift or an
+    additive season learned before a fall in level carries the fall on past zero: in M1's
+    monthly French immigration series, which fell steeply in 1974, they took several items'
+    combination to 0 (clipped) for most of the horizon while every value was above 0
+    (benchmarks/forecast_models.py m1-monthly; docs/forecast.md, *Broken candidates*).
+    """
+    codes, items = pd.factorize(frame["unique_id"])
+    names = sorted({n for item in items for n in weights[item]})
+    w = np.array([[weights[item].get(n, 0.0) for n in names] for item in items])
+    w = w.reshape(len(items), len(names))[codes]  # each row its item's weights
+    f = frame[names].to_numpy(dtype=float) if names else np.zeros((len(frame), 0))
+    mine = np.isin(items, list(positive))[codes] if positive else np.zeros(len(frame), dtype=bool)
+    if mine.any():
+        path = [frame["unique_id"]] + ([frame["cutoff"]] if "cutoff" in frame.columns else [])
+        lowest = pd.DataFrame(f, index=frame.index).groupby(path, sort=False).transform("min")
+        broken = (lowest.to_numpy() <= 0) & mine[:, None] & (w > 0)
+        kept = np.where(broken, 0.0, w)
+        total = kept.sum(axis=1)
+        rescue = broken.any(axis=1) & (total > 0)
+        w[rescue] = kept[rescue] / total[rescue, None]
+    return np.where(w > 0, w * f, 0.0).sum(axis=1) if names else np.zeros(len(frame))
+
+
+def positive_items(history: pd.DataFrame, clip_at_zero: bool) -> frozenset[str]:
+    """The items :func:`_combine` guards: those whose every value is above 0, in a job whose
+    target is never negative (a series that also takes 0 or less may well be forecast there)."""
+    if not clip_at_zero:
+        return frozenset()
+    lowest = history.dropna(subset=["y"]).groupby("unique_id")["y"].min()
+    return frozenset(str(i) for i in lowest.index[lowest.to_numpy() > 0])
 
 
 def item_scales(history: pd.DataFrame, seasons: pd.Series) -> dict[str, float]:
@@ -1266,15 +1298,16 @@ def train(dataset: Dataset, config: ForecastConfig,
     selection_rows = cv[~held]
     recent = _weight_rows(cv, p.held_out)
     weight_rows = cv[~held & recent]  # weights: the latest selection windows; calibration: all
+    positive = positive_items(history, dataset.clip_at_zero)
     method, method_errors = choose_ensemble(weight_rows, p.held_out, learn, history_scales,
-                                            objective)  # fmt: skip
+                                            objective, positive)  # fmt: skip
     if progress:
         progress(
             f"ensemble: {method} ({objective} losses on the latest selection window: "
             f"{', '.join(f'{k} {v:.1f}' for k, v in method_errors.items()) or 'none'})"
         )
     selection_weights = learn(weight_rows, history_scales, method)
-    point_all = _combine(cv, selection_weights)
+    point_all = _combine(cv, selection_weights, positive)
     counts = is_count_data(history)
     table = calibrate(selection_rows, point_all[~held.to_numpy()], history_scales, p.kinds,
                       config.quantiles, h, counts) if not selection_rows.empty else {}  # fmt: skip
@@ -1325,7 +1358,7 @@ def train(dataset: Dataset, config: ForecastConfig,
     # and the calibration on every window.
     history_scales = item_scales(history, p.seasons)
     final_weights = learn(cv[recent], history_scales, method)
-    final_table = calibrate(cv, _combine(cv, final_weights), history_scales, p.kinds,
+    final_table = calibrate(cv, _combine(cv, final_weights, positive), history_scales, p.kinds,
                             config.quantiles, h, counts)  # fmt: skip
     final_table["width"] = table["width"]
     untested = sorted(str(i) for i in p.windows.index[p.windows == 0])
@@ -1436,6 +1469,7 @@ def predict(dataset: Dataset, config: ForecastConfig, document: dict) -> pd.Data
             weights[item] = _default(kinds[item], seasons[item], config, bool(regressors))
     scales = {**item_scales(history, p.seasons), **document.get("scales", {})}
     table = document.get("calibration") or {}
+    positive = positive_items(history, dataset.clip_at_zero)
     outputs = []
     by_group: dict[tuple[str, int], list[str]] = {}
     for item in sorted(kinds):
@@ -1479,7 +1513,7 @@ def predict(dataset: Dataset, config: ForecastConfig, document: dict) -> pd.Data
         for item in ids:
             total = sum(weights[item].values()) or 1.0
             weights[item] = {k: v / total for k, v in weights[item].items()}
-        point = _combine(raw, weights)
+        point = _combine(raw, weights, positive)
         q = apply_quantiles(point, raw["unique_id"].to_numpy(), raw["step"].to_numpy(), scales,
                             kinds, table, config.quantiles, dataset.clip_at_zero)  # fmt: skip
         ends = part.groupby("unique_id")["ds"].max()
