@@ -778,8 +778,8 @@ def _combine(frame: pd.DataFrame, weights: dict[str, dict[str, float]],
     names = sorted({n for item in items for n in weights[item]})
     w = np.array([[weights[item].get(n, 0.0) for n in names] for item in items])
     w = w.reshape(len(items), len(names))[codes]  # each row its item's weights
-    f = frame[names].to_numpy(dtype=float) if names else np.zeros((len(frame), 0))
-    mine = np.isin(items, list(positive))[codes] if positive else np.zeros(len(frame), dtype=bool)
+    f = frame[names].to_numpy(dtype=float)
+    mine = np.isin(items, list(positive))[codes]
     if mine.any():
         path = [frame["unique_id"]] + ([frame["cutoff"]] if "cutoff" in frame.columns else [])
         lowest = pd.DataFrame(f, index=frame.index).groupby(path, sort=False).transform("min")
@@ -788,7 +788,7 @@ def _combine(frame: pd.DataFrame, weights: dict[str, dict[str, float]],
         total = kept.sum(axis=1)
         rescue = broken.any(axis=1) & (total > 0)
         w[rescue] = kept[rescue] / total[rescue, None]
-    return np.where(w > 0, w * f, 0.0).sum(axis=1) if names else np.zeros(len(frame))
+    return np.where(w > 0, w * f, 0.0).sum(axis=1)
 
 
 def positive_items(history: pd.DataFrame, clip_at_zero: bool) -> frozenset[str]:
