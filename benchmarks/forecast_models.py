@@ -495,7 +495,8 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
     off = grid.bucket(ds) != ds
     if off.any():
         raise DatasetError(f"{path}: column 'ds' is not on the {frequency} grid (a period's "
-                           f"first instant): {_rows(path, raw, off, raw['ds'])}")  # fmt: skip
+                           "first instant, or for months and years every stamp its last day): "
+                           f"{_rows(path, raw, off, raw['ds'])}")  # fmt: skip
     frame = pd.DataFrame({"unique_id": ids.astype(str), "ds": ds, "y": y.astype(float)})
     if (twice := frame.duplicated(["unique_id", "ds"], keep="first")).any():
         raise DatasetError(f"{path}: a series has two values for one period: "

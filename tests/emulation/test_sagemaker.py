@@ -645,6 +645,7 @@ def test_the_promotion_regressor_lifts_forecasts_on_promotion_days() -> None:
         ("3M", "QS", 60, 4, "2015-01-01"),
         ("M", "MS", 96, 12, "2008-01-01"),
         ("M", "ME", 96, 12, "2008-01-31"),  # month-end labels stay month ends
+        ("3M", "QE", 60, 4, "2015-03-31"),  # and quarter ends, quarter ends
         ("2W", "2W-MON", 80, 26, "2003-01-27"),
         ("1H", "h", 24 * 20, 24, "2000-01-21 00:00:00"),
     ],
@@ -663,6 +664,26 @@ def test_every_kind_of_frequency_forecasts_end_to_end(frequency, pandas, periods
     # a trend is followed, not flattened: the forecast continues above the last values
     last = frame.groupby("item_id")["demand"].apply(lambda s: float(s.iloc[-1]))
     assert (forecast.groupby("item_id")["mean"].mean() > last - 10).all()
+
+
+@pytest.mark.parametrize(
+    ("frequency", "pandas", "start"),
+    [("3M", "QE", "2000-03-31"), ("3M", "QE-JAN", "2000-01-31"), ("2M", "2ME", "2000-02-29"),
+     ("6M", "6ME", "2000-06-30"), ("3M", "3MS", "2000-02-01")],
+)  # fmt: skip
+def test_a_series_labelled_by_its_periods_last_days_keeps_its_labels(frequency, pandas,
+                                                                     start) -> None:  # fmt: skip
+    # A month-end stamp names the period it ends: quarter ends (03-31, 06-30…) are quarters
+    # January-March, April-June…, not periods starting in the first stamp's month, which
+    # relabelled every quarter two months later (03-31 → 05-31) and the forecast with them.
+    frame = series_frame(pandas, 24, items=2, start=start)
+    config = ForecastConfig(frequency=frequency, horizon=3, n_jobs=1)
+    dataset = load_dataset(frame, config)
+    stamps = pd.to_datetime(frame["timestamp"])
+    assert dataset.grid.bucket(stamps).equals(stamps)  # each period is its own label
+    forecast = predict(dataset, config, train(dataset, config).document)
+    expected = pd.date_range(stamps.max(), periods=4, freq=pandas)[1:]
+    assert sorted(forecast["timestamp"].unique()) == list(expected)
 
 
 def test_a_series_with_two_cycles_but_no_window_beyond_them_keeps_its_season() -> None:

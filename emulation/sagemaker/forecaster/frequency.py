@@ -161,4 +161,6 @@ def grid_for(frequency: Frequency, stamps: pd.Series) -> Grid:
         origin = origin - pd.Timedelta(days=back)
     elif frequency.unit == "M":
         origin = origin.replace(day=1)
+        if month_end:  # a month-end stamp labels the bucket it ends (2000-03-31 at 3M: Jan-Mar)
+            origin = origin - pd.DateOffset(months=frequency.n - 1)
     return Grid(frequency, anchor, month_end, origin)
