@@ -686,6 +686,36 @@ def test_a_series_labelled_by_its_periods_last_days_keeps_its_labels(frequency, 
     assert sorted(forecast["timestamp"].unique()) == list(expected)
 
 
+def test_small_series_forecast_alike_whatever_their_power_of_ten() -> None:
+    # Rates of a few hundredths and the same rates ×10: the auto models fit both lifted into
+    # [100, 1000), so the forecasts differ by the factor alone. AutoTheta fitted the raw
+    # hundredths differently (its tolerances are absolute), and the ensembles differed with it.
+    rng = np.random.default_rng(11)
+    t = np.arange(20)
+    rows = []
+    for i in range(6):
+        y = 0.03 + 0.002 * i - 0.0006 * t + rng.normal(0, 0.002, 20).cumsum() / 3
+        rows += [{"item_id": f"R{i}", "timestamp": f"{1990 + k}-01-01", "demand": v}
+                 for k, v in enumerate(np.round(y, 6))]  # fmt: skip
+    small = pd.DataFrame(rows)
+    config = ForecastConfig(frequency="1Y", horizon=3, n_jobs=1)
+    out = []
+    for factor in (1, 10):
+        frame = small.assign(demand=(small["demand"] * factor).map("{:.6g}".format))
+        dataset = load_dataset(frame, config)
+        result = train(dataset, config)
+        out.append((result.weights, predict(dataset, config, result.document)))
+    (weights, forecast), (weights_10, forecast_10) = out
+    assert weights.keys() == weights_10.keys()
+    for item in weights:
+        assert weights[item].keys() == weights_10[item].keys(), item
+        np.testing.assert_allclose(list(weights[item].values()),
+                                   list(weights_10[item].values()), rtol=1e-6)  # fmt: skip
+    assert any("AutoTheta" in w for w in weights.values())
+    for column in ("p10", "p50", "p90", "mean"):
+        np.testing.assert_allclose(forecast_10[column], 10 * forecast[column], rtol=1e-6)
+
+
 def test_a_series_with_two_cycles_but_no_window_beyond_them_keeps_its_season() -> None:
     # 30 months, horizon 12: two whole years, but no backtest window whose training part holds
     # two. Its season is what its history shows, not what a window would: it is forecast by the
