@@ -24,7 +24,8 @@ all the peers' errors come from one window, the same years for every series, the
 pulled towards the fixed combination in turn (:data:`ONE_WINDOW_PRIOR`). For the final forecast
 the weights are learned again on the latest windows, the held-out ones included. On a series
 that was always above 0, a candidate whose path reaches 0 or below gives its weight to the
-others (:func:`_combine`).
+others (:func:`_combine`). A series of small numbers is fitted by the auto models multiplied by
+a power of ten (:func:`lift`): their fits should not depend on the unit the data is in.
 
 **Quantiles.** Learned from the ensemble's errors on the calibration windows, per kind of series:
 * *count data* (a target of whole numbers, never negative: units sold) more dispersed than a
