@@ -53,6 +53,7 @@ from emulation.sagemaker.forecaster.training import (
     fit_dispersion,
     is_count_data,
     learn_width,
+    lift,
     plan,
     row_losses,
     shrink,
@@ -714,6 +715,12 @@ def test_small_series_forecast_alike_whatever_their_power_of_ten() -> None:
     assert any("AutoTheta" in w for w in weights.values())
     for column in ("p10", "p50", "p90", "mean"):
         np.testing.assert_allclose(forecast_10[column], 10 * forecast[column], rtol=1e-6)
+    # the backtest's windows do not choose the power: held-out values 10⁴ times larger leave it
+    plain = small.rename(columns={"item_id": "unique_id", "demand": "y"})
+    tail = plain.groupby("unique_id").cumcount() >= 17
+    bigger = plain.assign(y=np.where(tail, plain["y"] * 1e4, plain["y"]))
+    assert lift(bigger, held=3).equals(lift(plain, held=3))
+    assert (lift(plain) == 1e4).all() and not (lift(bigger) == 1e4).all()
 
 
 def test_a_series_with_two_cycles_but_no_window_beyond_them_keeps_its_season() -> None:

@@ -531,11 +531,15 @@ def _trim(frame: pd.DataFrame, keep: int) -> pd.DataFrame:
     return frame.groupby("unique_id", sort=False).tail(keep)
 
 
-def lift(data: pd.DataFrame) -> pd.Series:
+def lift(data: pd.DataFrame, held: int = 0) -> pd.Series:
     """Per series, the power of ten its values are multiplied by for the auto models' fit (and
-    their forecasts divided by): 1 unless its mean absolute value is below :data:`SMALL`, which
-    it brings into [100, 1000)."""
-    typical = data["y"].abs().groupby(data["unique_id"], sort=False).mean()
+    their forecasts divided by): 1 unless its mean absolute value, before its last ``held``
+    values (the backtest's windows: what they hold must not choose how they are forecast), is
+    below :data:`SMALL`, which it brings into [100, 1000)."""
+    by_series = data.groupby("unique_id", sort=False)
+    known = data[by_series.cumcount() < by_series["y"].transform("size") - held]
+    typical = known["y"].abs().groupby(known["unique_id"], sort=False).mean()
+    typical = typical.reindex(by_series.size().index, fill_value=0.0)
     small = (typical > 0) & (typical < SMALL)
     power = np.floor(np.log10(typical[small]))
     factor = pd.Series(1.0, index=typical.index)
@@ -547,17 +551,18 @@ _Group = tuple[list[Any], pd.DataFrame, pd.Series | None]  # models, input, lift
 
 
 def _fitting_groups(history: pd.DataFrame, models: list[Any], regressors: list[str],
-                    recent: int) -> list[_Group]:  # fmt: skip
+                    recent: int, held: int = 0) -> list[_Group]:  # fmt: skip
     """(models, their input, the input's :func:`lift`) per statsforecast call: auto models on the
-    ``recent`` last periods, lifted where small, the regression with its regressors on twice as
-    many, the simple ones on the whole target (neither lifted: naive, drift and the intermittent
-    models are the same at any scale, and the regression's bounds are its regressors')."""
+    ``recent`` last periods, lifted where small (judged before the last ``held``), the regression
+    with its regressors on twice as many, the simple ones on the whole target (neither lifted:
+    naive, drift and the intermittent models are the same at any scale, and the regression's
+    bounds are its regressors')."""
     auto, simple, regression = _split_models(models)
     plain = history[["unique_id", "ds", "y"]]
     groups: list[_Group] = []
     if auto:
         data = _trim(plain, recent)
-        factor = lift(data)
+        factor = lift(data, held)
         if (factor != 1).any():
             # rounded far below the data's own precision: 0.030123 × 10⁴ and 0.30123 × 10³ differ
             # in their last bits, and AutoARIMA's stepwise search chose other orders for them
@@ -601,7 +606,7 @@ def _cross_validate(history: pd.DataFrame, models: list[Any], config: ForecastCo
     h = config.horizon
     parts = []
     recent = fit_window(season, h) + windows * h
-    for group, data, factor in _fitting_groups(history, models, regressors, recent):
+    for group, data, factor in _fitting_groups(history, models, regressors, recent, windows * h):
         if alias(group[0]) == "ARIMAX":
             data = _with_harmonics(data, config, season)
         sf = _statsforecast(group, grid_offset, config.n_jobs)
