@@ -113,6 +113,11 @@ class Forecast(_Strict):
         for q in value:
             if not 0.01 <= q <= 0.99:
                 raise ValueError(f"quantile {q} is outside 0.01-0.99")
+            if abs(q * 100 - round(q * 100)) > 1e-9:  # AutoML refuses p2.5 (its pattern p1…p99)
+                raise ValueError(
+                    f"quantile {q} is not a whole percent: AutoML's ForecastQuantiles are p1 to "
+                    "p99, in steps of 0.01"
+                )
         if sorted(set(value)) != value:
             raise ValueError("quantiles must be increasing and distinct")
         missing = [q for q in ENRICHED_QUANTILES if q not in value]

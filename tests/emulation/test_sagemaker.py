@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ from emulation.sagemaker.forecaster import (
     load_dataset,
     models,
     parse_frequency,
+    parse_quantiles,
     predict,
     train,
     training,
@@ -1065,15 +1067,22 @@ def test_only_the_asked_families_are_candidates() -> None:
         (lambda f: f.assign(demand=np.where(f.index == 5, "many", f["demand"])),
          "target column 'demand' has a non-numeric value 'many'"),
         (lambda f: f.assign(timestamp=np.where(f.index == 3, "2025/01/04", f["timestamp"])),
-         "not a yyyy-MM-dd"),
+         "column 'timestamp' has a value that is not a yyyy-MM-dd or yyyy-MM-dd HH:mm:ss "
+         "timestamp (data row 4: '2025/01/04')"),
+        # each value a valid timestamp, but a dataset has one format (Forecast's TimestampFormat)
+        (lambda f: f.assign(timestamp=np.where(f.index == 3, "2025-01-04 00:00:00",
+                                               f["timestamp"])),
+         "column 'timestamp' mixes yyyy-MM-dd (data row 1: '2025-01-01') and yyyy-MM-dd "
+         "HH:mm:ss (data row 4: '2025-01-04 00:00:00') timestamps"),
         (lambda f: f.drop(columns=["demand"]), "no column 'demand' named in TimeSeriesConfig"),
         (lambda f: f.assign(item_id=np.where(f.index % 50 == 7, " ", f["item_id"])),
          "item id column 'item_id' is empty in "),
     ],
-    ids=["related-short", "no-metadata", "bad-target", "bad-timestamp", "no-target", "no-item"],
+    ids=["related-short", "no-metadata", "bad-target", "bad-timestamp", "mixed-timestamps",
+         "no-target", "no-item"],
 )  # fmt: skip
 def test_input_that_breaks_aws_rules_is_refused_with_the_reason(mutate, message) -> None:
-    with pytest.raises(ForecastInputError, match=message.replace("(", r"\(")):
+    with pytest.raises(ForecastInputError, match=re.escape(message)):
         load_dataset(mutate(automl_frame()), CONFIG)
 
 
@@ -1346,6 +1355,22 @@ def test_an_objective_a_time_series_job_cannot_take_is_refused(objective, messag
 
 
 @pytest.mark.parametrize(
+    "labels",
+    [["p2.5"], ["p05"], ["mean", "p50"], ["50"], ["p0"], ["p100"], ["P50"], [50], [],
+     ["p10", "p20", "p30", "p40", "p50", "p60"]],
+    ids=["decimal", "leading-zero", "mean", "no-p", "p0", "p100", "capital", "number", "none",
+         "six"],
+)  # fmt: skip
+def test_quantiles_aws_refuses_are_refused_with_its_message(labels) -> None:
+    assert parse_quantiles(None) == (0.1, 0.5, 0.9)  # AWS's default
+    assert parse_quantiles(["p90", "p1", "p99", "p50"]) == (0.01, 0.5, 0.9, 0.99)
+    with pytest.raises(ForecastInputError, match=re.escape(
+            "at 'autoMLProblemTypeConfig.timeSeriesForecastingJobConfig.forecastQuantiles' "
+            "failed to satisfy constraint")):  # fmt: skip
+        parse_quantiles(labels)
+
+
+@pytest.mark.parametrize(
     ("criteria", "message"),
     [({"MaxCandidates": 2}, "MaxCandidates 2 is not supported for time-series"),
      ({"MaxAutoMLJobRuntimeInSeconds": 0}, "completionCriteria.maxAutoMLJobRuntimeInSeconds' "
@@ -1392,8 +1417,12 @@ def test_the_jobs_objective_is_its_final_metric_and_a_bad_one_is_refused(aws: Wo
         with pytest.raises(ClientError) as refused:
             sm.create_auto_ml_job_v2(**request, **extra)
         assert refused.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as refused:  # a quantile outside AWS's pattern, at once
+        sm.create_auto_ml_job_v2(**_job_request("fc-q", uri, role, ForecastQuantiles=["p2.5"]))
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "'p2.5'" in refused.value.response["Error"]["Message"]
     listed = sm.list_auto_ml_jobs()["AutoMLJobSummaries"]
-    assert "fc-acc" not in {j["AutoMLJobName"] for j in listed}
+    assert not {"fc-acc", "fc-q"} & {j["AutoMLJobName"] for j in listed}
 
 
 def test_a_stopped_job_ends_its_work_and_leaves_no_model(aws: World, monkeypatch) -> None:

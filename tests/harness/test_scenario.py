@@ -66,6 +66,12 @@ def test_valid_scenario_parses_with_defaults() -> None:
         (_with({"forecast.horizon": 40}), "forecast.horizon", "40", "quarter of the history"),
         (_with({"forecast.quantiles": [0.9, 0.1]}), "forecast.quantiles", None, "increasing"),
         (
+            _with({"forecast.quantiles": [0.025, 0.1, 0.5, 0.9]}),
+            "forecast.quantiles",
+            "[0.025, 0.1, 0.5, 0.9]",
+            "quantile 0.025 is not a whole percent",
+        ),
+        (
             _with({"forecast.quantiles": [0.05, 0.5, 0.95]}),
             "forecast.quantiles",
             "[0.05, 0.5, 0.95]",

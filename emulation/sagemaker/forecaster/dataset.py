@@ -63,16 +63,29 @@ class Dataset:
 
 
 def _stamps(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The column parsed in the one timestamp format its values all have. A dataset has one
+    timestamp format (Forecast's ``TimestampFormat``): a column that mixes the two is refused
+    naming a row of each, and a value in neither format naming its data row."""
     values = frame[column]
-    for fmt in TIMESTAMP_FORMATS:
-        parsed = pd.to_datetime(values, format=fmt, errors="coerce")
-        if parsed.notna().all():
-            return parsed
-    parsed = pd.to_datetime(values, format=TIMESTAMP_FORMATS[0], errors="coerce")
-    bad = values[parsed.isna()].iloc[0]
+    parsed = [pd.to_datetime(values, format=fmt, errors="coerce") for fmt in TIMESTAMP_FORMATS]
+    for each in parsed:
+        if each.notna().all():
+            return each
+    short, timed = (each.notna().to_numpy() for each in parsed)
+    neither = ~(short | timed)
+
+    def row(mask: np.ndarray) -> str:
+        at = int(np.flatnonzero(mask)[0])
+        return f"data row {at + 1}: {values.iloc[at]!r}"
+
+    if neither.any():
+        raise ForecastInputError(
+            f"ClientError: column {column!r} has a value that is not a yyyy-MM-dd or "
+            f"yyyy-MM-dd HH:mm:ss timestamp ({row(neither)})"
+        )
     raise ForecastInputError(
-        f"ClientError: column {column!r} has a value {bad!r} that is not a yyyy-MM-dd or "
-        "yyyy-MM-dd HH:mm:ss timestamp"
+        f"ClientError: column {column!r} mixes yyyy-MM-dd ({row(short)}) and yyyy-MM-dd "
+        f"HH:mm:ss ({row(timed)}) timestamps; a dataset's timestamps are all in one of the two"
     )
 
 

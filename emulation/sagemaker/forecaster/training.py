@@ -53,6 +53,7 @@ import functools
 import json
 import logging
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -191,23 +192,35 @@ class ForecastConfig:
         return parse_frequency(self.frequency)
 
 
+#: AWS's pattern for a ``ForecastQuantiles`` member (API reference, TimeSeriesForecastingJobConfig):
+#: whole percents p1…p99, at most five of them.
+QUANTILE_PATTERN = r"(^p[1-9]\d?$)"
+MAX_QUANTILES = 5
+
+
 def parse_quantiles(labels: list[str] | None) -> tuple[float, ...]:
-    if not labels:
+    """``ForecastQuantiles`` → the quantiles as fractions (AWS's p10, p50, p90 without it). A
+    list AWS's request validation refuses (a member outside ``p1``…``p99``: ``p2.5``, ``p05``,
+    ``mean``, ``50``; no member or more than five) is refused with its message, so that a
+    configuration the local run accepts is one AWS accepts too."""
+    if labels is None:
         return (0.1, 0.5, 0.9)
-    out = []
-    for label in labels:
-        if label == "mean":
-            continue
-        try:
-            value = float(str(label).lstrip("p")) / 100
-        except ValueError:
-            raise ForecastInputError(f"ForecastQuantiles value {label!r} is not pNN") from None
-        if not 0.01 <= value <= 0.99:
-            raise ForecastInputError(f"ForecastQuantiles value {label!r} is outside p1-p99")
-        out.append(value)
-    if len(out) > 5:
-        raise ForecastInputError("ForecastQuantiles allows at most 5 values")
-    return tuple(sorted(set(out)))
+    where = "'autoMLProblemTypeConfig.timeSeriesForecastingJobConfig.forecastQuantiles'"
+    bad = [label for label in labels
+           if not (isinstance(label, str) and re.fullmatch(QUANTILE_PATTERN, label))]  # fmt: skip
+    if bad:
+        raise ForecastInputError(
+            f"1 validation error detected: Value {labels!r} at {where} failed to satisfy "
+            "constraint: Member must satisfy constraint: [Member must satisfy regular expression "
+            f"pattern: {QUANTILE_PATTERN}] (not a whole percent p1-p99: {bad[0]!r})"
+        )
+    if not 1 <= len(labels) <= MAX_QUANTILES:
+        raise ForecastInputError(
+            f"1 validation error detected: Value {labels!r} at {where} failed to satisfy "
+            f"constraint: Member must have length {'greater' if not labels else 'less'} than "
+            f"or equal to {1 if not labels else MAX_QUANTILES}"
+        )
+    return tuple(sorted({int(label[1:]) / 100 for label in labels}))
 
 
 # ------------------------------------------------------------------------------- series plan
