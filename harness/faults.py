@@ -101,10 +101,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from emulation.dms import DmsSettings
 from pipeline.contracts.cdc import PRIMARY_KEYS, TABLES
+from simulator.spec import ScenarioModel
 
 logger = logging.getLogger(__name__)
 
@@ -122,11 +123,7 @@ Share = Annotated[float, Field(ge=0.0, le=1.0)]
 ThrottleRate = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KinesisFaults(_Strict):
+class KinesisFaults(ScenarioModel):
     """Throttling on the CDC stream, as a shard over its limits answers."""
 
     put_records_entries: ThrottleRate = Field(
@@ -144,7 +141,7 @@ class KinesisFaults(_Strict):
         return any((self.put_records_entries, self.put_records_calls, self.get_records_calls))
 
 
-class DmsFaults(_Strict):
+class DmsFaults(ScenarioModel):
     """DMS's at-least-once, parallel delivery."""
 
     redelivered: Share = Field(
@@ -162,7 +159,7 @@ class DmsFaults(_Strict):
         return bool(self.redelivered or self.out_of_order or self.late)
 
 
-class EventsFaults(_Strict):
+class EventsFaults(ScenarioModel):
     """EventBridge's at-least-once delivery to the workflows."""
 
     duplicate_deliveries: Share = Field(
@@ -174,7 +171,7 @@ class EventsFaults(_Strict):
         return bool(self.duplicate_deliveries)
 
 
-class GlueFaults(_Strict):
+class GlueFaults(ScenarioModel):
     """Glue runs that fail after their script has finished (a lost executor, a node taken
     back): their output is written and the run says ``FAILED``."""
 
@@ -188,7 +185,7 @@ class GlueFaults(_Strict):
         return any(self.failed_runs.values())
 
 
-class SageMakerFaults(_Strict):
+class SageMakerFaults(ScenarioModel):
     """AutoML jobs that fail as SageMaker's internal errors make them fail."""
 
     failed_automl_jobs: int = Field(
@@ -200,7 +197,7 @@ class SageMakerFaults(_Strict):
         return bool(self.failed_automl_jobs)
 
 
-class FlinkFaults(_Strict):
+class FlinkFaults(ScenarioModel):
     """The anomaly job dies mid-stream (a lost task manager, a host taken back) and Managed Flink
     starts it again from its latest snapshot."""
 
@@ -234,7 +231,7 @@ DriftType = Literal["STRING", "INT64"]
 _IDENTIFIER = r"^[a-z_][a-z0-9_]{0,62}$"
 
 
-class NewColumn(_Strict):
+class NewColumn(ScenarioModel):
     """``ALTER TABLE … ADD COLUMN``: a nullable column, filled for ``filled`` of the rows."""
 
     name: str = Field(pattern=_IDENTIFIER)
@@ -242,14 +239,14 @@ class NewColumn(_Strict):
     filled: Share = Field(default=0.3, description="share of later rows that carry a value")
 
 
-class TypeChange(_Strict):
+class TypeChange(ScenarioModel):
     """``ALTER TABLE … MODIFY column type``: later rows carry the column in its new type."""
 
     column: str = Field(pattern=_IDENTIFIER)
     type: DriftType = "STRING"
 
 
-class SchemaDrift(_Strict):
+class SchemaDrift(ScenarioModel):
     """DDL on a replicated table during the window, as DMS delivers it."""
 
     table: str = Field(default="sales", description="the replicated table that is altered")
@@ -295,7 +292,7 @@ class SchemaDrift(_Strict):
         return self
 
 
-class WorldFaults(_Strict):
+class WorldFaults(ScenarioModel):
     """The local world's endpoint restarts mid-window, keeping its state."""
 
     restarts: int = Field(
@@ -313,7 +310,7 @@ class WorldFaults(_Strict):
         return bool(self.restarts)
 
 
-class BadRecords(_Strict):
+class BadRecords(ScenarioModel):
     """Broken records among the real ones: ``rate`` of the window's records, at least one of
     each kind listed, the kinds taking turns."""
 
@@ -330,7 +327,7 @@ class BadRecords(_Strict):
         return value
 
 
-class Faults(_Strict):
+class Faults(ScenarioModel):
     """The ``faults:`` section of a scenario; absent, nothing is injected."""
 
     kinesis: KinesisFaults = KinesisFaults()

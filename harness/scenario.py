@@ -18,8 +18,6 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -30,7 +28,7 @@ from pydantic import (
 from emulation.dms import DmsSettings
 from harness.faults import Faults
 from pipeline.contracts.periods import FIRST_DAY, LAST_DAY, forecast_end, whole_periods
-from simulator.spec import MAX_GRID_CELLS, Calendar, Catalog, Source, WorldSpec
+from simulator.spec import MAX_GRID_CELLS, Calendar, Catalog, ScenarioModel, Source, WorldSpec
 
 SCENARIO_DIR_ENV = "DFP_SCENARIO_DIR"
 DEFAULT_SCENARIO = "smoke"
@@ -79,15 +77,11 @@ def _clip(text: str, limit: int = 200) -> str:
 _NO_VALUE = object()
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
 #: The quantiles the ``forecast_enriched`` table (and so Athena and the web page) carries.
 ENRICHED_QUANTILES = (0.1, 0.5, 0.9)
 
 
-class Forecast(_Strict):
+class Forecast(ScenarioModel):
     # The periods the ETL builds from daily sales (pipeline.contracts.periods).
     frequency: Literal["D", "W", "M", "3M", "Y"] = "D"
     horizon: int = Field(default=14, ge=1, le=500)
@@ -129,7 +123,7 @@ class Forecast(_Strict):
         return value
 
 
-class Expectation(_Strict):
+class Expectation(ScenarioModel):
     """A bound on one value of ``summary.json``, addressed by a dotted path."""
 
     path: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-\[\]\.]+)*$")

@@ -7,9 +7,16 @@ embeds them, so a scenario file is validated against exactly what the simulator 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.contracts.cdc import CAMPAIGNS, PRODUCTS, SALES
 
@@ -20,11 +27,61 @@ MAX_GRID_CELLS = 40_000_000
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-class _Strict(BaseModel):
+def _admits(annotation: Any, kind: type) -> bool:
+    """Whether a field's type takes ``kind`` anywhere in it (``bool | int``, ``list[bool]``,
+    ``Literal[True]``, ``Any``; of a mapping, its values)."""
+    if annotation is kind or annotation is Any:
+        return True
+    if get_origin(annotation) is Literal:
+        return any(isinstance(arg, kind) for arg in get_args(annotation))
+    if get_origin(annotation) is dict:  # what its values take
+        return _admits(get_args(annotation)[1], kind)
+    return any(_admits(arg, kind) for arg in get_args(annotation))
+
+
+def _booleans_in(value: Any, mappings: bool) -> bool:
+    """A boolean in the value, in its lists, and in its mappings where the field is a mapping
+    (``failed_runs: {job: 1}``); a section's mapping is checked by the section itself."""
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, list | tuple):
+        return any(_booleans_in(v, mappings) for v in value)
+    return (
+        mappings and isinstance(value, dict) and any(_booleans_in(v, True) for v in value.values())
+    )
+
+
+def _is_mapping(annotation: Any) -> bool:
+    return get_origin(annotation) is dict or any(_is_mapping(a) for a in get_args(annotation))
+
+
+class ScenarioModel(BaseModel):
+    """The base of every scenario section: unknown keys are refused, and so is a YAML boolean
+    where a number or a text is meant.
+
+    Why the second: pydantic reads ``True`` as the number 1 (and ``1.0``), and YAML 1.1 reads
+    ``yes``, ``no``, ``on`` and ``off`` as booleans. So ``products: yes`` would make a
+    one-product world, and ``catalog: {products: on}`` would pass every check that 1 passes; a
+    text field would say only that it wants a string. The message says what YAML did.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number_or_text(cls, value: Any, info: ValidationInfo) -> Any:
+        annotation = cls.model_fields[info.field_name].annotation
+        if not _booleans_in(value, _is_mapping(annotation)):
+            return value
+        if _admits(annotation, bool):
+            return value
+        yaml = "YAML reads true/false, yes/no and on/off as booleans"
+        if _admits(annotation, str):
+            raise ValueError(f"a boolean where a text is meant ({yaml}; quote it to mean the text)")
+        raise ValueError(f"a boolean where a number is meant ({yaml})")
 
-class Catalog(_Strict):
+
+class Catalog(ScenarioModel):
     """The product catalog."""
 
     products: int = Field(ge=1, le=200_000)
@@ -47,7 +104,7 @@ class Catalog(_Strict):
         return self
 
 
-class Calendar(_Strict):
+class Calendar(ScenarioModel):
     """The simulated clock: history (bulk-loaded) then the streaming window."""
 
     start: dt.date
@@ -64,7 +121,7 @@ class Calendar(_Strict):
         return self
 
 
-class Campaigns(_Strict):
+class Campaigns(ScenarioModel):
     per_month: float = Field(default=2.0, ge=0.0, le=1_000.0)
     discount_min: float = Field(default=0.05, gt=0.0, lt=1.0)
     discount_max: float = Field(default=0.4, gt=0.0, lt=1.0)
@@ -82,7 +139,7 @@ class Campaigns(_Strict):
         return self
 
 
-class Anomalies(_Strict):
+class Anomalies(ScenarioModel):
     rate: Share = Field(default=0.01, description="share of product-days in the window hit")
     types: list[Literal["spike", "drop", "price_glitch", "duplicate_burst"]] = Field(
         default_factory=lambda: list(ANOMALY_TYPES), min_length=1
@@ -96,14 +153,14 @@ class Anomalies(_Strict):
         return value
 
 
-class Ecommerce(_Strict):
+class Ecommerce(ScenarioModel):
     """The optional path where the web shop puts its own order events on the CDC stream."""
 
     direct_events: bool = False
     channels: list[Literal["web", "app"]] = Field(default_factory=lambda: ["web"], min_length=1)
 
 
-class Stores(_Strict):
+class Stores(ScenarioModel):
     """Locations: physical stores in regions and, optionally, one web location.
 
     Without this section the world has no locations (sales carry no store). With it, demand is
@@ -134,7 +191,7 @@ class Stores(_Strict):
         return self
 
 
-class WorldSpec(_Strict):
+class WorldSpec(ScenarioModel):
     """Everything the simulator needs: one seed, the catalog, the clock, campaigns, anomalies."""
 
     seed: int = Field(ge=0, le=2**63 - 1)
@@ -158,7 +215,7 @@ PRODUCT_ATTRIBUTES = ("name", "category", "brand", "price_tier", "list_price")
 UNIX_FORMATS = {"unix": "s", "unix_ms": "ms"}
 
 
-class SourceTable(_Strict):
+class SourceTable(ScenarioModel):
     """One table of the user's data: a CSV or Parquet file and how its columns map to ours.
 
     ``columns`` maps a contract column to the file's column, or to a list of the file's columns
@@ -205,7 +262,7 @@ class SourceTable(_Strict):
         return value
 
 
-class Source(_Strict):
+class Source(ScenarioModel):
     """Replay the user's own tables (or a shipped public dataset) instead of simulating a world.
 
     The last ``stream_days`` days of sales are streamed change by change; everything before is

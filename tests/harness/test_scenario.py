@@ -107,6 +107,44 @@ def test_invalid_scenarios_name_file_key_and_value(text, path, value, message) -
     assert message in text_of_error
 
 
+@pytest.mark.parametrize(
+    ("line", "path", "value", "wanted"),
+    [
+        ("catalog: {products: yes, categories: 2}", "catalog.products", "True", "a number"),
+        ("anomalies: {rate: on}", "anomalies.rate", "True", "a number"),
+        ("forecast: {horizon: 7, quantiles: [0.1, true, 0.9]}", "forecast.quantiles",
+         "[0.1, True, 0.9]", "a number"),
+        ("faults: {kinesis: {put_records_entries: on}}", "faults.kinesis.put_records_entries",
+         "True", "a number"),
+        ("faults: {glue: {failed_runs: {forecast-input: yes}}}", "faults.glue.failed_runs",
+         "{'forecast-input': True}", "a number"),
+        ("anomalies: {types: [spike, off]}", "anomalies.types", "['spike', False]", "a text"),
+        ("description: no", "description", "False", "a text"),
+    ],
+)  # fmt: skip
+def test_a_yaml_boolean_where_a_number_or_text_is_meant_is_refused(line, path, value, wanted):
+    """YAML 1.1 reads yes/no/on/off as booleans and pydantic reads True as 1: ``products: yes``
+    would otherwise make a one-product world."""
+    key = line.split(":")[0]  # the line replaces VALID's own line of that key
+    text = "\n".join(kept for kept in VALID.strip().splitlines() if not kept.startswith(key + ":"))
+    with pytest.raises(ScenarioError) as error:
+        parse_scenario(text + "\n" + line + "\n", "scenarios/broken.yaml")
+    assert [p for p, _, _ in error.value.problems] == [path], str(error.value)
+    assert f"scenarios/broken.yaml: {path} = {value}: a boolean where {wanted} is meant" in str(
+        error.value
+    )
+
+
+def test_a_yaml_boolean_where_a_boolean_is_meant_is_read() -> None:
+    scenario = parse_scenario(
+        VALID + "dms: {include_transaction_details: yes}\n"
+        "expectations: [{path: reconciliation.ok, equals: yes}]\n",
+        "tiny.yaml",
+    )
+    assert scenario.dms.include_transaction_details is True
+    assert scenario.expectations[0].equals is True
+
+
 def test_a_horizon_is_judged_against_the_whole_periods_the_etl_builds() -> None:
     weekly = {"forecast.frequency": "W", "forecast.horizon": 1, "calendar.history_days": 28,
               "calendar.stream_days": 1}  # fmt: skip
