@@ -495,15 +495,16 @@ def _statsforecast(models: list[Any], freq: Any, n_jobs: int) -> Any:
 
 # The job may train in a thread of the world's server, where a ``catch_warnings`` block is undone
 # by any other thread leaving its own (the filters are process state): statsforecast's and
-# mlforecast's own warnings (per series: a series the global model's lags drop, null lag values
-# in its first rows, which the job fills and reports itself) are ignored for the whole process
-# as well. Only they are; other warnings still show.
+# mlforecast's own warnings, and those of utilsforecast, the helpers both call (per series: a
+# series the global model's lags drop, null lag values in its first rows, which the job fills and
+# reports itself) are ignored for the whole process as well. Only they are; other warnings still
+# show. (pyproject.toml gives pytest the same filter.)
 # statsmodels, which statsforecast's ARIMA calls, inserts "always" filters for its model warnings
 # (a rank-deficient regression's ``SingularMatrixWarning``, once per series) at the front when it
 # is first imported: imported first, they stay behind this one.
 import statsmodels.tools.sm_exceptions  # noqa: E402,F401
 
-warnings.filterwarnings("ignore", module=r"(statsforecast|mlforecast)(\.|$)")
+warnings.filterwarnings("ignore", module=r"(statsforecast|mlforecast|utilsforecast)(\.|$)")
 
 
 def _quiet(function: Callable) -> Callable:
