@@ -78,7 +78,9 @@ class ScenarioModel(BaseModel):
         yaml = "YAML reads true/false, yes/no and on/off as booleans"
         if _admits(annotation, str):
             raise ValueError(f"a boolean where a text is meant ({yaml}; quote it to mean the text)")
-        raise ValueError(f"a boolean where a number is meant ({yaml})")
+        if _admits(annotation, int) or _admits(annotation, float):
+            raise ValueError(f"a boolean where a number is meant ({yaml})")
+        return value  # a section or a date: pydantic's own message says what is meant
 
 
 class Catalog(ScenarioModel):

@@ -88,6 +88,8 @@ def test_valid_scenario_parses_with_defaults() -> None:
         ),
         (_with({"stores": {"count": 2, "regions": 3}}), "stores", None, "cannot exceed count"),
         (_with({"stores": {"count": 0}}), "stores.count", "0", "greater than or equal"),
+        # a boolean where a section is meant: not taken for a number or a text
+        (_with({"stores": True}), "stores", "True", "valid dictionary or instance of Stores"),
         (
             _with({"catalog.products": 200_000, "stores": {"count": 400}}),
             "stores",
