@@ -48,6 +48,10 @@ class Parity:
     items: int
     points: int
     totals: pd.DataFrame  # date, actual, <name>_p50 …: the aggregate series for the plot
+    #: What was not scored, so that a comparison on a part is seen as one: per export its rows,
+    #: those scored, those whose series and date the other export lacks, those without an actual,
+    #: and its forecast columns the other lacks (``only_columns``).
+    left_out: dict[str, dict[str, Any]] | None = None
 
     def table(self) -> list[dict[str, Any]]:
         """One row per metric: both values and the difference (second minus first)."""
@@ -70,6 +74,7 @@ class Parity:
                 "points": self.points,
                 "metrics": self.metrics,
                 "table": self.table(),
+                "left_out": self.left_out,
             },
             indent=2,
             sort_keys=True,
@@ -222,8 +227,14 @@ def compare(
     quantiles = sorted(float(c[1:]) / 100 for c in types if c != "mean")
     if not quantiles:
         raise ParityInputError("the two exports share no quantile column (p10, p50, …)")
-    dims = [c for c in first.columns if c in second.columns and c not in ("item_id", "date")
-            and c not in types and not _QUANTILE.match(c) and c != "mean"]  # fmt: skip
+    by = [[c for c in export.columns if c not in ("item_id", "date")
+           and not _QUANTILE.match(c) and c != "mean"] for export in (first, second)]  # fmt: skip
+    if by[0] != by[1]:
+        raise ParityInputError(
+            f"{names[0]} is by {', '.join(['item_id', *by[0]])} and {names[1]} by "
+            f"{', '.join(['item_id', *by[1]])}: the exports must forecast the same series"
+        )
+    dims = by[0]
     missing = [d for d in dims if d not in actuals.columns]
     if missing:
         raise ParityInputError(f"the exports are by {missing[0]}; the actuals have no "
@@ -232,6 +243,10 @@ def compare(
     both = first[keys + types].merge(second[keys + types], on=keys, suffixes=("#1", "#2"))
     actual = actuals.rename(columns={"timestamp": "date"})
     scored = both.merge(actual[[*keys, "target_value"]], on=keys)
+    left_out = {
+        name: _left_out(mine, theirs, actual, keys, len(scored))
+        for name, mine, theirs in ((names[0], first, second), (names[1], second, first))
+    }
     if scored.empty:
         raise ParityInputError(
             f"no ({', '.join(keys)}) is in both exports and the actuals: nothing to compare"
@@ -262,7 +277,23 @@ def compare(
         items=int(scored["item_id"].nunique()),
         points=len(scored),
         totals=totals.reset_index(),
+        left_out=left_out,
     )
+
+
+def _left_out(
+    mine: pd.DataFrame, theirs: pd.DataFrame, actual: pd.DataFrame, keys: list[str], scored: int
+) -> dict[str, Any]:
+    """One export's rows that were not scored, by reason, and its columns the other lacks."""
+    shared = mine[keys].merge(theirs[keys], on=keys)
+    return {
+        "rows": len(mine),
+        "scored": scored,
+        "not_in_the_other_export": len(mine) - len(shared),
+        "without_an_actual": len(shared) - scored,
+        "only_columns": [c for c in mine.columns if c not in theirs.columns
+                         and (_QUANTILE.match(c) or c == "mean")],
+    }  # fmt: skip
 
 
 def _series(frame: pd.DataFrame, dims: list[str]) -> pd.Series:

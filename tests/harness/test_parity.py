@@ -156,6 +156,70 @@ def test_exports_by_store_are_scored_per_item_and_store(tmp_path: Path) -> None:
         compare(first, second, read_actuals(tmp_path / "actuals.csv").drop(columns="store_id"))
 
 
+def test_what_was_not_scored_is_counted_by_reason_and_said(tmp_path: Path) -> None:
+    """A comparison on part of the exports is seen as one: rows of series or dates the other
+    export lacks, rows past the actuals, and forecast columns only one export has."""
+    actuals = _actuals()
+    local = _export(actuals, 1.0)  # A and B, the last 7 days: 14 rows
+    extra = pd.DataFrame(
+        {"item_id": "C", "date": local["date"].iloc[:3], "p10": 1.0, "p50": 2.0, "p90": 3.0}
+    )  # an item only this export has
+    later = local.tail(2).assign(date=["2025-03-15T00:00:00Z", "2025-03-16T00:00:00Z"])
+    other = pd.concat([local, extra, later], ignore_index=True).drop(columns="p90")
+    for frame, name in ((local, "local.csv"), (other, "other.csv"), (actuals, "actuals.csv")):
+        frame.to_csv(tmp_path / name, index=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["parity", str(tmp_path / "local.csv"),
+                                 str(tmp_path / "other.csv"), "--actuals",
+                                 str(tmp_path / "actuals.csv"), "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    left_out = json.loads((out / "parity.json").read_text())["left_out"]
+    assert left_out["local"] == {"rows": 14, "scored": 14, "not_in_the_other_export": 0,
+                                 "without_an_actual": 0, "only_columns": ["p90"]}  # fmt: skip
+    assert left_out["other"] == {"rows": 19, "scored": 14, "not_in_the_other_export": 5,
+                                 "without_an_actual": 0, "only_columns": []}  # fmt: skip
+    said = " ".join(result.output.split())
+    assert "local: 14 of 14 rows scored; its p90 not compared (the other lacks them)" in said
+    assert "other: 14 of 19 rows scored; 5 not in the other export" in said
+    # Rows both exports have, past the actuals' last day, are counted as such.
+    actuals[actuals["timestamp"] < "2025-03-14"].to_csv(tmp_path / "actuals.csv", index=False)
+    result = runner.invoke(app, ["parity", str(tmp_path / "local.csv"),
+                                 str(tmp_path / "other.csv"), "--actuals",
+                                 str(tmp_path / "actuals.csv"), "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    left_out = json.loads((out / "parity.json").read_text())["left_out"]
+    assert left_out["local"]["without_an_actual"] == 2 and left_out["local"]["scored"] == 12
+
+
+def test_exports_of_other_series_are_refused_naming_both(tmp_path: Path) -> None:
+    from harness.parity import ParityInputError, compare, read_actuals, read_export
+
+    actuals = _actuals().assign(store_id="S1")
+    by_store = _export(actuals, 1.0).assign(store_id="S1")
+    by_store = by_store[["item_id", "store_id", "date", "p10", "p50", "p90"]]
+    by_store.to_csv(tmp_path / "by_store.csv", index=False)
+    _export(actuals, 1.0).to_csv(tmp_path / "by_item.csv", index=False)
+    actuals.to_csv(tmp_path / "actuals.csv", index=False)
+    with pytest.raises(
+        ParityInputError,
+        match="local is by item_id, store_id and other by "
+        "item_id: the exports must forecast the same",
+    ):
+        compare(read_export(tmp_path / "by_store.csv"), read_export(tmp_path / "by_item.csv"),
+                read_actuals(tmp_path / "actuals.csv"))  # fmt: skip
+
+
+def test_point_metrics_of_another_quantile_are_said_to_be(tmp_path: Path) -> None:
+    local, aws, actuals = _write(tmp_path)
+    pd.read_csv(aws).drop(columns="p50").to_csv(aws, index=False)
+    result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals),
+                                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "WAPE, RMSE, MASE and MAPE are of the p10 forecast" in said
+    assert "local: 14 of 14 rows scored; its p50 not compared" in said
+
+
 def _monthly(tmp: Path) -> tuple[Path, Path, Path]:
     """Three years of a yearly cycle with a trend: a lag of 12 months and a lag of 1 give MASE
     different scales (12 a month against the cycle's swings)."""
