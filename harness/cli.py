@@ -396,15 +396,17 @@ def parity(
         table.add_row(row["metric"], *(cell(row[k]) for k in (*result.names, "difference")))
     Console().print(table)
     for name, part in (result.left_out or {}).items():
-        reasons = [f"{part['not_in_the_other_export']} not in the other export" if
-                   part["not_in_the_other_export"] else "",
-                   f"{part['without_an_actual']} without an actual" if part["without_an_actual"]
-                   else "",
-                   f"its {', '.join(part['only_columns'])} not compared (the other lacks them)"
-                   if part["only_columns"] else ""]  # fmt: skip
-        if any(reasons):
+        reasons = []
+        if part["not_in_the_other_export"]:
+            reasons.append(f"{part['not_in_the_other_export']} not in the other export")
+        if part["without_an_actual"]:
+            reasons.append(f"{part['without_an_actual']} without an actual")
+        if part["only_columns"]:
+            reasons.append(f"its {', '.join(part['only_columns'])} not compared (the other "
+                           "lacks them)")  # fmt: skip
+        if reasons:
             console.print(Text(f"{name}: {part['scored']} of {part['rows']} rows scored; "
-                               + "; ".join(r for r in reasons if r)))  # fmt: skip
+                               + "; ".join(reasons)))  # fmt: skip
     point = result.metrics[result.names[0]].get("point_forecast_type")
     if point not in ("mean", "0.5", None):
         console.print(Text(f"WAPE, RMSE, MASE and MAPE are of the p{float(point) * 100:g} "

@@ -244,7 +244,7 @@ def compare(
     actual = actuals.rename(columns={"timestamp": "date"})
     scored = both.merge(actual[[*keys, "target_value"]], on=keys)
     left_out = {
-        name: _left_out(mine, theirs, actual, keys, len(scored))
+        name: _left_out(mine, theirs, keys, len(scored))
         for name, mine, theirs in ((names[0], first, second), (names[1], second, first))
     }
     if scored.empty:
@@ -282,7 +282,7 @@ def compare(
 
 
 def _left_out(
-    mine: pd.DataFrame, theirs: pd.DataFrame, actual: pd.DataFrame, keys: list[str], scored: int
+    mine: pd.DataFrame, theirs: pd.DataFrame, keys: list[str], scored: int
 ) -> dict[str, Any]:
     """One export's rows that were not scored, by reason, and its columns the other lacks."""
     shared = mine[keys].merge(theirs[keys], on=keys)
