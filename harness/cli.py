@@ -395,7 +395,7 @@ def parity(
     for row in result.table():
         table.add_row(row["metric"], *(cell(row[k]) for k in (*result.names, "difference")))
     Console().print(table)
-    for name, part in (result.left_out or {}).items():
+    for name, part in result.left_out.items():
         reasons = []
         if part["not_in_the_other_export"]:
             reasons.append(f"{part['not_in_the_other_export']} not in the other export")

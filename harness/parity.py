@@ -51,7 +51,7 @@ class Parity:
     #: What was not scored, so that a comparison on a part is seen as one: per export its rows,
     #: those scored, those whose series and date the other export lacks, those without an actual,
     #: and its forecast columns the other lacks (``only_columns``).
-    left_out: dict[str, dict[str, Any]] | None = None
+    left_out: dict[str, dict[str, Any]]
 
     def table(self) -> list[dict[str, Any]]:
         """One row per metric: both values and the difference (second minus first)."""
