@@ -609,11 +609,13 @@ def per_series(forecast: pd.DataFrame, test: pd.DataFrame, history: pd.DataFrame
     for q in QUANTILES:
         p = joined[f"p{round(q * 100)}"].to_numpy(dtype=float)
         ql += 2 * (q * np.maximum(y - p, 0) + (1 - q) * np.maximum(p - y, 0)) / len(QUANTILES)
+    # sMAPE's 0/0 (a 0 forecast of a 0) is 0; no constant added to the denominator, which
+    # would count for something at values of 10⁻¹³
+    both = np.abs(f) + np.abs(y)
+    smape = np.divide(200 * np.abs(f - y), both, out=np.zeros(len(y)), where=both > 0)
     parts = pd.DataFrame({
         "unique_id": joined["unique_id"].to_numpy(),
-        "abs_err": np.abs(f - y), "abs_y": np.abs(y), "ql": ql, "points": 1.0,
-        "smape": np.where(np.abs(f) + np.abs(y) > 0,
-                          200 * np.abs(f - y) / (np.abs(f) + np.abs(y) + 1e-12), 0),
+        "abs_err": np.abs(f - y), "abs_y": np.abs(y), "ql": ql, "points": 1.0, "smape": smape,
         "scaled": np.abs(f - y) / joined["unique_id"].map(scales).to_numpy(),
         "covered": ((y >= joined["p10"]) & (y <= joined["p90"])).to_numpy(dtype=float),
     })  # fmt: skip

@@ -161,6 +161,24 @@ def test_stacking_finds_the_combination_that_made_the_target() -> None:
     assert "C" not in weights  # a noisy copy earns nothing
 
 
+@pytest.mark.parametrize("objective", ["AverageWeightedQuantileLoss", "WAPE", "MAPE"])
+@pytest.mark.parametrize("unit", [1e-9, 1e15])
+def test_stacking_finds_the_same_combination_in_any_unit(objective: str, unit: float) -> None:
+    """HiGHS refuses a coefficient of 10¹⁵ or more: the programme is solved in each item's
+    scale, so series of that size are stacked as any others (they got equal weights)."""
+    rng = np.random.default_rng(7)
+    a, b, noise = rng.normal(50, 10, 400), rng.normal(20, 5, 400), rng.normal(0, 30, 400)
+    rows = pd.DataFrame({"unique_id": np.repeat(["X", "Y"], 200), "y": 0.7 * a + 0.3 * b,
+                         "A": a, "B": b, "C": 0.7 * a + 0.3 * b + noise})  # fmt: skip
+    values = ["y", "A", "B", "C"]
+    scaled = rows.assign(**{c: rows[c] * unit for c in values})
+    scales = {"X": 4.0 * unit, "Y": 9.0 * unit}
+    weights = stacked_weights(scaled, ["A", "B", "C"], scales, objective)
+    assert weights["A"] == pytest.approx(0.7, abs=1e-6)
+    assert weights["B"] == pytest.approx(0.3, abs=1e-6)
+    assert "C" not in weights
+
+
 def test_an_items_weights_lean_on_its_peers_the_less_evidence_it_has() -> None:
     own, peers = {"AutoETS": 1.0}, {"AutoTheta": 0.75, "AutoETS": 0.25}
     little = shrink(own, peers, points=7, prior_points=70)
@@ -309,6 +327,24 @@ def test_the_dispersion_fitted_is_the_one_the_counts_were_drawn_with() -> None:
         fitted, power = fit_dispersion(y, mu)
         assert fitted == pytest.approx(size, rel=0.1)
         assert power == 0.0  # one size drawn: none growing with the level
+
+
+def test_the_dispersion_fitted_is_the_same_at_any_level() -> None:
+    """Whole numbers of any size are counts here (a turnover in cents): errors of 3 % of the
+    level must give one size however large the level. The log-gamma form of the likelihood lost
+    it at 10¹⁵ (a size of 0.49: a band about as wide as the level)."""
+    rng = np.random.default_rng(5)
+    unit = rng.uniform(1, 2, 2_000)
+    noise = 1 + 0.03 * rng.standard_normal(2_000)
+    sizes = {}
+    for level in (1e9, 1e15, 1e17):
+        mu = level * unit
+        size, power = fit_dispersion(np.round(mu * noise), mu)
+        assert power == 0.0
+        sizes[level] = size
+    assert sizes[1e9] == pytest.approx(1 / 0.03**2, rel=0.1)  # variance (3 % of μ)²
+    assert sizes[1e15] == pytest.approx(sizes[1e9], rel=0.02)
+    assert sizes[1e17] == pytest.approx(sizes[1e9], rel=0.02)
 
 
 def test_a_size_growing_with_the_level_is_kept_only_where_the_counts_bear_it_out() -> None:
