@@ -244,7 +244,7 @@ def compare(
     actual = actuals.rename(columns={"timestamp": "date"})
     scored = both.merge(actual[[*keys, "target_value"]], on=keys)
     left_out = {
-        name: _left_out(mine, theirs, keys, len(scored))
+        name: _left_out(mine, theirs, len(both), len(scored))
         for name, mine, theirs in ((names[0], first, second), (names[1], second, first))
     }
     if scored.empty:
@@ -281,16 +281,14 @@ def compare(
     )
 
 
-def _left_out(
-    mine: pd.DataFrame, theirs: pd.DataFrame, keys: list[str], scored: int
-) -> dict[str, Any]:
-    """One export's rows that were not scored, by reason, and its columns the other lacks."""
-    shared = mine[keys].merge(theirs[keys], on=keys)
+def _left_out(mine: pd.DataFrame, theirs: pd.DataFrame, shared: int, scored: int) -> dict[str, Any]:
+    """One export's rows that were not scored, by reason, and its columns the other lacks.
+    ``shared``: rows of series and dates both exports have (one row each: repeats are refused)."""
     return {
         "rows": len(mine),
         "scored": scored,
-        "not_in_the_other_export": len(mine) - len(shared),
-        "without_an_actual": len(shared) - scored,
+        "not_in_the_other_export": len(mine) - shared,
+        "without_an_actual": shared - scored,
         "only_columns": [c for c in mine.columns if c not in theirs.columns
                          and (_QUANTILE.match(c) or c == "mean")],
     }  # fmt: skip
