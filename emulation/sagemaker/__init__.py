@@ -4,7 +4,9 @@ moto answers ``CreateAutoMLJobV2`` and ``CreateTransformJob`` with fixed placeho
 embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.forecaster`):
 
 * ``create_auto_ml_job_v2`` with a ``TimeSeriesForecastingJobConfig`` checks the request
-  (``ValidationException`` for an unknown frequency, bad quantiles or horizon), then trains in the
+  (``ValidationException`` for an unknown frequency, bad quantiles or horizon, an input channel a
+  time-series job does not take: :func:`training_channel`), reads its CSV or Parquet input
+  (:func:`read_input`), then trains in the
   background: ``describe_auto_ml_job_v2`` reports ``InProgress`` → ``Completed`` with a
   ``BestCandidate`` carrying the real backtest metrics (``CandidateMetrics``), its artifact
   locations and an inference container whose ``ModelDataUrl`` is the model, or ``Failed`` with the
@@ -29,7 +31,8 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
 
 Not emulated: other problem types, the secondary statuses of AutoML's stages (a job in progress
 is ``TrainingModels`` throughout), explainability reports, candidate notebooks, instance types and
-counts, ``SplitType``/``BatchStrategy`` (the whole input is one request), transform jobs on models
+counts, ``SplitType``/``BatchStrategy`` (the whole input is one request), a transform input's
+``ContentType`` (read as CSV, as AWS's batch-forecasting guide sends it), transform jobs on models
 that did not come from this forecaster, stopping transform jobs.
 """
 
@@ -212,8 +215,61 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def read_csv_input(s3: Any, uri: str) -> tuple[pd.DataFrame, str]:
-    """Every CSV object under the prefix, as strings; and the first object's file name."""
+#: The input formats a time-series job takes (``AutoMLJobChannel.ContentType``).
+CSV = "text/csv;header=present"
+PARQUET = "x-application/vnd.amazon+parquet"
+_NO_SPLIT = "Autopilot splits a time-series job's input into training and validation itself"
+
+
+def training_channel(channels: Any, data_split: Any = None) -> tuple[str, str]:
+    """The time-series job's one training channel, checked as ``CreateAutoMLJobV2`` checks it:
+    its ``S3Uri`` and ``ContentType`` (:data:`CSV` when not given). A time-series job takes an
+    ``S3Prefix`` of CSV or Parquet, uncompressed, and no ``DataSplitConfig`` or validation
+    channel; anything else is a ``ValidationException`` here rather than an input misread."""
+    if data_split:
+        raise ForecastInputError(
+            f"ValidationException: DataSplitConfig must not be set for the time-series "
+            f"forecasting problem type: {_NO_SPLIT}"
+        )
+    if not isinstance(channels, list) or not channels:
+        raise ForecastInputError("ValidationException: AutoMLJobInputDataConfig needs a channel")
+    kinds = [c.get("ChannelType", "training") for c in channels]
+    if "validation" in kinds:
+        raise ForecastInputError(
+            f"ValidationException: a validation channel is not taken by the time-series "
+            f"forecasting problem type: {_NO_SPLIT}"
+        )
+    if len(channels) > 1:
+        raise ForecastInputError(
+            f"ValidationException: AutoMLJobInputDataConfig has {len(channels)} training "
+            "channels; a time-series job takes one (an S3 prefix may hold many files)"
+        )
+    channel = channels[0]
+    source = (channel.get("DataSource") or {}).get("S3DataSource") or {}
+    if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+        raise ForecastInputError(
+            f"ValidationException: S3DataType {source['S3DataType']!r} is not supported for "
+            "the time-series forecasting problem type: S3Prefix only"
+        )
+    compression = channel.get("CompressionType", "None")
+    if compression != "None":
+        raise ForecastInputError(
+            f"ValidationException: CompressionType {compression!r} is allowed for tabular "
+            "data only; a time-series job's input is uncompressed (None)"
+        )
+    given = channel.get("ContentType")
+    content = CSV if given is None else given.replace(" ", "").lower()
+    if content not in (CSV, PARQUET):
+        raise ForecastInputError(
+            f"ValidationException: ContentType {given!r} is not one the time-series "
+            f"forecasting problem type takes: {CSV} or {PARQUET}"
+        )
+    return source.get("S3Uri", ""), content
+
+
+def read_input(s3: Any, uri: str, content: str = CSV) -> tuple[pd.DataFrame, str]:
+    """Every object under the prefix, CSV or Parquet (``content``), as text: the forecaster
+    reads both the same way. Also the first object's file name."""
     bucket, prefix = _split(uri)
     keys = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -224,20 +280,75 @@ def read_csv_input(s3: Any, uri: str) -> tuple[pd.DataFrame, str]:
     frames = []
     for key in keys:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        where = f"s3://{bucket}/{key}"
+        if content == PARQUET:
+            frames.append(_parquet_as_text(body, where))
+            continue
         try:
             frames.append(pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False))
         except Exception as exc:  # pandas names the parse problem
-            raise ForecastInputError(
-                f"ClientError: s3://{bucket}/{key} is not CSV: {exc}"
-            ) from None
+            raise ForecastInputError(f"ClientError: {where} is not CSV: {exc}") from None
     header = list(frames[0].columns)
+    what = "columns" if content == PARQUET else "header"
     for key, frame in zip(keys, frames, strict=True):
         if list(frame.columns) != header:
             raise ForecastInputError(
-                f"ClientError: s3://{bucket}/{key} has header {list(frame.columns)}, "
+                f"ClientError: s3://{bucket}/{key} has {what} {list(frame.columns)}, "
                 f"the first file has {header}"
             )
     return pd.concat(frames, ignore_index=True), keys[0].rsplit("/", 1)[-1]
+
+
+def _parquet_as_text(body: bytes, where: str) -> pd.DataFrame:
+    """A Parquet object's columns as the text a CSV of them holds (empty for null), so that one
+    reader validates both: numbers as numbers print, dates ``yyyy-MM-dd``, timestamps
+    ``yyyy-MM-dd HH:mm:ss``. A timestamp in a zone other than UTC, or with a fraction of a
+    second, has no such text: it is refused naming the column and the data row, not shifted."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(body))
+    except Exception as exc:  # pyarrow names what is wrong with the file
+        raise ForecastInputError(f"ClientError: {where} is not Parquet: {exc}") from None
+    out = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_timestamp(kind):
+            if kind.tz not in (None, "UTC", "Etc/UTC", "+00:00", "Z"):
+                raise ForecastInputError(
+                    f"ClientError: {where}: column {name!r} holds timestamps in time zone "
+                    f"{kind.tz}; AutoML's timestamps have no zone: write them as local times "
+                    "(yyyy-MM-dd HH:mm:ss) or in UTC"
+                )
+            column = column.cast(pa.timestamp(kind.unit))
+            whole = pc.equal(pc.floor_temporal(column, unit="second"), column)
+            if not pc.all(pc.fill_null(whole, True)).as_py():
+                at = pc.index(pc.fill_null(whole, True), False).as_py()
+                raise ForecastInputError(
+                    f"ClientError: {where}: column {name!r} has a timestamp with a fraction "
+                    f"of a second (data row {at + 1}: {column[at].as_py()}); AutoML's are "
+                    "yyyy-MM-dd HH:mm:ss"
+                )
+            text = pc.strftime(column.cast(pa.timestamp("s")), format="%Y-%m-%d %H:%M:%S")
+        elif pa.types.is_date(kind):
+            text = pc.strftime(column, format="%Y-%m-%d")
+        elif pa.types.is_floating(kind):
+            text = pc.if_else(pc.is_nan(column), None, column).cast(pa.string())
+        elif (
+            pa.types.is_integer(kind) or pa.types.is_decimal(kind) or pa.types.is_string(kind)
+            or pa.types.is_large_string(kind) or pa.types.is_boolean(kind)
+            or pa.types.is_dictionary(kind)
+        ):  # fmt: skip
+            text = column.cast(pa.string())
+        else:
+            raise ForecastInputError(
+                f"ClientError: {where}: column {name!r} is of Parquet type {kind}; AutoML's "
+                "columns hold numbers, text, dates or timestamps"
+            )
+        out[name] = text.fill_null("").to_pandas().astype(str)
+    return pd.DataFrame(out, columns=table.column_names)
 
 
 def _put(s3: Any, uri: str, body: str, content_type: str = "text/csv") -> None:
@@ -346,14 +457,9 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
         try:
             progress(f"job {job.auto_ml_job_name} starts")
             s3 = embedded_client("s3", region)
-            channels = job.auto_ml_job_input_data_config
-            training = next(
-                (c for c in channels if c.get("ChannelType", "training") == "training"), None
-            )
-            if training is None:
-                raise ForecastInputError("ClientError: no training channel")
-            uri = training["DataSource"]["S3DataSource"]["S3Uri"]
-            frame, _ = read_csv_input(s3, uri)
+            # checked when the job was created: the one training channel
+            uri, content = training_channel(job.auto_ml_job_input_data_config)
+            frame, _ = read_input(s3, uri, content)
             dataset = load_dataset(frame, config)
             result = train(dataset, config, progress=progress)
             logger.info("AutoML job %s trained in %.1f s", job.auto_ml_job_name, result.seconds)
@@ -551,7 +657,7 @@ def _transform_job(backend: Any, job: Any) -> None:
                 document, settings(backend.account_id, backend.region_name).n_jobs
             )
             uri = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
-            frame, name = read_csv_input(s3, uri)
+            frame, name = read_input(s3, uri)
             dataset = load_dataset(frame, config)
             forecast = predict(dataset, config, document)
             out = job.transform_output["S3OutputPath"].rstrip("/")
@@ -608,6 +714,9 @@ def install_in_process() -> None:
                 )
                 limits = check_completion_criteria(
                     problem["TimeSeriesForecastingJobConfig"].get("CompletionCriteria")
+                )
+                training_channel(
+                    kwargs.get("auto_ml_job_input_data_config"), kwargs.get("data_split_config")
                 )
             except ForecastInputError as exc:
                 raise ValidationError(message=str(exc)) from None

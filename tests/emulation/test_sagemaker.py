@@ -1237,6 +1237,136 @@ def test_automl_job_model_and_transform_through_boto3(aws: World) -> None:
     assert "is a 'dfp-local-forecaster/3' model, this forecaster reads" in old["FailureReason"]
 
 
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`automl_frame`'s text as the types a data frame written to Parquet has."""
+    return frame.assign(
+        timestamp=pd.to_datetime(frame["timestamp"]),
+        demand=pd.to_numeric(frame["demand"]),  # the horizon's rows: NaN
+        price=frame["price"].astype(float),
+        promotion_applied=frame["promotion_applied"].astype("int64"),
+        category=frame["category"].astype("category"),  # a dictionary column
+    )
+
+
+def _put_parquet(s3, key: str, frame: pd.DataFrame) -> None:
+    body = io.BytesIO()
+    frame.to_parquet(body, index=False)
+    s3.put_object(Bucket="fc-test", Key=key, Body=body.getvalue())
+
+
+def test_a_parquet_input_is_read_as_its_csv_is(aws: World) -> None:
+    """AutoML V2 takes a time series as CSV or Parquet (``ContentType``): the same data in
+    either is the same dataset, whatever the Parquet types (timestamps, NaN, integers, a
+    dictionary column) and however many objects the prefix holds (a writer's ``_SUCCESS``
+    marker is not one)."""
+    from emulation.sagemaker import PARQUET, read_input
+
+    _setup(aws)
+    s3 = aws.client("s3")
+    frame = automl_frame()
+    half = frame["item_id"].isin(["I0", "I1"])
+    _put_parquet(s3, "pq/part-0.parquet", _typed(frame[half]))
+    _put_parquet(s3, "pq/part-1.parquet", _typed(frame[~half]))
+    s3.put_object(Bucket="fc-test", Key="pq/_SUCCESS", Body=b"")
+    text, name = read_input(s3, "s3://fc-test/pq/", PARQUET)
+    assert name == "part-0.parquet"
+    assert list(text.columns) == list(frame.columns)
+    assert text.loc[text["demand"] != "", "timestamp"].iloc[0] == "2025-01-01 00:00:00"
+    mine, theirs = load_dataset(text, CONFIG), load_dataset(frame, CONFIG)
+    pd.testing.assert_frame_equal(mine.history, theirs.history)
+    pd.testing.assert_frame_equal(mine.future, theirs.future)
+    pd.testing.assert_frame_equal(mine.metadata, theirs.metadata)
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        (
+            pd.Series(pd.to_datetime(["2025-01-01"] * 3).tz_localize("Europe/Berlin")),
+            "column 'timestamp' holds timestamps in time zone Europe/Berlin",
+        ),
+        (
+            pd.Series(pd.Timestamp("2025-01-01") + pd.to_timedelta([0, 0.5, 86400], unit="s")),
+            r"column 'timestamp' has a timestamp with a fraction of a second \(data row 2: "
+            r"2025-01-01 00:00:00.500000\)",
+        ),
+        (pd.Series([[1], [2], [3]]), "column 'timestamp' is of Parquet type list<element: int64>"),
+    ],
+    ids=["zone", "fraction", "list"],
+)
+def test_parquet_values_that_have_no_automl_text_are_refused_naming_them(
+    aws: World, column: pd.Series, message: str
+) -> None:
+    from emulation.sagemaker import PARQUET, read_input
+
+    _setup(aws)
+    s3 = aws.client("s3")
+    frame = pd.DataFrame({"item_id": ["A", "A", "A"], "timestamp": column, "demand": [1, 2, 3]})
+    _put_parquet(s3, "bad/part-0.parquet", frame)
+    with pytest.raises(ForecastInputError, match=f"s3://fc-test/bad/part-0.parquet: {message}"):
+        read_input(s3, "s3://fc-test/bad/", PARQUET)
+    # CSV bytes under the Parquet content type: named, not misread
+    with pytest.raises(ForecastInputError, match=r"in/part-0.csv is not Parquet"):
+        read_input(s3, "s3://fc-test/in/", PARQUET)
+
+
+def test_a_parquet_job_forecasts_through_boto3(aws: World) -> None:
+    embedded_only(aws)
+    _, role = _setup(aws)
+    sm, s3 = aws.client("sagemaker"), aws.client("s3")
+    _put_parquet(s3, "pq/data.parquet", _typed(automl_frame()))
+    request = _job_request("fc-parquet", "s3://fc-test/pq/", role)
+    request["AutoMLJobInputDataConfig"][0]["ContentType"] = "x-application/vnd.amazon+parquet"
+    sm.create_auto_ml_job_v2(**request)
+    job = _wait(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName="fc-parquet"),
+                "AutoMLJobStatus")  # fmt: skip
+    assert job["AutoMLJobStatus"] == "Completed", job.get("FailureReason")
+    forecast = job["BestCandidate"]["CandidateProperties"]["CandidateArtifactLocations"]
+    bucket, _, prefix = forecast["BacktestResults"][5:].partition("/")
+    key = f"{prefix}/forecasted-values/part-00000.csv"
+    backtest = pd.read_csv(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    assert set(backtest["item_id"]) == {"I0", "I1", "I2", "I3"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ContentType": "text/csv"}, "ContentType 'text/csv' is not one the time-series"),
+        ({"ContentType": "application/json"}, "ContentType 'application/json' is not one"),
+        ({"CompressionType": "Gzip"}, "CompressionType 'Gzip' is allowed for tabular data only"),
+        (
+            {
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": "s3://fc-test/in/"}
+                }
+            },
+            "S3DataType 'ManifestFile' is not supported for the time-series",
+        ),
+        ({"ChannelType": "validation"}, "a validation channel is not taken"),
+        ({"second": True}, "has 2 training channels; a time-series job takes one"),
+        ({"split": True}, "DataSplitConfig must not be set for the time-series"),
+    ],
+    ids=["csv-without-header", "json", "gzip", "manifest", "validation", "two", "split"],
+)
+def test_an_input_channel_a_time_series_job_cannot_take_is_a_validation_error(
+    aws: World, change: dict, message: str
+) -> None:
+    embedded_only(aws)
+    uri, role = _setup(aws)
+    request = _job_request("fc-channel", uri, role)
+    channel = request["AutoMLJobInputDataConfig"][0]
+    if change.pop("second", False):
+        request["AutoMLJobInputDataConfig"].append(dict(channel))
+    if change.pop("split", False):
+        request["DataSplitConfig"] = {"ValidationFraction": 0.2}
+    channel.update(change)
+    sm = aws.client("sagemaker")
+    with pytest.raises(ClientError, match=message) as refused:
+        sm.create_auto_ml_job_v2(**request)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert not sm.list_auto_ml_jobs()["AutoMLJobSummaries"]  # nothing was created
+
+
 def test_bad_input_fails_the_job_with_the_reason(aws: World) -> None:
     embedded_only(aws)
     uri, role = _setup(aws)
