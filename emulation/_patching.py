@@ -62,3 +62,47 @@ def _list_moto_modules_once() -> None:
 
     modules = tuple(moto.backends.list_of_moto_modules())
     moto.backends.list_of_moto_modules = lambda: modules
+
+
+@moto_patch("unemulated-actions")
+def _answer_unemulated_actions() -> None:
+    """An action moto does not implement raises ``NotImplementedError`` inside the server, which
+    answers ``500`` with an HTML page: boto3 takes that for a passing server fault and retries it
+    five times, backing off, before it shows the caller a page of HTML. Answer it at once instead,
+    as LocalStack does, with ``501`` and the error code ``NotImplemented`` naming the action (and a
+    ``NotImplementedError`` of an implemented action, about an option moto lacks, its message),
+    in the service's protocol: SDKs do not retry a ``501``, and they read the code."""
+    import json
+    from xml.sax.saxutils import escape
+
+    from moto.core.responses import BaseResponse
+    from moto.core.utils import get_service_model
+
+    original = BaseResponse.call_action
+
+    def call_action(self: BaseResponse) -> object:
+        try:
+            return original(self)
+        except NotImplementedError as exc:
+            action = self._get_action() or "this request"
+            message = (f"{action} is not emulated by the local world ({self.service_name}): "
+                       f"{exc or 'not implemented'}")  # fmt: skip
+            logger.info("%s", message)
+            try:
+                protocol = get_service_model(self.boto3_service_name).protocol
+            except Exception:  # a service botocore does not know: XML, as most old ones
+                protocol = "query"
+            if protocol in ("json", "rest-json"):
+                body = json.dumps({"__type": "NotImplemented", "message": message})
+                kind = "application/x-amz-json-1.1"
+            else:
+                body = (
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>NotImplemented</Code>"
+                    f"<Message>{escape(message)}</Message></Error></ErrorResponse>"
+                )
+                kind = "text/xml"
+            headers = {**self.response_headers, "Content-Type": kind,
+                       "x-amzn-ErrorType": "NotImplemented"}  # fmt: skip
+            return 501, headers, body
+
+    BaseResponse.call_action = call_action

@@ -17,6 +17,8 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   ``accuracy-metrics-values/`` (CSV, the Forecast backtest-export layout), plus
   ``accuracy-metrics.json`` in the ``GetAccuracyMetrics`` shape; ``model-insights/<candidate>/
   candidates.json`` (every candidate's metrics and how many items chose it).
+* ``list_candidates_for_auto_ml_job`` (moto has none) lists the job's one candidate once it
+  has one, as ``BestCandidate`` describes it.
 * ``create_model`` is moto's. ``create_transform_job`` on such a model refits each item's chosen
   model on the transform input and writes ``<input file>.out`` (header ``item_id,timestamp,p10…,
   mean``; the ``GroupingAttributeNames`` columns follow ``item_id``) to ``S3OutputPath``;
@@ -690,7 +692,8 @@ def _store_status(job: Any, value: str) -> None:
 def install_in_process() -> None:
     """Make the in-process moto run the forecaster behind the AutoML V2 calls (idempotent)."""
     from moto.sagemaker import models as sm
-    from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+    from moto.sagemaker.exceptions import ResourceInUseException, ResourceNotFound, ValidationError
+    from moto.sagemaker.responses import SageMakerResponse
 
     original_create = sm.SageMakerModelBackend.create_auto_ml_job_v2
     original_describe = sm.AutoMLJob.describe
@@ -821,6 +824,29 @@ def install_in_process() -> None:
             out.pop("FailureReason", None)
         return out
 
+    def list_candidates_for_auto_ml_job(self: Any) -> Any:
+        """``ListCandidatesForAutoMLJob``, which moto lacks: a time-series job's one candidate
+        once it has one (the job's ``BestCandidate``), filtered by ``StatusEquals`` and
+        ``CandidateNameEquals``. With one candidate at most, sorting and pages change nothing."""
+        from moto.core.responses import ActionResult
+
+        name = self._get_param("AutoMLJobName")
+        job = self.sagemaker_backend.auto_ml_jobs.get(name)
+        if job is None:
+            raise ResourceNotFound(f"Could not find AutoML job with name {name}.")
+        tracked: _Tracked | None = getattr(job, "_dfp", None)
+        if tracked is None:
+            raise ValidationError(
+                message=f"The AutoML job {name} is not a time-series forecasting job; the "
+                "local world lists the candidates of those only"
+            )
+        found = [tracked.best] if tracked.best else []
+        wanted = {"CandidateStatus": self._get_param("StatusEquals"),
+                  "CandidateName": self._get_param("CandidateNameEquals")}  # fmt: skip
+        found = [c for c in found if all(v is None or c[k] == v for k, v in wanted.items())]
+        return ActionResult({"Candidates": found})
+
+    SageMakerResponse.list_candidates_for_auto_ml_job = list_candidates_for_auto_ml_job
     sm.SageMakerModelBackend.create_auto_ml_job_v2 = create_auto_ml_job_v2
     sm.AutoMLJob.describe = describe
     sm.AutoMLJob.summary = summary

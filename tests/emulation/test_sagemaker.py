@@ -1202,6 +1202,14 @@ def test_automl_job_model_and_transform_through_boto3(aws: World) -> None:
     objective = best["FinalAutoMLJobObjectiveMetric"]["Value"]
     summary = accuracy["PredictorEvaluationResults"][0]["TestWindows"][0]["Metrics"]
     assert summary["AverageWeightedQuantileLoss"] == pytest.approx(objective)
+    # ListCandidatesForAutoMLJob: the one candidate, as the job describes it
+    assert sm.list_candidates_for_auto_ml_job(AutoMLJobName="fc-job")["Candidates"] == [best]
+    for unmatched in ({"StatusEquals": "Failed"}, {"CandidateNameEquals": "another"}):
+        listed = sm.list_candidates_for_auto_ml_job(AutoMLJobName="fc-job", **unmatched)
+        assert listed["Candidates"] == []
+    with pytest.raises(ClientError) as unknown:
+        sm.list_candidates_for_auto_ml_job(AutoMLJobName="fc-none")
+    assert unknown.value.response["Error"]["Code"] == "ResourceNotFound"
 
     sm.create_model(
         ModelName="fc-job", ExecutionRoleArn=role, Containers=best["InferenceContainers"]

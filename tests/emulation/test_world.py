@@ -234,11 +234,38 @@ def test_the_embedded_server_routes_requests_without_listing_motos_folder(aws, m
     assert aws.client("sts").get_caller_identity()["Account"]
 
 
+@pytest.mark.parametrize(
+    ("service", "call", "action"),
+    [
+        ("sagemaker", lambda c: c.describe_hub(HubName="hub"), "DescribeHub"),  # JSON
+        (
+            "iam",  # query protocol, XML
+            lambda c: c.get_service_last_accessed_details(JobId="j" * 36),
+            "GetServiceLastAccessedDetails",
+        ),
+    ],
+    ids=["json", "xml"],
+)
+def test_an_action_the_world_lacks_is_refused_at_once_naming_it(aws, service, call, action):
+    """Not a 500 page that SDKs retry five times, backing off: a 501 ``NotImplemented``."""
+    if not aws.in_process:
+        pytest.skip("a patch of the embedded server; another endpoint's server is its own")
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as refused:
+        call(aws.client(service))
+    error, meta = refused.value.response["Error"], refused.value.response["ResponseMetadata"]
+    assert error["Code"] == "NotImplemented"
+    assert error["Message"].startswith(f"{action} is not emulated by the local world ({service})")
+    assert meta["HTTPStatusCode"] == 501
+    assert meta["RetryAttempts"] == 0
+
+
 def test_in_process_patches_are_registered_and_applied_once() -> None:
     from emulation import _patching
 
     patches = {"athena", "events", "glue", "kinesis", "sagemaker", "server-dispatch",
-               "stepfunctions"}  # fmt: skip
+               "stepfunctions", "unemulated-actions"}  # fmt: skip
     assert set(_patching.registered()) >= patches
     calls = []
 
