@@ -1191,6 +1191,9 @@ def test_automl_job_model_and_transform_through_boto3(aws: World) -> None:
     sm.create_auto_ml_job_v2(**_job_request("fc-job", uri, role))
     job = _wait(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName="fc-job"), "AutoMLJobStatus")
     assert job["AutoMLJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["AutoMLProblemTypeConfigName"] == "TimeSeriesForecasting"
+    assert "DataSplitConfig" not in job  # must not be set for time series: none to report
+    assert "AutoMLJobArtifacts" not in job  # no notebooks, and no placeholder paths to them
     best = job["BestCandidate"]
     names = {m["MetricName"] for m in best["CandidateProperties"]["CandidateMetrics"]}
     assert {"AverageWeightedQuantileLoss", "WAPE", "RMSE", "MASE"} <= names
