@@ -152,11 +152,23 @@ def run(
     raise typer.Exit(0 if result.ok else 1)
 
 
+def _stage_step(stage: str) -> str:
+    """What a running stage is doing, where it says: the forecast's AutoML training steps (a
+    forecast of thousands of series takes minutes)."""
+    if stage != "forecast":
+        return ""
+    from emulation.sagemaker import training_steps
+
+    return "; ".join(training_steps().values())
+
+
 class _StageClock:
-    """While a stage runs, how long it has been running: a spinner with the seconds on a
-    terminal, a line every minute in a log (a real dataset's ETL or forecast takes minutes)."""
+    """While a stage runs, how long it has been running and what it is doing: a spinner with the
+    seconds and the step on a terminal; in a log, a line when the step changes and at least one
+    a minute (a real dataset's ETL or forecast takes minutes)."""
 
     LOG_EVERY = 60.0
+    LOOK_EVERY = 1.0
 
     def __init__(self) -> None:
         self._stop: threading.Event | None = None
@@ -170,11 +182,18 @@ class _StageClock:
         def tick() -> None:
             if console.is_terminal:
                 with console.status(f"{stage} …") as status:
-                    while not stop.wait(1.0):
-                        status.update(f"{stage} … {time.monotonic() - began:.0f} s")
-            else:
-                while not stop.wait(self.LOG_EVERY):
-                    console.print(f"  {stage} still running ({time.monotonic() - began:.0f} s)")
+                    while not stop.wait(self.LOOK_EVERY):
+                        step = _stage_step(stage)
+                        status.update(f"{stage} … {time.monotonic() - began:.0f} s"
+                                      + (f" · {escape(step)}" if step else ""))  # fmt: skip
+                return
+            said, last = "", time.monotonic()
+            while not stop.wait(self.LOOK_EVERY):
+                step, now = _stage_step(stage), time.monotonic()
+                if (step and step != said) or now - last >= self.LOG_EVERY:
+                    console.print(f"  {stage} still running ({now - began:.0f} s)"
+                                  + (f": {escape(step)}" if step else ""))  # fmt: skip
+                    said, last = step or said, now
 
         self._thread = threading.Thread(target=tick, name=f"clock-{stage}", daemon=True)
         self._thread.start()

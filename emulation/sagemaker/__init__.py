@@ -439,7 +439,27 @@ def job_config(
 
 
 # ------------------------------------------------------------------------------ training job
+_steps: dict[str, str] = {}  # job name → its training's latest step, while it trains
+_steps_lock = threading.Lock()
+
+
+def training_steps() -> dict[str, str]:
+    """What each AutoML job training in this process is doing (job name → its latest step, e.g.
+    ``backtesting 3974 smooth series (season 7, 3 windows, 6 candidates)``): a forecast of
+    thousands of series takes minutes, and a progress display can say where it is."""
+    with _steps_lock:
+        return dict(_steps)
+
+
 def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -> None:
+    try:
+        _train(job, config, fail_with)
+    finally:
+        with _steps_lock:
+            _steps.pop(job.auto_ml_job_name, None)
+
+
+def _train(job: Any, config: ForecastConfig, fail_with: str | None) -> None:
     tracked: _Tracked = job._dfp
     region = job.region_name
 
@@ -449,6 +469,8 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
 
     def progress(message: str) -> None:  # training's steps: where a stopped job ends
         logger.info("AutoML %s", message)
+        with _steps_lock:
+            _steps[job.auto_ml_job_name] = message
         checkpoint()
 
     try:
@@ -461,6 +483,7 @@ def _train_job(job: Any, config: ForecastConfig, fail_with: str | None = None) -
             s3 = embedded_client("s3", region)
             # checked when the job was created: the one training channel
             uri, content = training_channel(job.auto_ml_job_input_data_config)
+            progress(f"reading {uri}")
             frame, _ = read_input(s3, uri, content)
             dataset = load_dataset(frame, config)
             result = train(dataset, config, progress=progress)

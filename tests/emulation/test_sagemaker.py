@@ -1378,6 +1378,22 @@ def test_an_input_channel_a_time_series_job_cannot_take_is_a_validation_error(
     assert not sm.list_auto_ml_jobs()["AutoMLJobSummaries"]  # nothing was created
 
 
+def test_a_training_job_says_what_step_it_is_at_until_it_ends(aws: World) -> None:
+    """``training_steps``: what a progress display shows of a long forecast."""
+    from emulation.sagemaker import training_steps
+
+    embedded_only(aws)
+    uri, role = _setup(aws)
+    sm = aws.client("sagemaker")
+    sm.create_auto_ml_job_v2(**_job_request("fc-steps", uri, role))
+    seen = set()
+    while sm.describe_auto_ml_job_v2(AutoMLJobName="fc-steps")["AutoMLJobStatus"] == "InProgress":
+        seen.add(training_steps().get("fc-steps"))
+        time.sleep(0.01)
+    assert any(step and step.startswith("backtesting ") for step in seen), seen
+    assert "fc-steps" not in training_steps()  # ended: no step left behind
+
+
 def test_bad_input_fails_the_job_with_the_reason(aws: World) -> None:
     embedded_only(aws)
     uri, role = _setup(aws)

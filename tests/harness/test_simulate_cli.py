@@ -75,6 +75,7 @@ def test_a_long_stage_reports_its_running_time_in_a_log(monkeypatch, capsys) -> 
     from harness import cli
 
     monkeypatch.setattr(cli._StageClock, "LOG_EVERY", 0.05)
+    monkeypatch.setattr(cli._StageClock, "LOOK_EVERY", 0.05)
     cli._progress("start", "etl", {})
     seen, deadline = "", time.monotonic() + 30
     while "etl still running" not in seen and time.monotonic() < deadline:
@@ -85,3 +86,26 @@ def test_a_long_stage_reports_its_running_time_in_a_log(monkeypatch, capsys) -> 
     assert "etl still running (" in seen and "✔ etl (1.00 s)" in seen
     time.sleep(0.2)
     assert "still running" not in capsys.readouterr().err  # the clock stopped with the stage
+
+
+def test_the_forecast_stage_says_each_step_of_its_training_once(monkeypatch, capsys) -> None:
+    """In a log, the forecast's AutoML steps each get a line when they begin (not one a minute
+    for a three-minute forecast saying nothing but the seconds)."""
+    import time
+
+    import emulation.sagemaker
+    from harness import cli
+
+    steps = iter(["reading s3://b/in/"] * 3 + ["backtesting 40 smooth series"] * 3
+                 + ["ensemble: stacked"] * 1000)  # fmt: skip
+    monkeypatch.setattr(emulation.sagemaker, "training_steps", lambda: {"dfp-1": next(steps)})
+    monkeypatch.setattr(cli._StageClock, "LOG_EVERY", 1000.0)
+    monkeypatch.setattr(cli._StageClock, "LOOK_EVERY", 0.02)
+    cli._progress("start", "forecast", {})
+    seen, deadline = "", time.monotonic() + 30
+    while "ensemble: stacked" not in seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen += capsys.readouterr().err
+    cli._progress("succeeded", "forecast", {"seconds": 1.0})
+    lines = [line.split(": ", 1)[1] for line in seen.splitlines() if "still running" in line]
+    assert lines == ["reading s3://b/in/", "backtesting 40 smooth series", "ensemble: stacked"]
