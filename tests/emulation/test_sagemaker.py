@@ -1147,7 +1147,10 @@ def embedded_only(world: World) -> None:
 
 def _setup(aws: World) -> tuple[str, str]:
     s3, iam = aws.client("s3"), aws.client("iam")
-    s3.create_bucket(Bucket="fc-test")
+    location = {} if aws.region == "us-east-1" else {"LocationConstraint": aws.region}
+    s3.create_bucket(
+        Bucket="fc-test", **({"CreateBucketConfiguration": location} if location else {})
+    )
     body = automl_frame().to_csv(index=False).encode()
     s3.put_object(Bucket="fc-test", Key="in/part-0.csv", Body=body)
     role = iam.create_role(RoleName="sm", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
