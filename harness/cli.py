@@ -152,20 +152,31 @@ def run(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _stage_step(stage: str) -> str:
-    """What a running stage is doing, where it says: the forecast's AutoML training steps (a
-    forecast of thousands of series takes minutes)."""
-    if stage != "forecast":
-        return ""
-    from emulation.sagemaker import training_steps
+def _stage_step(stage: str) -> tuple[str, str]:
+    """What a running stage is doing, where it says: its step (the forecast's AutoML training
+    steps, the Glue job the ETL or enrichment runs) and how far that step is (its Spark stage's
+    tasks), each empty when unknown. A real dataset's stage takes minutes."""
+    if stage == "forecast":
+        from emulation.sagemaker import training_steps
 
-    return "; ".join(training_steps().values())
+        return "; ".join(training_steps().values()), ""
+    if stage in ("etl", "enrich"):
+        from emulation.glue.jobs import running_job
+        from emulation.glue.spark import spark_progress
+
+        job = running_job()
+        return (f"Glue job {job}", spark_progress()) if job else ("", "")
+    return "", ""
+
+
+def _said(step: str, progress: str) -> str:
+    return ", ".join(part for part in (step, progress) if part)
 
 
 class _StageClock:
     """While a stage runs, how long it has been running and what it is doing: a spinner with the
-    seconds and the step on a terminal; in a log, a line when the step changes and at least one
-    a minute (a real dataset's ETL or forecast takes minutes)."""
+    seconds, the step and its progress on a terminal; in a log, a line when a step begins and at
+    least one a minute (a real dataset's ETL or forecast takes minutes)."""
 
     LOG_EVERY = 60.0
     LOOK_EVERY = 1.0
@@ -183,16 +194,18 @@ class _StageClock:
             if console.is_terminal:
                 with console.status(f"{stage} …") as status:
                     while not stop.wait(self.LOOK_EVERY):
-                        step = _stage_step(stage)
+                        doing = _said(*_stage_step(stage))
                         status.update(f"{stage} … {time.monotonic() - began:.0f} s"
-                                      + (f" · {escape(step)}" if step else ""))  # fmt: skip
+                                      + (f" · {escape(doing)}" if doing else ""))  # fmt: skip
                 return
             said, last = "", time.monotonic()
             while not stop.wait(self.LOOK_EVERY):
-                step, now = _stage_step(stage), time.monotonic()
+                (step, progress), now = _stage_step(stage), time.monotonic()
+                # a line as each step begins (not as its tasks count up), and one a minute
                 if (step and step != said) or now - last >= self.LOG_EVERY:
+                    doing = _said(step, progress)
                     console.print(f"  {stage} still running ({now - began:.0f} s)"
-                                  + (f": {escape(step)}" if step else ""))  # fmt: skip
+                                  + (f": {escape(doing)}" if doing else ""))  # fmt: skip
                     said, last = step or said, now
 
         self._thread = threading.Thread(target=tick, name=f"clock-{stage}", daemon=True)

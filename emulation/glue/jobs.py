@@ -45,6 +45,14 @@ logger = logging.getLogger(__name__)
 
 SHIM_DIR = Path(__file__).with_name("shim")
 _run_lock = threading.Lock()
+_running: str | None = None  # the job whose script runs now (one at a time: _run_lock)
+
+
+def running_job() -> str | None:
+    """The Glue job whose script this process runs now, if any (for a progress display)."""
+    return _running
+
+
 _executing: set[threading.Thread] = set()  # runs StartJobRun started whose script still runs
 _executing_lock = threading.Lock()
 _settling = threading.Event()  # the world is settling: a failed run is not retried
@@ -91,8 +99,10 @@ def execute_script(
     """Run a Glue script's source as Glue would; never raises for the script's own errors."""
     from emulation.glue.spark import spark_session
 
+    global _running
     started = dt.datetime.now(dt.UTC)
     with _run_lock, tempfile.TemporaryDirectory() as tmp:
+        _running = job_name
         path = Path(tmp) / f"{job_name}.py"
         path.write_text(script)
         argv = [str(path), "--JOB_NAME", job_name, "--JOB_RUN_ID", run_id]
@@ -119,6 +129,7 @@ def execute_script(
             # get the cached, stale rows (Spark matches cached data by plan, not by content).
             if spark is not None:
                 spark.catalog.clearCache()
+            _running = None
             sys.argv = saved_argv
             sys.path[:] = saved_path
             for name in [m for m in sys.modules if m == "awsglue" or m.startswith("awsglue.")]:

@@ -146,3 +146,19 @@ def spark_session(endpoint_url: str, region: str) -> Any:
         _endpoint = endpoint_url
         logger.info("local Spark %s session for %s", _session.version, endpoint_url)
         return _session
+
+
+def spark_progress() -> str:
+    """The process's Spark work in progress, e.g. ``Spark stage 42: 150 of 194 tasks``; empty
+    when there is none (no session, or between jobs). A Glue job of a real dataset runs for
+    minutes, and a progress display can say how far its current stage is."""
+    session = _session
+    if session is None:
+        return ""
+    try:
+        tracker = session.sparkContext.statusTracker()
+        stages = [tracker.getStageInfo(i) for i in sorted(tracker.getActiveStageIds())]
+    except Exception:  # the session is stopping: nothing to say
+        return ""
+    return ", ".join(f"Spark stage {info.stageId}: {info.numCompletedTasks} of {info.numTasks} "
+                     "tasks" for info in stages if info is not None)  # fmt: skip

@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import tempfile
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -52,6 +55,15 @@ CSV_WRITER = WRITER.replace(
     'frame.write.mode("overwrite").parquet(args["out"])',
     'frame.selectExpr("n", "CAST(assert_true(n < 10) AS STRING) AS ok")'
     '.write.mode("overwrite").csv(args["out"])',
+)
+
+
+# WRITER, its rows first through four tasks of a second each: a stage long enough to watch.
+SLOW_TASKS = WRITER.replace(
+    'frame = glue.spark_session.range(int(args["rows"])).withColumnRenamed("id", "n")',
+    "import time\n"
+    'frame = glue.spark_session.range(0, 4, numPartitions=4).withColumnRenamed("id", "n")\n'
+    "frame.rdd.foreach(lambda row: time.sleep(1))",
 )
 
 
@@ -421,3 +433,25 @@ def test_a_reset_lets_no_run_or_workflow_of_the_last_world_reach_the_next(aws: W
     name = _job(aws, "writer", WRITER, max_retries=1)
     fail_runs(aws.account_id, aws.region, name, 1)
     assert job_run(aws, name, {"--rows": "2"})["JobRunState"] == "SUCCEEDED"
+
+
+def test_a_running_job_says_its_name_and_how_far_its_spark_stage_is(aws: World) -> None:
+    """What ``dfp run`` shows while the ETL or the enrichment runs (``harness.cli``)."""
+    from emulation.glue.jobs import running_job
+    from emulation.glue.spark import spark_progress
+
+    name = _job(aws, "watched", SLOW_TASKS)
+    outcome = {}
+    job = threading.Thread(target=lambda: outcome.update(run=run_job(aws, name)))
+    job.start()
+    seen = set()
+    while job.is_alive():
+        seen.add((running_job(), spark_progress()))
+        time.sleep(0.05)
+    job.join()
+    assert outcome["run"].state == "SUCCEEDED", outcome["run"].error
+    watched = [
+        p for j, p in seen if j == name and re.fullmatch(r"Spark stage \d+: [0-3] of 4 tasks", p)
+    ]
+    assert watched, seen
+    assert running_job() is None and spark_progress() == ""  # nothing left once it ended

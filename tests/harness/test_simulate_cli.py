@@ -109,3 +109,25 @@ def test_the_forecast_stage_says_each_step_of_its_training_once(monkeypatch, cap
     cli._progress("succeeded", "forecast", {"seconds": 1.0})
     lines = [line.split(": ", 1)[1] for line in seen.splitlines() if "still running" in line]
     assert lines == ["reading s3://b/in/", "backtesting 40 smooth series", "ensemble: stacked"]
+
+
+def test_the_etl_says_its_glue_job_once_and_its_tasks_on_the_minute(monkeypatch, capsys) -> None:
+    """The Spark stage's task count changes every second: in a log it rides on the minute's line
+    and the line of a new step, never a line of its own."""
+    import time
+
+    import emulation.glue.jobs
+    import emulation.glue.spark
+    from harness import cli
+
+    tasks = iter(f"Spark stage 3: {n} of 9 tasks" for n in range(10_000))
+    monkeypatch.setattr(emulation.glue.jobs, "running_job", lambda: "dfp-forecast-input")
+    monkeypatch.setattr(emulation.glue.spark, "spark_progress", lambda: next(tasks))
+    monkeypatch.setattr(cli._StageClock, "LOG_EVERY", 0.5)
+    monkeypatch.setattr(cli._StageClock, "LOOK_EVERY", 0.02)
+    cli._progress("start", "etl", {})
+    time.sleep(1.2)
+    cli._progress("succeeded", "etl", {"seconds": 1.2})
+    lines = [line for line in capsys.readouterr().err.splitlines() if "still running" in line]
+    assert 2 <= len(lines) <= 4, lines  # the step's first line, then one per LOG_EVERY
+    assert all(": Glue job dfp-forecast-input, Spark stage 3: " in line for line in lines)
