@@ -287,9 +287,13 @@ def read_input(s3: Any, uri: str, content: str = CSV) -> tuple[pd.DataFrame, str
             frames.append(_parquet_as_text(body, where))
             continue
         try:
+            # the header as written: pandas renames a repeated name (demand, demand.1)
+            names = pd.read_csv(io.BytesIO(body), header=None, nrows=1, dtype=str,
+                                keep_default_na=False).iloc[0].tolist()  # fmt: skip
             frames.append(pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False))
         except Exception as exc:  # pandas names the parse problem
             raise ForecastInputError(f"ClientError: {where} is not CSV: {exc}") from None
+        _refuse_repeated(names, where)
     header = list(frames[0].columns)
     what = "columns" if content == PARQUET else "header"
     for key, frame in zip(keys, frames, strict=True):
@@ -299,6 +303,17 @@ def read_input(s3: Any, uri: str, content: str = CSV) -> tuple[pd.DataFrame, str
                 f"the first file has {header}"
             )
     return pd.concat(frames, ignore_index=True), keys[0].rsplit("/", 1)[-1]
+
+
+def _refuse_repeated(names: list[str], where: str) -> None:
+    """A column named twice: which one is the target, or the related series? Refused naming it
+    (pandas would have renamed the second ``demand.1`` and used it as a related series)."""
+    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:
+        raise ForecastInputError(
+            f"ClientError: {where} names the column {twice!r} twice; each column needs a name "
+            "of its own"
+        )
 
 
 def _parquet_as_text(body: bytes, where: str) -> pd.DataFrame:
@@ -311,9 +326,10 @@ def _parquet_as_text(body: bytes, where: str) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(io.BytesIO(body))
+        table = pq.ParquetFile(io.BytesIO(body)).read()  # read_table refuses repeated names
     except Exception as exc:  # pyarrow names what is wrong with the file
         raise ForecastInputError(f"ClientError: {where} is not Parquet: {exc}") from None
+    _refuse_repeated(table.column_names, where)
     out = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
         kind = column.type

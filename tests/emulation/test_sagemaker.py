@@ -1324,6 +1324,26 @@ def test_parquet_values_that_have_no_automl_text_are_refused_naming_them(
         read_input(s3, "s3://fc-test/in/", PARQUET)
 
 
+def test_a_column_named_twice_is_refused_naming_it(aws: World) -> None:
+    """Not renamed ``demand.1`` by pandas and forecast with as a related series."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from emulation.sagemaker import CSV, PARQUET, read_input
+
+    _setup(aws)
+    s3 = aws.client("s3")
+    text = automl_frame().to_csv(index=False).replace("price,", "demand,", 1)
+    s3.put_object(Bucket="fc-test", Key="twice/part-0.csv", Body=text.encode())
+    with pytest.raises(ForecastInputError, match=r"twice/part-0.csv names the column 'demand' tw"):
+        read_input(s3, "s3://fc-test/twice/", CSV)
+    body = io.BytesIO()
+    pq.write_table(pa.table([[1], [2]], names=["demand", "demand"]), body)
+    s3.put_object(Bucket="fc-test", Key="twice-pq/part-0.parquet", Body=body.getvalue())
+    with pytest.raises(ForecastInputError, match=r"part-0.parquet names the column 'demand' tw"):
+        read_input(s3, "s3://fc-test/twice-pq/", PARQUET)
+
+
 def test_a_parquet_job_forecasts_through_boto3(aws: World) -> None:
     embedded_only(aws)
     _, role = _setup(aws)
