@@ -148,7 +148,9 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         raise SourceError(f"{path}: no such file")
     try:
         if name.endswith((".parquet", ".pq")):
-            return pq.read_table(path).to_pandas(), 1
+            table = pq.ParquetFile(path).read()  # read_table refuses repeated names unsaid
+            _refuse_repeated(path, table.column_names)
+            return table.to_pandas(), 1
         options = pacsv.ConvertOptions(
             column_types={}, strings_can_be_null=False, auto_dict_encode=False
         )
@@ -156,6 +158,7 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         read = pacsv.ReadOptions(encoding=encoding)
         table = pacsv.read_csv(path, read_options=read, parse_options=parse,
                                convert_options=options)  # fmt: skip
+        _refuse_repeated(path, table.column_names)
         # Everything as text first: conversion below names the row of a value that does not fit.
         return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema])).to_pandas(), 2
     except UnicodeDecodeError:  # transcoding from an encoding other than UTF-8
@@ -164,6 +167,14 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         if "UTF8" in str(exc) or "UTF-8" in str(exc):  # Arrow's own check of UTF-8
             raise _not_text(path, encoding) from None
         raise SourceError(f"{path}: cannot read: {exc}") from None
+
+
+def _refuse_repeated(path: Path, names: list[str]) -> None:
+    """A header naming a column twice: a mapping to it could mean either."""
+    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:
+        raise SourceError(f"{path}: names the column {twice!r} twice (a mapping to it could mean "
+                          "either); give each column a name of its own")  # fmt: skip
 
 
 def _not_text(path: Path, encoding: str) -> SourceError:

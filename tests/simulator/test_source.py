@@ -215,6 +215,23 @@ def test_a_bad_value_is_an_error_naming_file_column_and_row(tmp_path, sales_csv,
     assert str(tmp_path / "sales.csv") in str(caught.value)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_file_naming_a_column_twice_is_refused_naming_it(tmp_path, suffix: str) -> None:
+    """Not a traceback from pandas (``Cannot set a DataFrame with multiple columns``), nor a
+    guess at which of the two ``qty`` the mapping meant."""
+    text = SALES_CSV.replace("shop\n", "qty\n", 1)
+    if suffix == ".csv":
+        (tmp_path / "sales.csv").write_text(text)
+    else:
+        rows = [line.split(",") for line in text.splitlines()]
+        pq.write_table(pa.table(list(map(list, zip(*rows[1:], strict=True))), names=rows[0]),
+                       tmp_path / "sales.parquet")  # fmt: skip
+    path = scenario_file(tmp_path, f"sales:\n  path: sales{suffix}\n"
+                         + MAPPING.replace("    channel: shop\n", ""))  # fmt: skip
+    with pytest.raises(SourceError, match=rf"sales{suffix}: names the column 'qty' twice"):
+        simulate(load_scenario(str(path)))
+
+
 def test_mapping_and_file_mistakes_are_named(tmp_path) -> None:
     (tmp_path / "sales.csv").write_text(SALES_CSV)
     path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n"
