@@ -105,7 +105,7 @@ from emulation.sagemaker.forecaster import (
 from emulation.sagemaker.forecaster.dataset import TIMESTAMP_FORMATS
 from emulation.sagemaker.forecaster.frequency import grid_for
 from harness.simulation import simulate
-from simulator.source import delimiter_of, period_labels
+from simulator.source import delimiter_of, period_labels, repeated_column
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -519,6 +519,13 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
             # when the header holds one instead of commas (spreadsheets in many locales).
             raw = pd.read_csv(path, sep=delimiter_of(path, "utf-8-sig"), encoding="utf-8-sig",
                               dtype={"unique_id": str}, keep_default_na=False)  # fmt: skip
+            header = pd.read_csv(path, sep=delimiter_of(path, "utf-8-sig"), header=None, nrows=1,
+                                 encoding="utf-8-sig", dtype=str).iloc[0].tolist()  # fmt: skip
+            if (twice := repeated_column(header)) is not None:  # pandas read on with `y.1`
+                raise DatasetError(f"{path}: names the column {twice!r} twice; which one is "
+                                   "meant?")  # fmt: skip
+    except DatasetError:
+        raise
     except Exception as error:  # any reader's error is about the file
         raise DatasetError(f"{path}: cannot be read: {error}") from None
     missing = [c for c in OWN_COLUMNS if c not in raw.columns]

@@ -29,6 +29,7 @@ import pandas as pd
 
 from emulation.sagemaker.forecaster import FrequencyError, parse_frequency
 from pipeline.contracts.accuracy import accuracy_metrics, summary_metrics
+from simulator.source import repeated_column
 
 _QUANTILE = re.compile(r"^p\d+(\.\d+)?$")
 TARGET_NAMES = ("demand", "target_value", "y")
@@ -95,7 +96,14 @@ def _files(path: Path) -> list[Path]:
 def _read(file: Path, **options: Any) -> pd.DataFrame:
     """A CSV as text, refused naming the file when it is not one (empty, not UTF-8, broken)."""
     try:
-        return pd.read_csv(file, dtype=str, keep_default_na=False, **options)
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False, **options)
+        if options.get("header", 0) is not None:  # the header as written (pandas renames a
+            names = pd.read_csv(file, header=None, nrows=1, dtype=str,  # repeat: p50.1)
+                                keep_default_na=False).iloc[0].tolist()  # fmt: skip
+            if (twice := repeated_column(names)) is not None:
+                raise ParityInputError(f"{file}: names the column {twice!r} twice; which is the "
+                                       "forecast to score?")  # fmt: skip
+        return frame
     except pd.errors.EmptyDataError:
         raise ParityInputError(f"{file}: empty (not even a header line)") from None
     except UnicodeDecodeError as exc:

@@ -169,9 +169,15 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         raise SourceError(f"{path}: cannot read: {exc}") from None
 
 
+def repeated_column(names: list[str]) -> str | None:
+    """The first name a header gives twice, if any. pandas would rename the second ``y`` to
+    ``y.1`` and read on; a reader of someone's file refuses it instead, naming it."""
+    return next((name for i, name in enumerate(names) if name in names[:i]), None)
+
+
 def _refuse_repeated(path: Path, names: list[str]) -> None:
     """A header naming a column twice: a mapping to it could mean either."""
-    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    twice = repeated_column(names)
     if twice is not None:
         raise SourceError(f"{path}: names the column {twice!r} twice (a mapping to it could mean "
                           "either); give each column a name of its own")  # fmt: skip

@@ -301,8 +301,21 @@ QUARTERS = "unique_id,ds,y\nA,1990 Q1,5\nA,1990 Q2,6\nA,1990 Q3,7\nB,1990-01-01,
         (QUARTERS.replace("1990 Q2", "1990 Q4"), "3M", r"series 'A' misses 1 of its 4 periods"),
         ("unique_id,ds,y\nA,1990,1\nA,1991,2\n", "1Y", r"'ds' holds numbers"),
         (QUARTERS, "2Q", r"--frequency '2Q'"),
+        ("unique_id,ds,y,y\nA,1990 Q1,5,0\n", "3M", r"names the column 'y' twice"),  # not y.1
     ],
-    ids=["column", "id", "date", "value", "empty", "grid", "twice", "gap", "numbers", "freq"],
+    ids=[
+        "column",
+        "id",
+        "date",
+        "value",
+        "empty",
+        "grid",
+        "twice",
+        "gap",
+        "numbers",
+        "freq",
+        "header",
+    ],
 )
 def test_own_data_is_refused_naming_file_column_and_rows(tmp_path, text, frequency, message):
     module = _benchmark_module("forecast_models")

@@ -94,6 +94,10 @@ def test_headerless_target_series_are_accepted_as_actuals(tmp_path: Path) -> Non
             "item_id 'A' has 2 forecasts for 2025-03-11 (one per series and date is expected",
         ),
         (lambda f: f.iloc[:0, :0], "empty (not even a header line)"),
+        (  # pandas would read the second as p50.1 and score the first
+            lambda f: f.assign(extra=f["p50"] + 1).rename(columns={"extra": "p50"}),
+            "names the column 'p50' twice; which is the forecast to score?",
+        ),
     ],
 )
 def test_a_broken_export_is_refused_naming_file_and_column(tmp_path: Path, breaks, message) -> None:
