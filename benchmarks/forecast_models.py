@@ -517,10 +517,11 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
         else:
             # As a replay reads a CSV: a UTF-8 byte order mark skipped, `;`, tab or `|` taken
             # when the header holds one instead of commas (spreadsheets in many locales).
-            raw = pd.read_csv(path, sep=delimiter_of(path, "utf-8-sig"), encoding="utf-8-sig",
-                              dtype={"unique_id": str}, keep_default_na=False)  # fmt: skip
-            header = pd.read_csv(path, sep=delimiter_of(path, "utf-8-sig"), header=None, nrows=1,
-                                 encoding="utf-8-sig", dtype=str).iloc[0].tolist()  # fmt: skip
+            sep = delimiter_of(path, "utf-8-sig")
+            raw = pd.read_csv(path, sep=sep, encoding="utf-8-sig", dtype={"unique_id": str},
+                              keep_default_na=False)  # fmt: skip
+            header = pd.read_csv(path, sep=sep, header=None, nrows=1, encoding="utf-8-sig",
+                                 dtype=str).iloc[0].tolist()  # fmt: skip
             if (twice := repeated_column(header)) is not None:  # pandas read on with `y.1`
                 raise DatasetError(f"{path}: names the column {twice!r} twice; which one is "
                                    "meant?")  # fmt: skip
