@@ -103,7 +103,7 @@ from emulation.sagemaker.forecaster import (
     train,
 )
 from emulation.sagemaker.forecaster.dataset import TIMESTAMP_FORMATS
-from emulation.sagemaker.forecaster.frequency import grid_for
+from emulation.sagemaker.forecaster.frequency import Frequency, grid_for
 from harness.simulation import simulate
 from simulator.source import delimiter_of, period_labels, repeated_column
 
@@ -492,6 +492,13 @@ class DatasetError(ValueError):
 
 OWN_COLUMNS = ("unique_id", "ds", "y")
 _SHOWN = 5
+#: Where period numbers start on a calendar (``ds`` 1, 2, 3… as M4's files and statsforecast's
+#: integer ``ds`` give them): the models see a calendar, and pandas' holds about 1677–2262, so
+#: an early start leaves the longest span room (560 years, 6,700 months, 4.9M hours).
+PERIOD_ONE = pd.Timestamp("1700-01-01")
+#: A yearly ``ds`` of numbers all in this range is calendar years (1990), not period numbers.
+YEARS = (1678, 2261)
+_CALENDAR_END = pd.Timestamp("2262-01-01")
 
 
 def _rows(path: Path, frame: pd.DataFrame, bad: pd.Series, values: pd.Series | None = None) -> str:
@@ -499,10 +506,15 @@ def _rows(path: Path, frame: pd.DataFrame, bad: pd.Series, values: pd.Series | N
     header is row 1)."""
     first = 2 if path.suffix.lower() not in (".parquet", ".pq") else 1
     at = np.flatnonzero(bad.to_numpy())
-    shown = [f"row {i + first}" + ("" if values is None else f": {values.iloc[i]!r}")
+    shown = [f"row {i + first}" + ("" if values is None else f": {_plain(values.iloc[i])!r}")
              for i in at[:_SHOWN]]  # fmt: skip
     more = f" (and {len(at) - _SHOWN} more)" if len(at) > _SHOWN else ""
     return ", ".join(shown) + more
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds (``2.5``, not ``np.float64(2.5)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
@@ -539,15 +551,21 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
     ids = raw["unique_id"].astype("string").str.strip()
     if (empty := ids.isna() | (ids == "")).any():
         raise DatasetError(f"{path}: column 'unique_id' is empty: {_rows(path, raw, empty)}")
-    if pd.api.types.is_numeric_dtype(raw["ds"]):
-        raise DatasetError(f"{path}: column 'ds' holds numbers ({raw['ds'].iloc[0]!r}); give "
-                           "dates or times (1990-01-01, 2024-03-01 14:00)")  # fmt: skip
-    text = raw["ds"] if pd.api.types.is_datetime64_any_dtype(raw["ds"]) else (
-        period_labels(raw["ds"].astype("string").str.strip()))  # 1981 Q1, 2021-W05 too  # fmt: skip
     try:
         freq = parse_frequency(frequency)
     except ValueError as error:
         raise DatasetError(f"--frequency {frequency!r}: {error}") from None
+    if (blank := raw["ds"].astype("string").str.strip().fillna("") == "").any():
+        raise DatasetError(f"{path}: column 'ds' is empty: {_rows(path, raw, blank)}")
+    read_as, numbers = "dates", None
+    if pd.api.types.is_bool_dtype(raw["ds"]):
+        raise DatasetError(f"{path}: column 'ds' holds true/false, not dates or period numbers")
+    if pd.api.types.is_numeric_dtype(raw["ds"]):
+        text, read_as = numbered_periods(path, raw, freq)
+        numbers = raw["ds"].astype(np.int64)  # a gap is named in the file's own numbers
+    else:
+        text = raw["ds"] if pd.api.types.is_datetime64_any_dtype(raw["ds"]) else (
+            period_labels(raw["ds"].astype("string").str.strip()))  # 1981 Q1, 2021-W05  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = pd.to_datetime(text, errors="coerce", format="mixed")
@@ -579,18 +597,77 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
         raise DatasetError(f"{path}: a series has two values for one period: "
                            f"{_rows(path, raw, twice, raw['ds'])}")  # fmt: skip
     ends = frame.groupby("unique_id")["ds"].agg(["min", "max", "size"])
+    if numbers is not None:
+        ends[["first", "last"]] = numbers.groupby(frame["unique_id"]).agg(["min", "max"])
     for item, row in ends.iterrows():
         expected = len(grid.span(row["min"], row["max"]))
         if row["size"] != expected:
-            first, last = (
-                str(t.date() if t == t.normalize() else t) for t in (row["min"], row["max"])
-            )
+            if numbers is None:
+                first, last = (str(t.date() if t == t.normalize() else t)
+                               for t in (row["min"], row["max"]))  # fmt: skip
+            else:
+                first, last = f"periods {row['first']}", str(row["last"])
             raise DatasetError(
                 f"{path}: series {item!r} misses {expected - row['size']} of its {expected} "
                 f"periods at {frequency} between {first} and {last}: every model must see the "
                 "same complete series (fill them, or cut the series)"
             )
-    return frame.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(["unique_id", "ds"], kind="stable").reset_index(drop=True)
+    frame.attrs["ds"] = read_as
+    return frame
+
+
+def numbered_periods(path: Path, raw: pd.DataFrame, freq: Frequency) -> tuple[pd.Series, str]:
+    """``ds`` given as numbers → (timestamps, how they were read). A yearly file's numbers that
+    are all years (:data:`YEARS`) are those years. Any other whole numbers are period numbers,
+    as M4's files and statsforecast's integer ``ds`` number them: the lowest is the frequency's
+    first period from :data:`PERIOD_ONE`, each next number the next period, so series numbered
+    alike stay aligned and a series numbered from 1 starts there. The calendar is only labels:
+    the comparison's models see each series' order and season position, and yearly data has no
+    calendar effect. Refused naming the rows: numbers that are not whole; a span longer than
+    pandas' calendar holds from :data:`PERIOD_ONE` (epoch seconds, say, or a yearly series of
+    600 years), naming the longest series."""
+    number = pd.to_numeric(raw["ds"], errors="coerce").astype(float)
+    whole = pd.Series(np.isfinite(number) & (number == np.round(number)), index=raw.index)
+    if (~whole).any():
+        raise DatasetError(f"{path}: column 'ds' holds numbers that are not whole periods "
+                           f"(period numbers 1, 2, 3… or years): "
+                           f"{_rows(path, raw, ~whole, raw['ds'])}")  # fmt: skip
+    k = number.astype(np.int64)
+    if freq.unit == "Y" and k.between(*YEARS).all():
+        years = pd.to_datetime(pd.DataFrame({"year": k, "month": 1, "day": 1}))
+        return years, "years"
+    offset = (k - k.min()).to_numpy()
+    span = int(offset.max()) + 1
+    start = pd.date_range(PERIOD_ONE, periods=1, freq=freq.offset())[0]  # on the grid
+    if freq.unit in ("M", "Y"):
+        months = offset * (freq.n if freq.unit == "M" else 12)
+        room = ((_CALENDAR_END.year - start.year) * 12 - start.month + 1) // (
+            freq.n if freq.unit == "M" else 12)  # fmt: skip
+    else:
+        # in seconds: 560 years of nanoseconds overflow a Timedelta (and int64)
+        step = freq.n * {"min": 60, "H": 3_600, "D": 86_400, "W": 604_800}[freq.unit]
+        room = (_CALENDAR_END.value - start.value) // 10**9 // step
+    if span > room:
+        ids = raw["unique_id"].astype(str)
+        spans = k.groupby(ids).agg(lambda v: int(v.max() - v.min()) + 1)
+        longest = spans.idxmax()
+        raise DatasetError(
+            f"{path}: column 'ds' holds period numbers from {k.min()} to {k.max()}, "
+            f"{span:,} periods at {freq.code}; a calendar from {start.date()} holds "
+            f"{room:,} (series {longest!r} alone spans {spans[longest]:,}): cut the series to "
+            "fewer periods, or give dates or times if these numbers are some (epoch seconds?)"
+        )
+    if freq.unit in ("M", "Y"):
+        total = start.year * 12 + start.month - 1 + months
+        stamps = pd.to_datetime(pd.DataFrame({"year": total // 12, "month": total % 12 + 1,
+                                              "day": 1}))  # fmt: skip
+    else:
+        seconds = np.datetime64(start, "s") + (offset * step).astype("timedelta64[s]")
+        stamps = seconds.astype("datetime64[ns]")
+    stamps = pd.Series(stamps, index=raw.index)
+    return stamps, (f"period numbers {k.min()}–{k.max()} on a {freq.code} calendar from "
+                    f"{start.date()}")  # fmt: skip
 
 
 def split(frame: pd.DataFrame, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -869,7 +946,8 @@ def main() -> int:
     )
     own = parser.add_argument_group(
         "your own data", "score a file of your own series instead (unique_id, ds, y; CSV or "
-        "Parquet): results/forecast_models-NAME.json and .html, the shipped results untouched"
+        "Parquet; ds as dates, or as period numbers 1, 2, 3… as M4's files give them): "
+        "results/forecast_models-NAME.json and .html, the shipped results untouched"
     )  # fmt: skip
     own.add_argument("--data", type=Path, metavar="FILE", help="the series to score")
     own.add_argument("--frequency", help="its AutoML ForecastFrequency (1D, 1W, 1M, 3M, 1Y, 1H…)")
@@ -922,6 +1000,8 @@ def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         frame = own_dataset(args.data, args.frequency)
     except DatasetError as error:
         parser.error(str(error))
+    if frame.attrs["ds"] != "dates":
+        print(f"{name}: ds read as {frame.attrs['ds']}", flush=True)
     warnings.filterwarnings("ignore")
     dataset = {name: lambda: (frame, args.frequency, args.horizon)}
     try:
@@ -930,7 +1010,8 @@ def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(f"{args.data}: {error}")
     report = {"benchmark": "forecast_models", "quantiles": list(QUANTILES),
               "goal": "better than the best single model on every dataset",
-              "source": str(args.data), "datasets": {name: result}}  # fmt: skip
+              "source": str(args.data), "ds_read_as": frame.attrs["ds"],
+              "datasets": {name: result}}  # fmt: skip
     save(f"forecast_models-{name}", report)
     print(write_chart(report, f"forecast_models-{name}.html"))
     return 0

@@ -299,7 +299,25 @@ QUARTERS = "unique_id,ds,y\nA,1990 Q1,5\nA,1990 Q2,6\nA,1990 Q3,7\nB,1990-01-01,
             r"two values for one period: row 3: '1990 Q1'",
         ),
         (QUARTERS.replace("1990 Q2", "1990 Q4"), "3M", r"series 'A' misses 1 of its 4 periods"),
-        ("unique_id,ds,y\nA,1990,1\nA,1991,2\n", "1Y", r"'ds' holds numbers"),
+        (
+            "unique_id,ds,y\nA,1,1\nA,2.5,2\n",
+            "1Y",
+            r"'ds' holds numbers that are not whole periods \(period numbers 1, 2, 3… or years\): "
+            r"row 3: 2.5",
+        ),
+        (QUARTERS.replace("1990 Q3", " "), "3M", r"column 'ds' is empty: row 4"),
+        (
+            "unique_id,ds,y\nA,1,1\nA,3,2\n",
+            "1M",
+            r"series 'A' misses 1 of its 3 periods at 1M between periods 1 and 3",
+        ),
+        (
+            "unique_id,ds,y\nA,1,1\nA,2,2\nB,1700000000,1\nB,1700003600,2\n",
+            "1H",
+            r"period numbers from 1 to 1700003600, 1,700,003,600 periods at 1H; a calendar from "
+            r"1700-01-01 holds 4,926,384 \(series 'B' alone spans 3,601\).*epoch seconds",
+        ),
+        ("unique_id,ds,y\nA,true,1\n", "1Y", r"'ds' holds true/false"),
         (QUARTERS, "2Q", r"--frequency '2Q'"),
         ("unique_id,ds,y,y\nA,1990 Q1,5,0\n", "3M", r"names the column 'y' twice"),  # not y.1
     ],
@@ -312,7 +330,11 @@ QUARTERS = "unique_id,ds,y\nA,1990 Q1,5\nA,1990 Q2,6\nA,1990 Q3,7\nB,1990-01-01,
         "grid",
         "twice",
         "gap",
-        "numbers",
+        "fraction",
+        "no-ds",
+        "period-gap",
+        "span",
+        "bool",
         "freq",
         "header",
     ],
@@ -322,6 +344,52 @@ def test_own_data_is_refused_naming_file_column_and_rows(tmp_path, text, frequen
     with pytest.raises(module.DatasetError, match=message) as refused:
         _own(tmp_path, text, frequency)
     assert "--frequency" in str(refused.value) or str(tmp_path / "mine.csv") in str(refused.value)
+
+
+def test_own_data_numbered_by_period_or_year_is_put_on_a_calendar(tmp_path) -> None:
+    """M4's files and statsforecast number periods 1, 2, 3… (each series from 1): the lowest
+    number is the frequency's first period from 1700, each next number the next period, so the
+    series stay aligned as numbered; a yearly file's numbers that are years are those years."""
+    module = _benchmark_module("forecast_models")
+    numbered = pd.DataFrame({"unique_id": ["A"] * 3 + ["B"] * 5, "ds": [1, 2, 3, 1, 2, 3, 4, 5],
+                             "y": np.arange(8.0)})  # fmt: skip
+    path = tmp_path / "m4.parquet"
+    numbered.to_parquet(path)
+    for frequency, first, step in (
+        ("1Y", "1700-01-01", pd.DateOffset(years=1)),
+        ("3M", "1700-01-01", pd.DateOffset(months=3)),
+        ("2W", "1700-01-04", pd.DateOffset(weeks=2)),  # the first Monday: weeks' grid
+        ("1H", "1700-01-01", pd.DateOffset(hours=1)),
+        ("15min", "1700-01-01", pd.DateOffset(minutes=15)),
+    ):
+        frame = module.own_dataset(path, frequency)
+        expected = [pd.Timestamp(first) + k * step for k in (0, 1, 2, 0, 1, 2, 3, 4)]
+        assert frame["ds"].tolist() == expected, frequency
+        assert frame["y"].tolist() == numbered["y"].tolist()
+        assert frame.attrs["ds"] == f"period numbers 1–5 on a {frequency} calendar from {first}"
+    frame = _own(tmp_path, "unique_id,ds,y\nA,1990,1\nA,1991,2\nB,1991,3\n", "1Y")
+    assert frame["ds"].dt.year.tolist() == [1990, 1991, 1991] and frame.attrs["ds"] == "years"
+    # beyond the calendar's room: 562 years from 1700 fit, 563 do not
+    long = pd.DataFrame({"unique_id": "A", "ds": np.arange(1, 563), "y": 1.0})
+    long.to_parquet(path)
+    assert module.own_dataset(path, "1Y")["ds"].iloc[-1] == pd.Timestamp("2261-01-01")
+    pd.concat([long, long.tail(1).assign(ds=563)]).to_parquet(path)
+    with pytest.raises(module.DatasetError, match=r"1 to 563, 563 periods at 1Y; a calendar from "
+                       r"1700-01-01 holds 562 \(series 'A' alone spans 563\)"):  # fmt: skip
+        module.own_dataset(path, "1Y")
+
+
+def test_own_data_numbered_by_period_is_forecast(tmp_path) -> None:
+    """The calendar period numbers are put on (1700 on) goes through the forecaster and the
+    single models, as dates do."""
+    module = _benchmark_module("forecast_models")
+    rows = [f"{s},{t + 1},{100 + (k + 1) * t + (t % 3)}" for k, s in enumerate("AB")
+            for t in range(16 + 4 * k)]  # fmt: skip
+    frame = _own(tmp_path, "unique_id,ds,y\n" + "\n".join(rows) + "\n", "1Y")
+    result = module.run_origin("numbered", frame, "1Y", 2)
+    assert set(result) == {"local_forecaster", "auto_ets", "auto_theta", "seasonal_naive"}
+    for model in result.values():
+        assert np.isfinite(model["sums"].to_numpy(dtype=float)).all()
 
 
 def test_own_data_in_a_spreadsheets_csv_is_read(tmp_path) -> None:
