@@ -494,7 +494,7 @@ OWN_COLUMNS = ("unique_id", "ds", "y")
 _SHOWN = 5
 #: Where period numbers start on a calendar (``ds`` 1, 2, 3… as M4's files and statsforecast's
 #: integer ``ds`` give them): the models see a calendar, and pandas' holds about 1677–2262, so
-#: an early start leaves the longest span room (560 years, 6,700 months, 4.9M hours).
+#: an early start leaves the longest span room (562 years, 6,744 months, 4.9 million hours).
 PERIOD_ONE = pd.Timestamp("1700-01-01")
 #: A yearly ``ds`` of numbers all in this range is calendar years (1990), not period numbers.
 YEARS = (1678, 2261)
@@ -633,33 +633,33 @@ def numbered_periods(path: Path, raw: pd.DataFrame, freq: Frequency) -> tuple[pd
         raise DatasetError(f"{path}: column 'ds' holds numbers that are not whole periods "
                            f"(period numbers 1, 2, 3… or years): "
                            f"{_rows(path, raw, ~whole, raw['ds'])}")  # fmt: skip
-    k = number.astype(np.int64)
-    if freq.unit == "Y" and k.between(*YEARS).all():
-        years = pd.to_datetime(pd.DataFrame({"year": k, "month": 1, "day": 1}))
+    if freq.unit == "Y" and number.between(*YEARS).all():
+        years = pd.to_datetime(pd.DataFrame({"year": number.astype(int), "month": 1, "day": 1}))
         return years, "years"
-    offset = (k - k.min()).to_numpy()
-    span = int(offset.max()) + 1
+    span = int(number.max() - number.min()) + 1  # in floats first: 1e20 overflows an int64
     start = pd.date_range(PERIOD_ONE, periods=1, freq=freq.offset())[0]  # on the grid
     if freq.unit in ("M", "Y"):
-        months = offset * (freq.n if freq.unit == "M" else 12)
         room = ((_CALENDAR_END.year - start.year) * 12 - start.month + 1) // (
             freq.n if freq.unit == "M" else 12)  # fmt: skip
     else:
-        # in seconds: 560 years of nanoseconds overflow a Timedelta (and int64)
+        # in seconds: 562 years of nanoseconds overflow a Timedelta (and int64)
         step = freq.n * {"min": 60, "H": 3_600, "D": 86_400, "W": 604_800}[freq.unit]
         room = (_CALENDAR_END.value - start.value) // 10**9 // step
     if span > room:
         ids = raw["unique_id"].astype(str)
-        spans = k.groupby(ids).agg(lambda v: int(v.max() - v.min()) + 1)
+        spans = number.groupby(ids).agg(lambda v: int(v.max() - v.min()) + 1)
         longest = spans.idxmax()
         raise DatasetError(
-            f"{path}: column 'ds' holds period numbers from {k.min()} to {k.max()}, "
-            f"{span:,} periods at {freq.code}; a calendar from {start.date()} holds "
-            f"{room:,} (series {longest!r} alone spans {spans[longest]:,}): cut the series to "
-            "fewer periods, or give dates or times if these numbers are some (epoch seconds?)"
+            f"{path}: column 'ds' holds period numbers from {int(number.min())} to "
+            f"{int(number.max())}, {span:,} periods at {freq.code}; a calendar from "
+            f"{start.date()} holds {room:,} (series {longest!r} alone spans "
+            f"{spans[longest]:,}): cut the series to fewer periods, or give dates or times if "
+            "these numbers are some (epoch seconds?)"
         )
+    k = number.astype(np.int64)
+    offset = (k - k.min()).to_numpy()
     if freq.unit in ("M", "Y"):
-        total = start.year * 12 + start.month - 1 + months
+        total = start.year * 12 + start.month - 1 + offset * (freq.n if freq.unit == "M" else 12)
         stamps = pd.to_datetime(pd.DataFrame({"year": total // 12, "month": total % 12 + 1,
                                               "day": 1}))  # fmt: skip
     else:
