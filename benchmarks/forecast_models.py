@@ -666,7 +666,7 @@ def numbered_periods(path: Path, raw: pd.DataFrame, freq: Frequency) -> tuple[pd
         seconds = np.datetime64(start, "s") + (offset * step).astype("timedelta64[s]")
         stamps = seconds.astype("datetime64[ns]")
     stamps = pd.Series(stamps, index=raw.index)
-    return stamps, (f"period numbers {k.min()}–{k.max()} on a {freq.code} calendar from "
+    return stamps, (f"period numbers {k.min()} to {k.max()} on a {freq.code} calendar from "
                     f"{start.date()}")  # fmt: skip
 
 

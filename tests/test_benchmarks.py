@@ -368,7 +368,7 @@ def test_own_data_numbered_by_period_or_year_is_put_on_a_calendar(tmp_path) -> N
         expected = [pd.Timestamp(first) + k * step for k in (0, 1, 2, 0, 1, 2, 3, 4)]
         assert frame["ds"].tolist() == expected, frequency
         assert frame["y"].tolist() == numbered["y"].tolist()
-        assert frame.attrs["ds"] == f"period numbers 1–5 on a {frequency} calendar from {first}"
+        assert frame.attrs["ds"] == f"period numbers 1 to 5 on a {frequency} calendar from {first}"
     frame = _own(tmp_path, "unique_id,ds,y\nA,1990,1\nA,1991,2\nB,1991,3\n", "1Y")
     assert frame["ds"].dt.year.tolist() == [1990, 1991, 1991] and frame.attrs["ds"] == "years"
     # beyond the calendar's room: 562 years from 1700 fit, 563 do not
