@@ -11,10 +11,15 @@ It opens offline (plotly.js inline).
 
 from __future__ import annotations
 
+import html
+import math
 from typing import Any
 
 METRICS = ("sMAPE", "MASE", "WAPE", "wQL")
 COLOURS = {"better": "#2e7d32", "tie": "#757575", "worse": "#c62828"}
+SINGLES = ("auto_ets", "auto_theta", "seasonal_naive")
+#: Each dataset's best single model per metric, chosen in hindsight (the verdicts' yardstick).
+BEST = "best_single"
 
 
 def comparisons(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,6 +50,49 @@ def comparisons(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "origins": dataset.get("origins", 1), "series": dataset.get("series"),
             })  # fmt: skip
     return rows
+
+
+def across(report: dict[str, Any]) -> dict[str, dict[str, dict[str, float | int]]]:
+    """Across datasets, per metric and single model (and each dataset's best one in hindsight):
+    the forecaster's value relative to the model's, averaged as a geometric mean of the datasets'
+    ratios (M4's relative measures: a set twice as good counts as much as one twice as bad), and
+    on how many datasets it was lower. A dataset where either value is 0 leaves that metric's
+    ratio (``datasets`` counts those that are in). What a verdict per dataset cannot say: how
+    the forecaster stands against each model over data of every kind at once."""
+    out: dict[str, dict[str, dict[str, float | int]]] = {}
+    for metric in METRICS:
+        logs: dict[str, list[float]] = {model: [] for model in (*SINGLES, BEST)}
+        for dataset in report.get("datasets", {}).values():
+            results = dataset.get("results", {})
+            local = results.get("local_forecaster", {}).get(metric)
+            values = {m: results[m][metric] for m in SINGLES if metric in results.get(m, {})}
+            if local is None or not values:
+                continue
+            values[BEST] = min(values.values())
+            for model, value in values.items():
+                if local > 0 and value > 0:
+                    logs[model].append(math.log(local / value))
+        out[metric] = {model: {"ratio": round(math.exp(sum(v) / len(v)), 3),
+                               "lower_on": sum(x < 0 for x in v), "datasets": len(v)}
+                       for model, v in logs.items() if v}  # fmt: skip
+    return out
+
+
+def across_table(summary: dict[str, dict[str, dict[str, float | int]]]) -> str:
+    """:func:`across` as an HTML table, one row per metric."""
+    models = [m for m in (*SINGLES, BEST) if any(m in row for row in summary.values())]
+    names = {BEST: "each dataset's best single model"}
+    head = "".join(f"<th>{html.escape(names.get(m, m))}</th>" for m in models)
+    body = "".join(
+        f"<tr><th>{metric}</th>" + "".join(
+            f"<td>{row[m]['ratio']:.3f}× (lower on {row[m]['lower_on']} of {row[m]['datasets']})"
+            "</td>" if m in row else "<td></td>" for m in models) + "</tr>"
+        for metric, row in summary.items() if row
+    )  # fmt: skip
+    return ("<h3 style='font-family:sans-serif'>Across datasets: the forecaster's value relative "
+            "to each model's (geometric mean of the datasets' ratios; below 1 is better)</h3>"
+            "<table style='font-family:sans-serif;border-collapse:collapse' cellpadding='6'>"
+            f"<tr><th></th>{head}</tr>{body}</table>")  # fmt: skip
 
 
 def tally(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -92,4 +140,5 @@ def chart(report: dict[str, Any]) -> str:
         height=160 + 34 * len(names), template="plotly_white",
         legend={"orientation": "h", "y": -0.12},
     )  # fmt: skip
-    return figure.to_html(include_plotlyjs=True, full_html=True)
+    page = figure.to_html(include_plotlyjs=True, full_html=True)
+    return page.replace("</body>", across_table(across(report)) + "</body>", 1)

@@ -92,7 +92,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _results import RESULTS, save
-from forecast_chart import chart
+from forecast_chart import across, chart
 
 from emulation.sagemaker.forecaster import (
     ForecastConfig,
@@ -965,9 +965,11 @@ def main() -> int:
         if not previous.exists():
             parser.error(f"no results to draw: {previous} does not exist")
         try:
-            print(write_chart(json.loads(previous.read_text())))
+            saved = json.loads(previous.read_text())
+            print(write_chart(saved))
         except (json.JSONDecodeError, ValueError, KeyError) as error:
             parser.error(f"{previous}: cannot draw it: {error}")
+        print_across(across(saved))
         return 0
     unknown = [name for name in args.datasets if name not in DATASETS]
     if unknown:
@@ -980,9 +982,19 @@ def main() -> int:
               "datasets": kept}  # fmt: skip
     for name in args.datasets or DATASETS:  # saved after each dataset: a long run keeps its part
         report["datasets"][name] = run(name)
+        report["across_datasets"] = across(report)
         save("forecast_models", report)
     print(write_chart(report))
+    print_across(report["across_datasets"])
     return 0
+
+
+def print_across(summary: dict) -> None:
+    """The forecaster against each model over every dataset, one line per metric."""
+    for metric, row in summary.items():
+        print(f"{metric}: " + ", ".join(
+            f"{v['ratio']:.3f}× {model} (lower on {v['lower_on']} of {v['datasets']})"
+            for model, v in row.items()))  # fmt: skip
 
 
 def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -1012,6 +1024,7 @@ def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
               "goal": "better than the best single model on every dataset",
               "source": str(args.data), "ds_read_as": frame.attrs["ds"],
               "datasets": {name: result}}  # fmt: skip
+    report["across_datasets"] = across(report)
     save(f"forecast_models-{name}", report)
     print(write_chart(report, f"forecast_models-{name}.html"))
     return 0

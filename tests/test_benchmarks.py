@@ -75,6 +75,32 @@ def test_the_page_opens_offline_and_states_the_tally() -> None:
         chart.chart(broken)
 
 
+def test_across_datasets_the_forecaster_is_compared_by_geometric_mean_of_ratios() -> None:
+    """Twice as good on one set and twice as bad on another is even (1.0), not 1.25; a value
+    of 0 cannot be a ratio and leaves the set out of that metric."""
+    chart = _benchmark_module("forecast_chart")
+    report = _report()
+    del report["datasets"]["stopped-early"]
+    second = report["datasets"]["shop-daily"]
+    report["datasets"]["shop-weekly"] = {**second, "results": {
+        "local_forecaster": {"sMAPE": 24.0, "MASE": 0.0, "WAPE": 0.1, "wQL": 0.05},
+        "auto_theta": {"sMAPE": 12.0, "MASE": 1.0, "WAPE": 0.4, "wQL": 0.1},
+        "auto_ets": {"sMAPE": 20.0, "MASE": 0.9, "WAPE": 0.2, "wQL": 0.2},
+    }}  # fmt: skip
+    summary = chart.across(report)
+    # sMAPE: 9/10 and 24/12 against Theta; 9/12 and 24/20 against ETS; the best: 9/10, 24/12
+    assert summary["sMAPE"]["auto_theta"] == {"ratio": pytest.approx(round((0.9 * 2) ** 0.5, 3)),
+                                              "lower_on": 1, "datasets": 2}  # fmt: skip
+    assert summary["sMAPE"]["auto_ets"]["ratio"] == pytest.approx(round((0.75 * 1.2) ** 0.5, 3))
+    assert summary["sMAPE"]["best_single"]["ratio"] == summary["sMAPE"]["auto_theta"]["ratio"]
+    assert summary["MASE"]["auto_ets"]["datasets"] == 1  # shop-weekly's 0 is left out
+    assert summary["WAPE"]["auto_theta"] == {"ratio": pytest.approx(round((1 * 0.25) ** 0.5, 3)),
+                                             "lower_on": 1, "datasets": 2}  # fmt: skip
+    assert "seasonal_naive" not in summary["wQL"]  # no set had it
+    page = chart.chart(report)
+    assert "Across datasets" in page and "each dataset&#x27;s best single model" in page
+
+
 def test_the_saved_results_draw_every_dataset_they_hold() -> None:
     """The committed results are what the README's tally quotes: every dataset in them is
     drawn, with all four metrics."""
@@ -83,6 +109,7 @@ def test_the_saved_results_draw_every_dataset_they_hold() -> None:
     rows = chart.comparisons(report)
     assert len(rows) == 4 * len(report["datasets"])
     assert sum(chart.tally(rows).values()) == len(rows)
+    assert report["across_datasets"] == chart.across(report)  # saved as the run computes it
 
 
 def _forecast_models_cli(*args: str) -> subprocess.CompletedProcess:
