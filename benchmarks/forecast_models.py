@@ -881,11 +881,13 @@ def rounded(sums: pd.DataFrame) -> dict:
             "coverage_p10_p90": round(sums["covered"].sum() / sums["points"].sum(), 3)}  # fmt: skip
 
 
-def run(name: str, datasets: dict[str, Callable] = DATASETS) -> dict:
+def run(name: str, datasets: dict[str, Callable] = DATASETS, count: int | None = None) -> dict:
+    """Every model on ``count`` origins of one dataset (default: :data:`ORIGINS`, one for
+    :data:`ONE_ORIGIN`), pooled, with intervals and verdicts against the best single model."""
     frame, frequency, horizon = datasets[name]()
     origins: list[dict] = []
     left_out = {}
-    count = 1 if name in ONE_ORIGIN else ORIGINS
+    count = count or (1 if name in ONE_ORIGIN else ORIGINS)
     for k in range(count):
         held = (f"the {horizon} before each series' last {k * horizon} held out" if k
                 else f"each series' last {horizon} periods held out")  # fmt: skip
@@ -953,11 +955,14 @@ def main() -> int:
     own.add_argument("--frequency", help="its AutoML ForecastFrequency (1D, 1W, 1M, 3M, 1Y, 1H…)")
     own.add_argument("--horizon", type=int, help="periods held out and forecast")
     own.add_argument("--name", help="the results' name (default: the file's name)")
+    own.add_argument("--origins", type=int, help=f"forecast origins, each a horizon before the "
+                     f"next (default {ORIGINS}; 1: the last horizon only, a competition's "
+                     "test part when the file holds it)")  # fmt: skip
     args = parser.parse_args()
     if args.data is not None:
         return main_own(parser, args)
-    if args.frequency or args.horizon or args.name:
-        parser.error("--frequency, --horizon and --name go with --data FILE")
+    if args.frequency or args.horizon or args.name or args.origins is not None:
+        parser.error("--frequency, --horizon, --name and --origins go with --data FILE")
     previous = RESULTS / "forecast_models.json"
     if args.chart:
         if args.datasets:
@@ -1005,6 +1010,8 @@ def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error("--data needs --frequency (e.g. 1M) and --horizon (e.g. 12)")
     if args.horizon < 1:
         parser.error(f"--horizon {args.horizon}: must be at least 1")
+    if args.origins is not None and args.origins < 1:
+        parser.error(f"--origins {args.origins}: must be at least 1")
     name = args.name or args.data.name.split(".")[0]
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", name):
         parser.error(f"--name {name!r}: letters, digits, '.', '_' and '-' only (it names a file)")
@@ -1017,7 +1024,7 @@ def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore")
     dataset = {name: lambda: (frame, args.frequency, args.horizon)}
     try:
-        result = run(name, dataset)
+        result = run(name, dataset, args.origins)
     except ForecastInputError as error:  # e.g. a horizon longer than a quarter of the series
         parser.error(f"{args.data}: {error}")
     report = {"benchmark": "forecast_models", "quantiles": list(QUANTILES),

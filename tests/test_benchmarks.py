@@ -408,17 +408,18 @@ def test_own_data_numbered_by_period_or_year_is_put_on_a_calendar(tmp_path) -> N
         module.own_dataset(path, "1Y")
 
 
-def test_own_data_numbered_by_period_is_forecast(tmp_path) -> None:
+def test_own_data_numbered_by_period_is_forecast_from_the_origins_asked(tmp_path) -> None:
     """The calendar period numbers are put on (1700 on) goes through the forecaster and the
-    single models, as dates do."""
+    single models, as dates do; ``--origins 1`` scores the last horizon alone."""
     module = _benchmark_module("forecast_models")
     rows = [f"{s},{t + 1},{100 + (k + 1) * t + (t % 3)}" for k, s in enumerate("AB")
             for t in range(16 + 4 * k)]  # fmt: skip
     frame = _own(tmp_path, "unique_id,ds,y\n" + "\n".join(rows) + "\n", "1Y")
-    result = module.run_origin("numbered", frame, "1Y", 2)
-    assert set(result) == {"local_forecaster", "auto_ets", "auto_theta", "seasonal_naive"}
-    for model in result.values():
-        assert np.isfinite(model["sums"].to_numpy(dtype=float)).all()
+    result = module.run("numbered", {"numbered": lambda: (frame, "1Y", 2)}, 1)
+    assert result["origins"] == 1 and len(result["per_origin"]) == 1
+    for model, scored in result["results"].items():
+        assert scored["points"] == 2 * 2, model  # two series, the last two years each
+        assert all(np.isfinite(scored[m]) for m in ("sMAPE", "MASE", "WAPE", "wQL")), model
 
 
 def test_own_data_in_a_spreadsheets_csv_is_read(tmp_path) -> None:
@@ -480,4 +481,7 @@ def test_own_data_options_go_together() -> None:
     assert "--data needs --frequency (e.g. 1M) and --horizon (e.g. 12)" in done.stderr
     done = _forecast_models_cli("--horizon", "4", "standard")
     assert done.returncode == 2
-    assert "--frequency, --horizon and --name go with --data FILE" in done.stderr
+    assert "--frequency, --horizon, --name and --origins go with --data FILE" in done.stderr
+    done = _forecast_models_cli("--data", "x.csv", "--frequency", "1M", "--horizon", "2",
+                                "--origins", "0")  # fmt: skip
+    assert done.returncode == 2 and "--origins 0: must be at least 1" in done.stderr
