@@ -560,6 +560,12 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
     read_as, numbers = "dates", None
     if pd.api.types.is_bool_dtype(raw["ds"]):
         raise DatasetError(f"{path}: column 'ds' holds true/false, not dates or period numbers")
+    if (
+        not pd.api.types.is_numeric_dtype(raw["ds"])
+        and not pd.api.types.is_datetime64_any_dtype(raw["ds"])
+        and raw["ds"].astype("string").str.strip().str.fullmatch(r"[+-]?\d+").all()
+    ):
+        raw = raw.assign(ds=pd.to_numeric(raw["ds"]))  # numbers stored as text (a Parquet string)
     if pd.api.types.is_numeric_dtype(raw["ds"]):
         text, read_as = numbered_periods(path, raw, freq)
         numbers = raw["ds"].astype(np.int64)  # a gap is named in the file's own numbers
@@ -619,7 +625,9 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
 
 def numbered_periods(path: Path, raw: pd.DataFrame, freq: Frequency) -> tuple[pd.Series, str]:
     """``ds`` given as numbers → (timestamps, how they were read). A yearly file's numbers that
-    are all years (:data:`YEARS`) are those years. Any other whole numbers are period numbers,
+    are all years (:data:`YEARS`) are those years; numbers that are all dates written yyyymmdd
+    (``20240315``) are those days, and a monthly or yearly file's numbers that are all months
+    written yyyymm (``202403``) those months. Any other whole numbers are period numbers,
     as M4's files and statsforecast's integer ``ds`` number them: the lowest is the frequency's
     first period from :data:`PERIOD_ONE`, each next number the next period, so series numbered
     alike stay aligned and a series numbered from 1 starts there. The calendar is only labels:
@@ -636,6 +644,14 @@ def numbered_periods(path: Path, raw: pd.DataFrame, freq: Frequency) -> tuple[pd
     if freq.unit == "Y" and number.between(*YEARS).all():
         years = pd.to_datetime(pd.DataFrame({"year": number.astype(int), "month": 1, "day": 1}))
         return years, "years"
+    digits = number.astype(np.int64).astype(str)
+    if number.between(YEARS[0] * 10_000 + 101, YEARS[1] * 10_000 + 1231).all():
+        days = pd.to_datetime(digits, format="%Y%m%d", errors="coerce")
+        if days.notna().all():  # 20240315: no one numbers periods from twenty million
+            return days, "dates written yyyymmdd"
+    if (freq.unit in ("M", "Y") and number.between(YEARS[0] * 100 + 1, YEARS[1] * 100 + 12).all()
+            and (number % 100).between(1, 12).all()):  # fmt: skip
+        return pd.to_datetime(digits, format="%Y%m"), "months written yyyymm"
     span = int(number.max() - number.min()) + 1  # in floats first: 1e20 overflows an int64
     start = pd.date_range(PERIOD_ONE, periods=1, freq=freq.offset())[0]  # on the grid
     if freq.unit in ("M", "Y"):

@@ -396,8 +396,17 @@ def test_own_data_numbered_by_period_or_year_is_put_on_a_calendar(tmp_path) -> N
         assert frame["ds"].tolist() == expected, frequency
         assert frame["y"].tolist() == numbered["y"].tolist()
         assert frame.attrs["ds"] == f"period numbers 1 to 5 on a {frequency} calendar from {first}"
+    numbered.assign(ds=numbered["ds"].astype(str)).to_parquet(path)  # numbers kept as text
+    as_text = module.own_dataset(path, "1Y")["ds"]
+    assert as_text.tolist()[:2] == [pd.Timestamp("1700-01-01"), pd.Timestamp("1701-01-01")]
     frame = _own(tmp_path, "unique_id,ds,y\nA,1990,1\nA,1991,2\nB,1991,3\n", "1Y")
     assert frame["ds"].dt.year.tolist() == [1990, 1991, 1991] and frame.attrs["ds"] == "years"
+    frame = _own(tmp_path, "unique_id,ds,y\nA,20240229,1\nA,20240301,2\n", "D")
+    assert frame["ds"].tolist() == [pd.Timestamp("2024-02-29"), pd.Timestamp("2024-03-01")]
+    assert frame.attrs["ds"] == "dates written yyyymmdd"
+    frame = _own(tmp_path, "unique_id,ds,y\nA,202312,1\nA,202401,2\n", "1M")
+    assert frame["ds"].tolist() == [pd.Timestamp("2023-12-01"), pd.Timestamp("2024-01-01")]
+    assert frame.attrs["ds"] == "months written yyyymm"
     # beyond the calendar's room: 562 years from 1700 fit, 563 do not
     long = pd.DataFrame({"unique_id": "A", "ds": np.arange(1, 563), "y": 1.0})
     long.to_parquet(path)
