@@ -19,9 +19,12 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   candidates.json`` (every candidate's metrics and how many items chose it).
 * ``list_candidates_for_auto_ml_job`` (moto has none) lists the job's one candidate once it
   has one, as ``BestCandidate`` describes it.
-* ``create_model`` is moto's. ``create_transform_job`` on such a model refits each item's chosen
-  model on the transform input and writes ``<input file>.out`` (header ``item_id,timestamp,p10…,
-  mean``; the ``GroupingAttributeNames`` columns follow ``item_id``) to ``S3OutputPath``;
+* ``create_model`` is moto's; ``describe_model`` leaves out the empty ``PrimaryContainer`` and
+  ``VpcConfig`` moto gives a model made without them, as AWS does (the SageMaker Python SDK's
+  types refuse an empty ``VpcConfig``). ``create_transform_job`` on such a model refits each
+  item's chosen model on the transform input and writes ``<input file>.out`` (header
+  ``item_id,timestamp,p10…,mean``; the ``GroupingAttributeNames`` columns follow ``item_id``) to
+  ``S3OutputPath``;
   ``describe_transform_job`` reports ``InProgress`` → ``Completed`` or ``Failed`` with the
   reason. A second job of the same name is ``ResourceInUse``, as on AWS.
 * ``AutoMLJobObjective`` is the metric the ensemble lowers and ``FinalAutoMLJobObjectiveMetric``
@@ -31,9 +34,10 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
 * A run may have the next AutoML jobs fail as SageMaker's internal errors make them fail
   (:attr:`Settings.fail_automl_jobs`; ``FailureReason`` :data:`INJECTED_FAILURE`).
 
-Not emulated: other problem types, the secondary statuses of AutoML's stages (a job in progress
-is ``TrainingModels`` throughout), explainability reports, candidate notebooks, instance types and
-counts, ``SplitType``/``BatchStrategy`` (the whole input is one request), a transform input's
+Not emulated: V1's ``DescribeAutoMLJob`` (a time-series job is V2's), other problem types, the
+secondary statuses of AutoML's stages (a job in progress is ``TrainingModels`` throughout),
+explainability reports, candidate notebooks, instance types and counts,
+``SplitType``/``BatchStrategy`` (the whole input is one request), a transform input's
 ``ContentType`` (read as CSV, as AWS's batch-forecasting guide sends it), transform jobs on models
 that did not come from this forecaster, stopping transform jobs.
 """
@@ -740,6 +744,7 @@ def install_in_process() -> None:
     original_stop = sm.SageMakerModelBackend.stop_auto_ml_job
     original_transform = sm.SageMakerModelBackend.create_transform_job
     original_transform_describe = sm.FakeTransformJob.response_object.fget
+    original_model_describe = sm.Model.response_object.fget
 
     def create_auto_ml_job_v2(self: Any, *args: Any, **kwargs: Any) -> str:
         problem = kwargs.get("auto_ml_problem_type_config") or {}
@@ -867,6 +872,17 @@ def install_in_process() -> None:
             out.pop("FailureReason", None)
         return out
 
+    def model_response(self: Any) -> dict[str, Any]:
+        """``DescribeModel`` without moto's empty ``PrimaryContainer`` and ``VpcConfig`` for what
+        the request left out: AWS leaves them out, and an empty ``VpcConfig`` lacks the fields
+        it requires, so the SageMaker Python SDK's ``Model.create`` and ``Model.get`` (whose
+        types hold it to them) failed on every model made with ``Containers`` alone."""
+        out = original_model_describe(self)
+        for key in ("PrimaryContainer", "VpcConfig"):
+            if not out.get(key):
+                out.pop(key, None)
+        return out
+
     def list_candidates_for_auto_ml_job(self: Any) -> Any:
         """``ListCandidatesForAutoMLJob``, which moto lacks: a time-series job's one candidate
         once it has one (the job's ``BestCandidate``), filtered by ``StatusEquals`` and
@@ -898,3 +914,4 @@ def install_in_process() -> None:
     sm.SageMakerModelBackend.stop_auto_ml_job = stop_auto_ml_job
     sm.SageMakerModelBackend.create_transform_job = create_transform_job
     sm.FakeTransformJob.response_object = property(transform_response)
+    sm.Model.response_object = property(model_response)

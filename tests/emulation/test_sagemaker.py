@@ -1220,6 +1220,15 @@ def test_automl_job_model_and_transform_through_boto3(aws: World) -> None:
     sm.create_model(
         ModelName="fc-job", ExecutionRoleArn=role, Containers=best["InferenceContainers"]
     )
+    model = sm.describe_model(ModelName="fc-job")
+    assert model["Containers"] == best["InferenceContainers"]
+    # AWS leaves out what the request did: no empty VpcConfig (whose fields are required)
+    assert "VpcConfig" not in model and "PrimaryContainer" not in model
+    vpc = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
+    sm.create_model(ModelName="fc-vpc", ExecutionRoleArn=role, VpcConfig=vpc,
+                    PrimaryContainer=best["InferenceContainers"][0])  # fmt: skip
+    given = sm.describe_model(ModelName="fc-vpc")
+    assert given["VpcConfig"] == vpc and given["PrimaryContainer"] == best["InferenceContainers"][0]
     transform = {
         "TransformJobName": "fc-job",
         "ModelName": "fc-job",
