@@ -27,6 +27,10 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   ``S3OutputPath``;
   ``describe_transform_job`` reports ``InProgress`` → ``Completed`` or ``Failed`` with the
   reason. A second job of the same name is ``ResourceInUse``, as on AWS.
+* ``invoke_endpoint`` (``sagemaker-runtime``) on an endpoint whose model is this forecaster's
+  forecasts the ``text/csv`` history in its body as a transform job would
+  (:func:`endpoint_forecast`); moto answers every invocation, of any endpoint, with ``body``.
+  An unknown endpoint is ``ValidationError``; a body the model refuses is ``ModelError`` (424).
 * ``AutoMLJobObjective`` is the metric the ensemble lowers and ``FinalAutoMLJobObjectiveMetric``
   reports (held out); ``CompletionCriteria``'s runtime limits and ``stop_auto_ml_job`` end a job
   without a model (``Stopped``/``MaxAutoMLJobRuntimeReached``, ``Failed`` past the candidate's
@@ -36,7 +40,8 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
 
 Not emulated: V1's ``DescribeAutoMLJob`` (a time-series job is V2's), other problem types, the
 secondary statuses of AutoML's stages (a job in progress is ``TrainingModels`` throughout),
-explainability reports, candidate notebooks, instance types and counts,
+explainability reports, candidate notebooks, instance types and counts, endpoint traffic
+weights and statuses (an endpoint is ``InService`` at once), other ``InvokeEndpoint`` formats,
 ``SplitType``/``BatchStrategy`` (the whole input is one request), a transform input's
 ``ContentType`` (read as CSV, as AWS's batch-forecasting guide sends it), transform jobs on models
 that did not come from this forecaster, stopping transform jobs.
@@ -287,17 +292,9 @@ def read_input(s3: Any, uri: str, content: str = CSV) -> tuple[pd.DataFrame, str
     for key in keys:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         where = f"s3://{bucket}/{key}"
-        if content == PARQUET:
-            frames.append(_parquet_as_text(body, where))
-            continue
-        try:
-            # the header as written: pandas renames a repeated name (demand, demand.1)
-            names = pd.read_csv(io.BytesIO(body), header=None, nrows=1, dtype=str,
-                                keep_default_na=False).iloc[0].tolist()  # fmt: skip
-            frames.append(pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False))
-        except Exception as exc:  # pandas names the parse problem
-            raise ForecastInputError(f"ClientError: {where} is not CSV: {exc}") from None
-        _refuse_repeated(names, where)
+        frames.append(
+            _parquet_as_text(body, where) if content == PARQUET else _csv_text(body, where)
+        )
     header = list(frames[0].columns)
     what = "columns" if content == PARQUET else "header"
     for key, frame in zip(keys, frames, strict=True):
@@ -307,6 +304,19 @@ def read_input(s3: Any, uri: str, content: str = CSV) -> tuple[pd.DataFrame, str
                 f"the first file has {header}"
             )
     return pd.concat(frames, ignore_index=True), keys[0].rsplit("/", 1)[-1]
+
+
+def _csv_text(body: bytes, where: str) -> pd.DataFrame:
+    """A CSV with a header as text columns (the forecaster parses and checks the values)."""
+    try:
+        # the header as written: pandas renames a repeated name (demand, demand.1)
+        names = pd.read_csv(io.BytesIO(body), header=None, nrows=1, dtype=str,
+                            keep_default_na=False).iloc[0].tolist()  # fmt: skip
+        frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas names the parse problem
+        raise ForecastInputError(f"ClientError: {where} is not CSV: {exc}") from None
+    _refuse_repeated(names, where)
+    return frame
 
 
 def _refuse_repeated(names: list[str], where: str) -> None:
@@ -677,30 +687,41 @@ def _per_item(result: Any, quantiles: tuple[float, ...]) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- transform job
+def _containers(model: Any) -> list[dict]:
+    return model.containers or [model.primary_container or {}]
+
+
+def _forecaster_model(backend: Any, model_name: str, s3: Any) -> tuple[ForecastConfig, dict]:
+    """The job config and model document a SageMaker model's ``ModelDataUrl`` holds; refused
+    (``ForecastInputError``) for a missing model, a missing URL, or a document that is not this
+    forecaster's current format (an older model's calibration would be misread)."""
+    model = backend._models.get(model_name)
+    if model is None:
+        raise ForecastInputError(f"ClientError: model {model_name!r} does not exist")
+    url = next((c.get("ModelDataUrl") for c in _containers(model) if c.get("ModelDataUrl")), None)
+    if not url:
+        raise ForecastInputError("ClientError: the model has no ModelDataUrl")
+    bucket, key = _split(url)
+    document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    found = document.get("format") if isinstance(document, dict) else None
+    if found != FORMAT:
+        what = f"a {found!r} model" if isinstance(found, str) else "no forecaster model"
+        raise ForecastInputError(
+            f"ClientError: the model at {url} is {what}, this forecaster reads "
+            f"{FORMAT}: train it again (a new AutoML job) to forecast with it"
+        )
+    config = config_from_document(
+        document, settings(backend.account_id, backend.region_name).n_jobs
+    )
+    return config, document
+
+
 def _transform_job(backend: Any, job: Any) -> None:
     tracked: _Tracked = job._dfp
     try:
         with _work_lock:
             s3 = embedded_client("s3", backend.region_name)
-            model = backend._models.get(job.model_name)
-            if model is None:
-                raise ForecastInputError(f"ClientError: model {job.model_name!r} does not exist")
-            containers = model.containers or [model.primary_container]
-            url = next((c.get("ModelDataUrl") for c in containers if c.get("ModelDataUrl")), None)
-            if not url:
-                raise ForecastInputError("ClientError: the model has no ModelDataUrl")
-            bucket, key = _split(url)
-            document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            found = document.get("format") if isinstance(document, dict) else None
-            if found != FORMAT:  # an older model's calibration would be misread: refuse it
-                what = f"a {found!r} model" if isinstance(found, str) else "no forecaster model"
-                raise ForecastInputError(
-                    f"ClientError: the model at {url} is {what}, this forecaster reads "
-                    f"{FORMAT}: train it again (a new AutoML job) to forecast with it"
-                )
-            config = config_from_document(
-                document, settings(backend.account_id, backend.region_name).n_jobs
-            )
+            config, document = _forecaster_model(backend, job.model_name, s3)
             uri = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
             frame, name = read_input(s3, uri)
             dataset = load_dataset(frame, config)
@@ -721,6 +742,38 @@ def _transform_job(backend: Any, job: Any) -> None:
     tracked.ended = dt.datetime.now(dt.UTC)
 
 
+def endpoint_forecast(backend: Any, endpoint_name: str, body: bytes,
+                      content_type: str | None) -> tuple[str, str] | None:  # fmt: skip
+    """``InvokeEndpoint`` on an endpoint serving this forecaster's model: the forecast of the
+    CSV ``body`` (the training input's columns, history up to each item's own end), as a
+    transform job writes it, and the production variant that answered. ``None`` when the
+    endpoint serves some other model (moto's configured results answer it). Raises
+    ``LookupError`` for an unknown endpoint and ``ForecastInputError`` for a request the model
+    refuses (the container's 400)."""
+    endpoint = backend.endpoints.get(endpoint_name)
+    if endpoint is None:
+        raise LookupError(endpoint_name)
+    config = backend.endpoint_configs.get(endpoint.endpoint_config_name)
+    variants = (config.production_variants if config is not None else None) or []
+    if not variants:
+        return None
+    variant = variants[0]  # traffic weights are not emulated: the first variant answers
+    model = backend._models.get(variant.get("ModelName"))
+    if model is None or not any(c.get("Image") == IMAGE for c in _containers(model)):
+        return None
+    if (content_type or "text/csv").split(";")[0].strip().lower() != "text/csv":
+        raise ForecastInputError(
+            f"ContentType {content_type!r} is not supported: send the history as text/csv"
+        )
+    with _work_lock:
+        s3 = embedded_client("s3", backend.region_name)
+        forecast_config, document = _forecaster_model(backend, model.model_name, s3)
+        dataset = load_dataset(_csv_text(body, "the request body"), forecast_config)
+        forecast = predict(dataset, forecast_config, document)
+        forecast = split_series(forecast, forecast_config.item_id, forecast_config.grouping)
+    return _csv(forecast), variant.get("VariantName", "AllTraffic")
+
+
 def _listed_status(job: Any) -> str | None:
     tracked: _Tracked | None = getattr(job, "_dfp", None)
     return tracked.state if tracked is not None else job.__dict__.get("_moto_status")
@@ -731,6 +784,54 @@ def _store_status(job: Any, value: str) -> None:
 
 
 # ------------------------------------------------------------------------ embedded moto patch
+@moto_patch("sagemaker-runtime")
+def install_runtime() -> None:
+    """``InvokeEndpoint`` that forecasts (:func:`endpoint_forecast`); moto answers every call
+    with the fixed text ``body``, to any endpoint name, existing or not."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.sagemaker.models import sagemaker_backends
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    original = SageMakerRuntimeResponse.invoke_endpoint
+
+    class ModelError(JsonRESTError):
+        """The container answered 400: AWS reports it as ``ModelError`` (424) with the
+        container's status and message."""
+
+        code = 424
+
+        def __init__(self, reason: str) -> None:
+            super().__init__(
+                "ModelError", f'Received client error (400) from primary with message "{reason}"'
+            )
+            self.description = json.dumps(
+                {"__type": "ModelError", "message": self.message,
+                 "OriginalStatusCode": 400, "OriginalMessage": reason}
+            )  # fmt: skip
+
+    def invoke_endpoint(self: Any) -> Any:
+        from urllib.parse import unquote
+
+        name = unquote(self.path.split("?")[0].split("/")[2])  # /endpoints/<name>/invocations
+        backend = sagemaker_backends[self.current_account][self.region]
+        try:
+            body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.body).encode()
+            answered = endpoint_forecast(backend, name, body, self.headers.get("Content-Type"))
+        except LookupError:
+            raise JsonRESTError(
+                "ValidationError", f"Endpoint {name} of account {self.current_account} not found."
+            ) from None
+        except ForecastInputError as exc:
+            raise ModelError(str(exc)) from None
+        if answered is None:
+            return original(self)
+        body, variant = answered
+        headers = {"Content-Type": "text/csv", "x-Amzn-Invoked-Production-Variant": variant}
+        return 200, headers, body
+
+    SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint
+
+
 @moto_patch("sagemaker")
 def install_in_process() -> None:
     """Make the in-process moto run the forecaster behind the AutoML V2 calls (idempotent)."""

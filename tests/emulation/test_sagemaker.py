@@ -1248,6 +1248,31 @@ def test_automl_job_model_and_transform_through_boto3(aws: World) -> None:
     with pytest.raises(ClientError) as refused:
         sm.create_transform_job(**transform)
     assert refused.value.response["Error"]["Code"] in ("ResourceInUse", "ResourceInUseException")
+    # the same model on a real-time endpoint: the same input gives the same forecast
+    sm.create_endpoint_config(EndpointConfigName="fc-job", ProductionVariants=[
+        {"VariantName": "forecaster", "ModelName": "fc-job", "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.xlarge"}])  # fmt: skip
+    sm.create_endpoint(EndpointName="fc-job", EndpointConfigName="fc-job")
+    runtime = aws.client("sagemaker-runtime")
+    history = s3.get_object(Bucket="fc-test", Key="in/part-0.csv")["Body"].read()
+    answer = runtime.invoke_endpoint(EndpointName="fc-job", ContentType="text/csv", Body=history)
+    assert answer["ContentType"] == "text/csv"
+    assert answer["InvokedProductionVariant"] == "forecaster"
+    assert answer["Body"].read() == out
+    fewer = b"\n".join(line for line in history.splitlines() if not line.startswith(b"I0,"))
+    answer = runtime.invoke_endpoint(EndpointName="fc-job", Body=fewer)  # text/csv by default
+    assert set(pd.read_csv(answer["Body"])["item_id"]) == set(rows["item_id"]) - {"I0"}
+    for call, code, said in (
+        ({"EndpointName": "fc-none"}, "ValidationError", "Endpoint fc-none of account "),
+        ({"EndpointName": "fc-job", "ContentType": "application/json"}, "ModelError",
+         "ContentType 'application/json' is not supported"),
+        ({"EndpointName": "fc-job", "Body": b"item_id,timestamp\nI0,2020-01-01\n"},
+         "ModelError", "Received client error (400) from primary with message"),
+    ):  # fmt: skip
+        with pytest.raises(ClientError) as failed:
+            runtime.invoke_endpoint(**{"Body": history, **call})
+        assert failed.value.response["Error"]["Code"] == code
+        assert said in failed.value.response["Error"]["Message"]
     # a model an earlier version trained is refused by name, not misread
     url = next(c["ModelDataUrl"] for c in best["InferenceContainers"] if c.get("ModelDataUrl"))
     bucket, _, key = url[5:].partition("/")
