@@ -21,8 +21,10 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   has one, as ``BestCandidate`` describes it.
 * ``create_model`` is moto's; ``describe_model`` leaves out the empty ``PrimaryContainer`` and
   ``VpcConfig`` moto gives a model made without them, as AWS does (the SageMaker Python SDK's
-  types refuse an empty ``VpcConfig``). ``create_transform_job`` on such a model refits each
-  item's chosen model on the transform input and writes ``<input file>.out`` (header
+  types refuse an empty ``VpcConfig``), and ``describe_endpoint_config`` and
+  ``describe_endpoint`` an empty ``DataCaptureConfig``. ``create_transform_job`` on such a
+  model refits each item's chosen model on the transform input and writes ``<input file>.out``
+  (header
   ``item_id,timestamp,p10…,mean``; the ``GroupingAttributeNames`` columns follow ``item_id``) to
   ``S3OutputPath``;
   ``describe_transform_job`` reports ``InProgress`` → ``Completed`` or ``Failed`` with the
@@ -845,7 +847,6 @@ def install_in_process() -> None:
     original_stop = sm.SageMakerModelBackend.stop_auto_ml_job
     original_transform = sm.SageMakerModelBackend.create_transform_job
     original_transform_describe = sm.FakeTransformJob.response_object.fget
-    original_model_describe = sm.Model.response_object.fget
 
     def create_auto_ml_job_v2(self: Any, *args: Any, **kwargs: Any) -> str:
         problem = kwargs.get("auto_ml_problem_type_config") or {}
@@ -973,16 +974,26 @@ def install_in_process() -> None:
             out.pop("FailureReason", None)
         return out
 
-    def model_response(self: Any) -> dict[str, Any]:
-        """``DescribeModel`` without moto's empty ``PrimaryContainer`` and ``VpcConfig`` for what
-        the request left out: AWS leaves them out, and an empty ``VpcConfig`` lacks the fields
-        it requires, so the SageMaker Python SDK's ``Model.create`` and ``Model.get`` (whose
-        types hold it to them) failed on every model made with ``Containers`` alone."""
-        out = original_model_describe(self)
-        for key in ("PrimaryContainer", "VpcConfig"):
-            if not out.get(key):
-                out.pop(key, None)
-        return out
+    def leave_out_empty(action: str, keys: tuple[str, ...]) -> None:
+        """``action``'s answer without the empty placeholders moto gives for what the request
+        left out, as AWS leaves them out: an empty ``VpcConfig`` or ``DataCaptureConfig`` lacks
+        the fields it requires, so the SageMaker Python SDK's ``Model``, ``EndpointConfig`` and
+        ``Endpoint`` resources (whose types hold it to them) failed on every describe. Only the
+        answer changes: moto's own code reads the full descriptions (``CreateEndpoint`` copies
+        its config's ``DataCaptureConfig``)."""
+        from moto.core.responses import ActionResult
+
+        original = getattr(SageMakerResponse, action)
+
+        def answer(self: Any) -> Any:
+            result = original(self)
+            described = getattr(result, "result", None)
+            if isinstance(described, dict):
+                result = ActionResult({k: v for k, v in described.items()
+                                       if k not in keys or v})  # fmt: skip
+            return result
+
+        setattr(SageMakerResponse, action, answer)
 
     def list_candidates_for_auto_ml_job(self: Any) -> Any:
         """``ListCandidatesForAutoMLJob``, which moto lacks: a time-series job's one candidate
@@ -1015,4 +1026,6 @@ def install_in_process() -> None:
     sm.SageMakerModelBackend.stop_auto_ml_job = stop_auto_ml_job
     sm.SageMakerModelBackend.create_transform_job = create_transform_job
     sm.FakeTransformJob.response_object = property(transform_response)
-    sm.Model.response_object = property(model_response)
+    leave_out_empty("describe_model", ("PrimaryContainer", "VpcConfig"))
+    leave_out_empty("describe_endpoint_config", ("DataCaptureConfig",))
+    leave_out_empty("describe_endpoint", ("DataCaptureConfig",))

@@ -1253,6 +1253,9 @@ def test_automl_job_model_and_transform_through_boto3(aws: World) -> None:
         {"VariantName": "forecaster", "ModelName": "fc-job", "InitialInstanceCount": 1,
          "InstanceType": "ml.m5.xlarge"}])  # fmt: skip
     sm.create_endpoint(EndpointName="fc-job", EndpointConfigName="fc-job")
+    for described in (sm.describe_endpoint_config(EndpointConfigName="fc-job"),
+                      sm.describe_endpoint(EndpointName="fc-job")):  # fmt: skip
+        assert "DataCaptureConfig" not in described  # none asked for: no empty placeholder
     runtime = aws.client("sagemaker-runtime")
     history = s3.get_object(Bucket="fc-test", Key="in/part-0.csv")["Body"].read()
     answer = runtime.invoke_endpoint(EndpointName="fc-job", ContentType="text/csv", Body=history)
