@@ -33,6 +33,8 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   forecasts the ``text/csv`` history in its body as a transform job would
   (:func:`endpoint_forecast`); moto answers every invocation, of any endpoint, with ``body``.
   An unknown endpoint is ``ValidationError``; a body the model refuses is ``ModelError`` (424).
+* ``ModelDeployConfig`` deploys the trained job's best candidate to that endpoint
+  (:func:`deploy_endpoint`, :func:`_deploy`); ``ModelDeployResult`` names it.
 * ``AutoMLJobObjective`` is the metric the ensemble lowers and ``FinalAutoMLJobObjectiveMetric``
   reports (held out); ``CompletionCriteria``'s runtime limits and ``stop_auto_ml_job`` end a job
   without a model (``Stopped``/``MaxAutoMLJobRuntimeReached``, ``Failed`` past the candidate's
@@ -182,6 +184,9 @@ class _Tracked:
     lock: threading.Lock = field(default_factory=threading.Lock)
     committing: bool = False  # trained: its outputs are being written, too late to stop
     timer: threading.Timer | None = None  # its runtime limit, cancelled once it has ended
+    endpoint: str | None = None  # ModelDeployConfig: the endpoint to deploy the best candidate to
+    deploy_config: dict[str, Any] | None = None  # ModelDeployConfig as the request gave it
+    deployed: str | None = None  # ModelDeployResult's EndpointName, once deployed
 
 
 class _Stopped(Exception):
@@ -232,6 +237,60 @@ def _split(uri: str) -> tuple[str, str]:
 CSV = "text/csv;header=present"
 PARQUET = "x-application/vnd.amazon+parquet"
 _NO_SPLIT = "Autopilot splits a time-series job's input into training and validation itself"
+
+
+def deploy_endpoint(config: Any, job_name: str, taken: Any) -> str | None:
+    """``ModelDeployConfig`` → the endpoint the job's best candidate is deployed to once it is
+    trained (None: no deployment), as AWS documents it: ``EndpointName`` if and only if
+    ``AutoGenerateEndpointName`` is false; a generated name is ``<job>-endpoint``. Refused with
+    ``ValidationException`` (``ForecastInputError``) otherwise, or when ``taken`` (the existing
+    endpoints' names) already holds it."""
+    if config is None:
+        return None
+    if not isinstance(config, dict) or set(config) - {"AutoGenerateEndpointName", "EndpointName"}:
+        raise ForecastInputError(
+            f"ValidationException: ModelDeployConfig {config!r} takes AutoGenerateEndpointName "
+            "and EndpointName only"
+        )
+    generate, name = bool(config.get("AutoGenerateEndpointName")), config.get("EndpointName")
+    if generate == bool(name):
+        raise ForecastInputError(
+            "ValidationException: ModelDeployConfig: specify EndpointName if and only if "
+            f"AutoGenerateEndpointName is false (AutoGenerateEndpointName {generate}, "
+            f"EndpointName {name!r})"
+        )
+    name = name or f"{job_name}-endpoint"
+    if name in taken:
+        raise ForecastInputError(
+            f"ValidationException: ModelDeployConfig: endpoint {name!r} already exists"
+        )
+    return name
+
+
+def _deploy(job: Any) -> None:
+    """The trained job's best candidate on its endpoint (``ModelDeployConfig``): a model and
+    an endpoint config named after the job, and the endpoint, in service at once."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    tracked: _Tracked = job._dfp
+    backend = sagemaker_backends[job.account_id][job.region_name]
+    model, config = f"{job.auto_ml_job_name}-model", f"{job.auto_ml_job_name}-config"
+    for kind, name, taken in (("model", model, backend._models),
+                              ("endpoint config", config, backend.endpoint_configs),
+                              ("endpoint", tracked.endpoint, backend.endpoints)):  # fmt: skip
+        if name in taken:
+            raise ForecastInputError(f"ModelDeploymentError: the {kind} {name!r} already exists")
+    backend.create_model(model_name=model, execution_role_arn=job.role_arn,
+                         primary_container=None, vpc_config=None,
+                         containers=tracked.best["InferenceContainers"], tags=None)  # fmt: skip
+    backend.create_endpoint_config(
+        endpoint_config_name=config,
+        production_variants=[{"VariantName": "AllTraffic", "ModelName": model,
+                              "InitialInstanceCount": 1, "InstanceType": "ml.m5.xlarge"}],
+        data_capture_config={}, async_inference_config={}, tags=[], kms_key_id="",
+    )  # fmt: skip
+    backend.create_endpoint(endpoint_name=tracked.endpoint, endpoint_config_name=config, tags=[])
+    tracked.deployed = tracked.endpoint
 
 
 def training_channel(channels: Any, data_split: Any = None) -> tuple[str, str]:
@@ -632,7 +691,14 @@ def _train(job: Any, config: ForecastConfig, fail_with: str | None) -> None:
                 ],
             },
         }
-        _settle(tracked, "Completed")
+        if tracked.endpoint is not None:
+            tracked.secondary = "DeployingModel"
+            try:
+                _deploy(job)
+            except Exception as exc:  # the candidate stays: only its deployment failed
+                _settle(tracked, "Failed", "ModelDeploymentError", reason=str(exc))
+                return
+        _settle(tracked, "Completed", "Completed")
     except _Stopped:
         logger.info("AutoML job %s stopped while training: nothing written",
                     job.auto_ml_job_name)  # fmt: skip
@@ -867,6 +933,12 @@ def install_in_process() -> None:
                 training_channel(
                     kwargs.get("auto_ml_job_input_data_config"), kwargs.get("data_split_config")
                 )
+                deploy_config = kwargs.get("model_deploy_config")
+                name = kwargs["auto_ml_job_name"]
+                endpoint = deploy_endpoint(deploy_config, name, self.endpoints)
+                # moto's AutoMLJob fails on AutoGenerateEndpointName alone (KeyError): it gets
+                # none, and the job describes the request's own
+                kwargs["model_deploy_config"] = None
             except ForecastInputError as exc:
                 raise ValidationError(message=str(exc)) from None
             problem["TimeSeriesForecastingJobConfig"].setdefault(
@@ -875,7 +947,7 @@ def install_in_process() -> None:
         arn = original_create(self, *args, **kwargs)
         if config is not None:
             job = self.auto_ml_jobs[kwargs["auto_ml_job_name"]]
-            job._dfp = _Tracked()
+            job._dfp = _Tracked(endpoint=endpoint, deploy_config=deploy_config)
             fail_with = None
             local = settings(self.account_id, self.region_name)
             with _settings_lock:
@@ -935,8 +1007,12 @@ def install_in_process() -> None:
         tracked = statuses(self, out)
         if tracked is None:
             return out
-        out.pop("ModelDeployConfig", None)
+        out.pop("ModelDeployConfig", None)  # moto's placeholders
         out.pop("ModelDeployResult", None)
+        if tracked.deploy_config:
+            out["ModelDeployConfig"] = tracked.deploy_config
+        if tracked.deployed:
+            out["ModelDeployResult"] = {"EndpointName": tracked.deployed}
         # moto's placeholders: a time-series job has no split to report (DataSplitConfig must not
         # be set) and the local world writes no notebooks ("candidate/notebook/location")
         out.pop("DataSplitConfig", None)

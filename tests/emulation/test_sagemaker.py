@@ -1288,6 +1288,55 @@ def test_automl_job_model_and_transform_through_boto3(aws: World) -> None:
     assert "is a 'dfp-local-forecaster/3' model, this forecaster reads" in old["FailureReason"]
 
 
+def test_model_deploy_config_deploys_the_best_candidate_to_a_live_endpoint(aws: World) -> None:
+    """``ModelDeployConfig``: once trained, the best candidate serves on the endpoint named (or
+    ``<job>-endpoint``), which ``ModelDeployResult`` names and ``InvokeEndpoint`` forecasts on.
+    What AWS refuses is refused at once, and nothing is created."""
+    embedded_only(aws)
+    uri, role = _setup(aws)
+    sm, runtime = aws.client("sagemaker"), aws.client("sagemaker-runtime")
+    for config, said in (
+        ({"AutoGenerateEndpointName": True, "EndpointName": "x"}, "if and only if"),
+        ({"AutoGenerateEndpointName": False}, "if and only if"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            sm.create_auto_ml_job_v2(**_job_request("fc-nodeploy", uri, role),
+                                     ModelDeployConfig=config)  # fmt: skip
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+        assert said in refused.value.response["Error"]["Message"]
+    names = [j["AutoMLJobName"] for j in sm.list_auto_ml_jobs()["AutoMLJobSummaries"]]
+    assert "fc-nodeploy" not in names
+    history = aws.client("s3").get_object(Bucket="fc-test", Key="in/part-0.csv")["Body"].read()
+    for job, config, endpoint in (
+        ("fc-named", {"EndpointName": "fc-live"}, "fc-live"),
+        ("fc-auto", {"AutoGenerateEndpointName": True}, "fc-auto-endpoint"),
+    ):
+        sm.create_auto_ml_job_v2(**_job_request(job, uri, role), ModelDeployConfig=config)
+        done = _wait(lambda j=job: sm.describe_auto_ml_job_v2(AutoMLJobName=j), "AutoMLJobStatus")
+        assert (done["AutoMLJobStatus"], done["AutoMLJobSecondaryStatus"]) == (
+            "Completed", "Completed"), done.get("FailureReason")  # fmt: skip
+        assert done["ModelDeployConfig"] == config
+        assert done["ModelDeployResult"] == {"EndpointName": endpoint}
+        assert sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"
+        answer = pd.read_csv(runtime.invoke_endpoint(EndpointName=endpoint, Body=history)["Body"])
+        assert list(answer.columns) == ["item_id", "timestamp", "p10", "p50", "p90", "mean"]
+        assert len(answer) == answer["item_id"].nunique() * HORIZON
+    with pytest.raises(ClientError) as taken:  # the endpoint is there now
+        sm.create_auto_ml_job_v2(**_job_request("fc-again", uri, role),
+                                 ModelDeployConfig={"EndpointName": "fc-live"})  # fmt: skip
+    assert "endpoint 'fc-live' already exists" in taken.value.response["Error"]["Message"]
+    # a name the deployment needs is taken by then: the job fails as a deployment error
+    other = [{"Image": "another", "ModelDataUrl": "s3://fc-test/x"}]
+    sm.create_model(ModelName="fc-clash-model", ExecutionRoleArn=role, Containers=other)
+    sm.create_auto_ml_job_v2(**_job_request("fc-clash", uri, role),
+                             ModelDeployConfig={"AutoGenerateEndpointName": True})  # fmt: skip
+    failed = _wait(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName="fc-clash"), "AutoMLJobStatus")
+    assert (failed["AutoMLJobStatus"], failed["AutoMLJobSecondaryStatus"]) == (
+        "Failed", "ModelDeploymentError")  # fmt: skip
+    assert "the model 'fc-clash-model' already exists" in failed["FailureReason"]
+    assert "ModelDeployResult" not in failed and "BestCandidate" in failed
+
+
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`automl_frame`'s text as the types a data frame written to Parquet has."""
     return frame.assign(
