@@ -24,11 +24,10 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   types refuse an empty ``VpcConfig``), and ``describe_endpoint_config`` and
   ``describe_endpoint`` an empty ``DataCaptureConfig``. ``create_transform_job`` on such a
   model refits each item's chosen model on the transform input and writes ``<input file>.out``
-  (header
-  ``item_id,timestamp,p10…,mean``; the ``GroupingAttributeNames`` columns follow ``item_id``) to
-  ``S3OutputPath``;
-  ``describe_transform_job`` reports ``InProgress`` → ``Completed`` or ``Failed`` with the
-  reason. A second job of the same name is ``ResourceInUse``, as on AWS.
+  (header ``item_id,timestamp,p10…,mean``; the ``GroupingAttributeNames`` columns follow
+  ``item_id``) to ``S3OutputPath``; ``describe_transform_job`` reports ``InProgress`` →
+  ``Completed`` or ``Failed`` with the reason. A second job of the same name is
+  ``ResourceInUse``, as on AWS.
 * ``invoke_endpoint`` (``sagemaker-runtime``) on an endpoint whose model is this forecaster's
   forecasts the ``text/csv`` history in its body as a transform job would
   (:func:`endpoint_forecast`); moto answers every invocation, of any endpoint, with ``body``.
