@@ -40,11 +40,13 @@ embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.f
   limit, ``Stopping`` → ``Stopped``): its training stops at its next step and writes nothing.
 * A run may have the next AutoML jobs fail as SageMaker's internal errors make them fail
   (:attr:`Settings.fail_automl_jobs`; ``FailureReason`` :data:`INJECTED_FAILURE`).
+* ``describe_auto_ml_job`` (V1's, which moto lacks) refuses every job here, as AWS refuses a job
+  created by ``CreateAutoMLJobV2``: ``ValidationException`` (``ResourceNotFound`` for none).
 
-Not emulated: V1's ``DescribeAutoMLJob`` (a time-series job is V2's), other problem types, the
-secondary statuses of AutoML's stages (a job in progress is ``TrainingModels`` throughout),
-explainability reports, candidate notebooks, instance types and counts, endpoint traffic
-weights and statuses (an endpoint is ``InService`` at once), other ``InvokeEndpoint`` formats,
+Not emulated: other problem types, the secondary statuses of AutoML's stages (a job in progress
+is ``TrainingModels`` throughout), explainability reports, candidate notebooks, instance types
+and counts, endpoint traffic weights and statuses (an endpoint is ``InService`` at once), other
+``InvokeEndpoint`` formats,
 ``SplitType``/``BatchStrategy`` (the whole input is one request), a transform input's
 ``ContentType`` (read as CSV, as AWS's batch-forecasting guide sends it), transform jobs on models
 that did not come from this forecaster, stopping transform jobs.
@@ -1092,7 +1094,21 @@ def install_in_process() -> None:
         found = [c for c in found if all(v is None or c[k] == v for k, v in wanted.items())]
         return ActionResult({"Candidates": found})
 
+    def describe_auto_ml_job(self: Any) -> Any:
+        """V1's ``DescribeAutoMLJob``, which moto lacks: every job here was created with
+        ``CreateAutoMLJobV2`` (moto has no V1 create), and AWS documents that "AutoML jobs
+        created by calling CreateAutoMLJobV2 cannot be described by DescribeAutoMLJob"."""
+        name = self._get_param("AutoMLJobName")
+        if name not in self.sagemaker_backend.auto_ml_jobs:
+            raise ResourceNotFound(f"Could not find AutoML job with name {name}.")
+        raise ValidationError(
+            message=f"AutoML job {name} was created by calling CreateAutoMLJobV2: AutoML jobs "
+            "created by calling CreateAutoMLJobV2 cannot be described by DescribeAutoMLJob; "
+            "call DescribeAutoMLJobV2"
+        )
+
     SageMakerResponse.list_candidates_for_auto_ml_job = list_candidates_for_auto_ml_job
+    SageMakerResponse.describe_auto_ml_job = describe_auto_ml_job
     sm.SageMakerModelBackend.create_auto_ml_job_v2 = create_auto_ml_job_v2
     sm.AutoMLJob.describe = describe
     sm.AutoMLJob.summary = summary

@@ -1216,6 +1216,14 @@ def test_automl_job_model_and_transform_through_boto3(aws: World) -> None:
     with pytest.raises(ClientError) as unknown:
         sm.list_candidates_for_auto_ml_job(AutoMLJobName="fc-none")
     assert unknown.value.response["Error"]["Code"] == "ResourceNotFound"
+    # V1's describe: AWS refuses a job CreateAutoMLJobV2 made, and so does the world
+    with pytest.raises(ClientError) as v1:
+        sm.describe_auto_ml_job(AutoMLJobName="fc-job")
+    assert v1.value.response["Error"]["Code"] == "ValidationException"
+    assert "cannot be described by DescribeAutoMLJob" in v1.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as unknown:
+        sm.describe_auto_ml_job(AutoMLJobName="fc-none")
+    assert unknown.value.response["Error"]["Code"] == "ResourceNotFound"
 
     sm.create_model(
         ModelName="fc-job", ExecutionRoleArn=role, Containers=best["InferenceContainers"]
