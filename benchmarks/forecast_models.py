@@ -498,7 +498,7 @@ _SHOWN = 5
 PERIOD_ONE = pd.Timestamp("1700-01-01")
 #: A yearly ``ds`` of numbers all in this range is calendar years (1990), not period numbers.
 YEARS = (1678, 2261)
-_CALENDAR_END = pd.Timestamp("2262-01-01")
+_CALENDAR_START, _CALENDAR_END = pd.Timestamp("1678-01-01"), pd.Timestamp("2262-01-01")
 
 
 def _rows(path: Path, frame: pd.DataFrame, bad: pd.Series, values: pd.Series | None = None) -> str:
@@ -513,7 +513,10 @@ def _rows(path: Path, frame: pd.DataFrame, bad: pd.Series, values: pd.Series | N
 
 
 def _plain(value: object) -> object:
-    """A numpy scalar as the Python value it holds (``2.5``, not ``np.float64(2.5)``)."""
+    """A numpy scalar as the Python value it holds (``2.5``, not ``np.float64(2.5)``), a
+    timestamp as its text."""
+    if isinstance(value, pd.Timestamp):
+        return str(value)
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -548,6 +551,8 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
             " the benchmark reads unique_id, ds, y: one row per series and period"
         )
     raw = raw.reset_index(drop=True)
+    if raw.empty:
+        raise DatasetError(f"{path}: has no rows under its header: nothing to forecast")
     ids = raw["unique_id"].astype("string").str.strip()
     if (empty := ids.isna() | (ids == "")).any():
         raise DatasetError(f"{path}: column 'unique_id' is empty: {_rows(path, raw, empty)}")
@@ -565,7 +570,11 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
         and not pd.api.types.is_datetime64_any_dtype(raw["ds"])
         and raw["ds"].astype("string").str.strip().str.fullmatch(r"[+-]?\d+").all()
     ):
-        raw = raw.assign(ds=pd.to_numeric(raw["ds"]))  # numbers stored as text (a Parquet string)
+        digits = raw["ds"].astype("string").str.strip()
+        try:  # numbers stored as text (a Parquet string)
+            raw = raw.assign(ds=pd.to_numeric(digits))
+        except (ValueError, OverflowError):  # beyond 64 bits: refused by their span, below
+            raw = raw.assign(ds=digits.astype(float))
     if pd.api.types.is_numeric_dtype(raw["ds"]):
         text, read_as = numbered_periods(path, raw, freq)
         numbers = raw["ds"].astype(np.int64)  # a gap is named in the file's own numbers
@@ -588,6 +597,12 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
         # week, month or year is the local calendar's, as its midnight reads in its own zone.
         ds = ds.dt.tz_convert("UTC") if freq.sub_daily else ds
         ds = ds.dt.tz_localize(None)
+    # A Parquet timestamp (microseconds) may lie where pandas' calendar of nanoseconds does not
+    # reach; every period label the models see must be on it.
+    if (outside := (ds < _CALENDAR_START) | (ds >= _CALENDAR_END)).any():
+        raise DatasetError(f"{path}: column 'ds' is outside the calendar the models hold "
+                           f"({_CALENDAR_START.year} to {_CALENDAR_END.year - 1}): "
+                           f"{_rows(path, raw, outside, ds)}")  # fmt: skip
     y = pd.to_numeric(raw["y"], errors="coerce")
     if (bad := ~np.isfinite(y.to_numpy(dtype=float))).any():
         raise DatasetError(f"{path}: column 'y' is empty or not a number (fill or drop those "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import re
@@ -10,6 +11,8 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO
@@ -348,6 +351,13 @@ QUARTERS = "unique_id,ds,y\nA,1990 Q1,5\nA,1990 Q2,6\nA,1990 Q3,7\nB,1990-01-01,
         ("unique_id,ds,y\nA,true,1\n", "1Y", r"'ds' holds true/false"),
         (QUARTERS, "2Q", r"--frequency '2Q'"),
         ("unique_id,ds,y,y\nA,1990 Q1,5,0\n", "3M", r"names the column 'y' twice"),  # not y.1
+        ("unique_id,ds,y\n", "3M", r"has no rows under its header"),
+        (  # digits beyond 64 bits: refused by their span, not by pandas' "out of range"
+            "unique_id,ds,y\nA,-10000000000000000000,1\nA,0,2\n",
+            "3M",
+            r"holds period numbers from -10000000000000000000 to 0, 10,000,000,000,000,000,001 "
+            r"periods at 3M",
+        ),
     ],
     ids=[
         "column",
@@ -366,6 +376,8 @@ QUARTERS = "unique_id,ds,y\nA,1990 Q1,5\nA,1990 Q2,6\nA,1990 Q3,7\nB,1990-01-01,
         "bool",
         "freq",
         "header",
+        "no-rows",
+        "beyond-int64",
     ],
 )
 def test_own_data_is_refused_naming_file_column_and_rows(tmp_path, text, frequency, message):
@@ -373,6 +385,19 @@ def test_own_data_is_refused_naming_file_column_and_rows(tmp_path, text, frequen
     with pytest.raises(module.DatasetError, match=message) as refused:
         _own(tmp_path, text, frequency)
     assert "--frequency" in str(refused.value) or str(tmp_path / "mine.csv") in str(refused.value)
+
+
+def test_own_parquet_timestamps_off_pandas_calendar_are_refused_naming_the_row(tmp_path) -> None:
+    """Parquet keeps microseconds, whose calendar reaches years pandas' nanoseconds do not: such
+    a stamp is refused naming its row (it used to fail deep in the grid as a traceback)."""
+    module = _benchmark_module("forecast_models")
+    path = tmp_path / "mine.parquet"
+    stamps = pa.array([dt.datetime(1990, 1, 1), dt.datetime(1, 1, 1), dt.datetime(1992, 1, 1)],
+                      pa.timestamp("us"))  # fmt: skip
+    pq.write_table(pa.table({"unique_id": ["A"] * 3, "ds": stamps, "y": [1.0, 2.0, 3.0]}), path)
+    with pytest.raises(module.DatasetError, match=r"'ds' is outside the calendar the models hold "
+                       r"\(1678 to 2261\): row 2: '0001-01-01 00:00:00'"):  # fmt: skip
+        module.own_dataset(path, "1Y")
 
 
 def test_own_data_numbered_by_period_or_year_is_put_on_a_calendar(tmp_path) -> None:

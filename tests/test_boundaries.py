@@ -4,15 +4,18 @@ reason, never a crash, a hang or a traceback leaking out.
 Boundaries: the scenario loader (random YAML trees and random bytes), the anomaly job's record
 parsing (random bytes, random JSON, schema-violating DMS and shop records), Firehose's conversion
 to Parquet (the same records, through a delivery stream of the local world), Athena's parameter
-binding, and the forecast API handler (random paths and query parameters). Derandomised under CI
-(see ``tests/conftest.py``); each example is bounded by the ``deadline``.
+binding, the forecast API handler (random paths and query parameters), and one's own data files
+(a replay's sales file and the forecast benchmark's series, any values in CSV or Parquet).
+Derandomised under CI (see ``tests/conftest.py``); each example is bounded by the ``deadline``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import string
+import sys
 from collections import Counter
 
 import pytest
@@ -24,6 +27,7 @@ from harness.scenario import Scenario, ScenarioError, load_scenario, parse_scena
 from pipeline.anomaly.detector import DetectorConfig, Profile, Rejected, Sale, parse
 from pipeline.anomaly.step import OUTPUT_FIELDS, AnomalyDetection
 from pipeline.serving.handler import Settings, make_handler
+from tests.conftest import REPO
 
 BOUNDED = settings(max_examples=60, deadline=dt.timedelta(seconds=5))
 
@@ -117,6 +121,95 @@ def test_random_bytes_as_a_scenario_file_are_refused_cleanly(tmp_path_factory, d
 @given(text=st.text(alphabet=string.printable + "&*!<>|{}[]", max_size=300))
 def test_random_yaml_text_is_refused_cleanly(text: str) -> None:
     _loads_cleanly(text)
+
+
+# ----------------------------------------------------------------------- one's own data files
+# The files a user brings: a replay's sales (``source:``) and the forecast benchmark's series
+# (``--data``). Any values, in CSV or Parquet: read, or refused naming the file.
+moments = st.one_of(
+    st.sampled_from(["2024-01-01", "2024-01-02 10:00", "2024-01-03T23:59:59Z", "13/01/2024",
+                     "2024-02-30", "", "1704067200", "0001-01-01", "2024 Q1", "2024-W05"]),
+    st.integers(-(10**19), 10**19),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.text(max_size=6),
+    st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 1, 1)),
+    st.datetimes(min_value=dt.datetime(2023, 12, 1), max_value=dt.datetime(2024, 3, 1)),
+)  # fmt: skip
+amounts = st.one_of(st.integers(-5, 50), st.integers(-(2**70), 2**70),
+                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=4), st.none(),
+                    st.booleans())  # fmt: skip
+names = st.one_of(st.sampled_from(["P1", "P2", " P1", "", "nan", "a,b", "P1\n", "0"]),
+                  st.integers(-3, 3), st.none(), st.text(max_size=5))  # fmt: skip
+
+
+def _written(folder, rows: list[tuple], columns: list[str], kind: str):
+    """The rows as the user's CSV or Parquet file (None: a mix Parquet cannot store)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    path = folder / f"mine.{kind}"
+    try:
+        frame.to_csv(path, index=False) if kind == "csv" else frame.to_parquet(path)
+    except Exception:
+        return None
+    return path
+
+
+@BOUNDED
+@example(rows=[], kind="csv", frequency="1D")  # a header alone
+@example(rows=[("a", -(10**19), 0), ("a", 0, 0.0)], kind="csv", frequency="3M")  # > 64 bits
+@example(rows=[("a", dt.datetime(1, 1, 1), 1.0), ("a", dt.datetime(1990, 1, 1), 2.0)],
+         kind="parquet", frequency="1Y")  # microseconds beyond pandas' calendar  # fmt: skip
+@given(
+    rows=st.lists(st.tuples(names, moments, amounts), max_size=25),
+    kind=st.sampled_from(["csv", "parquet"]),
+    frequency=st.sampled_from(["1D", "1W", "1M", "3M", "1Y", "1H", "15min", "2W"]),
+)
+def test_the_benchmarks_own_series_are_read_or_refused_naming_the_file(
+    tmp_path_factory, rows, kind, frequency
+) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        bench = importlib.import_module("forecast_models")
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    path = _written(tmp_path_factory.mktemp("own"), rows, ["unique_id", "ds", "y"], kind)
+    if path is None:
+        return
+    try:
+        frame = bench.own_dataset(path, frequency)
+    except bench.DatasetError as exc:
+        assert str(path) in str(exc)
+        return
+    assert list(frame.columns) == ["unique_id", "ds", "y"]
+    assert not frame.duplicated(["unique_id", "ds"]).any()
+
+
+@BOUNDED
+@given(
+    rows=st.lists(st.tuples(names, amounts, amounts, moments), max_size=25),
+    kind=st.sampled_from(["csv", "parquet"]),
+    bad_rows=st.sampled_from(["stop", "set_aside"]),
+    date_format=st.sampled_from([None, "%d/%m/%Y", "unix"]),
+)
+def test_a_replays_sales_file_is_replayed_or_refused_naming_the_file(
+    tmp_path_factory, rows, kind, bad_rows, date_format
+) -> None:
+    from simulator.source import SourceError, replay
+    from simulator.spec import Source
+
+    folder = tmp_path_factory.mktemp("sales")
+    path = _written(folder, rows, ["product_id", "quantity", "unit_price", "sold_at"], kind)
+    if path is None:
+        return
+    sales = {"path": path.name, **({"date_format": date_format} if date_format else {})}
+    try:
+        world = replay(Source(sales=sales, bad_rows=bad_rows), folder, 1)
+    except SourceError as exc:
+        assert path.name in str(exc)
+        return
+    assert world.sales.num_rows >= 1
 
 
 # ------------------------------------------------------------------- the anomaly job's records
