@@ -10,9 +10,11 @@ Managed Flink applications) need no patch and are not registered here.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +108,82 @@ def _answer_unemulated_actions() -> None:
             return 501, headers, body
 
     BaseResponse.call_action = call_action
+
+
+@moto_patch("malformed-requests")
+def _refuse_malformed_requests() -> None:
+    """A value of another kind than its parameter's documented shape (a structure where a list
+    goes, text where a structure does) made moto fail inside the server: in the reader of the
+    services it reads by their shapes, or in the handler of those it reads by hand. That is a
+    ``500`` with an HTML page, which SDKs retry five times. The SDKs never send such a request
+    (their serializers refuse it first), but a hand-made one may, and AWS answers it at once:
+    ``400`` ``SerializationException`` on its JSON protocols (``MalformedInput`` on the others,
+    from the reader), naming the action and, from botocore's own validator on the body, the
+    parameter. A handler that fails on a request whose body validates is left to fail as before:
+    that is the emulator's fault, not the request's."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.core.exceptions import _RESTError as XmlRESTError
+    from moto.core.responses import BaseResponse
+    from moto.core.utils import get_service_model
+    from werkzeug.exceptions import HTTPException
+
+    def refusal(self: BaseResponse, exc: Exception, body: object) -> tuple[str, str]:
+        action = self._get_action() or "this request"
+        model = get_service_model(self.boto3_service_name)
+        found = _parameter_report(model, action, body) if model.protocol == "json" else None
+        message = (f"{action}: the request's parameters do not match its documented shapes "
+                   f"({found or f'{type(exc).__name__}: {exc}'})")  # fmt: skip
+        logger.info("%s", message)
+        return model.protocol, message
+
+    original_parse = BaseResponse.parse_parameters
+
+    def parse_parameters(self: BaseResponse, request: Any) -> None:
+        try:
+            original_parse(self, request)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            protocol, message = refusal(self, exc, getattr(request, "data", b""))
+            if protocol in ("json", "rest-json"):
+                raise JsonRESTError("SerializationException", message) from None
+            raise XmlRESTError("MalformedInput", message) from None
+
+    original_call = BaseResponse.call_action
+
+    def call_action(self: BaseResponse) -> object:
+        try:
+            return original_call(self)
+        except (HTTPException, NotImplementedError):
+            raise
+        except Exception as exc:
+            try:
+                model = get_service_model(self.boto3_service_name)
+                action = self._get_action()
+                malformed = model.protocol == "json" and action and _parameter_report(
+                    model, action, self.body) is not None  # fmt: skip
+            except Exception:
+                malformed = False
+            if not malformed:
+                raise
+            _, message = refusal(self, exc, self.body)
+            headers = {**self.response_headers, "Content-Type": "application/x-amz-json-1.1",
+                       "x-amzn-ErrorType": "SerializationException"}  # fmt: skip
+            return 400, headers, json.dumps({"__type": "SerializationException",
+                                             "message": message})  # fmt: skip
+
+    BaseResponse.parse_parameters = parse_parameters
+    BaseResponse.call_action = call_action
+
+
+def _parameter_report(model: Any, action: str, body: object) -> str | None:
+    """botocore's own validator on a JSON request's body: which parameter is of the wrong kind
+    (``None`` when the body is valid, or when it cannot tell)."""
+    from botocore.validate import ParamValidator
+
+    try:
+        params = json.loads(body or b"{}")
+        report = ParamValidator().validate(params, model.operation_model(action).input_shape)
+    except Exception:
+        return None
+    return report.generate_report() if report.has_errors() else None

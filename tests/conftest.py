@@ -67,6 +67,35 @@ def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def hand_made_request(world: Any, service: str, target: str, body: dict) -> tuple[int, dict]:
+    """A signed JSON-protocol request (``target``: ``SageMaker.CreateAutoMLJobV2``) whose body is
+    sent as it is, as a hand-made client sends it: an SDK's serializer refuses values of the
+    wrong kind before they leave. The status and the decoded answer, its keys in lower case
+    (AWS's JSON errors spell ``message`` either way)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url=f"{world.endpoint_url}/",
+                         data=json.dumps(body).encode(),
+                         headers={"X-Amz-Target": target,
+                                  "Content-Type": "application/x-amz-json-1.1"})  # fmt: skip
+    SigV4Auth(Credentials("testing", "testing"), service, world.region).add_auth(request)
+    prepared = request.prepare()
+    sent = urllib.request.Request(prepared.url, data=prepared.body, method="POST",
+                                  headers=dict(prepared.headers))  # fmt: skip
+    try:
+        with urllib.request.urlopen(sent, timeout=30) as answer:
+            status, decoded = answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        status, decoded = error.code, json.loads(error.read() or b"{}")
+    return status, {key.lower(): value for key, value in decoded.items()}
+
+
 @pytest.fixture(scope="session")
 def smoke_run(world, tmp_path_factory):
     """One full ``smoke`` run per session, shared by the tests that only read its results."""

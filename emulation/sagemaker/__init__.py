@@ -4,7 +4,8 @@ moto answers ``CreateAutoMLJobV2`` and ``CreateTransformJob`` with fixed placeho
 embedded world these calls run the local forecaster (:mod:`emulation.sagemaker.forecaster`):
 
 * ``create_auto_ml_job_v2`` with a ``TimeSeriesForecastingJobConfig`` checks the request
-  (``ValidationException`` for an unknown frequency, bad quantiles or horizon, an input channel a
+  (``ValidationException`` for a value of the wrong kind, :func:`check_request_types`, an
+  unknown frequency, bad quantiles or horizon, an input channel a
   time-series job does not take: :func:`training_channel`), reads its CSV or Parquet input
   (:func:`read_input`), then trains in the
   background: ``describe_auto_ml_job_v2`` reports ``InProgress`` → ``Completed`` with a
@@ -55,6 +56,7 @@ that did not come from this forecaster, stopping transform jobs.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -227,6 +229,32 @@ def _time_up(job: Any, limits: Limits) -> None:
 
 
 # ----------------------------------------------------------------------------------- helpers
+@functools.cache
+def _input_shape(operation: str) -> Any:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return model.operation_model(operation).input_shape
+
+
+def check_request_types(operation: str, arguments: dict[str, Any]) -> None:
+    """AWS refuses a request whose values are not of their documented types (a list where a
+    structure goes, text where a number does) before it reads them; moto takes any JSON, and the
+    checks after this one read each value as its type. The SDKs check the same on the client,
+    so only a hand-made request gets here: ``ValidationException`` naming the parameter, from
+    botocore's own validator on the operation's documented shapes. ``arguments``: moto's
+    (``auto_ml_job_name=…``), a member left out when ``None``."""
+    from botocore import xform_name
+    from botocore.validate import ParamValidator
+
+    shape = _input_shape(operation)
+    params = {name: arguments[xform_name(name)] for name in shape.members
+              if arguments.get(xform_name(name)) is not None}  # fmt: skip
+    report = ParamValidator().validate(params, shape)
+    if report.has_errors():
+        raise ForecastInputError(f"{operation}: {report.generate_report()}")
+
+
 def _split(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
         raise ForecastInputError(f"ClientError: {uri!r} is not an s3:// URI")
@@ -916,6 +944,10 @@ def install_in_process() -> None:
     original_transform_describe = sm.FakeTransformJob.response_object.fget
 
     def create_auto_ml_job_v2(self: Any, *args: Any, **kwargs: Any) -> str:
+        try:
+            check_request_types("CreateAutoMLJobV2", kwargs)
+        except ForecastInputError as exc:
+            raise ValidationError(message=str(exc)) from None
         problem = kwargs.get("auto_ml_problem_type_config") or {}
         config = None
         if "TimeSeriesForecastingJobConfig" in problem:
@@ -1025,6 +1057,11 @@ def install_in_process() -> None:
         return out
 
     def create_transform_job(self: Any, transform_job_name: str, **kwargs: Any) -> Any:
+        try:
+            check_request_types("CreateTransformJob",
+                                {"transform_job_name": transform_job_name, **kwargs})  # fmt: skip
+        except ForecastInputError as exc:
+            raise ValidationError(message=str(exc)) from None
         if transform_job_name in self.transform_jobs:
             raise ResourceInUseException(
                 message=f"Job name must be unique within an AWS account and region, and a "

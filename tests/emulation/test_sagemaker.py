@@ -64,6 +64,7 @@ from emulation.sagemaker.forecaster.training import (
     weights_from,
     with_holidays,
 )
+from tests.conftest import hand_made_request
 
 HORIZON = 7
 
@@ -1799,3 +1800,45 @@ def test_a_job_past_its_runtime_limit_ends_without_a_model(aws: World, criteria,
     time.sleep(0.5)  # the job's thread has seen the stop and ended, writing nothing
     assert f"automl-{name}" not in sagemaker_module.background_jobs()
     assert _objects(aws, f"out/{name}/") == []
+
+
+def test_a_hand_made_request_of_the_wrong_types_is_refused_naming_the_parameter(aws: World) -> None:
+    """The SDKs check types on the client; a hand-made request does not. AWS refuses it naming
+    the parameter, and so does the world, before any check reads a value as its type (a list
+    where the holiday structure goes was a 500 from inside the check)."""
+    embedded_only(aws)
+    uri, role = _setup(aws)
+    wrong = [
+        ({"HolidayConfig": [None]}, r"Invalid type for parameter .*HolidayConfig\[0\]"),
+        ({"ForecastQuantiles": True}, r"Invalid type for parameter .*ForecastQuantiles"),
+        ({"Transformations": {"Filling": [[]]}}, r"Invalid type for parameter .*Filling"),
+        ({"CandidateGenerationConfig": {"AlgorithmsConfig": [[None]]}},
+         r"Invalid type for parameter .*AlgorithmsConfig\[0\]"),
+        # an unknown member is dropped, as AWS's JSON reader drops it: then none is given
+        ({"HolidayConfig": [{"Country": "US"}]}, r"HolidayConfig CountryCode None is not a"),
+        ({"ForecastHorizon": [3]}, r"Invalid type for parameter .*ForecastHorizon"),
+    ]  # fmt: skip
+    for n, (config, message) in enumerate(wrong):
+        request = _job_request(f"fc-wrong-{n}", uri, role, **config)
+        status, answer = hand_made_request(aws, "sagemaker", "SageMaker.CreateAutoMLJobV2", request)
+        assert status == 400, (config, status, answer)
+        # moto's reader refuses some kinds (SerializationException), the job's check the rest
+        assert answer["__type"] in ("SerializationException", "ValidationException"), answer
+        assert re.search(message, answer["message"]), (config, answer["message"])
+    request = _job_request("fc-wrong-channel", uri, role)
+    request["AutoMLJobInputDataConfig"] = {"ChannelType": "training"}  # a list goes there
+    status, answer = hand_made_request(aws, "sagemaker", "SageMaker.CreateAutoMLJobV2", request)
+    assert status == 400 and answer["__type"] == "SerializationException", answer  # moto's reader
+    assert "Invalid type for parameter AutoMLJobInputDataConfig" in answer["message"], answer
+    sm = aws.client("sagemaker")
+    assert sm.list_auto_ml_jobs()["AutoMLJobSummaries"] == []  # nothing made
+    status, answer = hand_made_request(aws, "sagemaker", "SageMaker.CreateTransformJob", {
+        "TransformJobName": "fc-wrong", "ModelName": "none", "TransformInput": ["s3://fc-test/in/"],
+        "TransformOutput": {"S3OutputPath": "s3://fc-test/out/"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1}})  # fmt: skip
+    assert status == 400 and "Invalid type for parameter TransformInput" in answer["message"]
+    assert sm.list_transform_jobs()["TransformJobSummaries"] == []
+    # A request of the right types still trains (the check reads moto's arguments as sent).
+    sm.create_auto_ml_job_v2(**_job_request("fc-right", uri, role))
+    job = _wait(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName="fc-right"), "AutoMLJobStatus")
+    assert job["AutoMLJobStatus"] == "Completed", job.get("FailureReason")
