@@ -206,7 +206,12 @@ class Native:
 
 
 def database() -> duckdb.DuckDBPyConnection:
-    """The process's DuckDB database; each query runs on a cursor of its own."""
+    """The process's DuckDB database; each query runs on a cursor of its own.
+
+    It holds only what the world loads into it (Arrow tables of S3 objects it read itself), so it
+    never reads the host: DuckDB's file and URL access is off and locked, and a query naming
+    ``read_text('~/.aws/credentials')`` or ``read_csv_auto('/etc/passwd')`` is refused by DuckDB
+    even if it got past the table-function check in :func:`emulation.athena.engine.parse`."""
     global _DB
     with _CACHE_LOCK:
         if _DB is None:
@@ -215,6 +220,8 @@ def database() -> duckdb.DuckDBPyConnection:
             # setting without ipywidgets, and draws no bar there anyway)
             with contextlib.suppress(duckdb.Error):
                 _DB.execute("SET enable_progress_bar = false")
+            _DB.execute("SET enable_external_access = false")
+            _DB.execute("SET lock_configuration = true")  # no query may turn it back on
         return _DB
 
 

@@ -141,7 +141,21 @@ def parse(text: str) -> exp.Expression:
     except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise QueryFailed("SYNTAX_ERROR", detail) from None
+    refuse_table_functions(tree)
     return rewrite(tree)
+
+
+def refuse_table_functions(tree: exp.Expression) -> None:
+    """A table function in ``FROM`` other than ``UNNEST`` is refused as Athena refuses one it
+    does not have (``FUNCTION_NOT_FOUND``): Athena has none of DuckDB's (``read_text``,
+    ``read_csv_auto``, ``read_parquet``…), and those read the host's files. Checked on the query
+    as written, before the dialect's rewrites (which may use DuckDB's own)."""
+    for source in tree.find_all(exp.Table, exp.Lateral):
+        function = source.this
+        if isinstance(function, exp.Func) and not isinstance(function, exp.Unnest):
+            name = function.name if isinstance(function, exp.Anonymous) else function.sql_name()
+            raise QueryFailed("FUNCTION_NOT_FOUND", f"Table function '{name.lower()}' not "
+                              "registered")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ relations
@@ -464,6 +478,8 @@ def failure(exc: Exception) -> QueryFailed:
         return QueryFailed(kind, first)
     if "Parser" in name:
         return QueryFailed("SYNTAX_ERROR", first)
+    if "Permission" in name:  # the host's files: data.database() never reads them
+        return QueryFailed("PERMISSION_DENIED", first)
     if "Conversion" in name or "InvalidInput" in name:
         return QueryFailed("INVALID_CAST_ARGUMENT", first)
     return QueryFailed("GENERIC_INTERNAL_ERROR", first)

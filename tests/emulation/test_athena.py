@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from emulation import World
@@ -148,6 +149,40 @@ def test_a_query_that_cannot_run_fails_with_a_reason(staged, sql: str, reason: s
     assert execution["Status"]["AthenaError"]["ErrorCategory"] == 2  # the user's error
     with pytest.raises(world.client("athena").exceptions.InvalidRequestException):
         world.client("athena").get_query_results(QueryExecutionId=execution["QueryExecutionId"])
+
+
+def test_a_query_never_reads_the_hosts_files(staged, tmp_path) -> None:
+    """Athena has none of DuckDB's file readers, and the world must not lend them out: anyone on
+    the loopback port (a notebook, `dfp world`'s clients) could read ~/.aws/credentials. Refused
+    as Athena refuses a table function it lacks; and DuckDB's own file access is off and locked,
+    for a form the check does not see."""
+    from emulation.athena.data import database
+
+    world, _, names = staged
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for queries\n")
+    for sql in (
+        f"SELECT * FROM read_text('{secret}')",
+        f"SELECT * FROM read_csv_auto('{secret}')",
+        f"SELECT (SELECT content FROM read_text('{secret}'))",
+        f"WITH x AS (SELECT * FROM read_blob('{secret}')) SELECT * FROM x",
+        f"SELECT * FROM staged_cdc, LATERAL read_text('{secret}')",
+        f"CREATE TABLE leak AS SELECT * FROM read_text('{secret}')",
+    ):
+        execution = query(world, names, sql)
+        assert execution["Status"]["State"] == "FAILED", sql
+        reason = execution["Status"]["StateChangeReason"]
+        assert reason.startswith("FUNCTION_NOT_FOUND: Table function 'read_"), (sql, reason)
+    unnest = query(world, names, "SELECT * FROM UNNEST(ARRAY[1, 2]) AS t(x)")  # Athena's own
+    assert unnest["Status"]["State"] == "SUCCEEDED"
+    cursor = database().cursor()
+    try:
+        with pytest.raises(duckdb.PermissionException):
+            cursor.execute("SELECT * FROM read_text(?)", [str(secret)])
+        with pytest.raises(duckdb.InvalidInputException, match="locked"):
+            cursor.execute("SET enable_external_access = true")
+    finally:
+        cursor.close()
 
 
 def test_marker_and_hidden_objects_are_not_read_as_data(staged) -> None:
@@ -526,9 +561,10 @@ def test_executions_are_listed_batch_described_and_stopped(staged) -> None:
     assert first["Statistics"]["TotalExecutionTimeInMillis"] >= first["Statistics"][
         "EngineExecutionTimeInMillis"]  # fmt: skip
     second = query(world, names, "SELECT 1")
-    listed = athena.list_query_executions(MaxResults=2)
-    assert listed["QueryExecutionIds"] == [second["QueryExecutionId"], first["QueryExecutionId"]]
-    assert "NextToken" in listed
+    listed = athena.list_query_executions(MaxResults=1)  # the latest first, a page at a time
+    assert listed["QueryExecutionIds"] == [second["QueryExecutionId"]]
+    following = athena.list_query_executions(MaxResults=1, NextToken=listed["NextToken"])
+    assert following["QueryExecutionIds"] == [first["QueryExecutionId"]]
     batch = athena.batch_get_query_execution(
         QueryExecutionIds=[first["QueryExecutionId"], "no-such-id"]
     )
@@ -543,7 +579,9 @@ def test_executions_are_listed_batch_described_and_stopped(staged) -> None:
         with pytest.raises(athena.exceptions.InvalidRequestException):
             athena.get_query_results(QueryExecutionId=second["QueryExecutionId"], NextToken=made_up)
     slow = athena.start_query_execution(
-        QueryString="SELECT count(*) FROM range(10000000000) a",
+        # 10^12 rows, in Athena's own SQL (sequence gives at most 10,000 values)
+        QueryString="SELECT count(*) FROM UNNEST(sequence(1, 10000)) a(x), "
+        "UNNEST(sequence(1, 10000)) b(y), UNNEST(sequence(1, 10000)) c(z)",
         QueryExecutionContext={"Database": names["glue_database"]},
         ResultConfiguration={"OutputLocation": f"s3://{names['buckets']['athena-results']}/q/"},
     )["QueryExecutionId"]
