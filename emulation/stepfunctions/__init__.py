@@ -16,6 +16,12 @@ corrects the differences that real workflows meet:
   keyword names) as a keyword, so ``"RoleArn.$": "$.settings.role_arn"`` reached the service as a
   literal field ``RoleArn.$``. AWS treats every ``<name>.$`` field of a payload template as a path.
 
+* The execution history's hard quota: AWS fails an execution whose history reaches 25,000
+  events (``States.Runtime``, "The execution reached the maximum number of history events
+  (25000).") unless the 25,000th is its success. moto has no limit, so a loop that never ends (a
+  ``Pass`` or ``Choice`` back to itself, a polling loop whose job never finishes) spun a core of
+  the world's server until it stopped (:func:`_patch_history_quota`).
+
 Not emulated: AWS's 256 KiB payload limit on such a result, binary bodies (decoded as UTF-8 with
 replacement), the ``<Service>.<ErrorCode>`` error names of aws-sdk tasks (moto names every service
 error ``<service>.<service>Exception``; workflows here catch ``States.TaskFailed``/``States.ALL``).
@@ -81,6 +87,55 @@ def install_in_process() -> None:
 
     aws_sdk.StateTaskServiceAwsSdk._eval_service_task = _eval_service_task
     _patch_keyword_paths()
+    _patch_history_quota()
+
+
+#: AWS's hard quota of events in a standard workflow's execution history (read at each event).
+HISTORY_QUOTA = 25_000
+
+
+def _history_full() -> str:
+    return f"The execution reached the maximum number of history events ({HISTORY_QUOTA})."
+
+
+class _HistoryFull(Exception):
+    """Raised where the execution's next event would be its 25,000th and not its end."""
+
+
+def _patch_history_quota() -> None:
+    """When an execution's history holds 24,999 events, its next event must end it: its success
+    is recorded, anything else fails it with ``States.Runtime`` and AWS's cause, the failure being
+    the 25,000th event. The event that would have been added raises :class:`_HistoryFull` inside
+    the interpreter's loop, which records any exception as the execution's error; that error is
+    then replaced by AWS's, as is any error recorded once the history is full (a ``Catch``
+    around a branch that filled it cannot continue: it has no event left)."""
+    import sys
+
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+    ends = {HistoryEventType.ExecutionSucceeded, HistoryEventType.ExecutionFailed,
+            HistoryEventType.ExecutionAborted, HistoryEventType.ExecutionTimedOut}  # fmt: skip
+    original_add = EventManager.add_event
+
+    def add_event(self: Any, context: Any, event_type: Any, *args: Any, **kwargs: Any) -> int:
+        if event_type not in ends and len(self._history_event_list) >= HISTORY_QUOTA - 1:
+            raise _HistoryFull(_history_full())
+        return original_add(self, context, event_type, *args, **kwargs)
+
+    original_set_error = Environment.set_error
+
+    def set_error(self: Any, error: Any) -> None:
+        # In a Parallel branch or Map iteration the quota ends the branch, and the state
+        # around it then fails on what it makes of that: the history is full either way.
+        full = len(self.event_manager._history_event_list) >= HISTORY_QUOTA - 1
+        if full or isinstance(sys.exc_info()[1], _HistoryFull):
+            error = ExecutionFailedEventDetails(error="States.Runtime", cause=_history_full())
+        original_set_error(self, error)
+
+    EventManager.add_event = add_event
+    Environment.set_error = set_error
 
 
 def _patch_keyword_paths() -> None:

@@ -57,6 +57,48 @@ def test_step_functions_executes_state_machines(aws: World) -> None:
     assert json.loads(done["output"]) == {"sum": 42}
 
 
+def test_an_execution_that_never_ends_fails_at_the_history_quota(aws: World, monkeypatch) -> None:
+    """AWS fails an execution whose history reaches 25,000 events, uncatchably; moto let a loop
+    back to itself spin a core of the server until the world stopped. The quota is lowered here
+    to keep the test short (25,000 events take about 14 s)."""
+    if not aws.in_process:
+        pytest.skip("a patch of the embedded server; another endpoint's server is its own")
+    import emulation.stepfunctions as sfn_patches
+
+    assert sfn_patches.HISTORY_QUOTA == 25_000  # AWS's
+    monkeypatch.setattr(sfn_patches, "HISTORY_QUOTA", 300)
+    sfn = aws.client("stepfunctions")
+    loop = {"A": {"Type": "Pass", "Next": "A"}}
+    machines = {
+        "spin": {"StartAt": "A", "States": loop},
+        "caught": {"StartAt": "P", "States": {  # a Catch around the branch that filled it
+            "P": {"Type": "Parallel", "Branches": [{"StartAt": "A", "States": loop}],
+                  "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}], "End": True},
+            "Done": {"Type": "Succeed"}}},
+        "short": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}},
+    }  # fmt: skip
+    ended = {}
+    for name, definition in machines.items():
+        arn = sfn.create_state_machine(name=name, definition=json.dumps(definition),
+                                       roleArn=f"arn:aws:iam::{aws.account_id}:role/r",
+                                       )["stateMachineArn"]  # fmt: skip
+        run = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        ended[name] = aws.wait_for(
+            lambda run=run: (d := sfn.describe_execution(executionArn=run))["status"]
+            != "RUNNING" and d, what=f"{name} to end", timeout=60)  # fmt: skip
+        pages = sfn.get_paginator("get_execution_history").paginate(executionArn=run)
+        ended[name]["events"] = [event for page in pages for event in page["events"]]
+    for name in ("spin", "caught"):
+        assert ended[name]["status"] == "FAILED"
+        assert ended[name]["error"] == "States.Runtime"
+        assert ended[name]["cause"] == ("The execution reached the maximum number of history "
+                                        "events (300).")  # fmt: skip
+        last = ended[name]["events"][-1]
+        assert (last["id"], last["type"]) == (300, "ExecutionFailed"), name
+    assert ended["short"]["status"] == "SUCCEEDED"
+    assert len(ended["short"]["events"]) == 4
+
+
 def test_sdk_task_results_are_named_as_aws_names_them(aws: World) -> None:
     """AWS's aws-sdk integrations name output members as its SDK does (an acronym capitalised
     as a word): ``SSEDescription`` is ``SseDescription``; a map's keys are data and stay."""
