@@ -22,6 +22,12 @@ corrects the differences that real workflows meet:
   ``Pass`` or ``Choice`` back to itself, a polling loop whose job never finishes) spun a core of
   the world's server until it stopped (:func:`_patch_history_quota`).
 
+* Transitions, checked when a state machine is created or updated, as AWS checks them
+  (``InvalidDefinition``; moto only parses): a ``StartAt``, ``Next``, ``Default``,
+  ``Choices[].Next`` or ``Catch[].Next`` naming no state of its scope, a state nothing reaches,
+  and a scope with no terminal state (:func:`transition_problems`). A definition with such a
+  mistake failed only when an execution reached it.
+
 Not emulated: AWS's 256 KiB payload limit on such a result, binary bodies (decoded as UTF-8 with
 replacement), the ``<Service>.<ErrorCode>`` error names of aws-sdk tasks (moto names every service
 error ``<service>.<service>Exception``; workflows here catch ``States.TaskFailed``/``States.ALL``).
@@ -88,6 +94,114 @@ def install_in_process() -> None:
     aws_sdk.StateTaskServiceAwsSdk._eval_service_task = _eval_service_task
     _patch_keyword_paths()
     _patch_history_quota()
+    _patch_definition_checks()
+
+
+def transition_problems(definition: Any) -> list[str]:
+    """What AWS's validator says about a definition's transitions, in its words and order: per
+    scope (the machine, each ``Parallel`` branch, each ``Map``'s ``ItemProcessor`` or
+    ``Iterator``), every target that names no state of the scope (``MISSING_TRANSITION_TARGET:
+    Missing 'Next' target: X at /States/A/Next``, the word ``Next`` whatever the field), then
+    either ``MISSING_END_STATE: Workflow has no terminal state`` or each state the scope's
+    ``StartAt`` does not reach (``State "X" is not reachable.``). A definition that is not a JSON
+    object of states is left to moto's parser, which refuses it."""
+    problems: list[str] = []
+
+    def scope(body: Any, at: str) -> None:
+        states = body.get("States") if isinstance(body, dict) else None
+        if not isinstance(states, dict):
+            return
+        edges: dict[str, list[str]] = {}
+        missing, terminal = [], False
+
+        def target(name: Any, where: str, source: str) -> None:
+            if not isinstance(name, str):
+                return
+            if name in states:
+                edges.setdefault(source, []).append(name)
+            else:
+                missing.append(f"MISSING_TRANSITION_TARGET: Missing 'Next' target: {name} at "
+                               f"{where}")  # fmt: skip
+
+        start = body.get("StartAt")
+        target(start, f"{at}/StartAt", "")
+        for name, state in states.items():
+            if not isinstance(state, dict):
+                continue
+            here = f"{at}/States/{name}"
+            kind = state.get("Type")
+            terminal |= kind in ("Succeed", "Fail") or state.get("End") is True
+            target(state.get("Next"), f"{here}/Next", name)
+            target(state.get("Default"), f"{here}/Default", name)
+            for i, choice in enumerate(state.get("Choices") or []):
+                if isinstance(choice, dict):
+                    target(choice.get("Next"), f"{here}/Choices[{i}]/Next", name)
+            for i, catch in enumerate(state.get("Catch") or []):
+                if isinstance(catch, dict):
+                    target(catch.get("Next"), f"{here}/Catch[{i}]/Next", name)
+        problems.extend(missing)
+        if not terminal:
+            problems.append("MISSING_END_STATE: Workflow has no terminal state")
+        else:
+            reached, todo = set(), [start] if start in states else []
+            while todo:
+                name = todo.pop()
+                if name not in reached:
+                    reached.add(name)
+                    todo.extend(edges.get(name, []))
+            for name in (n for n in states if n not in reached):
+                problems.append(f'MISSING_TRANSITION_TARGET: State "{name}" is not reachable. '
+                                f"at {at}/States/{name}")  # fmt: skip
+        for name, state in states.items():  # the scopes inside, after this one's
+            if not isinstance(state, dict):
+                continue
+            for i, branch in enumerate(state.get("Branches") or []):
+                scope(branch, f"{at}/States/{name}/Branches[{i}]")
+            for field in ("ItemProcessor", "Iterator"):
+                if isinstance(state.get(field), dict):
+                    scope(state[field], f"{at}/States/{name}/{field}")
+
+    scope(definition, "")
+    return problems
+
+
+def _patch_definition_checks() -> None:
+    """moto's ``CreateStateMachine`` and ``UpdateStateMachine`` parse the definition; AWS also
+    refuses one whose transitions are broken (:func:`transition_problems`).
+
+    And the errors of moto's interpreter's backend get their codes: its exception classes name
+    theirs in ``code`` (``InvalidDefinition``), which moto's ``AWSError`` base reads as the HTTP
+    status, and answer with no error type at all (``__type: null``), so that an SDK can catch
+    none of them by name (``sfn.exceptions.InvalidDefinition``)."""
+    import json
+
+    import moto.stepfunctions.parser.api as api
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.api import InvalidDefinition
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    for error in vars(api).values():
+        if not (isinstance(error, type) and issubclass(error, AWSError)) or error is AWSError:
+            continue
+        if isinstance(getattr(error, "code", None), str) and error.TYPE is None:
+            error.TYPE = error.code
+            error.STATUS = getattr(error, "status_code", 400)
+
+    original = StepFunctionsParserBackend._validate_definition
+
+    def validate(definition: str) -> None:
+        original(definition)  # a definition that does not parse is refused by moto, as before
+        try:
+            document = json.loads(definition)
+        except ValueError:
+            return
+        problems = transition_problems(document)
+        if problems:
+            raise InvalidDefinition(
+                message=f"Invalid State Machine Definition: '{', '.join(problems)}'"
+            )
+
+    StepFunctionsParserBackend._validate_definition = staticmethod(validate)
 
 
 #: AWS's hard quota of events in a standard workflow's execution history (read at each event).

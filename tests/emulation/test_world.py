@@ -68,11 +68,19 @@ def test_an_execution_that_never_ends_fails_at_the_history_quota(aws: World, mon
     assert sfn_patches.HISTORY_QUOTA == 25_000  # AWS's
     monkeypatch.setattr(sfn_patches, "HISTORY_QUOTA", 300)
     sfn = aws.client("stepfunctions")
-    loop = {"A": {"Type": "Pass", "Next": "A"}}
+    loop = {  # a polling loop whose job never finishes: x stays 1
+        "Poll": {"Type": "Pass", "Next": "Done?"},
+        "Done?": {
+            "Type": "Choice",
+            "Default": "Done",
+            "Choices": [{"Variable": "$.x", "NumericEquals": 1, "Next": "Poll"}],
+        },
+        "Done": {"Type": "Succeed"},
+    }
     machines = {
-        "spin": {"StartAt": "A", "States": loop},
+        "spin": {"StartAt": "Poll", "States": loop},
         "caught": {"StartAt": "P", "States": {  # a Catch around the branch that filled it
-            "P": {"Type": "Parallel", "Branches": [{"StartAt": "A", "States": loop}],
+            "P": {"Type": "Parallel", "Branches": [{"StartAt": "Poll", "States": loop}],
                   "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Done"}], "End": True},
             "Done": {"Type": "Succeed"}}},
         "short": {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}},
@@ -82,7 +90,7 @@ def test_an_execution_that_never_ends_fails_at_the_history_quota(aws: World, mon
         arn = sfn.create_state_machine(name=name, definition=json.dumps(definition),
                                        roleArn=f"arn:aws:iam::{aws.account_id}:role/r",
                                        )["stateMachineArn"]  # fmt: skip
-        run = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+        run = sfn.start_execution(stateMachineArn=arn, input='{"x": 1}')["executionArn"]
         ended[name] = aws.wait_for(
             lambda run=run: (d := sfn.describe_execution(executionArn=run))["status"]
             != "RUNNING" and d, what=f"{name} to end", timeout=60)  # fmt: skip
@@ -97,6 +105,49 @@ def test_an_execution_that_never_ends_fails_at_the_history_quota(aws: World, mon
         assert (last["id"], last["type"]) == (300, "ExecutionFailed"), name
     assert ended["short"]["status"] == "SUCCEEDED"
     assert len(ended["short"]["events"]) == 4
+
+
+def test_a_definition_with_broken_transitions_is_refused_as_aws_refuses_it(aws: World) -> None:
+    """AWS checks a definition's transitions when it is created or updated; moto only parsed it,
+    so a target naming no state failed when an execution got there. The messages are AWS's
+    (as its CLI shows them for these definitions)."""
+    if not aws.in_process:
+        pytest.skip("a patch of the embedded server; another endpoint's server is its own")
+    sfn = aws.client("stepfunctions")
+    role = f"arn:aws:iam::{aws.account_id}:role/r"
+    broken = [
+        ({"StartAt": "pass1", "States": {"pass1": {"Type": "Pass", "Next": "pass3"},
+                                         "pass2": {"Type": "Pass", "End": True}}},
+         "MISSING_TRANSITION_TARGET: Missing 'Next' target: pass3 at /States/pass1/Next, "
+         'MISSING_TRANSITION_TARGET: State "pass2" is not reachable. at /States/pass2'),
+        ({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"},
+                                     "B": {"Type": "Pass", "Next": "A"}}},
+         "MISSING_END_STATE: Workflow has no terminal state"),
+        ({"StartAt": "P", "States": {"P": {
+            "Type": "Parallel", "End": True,
+            "Branches": [{"StartAt": "X", "States": {"Y": {"Type": "Succeed"}}}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Gone"}]}}},
+         "MISSING_TRANSITION_TARGET: Missing 'Next' target: Gone at /States/P/Catch[0]/Next, "
+         "MISSING_TRANSITION_TARGET: Missing 'Next' target: X at /States/P/Branches[0]/StartAt, "
+         'MISSING_TRANSITION_TARGET: State "Y" is not reachable. at '
+         "/States/P/Branches[0]/States/Y"),
+    ]  # fmt: skip
+    for n, (definition, problems) in enumerate(broken):
+        with pytest.raises(sfn.exceptions.InvalidDefinition) as refused:
+            sfn.create_state_machine(name=f"broken-{n}", definition=json.dumps(definition),
+                                     roleArn=role)  # fmt: skip
+        message = refused.value.response["Error"]["Message"]
+        assert message == f"Invalid State Machine Definition: '{problems}'"
+    assert sfn.list_state_machines()["stateMachines"] == []
+    good = {"StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Default": "Done",
+              "Choices": [{"Variable": "$.x", "NumericEquals": 1, "Next": "Done"}]},
+        "Done": {"Type": "Succeed"}}}  # fmt: skip
+    arn = sfn.create_state_machine(name="good", definition=json.dumps(good),
+                                   roleArn=role)["stateMachineArn"]  # fmt: skip
+    with pytest.raises(sfn.exceptions.InvalidDefinition, match="Missing 'Next' target: Nope"):
+        sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(
+            {**good, "StartAt": "Nope"}))  # fmt: skip
 
 
 def test_sdk_task_results_are_named_as_aws_names_them(aws: World) -> None:
