@@ -187,3 +187,65 @@ def _parameter_report(model: Any, action: str, body: object) -> str | None:
     except Exception:
         return None
     return report.generate_report() if report.has_errors() else None
+
+
+@moto_patch("browser-guard")
+def _refuse_other_sites() -> None:
+    """moto's server allows every origin (CORS ``*``), so any web page open in a browser on this
+    machine could drive the world while it runs: find its port, create a bucket, put a script in
+    it and start a Glue job that runs the script here. The embedded world answers only requests
+    addressed to this machine: an ``Origin`` header (sent by browsers only) must name a loopback
+    host, and so must the ``Host`` header (a page whose name was rebound to 127.0.0.1 sends its
+    own). ``DFP_LOCAL_HOSTS`` names more hosts to accept. Refused: ``403`` ``AccessDenied``,
+    naming the header and what to do."""
+    from urllib.parse import urlsplit
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from pipeline.contracts.local_guard import explicit_local_hosts, is_local_host
+
+    extra = ("localhost.localstack.cloud",)  # LocalStack's own name for 127.0.0.1
+
+    def local(host: str | None) -> bool:
+        if not host:
+            return False
+        named = [*explicit_local_hosts(), *extra]
+        return is_local_host(host, named) or host.lower().endswith(".localhost.localstack.cloud")
+
+    def problem(environ: dict[str, Any]) -> str | None:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None:
+            try:
+                host = urlsplit(origin).hostname
+            except ValueError:
+                host = None
+            if not local(host):
+                return (f"Origin {origin[:100]!r}: the local world does not answer web pages of "
+                        "other sites (a page on this machine may call it; add its host to "
+                        "DFP_LOCAL_HOSTS)")  # fmt: skip
+        host_header = environ.get("HTTP_HOST", "")
+        try:
+            host = urlsplit(f"//{host_header}").hostname
+        except ValueError:
+            host = None
+        if not local(host):
+            return (
+                f"Host {host_header[:100]!r}: the local world answers only requests "
+                "addressed to this machine (127.0.0.1, localhost; more in DFP_LOCAL_HOSTS)"
+            )
+        return None
+
+    original = DomainDispatcherApplication.__call__
+
+    def __call__(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        refused = problem(environ)
+        if refused is None:
+            return original(self, environ, start_response)
+        logger.warning("refused a request: %s", refused)
+        body = json.dumps({"__type": "AccessDeniedException", "message": refused}).encode()
+        start_response("403 Forbidden", [("Content-Type", "application/json"),
+                                         ("x-amzn-ErrorType", "AccessDeniedException"),
+                                         ("Content-Length", str(len(body)))])  # fmt: skip
+        return [body]
+
+    DomainDispatcherApplication.__call__ = __call__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 
@@ -191,3 +192,51 @@ def test_a_flink_job_pointed_at_a_remote_endpoint_is_refused(world, tmp_path) ->
         app.stop()
     assert "consumer.config.0 aws.endpoint" in str(failed.value)
     assert "10.0.0.5" in str(failed.value) and "not a loopback address" in str(failed.value)
+
+
+def _raw(world, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+    """A request as a browser's page sends it: its own headers, nothing signed."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(world.endpoint_url)
+    connection = http.client.HTTPConnection(where.hostname, where.port, timeout=30)
+    try:
+        connection.request(method, path, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, dict(answer.getheaders()), answer.read()
+    finally:
+        connection.close()
+
+
+def test_web_pages_of_other_sites_cannot_drive_the_world(aws, monkeypatch) -> None:
+    """moto allows every origin, so a page open in a browser could create buckets and start
+    Glue jobs that run its scripts here. Refused: an Origin of another site (a preflight too),
+    and a Host that is not this machine's (a page whose name was rebound to 127.0.0.1)."""
+    if not aws.in_process:
+        pytest.skip("a patch of the embedded server; another endpoint's server is its own")
+    port = aws.endpoint_url.rsplit(":", 1)[1]
+    here = f"127.0.0.1:{port}"
+    preflight = {"Host": here, "Origin": "http://evil.example",
+                 "Access-Control-Request-Method": "PUT"}  # fmt: skip
+    status, headers, body = _raw(aws, "OPTIONS", "/stolen", preflight)
+    assert status == 403 and "Access-Control-Allow-Origin" not in headers
+    assert b"the local world does not answer web pages of other sites" in body
+    for headers in ({"Host": here, "Origin": "http://evil.example"},
+                    {"Host": here, "Origin": "null"},  # a sandboxed frame, a file:// page
+                    {"Host": f"evil.example:{port}"}):  # fmt: skip
+        status, _, body = _raw(aws, "PUT", "/stolen", headers)
+        assert status == 403, (headers, body)
+        assert json.loads(body)["__type"] == "AccessDeniedException"
+    assert aws.client("s3").list_buckets()["Buckets"] == []  # nothing made
+    # A page of this machine, and a host named in DFP_LOCAL_HOSTS, are answered.
+    s3 = {
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/s3/"
+        "aws4_request, SignedHeaders=host, Signature=0"
+    }  # names the service
+    mine = {**s3, "Host": here, "Origin": "http://localhost:3000"}
+    assert _raw(aws, "PUT", "/mine", mine)[0] == 200
+    assert [b["Name"] for b in aws.client("s3").list_buckets()["Buckets"]] == ["mine"]
+    monkeypatch.setenv("DFP_LOCAL_HOSTS", "world.internal")  # let through (moto then routes it)
+    status, _, body = _raw(aws, "PUT", "/ours", {**s3, "Host": f"world.internal:{port}"})
+    assert status != 403 and b"the local world answers only" not in body

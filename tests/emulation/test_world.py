@@ -385,8 +385,8 @@ def test_a_hand_made_request_of_the_wrong_shape_is_a_400_naming_the_parameter(
 def test_in_process_patches_are_registered_and_applied_once() -> None:
     from emulation import _patching
 
-    patches = {"athena", "events", "glue", "kinesis", "malformed-requests", "sagemaker",
-               "server-dispatch", "stepfunctions", "unemulated-actions"}  # fmt: skip
+    patches = {"athena", "browser-guard", "events", "glue", "kinesis", "malformed-requests",
+               "sagemaker", "server-dispatch", "stepfunctions", "unemulated-actions"}  # fmt: skip
     assert set(_patching.registered()) >= patches
     calls = []
 
