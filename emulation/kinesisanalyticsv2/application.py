@@ -201,6 +201,12 @@ def _flink_home(
     # The dashboard's metrics (what sink_progress and records_received read) refreshed every
     # second rather than Flink's ten: a run learns sooner that the job is done.
     config.setdefault("metrics", {}).setdefault("fetcher", {})["update-interval"] = 1000
+    # The REST API takes no jar to run (Managed Flink's dashboard does not either) and answers
+    # no other site's page: Flink's defaults (submission on, CORS "*") let any web page open in
+    # a browser here upload a jar and run it. The service's own calls (checkpoints, savepoints,
+    # metrics) are not a browser's and need neither.
+    config["web"] = {**config.get("web", {}), "submit": {"enable": False},
+                     "access-control-allow-origin": f"http://{LOOPBACK}"}  # fmt: skip
     checkpoints = checkpoints or Checkpoints()
     execution = config.setdefault("execution", {})
     execution["checkpointing"] = {

@@ -25,7 +25,7 @@ import yaml
 # The settings Managed Flink applies to every application (the job may add its own), and how
 # often the local dashboard refreshes its metrics.
 SERVICE_KEYS = ("parallelism.", "execution.checkpointing.", "execution.state-recovery.",
-                "restart-strategy.", "metrics.fetcher.")  # fmt: skip
+                "restart-strategy.", "metrics.fetcher.", "web.")  # fmt: skip
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -7,6 +7,8 @@ import json
 import re
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +152,17 @@ def test_the_job_runs_in_local_managed_flink(aws: World, stack, jar, tmp_path: P
             time.sleep(1)
         # Flink's temporary files are in the job's working directory while it runs …
         assert list(job.scratch.glob("minicluster_*"))
+        # … and its REST API takes no jar to run, nor answers another site's page
+        with urllib.request.urlopen(f"{job.rest_url()}/config", timeout=10) as answer:
+            assert json.load(answer)["features"]["web-submit"] is False
+        upload = urllib.request.Request(f"{job.rest_url()}/jars/upload", data=b"", method="POST")
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(upload, timeout=10)
+        evil = urllib.request.Request(f"{job.rest_url()}/jobs/overview",
+                                      headers={"Origin": "http://evil.example"})  # fmt: skip
+        with urllib.request.urlopen(evil, timeout=10) as answer:
+            allowed = answer.headers.get("Access-Control-Allow-Origin")
+        assert allowed == "http://127.0.0.1", allowed
     # … and gone once it has stopped
     assert not job.scratch.exists()
     assert progress is not None and progress.records == 5, (progress, job.log_tail())
@@ -240,8 +253,10 @@ def test_the_launcher_hands_the_job_the_service_s_settings_only(tmp_path: Path) 
         "  state-recovery: {path: 'file:/snapshots/a'}\n"
         "restart-strategy: {type: fixed-delay, fixed-delay: {attempts: 3}}\n"
         "rest: {address: localhost}\ntaskmanager: {numberOfTaskSlots: 4}\n"
+        "web: {submit: {enable: false}}\n"
     )
     assert service_configuration(tmp_path) == {
+        "web.submit.enable": "false",
         "parallelism.default": "3",
         "execution.checkpointing.interval": "60000 ms",
         "execution.checkpointing.mode": "EXACTLY_ONCE",
