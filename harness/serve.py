@@ -37,6 +37,7 @@ from harness.charts import charts_js, plotly_js
 from harness.provision import provision
 from harness.report import anomaly_section, forecast_section, page, render_report
 from harness.run.layout import RunDir
+from pipeline.contracts.local_guard import explicit_local_hosts, is_local_host
 from pipeline.serving.handler import Settings, make_handler
 
 logger = logging.getLogger(__name__)
@@ -178,7 +179,11 @@ class ForecastSite:
         return page(f"dfp · {title}", f"<h1>{title}</h1>{build()}", charts=True)
 
 
-def _handler_class(site: ForecastSite, socket_timeout: float) -> type[BaseHTTPRequestHandler]:
+def _handler_class(site: ForecastSite, socket_timeout: float,
+                   only_local_names: bool = True) -> type[BaseHTTPRequestHandler]:  # fmt: skip
+    """``only_local_names``: answer only requests whose Host names this machine (a server bound
+    to loopback; one the user opened to the network with ``--host`` is reached by other names)."""
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "dfp-serve"
         sys_version = ""
@@ -192,6 +197,18 @@ def _handler_class(site: ForecastSite, socket_timeout: float) -> type[BaseHTTPRe
                 self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
                 return False
             if not super().parse_request():
+                return False
+            # A page whose name was rebound to 127.0.0.1 would read this site as its own: it
+            # sends its own name as the Host. Only this machine's names are answered.
+            named = self.headers.get("Host") if only_local_names else None
+            try:
+                host = urllib.parse.urlsplit(f"//{named}").hostname if named else None
+            except ValueError:
+                host = ""
+            if named is not None and not (host and is_local_host(host, explicit_local_hosts())):
+                self.send_error(HTTPStatus.MISDIRECTED_REQUEST,
+                                "Host is not this machine (127.0.0.1, localhost; more in "
+                                "DFP_LOCAL_HOSTS)")  # fmt: skip
                 return False
             length = self.headers.get("Content-Length", "0").strip() or "0"
             if length != "0" or self.headers.get("Transfer-Encoding"):
@@ -347,11 +364,15 @@ class ForecastServer:
         socket_timeout: float = SOCKET_TIMEOUT,
         workers: int = WORKERS,
         backlog: int = BACKLOG,
+        only_local_names: bool | None = None,
     ) -> None:
         self.site = site
+        if only_local_names is None:  # a server opened to the network is reached by any name
+            only_local_names = is_local_host(host)
         self.httpd = BoundedHTTPServer(
-            (host, port), _handler_class(site, socket_timeout), workers=workers, backlog=backlog
-        )
+            (host, port), _handler_class(site, socket_timeout, only_local_names),
+            workers=workers, backlog=backlog,
+        )  # fmt: skip
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property

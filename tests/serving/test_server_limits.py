@@ -67,6 +67,28 @@ def test_an_id_with_an_encoded_newline_is_a_400(server) -> None:
     assert request(server, "/api/forecast/P00001")[0] == 404
 
 
+def test_a_host_that_is_not_this_machine_is_refused(server, monkeypatch) -> None:
+    """A page whose name was rebound to 127.0.0.1 (DNS rebinding) sends its own name as the
+    Host: it would read the site as its own. Only this machine's names are answered."""
+    status, body = request(server, "/api/forecast/P00001", headers={"Host": "evil.example"})
+    assert status == 421 and "Host is not this machine" in json.loads(body)["error"]
+    for host in ("127.0.0.1:8080", "localhost", "[::1]:80"):
+        assert request(server, "/api/forecast/P00001", headers={"Host": host})[0] == 404
+    monkeypatch.setenv("DFP_LOCAL_HOSTS", "forecasts.internal")
+    assert request(server, "/", headers={"Host": "forecasts.internal:8080"})[0] == 200
+    # A server opened to the network (--host: then only_local_names is off) is reached by the
+    # machine's other names; this one stays on loopback, as every server a test starts.
+    opened = ForecastServer(_Site(), socket_timeout=0.5, workers=2, only_local_names=False).start()
+    try:
+        port = opened.httpd.server_address[1]
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/", headers={"Host": f"build-7.example.net:{port}"})
+        assert connection.getresponse().status == 200
+        connection.close()
+    finally:
+        opened.stop()
+
+
 def _serving(server: ForecastServer, before: set[threading.Thread]) -> int:
     """Threads started since ``before`` that serve this server: its pool's workers, or threads
     whose target is bound to it (a thread-per-connection server's). Counting every thread of the
