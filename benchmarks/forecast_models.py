@@ -638,6 +638,23 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
     return frame
 
 
+#: Series in one's own file above which a run says how long it takes, and how to sample it.
+LARGE = 2_000
+SAMPLE_SEED = 20_261_207
+
+
+def sampled(frame: pd.DataFrame, count: int | None) -> tuple[pd.DataFrame, dict | None]:
+    """``count`` of the frame's series, drawn at random with a fixed seed (the same file gives
+    the same sample), and what was drawn; the whole frame when ``count`` is None or covers it."""
+    ids = frame["unique_id"].drop_duplicates().sort_values(kind="stable").to_numpy()
+    if count is None or count >= len(ids):
+        return frame, None
+    chosen = np.random.default_rng(SAMPLE_SEED).choice(ids, size=count, replace=False)
+    kept = frame[frame["unique_id"].isin(chosen)].reset_index(drop=True)
+    kept.attrs = dict(frame.attrs)
+    return kept, {"series": int(count), "of": len(ids), "seed": SAMPLE_SEED}
+
+
 def numbered_periods(path: Path, raw: pd.DataFrame, freq: Frequency) -> tuple[pd.Series, str]:
     """``ds`` given as numbers → (timestamps, how they were read). A yearly file's numbers that
     are all years (:data:`YEARS`) are those years; numbers that are all dates written yyyymmdd
@@ -989,11 +1006,14 @@ def main() -> int:
     own.add_argument("--origins", type=int, help=f"forecast origins, each a horizon before the "
                      f"next (default {ORIGINS}; 1: the last horizon only, a competition's "
                      "test part when the file holds it)")  # fmt: skip
+    own.add_argument("--sample", type=int, metavar="N", help="score N of the file's series, "
+                     "drawn at random (always the same N for the same file), for a file too "
+                     f"large to score whole (above {LARGE:,} series the run says so)")  # fmt: skip
     args = parser.parse_args()
     if args.data is not None:
         return main_own(parser, args)
-    if args.frequency or args.horizon or args.name or args.origins is not None:
-        parser.error("--frequency, --horizon, --name and --origins go with --data FILE")
+    if args.frequency or args.horizon or args.name or args.origins is not None or args.sample:
+        parser.error("--frequency, --horizon, --name, --origins and --sample go with --data FILE")
     previous = RESULTS / "forecast_models.json"
     if args.chart:
         if args.datasets:
@@ -1043,6 +1063,8 @@ def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(f"--horizon {args.horizon}: must be at least 1")
     if args.origins is not None and args.origins < 1:
         parser.error(f"--origins {args.origins}: must be at least 1")
+    if args.sample is not None and args.sample < 1:
+        parser.error(f"--sample {args.sample}: must be at least 1")
     name = args.name or args.data.name.split(".")[0]
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", name):
         parser.error(f"--name {name!r}: letters, digits, '.', '_' and '-' only (it names a file)")
@@ -1052,6 +1074,14 @@ def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(str(error))
     if frame.attrs["ds"] != "dates":
         print(f"{name}: ds read as {frame.attrs['ds']}", flush=True)
+    frame, sample = sampled(frame, args.sample)
+    if sample is not None:
+        print(f"{name}: scoring {sample['series']:,} of the file's {sample['of']:,} series, "
+              f"drawn at random (seed {sample['seed']})", flush=True)  # fmt: skip
+    elif (count := frame["unique_id"].nunique()) > LARGE:
+        print(f"{name}: {count:,} series, every one forecast by every model at every origin: "
+              f"this takes long (M3's 1,428 monthly series took about 15 minutes an origin "
+              f"here); --sample N scores a random N of them", flush=True)  # fmt: skip
     warnings.filterwarnings("ignore")
     dataset = {name: lambda: (frame, args.frequency, args.horizon)}
     try:
@@ -1060,7 +1090,7 @@ def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(f"{args.data}: {error}")
     report = {"benchmark": "forecast_models", "quantiles": list(QUANTILES),
               "goal": "better than the best single model on every dataset",
-              "source": str(args.data), "ds_read_as": frame.attrs["ds"],
+              "source": str(args.data), "ds_read_as": frame.attrs["ds"], "sample": sample,
               "datasets": {name: result}}  # fmt: skip
     report["across_datasets"] = across(report)
     save(f"forecast_models-{name}", report)

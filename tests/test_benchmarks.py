@@ -515,7 +515,30 @@ def test_own_data_options_go_together() -> None:
     assert "--data needs --frequency (e.g. 1M) and --horizon (e.g. 12)" in done.stderr
     done = _forecast_models_cli("--horizon", "4", "standard")
     assert done.returncode == 2
-    assert "--frequency, --horizon, --name and --origins go with --data FILE" in done.stderr
+    assert "--frequency, --horizon, --name, --origins and --sample go with --data FILE" in (
+        done.stderr)  # fmt: skip
     done = _forecast_models_cli("--data", "x.csv", "--frequency", "1M", "--horizon", "2",
                                 "--origins", "0")  # fmt: skip
     assert done.returncode == 2 and "--origins 0: must be at least 1" in done.stderr
+    done = _forecast_models_cli("--data", "x.csv", "--frequency", "1M", "--horizon", "2",
+                                "--sample", "0")  # fmt: skip
+    assert done.returncode == 2 and "--sample 0: must be at least 1" in done.stderr
+
+
+def test_a_sample_of_own_series_is_the_same_for_the_same_file() -> None:
+    """A file too large to score whole (M4's 48,000 monthly series) is scored on a random
+    sample: the same series every time, whatever order the file lists them in."""
+    module = _benchmark_module("forecast_models")
+    ids = [f"S{i:03d}" for i in range(40)]
+    frame = pd.DataFrame({"unique_id": np.repeat(ids, 3), "ds": np.tile([1, 2, 3], 40),
+                          "y": np.arange(120.0)})  # fmt: skip
+    frame.attrs["ds"] = "period numbers"
+    kept, sample = module.sampled(frame, 7)
+    assert sample == {"series": 7, "of": 40, "seed": module.SAMPLE_SEED}
+    assert kept["unique_id"].nunique() == 7 and len(kept) == 21  # whole series
+    assert kept.attrs["ds"] == "period numbers"
+    again, _ = module.sampled(frame.iloc[::-1].reset_index(drop=True), 7)
+    assert set(again["unique_id"]) == set(kept["unique_id"])
+    assert sorted(set(kept["unique_id"])) != ids[:7]  # drawn, not the first ones
+    whole, none = module.sampled(frame, 40)
+    assert none is None and whole is frame
