@@ -72,6 +72,7 @@ MOTO_SERVICES = (
     "glue",
     "athena",
     "sagemaker",
+    "sagemaker-runtime",  # InvokeEndpoint on the forecaster's endpoints
     "dms",
     "kinesisanalyticsv2",
 )

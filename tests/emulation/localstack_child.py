@@ -5,6 +5,10 @@ FOLDER``): the run goes to ``FOLDER/run``; every second the listening TCP socket
 process tree (the harness, Flink, Spark, LocalStack and its Kinesis helper) are read from
 ``ss -ltnpH``, and ``FOLDER/listeners.json`` gets each distinct (process, address) seen. The exit
 code is the run's.
+
+Then, in a LocalStack world of its own, a forecast endpoint is deployed (``ModelDeployConfig``)
+and invoked through ``sagemaker-runtime``, routed to the embedded moto and through LocalStack's
+own endpoint; ``FOLDER/invoke.json`` gets what each answered (or the error).
 """
 
 from __future__ import annotations
@@ -68,7 +72,39 @@ def main(folder: Path) -> int:
         time.sleep(1.0)  # Flink's and LocalStack's servers live for tens of seconds
     report = {"samples": samples, "listeners": sorted([name, address] for name, address in seen)}
     (folder / "listeners.json").write_text(json.dumps(report, indent=1))
+    try:
+        invoked = _invoke_an_endpoint()
+    except Exception as exc:  # the test shows it
+        invoked = {"error": f"{type(exc).__name__}: {exc}"}
+    (folder / "invoke.json").write_text(json.dumps(invoked, indent=1))
     return process.returncode
+
+
+def _invoke_an_endpoint() -> dict:
+    import boto3
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from emulation import World
+    from tests.emulation.test_sagemaker import _job_request, _setup, _wait, automl_frame
+
+    with World(region="us-east-1", engine="localstack") as world:
+        uri, role = _setup(world)
+        sm = world.client("sagemaker")
+        sm.create_auto_ml_job_v2(**_job_request("ls-job", uri, role),
+                                 ModelDeployConfig={"EndpointName": "ls-endpoint"})  # fmt: skip
+        job = _wait(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName="ls-job"),
+                    "AutoMLJobStatus", timeout=300)  # fmt: skip
+        body = automl_frame().to_csv(index=False).encode()
+        direct = boto3.client("sagemaker-runtime", endpoint_url=world.endpoint_url,
+                              region_name=world.region, aws_access_key_id="testing",
+                              aws_secret_access_key="testing")  # fmt: skip
+        answers = {}
+        for way, client in (("routed", world.client("sagemaker-runtime")),
+                            ("through_localstack", direct)):  # fmt: skip
+            answer = client.invoke_endpoint(EndpointName="ls-endpoint", Body=body,
+                                            ContentType="text/csv")  # fmt: skip
+            answers[way] = answer["Body"].read().decode()
+        return {"job": job["AutoMLJobStatus"], "routes": sorted(world.routes), **answers}
 
 
 if __name__ == "__main__":

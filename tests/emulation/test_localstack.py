@@ -43,7 +43,8 @@ def _installed() -> str | None:
 def test_every_service_is_served_by_exactly_one_engine() -> None:
     assert not set(LOCALSTACK_SERVICES) & set(MOTO_SERVICES)
     # what the community edition lacks, or what the harness's gap-fillers must do themselves
-    assert {"dynamodb", "glue", "athena", "sagemaker", "firehose"} <= set(MOTO_SERVICES)
+    assert {"dynamodb", "glue", "athena", "sagemaker", "sagemaker-runtime",
+            "firehose"} <= set(MOTO_SERVICES)  # fmt: skip
     assert {"s3", "kinesis", "events", "stepfunctions"} <= set(LOCALSTACK_SERVICES)
 
 
@@ -52,6 +53,7 @@ def test_boto3_per_service_variables_are_named_by_service_id() -> None:
     assert endpoint_variable("kinesisanalyticsv2") == "AWS_ENDPOINT_URL_KINESIS_ANALYTICS_V2"
     assert endpoint_variable("dms") == "AWS_ENDPOINT_URL_DATABASE_MIGRATION_SERVICE"
     assert endpoint_variable("stepfunctions") == "AWS_ENDPOINT_URL_SFN"
+    assert endpoint_variable("sagemaker-runtime") == "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
 
 
 def test_subprocesses_get_the_worlds_routes_and_nothing_inherited() -> None:
@@ -169,6 +171,14 @@ def test_smoke_runs_on_localstack_like_on_moto(request: pytest.FixtureRequest, s
         assert endpoint["kind"] == "localstack"
         assert endpoint["routed"]["dynamodb"] == "embedded moto"
         assert summary["reconciliation"]["lost"] == 0
+
+        # The forecaster's endpoint answers InvokeEndpoint in a LocalStack world too, routed
+        # to the embedded moto or sent to LocalStack's own endpoint, which forwards it.
+        invoked = json.loads((folder / "invoke.json").read_text())
+        assert "error" not in invoked, invoked
+        assert invoked["job"] == "Completed" and "sagemaker-runtime" in invoked["routes"]
+        assert invoked["routed"] == invoked["through_localstack"]
+        assert invoked["routed"].startswith("item_id,timestamp,p10,p50,p90,mean\n")
 
         # Only loopback listeners, in every process of the run, sampled throughout it.
         listeners = json.loads((folder / "listeners.json").read_text())
