@@ -71,7 +71,7 @@ def hand_made_request(world: Any, service: str, target: str, body: dict) -> tupl
     """A signed JSON-protocol request (``target``: ``SageMaker.CreateAutoMLJobV2``) whose body is
     sent as it is, as a hand-made client sends it: an SDK's serializer refuses values of the
     wrong kind before they leave. The status and the decoded answer, its keys in lower case
-    (AWS's JSON errors spell ``message`` either way)."""
+    (AWS's JSON errors spell ``message`` either way; an answer that is not JSON as ``page``)."""
     import json
     import urllib.error
     import urllib.request
@@ -90,9 +90,13 @@ def hand_made_request(world: Any, service: str, target: str, body: dict) -> tupl
                                   headers=dict(prepared.headers))  # fmt: skip
     try:
         with urllib.request.urlopen(sent, timeout=30) as answer:
-            status, decoded = answer.status, json.loads(answer.read() or b"{}")
+            status, raw = answer.status, answer.read()
     except urllib.error.HTTPError as error:
-        status, decoded = error.code, json.loads(error.read() or b"{}")
+        status, raw = error.code, error.read()
+    try:
+        decoded = json.loads(raw or b"{}")
+    except ValueError:  # a server error's HTML page: shown as it came
+        return status, {"page": raw[:500].decode(errors="replace")}
     return status, {key.lower(): value for key, value in decoded.items()}
 
 
