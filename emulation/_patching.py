@@ -176,17 +176,21 @@ def _refuse_malformed_requests() -> None:
     BaseResponse.call_action = call_action
 
 
-def _parameter_report(model: Any, action: str, body: object) -> str | None:
-    """botocore's own validator on a JSON request's body: which parameter is of the wrong kind
-    (``None`` when the body is valid, or when it cannot tell)."""
+def parameter_problems(model: Any, action: str, params: Any) -> str | None:
+    """botocore's own validator on a request's parameters, by the operation's documented shapes:
+    which parameter is of the wrong kind, missing or unknown (``None`` when they are valid)."""
     from botocore.validate import ParamValidator
 
+    report = ParamValidator().validate(params, model.operation_model(action).input_shape)
+    return report.generate_report() if report.has_errors() else None
+
+
+def _parameter_report(model: Any, action: str, body: object) -> str | None:
+    """:func:`parameter_problems` of a JSON request's body (``None`` when it cannot tell)."""
     try:
-        params = json.loads(body or b"{}")
-        report = ParamValidator().validate(params, model.operation_model(action).input_shape)
+        return parameter_problems(model, action, json.loads(body or b"{}"))
     except Exception:
         return None
-    return report.generate_report() if report.has_errors() else None
 
 
 @moto_patch("browser-guard")
@@ -202,33 +206,27 @@ def _refuse_other_sites() -> None:
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-    from pipeline.contracts.local_guard import explicit_local_hosts, is_local_host
+    from pipeline.contracts.local_guard import names_this_machine
 
-    extra = ("localhost.localstack.cloud",)  # LocalStack's own name for 127.0.0.1
-
-    def local(host: str | None) -> bool:
-        if not host:
-            return False
-        named = [*explicit_local_hosts(), *extra]
-        return is_local_host(host, named) or host.lower().endswith(".localhost.localstack.cloud")
+    def local(authority: str | None) -> bool:
+        # and LocalStack's own name for 127.0.0.1, under which it forwards to this server
+        host = (authority or "").rsplit(":", 1)[0].lower()
+        return names_this_machine(authority) or host == "localhost.localstack.cloud" or (
+            host.endswith(".localhost.localstack.cloud"))  # fmt: skip
 
     def problem(environ: dict[str, Any]) -> str | None:
         origin = environ.get("HTTP_ORIGIN")
         if origin is not None:
             try:
-                host = urlsplit(origin).hostname
+                authority = urlsplit(origin).netloc
             except ValueError:
-                host = None
-            if not local(host):
+                authority = None
+            if not local(authority):
                 return (f"Origin {origin[:100]!r}: the local world does not answer web pages of "
                         "other sites (a page on this machine may call it; add its host to "
                         "DFP_LOCAL_HOSTS)")  # fmt: skip
         host_header = environ.get("HTTP_HOST", "")
-        try:
-            host = urlsplit(f"//{host_header}").hostname
-        except ValueError:
-            host = None
-        if not local(host):
+        if not local(host_header):
             return (
                 f"Host {host_header[:100]!r}: the local world answers only requests "
                 "addressed to this machine (127.0.0.1, localhost; more in DFP_LOCAL_HOSTS)"

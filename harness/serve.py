@@ -37,7 +37,7 @@ from harness.charts import charts_js, plotly_js
 from harness.provision import provision
 from harness.report import anomaly_section, forecast_section, page, render_report
 from harness.run.layout import RunDir
-from pipeline.contracts.local_guard import explicit_local_hosts, is_local_host
+from pipeline.contracts.local_guard import is_local_host, names_this_machine
 from pipeline.serving.handler import Settings, make_handler
 
 logger = logging.getLogger(__name__)
@@ -201,11 +201,7 @@ def _handler_class(site: ForecastSite, socket_timeout: float,
             # A page whose name was rebound to 127.0.0.1 would read this site as its own: it
             # sends its own name as the Host. Only this machine's names are answered.
             named = self.headers.get("Host") if only_local_names else None
-            try:
-                host = urllib.parse.urlsplit(f"//{named}").hostname if named else None
-            except ValueError:
-                host = ""
-            if named is not None and not (host and is_local_host(host, explicit_local_hosts())):
+            if named is not None and not names_this_machine(named):
                 self.send_error(HTTPStatus.MISDIRECTED_REQUEST,
                                 "Host is not this machine (127.0.0.1, localhost; more in "
                                 "DFP_LOCAL_HOSTS)")  # fmt: skip

@@ -56,7 +56,6 @@ that did not come from this forecaster, stopping transform jobs.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import io
 import json
 import logging
@@ -229,14 +228,6 @@ def _time_up(job: Any, limits: Limits) -> None:
 
 
 # ----------------------------------------------------------------------------------- helpers
-@functools.cache
-def _input_shape(operation: str) -> Any:
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return model.operation_model(operation).input_shape
-
-
 def check_request_types(operation: str, arguments: dict[str, Any]) -> None:
     """AWS refuses a request whose values are not of their documented types (a list where a
     structure goes, text where a number does) before it reads them; moto takes any JSON, and the
@@ -245,14 +236,17 @@ def check_request_types(operation: str, arguments: dict[str, Any]) -> None:
     botocore's own validator on the operation's documented shapes. ``arguments``: moto's
     (``auto_ml_job_name=…``), a member left out when ``None``."""
     from botocore import xform_name
-    from botocore.validate import ParamValidator
+    from moto.core.utils import get_service_model
 
-    shape = _input_shape(operation)
-    params = {name: arguments[xform_name(name)] for name in shape.members
+    from emulation._patching import parameter_problems
+
+    model = get_service_model("sagemaker")
+    members = model.operation_model(operation).input_shape.members
+    params = {name: arguments[xform_name(name)] for name in members
               if arguments.get(xform_name(name)) is not None}  # fmt: skip
-    report = ParamValidator().validate(params, shape)
-    if report.has_errors():
-        raise ForecastInputError(f"{operation}: {report.generate_report()}")
+    problems = parameter_problems(model, operation, params)
+    if problems:
+        raise ForecastInputError(f"{operation}: {problems}")
 
 
 def _split(uri: str) -> tuple[str, str]:

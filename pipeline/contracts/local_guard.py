@@ -55,6 +55,17 @@ def is_local_host(host: str, extra_local_hosts: Iterable[str] = ()) -> bool:
         return False
 
 
+def names_this_machine(authority: str | None, extra_local_hosts: Iterable[str] = ()) -> bool:
+    """Whether an HTTP ``Host`` value (``host[:port]``) names a local host (:func:`is_local_host`;
+    a malformed or empty one does not). A local server refuses other names: a web page whose name
+    was rebound to 127.0.0.1 sends its own."""
+    try:
+        host = urlsplit(f"//{authority}").hostname if authority else None
+    except ValueError:
+        return False
+    return bool(host) and is_local_host(host, [*explicit_local_hosts(), *extra_local_hosts])
+
+
 def check_endpoint(url: str, extra_local_hosts: Iterable[str] | None = None) -> str:
     """Return ``url`` normalised (no trailing slash) if it is local; raise otherwise.
 
