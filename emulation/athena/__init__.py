@@ -42,6 +42,9 @@ by sqlglot and run by DuckDB (:mod:`emulation.athena.engine`).
   ``ListQueryExecutions`` pages newest first; ``StopQueryExecution`` interrupts the engine and
   the execution ends ``CANCELLED``. Without ``ResultConfiguration.OutputLocation`` the
   workgroup's output location is used.
+- The catalog API SQL clients read before querying (``ListDataCatalogs``, ``GetDataCatalog``,
+  ``ListDatabases``, ``GetDatabase``, ``ListTableMetadata``, ``GetTableMetadata``) answers from
+  the Glue Data Catalog for ``AwsDataCatalog``, as on AWS (:mod:`emulation.athena.metadata`).
 - Failures carry Athena's error names (``SYNTAX_ERROR``, ``TABLE_NOT_FOUND``,
   ``COLUMN_NOT_FOUND``, ``FUNCTION_NOT_FOUND``, ``TYPE_MISMATCH``, ``HIVE_PATH_ALREADY_EXISTS``,
   ``NOT_SUPPORTED``…) and its ``AthenaError`` category (2, the user's; 1 for internal errors).
@@ -62,6 +65,7 @@ import pathlib
 
 import duckdb
 
+from emulation.athena import metadata as metadata  # registers the catalog API's patch
 from emulation.athena.backend import install_in_process
 from emulation.athena.data import clear_cache
 from emulation.athena.errors import QueryFailed

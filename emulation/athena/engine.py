@@ -179,6 +179,7 @@ class Relations:
     def bind(self, tree: exp.Expression, database: str | None) -> None:
         """Register every table ``tree`` names and point its references at them (in place)."""
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+        unaliased: set[tuple[str, str]] = set()  # (database, table) referred to by full name
         for table in list(tree.find_all(exp.Table)):
             name = table.name
             if not name or (not table.db and name.lower() in ctes):
@@ -199,10 +200,22 @@ class Relations:
                     raise QueryFailed("SCHEMA_NOT_FOUND", f"no database given for table {name}")
                 view = self.register(db, name.lower())
             if not table.alias:
+                unaliased.add((db, name.lower()))
                 table.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
             table.set("this", exp.to_identifier(view, quoted=True))
             table.set("db", exp.to_identifier(self.schema, quoted=True))
             table.set("catalog", None)
+        # A column named with its table's database (``dfp.sales.qty``, Trino's fully qualified
+        # reference, which SQLAlchemy writes for every column of a table with a schema) points
+        # at the alias the table now has.
+        for column in tree.find_all(exp.Column):
+            if column.args.get("db") is None or not column.table:
+                continue
+            if (column.text("db").lower(), column.table.lower()) in unaliased and (
+                not column.text("catalog") or column.text("catalog").lower() == CATALOG
+            ):
+                column.set("db", None)
+                column.set("catalog", None)
 
     def register(self, db: str, name: str) -> str:
         view = f"{db}/{name}"

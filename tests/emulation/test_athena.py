@@ -339,6 +339,105 @@ def test_awswrangler_reads_with_its_defaults(staged, monkeypatch: pytest.MonkeyP
     assert staged == set(expected)  # one table= folder per staged table
 
 
+def test_the_catalog_api_answers_from_glue_as_sql_clients_read_it(staged, monkeypatch) -> None:
+    """ListDataCatalogs … GetTableMetadata read the Glue catalog for AwsDataCatalog, as on AWS:
+    what PyAthena's SQLAlchemy dialect (JupySQL, pandas with reflection, BI tools) asks first."""
+    import botocore.exceptions
+
+    world, _, names = staged
+    athena, glue = world.client("athena"), world.client("glue")
+    database = names["glue_database"]
+    catalogs = athena.list_data_catalogs()["DataCatalogsSummary"]
+    assert {"CatalogName": "AwsDataCatalog", "Type": "GLUE"} in catalogs
+    assert athena.get_data_catalog(Name="awsdatacatalog")["DataCatalog"]["Type"] == "GLUE"
+    listed = athena.list_databases(CatalogName="AwsDataCatalog")["DatabaseList"]
+    assert database in {d["Name"] for d in listed}
+    assert athena.get_database(CatalogName="AwsDataCatalog", DatabaseName=database)[
+        "Database"]["Name"] == database  # fmt: skip
+    # Every Glue table, one page at a time, with Glue's columns, keys and location.
+    glue_tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    assert len(glue_tables) >= 2
+    seen, token = {}, None
+    while True:
+        extra = {"NextToken": token} if token else {}
+        page = athena.list_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=database,
+                                          MaxResults=1, **extra)  # fmt: skip
+        assert len(page["TableMetadataList"]) == 1
+        seen |= {t["Name"]: t for t in page["TableMetadataList"]}
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert set(seen) == set(glue_tables)
+    staged_cdc = athena.get_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=database,
+                                           TableName="staged_cdc")["TableMetadata"]  # fmt: skip
+    assert staged_cdc == json.loads(json.dumps(seen["staged_cdc"], default=str)) | {
+        k: staged_cdc[k] for k in ("CreateTime",) if k in staged_cdc}  # fmt: skip
+    glue_cdc = glue_tables["staged_cdc"]
+    assert [(c["Name"], c["Type"]) for c in staged_cdc["Columns"]] == [
+        (c["Name"], c["Type"]) for c in glue_cdc["StorageDescriptor"]["Columns"]]  # fmt: skip
+    assert [c["Name"] for c in staged_cdc["PartitionKeys"]] == [
+        c["Name"] for c in glue_cdc["PartitionKeys"]]  # fmt: skip
+    assert staged_cdc["Parameters"]["location"] == glue_cdc["StorageDescriptor"]["Location"]
+    filtered = athena.list_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=database,
+                                          Expression="staged_.*")["TableMetadataList"]  # fmt: skip
+    assert [t["Name"] for t in filtered] == ["staged_cdc"]
+    # What is not there is AWS's MetadataException, whose message clients parse.
+    missing = ((athena.get_table_metadata, {"DatabaseName": database, "TableName": "nope"}),
+               (athena.list_table_metadata, {"DatabaseName": "nope"}),
+               (athena.get_database, {"DatabaseName": "nope"}))  # fmt: skip
+    for call, kwargs in missing:
+        with pytest.raises(athena.exceptions.MetadataException) as refused:
+            call(CatalogName="AwsDataCatalog", **kwargs)
+        assert "Error Code: EntityNotFoundException" in str(refused.value)
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        athena.list_table_metadata(CatalogName="AwsDataCatalog", DatabaseName=database,
+                                   NextToken="not-a-token")  # fmt: skip
+    assert refused.value.response["Error"]["Code"] == "InvalidRequestException"
+    with pytest.raises(athena.exceptions.MetadataException, match="not emulated"):
+        athena.list_table_metadata(CatalogName="federated", DatabaseName=database)
+
+    # PyAthena's SQLAlchemy dialect reflects the tables and reads one.
+    import pandas as pd
+    import sqlalchemy as sa
+
+    for name, value in world.environment().items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    output = f"s3://{names['buckets']['athena-results']}/sqlalchemy/"
+    engine = sa.create_engine(f"awsathena+rest://@athena.{world.region}.amazonaws.com:443/"
+                              f"{database}?s3_staging_dir={output}")  # fmt: skip
+    inspector = sa.inspect(engine)
+    assert set(inspector.get_table_names(schema=database)) == {
+        n for n, t in glue_tables.items() if t.get("TableType") != "VIRTUAL_VIEW"}  # fmt: skip
+    columns = [c["name"] for c in inspector.get_columns("staged_cdc", schema=database)]
+    assert columns[: len(glue_cdc["StorageDescriptor"]["Columns"])] == [
+        c["Name"] for c in glue_cdc["StorageDescriptor"]["Columns"]]  # fmt: skip
+    assert not inspector.has_table("nope", schema=database)
+    table = sa.Table("staged_cdc", sa.MetaData(), autoload_with=engine, schema=database)
+    with engine.connect() as connection:
+        frame = pd.read_sql(sa.select(table.c["table"]).limit(3), connection)
+    assert len(frame) == 3
+
+
+def test_columns_named_with_their_database_resolve_as_on_trino(staged) -> None:
+    """``db.table.column`` and ``awsdatacatalog.db.table.column``, as SQLAlchemy writes every
+    column of a table with a schema; the same rows as the short names."""
+    world, _, names = staged
+    db = names["glue_database"]
+    short = 'SELECT "table", count(*) AS n FROM staged_cdc GROUP BY "table" ORDER BY "table"'
+    full = (f'SELECT {db}.staged_cdc."table", count(*) AS n FROM awsdatacatalog.{db}.staged_cdc '
+            f'WHERE awsdatacatalog.{db}.staged_cdc.event_type IS NOT NULL OR true '
+            f'GROUP BY {db}.staged_cdc."table" ORDER BY 1')  # fmt: skip
+    expected = rows(world, query(world, names, short))
+    assert len(expected) > 2
+    execution = query(world, names, full)
+    assert execution["Status"]["State"] == "SUCCEEDED", execution["Status"]
+    assert rows(world, execution) == expected
+    # A table given an alias is known by it alone, as on Trino.
+    aliased = query(world, names, f"SELECT {db}.staged_cdc.event_type FROM {db}.staged_cdc s")
+    assert aliased["Status"]["State"] == "FAILED"
+
+
 def test_msck_repair_table_registers_the_partitions_found_in_s3(staged) -> None:
     world, summary, names = staged
     glue = world.client("glue")
