@@ -49,7 +49,10 @@ by sqlglot and run by DuckDB (:mod:`emulation.athena.engine`).
   ``COLUMN_NOT_FOUND``, ``FUNCTION_NOT_FOUND``, ``TYPE_MISMATCH``, ``HIVE_PATH_ALREADY_EXISTS``,
   ``NOT_SUPPORTED``…) and its ``AthenaError`` category (2, the user's; 1 for internal errors).
 
-**Not emulated**: Hive DDL (``CREATE EXTERNAL TABLE``: create tables with the Glue API), other
+- ``CREATE EXTERNAL TABLE … STORED AS PARQUET LOCATION 's3://…'`` (Hive DDL, as PyAthena's
+  ``to_sql`` sends it) registers a Parquet table in Glue; other formats are refused at once.
+
+**Not emulated**: other
 ``ALTER TABLE`` forms, ``bucketed_by``, ORC and Avro, tables whose data is not Parquet
 (JSON/CSV tables, Iceberg, ``UPDATE``/``DELETE``/``MERGE``), federated catalogs, prepared
 statements, result reuse, workgroup limits and encryption. A partitioned table's partitions are

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import sqlglot
 from sqlglot import exp
 
 from emulation.athena import writes
@@ -79,8 +80,8 @@ class Outcome:
 
 
 _HIVE_DDL = (
-    "Hive DDL (CREATE [EXTERNAL] TABLE without AS SELECT) is not emulated: create the table with "
-    "the Glue API (e.g. awswrangler's wr.catalog.create_parquet_table)"
+    "CREATE TABLE without EXTERNAL makes an Iceberg table on Athena, which is not emulated: "
+    "CREATE EXTERNAL TABLE … STORED AS PARQUET LOCATION 's3://…', or CREATE TABLE … AS SELECT"
 )
 
 
@@ -101,7 +102,7 @@ def run(query: str, session: Session, execution_parameters: list[str] | None = N
     if re.match(r"(CREATE|DROP)\s+(DATABASE|SCHEMA)\b", upper):
         return _database(text, session)
     if re.match(r"CREATE\s+EXTERNAL\s+TABLE\b", upper):
-        raise QueryFailed("NOT_SUPPORTED", _HIVE_DDL)
+        return _create_external(text, session)
     if first == "EXPLAIN":
         inner = re.sub(r"^EXPLAIN\s+(ANALYZE\s+)?(\([^)]*\)\s*)?", "", text, flags=re.I)
         answer = select(
@@ -449,6 +450,109 @@ def _create_view(tree: exp.Create, session: Session, text: str) -> Outcome:
     else:
         glue.create_table(DatabaseName=db, TableInput=table_input)
     return Outcome("DDL", "CREATE_VIEW")
+
+
+def _hive_type(kind: exp.Expression) -> str:
+    """A column type as Glue stores Hive's: ``array<struct<x:int,y:string>>``, ``decimal(10,2)``."""
+    return re.sub(r"\s+", "", kind.sql(dialect="hive")).lower()
+
+
+def _hive_columns(schema: exp.Expression | None, where: str) -> list[dict[str, Any]]:
+    columns = []
+    for definition in schema.expressions if schema is not None else []:
+        if not isinstance(definition, exp.ColumnDef) or definition.args.get("kind") is None:
+            raise QueryFailed(
+                "SYNTAX_ERROR", f"{where}: expected `name type`, got {definition.sql()}"
+            )
+        column = {"Name": definition.name.lower(), "Type": _hive_type(definition.args["kind"])}
+        for constraint in definition.constraints:
+            if isinstance(constraint.kind, exp.CommentColumnConstraint):
+                column["Comment"] = constraint.kind.this.name
+        columns.append(column)
+    names = [c["Name"] for c in columns]
+    if len(set(names)) != len(names):
+        raise QueryFailed(
+            "DUPLICATE_COLUMN_NAME", f"{where}: a column name is given twice: {names}"
+        )
+    return columns
+
+
+def _create_external(text: str, session: Session) -> Outcome:
+    """Hive's ``CREATE EXTERNAL TABLE`` of a Parquet table, registered in Glue as Athena does.
+
+    What pandas' ``to_sql`` through PyAthena, dbt-athena and hand-written DDL send. Only Parquet:
+    the world's Athena reads nothing else, so another format is refused here rather than failing
+    every later query."""
+    try:
+        tree = sqlglot.parse_one(text, read="athena")
+    except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
+        raise QueryFailed("SYNTAX_ERROR", str(exc).splitlines()[0]) from None
+    if not isinstance(tree, exp.Create) or not isinstance(tree.this, exp.Schema):
+        raise QueryFailed("SYNTAX_ERROR", "expected CREATE EXTERNAL TABLE name (columns) …")
+    db, name = _target(tree, session)
+    properties = tree.args["properties"].expressions if tree.args.get("properties") else []
+    fileformat = next((p for p in properties if isinstance(p, exp.FileFormatProperty)), None)
+    serde = next((p for p in properties if isinstance(p, exp.RowFormatSerdeProperty)), None)
+    location = next((p for p in properties if isinstance(p, exp.LocationProperty)), None)
+    stored = fileformat.this.name.upper() if fileformat is not None else None
+    library = serde.this.name if serde is not None else None
+    parquet_serde = writes.PARQUET_SERDE["SerdeInfo"]["SerializationLibrary"]
+    if (
+        any(isinstance(p, exp.RowFormatDelimitedProperty) for p in properties)
+        or (stored not in (None, "PARQUET") or library not in (None, parquet_serde))
+        or (stored is None and library is None)
+    ):
+        raise QueryFailed(
+            "NOT_SUPPORTED",
+            f"table '{db}.{name}': only Parquet tables are emulated (STORED AS PARQUET); got "
+            f"{stored or library or 'no format'}",
+        )
+    if location is None or not location.this.name.startswith("s3://"):
+        raise QueryFailed(
+            "SYNTAX_ERROR", f"table '{db}.{name}': LOCATION 's3://bucket/prefix/' is required"
+        )
+    if session.catalog.table(db, name) is not None:
+        if tree.args.get("exists"):
+            return Outcome("DDL", "CREATE_TABLE")
+        raise QueryFailed("ALREADY_EXISTS", f"Table '{db}.{name}' already exists")
+    if not session.catalog.database_exists(db):
+        raise QueryFailed("SCHEMA_NOT_FOUND", f"Schema '{db}' does not exist")
+    columns = _hive_columns(tree.this, f"table '{db}.{name}'")
+    partitioned = next((p for p in properties if isinstance(p, exp.PartitionedByProperty)), None)
+    keys = _hive_columns(partitioned.this if partitioned is not None else None,
+                         f"table '{db}.{name}' PARTITIONED BY")  # fmt: skip
+    clash = {c["Name"] for c in columns} & {k["Name"] for k in keys}
+    if clash:
+        raise QueryFailed(
+            "DUPLICATE_COLUMN_NAME", f"partition columns are also table columns: {sorted(clash)}"
+        )
+    table_properties = {
+        p.name: p.args["value"].name
+        for p in properties
+        if type(p) is exp.Property and isinstance(p.args.get("value"), exp.Literal)
+    }
+    serde_info = dict(writes.PARQUET_SERDE["SerdeInfo"])
+    if serde is not None and serde.args.get("serde_properties") is not None:
+        serde_info["Parameters"] = {
+            p.name: p.args["value"].name for p in serde.args["serde_properties"].expressions
+        }
+    comment = next((p for p in properties if isinstance(p, exp.SchemaCommentProperty)), None)
+    table_input: dict[str, Any] = {
+        "Name": name,
+        "TableType": "EXTERNAL_TABLE",
+        "StorageDescriptor": {
+            "Columns": columns,
+            "Location": location.this.name,
+            **{k: v for k, v in writes.PARQUET_SERDE.items() if k != "SerdeInfo"},
+            "SerdeInfo": serde_info,
+        },
+        "PartitionKeys": keys,
+        "Parameters": {"EXTERNAL": "TRUE", "classification": "parquet", **table_properties},
+    }
+    if comment is not None:
+        table_input["Description"] = comment.this.name
+    session.catalog.glue.create_table(DatabaseName=db, TableInput=table_input)
+    return Outcome("DDL", "CREATE_TABLE")
 
 
 _DROP = re.compile(rf"DROP\s+(TABLE|VIEW)\s+(IF\s+EXISTS\s+)?{_QUALIFIED}$", re.I)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from emulation import World
@@ -725,13 +726,86 @@ def test_explain_answers_the_plan_and_hive_ddl_is_refused_naming_the_way(staged)
     assert explained["Status"]["State"] == "SUCCEEDED", explained["Status"]
     header, *plan = rows(world, explained)
     assert header == ["Query Plan"] and plan
-    for ddl in (
-        "CREATE EXTERNAL TABLE t (a int) STORED AS PARQUET LOCATION 's3://b/t/'",
-        "CREATE TABLE t (a int)",
-    ):
+    for ddl, reason in (
+        ("CREATE TABLE t (a int)", "Iceberg"),
+        ("CREATE EXTERNAL TABLE t (a int) ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' "
+         "STORED AS TEXTFILE LOCATION 's3://b/t/'", "only Parquet"),
+        ("CREATE EXTERNAL TABLE t (a int) ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' "
+         "LOCATION 's3://b/t/'", "org.openx.data.jsonserde.JsonSerDe"),
+        ("CREATE EXTERNAL TABLE t (a int) STORED AS PARQUET", "LOCATION"),
+        ("CREATE EXTERNAL TABLE t (a int, a string) STORED AS PARQUET LOCATION 's3://b/t/'",
+         "DUPLICATE_COLUMN_NAME"),
+        ("CREATE EXTERNAL TABLE t (a int) PARTITIONED BY (a string) STORED AS PARQUET "
+         "LOCATION 's3://b/t/'", "also table columns"),
+    ):  # fmt: skip
         refused = query(world, names, ddl)
-        assert "NOT_SUPPORTED" in refused["Status"]["StateChangeReason"]
-        assert "Glue API" in refused["Status"]["StateChangeReason"]
+        assert refused["Status"]["State"] == "FAILED"
+        assert reason in refused["Status"]["StateChangeReason"], ddl
+    assert world.client("glue").get_tables(DatabaseName=names["glue_database"],
+                                           Expression="t")["TableList"] == []  # fmt: skip
+
+
+def test_create_external_table_registers_a_parquet_table_as_athena_does(staged, monkeypatch):
+    """Hive DDL as people write it and as pandas' to_sql through PyAthena sends it: the table
+    is in Glue with Hive's types, its partitions are added, and queries read it."""
+    import io
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+    import sqlalchemy as sa
+
+    world, _, names = staged
+    db, bucket = names["glue_database"], names["buckets"]["athena-results"]
+    s3, glue = world.client("s3"), world.client("glue")
+    table = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "name": ["a", "b", "c"]})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    s3.put_object(Bucket=bucket, Key="ddl/people/part-0.parquet", Body=sink.getvalue())
+    ddl = (
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS `{db}`.`people` (`id` bigint COMMENT 'key', "
+        "`name` string, `tags` array<struct<k:string,v:int>>, `price` decimal(10,2)) "
+        "COMMENT 'hand-written' STORED AS PARQUET "
+        f"LOCATION 's3://{bucket}/ddl/people/' TBLPROPERTIES ('parquet.compression'='SNAPPY')"
+    )
+    for _ in range(2):  # IF NOT EXISTS: the second is a no-op
+        created = query(world, names, ddl)
+        assert created["Status"]["State"] == "SUCCEEDED", created["Status"]
+        assert created["StatementType"] == "DDL"
+    entry = glue.get_table(DatabaseName=db, Name="people")["Table"]
+    assert [(c["Name"], c["Type"]) for c in entry["StorageDescriptor"]["Columns"]] == [
+        ("id", "bigint"), ("name", "string"), ("tags", "array<struct<k:string,v:int>>"),
+        ("price", "decimal(10,2)")]  # fmt: skip
+    assert entry["StorageDescriptor"]["Columns"][0]["Comment"] == "key"
+    assert entry["Description"] == "hand-written"
+    assert entry["Parameters"]["parquet.compression"] == "SNAPPY"
+    assert entry["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith(
+        "ParquetHiveSerDe")  # fmt: skip
+    again = query(world, names, ddl.replace(" IF NOT EXISTS", ""))
+    assert "ALREADY_EXISTS" in again["Status"]["StateChangeReason"]
+    read = query(world, names, f"SELECT id, name FROM {db}.people ORDER BY id")
+    assert rows(world, read) == [["id", "name"], ["1", "a"], ["2", "b"], ["3", "c"]]
+
+    # pandas' to_sql through PyAthena: its DDL, its uploads, its partitions.
+    from pyathena.pandas.util import to_sql
+
+    for name, value in world.environment().items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    engine = sa.create_engine(f"awsathena+rest://@athena.{world.region}.amazonaws.com:443/"
+                              f"{db}?s3_staging_dir=s3://{bucket}/sqlalchemy/")  # fmt: skip
+    frame = pd.DataFrame({"store": ["s1", "s1", "s2"], "units": [3, 4, 5],
+                          "day": ["2024-01-01", "2024-01-02", "2024-01-01"]})  # fmt: skip
+    with engine.connect() as connection:
+        to_sql(frame, "sold", connection.connection.driver_connection,
+               location=f"s3://{bucket}/ddl/sold/", schema=db, partitions=["day"],
+               if_exists="fail")  # fmt: skip
+    sold = glue.get_table(DatabaseName=db, Name="sold")["Table"]
+    assert [k["Name"] for k in sold["PartitionKeys"]] == ["day"]
+    assert len(glue.get_partitions(DatabaseName=db, TableName="sold")["Partitions"]) == 2
+    summed = query(
+        world, names, f"SELECT day, sum(units) AS u FROM {db}.sold GROUP BY 1 ORDER BY 1"
+    )
+    assert rows(world, summed) == [["day", "u"], ["2024-01-01", "8"], ["2024-01-02", "4"]]
 
 
 @pytest.mark.parametrize(
