@@ -21,14 +21,21 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _start(run_dir: Path, home: Path) -> tuple[subprocess.Popen, dict[str, str], str]:
     """``dfp world`` in a child; its exported environment once it is up."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "world", str(run_dir)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HOME": str(home)},
-    )
+    # Ctrl-C reaches it as from a terminal: a session started in the background by a
+    # non-interactive shell ignores SIGINT, and a child inherits an ignored signal (a handled
+    # one is reset to the default by exec).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", "world", str(run_dir)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "HOME": str(home)},
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     exports: dict[str, str] = {}
     database = ""
     deadline = time.monotonic() + 120
@@ -112,7 +119,12 @@ def test_dfp_world_serves_the_run_to_boto3_and_athena(smoke_run, tmp_path: Path)
         _real_clients(exports, database, staged, manifest, smoke_run.summary)
     finally:
         process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=60)
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()  # never left behind
+            process.wait(timeout=30)
+            raise
     assert code == 0, process.stderr.read()[-3000:]
 
 
