@@ -52,14 +52,13 @@ by sqlglot and run by DuckDB (:mod:`emulation.athena.engine`).
 - ``CREATE EXTERNAL TABLE … STORED AS PARQUET LOCATION 's3://…'`` (Hive DDL, as PyAthena's
   ``to_sql`` sends it) registers a Parquet table in Glue; other formats are refused at once.
 
-**Not emulated**: other
-``ALTER TABLE`` forms, ``bucketed_by``, ORC and Avro, tables whose data is not Parquet
-(JSON/CSV tables, Iceberg, ``UPDATE``/``DELETE``/``MERGE``), federated catalogs, prepared
-statements, result reuse, workgroup limits and encryption. A partitioned table's partitions are
-read from its location's ``key=value`` folders, as partition projection reads them; a partition
-registered with a ``LOCATION`` outside the table's location is listed by ``SHOW PARTITIONS`` but
-its data is not read. ``DataScannedInBytes`` counts every object of the tables read, where Athena
-counts less when it prunes partitions or columns.
+**Not emulated**: other ``ALTER TABLE`` forms, ``bucketed_by``, ORC and Avro, tables whose data is
+not Parquet (JSON/CSV tables, Iceberg, ``UPDATE``/``DELETE``/``MERGE``), federated catalogs,
+prepared statements, result reuse, workgroup limits and encryption. A partitioned table's partitions
+are read from its location's ``key=value`` folders, as partition projection reads them; a partition
+registered with a ``LOCATION`` outside the table's location is listed by ``SHOW PARTITIONS`` but its
+data is not read. ``DataScannedInBytes`` counts every object of the tables read, where Athena counts
+less when it prunes partitions or columns.
 """
 
 from __future__ import annotations
