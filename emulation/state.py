@@ -141,6 +141,12 @@ _TABLE_INPUT_KEYS = {
 _PARTITION_INPUT_KEYS = {"Values", "StorageDescriptor", "Parameters"}
 
 
+def table_input(table: dict[str, Any]) -> dict[str, Any]:
+    """The ``TableInput`` that recreates ``table`` (a ``GetTable`` answer): Glue refuses the
+    fields it sets itself (``CreateTime``, ``DatabaseName``, ``CatalogId``…) in one."""
+    return {k: v for k, v in table.items() if k in _TABLE_INPUT_KEYS}
+
+
 # -------------------------------------------------------------------------------------- save
 def save_state(world: Any, folder: Path, selection: Selection) -> dict[str, Any]:
     """Write the selected resources' state into ``folder`` (created); return ``state.json``."""
@@ -193,7 +199,7 @@ def save_state(world: Any, folder: Path, selection: Selection) -> dict[str, Any]
             ]
             tables.append(
                 {
-                    "table": {k: v for k, v in table.items() if k in _TABLE_INPUT_KEYS},
+                    "table": table_input(table),
                     "partitions": sorted(partitions, key=lambda p: p["Values"]),
                 }
             )

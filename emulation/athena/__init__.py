@@ -36,7 +36,9 @@ by sqlglot and run by DuckDB (:mod:`emulation.athena.engine`).
   ``SHOW PARTITIONS``, ``SHOW CREATE TABLE|VIEW``, ``SHOW TBLPROPERTIES``,
   ``DESCRIBE [db.]table [column]`` (Hive's padded layout with ``# Partition Information``).
 - ``MSCK REPAIR TABLE`` and ``ALTER TABLE … ADD|DROP [IF [NOT] EXISTS] PARTITION (…)
-  [LOCATION '…']`` change the catalog's partitions.
+  [LOCATION '…']`` change the catalog's partitions; ``ALTER TABLE … ADD COLUMNS``, ``REPLACE
+  COLUMNS``, ``SET TBLPROPERTIES`` and ``SET LOCATION`` its definition. Parquet is read by column
+  name: a declared column no object holds reads as null.
 - ``GetQueryExecution`` and ``BatchGetQueryExecution`` report ``Statistics`` (engine, queue and
   total milliseconds, ``DataScannedInBytes`` = bytes of the objects read, and the manifest);
   ``ListQueryExecutions`` pages newest first; ``StopQueryExecution`` interrupts the engine and

@@ -79,6 +79,12 @@ class Catalog:
         return [p for page in pages for p in page["Partitions"]]
 
 
+def _null_column(column: dict[str, Any]) -> str:
+    """A typed null standing for a declared column (DuckDB SQL)."""
+    name = column["Name"].replace('"', '""')
+    return f'CAST(NULL AS {duck_type(column.get("Type", "string"))}) AS "{name}"'
+
+
 def is_view(table: dict[str, Any]) -> bool:
     return table.get("TableType") == "VIRTUAL_VIEW"
 
@@ -233,16 +239,20 @@ class Relations:
         else:
             native = materialize(self.objects, glue)
             self.scanned += native.scanned
+            columns = glue["StorageDescriptor"].get("Columns", []) + glue.get("PartitionKeys", [])
             if native.name is None:
-                columns = glue["StorageDescriptor"].get("Columns", []) + glue.get(
-                    "PartitionKeys", []
-                )
-                empty = ", ".join(
-                    f'CAST(NULL AS {duck_type(c["Type"])}) AS "{c["Name"]}"' for c in columns
-                )
+                empty = ", ".join(_null_column(c) for c in columns)
                 self._create_view(view, f"SELECT {empty or '1 AS _'} WHERE false")
             else:
-                self._create_view(view, f'SELECT * FROM main."{native.name}"')
+                # Parquet is read by column name, as Athena reads it: a column the table declares
+                # and no object holds (one added by ALTER TABLE … ADD COLUMNS) reads as null.
+                held = {
+                    row[0].lower()
+                    for row in self.con.execute(f'DESCRIBE main."{native.name}"').fetchall()
+                }
+                absent = [c for c in columns if c["Name"].lower() not in held]
+                nulls = "".join(f", {_null_column(c)}" for c in absent)
+                self._create_view(view, f'SELECT *{nulls} FROM main."{native.name}"')
         self.done.add((db, name))
         return view
 

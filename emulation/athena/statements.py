@@ -32,7 +32,7 @@ from emulation.athena.engine import (
     view_text,
 )
 from emulation.athena.errors import QueryFailed
-from emulation.state import add_partitions, repair_partitions
+from emulation.state import add_partitions, repair_partitions, table_input
 
 logger = logging.getLogger(__name__)
 
@@ -341,10 +341,7 @@ def _partition_spec(spec: str, keys: list[str], where: str) -> tuple[str, ...]:
 def _alter(text: str, session: Session) -> Outcome:
     m = _ALTER.match(text)
     if m is None:
-        raise QueryFailed(
-            "NOT_SUPPORTED",
-            "only ALTER TABLE … ADD/DROP PARTITION is emulated (change a table with the Glue API)",
-        )
+        return _alter_table(text, session)
     db, name = _split(m.group(1), m.group(2), session.database)
     table = session.catalog.require(db, name)
     keys = [k["Name"] for k in table.get("PartitionKeys", [])]
@@ -379,6 +376,67 @@ def _alter(text: str, session: Session) -> Outcome:
         if values in existing:
             glue.delete_partition(DatabaseName=db, TableName=name, PartitionValues=list(values))
     return Outcome("DDL", "ALTER_TABLE_DROP_PARTITION")
+
+
+_ALTER_FORMS = (
+    "ALTER TABLE … ADD|DROP PARTITION, ADD COLUMNS (…), REPLACE COLUMNS (…), "
+    "SET TBLPROPERTIES (…) and SET LOCATION '…'"
+)
+
+
+def _alter_table(text: str, session: Session) -> Outcome:
+    """``ALTER TABLE`` on a table's definition, as Athena changes a Hive table's Glue entry:
+    ``ADD COLUMNS``, ``REPLACE COLUMNS``, ``SET TBLPROPERTIES``, ``SET LOCATION``. The data is
+    not touched (Parquet columns are read by name: an added column reads as null)."""
+    try:
+        tree = sqlglot.parse_one(text, read="athena")
+    except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
+        raise QueryFailed("SYNTAX_ERROR", str(exc).splitlines()[0]) from None
+    actions = (tree.args.get("actions") or []) if isinstance(tree, exp.Alter) else []
+    if len(actions) != 1 or not isinstance(tree.this, exp.Table):
+        raise QueryFailed("NOT_SUPPORTED", f"only {_ALTER_FORMS} are emulated")
+    db, name = _target(tree, session)
+    table = session.catalog.require(db, name)
+    where = f"table '{db}.{name}'"
+    if is_view(table):
+        raise QueryFailed("NOT_SUPPORTED", f"'{db}.{name}' is a view: CREATE OR REPLACE VIEW")
+    changed = table_input(table)
+    storage = changed["StorageDescriptor"] = dict(changed.get("StorageDescriptor") or {})
+    keys = {k["Name"] for k in table.get("PartitionKeys", [])}
+    action = actions[0]
+    if isinstance(action, exp.Schema | exp.ReplaceColumns):
+        adding = isinstance(action, exp.Schema)
+        given = _hive_columns(action, f"{where} {'ADD' if adding else 'REPLACE'} COLUMNS")
+        kept = list(storage.get("Columns") or []) if adding else []
+        clash = ({c["Name"] for c in kept} | keys) & {c["Name"] for c in given}
+        if clash:
+            raise QueryFailed(
+                "DUPLICATE_COLUMN_NAME", f"{where}: columns already in the table: {sorted(clash)}"
+            )
+        storage["Columns"] = kept + given
+        substatement = "ALTER_TABLE_ADD_COLUMNS" if adding else "ALTER_TABLE_REPLACE_COLUMNS"
+    elif isinstance(action, exp.AlterSet) and action.args.get("location") is not None:
+        location = action.args["location"].name
+        if not location.startswith("s3://"):
+            raise QueryFailed("SYNTAX_ERROR", f"{where}: SET LOCATION 's3://bucket/prefix/'")
+        storage["Location"] = location
+        substatement = "ALTER_TABLE_SET_LOCATION"
+    elif isinstance(action, exp.AlterSet) and action.expressions:
+        properties = [p for group in action.expressions for p in group.expressions]
+        if not properties or any(
+            type(p) is not exp.Property or not isinstance(p.args.get("value"), exp.Literal)
+            for p in properties
+        ):
+            raise QueryFailed("SYNTAX_ERROR", f"{where}: SET TBLPROPERTIES ('key'='value', …)")
+        changed["Parameters"] = {
+            **(changed.get("Parameters") or {}),
+            **{p.name: p.args["value"].name for p in properties},
+        }
+        substatement = "ALTER_TABLE_SET_TBLPROPERTIES"
+    else:
+        raise QueryFailed("NOT_SUPPORTED", f"only {_ALTER_FORMS} are emulated")
+    session.catalog.glue.update_table(DatabaseName=db, TableInput=changed)
+    return Outcome("DDL", substatement)
 
 
 _DATABASE = re.compile(

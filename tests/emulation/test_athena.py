@@ -439,6 +439,59 @@ def test_columns_named_with_their_database_resolve_as_on_trino(staged) -> None:
     assert aliased["Status"]["State"] == "FAILED"
 
 
+def test_alter_table_changes_the_definition_and_parquet_is_read_by_name(staged) -> None:
+    """ADD COLUMNS, SET TBLPROPERTIES, SET LOCATION and REPLACE COLUMNS change the Glue entry as
+    Athena does; a declared column no object holds yet reads as null, as on Athena."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    world, _, names = staged
+    db, bucket = names["glue_database"], names["buckets"]["athena-results"]
+    s3, glue = world.client("s3"), world.client("glue")
+
+    def put(key: str, table: pa.Table) -> None:
+        sink = io.BytesIO()
+        pq.write_table(table, sink)
+        s3.put_object(Bucket=bucket, Key=key, Body=sink.getvalue())
+
+    put("ddl/evolving/part-0.parquet", pa.table({"id": pa.array([1, 2], pa.int64()),
+                                                 "name": ["a", "b"]}))  # fmt: skip
+    created = query(world, names, "CREATE EXTERNAL TABLE evolving (id bigint, name string) "
+                    f"STORED AS PARQUET LOCATION 's3://{bucket}/ddl/evolving/'")  # fmt: skip
+    assert created["Status"]["State"] == "SUCCEEDED", created["Status"]
+
+    def columns() -> list[str]:
+        entry = glue.get_table(DatabaseName=db, Name="evolving")["Table"]
+        return [c["Name"] for c in entry["StorageDescriptor"]["Columns"]]
+
+    added = query(world, names, "ALTER TABLE evolving ADD COLUMNS (score double COMMENT 'new')")
+    assert added["Status"]["State"] == "SUCCEEDED", added["Status"]
+    assert columns() == ["id", "name", "score"]
+    read = "SELECT id, score FROM evolving ORDER BY id"
+    assert rows(world, query(world, names, read)) == [["id", "score"], ["1", None], ["2", None]]
+    put("ddl/evolving/part-1.parquet", pa.table({"id": pa.array([3], pa.int64()),
+                                                 "name": ["c"], "score": [0.5]}))  # fmt: skip
+    assert rows(world, query(world, names, read))[-1] == ["3", "0.5"]
+
+    for sql, reason in (("ALTER TABLE evolving ADD COLUMNS (ID int)", "DUPLICATE_COLUMN_NAME"),
+                        ("ALTER TABLE evolving RENAME TO other", "NOT_SUPPORTED"),
+                        ("ALTER TABLE nope ADD COLUMNS (x int)", "TABLE_NOT_FOUND")):  # fmt: skip
+        refused = query(world, names, sql)
+        assert refused["Status"]["State"] == "FAILED"
+        assert reason in refused["Status"]["StateChangeReason"], sql
+    assert columns() == ["id", "name", "score"]
+
+    query(world, names, "ALTER TABLE evolving SET TBLPROPERTIES ('owner'='analytics')")
+    query(world, names, f"ALTER TABLE evolving SET LOCATION 's3://{bucket}/ddl/moved/'")
+    query(world, names, "ALTER TABLE evolving REPLACE COLUMNS (id bigint, label string)")
+    entry = glue.get_table(DatabaseName=db, Name="evolving")["Table"]
+    assert entry["Parameters"]["owner"] == "analytics"
+    assert entry["Parameters"]["EXTERNAL"] == "TRUE"  # kept
+    assert entry["StorageDescriptor"]["Location"] == f"s3://{bucket}/ddl/moved/"
+    assert columns() == ["id", "label"]
+
+
 def test_msck_repair_table_registers_the_partitions_found_in_s3(staged) -> None:
     world, summary, names = staged
     glue = world.client("glue")
@@ -531,7 +584,7 @@ def test_partitions_are_added_dropped_and_shown(staged) -> None:
     assert final == before
     wrong = query(world, names, "ALTER TABLE staged_cdc ADD PARTITION (nope = 'a')")
     assert "INVALID_PARTITION_SPEC" in wrong["Status"]["StateChangeReason"]
-    other = query(world, names, "ALTER TABLE staged_cdc SET LOCATION 's3://x/'")
+    other = query(world, names, "ALTER TABLE staged_cdc RENAME TO staged_other")
     assert "NOT_SUPPORTED" in other["Status"]["StateChangeReason"]
 
 
