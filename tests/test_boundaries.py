@@ -4,9 +4,9 @@ reason, never a crash, a hang or a traceback leaking out.
 Boundaries: the scenario loader (random YAML trees and random bytes), the anomaly job's record
 parsing (random bytes, random JSON, schema-violating DMS and shop records), Firehose's conversion
 to Parquet (the same records, through a delivery stream of the local world), Athena's parameter
-binding, the forecast API handler (random paths and query parameters), hand-made AWS requests
-(any JSON in any parameter), and one's own data files (a replay's sales file and the forecast
-benchmark's series, any values in CSV or Parquet).
+binding and Hive DDL, the forecast API handler (random paths and query parameters), hand-made AWS
+requests (any JSON in any parameter), and one's own data files (a replay's sales file and the
+forecast benchmark's series, any values in CSV or Parquet).
 Derandomised under CI (see ``tests/conftest.py``); each example is bounded by the ``deadline``.
 """
 
@@ -395,6 +395,74 @@ def test_athena_binds_a_parameter_or_refuses_it_by_name(value: str) -> None:
         }, exc
         return
     assert table is not None and table.num_rows == 1 and table.column_names == ["v"]
+
+
+class _RecordingGlue:
+    """A Glue client that records what a DDL statement would register."""
+
+    def __init__(self) -> None:
+        self.written: list[dict] = []
+
+    def create_table(self, **request) -> None:
+        self.written.append(request)
+
+    update_table = create_table
+
+
+class _OneTableCatalog:
+    """A catalog with one Parquet table ``db.t`` (column ``a``) and nothing else."""
+
+    def __init__(self) -> None:
+        self.glue = _RecordingGlue()
+
+    def table(self, db: str, name: str):
+        return None
+
+    def require(self, db: str, name: str) -> dict:
+        return {"Name": name, "TableType": "EXTERNAL_TABLE", "Parameters": {}, "PartitionKeys": [],
+                "StorageDescriptor": {"Columns": [{"Name": "a", "Type": "int"}],
+                                      "Location": "s3://b/t/"}}  # fmt: skip
+
+    def database_exists(self, db: str) -> bool:
+        return True
+
+
+DDL_WORDS = ["(", ")", "a", "b", "int", "string", ",", "`", "'", "STORED AS", "PARQUET",
+             "TEXTFILE", "LOCATION", "'s3://b/x/'", "PARTITIONED BY", "COMMENT", "TBLPROPERTIES",
+             "('k'='v')", "ROW FORMAT SERDE", "ROW FORMAT DELIMITED",
+             "'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe'",
+             "WITH SERDEPROPERTIES", "array<", "struct<", ">", ":", "decimal(10,2)",
+             "ADD COLUMNS", "REPLACE COLUMNS", "SET", "IF NOT EXISTS", "x.y", "é", ";",
+             "\n"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=dt.timedelta(seconds=5))
+@given(
+    head=st.sampled_from(["CREATE EXTERNAL TABLE ", "CREATE EXTERNAL TABLE t ", "ALTER TABLE t "]),
+    words=st.lists(st.sampled_from(DDL_WORDS), max_size=14).map(" ".join),
+    noise=st.text(max_size=12),
+)
+@example(head="ALTER TABLE t ", words="SET", noise="")  # once an AttributeError
+def test_hive_ddl_registers_a_table_or_fails_as_athena_fails(head, words, noise) -> None:
+    """Any Hive DDL statement is carried out or fails with an Athena error; what it registers
+    in Glue is a Parquet table with typed columns and an s3:// location."""
+    from emulation.athena import QueryFailed
+    from emulation.athena.statements import Session, run
+
+    catalog = _OneTableCatalog()
+    session = Session(catalog=catalog, s3=None, objects=None, database="db", output=None,
+                      query_id="q")  # fmt: skip
+    try:
+        run(head + words + noise, session)
+    except QueryFailed as exc:
+        assert exc.error_type and exc.message
+        assert catalog.glue.written == []
+        return
+    for request in catalog.glue.written:
+        storage = request["TableInput"]["StorageDescriptor"]
+        assert storage["Location"].startswith("s3://")
+        assert storage["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+        assert all(c["Name"] and c["Type"] for c in storage["Columns"])
 
 
 # ------------------------------------------------------------------------------ the API handler

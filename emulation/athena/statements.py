@@ -388,10 +388,7 @@ def _alter_table(text: str, session: Session) -> Outcome:
     """``ALTER TABLE`` on a table's definition, as Athena changes a Hive table's Glue entry:
     ``ADD COLUMNS``, ``REPLACE COLUMNS``, ``SET TBLPROPERTIES``, ``SET LOCATION``. The data is
     not touched (Parquet columns are read by name: an added column reads as null)."""
-    try:
-        tree = sqlglot.parse_one(text, read="athena")
-    except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
-        raise QueryFailed("SYNTAX_ERROR", str(exc).splitlines()[0]) from None
+    tree = _parse_hive(text)
     actions = (tree.args.get("actions") or []) if isinstance(tree, exp.Alter) else []
     if len(actions) != 1 or not isinstance(tree.this, exp.Table):
         raise QueryFailed("NOT_SUPPORTED", f"only {_ALTER_FORMS} are emulated")
@@ -422,7 +419,11 @@ def _alter_table(text: str, session: Session) -> Outcome:
         storage["Location"] = location
         substatement = "ALTER_TABLE_SET_LOCATION"
     elif isinstance(action, exp.AlterSet) and action.expressions:
-        properties = [p for group in action.expressions for p in group.expressions]
+        properties = [
+            p
+            for group in action.expressions
+            for p in getattr(group, "expressions", None) or [group]
+        ]
         if not properties or any(
             type(p) is not exp.Property or not isinstance(p.args.get("value"), exp.Literal)
             for p in properties
@@ -510,6 +511,15 @@ def _create_view(tree: exp.Create, session: Session, text: str) -> Outcome:
     return Outcome("DDL", "CREATE_VIEW")
 
 
+def _parse_hive(text: str) -> exp.Expression:
+    """A Hive DDL statement (Athena parses its DDL as Hive's, not as Trino's), or SYNTAX_ERROR."""
+    try:
+        return sqlglot.parse_one(text, read="athena")
+    except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise QueryFailed("SYNTAX_ERROR", detail) from None
+
+
 def _hive_type(kind: exp.Expression) -> str:
     """A column type as Glue stores Hive's: ``array<struct<x:int,y:string>>``, ``decimal(10,2)``."""
     return re.sub(r"\s+", "", kind.sql(dialect="hive")).lower()
@@ -541,10 +551,7 @@ def _create_external(text: str, session: Session) -> Outcome:
     What pandas' ``to_sql`` through PyAthena, dbt-athena and hand-written DDL send. Only Parquet:
     the world's Athena reads nothing else, so another format is refused here rather than failing
     every later query."""
-    try:
-        tree = sqlglot.parse_one(text, read="athena")
-    except (sqlglot.errors.SqlglotError, ValueError, IndexError, RecursionError) as exc:
-        raise QueryFailed("SYNTAX_ERROR", str(exc).splitlines()[0]) from None
+    tree = _parse_hive(text)
     if not isinstance(tree, exp.Create) or not isinstance(tree.this, exp.Schema):
         raise QueryFailed("SYNTAX_ERROR", "expected CREATE EXTERNAL TABLE name (columns) …")
     db, name = _target(tree, session)
