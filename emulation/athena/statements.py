@@ -545,6 +545,18 @@ def _hive_columns(schema: exp.Expression | None, where: str) -> list[dict[str, A
     return columns
 
 
+def _exists_already(tree: exp.Create, session: Session, db: str, name: str) -> bool:
+    """Whether ``CREATE … IF NOT EXISTS`` finds the table there (nothing to do); a table already
+    there without it, or a database that is not, fails as Athena fails it."""
+    if session.catalog.table(db, name) is not None:
+        if tree.args.get("exists"):
+            return True
+        raise QueryFailed("ALREADY_EXISTS", f"Table '{db}.{name}' already exists")
+    if not session.catalog.database_exists(db):
+        raise QueryFailed("SCHEMA_NOT_FOUND", f"Schema '{db}' does not exist")
+    return False
+
+
 def _create_external(text: str, session: Session) -> Outcome:
     """Hive's ``CREATE EXTERNAL TABLE`` of a Parquet table, registered in Glue as Athena does.
 
@@ -562,11 +574,9 @@ def _create_external(text: str, session: Session) -> Outcome:
     stored = fileformat.this.name.upper() if fileformat is not None else None
     library = serde.this.name if serde is not None else None
     parquet_serde = writes.PARQUET_SERDE["SerdeInfo"]["SerializationLibrary"]
-    if (
-        any(isinstance(p, exp.RowFormatDelimitedProperty) for p in properties)
-        or (stored not in (None, "PARQUET") or library not in (None, parquet_serde))
-        or (stored is None and library is None)
-    ):
+    delimited = any(isinstance(p, exp.RowFormatDelimitedProperty) for p in properties)
+    parquet = stored in (None, "PARQUET") and library in (None, parquet_serde)
+    if delimited or not parquet or (stored is None and library is None):
         raise QueryFailed(
             "NOT_SUPPORTED",
             f"table '{db}.{name}': only Parquet tables are emulated (STORED AS PARQUET); got "
@@ -576,12 +586,8 @@ def _create_external(text: str, session: Session) -> Outcome:
         raise QueryFailed(
             "SYNTAX_ERROR", f"table '{db}.{name}': LOCATION 's3://bucket/prefix/' is required"
         )
-    if session.catalog.table(db, name) is not None:
-        if tree.args.get("exists"):
-            return Outcome("DDL", "CREATE_TABLE")
-        raise QueryFailed("ALREADY_EXISTS", f"Table '{db}.{name}' already exists")
-    if not session.catalog.database_exists(db):
-        raise QueryFailed("SCHEMA_NOT_FOUND", f"Schema '{db}' does not exist")
+    if _exists_already(tree, session, db, name):
+        return Outcome("DDL", "CREATE_TABLE")
     columns = _hive_columns(tree.this, f"table '{db}.{name}'")
     partitioned = next((p for p in properties if isinstance(p, exp.PartitionedByProperty)), None)
     keys = _hive_columns(partitioned.this if partitioned is not None else None,
@@ -709,12 +715,8 @@ def _ctas(tree: exp.Create, session: Session, bound: list[Any]) -> Outcome:
     fmt = _format(options, "GZIP", "CTAS")
     if options.get("bucketed_by"):
         raise QueryFailed("NOT_SUPPORTED", "CTAS bucketed_by is not emulated")
-    if session.catalog.table(db, name) is not None:
-        if tree.args.get("exists"):
-            return Outcome("DDL", "CREATE_TABLE_AS_SELECT", update_count=0)
-        raise QueryFailed("ALREADY_EXISTS", f"Table '{db}.{name}' already exists")
-    if not session.catalog.database_exists(db):
-        raise QueryFailed("SCHEMA_NOT_FOUND", f"Schema '{db}' does not exist")
+    if _exists_already(tree, session, db, name):
+        return Outcome("DDL", "CREATE_TABLE_AS_SELECT", update_count=0)
     output = _output(session, "a CTAS")
     answer = select(
         tree.expression,
