@@ -433,7 +433,10 @@ DDL_WORDS = ["(", ")", "a", "b", "int", "string", ",", "`", "'", "STORED AS", "P
              "'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe'",
              "WITH SERDEPROPERTIES", "array<", "struct<", ">", ":", "decimal(10,2)",
              "ADD COLUMNS", "REPLACE COLUMNS", "SET", "IF NOT EXISTS", "x.y", "é", ";",
-             "\n"]  # fmt: skip
+             "\n", "FIELDS TERMINATED BY", "','", "'\\t'", "ESCAPED BY", "NULL DEFINED AS", "ORC",
+             "'org.apache.hadoop.hive.serde2.OpenCSVSerde'", "'org.openx.data.jsonserde.JsonSerDe'",
+             "INPUTFORMAT", "OUTPUTFORMAT", "'org.apache.hadoop.mapred.TextInputFormat'",
+             "('skip.header.line.count'='x')"]  # fmt: skip
 
 
 @settings(max_examples=300, deadline=dt.timedelta(seconds=5))
@@ -445,8 +448,9 @@ DDL_WORDS = ["(", ")", "a", "b", "int", "string", ",", "`", "'", "STORED AS", "P
 @example(head="ALTER TABLE t ", words="SET", noise="")  # once an AttributeError
 def test_hive_ddl_registers_a_table_or_fails_as_athena_fails(head, words, noise) -> None:
     """Any Hive DDL statement is carried out or fails with an Athena error; what it registers
-    in Glue is a Parquet table with typed columns and an s3:// location."""
-    from emulation.athena import QueryFailed
+    in Glue is a table the world can read (Parquet or a text SerDe) with typed columns and an
+    s3:// location."""
+    from emulation.athena import QueryFailed, serdes
     from emulation.athena.statements import Session, run
 
     catalog = _OneTableCatalog()
@@ -461,8 +465,72 @@ def test_hive_ddl_registers_a_table_or_fails_as_athena_fails(head, words, noise)
     for request in catalog.glue.written:
         storage = request["TableInput"]["StorageDescriptor"]
         assert storage["Location"].startswith("s3://")
-        assert storage["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
+        assert serdes.reader(request["TableInput"]).kind in serdes.KINDS  # never refused later
         assert all(c["Name"] and c["Type"] for c in storage["Columns"])
+
+
+TEXT_COLUMNS = (("a", "int"), ("b", "string"), ("c", "date"), ("d", "boolean"))
+
+
+@settings(max_examples=300, deadline=dt.timedelta(seconds=5))
+@given(
+    kind=st.sampled_from(["delimited", "opencsv", "json"]),
+    lenient=st.booleans(),
+    skip=st.integers(0, 2),
+    body=st.one_of(
+        st.binary(max_size=200),
+        st.lists(
+            st.sampled_from(
+                [
+                    "1",
+                    ",",
+                    '"',
+                    "\\",
+                    "\\N",
+                    "x",
+                    "2024-01-02",
+                    "true",
+                    "\n",
+                    "\r",
+                    '{"a": 1',
+                    "}",
+                    '"b": [',
+                    "]",
+                    ":",
+                    "\x01",
+                    "é",
+                ]
+            ),
+            max_size=30,
+        ).map(lambda parts: "".join(parts).encode()),
+    ),
+)
+@example(kind="opencsv", lenient=False, skip=0, body=b'"unclosed,1\n')
+def test_text_objects_decode_to_their_columns_or_fail_as_athena_fails(
+    kind, lenient, skip, body
+) -> None:
+    """Any bytes in a text table's object read as the declared columns and types, or fail with
+    one of the errors Athena gives for bad data (never a crash of the reader)."""
+    from emulation.athena import QueryFailed, serdes
+    from emulation.athena.data import database
+
+    read = serdes.Reader(
+        kind,
+        TEXT_COLUMNS,
+        delimiter=",",
+        escape="\\" if kind != "json" else None,
+        skip_header=skip,
+        invalid_as_null=lenient,
+        ignore_malformed=lenient,
+    )
+    try:
+        table = serdes.decode(body, "s3://b/t/x.txt", read, database())
+    except QueryFailed as exc:
+        assert exc.error_type in ("HIVE_BAD_DATA", "HIVE_CURSOR_ERROR"), exc
+        assert "s3://b/t/x.txt" in exc.message
+        return
+    assert table.column_names == [n for n, _ in TEXT_COLUMNS]
+    assert [str(f.type) for f in table.schema] == ["int32", "string", "date32[day]", "bool"]
 
 
 # ------------------------------------------------------------------------------ the API handler

@@ -2,7 +2,8 @@
 
 In the embedded world ``StartQueryExecution`` carries the statement out
 (:mod:`emulation.athena.backend`): the tables it names are looked up in the Glue Data Catalog,
-their Parquet objects are read from the world's S3 (decoded once and kept while unchanged:
+their objects are read from the world's S3 with the table's SerDe (Parquet, delimited text,
+OpenCSV, JSON lines: :mod:`emulation.athena.serdes`; decoded once and kept while unchanged:
 :mod:`emulation.athena.data`), and the statement, written in Athena's Trino dialect, is translated
 by sqlglot and run by DuckDB (:mod:`emulation.athena.engine`).
 
@@ -51,11 +52,14 @@ by sqlglot and run by DuckDB (:mod:`emulation.athena.engine`).
   ``COLUMN_NOT_FOUND``, ``FUNCTION_NOT_FOUND``, ``TYPE_MISMATCH``, ``HIVE_PATH_ALREADY_EXISTS``,
   ``NOT_SUPPORTED``…) and its ``AthenaError`` category (2, the user's; 1 for internal errors).
 
-- ``CREATE EXTERNAL TABLE … STORED AS PARQUET LOCATION 's3://…'`` (Hive DDL, as PyAthena's
-  ``to_sql`` sends it) registers a Parquet table in Glue; other formats are refused at once.
+- ``CREATE EXTERNAL TABLE … LOCATION 's3://…'`` (Hive DDL, as PyAthena's ``to_sql``, Glue
+  tutorials and crawler-style DDL send it) registers a Parquet, delimited text (``ROW FORMAT
+  DELIMITED``, or no format at all: Hive's text table), OpenCSV or JSON table in Glue as Athena
+  does; other formats are refused at once. CTAS and ``UNLOAD`` write ``TEXTFILE`` as Hive does
+  (unquoted, ``\\N`` for null), so what they write reads back.
 
-**Not emulated**: other ``ALTER TABLE`` forms, ``bucketed_by``, ORC and Avro, tables whose data is
-not Parquet (JSON/CSV tables, Iceberg, ``UPDATE``/``DELETE``/``MERGE``), federated catalogs,
+**Not emulated**: other ``ALTER TABLE`` forms, ``bucketed_by``, ORC, Avro, the regex and log
+SerDes, Iceberg, ``UPDATE``/``DELETE``/``MERGE``, ``INSERT INTO`` a text table, federated catalogs,
 prepared statements, result reuse, workgroup limits and encryption. A partitioned table's partitions
 are read from its location's ``key=value`` folders, as partition projection reads them; a partition
 registered with a ``LOCATION`` outside the table's location is listed by ``SHOW PARTITIONS`` but its

@@ -11,6 +11,9 @@ too (keyed by bucket, key, ETag and size, in a least-recently-used cache bounded
 ``DFP_ATHENA_CACHE_MB``, 2048 by default), so reloading a table that gained one object reads only
 that object.
 
+Objects decode with the table's SerDe (:mod:`emulation.athena.serdes`): Parquet by column name,
+text tables by their declared columns, so the cache is keyed by the reader too.
+
 Partitions are those found under the table's location, Hive-style (``key=value`` folders), as
 partition projection finds them; objects and folders whose names start with ``_`` or ``.`` are
 skipped, as Athena skips them.
@@ -32,12 +35,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emulation.athena import serdes
 from emulation.athena.errors import QueryFailed
 
 logger = logging.getLogger(__name__)
 
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
-_CACHE: OrderedDict[tuple[str, str, str, int], pa.Table] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str, str, int, serdes.Reader], pa.Table] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _cached_bytes = 0
 # Whole tables, loaded into one DuckDB database of the process as native tables (scanning DuckDB's
@@ -99,22 +103,25 @@ def _limit() -> int:
     return int(os.environ.get("DFP_ATHENA_CACHE_MB", "2048")) * 2**20
 
 
-def decoded(objects: Objects, obj: S3Object) -> pa.Table:
-    """The object's rows, from the cache or fetched and decoded now."""
+def decoded(objects: Objects, obj: S3Object, read: serdes.Reader = serdes.PARQUET) -> pa.Table:
+    """The object's rows, from the cache or fetched and decoded now (by its table's SerDe)."""
     global _cached_bytes
-    key = (obj.bucket, obj.key, obj.etag, obj.size)
+    key = (obj.bucket, obj.key, obj.etag, obj.size, read)
     with _CACHE_LOCK:
         table = _CACHE.get(key)
         if table is not None:
             _CACHE.move_to_end(key)
             return table
     body = objects.read(obj)
-    try:
-        table = pq.read_table(pa.BufferReader(body))
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise QueryFailed(
-            "HIVE_BAD_DATA", f"{obj.uri} is not a readable Parquet file: {exc}"
-        ) from None
+    if read.kind != "parquet":
+        table = serdes.decode(body, obj.uri, read, database())
+    else:
+        try:
+            table = pq.read_table(pa.BufferReader(body))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise QueryFailed(
+                "HIVE_BAD_DATA", f"{obj.uri} is not a readable Parquet file: {exc}"
+            ) from None
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = table
@@ -238,9 +245,11 @@ def materialize(objects: Objects, glue_table: dict[str, Any]) -> Native:
     """The table's rows as a native DuckDB table, loaded now unless its objects are unchanged."""
     location = glue_table["StorageDescriptor"]["Location"]
     keys = glue_table.get("PartitionKeys") or []
+    read = serdes.reader(glue_table)
     listed = list_objects(objects, location)
     identity = (
         location,
+        read,
         tuple((k["Name"], k["Type"]) for k in keys),
         tuple((o.bucket, o.key, o.etag, o.size) for o in listed),
     )
@@ -249,7 +258,7 @@ def materialize(objects: Objects, glue_table: dict[str, Any]) -> Native:
         if known is not None:
             _NATIVE.move_to_end(identity)
             return known
-    rows, scanned, count = _assemble(objects, location, keys, listed)
+    rows, scanned, count = _assemble(objects, location, keys, listed, read)
     name = None
     if rows is not None:
         name = f"t_{next(_names)}"
@@ -272,14 +281,18 @@ def materialize(objects: Objects, glue_table: dict[str, Any]) -> Native:
 
 
 def _assemble(
-    objects: Objects, location: str, keys: list[dict[str, str]], listed: list[S3Object]
+    objects: Objects,
+    location: str,
+    keys: list[dict[str, str]],
+    listed: list[S3Object],
+    read: serdes.Reader,
 ) -> tuple[pa.Table | None, int, int]:
-    """Every row of the listed Parquet objects, partition columns appended."""
+    """Every row of the listed objects, partition columns appended."""
     _, prefix = split_uri(location)
     folder = f"{prefix}/" if prefix else ""
     parts, scanned = [], 0
     for obj in listed:
-        data = decoded(objects, obj)
+        data = decoded(objects, obj, read)
         if keys:
             values = partition_values(obj.key[len(folder) :], keys)
             if values is None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from emulation.athena.data import split_uri
@@ -83,16 +82,25 @@ def encode(part: pa.Table, fmt: Format) -> bytes:
     if fmt.kind == "JSON":
         text = "".join(json.dumps(row, default=str) + "\n" for row in part.to_pylist()).encode()
     else:
-        sink = io.BytesIO()
-        options = pacsv.WriteOptions(include_header=False, delimiter=fmt.delimiter)
-        try:
-            pacsv.write_csv(part, sink, options)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise QueryFailed(
-                "NOT_SUPPORTED", f"TEXTFILE cannot hold these columns: {exc}"
-            ) from None
-        text = sink.getvalue()
+        text = hive_text(part, fmt.delimiter)
     return gzip.compress(text, mtime=0) if fmt.compression == "gzip" else text
+
+
+def hive_text(part: pa.Table, delimiter: str) -> bytes:
+    """Rows as Hive's LazySimpleSerDe writes them: fields joined by the delimiter, unquoted,
+    ``\\N`` for null, ``true``/``false``; what :mod:`emulation.athena.serdes` reads back."""
+    fields = []
+    for name in part.column_names:
+        column = part[name]
+        if pa.types.is_nested(column.type):
+            raise QueryFailed(
+                "NOT_SUPPORTED", f"TEXTFILE: nested column {name!r} ({column.type}) is not emulated"
+            )
+        fields.append(pc.fill_null(pc.cast(column, pa.string()), "\\N"))
+    if not fields or part.num_rows == 0:
+        return b""
+    lines = pc.binary_join_element_wise(*fields, delimiter)
+    return "".join(f"{line}\n" for line in lines.to_pylist()).encode()
 
 
 def partition_groups(

@@ -697,13 +697,14 @@ def test_unload_writes_the_result_and_its_manifest(staged) -> None:
     assert counts == summary["staging"]["rows"]
     again = query(world, names, sql)
     assert "HIVE_PATH_ALREADY_EXISTS" in again["Status"]["StateChangeReason"]
-    text = query(world, names, f"UNLOAD (SELECT 1 AS a, 'x' AS b) TO 's3://{bucket}/unload/t' "
+    text = query(world, names, "UNLOAD (SELECT 1 AS a, 'x' AS b, CAST(NULL AS integer) AS c, "
+                 f"true AS d) TO 's3://{bucket}/unload/t' "
                  "WITH (format = 'TEXTFILE', field_delimiter = ',', "
                  "compression = 'NONE')")  # fmt: skip
     assert text["Status"]["State"] == "SUCCEEDED", text["Status"]
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="unload/t/")["Contents"]
     body = s3.get_object(Bucket=bucket, Key=listed[0]["Key"])["Body"].read()
-    assert body == b'1,"x"\n'
+    assert body == b"1,x,\\N,true\n"  # Hive's text: unquoted, \N for null
 
 
 def test_executions_are_listed_batch_described_and_stopped(staged) -> None:
@@ -781,10 +782,13 @@ def test_explain_answers_the_plan_and_hive_ddl_is_refused_naming_the_way(staged)
     assert header == ["Query Plan"] and plan
     for ddl, reason in (
         ("CREATE TABLE t (a int)", "Iceberg"),
+        ("CREATE EXTERNAL TABLE t (a int) STORED AS ORC LOCATION 's3://b/t/'", "ORC"),
+        ("CREATE EXTERNAL TABLE t (a int) ROW FORMAT SERDE "
+         "'org.apache.hadoop.hive.serde2.RegexSerDe' LOCATION 's3://b/t/'", "RegexSerDe"),
         ("CREATE EXTERNAL TABLE t (a int) ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' "
-         "STORED AS TEXTFILE LOCATION 's3://b/t/'", "only Parquet"),
-        ("CREATE EXTERNAL TABLE t (a int) ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' "
-         "LOCATION 's3://b/t/'", "org.openx.data.jsonserde.JsonSerDe"),
+         "STORED AS PARQUET LOCATION 's3://b/t/'", "LazySimpleSerDe"),
+        ("CREATE EXTERNAL TABLE t (a array<int>) ROW FORMAT DELIMITED FIELDS TERMINATED BY ',' "
+         "LOCATION 's3://b/t/'", "nested columns"),
         ("CREATE EXTERNAL TABLE t (a int) STORED AS PARQUET", "LOCATION"),
         ("CREATE EXTERNAL TABLE t (a int, a string) STORED AS PARQUET LOCATION 's3://b/t/'",
          "DUPLICATE_COLUMN_NAME"),
@@ -925,3 +929,221 @@ def test_awswrangler_writes_a_table_and_reads_it_with_params_and_chunks(
     chunks = wr.athena.read_sql_query("SELECT item FROM mine ORDER BY item", database=database,
                                       chunksize=2, boto3_session=session)  # fmt: skip
     assert [c["item"].tolist() for c in chunks] == [["a", "b"], ["c", "d"]]
+
+
+def _put(world: World, bucket: str, key: str, body: bytes | str) -> None:
+    world.client("s3").put_object(
+        Bucket=bucket, Key=key, Body=body.encode() if isinstance(body, str) else body
+    )
+
+
+def test_text_tables_are_read_with_their_serde_as_athena_reads_them(staged) -> None:
+    """Delimited text, OpenCSV and JSON lines, registered by Hive DDL as Glue tutorials and
+    crawlers have them: each read with its SerDe's rules for nulls, bad values, quotes, case,
+    headers, compression and line ends; what Athena fails on fails naming object, line, column."""
+    import gzip
+
+    world, _, names = staged
+    db, bucket = names["glue_database"], names["buckets"]["athena-results"]
+    glue = world.client("glue")
+
+    # LazySimpleSerDe: no quoting, \N is null, a bad number reads as null, a missing trailing
+    # field is null and an extra one ignored, CRLF and CR end lines, the header is skipped in
+    # every object, a .gz object is decompressed; partitions from their folders.
+    ddl = (
+        f"CREATE EXTERNAL TABLE {db}.sold_csv (item string, units int, price double, "
+        "day date, ok boolean) PARTITIONED BY (store string) ROW FORMAT DELIMITED "
+        "FIELDS TERMINATED BY ',' STORED AS TEXTFILE "
+        f"LOCATION 's3://{bucket}/text/sold/' TBLPROPERTIES ('skip.header.line.count'='1')"
+    )
+    assert query(world, names, ddl)["Status"]["State"] == "SUCCEEDED"
+    entry = glue.get_table(DatabaseName=db, Name="sold_csv")["Table"]
+    assert entry["StorageDescriptor"]["SerdeInfo"] == {
+        "SerializationLibrary": "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+        "Parameters": {"field.delim": ",", "serialization.format": ","},
+    }
+    assert entry["StorageDescriptor"]["InputFormat"] == "org.apache.hadoop.mapred.TextInputFormat"
+    assert entry["Parameters"]["classification"] == "csv"
+    _put(
+        world,
+        bucket,
+        "text/sold/store=s1/a.csv",
+        'item,units,price,day,ok\r\n"a",3,1.5,2024-01-01,true\r\nb,x,\\N,2024-01-02,TRUE\r\n'
+        "c,,2.0,not a day,maybe,extra\r\nd,7\r\n",
+    )
+    _put(
+        world,
+        bucket,
+        "text/sold/store=s2/b.csv.gz",
+        gzip.compress(b"item,units,price,day,ok\re,5,0.25,2024-02-29,false\r"),
+    )
+    query(world, names, f"MSCK REPAIR TABLE {db}.sold_csv")
+    read = query(
+        world, names, "SELECT item, units, price, day, ok, store FROM sold_csv ORDER BY item"
+    )
+    assert read["Status"]["State"] == "SUCCEEDED", read["Status"]
+    assert rows(world, read)[1:] == [
+        ['"a"', "3", "1.5", "2024-01-01", "true", "s1"],
+        ["b", None, None, "2024-01-02", "true", "s1"],
+        ["c", None, "2.0", None, None, "s1"],
+        ["d", "7", None, None, None, "s1"],
+        ["e", "5", "0.25", "2024-02-29", "false", "s2"],
+    ]
+    info = world.client("athena").get_query_results(QueryExecutionId=read["QueryExecutionId"])
+    assert [c["Type"] for c in info["ResultSet"]["ResultSetMetadata"]["ColumnInfo"]] == [
+        "varchar",
+        "integer",
+        "double",
+        "date",
+        "boolean",
+        "varchar",
+    ]
+
+    # No STORED AS and no ROW FORMAT: Hive's text table, fields split on Ctrl-A.
+    query(
+        world,
+        names,
+        f"CREATE EXTERNAL TABLE {db}.plain (a string, b bigint) "
+        f"LOCATION 's3://{bucket}/text/plain/'",
+    )
+    _put(world, bucket, "text/plain/x", "one\x011\ntwo\x012\n")
+    plain = query(world, names, "SELECT a, b * 10 AS b FROM plain ORDER BY a")
+    assert rows(world, plain)[1:] == [["one", "10"], ["two", "20"]]
+
+    # OpenCSVSerde: quotes and escapes; a value that is not of its column's type fails naming
+    # the object, line, column and value, unless use.null.for.invalid.data is true.
+    opencsv = (
+        f"CREATE EXTERNAL TABLE {db}.{{name}} (name string, n bigint, d date) "
+        "ROW FORMAT SERDE 'org.apache.hadoop.hive.serde2.OpenCSVSerde' "
+        "WITH SERDEPROPERTIES ('separatorChar'=',', 'quoteChar'='\"') "
+        f"LOCATION 's3://{bucket}/text/quoted/' {{props}}"
+    )
+    for name, props in (
+        ("quoted", ""),
+        ("quoted_lenient", "TBLPROPERTIES ('use.null.for.invalid.data'='true')"),
+    ):
+        made = query(world, names, opencsv.format(name=name, props=props))
+        assert made["Status"]["State"] == "SUCCEEDED", made["Status"]
+    _put(
+        world,
+        bucket,
+        "text/quoted/q.csv",
+        '"Smith, J.",12,2024-03-01\n"say ""hi""",19800,19800\nbroken,,2024-03-02\n',
+    )
+    failed = query(world, names, "SELECT * FROM quoted")
+    assert failed["Status"]["State"] == "FAILED"
+    reason = failed["Status"]["StateChangeReason"]
+    assert "HIVE_BAD_DATA" in reason and "q.csv line 3" in reason and "'n'" in reason, reason
+    lenient = query(world, names, "SELECT name, n, d FROM quoted_lenient ORDER BY n")
+    assert rows(world, lenient)[1:] == [
+        ["Smith, J.", "12", "2024-03-01"],
+        ['say "hi"', "19800", "2024-03-18"],
+        ["broken", None, "2024-03-02"],
+    ]
+
+    # JSON lines (OpenX's SerDe): keys in any case, a mapping, nested columns; a line that is
+    # no JSON object fails unless ignore.malformed.json is true.
+    json_ddl = (
+        f"CREATE EXTERNAL TABLE {db}.{{name}} (id bigint, kind string, "
+        "info struct<city:string,zip:int>, tags array<string>) "
+        "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe' "
+        "WITH SERDEPROPERTIES ('mapping.kind'='Type'{extra}) "
+        f"LOCATION 's3://{bucket}/text/events/'"
+    )
+    for name, extra in (("events", ""), ("events_lenient", ", 'ignore.malformed.json'='true'")):
+        made = query(world, names, json_ddl.format(name=name, extra=extra))
+        assert made["Status"]["State"] == "SUCCEEDED", made["Status"]
+    _put(
+        world,
+        bucket,
+        "text/events/e.json",
+        '{"ID": 1, "TYPE": "click", "Info": {"City": "Oslo", "zip": 150}, "tags": ["a"]}\n'
+        '{"id": "2", "type": 7, "extra": true}\n\n'
+        "not json\n",
+    )
+    broken = query(world, names, "SELECT * FROM events")
+    assert "HIVE_CURSOR_ERROR" in broken["Status"]["StateChangeReason"]
+    assert "e.json line 4" in broken["Status"]["StateChangeReason"]
+    events = query(
+        world,
+        names,
+        "SELECT id, kind, info.city, info.zip, cardinality(tags) AS n "
+        "FROM events_lenient ORDER BY id",
+    )
+    assert rows(world, events)[1:] == [
+        ["1", "click", "Oslo", "150", "1"],
+        ["2", "7", None, None, None],
+        [None, None, None, None, None],
+    ]
+    assert not [
+        t for t in glue.get_tables(DatabaseName=db)["TableList"] if t["Name"] in ("t",)
+    ]  # nothing refused reached Glue
+
+
+def test_awswranglers_csv_and_json_tables_and_text_ctas_read_back(staged, monkeypatch) -> None:
+    """What awswrangler's to_csv and to_json register, and what the world's own CTAS and
+    UNLOAD write as TEXTFILE and JSON, is read back by Athena as it was written."""
+    import pandas as pd
+
+    wr, session = _awswrangler(staged, monkeypatch)
+    world, _, names = staged
+    database, bucket = names["glue_database"], names["buckets"]["athena-results"]
+    frame = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "name": ["a", "b", None],
+            "v": [1.5, None, 3.0],
+            "day": ["2024-01-01", "2024-01-01", "2024-01-02"],
+        }
+    )
+    wr.s3.to_csv(
+        frame,
+        f"s3://{bucket}/wr/csv/",
+        dataset=True,
+        database=database,
+        table="wr_csv",
+        partition_cols=["day"],
+        index=False,
+        boto3_session=session,
+    )
+    wr.s3.to_json(
+        frame,
+        f"s3://{bucket}/wr/json/",
+        dataset=True,
+        database=database,
+        table="wr_json",
+        orient="records",
+        lines=True,
+        index=False,
+        boto3_session=session,
+    )
+    for table in ("wr_csv", "wr_json"):
+        for ctas in (True, False):
+            back = wr.athena.read_sql_query(
+                f"SELECT id, name, v, day FROM {table} ORDER BY id",
+                database=database,
+                ctas_approach=ctas,
+                boto3_session=session,
+            )
+            assert back["id"].tolist() == [1, 2, 3], (table, ctas)
+            assert back["v"].tolist()[0] == 1.5 and pd.isna(back["v"].tolist()[1]), (table, ctas)
+            assert back["day"].astype(str).tolist() == frame["day"].tolist(), (table, ctas)
+    for fmt in ("TEXTFILE", "JSON"):
+        made = query(
+            world,
+            names,
+            f"CREATE TABLE ctas_{fmt.lower()} WITH (format = '{fmt}') AS "
+            'SELECT "table" AS t, count(*) AS n, count(*) > 0 AS seen, '
+            "CAST(NULL AS varchar) AS nothing FROM staged_cdc GROUP BY 1",
+        )
+        assert made["Status"]["State"] == "SUCCEEDED", made["Status"]
+        both = query(
+            world,
+            names,
+            "SELECT (SELECT count(*) FROM (SELECT t, n, seen, nothing "
+            f'FROM ctas_{fmt.lower()} EXCEPT SELECT "table", count(*), true, NULL '
+            "FROM staged_cdc GROUP BY 1)) AS missing, (SELECT count(*) FROM "
+            f"ctas_{fmt.lower()}) AS total",
+        )
+        missing, total = rows(world, both)[1]
+        assert missing == "0" and int(total) > 0, (fmt, missing, total)
