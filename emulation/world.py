@@ -43,6 +43,7 @@ from botocore.config import Config
 # Importing a gap-filler that patches the in-process server registers its patch.
 import emulation.athena
 import emulation.glue.jobs
+import emulation.glue.search
 import emulation.kinesis.faults
 import emulation.kinesis.shards
 import emulation.sagemaker
