@@ -48,6 +48,9 @@ by sqlglot and run by DuckDB (:mod:`emulation.athena.engine`).
 - The catalog API SQL clients read before querying (``ListDataCatalogs``, ``GetDataCatalog``,
   ``ListDatabases``, ``GetDatabase``, ``ListTableMetadata``, ``GetTableMetadata``) answers from
   the Glue Data Catalog for ``AwsDataCatalog``, as on AWS (:mod:`emulation.athena.metadata`).
+- Prepared statements per workgroup: the API (``Create``, ``Get``, ``Update``, ``Delete``,
+  ``List``, ``BatchGet``) and ``EXECUTE name [USING …]``, ``PREPARE name FROM …``,
+  ``DEALLOCATE PREPARE name`` (:mod:`emulation.athena.prepared`).
 - Failures carry Athena's error names (``SYNTAX_ERROR``, ``TABLE_NOT_FOUND``,
   ``COLUMN_NOT_FOUND``, ``FUNCTION_NOT_FOUND``, ``TYPE_MISMATCH``, ``HIVE_PATH_ALREADY_EXISTS``,
   ``NOT_SUPPORTED``…) and its ``AthenaError`` category (2, the user's; 1 for internal errors).
@@ -60,7 +63,7 @@ by sqlglot and run by DuckDB (:mod:`emulation.athena.engine`).
 
 **Not emulated**: other ``ALTER TABLE`` forms, ``bucketed_by``, ORC, Avro, the regex and log
 SerDes, Iceberg, ``UPDATE``/``DELETE``/``MERGE``, ``INSERT INTO`` a text table, federated catalogs,
-prepared statements, result reuse, workgroup limits and encryption. A partitioned table's partitions
+result reuse, workgroup limits and encryption. A partitioned table's partitions
 are read from its location's ``key=value`` folders, as partition projection reads them; a partition
 registered with a ``LOCATION`` outside the table's location is listed by ``SHOW PARTITIONS`` but its
 data is not read. ``DataScannedInBytes`` counts every object of the tables read, where Athena counts
@@ -74,6 +77,7 @@ import pathlib
 import duckdb
 
 from emulation.athena import metadata as metadata  # registers the catalog API's patch
+from emulation.athena import prepared as prepared  # registers the prepared statements' patch
 from emulation.athena.backend import install_in_process
 from emulation.athena.data import clear_cache
 from emulation.athena.errors import QueryFailed

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from emulation._managed_state import embedded_client, follow_tracker, served_in_process
 from emulation._patching import moto_patch
+from emulation.athena import prepared
 from emulation.athena.data import S3Object
 from emulation.athena.engine import Cancel, Catalog
 from emulation.athena.errors import QueryFailed
@@ -339,7 +340,13 @@ def _run_in_process(backend: Any, execution: Any) -> None:
         with _RUN_LOCK:
             run_.cancel.check()
             run_.state, run_.started = "RUNNING", time.time()
-            outcome = run(execution.query, session, execution.execution_parameters)
+            group = getattr(execution.workgroup, "name", None)
+            kind, sql, values = prepared.intercept(backend, execution.query, group)
+            if kind == "done":  # PREPARE, DEALLOCATE PREPARE
+                outcome = Outcome("UTILITY", sql or "")
+            else:
+                given = execution.execution_parameters if values is None else values
+                outcome = run(sql or execution.query, session, given)
         _publish(run_, outcome, s3, output, execution.id)
         run_.state = "SUCCEEDED"
     except QueryFailed as exc:

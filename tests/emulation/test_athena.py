@@ -1147,3 +1147,87 @@ def test_awswranglers_csv_and_json_tables_and_text_ctas_read_back(staged, monkey
         )
         missing, total = rows(world, both)[1]
         assert missing == "0" and int(total) > 0, (fmt, missing, total)
+
+
+def test_prepared_statements_are_kept_per_workgroup_and_executed(staged, monkeypatch) -> None:
+    """The prepared-statement API as Athena answers it, EXECUTE … USING and the SQL forms, and
+    awswrangler's own use of them (it asks GetPreparedStatement first: a server error before)."""
+    import botocore.exceptions
+
+    world, _, names = staged
+    athena = world.client("athena")
+    sql = 'SELECT count(*) AS n FROM staged_cdc WHERE "table" = ?'
+    with pytest.raises(athena.exceptions.ResourceNotFoundException):
+        athena.get_prepared_statement(StatementName="by_table", WorkGroup="primary")
+    athena.create_prepared_statement(
+        StatementName="by_table",
+        WorkGroup="primary",
+        QueryStatement=sql,
+        Description="rows of a table",
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as twice:
+        athena.create_prepared_statement(
+            StatementName="by_table", WorkGroup="primary", QueryStatement=sql
+        )
+    assert twice.value.response["Error"]["Code"] == "InvalidRequestException"
+    got = athena.get_prepared_statement(StatementName="by_table", WorkGroup="primary")
+    assert got["PreparedStatement"]["QueryStatement"] == sql
+    assert got["PreparedStatement"]["Description"] == "rows of a table"
+    expected = rows(
+        world, query(world, names, "SELECT count(*) AS n FROM staged_cdc WHERE \"table\" = 'sales'")
+    )
+    for statement, extra in (
+        ("EXECUTE by_table USING 'sales'", {}),
+        ('EXECUTE "by_table"', {"ExecutionParameters": ["'sales'"]}),
+    ):
+        executed = query(world, names, statement, **extra)
+        assert executed["Status"]["State"] == "SUCCEEDED", executed["Status"]
+        assert rows(world, executed) == expected
+    athena.update_prepared_statement(
+        StatementName="by_table",
+        WorkGroup="primary",
+        QueryStatement=sql.replace("count(*)", "count(*) + 1"),
+    )
+    plus_one = rows(world, query(world, names, "EXECUTE by_table USING 'sales'"))
+    assert int(plus_one[1][0]) == int(expected[1][0]) + 1
+    made = query(world, names, "PREPARE twice FROM SELECT ? * 2 AS v")
+    assert made["Status"]["State"] == "SUCCEEDED", made["Status"]
+    assert rows(world, query(world, names, "EXECUTE twice USING 21")) == [["v"], ["42"]]
+    listed = athena.list_prepared_statements(WorkGroup="primary", MaxResults=1)
+    following = athena.list_prepared_statements(WorkGroup="primary", NextToken=listed["NextToken"])
+    assert [
+        s["StatementName"] for s in listed["PreparedStatements"] + following["PreparedStatements"]
+    ] == ["by_table", "twice"]
+    batch = athena.batch_get_prepared_statement(
+        PreparedStatementNames=["twice", "nope"], WorkGroup="primary"
+    )
+    assert [s["StatementName"] for s in batch["PreparedStatements"]] == ["twice"]
+    assert batch["UnprocessedPreparedStatementNames"][0]["StatementName"] == "nope"
+    assert query(world, names, "DEALLOCATE PREPARE twice")["Status"]["State"] == "SUCCEEDED"
+    gone = query(world, names, "EXECUTE twice USING 1")
+    assert "NOT_FOUND: Prepared statement not found: twice" in gone["Status"]["StateChangeReason"]
+    bad = query(world, names, "EXECUTE by_table USING (SELECT 1)")
+    assert "INVALID_PARAMETER" in bad["Status"]["StateChangeReason"]  # a literal, never SQL
+    with pytest.raises(botocore.exceptions.ClientError) as elsewhere:
+        athena.get_prepared_statement(StatementName="by_table", WorkGroup="no-such-group")
+    assert elsewhere.value.response["Error"]["Code"] == "InvalidRequestException"
+    athena.delete_prepared_statement(StatementName="by_table", WorkGroup="primary")
+    with pytest.raises(athena.exceptions.ResourceNotFoundException):
+        athena.delete_prepared_statement(StatementName="by_table", WorkGroup="primary")
+
+    wr, session = _awswrangler(staged, monkeypatch)
+    wr.athena.create_prepared_statement(
+        sql=sql, statement_name="wr_by_table", boto3_session=session
+    )
+    frame = wr.athena.read_sql_query(
+        'EXECUTE "wr_by_table"',
+        database=names["glue_database"],
+        params=["'sales'"],
+        paramstyle="qmark",
+        ctas_approach=False,
+        boto3_session=session,
+    )
+    assert frame["n"].tolist() == [int(expected[1][0])]
+    assert "wr_by_table" in [
+        s["StatementName"] for s in wr.athena.list_prepared_statements(boto3_session=session)
+    ]
