@@ -46,6 +46,7 @@ import emulation.glue.jobs
 import emulation.glue.search
 import emulation.kinesis.faults
 import emulation.kinesis.shards
+import emulation.s3
 import emulation.sagemaker
 import emulation.stepfunctions
 from emulation import events as events_gap

@@ -103,6 +103,10 @@ def run(query: str, session: Session, execution_parameters: list[str] | None = N
         return _database(text, session)
     if re.match(r"CREATE\s+EXTERNAL\s+TABLE\b", upper):
         return _create_external(text, session)
+    if re.match(r"CREATE\s+TABLE\b", upper) and not re.search(
+        r"\bAS\s*\(?\s*(SELECT|WITH|VALUES)\b", upper
+    ):
+        raise QueryFailed("NOT_SUPPORTED", _HIVE_DDL)  # Iceberg DDL, whatever dialect parses it
     if first == "EXPLAIN":
         inner = re.sub(r"^EXPLAIN\s+(ANALYZE\s+)?(\([^)]*\)\s*)?", "", text, flags=re.I)
         answer = select(

@@ -782,6 +782,8 @@ def test_explain_answers_the_plan_and_hive_ddl_is_refused_naming_the_way(staged)
     assert header == ["Query Plan"] and plan
     for ddl, reason in (
         ("CREATE TABLE t (a int)", "Iceberg"),
+        ("CREATE TABLE IF NOT EXISTS t (a int) LOCATION 's3://b/t/' "
+         "TBLPROPERTIES ('table_type'='ICEBERG')", "Iceberg"),  # awswrangler's to_iceberg
         ("CREATE EXTERNAL TABLE t (a int) STORED AS ORC LOCATION 's3://b/t/'", "ORC"),
         ("CREATE EXTERNAL TABLE t (a int) ROW FORMAT SERDE "
          "'org.apache.hadoop.hive.serde2.RegexSerDe' LOCATION 's3://b/t/'", "RegexSerDe"),
