@@ -51,7 +51,7 @@ import emulation.sagemaker
 import emulation.stepfunctions
 from emulation import events as events_gap
 from emulation._patching import install_all as install_gap_fillers
-from emulation.loopback import free_port
+from emulation.loopback import free_port, port_is_free
 from emulation.safety import (
     DUMMY_ACCESS_KEY_ID,
     DUMMY_SECRET_ACCESS_KEY,
@@ -75,6 +75,30 @@ _embedded_owner: World | None = None
 def _until(deadline: float) -> float:
     """Seconds left before ``deadline`` (a ``time.monotonic()`` value), never negative."""
     return max(0.0, deadline - time.monotonic())
+
+
+def _serve(server: Any) -> None:
+    """Start moto's server thread and wait until it listens.
+
+    ``ThreadedMotoServer.start`` waits for its thread to signal that it listens; when the port
+    cannot be bound, werkzeug ends that thread (``SystemExit``) before it signals, and ``start``
+    then waits forever: ``dfp world --port P`` on a busy port hung without a word. Here the
+    thread's end is noticed and the bind failure raised."""
+    failed: list[BaseException] = []
+
+    def entry() -> None:
+        try:
+            server._server_entry()
+        except BaseException as exc:  # werkzeug exits the thread when it cannot bind
+            failed.append(exc)
+
+    thread = threading.Thread(target=entry, daemon=True, name="moto-server")
+    server._thread = thread
+    thread.start()
+    while not server._server_ready_event.wait(0.05):
+        if not thread.is_alive():
+            cause = failed[0].__context__ or failed[0] if failed else None
+            raise OSError(f"127.0.0.1:{server._port} could not be bound: {cause!r}")
 
 
 class WorldError(RuntimeError):
@@ -211,12 +235,17 @@ class World:
             if werkzeug_log.level == logging.NOTSET:  # moto's request log is noise in a run
                 werkzeug_log.setLevel(logging.WARNING)
             last_error: Exception | None = None
+            if self._port is not None and not port_is_free(self._port):
+                raise WorldError(
+                    f"port {self._port} on 127.0.0.1 is in use by another program: stop it, "
+                    "give another port, or none (a free one is picked)"
+                )
             for _ in range(5 if self._port is None else 1):
                 port = self._port or free_port()
                 os.environ["MOTO_PORT"] = str(port)
                 server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
                 try:
-                    server.start()
+                    _serve(server)
                 except OSError as exc:  # the port was taken between probe and bind
                     last_error = exc
                     continue

@@ -257,6 +257,34 @@ def test_world_stops_its_server_when_interrupted(tmp_path) -> None:
     assert connect_result != 0, "the server still accepts connections after the interrupt"
 
 
+def test_a_busy_port_is_refused_naming_it_and_a_lost_race_is_not_waited_on() -> None:
+    """``World(port=P)`` on a port another program listens on fails at once naming it (it hung
+    before: moto's server thread died and its start waited forever), and a bind lost after the
+    check still ends the wait."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    from emulation.world import _serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        script = (
+            "from emulation import World\n"
+            "from emulation.world import WorldError\n"
+            "try:\n"
+            f"    World(region='us-east-1', port={port}).start()\n"
+            "except WorldError as exc:\n"
+            "    print(exc)\n"
+        )
+        out = _in_a_fresh_interpreter(script, timeout=120)
+        assert f"port {port} on 127.0.0.1 is in use" in out.stdout
+        with pytest.raises(OSError, match=str(port)):  # the check passed, the bind did not
+            _serve(ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False))
+
+
 def test_a_world_started_after_another_in_one_process_starts_empty() -> None:
     """In a fresh interpreter: moto's backends and the gap-fillers' store outlive a server, so
     the next world (``dfp run --all`` starts one per scenario) must be emptied when it starts,
