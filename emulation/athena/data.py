@@ -227,6 +227,10 @@ def database() -> duckdb.DuckDBPyConnection:
             # setting without ipywidgets, and draws no bar there anyway)
             with contextlib.suppress(duckdb.Error):
                 _DB.execute("SET enable_progress_bar = false")
+            # Trino divides integers as integers (7 / 2 is 3, sum(x) / count(*) a whole
+            # number); DuckDB's ``/`` makes a double unless told. Set for every cursor, by the
+            # values' own types at run time (struct fields included), before the lock.
+            _DB.execute("SET GLOBAL integer_division = true")
             _DB.execute("SET enable_external_access = false")
             _DB.execute("SET lock_configuration = true")  # no query may turn it back on
         return _DB

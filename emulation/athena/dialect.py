@@ -5,6 +5,18 @@
   with ``FUNCTION_NOT_FOUND`` naming the function.
 - ``UNNEST(a1, a2, …) AS t(c1, c2, …)``: several arrays side by side (padded with nulls to the
   longest, as Trino does) → a lateral subquery of one ``unnest`` per array.
+- ``slice(a, start, length)``: sqlglot reads the third argument as an end; DuckDB's slice takes
+  one, so it becomes ``start + length - 1``.
+- ``format(pattern, …)``: Java's ``%s``/``%d`` patterns → DuckDB's ``printf`` (its ``format``
+  takes ``{}`` and answered the pattern unchanged).
+- ``date_diff(unit, a, b)``: Trino counts whole units (31 January to 1 March is one month);
+  DuckDB's ``date_diff`` counts boundaries crossed (two), its ``date_sub`` whole units.
+
+After the query's types are known (:func:`typed`, from the catalog through DuckDB; a struct's
+field is not typed, so it keeps DuckDB's result type):
+
+- ``date_add``, ``date_trunc``, ``+``/``-`` an interval and ``sequence`` of a ``date`` by days
+  or longer stay dates, as on Trino (DuckDB makes them timestamps).
 """
 
 from __future__ import annotations
@@ -52,8 +64,27 @@ def joda_to_strftime(pattern: str) -> str | None:
     return "".join(out)
 
 
+_DAYS_OR_MORE = {"DAY", "WEEK", "MONTH", "QUARTER", "YEAR"}
+
+
 def rewrite(tree: exp.Expression) -> exp.Expression:
     """Rewrite the forms above in place; the tree is returned for chaining."""
+    for sliced in list(tree.find_all(exp.ArraySlice)):
+        start, length = sliced.args.get("start"), sliced.args.get("end")
+        if start is not None and length is not None:
+            end = exp.Sub(this=exp.Add(this=start.copy(), expression=length.copy()),
+                          expression=exp.Literal.number(1))  # fmt: skip
+            sliced.set("end", end)
+    for formatted in list(tree.find_all(exp.Format)):
+        formatted.replace(exp.Anonymous(
+            this="printf", expressions=[formatted.this.copy(),
+                                        *(e.copy() for e in formatted.expressions)]))  # fmt: skip
+    for diff in list(tree.find_all(exp.DateDiff)):
+        unit = diff.args.get("unit")
+        if unit is not None and diff.expression is not None:
+            arguments = [exp.Literal.string(unit.name.lower()), diff.expression.copy(),
+                         diff.this.copy()]  # fmt: skip
+            diff.replace(exp.Anonymous(this="date_sub", expressions=arguments))
     for call in list(tree.find_all(exp.Anonymous)):
         if call.name.lower() != "format_datetime" or len(call.expressions) != 2:
             continue
@@ -77,4 +108,36 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
         ]
         subquery = exp.select(*projections).subquery(alias.this.copy())
         unnest.replace(subquery)
+    return tree
+
+
+def _is_date(node: exp.Expression | None) -> bool:
+    return node is not None and node.type is not None and node.type.this == exp.DataType.Type.DATE
+
+
+def _unit(node: exp.Expression) -> str:
+    unit = node.args.get("unit")
+    if unit is None and isinstance(node.expression, exp.Interval):
+        unit = node.expression.args.get("unit")
+    return unit.name.upper() if unit is not None else ""
+
+
+def typed(tree: exp.Expression) -> exp.Expression:
+    """The rewrites that need the query's types (annotated by sqlglot): a date moved or truncated
+    by days or more stays a date, as on Trino (in place; the tree is returned)."""
+    date = exp.DataType.build("DATE")
+    for node in list(tree.find_all(exp.DateAdd, exp.DateSub, exp.TimestampTrunc, exp.DateTrunc)):
+        if _is_date(node.this) and _unit(node) in _DAYS_OR_MORE:
+            node.replace(exp.Cast(this=node.copy(), to=date.copy()))
+    for node in list(tree.find_all(exp.Add, exp.Sub)):
+        interval = isinstance(node.expression, exp.Interval)
+        if interval and _is_date(node.this) and _unit(node) in _DAYS_OR_MORE:
+            node.replace(exp.Cast(this=node.copy(), to=date.copy()))
+    for series in list(tree.find_all(exp.GenerateSeries)):
+        step = series.args.get("step")
+        if _is_date(series.args.get("start")) and isinstance(step, exp.Interval):
+            unit = step.args.get("unit")
+            if unit is not None and unit.name.upper() in _DAYS_OR_MORE:
+                dates = exp.DataType.build("DATE[]", dialect="duckdb")
+                series.replace(exp.Cast(this=series.copy(), to=dates))
     return tree

@@ -22,9 +22,10 @@ import duckdb
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.annotate_types import annotate_types
 
 from emulation.athena.data import Objects, database, materialize
-from emulation.athena.dialect import rewrite
+from emulation.athena.dialect import rewrite, typed
 from emulation.athena.errors import QueryFailed
 
 logger = logging.getLogger(__name__)
@@ -394,6 +395,32 @@ class Cancel:
             self._connection.interrupt()
 
 
+def _annotate(
+    tree: exp.Expression, con: duckdb.DuckDBPyConnection, schema: str, relations: Relations
+) -> None:
+    """Give the tree the types of its columns (each view's, as DuckDB has it) and of what is made
+    of them, so that the translation keeps Trino's semantics where they hang on types (date
+    arithmetic: :func:`emulation.athena.dialect.typed`). A query sqlglot cannot type is
+    translated without those rewrites."""
+    views: dict[str, dict[str, exp.DataType]] = {}
+    for db, name in relations.done:
+        view = f"{db}/{name}"
+        views[view] = {
+            column: exp.DataType.build(kind, dialect="duckdb")
+            for column, kind, *_ in con.execute(f'DESCRIBE "{schema}"."{view}"').fetchall()
+        }
+    try:
+        annotate_types(tree, schema={schema: views} if views else None, dialect="trino")
+        typed(tree)
+    except (sqlglot.errors.SqlglotError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        logger.debug("query types not annotated (%s): translated without them", exc)
+    # The types served the rewrites only: with them, sqlglot translates other functions
+    # differently (an array of percentiles cast to one double). Integers divide as integers by
+    # the database's setting (:func:`emulation.athena.data.database`), whatever the types.
+    for node in tree.walk():
+        node.type = None
+
+
 def name_unnamed_columns(tree: exp.Expression) -> None:
     """Athena names an unaliased expression's column ``_col<N>`` (its position, from 0)."""
     if not isinstance(tree, exp.Select):
@@ -452,6 +479,7 @@ def select(
     try:
         relations = Relations(con, catalog, objects, schema)
         relations.bind(tree, database_name)
+        _annotate(tree, con, schema, relations)
         sql = tree.sql(dialect="duckdb")
         cancel.check()
         try:
