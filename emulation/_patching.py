@@ -160,13 +160,16 @@ def _refuse_malformed_requests() -> None:
             try:
                 model = get_service_model(self.boto3_service_name)
                 action = self._get_action()
+                # the request as it came: DynamoDB's handler puts its parsed parameters in
+                # ``body`` (a dict, the nulls dropped) before the action runs
+                sent = getattr(self, "raw_body", None) or self.body
                 malformed = model.protocol == "json" and action and _parameter_report(
-                    model, action, self.body) is not None  # fmt: skip
+                    model, action, sent) is not None  # fmt: skip
             except Exception:
                 malformed = False
             if not malformed:
                 raise
-            _, message = refusal(self, exc, self.body)
+            _, message = refusal(self, exc, sent)
             headers = {**self.response_headers, "Content-Type": "application/x-amz-json-1.1",
                        "x-amzn-ErrorType": "SerializationException"}  # fmt: skip
             return 400, headers, json.dumps({"__type": "SerializationException",
@@ -188,7 +191,8 @@ def parameter_problems(model: Any, action: str, params: Any) -> str | None:
 def _parameter_report(model: Any, action: str, body: object) -> str | None:
     """:func:`parameter_problems` of a JSON request's body (``None`` when it cannot tell)."""
     try:
-        return parameter_problems(model, action, json.loads(body or b"{}"))
+        parsed = body if isinstance(body, dict) else json.loads(body or b"{}")
+        return parameter_problems(model, action, parsed)
     except Exception:
         return None
 
