@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emulation.athena import serdes
+from emulation.athena.dialect import MACROS
 from emulation.athena.errors import QueryFailed
 
 logger = logging.getLogger(__name__)
@@ -231,6 +232,8 @@ def database() -> duckdb.DuckDBPyConnection:
             # number); DuckDB's ``/`` makes a double unless told. Set for every cursor, by the
             # values' own types at run time (struct fields included), before the lock.
             _DB.execute("SET GLOBAL integer_division = true")
+            for macro in MACROS:  # Trino's functions DuckDB lacks
+                _DB.execute(macro)
             _DB.execute("SET enable_external_access = false")
             _DB.execute("SET lock_configuration = true")  # no query may turn it back on
         return _DB

@@ -12,6 +12,12 @@
 - ``date_diff(unit, a, b)``: Trino counts whole units (31 January to 1 March is one month);
   DuckDB's ``date_diff`` counts boundaries crossed (two), its ``date_sub`` whole units.
 
+- ``parse_datetime(text, 'yyyy-MM-dd HH:mm')`` (Java pattern) → ``strptime``; ``any_match``,
+  ``all_match``, ``none_match`` of an array and a lambda → DuckDB's list functions.
+- Functions DuckDB lacks, as macros of the engine's database (:data:`MACROS`):
+  ``width_bucket``, ``map_agg``, ``url_extract_host|protocol|path|query``, ``codepoint``,
+  ``nan``, ``is_nan``, ``infinity``.
+
 After the query's types are known (:func:`typed`, from the catalog through DuckDB; a struct's
 field is not typed, so it keeps DuckDB's result type):
 
@@ -65,6 +71,26 @@ def joda_to_strftime(pattern: str) -> str | None:
 
 
 _DAYS_OR_MORE = {"DAY", "WEEK", "MONTH", "QUARTER", "YEAR"}
+_URL = "^[a-zA-Z][a-zA-Z0-9+.-]*:"
+MACROS = (  # Trino functions DuckDB lacks, created once in the engine's database
+    "CREATE OR REPLACE MACRO width_bucket(x, low, high, buckets) AS CASE WHEN x < low THEN 0 "
+    "WHEN x >= high THEN buckets + 1 "
+    "ELSE CAST(floor((x - low) * buckets / (high - low)) AS BIGINT) + 1 END",
+    "CREATE OR REPLACE MACRO map_agg(k, v) AS map_from_entries(list(struct_pack(k := k, v := v)))",
+    "CREATE OR REPLACE MACRO url_extract_protocol(u) AS nullif(regexp_extract(u, "
+    "'^([a-zA-Z][a-zA-Z0-9+.-]*):', 1), '')",
+    f"CREATE OR REPLACE MACRO url_extract_host(u) AS nullif(regexp_extract(u, "
+    f"'{_URL}//(?:[^@/]*@)?([^:/?#]+)', 1), '')",
+    f"CREATE OR REPLACE MACRO url_extract_path(u) AS regexp_extract(u, "
+    f"'{_URL}//[^/?#]*([^?#]*)', 1)",
+    "CREATE OR REPLACE MACRO url_extract_query(u) AS "
+    "nullif(regexp_extract(u, '[?]([^#]*)', 1), '')",
+    "CREATE OR REPLACE MACRO codepoint(c) AS unicode(c)",
+    "CREATE OR REPLACE MACRO nan() AS CAST('NaN' AS DOUBLE)",
+    "CREATE OR REPLACE MACRO is_nan(x) AS isnan(x)",
+    "CREATE OR REPLACE MACRO infinity() AS CAST('Infinity' AS DOUBLE)",
+)
+_LIST_MATCH = {"any_match": "list_bool_or", "all_match": "list_bool_and"}
 
 
 def rewrite(tree: exp.Expression) -> exp.Expression:
@@ -86,7 +112,14 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
                          diff.this.copy()]  # fmt: skip
             diff.replace(exp.Anonymous(this="date_sub", expressions=arguments))
     for call in list(tree.find_all(exp.Anonymous)):
-        if call.name.lower() != "format_datetime" or len(call.expressions) != 2:
+        name = call.name.lower()
+        if name in ("any_match", "all_match", "none_match") and len(call.expressions) == 2:
+            array, test = (e.copy() for e in call.expressions)
+            mapped = exp.Anonymous(this="list_transform", expressions=[array, test])
+            folded = exp.Anonymous(this=_LIST_MATCH.get(name, "list_bool_or"), expressions=[mapped])
+            call.replace(exp.Not(this=exp.Paren(this=folded)) if name == "none_match" else folded)
+            continue
+        if name != "format_datetime" or len(call.expressions) != 2:
             continue
         value, pattern = call.expressions
         if not isinstance(pattern, exp.Literal) or not pattern.is_string:
@@ -94,6 +127,13 @@ def rewrite(tree: exp.Expression) -> exp.Expression:
         converted = joda_to_strftime(pattern.this)
         if converted is not None:
             call.replace(exp.func("strftime", value, exp.Literal.string(converted)))
+    for parsed in list(tree.find_all(exp.ParseDatetime)):
+        pattern = parsed.args.get("format")
+        if isinstance(pattern, exp.Literal) and pattern.is_string:
+            converted = joda_to_strftime(pattern.this)
+            if converted is not None:
+                text = parsed.this.copy()
+                parsed.replace(exp.func("strptime", text, exp.Literal.string(converted)))
     for unnest in list(tree.find_all(exp.Unnest)):
         arrays = unnest.expressions
         alias = unnest.args.get("alias")

@@ -907,6 +907,16 @@ def test_create_external_table_registers_a_parquet_table_as_athena_does(staged, 
         ("SELECT slice(ARRAY[1, 2, 3, 4], 2, 2) AS a, slice(ARRAY[1, 2, 3, 4], -2, 2) AS b",
          [{"a": [2, 3], "b": [3, 4]}]),
         ("SELECT format('%s-%d', 'a', 3) AS v", [{"v": "a-3"}]),
+        # Trino functions DuckDB lacks (FUNCTION_NOT_FOUND before):
+        ("SELECT width_bucket(5.5e0, 0e0, 10e0, 4) AS a, width_bucket(-1, 0, 10, 4) AS b, "
+         "url_extract_host('https://u@Shop.example:8080/a?b=1') AS c, codepoint('A') AS d, "
+         "is_nan(nan()) AS e, parse_datetime('2024-01-02 03:04', 'yyyy-MM-dd HH:mm') AS f",
+         [{"a": 3, "b": 0, "c": "Shop.example", "d": 65, "e": True,
+           "f": dt.datetime(2024, 1, 2, 3, 4)}]),
+        ("SELECT any_match(ARRAY[1, 2], x -> x > 1) AS a, all_match(ARRAY[1, 2], x -> x > 1) "
+         "AS b, none_match(ARRAY[1, 2], x -> x > 5) AS c", [{"a": True, "b": False, "c": True}]),
+        ("SELECT element_at(map_agg(k, v), 'b') AS v FROM (VALUES ('a', 1), ('b', 2)) AS t(k, v)",
+         [{"v": 2}]),
         ("SELECT approx_percentile(x, ARRAY[0.5, 0.9]) AS v FROM (VALUES 1e0, 2e0, 3e0) AS t(x)",
          [{"v": [2.0, 3.0]}]),
     ],
