@@ -227,10 +227,12 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
     path = Path(bundle) / MANIFEST_FILE
     try:
         manifest = json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise BundleError(f"{path}: no manifest; is {bundle} a bundle (dfp bundle)?") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path}: not JSON: {exc}") from None
+    except OSError as exc:  # a folder named like the manifest, no permission to read it…
+        raise BundleError(f"{path}: cannot be read: {exc.strerror or exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else manifest
         raise BundleError(f"{path}: format {found!r} is not {FORMAT}")

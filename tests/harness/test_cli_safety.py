@@ -171,3 +171,19 @@ def test_a_scenario_and_all_together_are_refused(tmp_path: Path, user_home: Path
     result, _ = dfp("run", "bad-records", "--all", cwd=tmp_path, home=user_home)
     assert result.returncode == 2 and "or --all, not both" in _flat(result.stderr)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_bundle_that_is_a_file_or_unreadable_is_refused_without_a_traceback(
+    tmp_path: Path, user_home: Path
+) -> None:
+    """``dfp validate`` of a file (a traceback of ``NotADirectoryError`` before) or of a folder
+    whose manifest is a folder: exit 2 naming the path."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a bundle")
+    odd = tmp_path / "odd"
+    (odd / "manifest.json").mkdir(parents=True)
+    for bundle, said in ((a_file, "no manifest"), (odd, "cannot be read")):
+        result, _ = dfp("validate", str(bundle), cwd=tmp_path, home=user_home)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and said in _flat(result.stderr)
+        assert str(bundle) in _flat(result.stderr)
