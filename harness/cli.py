@@ -464,6 +464,8 @@ def serve(
 
     _setup_logging(verbose)
     _sigterm_to_exit()
+    if not 0 <= port <= 65535:
+        _refuse(f"--port {port}: not a port number (0–65535)")
     if not is_local_host(host):
         console.print(
             Text.assemble(
@@ -479,7 +481,10 @@ def serve(
             site = ForecastSite(world, run_dir)
         except FileNotFoundError as exc:
             _refuse(str(exc))
-        server = ForecastServer(site, host=host, port=port).start()
+        try:
+            server = ForecastServer(site, host=host, port=port).start()
+        except OSError as exc:  # taken, not an address of this machine, not allowed
+            _refuse(f"--host {host} --port {port}: cannot listen there: {exc.strerror or exc}")
         console.print(f"serving {escape(str(run_dir))} at [bold]{server.url}[/] (Ctrl-C stops)")
         try:
             while True:

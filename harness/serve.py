@@ -317,9 +317,10 @@ class BoundedHTTPServer(HTTPServer):
     def __init__(self, address, handler, *, workers: int = WORKERS, backlog: int = BACKLOG):
         if ":" in str(address[0]):
             self.address_family = socket.AF_INET6
-        super().__init__(address, handler)
+        # before the bind: a bind that fails closes the server, which shuts the pool down
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dfp-serve")
         self.slots = threading.BoundedSemaphore(workers + backlog)
+        super().__init__(address, handler)
         self.refused = 0
 
     def process_request(self, request, client_address) -> None:

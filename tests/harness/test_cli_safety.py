@@ -187,3 +187,13 @@ def test_a_bundle_that_is_a_file_or_unreadable_is_refused_without_a_traceback(
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and said in _flat(result.stderr)
         assert str(bundle) in _flat(result.stderr)
+
+
+def test_serve_refuses_a_port_that_is_no_port_before_starting_anything(
+    tmp_path: Path, user_home: Path
+) -> None:
+    """``dfp serve RUN --port 99999`` showed a traceback (the server's bind failed, then its
+    close); it is refused first, naming the option."""
+    result, _ = dfp("serve", str(tmp_path), "--port", "99999", cwd=tmp_path, home=user_home)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--port 99999: not a port number" in _flat(result.stderr)

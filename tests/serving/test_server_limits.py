@@ -134,3 +134,18 @@ def test_oversized_request_lines_and_bodies_are_refused(server) -> None:
     assert status == 413
     status, body = request(server, "/api/products?q=x", method="POST")
     assert status == 501 and b"Traceback" not in body
+
+
+def test_a_port_in_use_fails_the_bind_as_an_oserror_not_an_attributeerror() -> None:
+    """The server closes itself when its bind fails; its pool must exist by then (an
+    ``AttributeError`` hid the real error, and ``dfp serve`` showed a traceback)."""
+    from http.server import BaseHTTPRequestHandler
+
+    from harness.serve import BoundedHTTPServer
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError) as failed:
+            BoundedHTTPServer(taken.getsockname(), BaseHTTPRequestHandler)
+        assert failed.value.errno is not None  # the bind's own error (address in use)
