@@ -1072,6 +1072,11 @@ def main_own(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         frame = own_dataset(args.data, args.frequency)
     except DatasetError as error:
         parser.error(str(error))
+    longest = int(frame.groupby("unique_id").size().max())
+    if longest <= args.horizon:  # the held-out periods would leave no history at all
+        parser.error(f"{args.data}: the longest series has {longest} period(s); holding out "
+                     f"--horizon {args.horizon} leaves none to learn from: give a shorter "
+                     "horizon or longer series")  # fmt: skip
     if frame.attrs["ds"] != "dates":
         print(f"{name}: ds read as {frame.attrs['ds']}", flush=True)
     frame, sample = sampled(frame, args.sample)

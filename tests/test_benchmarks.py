@@ -525,6 +525,16 @@ def test_own_data_options_go_together() -> None:
     assert done.returncode == 2 and "--sample 0: must be at least 1" in done.stderr
 
 
+def test_own_series_shorter_than_the_horizon_are_refused_saying_so(tmp_path) -> None:
+    """One row and a horizon of 12 failed deep in the forecaster as 'the input dataset has no
+    rows'; it is refused naming the file, the longest series and the horizon."""
+    short = tmp_path / "short.csv"
+    short.write_text("unique_id,ds,y\na,2024-01-01,1\na,2024-02-01,2\nb,2024-01-01,3\n")
+    done = _forecast_models_cli("--data", str(short), "--frequency", "1M", "--horizon", "2")
+    assert done.returncode == 2
+    assert f"{short}: the longest series has 2 period(s); holding out --horizon 2" in done.stderr
+
+
 def test_a_sample_of_own_series_is_the_same_for_the_same_file() -> None:
     """A file too large to score whole (M4's 48,000 monthly series) is scored on a random
     sample: the same series every time, whatever order the file lists them in."""
