@@ -283,6 +283,12 @@ def _create_table_ddl(db: str, table: dict[str, Any]) -> str:
     serde = (storage.get("SerdeInfo") or {}).get("SerializationLibrary")
     if serde:
         lines += ["ROW FORMAT SERDE ", f"  '{serde}' "]
+        parameters = (storage.get("SerdeInfo") or {}).get("Parameters") or {}
+        if parameters:  # the delimiters: without them the DDL makes another table
+            listed = ", \n".join(
+                f"  {_hive_literal(k)}={_hive_literal(v)}" for k, v in parameters.items()
+            )
+            lines += ["WITH SERDEPROPERTIES ( ", listed + ") "]
     if storage.get("InputFormat"):
         lines += ["STORED AS INPUTFORMAT ", f"  '{storage['InputFormat']}' "]
     if storage.get("OutputFormat"):
@@ -290,9 +296,27 @@ def _create_table_ddl(db: str, table: dict[str, Any]) -> str:
     lines += ["LOCATION", f"  '{storage.get('Location', '')}'"]
     props = table.get("Parameters") or {}
     if props:
-        listed = ", \n".join(f"  '{k}'='{v}'" for k, v in props.items())
+        listed = ", \n".join(f"  {_hive_literal(k)}={_hive_literal(v)}" for k, v in props.items())
         lines += ["TBLPROPERTIES (", listed + ")"]
     return "\n".join(lines)
+
+
+def _hive_literal(value: Any) -> str:
+    """A Hive DDL string literal that reads back as ``value`` (Athena prints a tab delimiter as
+    ``'\\t'`` and Ctrl-A as ``'\\u0001'``)."""
+    out = []
+    for ch in str(value):
+        if ch in "\\'":
+            out.append("\\" + ch)
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ord(ch) < 32 or ord(ch) == 127:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "'" + "".join(out) + "'"
 
 
 # ------------------------------------------------------------------------------ DDL

@@ -1274,3 +1274,30 @@ def test_prepared_statements_are_kept_per_workgroup_and_executed(staged, monkeyp
     assert "wr_by_table" in [
         s["StatementName"] for s in wr.athena.list_prepared_statements(boto3_session=session)
     ]
+
+
+def test_show_create_table_of_a_text_table_makes_the_same_table(staged) -> None:
+    """The DDL SHOW CREATE TABLE prints carries the SerDe's properties (the delimiter): run
+    under another name it registers the same table, which reads the same rows (it lost them,
+    and a '|' table came back split on Ctrl-A, every value null)."""
+    world, _, names = staged
+    db, bucket = names["glue_database"], names["buckets"]["athena-results"]
+    glue = world.client("glue")
+    made = query(world, names, f"CREATE EXTERNAL TABLE {db}.tabbed (a string, n int) ROW FORMAT "
+                 "DELIMITED FIELDS TERMINATED BY '\\t' NULL DEFINED AS '-' LOCATION "
+                 f"'s3://{bucket}/text/tabbed/' TBLPROPERTIES ('note'='it''s')")  # fmt: skip
+    assert made["Status"]["State"] == "SUCCEEDED", made["Status"]
+    _put(world, bucket, "text/tabbed/t.tsv", "x y\t1\n-\t2\n")
+    shown = query(world, names, f"SHOW CREATE TABLE {db}.tabbed")
+    ddl = "\n".join(r[0] for r in rows(world, shown))
+    assert "WITH SERDEPROPERTIES" in ddl
+    again = query(world, names, ddl.replace("`tabbed`", "`tabbed_again`"))
+    assert again["Status"]["State"] == "SUCCEEDED", (again["Status"], ddl)
+    first, second = (glue.get_table(DatabaseName=db, Name=n)["Table"]
+                     for n in ("tabbed", "tabbed_again"))  # fmt: skip
+    assert second["StorageDescriptor"]["SerdeInfo"] == first["StorageDescriptor"]["SerdeInfo"]
+    assert first["StorageDescriptor"]["SerdeInfo"]["Parameters"]["field.delim"] == "\t"
+    assert second["Parameters"] == first["Parameters"]
+    for name in ("tabbed", "tabbed_again"):
+        read = query(world, names, f"SELECT a, n FROM {name} ORDER BY n")
+        assert rows(world, read)[1:] == [["x y", "1"], [None, "2"]], name
