@@ -96,7 +96,13 @@ def hive_text(part: pa.Table, delimiter: str) -> bytes:
             raise QueryFailed(
                 "NOT_SUPPORTED", f"TEXTFILE: nested column {name!r} ({column.type}) is not emulated"
             )
-        fields.append(pc.fill_null(pc.cast(column, pa.string()), "\\N"))
+        try:
+            text = pc.cast(column, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:  # e.g. binary not UTF-8
+            raise QueryFailed(
+                "NOT_SUPPORTED", f"TEXTFILE: column {name!r} cannot be written as text: {exc}"
+            ) from None
+        fields.append(pc.fill_null(text, "\\N"))
     if not fields or part.num_rows == 0:
         return b""
     lines = pc.binary_join_element_wise(*fields, delimiter)
