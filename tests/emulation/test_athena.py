@@ -1166,6 +1166,7 @@ def test_awswranglers_csv_and_json_tables_and_text_ctas_read_back(staged, monkey
                 f"SELECT id, name, v, day FROM {table} ORDER BY id",
                 database=database,
                 ctas_approach=ctas,
+                s3_output=f"s3://{bucket}/wr/results/",
                 boto3_session=session,
             )
             assert back["id"].tolist() == [1, 2, 3], (table, ctas)
@@ -1268,6 +1269,7 @@ def test_prepared_statements_are_kept_per_workgroup_and_executed(staged, monkeyp
         params=["'sales'"],
         paramstyle="qmark",
         ctas_approach=False,
+        s3_output=f"s3://{names['buckets']['athena-results']}/wr/results/",
         boto3_session=session,
     )
     assert frame["n"].tolist() == [int(expected[1][0])]
