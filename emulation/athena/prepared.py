@@ -193,15 +193,14 @@ def install_in_process() -> None:
         handler.__name__ = method.__name__
         return handler
 
+    def statement(self):  # type: ignore[no-untyped-def]
+        """Create's and Update's parameters: name, workgroup, statement, description."""
+        return (self._get_param(p) for p in ("StatementName", "WorkGroup", "QueryStatement",
+                                             "Description"))  # fmt: skip
+
     @answered
     def create_prepared_statement(self, backend):  # type: ignore[no-untyped-def]
-        create(
-            backend,
-            self._get_param("StatementName"),
-            self._get_param("WorkGroup"),
-            self._get_param("QueryStatement"),
-            self._get_param("Description"),
-        )
+        create(backend, *statement(self))
 
     @answered
     def get_prepared_statement(self, backend):  # type: ignore[no-untyped-def]
@@ -212,13 +211,7 @@ def install_in_process() -> None:
 
     @answered
     def update_prepared_statement(self, backend):  # type: ignore[no-untyped-def]
-        update(
-            backend,
-            self._get_param("StatementName"),
-            self._get_param("WorkGroup"),
-            self._get_param("QueryStatement"),
-            self._get_param("Description"),
-        )
+        update(backend, *statement(self))
 
     @answered
     def delete_prepared_statement(self, backend):  # type: ignore[no-untyped-def]

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from emulation.athena.errors import QueryFailed
+from emulation.glue import InvalidInputException, split_top, struct_fields
 
 _LAZY = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
 _OPENCSV = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
@@ -296,15 +297,15 @@ def duck_type(hive: str) -> str:
     text = hive.strip()
     lower = text.lower()
     if lower.startswith("struct<") and lower.endswith(">"):
-        fields = []
-        for part in _split_top(text[7:-1]):
-            name, _, kind = part.partition(":")
-            fields.append(f'"{name.strip().strip("`").lower()}" {duck_type(kind)}')
+        try:
+            fields = [f'"{name.lower()}" {duck_type(kind)}' for name, kind in struct_fields(text)]
+        except InvalidInputException as exc:
+            raise QueryFailed("HIVE_INVALID_METADATA", str(exc)) from None
         return f"STRUCT({', '.join(fields)})"
     if lower.startswith("array<") and lower.endswith(">"):
         return f"{duck_type(text[6:-1])}[]"
     if lower.startswith("map<") and lower.endswith(">"):
-        key, value = [*_split_top(text[4:-1]), "string"][:2]
+        key, value = [*split_top(text[4:-1]), "string"][:2]
         return f"MAP({duck_type(key)}, {duck_type(value)})"
     if lower.startswith("decimal"):
         digits = lower[len("decimal") :].strip("() ") or "10,0"
@@ -325,19 +326,6 @@ def duck_type(hive: str) -> str:
         "binary": "BLOB",
     }
     return simple.get(lower.split("(")[0].strip(), "VARCHAR")
-
-
-def _split_top(text: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for ch in text:
-        depth += ch in "<("
-        depth -= ch in ">)"
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    return [p.strip() for p in [*parts, current]]
 
 
 def _expression(column: str, hive: str, read: Reader) -> str:

@@ -34,7 +34,8 @@ class InvalidInputException(ValueError):
     """A catalog type string that cannot be parsed (named like Glue's error)."""
 
 
-def _split_top(text: str, sep: str = ",") -> list[str]:
+def split_top(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at ``sep`` outside ``<…>`` and ``(…)`` (a type string's own parts)."""
     parts, depth, current = [], 0, ""
     for ch in text:
         if ch in "<(":
@@ -50,18 +51,23 @@ def _split_top(text: str, sep: str = ",") -> list[str]:
     return [p.strip() for p in parts]
 
 
+def struct_fields(hive: str) -> list[tuple[str, str]]:
+    """The (name, type) of each field of a ``struct<a:int,b-c:string>`` type string."""
+    fields = []
+    for part in split_top(hive.strip()[len("struct<") : -1]):
+        name, _, kind = part.partition(":")
+        if not name or not kind:
+            raise InvalidInputException(f"bad struct field {part!r} in {hive!r}")
+        fields.append((name.strip().strip("`"), kind))
+    return fields
+
+
 def arrow_type(hive: str) -> pa.DataType:
     """The Arrow type for a Hive type string from the Glue Data Catalog."""
     text = hive.strip()
     lower = text.lower()
     if lower.startswith("struct<") and lower.endswith(">"):
-        fields = []
-        for part in _split_top(text[7:-1]):
-            name, _, kind = part.partition(":")
-            if not name or not kind:
-                raise InvalidInputException(f"bad struct field {part!r} in {hive!r}")
-            fields.append(pa.field(name.strip().strip("`"), arrow_type(kind)))
-        return pa.struct(fields)
+        return pa.struct([pa.field(name, arrow_type(kind)) for name, kind in struct_fields(text)])
     if lower.startswith("array<") and lower.endswith(">"):
         return pa.list_(arrow_type(text[6:-1]))
     if lower.startswith("decimal"):
