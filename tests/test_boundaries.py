@@ -373,6 +373,21 @@ def test_a_hand_made_request_of_any_json_is_answered_never_a_server_error(
         assert answer.get("__type") and answer.get("message") is not None, answer
 
 
+def test_a_hand_made_query_whose_context_is_no_map_is_refused_not_left_running(world) -> None:
+    """moto stored a list as ``QueryExecutionContext``; the query's thread then crashed on it
+    (a warning of the test above, under CI's derandomised examples) and the query never ended."""
+    from tests.conftest import hand_made_request
+
+    if not world.in_process:
+        pytest.skip("the check is a patch of the embedded server; another server is its own")
+    status, answer = hand_made_request(world, "athena", "AmazonAthena.StartQueryExecution",
+                                       {"QueryString": "SELECT 1",
+                                        "QueryExecutionContext": ["dfp"]})  # fmt: skip
+    assert status == 400, answer
+    assert answer["__type"] == "SerializationException"
+    assert "QueryExecutionContext must be a map, not list" in answer["message"]
+
+
 # ------------------------------------------------------------------------ Athena parameters
 @BOUNDED
 @given(

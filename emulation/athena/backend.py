@@ -60,6 +60,18 @@ def install_in_process() -> None:
     original_results = AthenaBackend.get_query_results
 
     def start_query_execution(self, query, context, config, workgroup, execution_parameters):  # type: ignore[no-untyped-def]
+        # moto stores any JSON; the query's thread reads these shapes (a hand-made request with
+        # a list for a context crashed it, and the query never ended)
+        for name, value, kind in (("QueryString", query, str),
+                                  ("QueryExecutionContext", context, dict),
+                                  ("ResultConfiguration", config, dict),
+                                  ("ExecutionParameters", execution_parameters, list)):  # fmt: skip
+            if value is not None and not isinstance(value, kind):
+                raise JsonRESTError(
+                    "SerializationException",
+                    f"StartQueryExecution: {name} must be a {kind.__name__.replace('dict', 'map')}"
+                    f", not {type(value).__name__}",
+                )
         exec_id = original_start(self, query, context, config, workgroup, execution_parameters)
         execution = self.executions[exec_id]
         execution._dfp = _Run()
@@ -316,6 +328,19 @@ class _ClientObjects:
 
 
 def _run_in_process(backend: Any, execution: Any) -> None:
+    """Carry the execution out; whatever fails ends it ``FAILED`` (never left running)."""
+    try:
+        _execute(backend, execution)
+    except Exception as exc:  # before the statement ran: the request's own settings
+        run_: _Run = execution._dfp
+        run_.reason = f"GENERIC_INTERNAL_ERROR: {type(exc).__name__}: {exc}"
+        run_.state = "FAILED"
+        run_.started = run_.started or time.time()
+        run_.completed = time.time()
+        logger.warning("Athena query could not start: %s", exc, exc_info=True)
+
+
+def _execute(backend: Any, execution: Any) -> None:
     run_: _Run = execution._dfp
     s3 = embedded_client("s3", backend.region_name)
     context = execution.context or {}
