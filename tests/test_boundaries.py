@@ -385,7 +385,7 @@ def test_a_hand_made_query_whose_context_is_no_map_is_refused_not_left_running(w
                                         "QueryExecutionContext": ["dfp"]})  # fmt: skip
     assert status == 400, answer
     assert answer["__type"] == "SerializationException"
-    assert "QueryExecutionContext must be a map, not list" in answer["message"]
+    assert "Invalid type for parameter QueryExecutionContext" in answer["message"]
 
 
 # ------------------------------------------------------------------------ Athena parameters

@@ -67,11 +67,9 @@ def install_in_process() -> None:
                                   ("ResultConfiguration", config, dict),
                                   ("ExecutionParameters", execution_parameters, list)):  # fmt: skip
             if value is not None and not isinstance(value, kind):
-                raise JsonRESTError(
-                    "SerializationException",
-                    f"StartQueryExecution: {name} must be a {kind.__name__.replace('dict', 'map')}"
-                    f", not {type(value).__name__}",
-                )
+                # answered by the malformed-request guard (emulation._patching): a 400 naming
+                # the parameter, from botocore's own validator
+                raise TypeError(f"{name} is a {type(value).__name__}, not a {kind.__name__}")
         exec_id = original_start(self, query, context, config, workgroup, execution_parameters)
         execution = self.executions[exec_id]
         execution._dfp = _Run()

@@ -14,6 +14,8 @@ import contextlib
 import json
 import logging
 import re
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -393,6 +395,19 @@ class Cancel:
         self.requested = True
         if self._connection is not None:
             self._connection.interrupt()
+            # An interrupt that reaches the connection in the instant between the last check
+            # and the engine's start is lost, and the statement runs to its end: repeat it
+            # until the statement lets the connection go (a query of 10^12 rows did not stop).
+            threading.Thread(target=self._interrupt_until_released, daemon=True).start()
+
+    def _interrupt_until_released(self) -> None:
+        for _ in range(600):  # a minute at most
+            time.sleep(0.1)
+            connection = self._connection
+            if connection is None:
+                return
+            with contextlib.suppress(duckdb.Error):
+                connection.interrupt()
 
 
 def _annotate(
