@@ -155,10 +155,17 @@ def _is_date(node: exp.Expression | None) -> bool:
     return node is not None and node.type is not None and node.type.this == exp.DataType.Type.DATE
 
 
+# The forms :func:`typed` rewrites: a query without any needs no types.
+DATE_FORMS = (exp.DateAdd, exp.DateSub, exp.TimestampTrunc, exp.DateTrunc, exp.Interval,
+              exp.GenerateSeries)  # fmt: skip
+
+
 def _unit(node: exp.Expression) -> str:
+    """The unit a node moves by: its own, or its interval's (an addend or a series' step)."""
     unit = node.args.get("unit")
-    if unit is None and isinstance(node.expression, exp.Interval):
-        unit = node.expression.args.get("unit")
+    for part in (node.args.get("expression"), node.args.get("step")):
+        if unit is None and isinstance(part, exp.Interval):
+            unit = part.args.get("unit")
     return unit.name.upper() if unit is not None else ""
 
 
@@ -173,11 +180,9 @@ def typed(tree: exp.Expression) -> exp.Expression:
         interval = isinstance(node.expression, exp.Interval)
         if interval and _is_date(node.this) and _unit(node) in _DAYS_OR_MORE:
             node.replace(exp.Cast(this=node.copy(), to=date.copy()))
+    dates = exp.DataType.build("DATE[]", dialect="duckdb")
     for series in list(tree.find_all(exp.GenerateSeries)):
-        step = series.args.get("step")
-        if _is_date(series.args.get("start")) and isinstance(step, exp.Interval):
-            unit = step.args.get("unit")
-            if unit is not None and unit.name.upper() in _DAYS_OR_MORE:
-                dates = exp.DataType.build("DATE[]", dialect="duckdb")
-                series.replace(exp.Cast(this=series.copy(), to=dates))
+        stepped = isinstance(series.args.get("step"), exp.Interval)
+        if stepped and _is_date(series.args.get("start")) and _unit(series) in _DAYS_OR_MORE:
+            series.replace(exp.Cast(this=series.copy(), to=dates.copy()))
     return tree

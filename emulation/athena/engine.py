@@ -26,8 +26,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.annotate_types import annotate_types
 
+from emulation.athena import serdes
 from emulation.athena.data import Objects, database, materialize
-from emulation.athena.dialect import rewrite, typed
+from emulation.athena.dialect import DATE_FORMS, rewrite, typed
 from emulation.athena.errors import QueryFailed
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Catalog:
 def _null_column(column: dict[str, Any]) -> str:
     """A typed null standing for a declared column (DuckDB SQL)."""
     name = column["Name"].replace('"', '""')
-    return f'CAST(NULL AS {duck_type(column.get("Type", "string"))}) AS "{name}"'
+    return f'CAST(NULL AS {serdes.duck_type(column.get("Type", "string"))}) AS "{name}"'
 
 
 def is_view(table: dict[str, Any]) -> bool:
@@ -357,25 +358,6 @@ def trino_type(hive: str) -> str:
     return re.sub(r"\b(string|int|float)\b", lambda m: _TRINO_NAMES[m.group(1)], lower)
 
 
-def duck_type(hive: str) -> str:
-    lower = hive.lower()
-    simple = {
-        "string": "VARCHAR",
-        "varchar": "VARCHAR",
-        "int": "INTEGER",
-        "integer": "INTEGER",
-        "bigint": "BIGINT",
-        "double": "DOUBLE",
-        "float": "FLOAT",
-        "boolean": "BOOLEAN",
-        "date": "DATE",
-        "timestamp": "TIMESTAMP",
-        "smallint": "SMALLINT",
-        "tinyint": "TINYINT",
-    }
-    return simple.get(lower.split("(")[0], "VARCHAR")
-
-
 # ------------------------------------------------------------------------------ running
 class Cancel:
     """A stop request for a running statement: interrupts the engine it is running on."""
@@ -416,7 +398,9 @@ def _annotate(
     """Give the tree the types of its columns (each view's, as DuckDB has it) and of what is made
     of them, so that the translation keeps Trino's semantics where they hang on types (date
     arithmetic: :func:`emulation.athena.dialect.typed`). A query sqlglot cannot type is
-    translated without those rewrites."""
+    translated without those rewrites. A query without any of those forms is left as it is."""
+    if next(tree.find_all(*DATE_FORMS), None) is None:
+        return
     views: dict[str, dict[str, exp.DataType]] = {}
     for db, name in relations.done:
         view = f"{db}/{name}"

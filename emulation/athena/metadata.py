@@ -104,7 +104,7 @@ def table_metadata(table: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _page(items: list[Any], max_results: Any, token: Any) -> tuple[list[Any], str | None]:
+def page_of(items: list[Any], max_results: Any, token: Any) -> tuple[list[Any], str | None]:
     """One page of ``items`` and the next token; out-of-range values are refused as AWS does."""
     try:
         size = PAGE_LIMIT if max_results is None else int(max_results)
@@ -146,7 +146,7 @@ class GlueMetadata:
 
     def list_databases(self, max_results: Any, token: Any) -> dict[str, Any]:
         names = self.catalog.databases()
-        page, following = _page(names, max_results, token)
+        page, following = page_of(names, max_results, token)
         answer: dict[str, Any] = {"DatabaseList": [self.get_database(n) for n in page]}
         if following:
             answer["NextToken"] = following
@@ -172,7 +172,7 @@ class GlueMetadata:
                     "InvalidRequestException", f"Expression {expression!r} is not a regex: {exc}"
                 ) from None
             tables = [t for t in tables if pattern.fullmatch(t["Name"])]
-        page, following = _page(tables, max_results, token)
+        page, following = page_of(tables, max_results, token)
         answer: dict[str, Any] = {"TableMetadataList": [table_metadata(t) for t in page]}
         if following:
             answer["NextToken"] = following

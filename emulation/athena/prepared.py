@@ -32,6 +32,7 @@ from sqlglot import exp
 
 from emulation._patching import moto_patch
 from emulation.athena.errors import QueryFailed
+from emulation.athena.metadata import MetadataError, page_of
 
 _ID = r'"?([A-Za-z_][\w@:]*)"?'  # a statement's name, quoted or not
 _EXECUTE = re.compile(rf"EXECUTE\s+{_ID}(?:\s+USING\s+(.+))?", re.I | re.S)
@@ -60,14 +61,6 @@ class Prepared:
         return answer
 
 
-class PreparedError(Exception):
-    """An API call Athena refuses: its error code and message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
 def statements(backend: Any) -> dict[tuple[str, str], Prepared]:
     """The backend's prepared statements by (workgroup, name); gone when the backend is reset."""
     held = getattr(backend, "_dfp_prepared", None)
@@ -79,14 +72,14 @@ def statements(backend: Any) -> dict[tuple[str, str], Prepared]:
 def _workgroup(backend: Any, name: str | None) -> str:
     group = name or "primary"
     if backend.get_work_group(group) is None:
-        raise PreparedError("InvalidRequestException", f"WorkGroup {group} is not found")
+        raise MetadataError("InvalidRequestException", f"WorkGroup {group} is not found")
     return group
 
 
 def _found(backend: Any, name: str, workgroup: str) -> Prepared:
     statement = statements(backend).get((workgroup, name))
     if statement is None:
-        raise PreparedError(
+        raise MetadataError(
             "ResourceNotFoundException",
             f"Prepared statement {name} was not found in workgroup {workgroup}",
         )
@@ -96,11 +89,11 @@ def _found(backend: Any, name: str, workgroup: str) -> Prepared:
 def create(backend: Any, name: str, workgroup: str | None, sql: str, about: str | None) -> None:
     group = _workgroup(backend, workgroup)
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise PreparedError("InvalidRequestException", f"StatementName {name!r} is not valid")
+        raise MetadataError("InvalidRequestException", f"StatementName {name!r} is not valid")
     if not isinstance(sql, str) or not sql.strip():
-        raise PreparedError("InvalidRequestException", "QueryStatement must not be empty")
+        raise MetadataError("InvalidRequestException", "QueryStatement must not be empty")
     if (group, name) in statements(backend):
-        raise PreparedError(
+        raise MetadataError(
             "InvalidRequestException",
             f"Prepared statement {name} already exists in workgroup {group}",
         )
@@ -119,19 +112,14 @@ def listed(backend: Any, workgroup: str | None, max_results: Any, token: Any) ->
     held = sorted(
         (s for s in statements(backend).values() if s.workgroup == group), key=lambda s: s.name
     )
-    try:
-        size, start = int(max_results or 50), int(token or 0)
-    except (TypeError, ValueError):
-        raise PreparedError("InvalidRequestException", "Invalid pagination token") from None
-    if not 1 <= size <= 50 or not 0 <= start <= len(held):
-        raise PreparedError("InvalidRequestException", "Invalid pagination token")
-    page = [
-        {"StatementName": s.name, "LastModifiedTime": s.modified.timestamp()}
-        for s in held[start : start + size]
-    ]
-    answer: dict[str, Any] = {"PreparedStatements": page}
-    if start + size < len(held):
-        answer["NextToken"] = str(start + size)
+    page, following = page_of(held, max_results, token)
+    answer: dict[str, Any] = {
+        "PreparedStatements": [
+            {"StatementName": s.name, "LastModifiedTime": s.modified.timestamp()} for s in page
+        ]
+    }
+    if following:
+        answer["NextToken"] = following
     return answer
 
 
@@ -187,7 +175,7 @@ def install_in_process() -> None:
         def handler(self):  # type: ignore[no-untyped-def]
             try:
                 return json.dumps(method(self, self.athena_backend) or {})
-            except PreparedError as exc:
+            except MetadataError as exc:
                 raise JsonRESTError(exc.code, exc.message) from None
 
         handler.__name__ = method.__name__

@@ -46,9 +46,13 @@ import pyarrow.compute as pc
 from emulation.athena.errors import QueryFailed
 from emulation.glue import InvalidInputException, split_top, struct_fields
 
-_LAZY = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
-_OPENCSV = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
-_JSON = ("org.openx.data.jsonserde.JsonSerDe", "org.apache.hive.hcatalog.data.JsonSerDe")
+LAZY_SIMPLE = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
+OPEN_CSV = "org.apache.hadoop.hive.serde2.OpenCSVSerde"
+JSON_SERDES = ("org.openx.data.jsonserde.JsonSerDe", "org.apache.hive.hcatalog.data.JsonSerDe")
+TEXT_FORMATS = {  # the storage descriptor's formats of every text table
+    "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+}
 _PARQUET_HINTS = ("parquet",)
 _REFUSED_HINTS = ("orc", "avro", "ion", "regex", "grok", "cloudtrail", "lazybinary")
 _LINES = re.compile(r"\r\n|\r|\n")
@@ -88,13 +92,17 @@ def reader(glue_table: dict[str, Any]) -> Reader:
         if not library and any(h in input_format for h in _REFUSED_HINTS):
             _refuse(glue_table, storage.get("InputFormat"))
         return PARQUET  # no SerDe at all: the tables the world's services register are Parquet
-    if any(h in lowered for h in _REFUSED_HINTS) or library not in (_LAZY, _OPENCSV, *_JSON):
+    if any(h in lowered for h in _REFUSED_HINTS) or library not in (
+        LAZY_SIMPLE,
+        OPEN_CSV,
+        *JSON_SERDES,
+    ):
         _refuse(glue_table, library)
     columns = tuple(
         (str(c["Name"]), str(c.get("Type") or "string")) for c in storage.get("Columns") or []
     )
     skip = _count(table_params.get("skip.header.line.count", "0"), glue_table)
-    if library == _LAZY:
+    if library == LAZY_SIMPLE:
         nested = [n for n, t in columns if _nested(t)]
         if nested:
             raise QueryFailed(
@@ -110,7 +118,7 @@ def reader(glue_table: dict[str, Any]) -> Reader:
             null=params.get("serialization.null.format", "\\N"),
             skip_header=skip,
         )
-    if library == _OPENCSV:
+    if library == OPEN_CSV:
         return Reader(
             "opencsv",
             columns,

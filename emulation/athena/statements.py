@@ -585,15 +585,10 @@ def _exists_already(tree: exp.Create, session: Session, db: str, name: str) -> b
     return False
 
 
-_TEXT_FORMATS = {
-    "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
-    "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-}
-_TEXT_SERDES = {
-    "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe": "csv",
-    "org.apache.hadoop.hive.serde2.OpenCSVSerde": "csv",
-    "org.openx.data.jsonserde.JsonSerDe": "json",
-    "org.apache.hive.hcatalog.data.JsonSerDe": "json",
+_TEXT_SERDES = {  # the text SerDes the world reads → the table's classification
+    serdes.LAZY_SIMPLE: "csv",
+    serdes.OPEN_CSV: "csv",
+    **dict.fromkeys(serdes.JSON_SERDES, "json"),
 }
 _DELIMITED = {  # ROW FORMAT DELIMITED's clauses → LazySimpleSerDe's parameters, as Hive stores them
     "fields": "field.delim",
@@ -621,13 +616,12 @@ def _storage(properties: list[exp.Expression], where: str) -> tuple[dict[str, An
         text = inputformat.name if inputformat is not None else ""
         stored = (
             "PARQUET" if "parquet" in text.lower()
-            else "TEXTFILE" if text == _TEXT_FORMATS["InputFormat"] else text or "?"
+            else "TEXTFILE" if text == serdes.TEXT_FORMATS["InputFormat"] else text or "?"
         )  # fmt: skip
     elif fileformat is not None:
         stored = fileformat.this.name.upper()
     library = serde.this.name if serde is not None else None
     parquet_serde = writes.PARQUET_SERDE["SerdeInfo"]["SerializationLibrary"]
-    lazy = "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe"
     parameters = {}
     if serde is not None and serde.args.get("serde_properties") is not None:
         parameters = {
@@ -641,7 +635,7 @@ def _storage(properties: list[exp.Expression], where: str) -> tuple[dict[str, An
         }
         if "field.delim" in parameters:
             parameters["serialization.format"] = parameters["field.delim"]
-        library = lazy
+        library = serdes.LAZY_SIMPLE
     if (stored == "PARQUET" and library in (None, parquet_serde)) or (
         stored is None and library == parquet_serde
     ):
@@ -650,13 +644,13 @@ def _storage(properties: list[exp.Expression], where: str) -> tuple[dict[str, An
             info["Parameters"] = parameters
         return {**writes.PARQUET_SERDE, "SerdeInfo": info}, "parquet"
     if stored in (None, "TEXTFILE") and (library is None or library in _TEXT_SERDES):
-        library = library or lazy
+        library = library or serdes.LAZY_SIMPLE
         info: dict[str, Any] = {"SerializationLibrary": library}
-        if library == lazy and not parameters:
+        if library == serdes.LAZY_SIMPLE and not parameters:
             parameters = {"serialization.format": "1"}  # Hive's default: fields split on Ctrl-A
         if parameters:
             info["Parameters"] = parameters
-        return {**_TEXT_FORMATS, "SerdeInfo": info}, _TEXT_SERDES[library]
+        return {**serdes.TEXT_FORMATS, "SerdeInfo": info}, _TEXT_SERDES[library]
     raise QueryFailed(
         "NOT_SUPPORTED",
         f"{where}: {stored or 'TEXTFILE'} with {library or 'no SerDe'} is not emulated (Parquet, "
@@ -871,16 +865,12 @@ def _ctas(tree: exp.Create, session: Session, bound: list[Any]) -> Outcome:
 def _serde(fmt: writes.Format) -> dict[str, Any]:
     if fmt.kind == "PARQUET":
         return dict(writes.PARQUET_SERDE)
-    text = {
-        "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
-        "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-    }
     if fmt.kind == "JSON":
-        return {**text, "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"}}
+        return {**serdes.TEXT_FORMATS, "SerdeInfo": {"SerializationLibrary": serdes.JSON_SERDES[0]}}
     return {
-        **text,
+        **serdes.TEXT_FORMATS,
         "SerdeInfo": {
-            "SerializationLibrary": "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe",
+            "SerializationLibrary": serdes.LAZY_SIMPLE,
             "Parameters": {"field.delim": fmt.delimiter},
         },
     }
