@@ -220,7 +220,7 @@ class World:
 
     def _start_embedded(self) -> None:
         global _embedded_owner
-        from moto.server import ThreadedMotoServer
+        from emulation.server import WorldServer
 
         with _embedded_lock:
             if _embedded_owner is not None:
@@ -243,7 +243,7 @@ class World:
             for _ in range(5 if self._port is None else 1):
                 port = self._port or free_port()
                 os.environ["MOTO_PORT"] = str(port)
-                server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+                server = WorldServer(ip_address="127.0.0.1", port=port, verbose=False)
                 try:
                     _serve(server)
                 except OSError as exc:  # the port was taken between probe and bind
@@ -286,7 +286,7 @@ class World:
         ``down`` is set once the endpoint refuses connections: stopping the HTTP server takes a
         while on a loaded machine (its loop polls twice a second), so a caller that must meet
         the outage waits on it rather than guessing with a sleep."""
-        from moto.server import ThreadedMotoServer
+        from emulation.server import WorldServer
 
         if self._server is None or self.engine != "moto":
             raise WorldError("only an embedded moto world can be restarted by the harness "
@@ -299,7 +299,7 @@ class World:
         time.sleep(outage_seconds)
         deadline = time.monotonic() + 10
         while True:
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            server = WorldServer(ip_address="127.0.0.1", port=port, verbose=False)
             try:
                 server.start()
                 break
