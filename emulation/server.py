@@ -46,6 +46,8 @@ from moto.server import (
 from werkzeug.serving import make_server
 from werkzeug.test import run_wsgi_app
 
+from emulation.athena.rest import rest_json
+
 logger = logging.getLogger(__name__)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -249,10 +251,11 @@ def _send_what_the_windows_allow(conn: h2.connection.H2Connection,
 
 
 class WorldServer(ThreadedMotoServer):
-    """moto's threaded server with :class:`WorldRequestHandler`."""
+    """moto's threaded server with :class:`WorldRequestHandler`, its application also answering
+    Athena's REST-JSON protocol (:mod:`emulation.athena.rest`)."""
 
     def _server_entry(self) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
+        app = rest_json(DomainDispatcherApplication(create_backend_app))
         self._server = make_server(self._ip_address, self._port, app, True,
                                    request_handler=WorldRequestHandler)  # fmt: skip
         self._server_ready_event.set()
