@@ -189,9 +189,13 @@ def parameter_problems(model: Any, action: str, params: Any) -> str | None:
 
 
 def _parameter_report(model: Any, action: str, body: object) -> str | None:
-    """:func:`parameter_problems` of a JSON request's body (``None`` when it cannot tell)."""
+    """:func:`parameter_problems` of a JSON request's body (``None`` when it cannot tell). A
+    body that is no JSON at all is reported as such: on a JSON protocol it never is valid."""
     try:
         parsed = body if isinstance(body, dict) else json.loads(body or b"{}")
+    except ValueError as exc:
+        return f"the body is not JSON: {exc}"
+    try:
         return parameter_problems(model, action, parsed)
     except Exception:
         return None

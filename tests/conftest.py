@@ -67,11 +67,14 @@ def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def hand_made_request(world: Any, service: str, target: str, body: dict) -> tuple[int, dict]:
+def hand_made_request(
+    world: Any, service: str, target: str, body: dict | bytes
+) -> tuple[int, dict]:
     """A signed JSON-protocol request (``target``: ``SageMaker.CreateAutoMLJobV2``) whose body is
     sent as it is, as a hand-made client sends it: an SDK's serializer refuses values of the
-    wrong kind before they leave. The status and the decoded answer, its keys in lower case
-    (AWS's JSON errors spell ``message`` either way; an answer that is not JSON as ``page``)."""
+    wrong kind before they leave (bytes: sent as they are, JSON or not). The status and the
+    decoded answer, its keys in lower case (AWS's JSON errors spell ``message`` either way; an
+    answer that is not JSON as ``page``)."""
     import json
     import urllib.error
     import urllib.request
@@ -81,7 +84,7 @@ def hand_made_request(world: Any, service: str, target: str, body: dict) -> tupl
     from botocore.credentials import Credentials
 
     request = AWSRequest(method="POST", url=f"{world.endpoint_url}/",
-                         data=json.dumps(body).encode(),
+                         data=body if isinstance(body, bytes) else json.dumps(body).encode(),
                          headers={"X-Amz-Target": target,
                                   "Content-Type": "application/x-amz-json-1.1"})  # fmt: skip
     SigV4Auth(Credentials("testing", "testing"), service, world.region).add_auth(request)

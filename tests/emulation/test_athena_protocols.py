@@ -17,9 +17,11 @@ from botocore.credentials import Credentials
 from emulation import World
 
 
-def _rest(world: World, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    """A signed REST-JSON request, sent as it is (the path and query as given)."""
-    data = json.dumps(body).encode() if body is not None else b""
+def _rest(world: World, method: str, path: str, body: dict | bytes | None = None
+          ) -> tuple[int, dict]:  # fmt: skip
+    """A signed REST-JSON request, sent as it is (the path and query as given; bytes as they
+    are)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode() if body else b""
     request = AWSRequest(method=method, url=f"{world.endpoint_url}{path}", data=data,
                          headers={"Content-Type": "application/json"})  # fmt: skip
     SigV4Auth(Credentials("testing", "testing"), "athena", world.region).add_auth(request)
@@ -103,5 +105,8 @@ def test_rest_json_errors_name_the_operation_or_the_route(embedded: World) -> No
     status, unknown = _rest(embedded, "GET", "/no-such-route/x")
     assert (status, unknown["__type"]) == (404, "UnknownOperationException")
     assert "GET /no-such-route/x" in unknown["message"]
+    status, garbled = _rest(embedded, "POST", "/query-executions", b'{"QueryString": ')
+    assert (status, garbled["__type"]) == (400, "SerializationException")
+    assert "the body is not JSON" in garbled["message"]
     status, wrong_method = _rest(embedded, "DELETE", "/query-executions")
     assert (status, wrong_method["__type"]) == (404, "UnknownOperationException")

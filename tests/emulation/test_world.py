@@ -410,6 +410,17 @@ def test_a_hand_made_request_of_the_wrong_shape_is_a_400_naming_the_parameter(
     assert aws.client("glue").get_database(Name="sales")["Database"]["Name"] == "sales"
 
 
+@pytest.mark.parametrize("target", ["AWSGlue.GetTables", "AmazonAthena.StartQueryExecution"])
+def test_a_hand_made_body_that_is_no_json_is_a_400_saying_so(aws, target) -> None:
+    """It was a 500 page: moto's handler failed decoding it."""
+    if not aws.in_process:
+        pytest.skip("a patch of the embedded server; another endpoint's server is its own")
+    service = "glue" if target.startswith("AWSGlue") else "athena"
+    status, answer = hand_made_request(aws, service, target, b'{"DatabaseName": ')
+    assert (status, answer.get("__type")) == (400, "SerializationException"), answer
+    assert "the body is not JSON" in answer["message"]
+
+
 def test_in_process_patches_are_registered_and_applied_once() -> None:
     from emulation import _patching
 
