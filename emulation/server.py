@@ -47,6 +47,7 @@ from werkzeug.serving import make_server
 from werkzeug.test import run_wsgi_app
 
 from emulation.athena.rest import rest_json
+from emulation.kinesis.cbor import cbor_json
 
 logger = logging.getLogger(__name__)
 
@@ -252,10 +253,11 @@ def _send_what_the_windows_allow(conn: h2.connection.H2Connection,
 
 class WorldServer(ThreadedMotoServer):
     """moto's threaded server with :class:`WorldRequestHandler`, its application also answering
-    Athena's REST-JSON protocol (:mod:`emulation.athena.rest`)."""
+    Athena's REST-JSON protocol (:mod:`emulation.athena.rest`) and Kinesis in CBOR
+    (:mod:`emulation.kinesis.cbor`)."""
 
     def _server_entry(self) -> None:
-        app = rest_json(DomainDispatcherApplication(create_backend_app))
+        app = cbor_json(rest_json(DomainDispatcherApplication(create_backend_app)))
         self._server = make_server(self._ip_address, self._port, app, True,
                                    request_handler=WorldRequestHandler)  # fmt: skip
         self._server_ready_event.set()
