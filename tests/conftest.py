@@ -67,6 +67,17 @@ def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def embedded_only(world: Any, what: str) -> Any:
+    """``world`` when it is the embedded one, whose own server carries ``what``; otherwise the
+    test is skipped saying so (a ``moto_server`` started elsewhere has moto's server alone)."""
+    if world.kind != "embedded":
+        pytest.skip(
+            f"{what} is the embedded world's own server's (a moto_server started elsewhere has "
+            "moto's alone); this test covers it in the embedded world"
+        )
+    return world
+
+
 def hand_made_request(
     world: Any, service: str, target: str, body: dict | bytes
 ) -> tuple[int, dict]:

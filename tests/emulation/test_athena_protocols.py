@@ -15,6 +15,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from emulation import World
+from tests.conftest import embedded_only
 
 
 def _rest(world: World, method: str, path: str, body: dict | bytes | None = None
@@ -37,12 +38,7 @@ def _rest(world: World, method: str, path: str, body: dict | bytes | None = None
 
 @pytest.fixture
 def embedded(aws: World) -> World:
-    if aws.kind != "embedded":
-        pytest.skip(
-            "Athena's REST-JSON routing is the embedded world's own (a moto_server started "
-            "elsewhere answers only JSON 1.1); this test covers it in the embedded world"
-        )
-    return aws
+    return embedded_only(aws, "Athena's REST-JSON routing")
 
 
 def _finished(athena, query: str) -> None:

@@ -20,6 +20,7 @@ from botocore.credentials import Credentials
 
 from emulation import World
 from emulation.server import PREFACE, speaks_http2
+from tests.conftest import embedded_only
 
 # One HTTP/2 session to the world: the requests go out at once (concurrent streams), and with
 # "leave" the session says GOAWAY right after them, before any answer, as the JavaScript SDK's
@@ -86,12 +87,7 @@ def _over_http2(world: World, requests: list[dict], leave: bool = False) -> list
 
 @pytest.fixture
 def embedded(aws: World) -> World:
-    if aws.kind != "embedded":
-        pytest.skip(
-            "HTTP/2 is the embedded world's own server (moto_server started elsewhere speaks "
-            "HTTP/1.1 only, LocalStack's gateway both); this test covers it in the embedded world"
-        )
-    return aws
+    return embedded_only(aws, "HTTP/2")
 
 
 def test_kinesis_over_http2_answers_as_over_http11_on_the_same_port(embedded: World) -> None:

@@ -15,6 +15,7 @@ from botocore.credentials import Credentials
 
 from emulation import World
 from emulation.kinesis.cbor import CBOR_TYPE
+from tests.conftest import embedded_only
 
 
 def _cbor(world: World, action: str, body: bytes | dict) -> tuple[int, str, object]:
@@ -38,12 +39,7 @@ def _cbor(world: World, action: str, body: bytes | dict) -> tuple[int, str, obje
 
 @pytest.fixture
 def embedded(aws: World) -> World:
-    if aws.kind != "embedded":
-        pytest.skip(
-            "Kinesis in CBOR is the embedded world's own layer (a moto_server started elsewhere "
-            "reads only JSON); this test covers it in the embedded world"
-        )
-    return aws
+    return embedded_only(aws, "Kinesis in CBOR")
 
 
 def test_a_java_sdks_cbor_calls_are_answered_in_cbor(embedded: World) -> None:
