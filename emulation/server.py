@@ -46,8 +46,8 @@ from moto.server import (
 from werkzeug.serving import make_server
 from werkzeug.test import run_wsgi_app
 
-from emulation.athena.rest import rest_json
-from emulation.kinesis.cbor import cbor_json
+from emulation.athena.rest import RestJsonAthena
+from emulation.kinesis.cbor import CborKinesis
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ class WorldServer(ThreadedMotoServer):
     (:mod:`emulation.kinesis.cbor`)."""
 
     def _server_entry(self) -> None:
-        app = cbor_json(rest_json(DomainDispatcherApplication(create_backend_app)))
+        app = CborKinesis(RestJsonAthena(DomainDispatcherApplication(create_backend_app)))
         self._server = make_server(self._ip_address, self._port, app, True,
                                    request_handler=WorldRequestHandler)  # fmt: skip
         self._server_ready_event.set()

@@ -78,6 +78,30 @@ def embedded_only(world: Any, what: str) -> Any:
     return world
 
 
+def signed_request(world: Any, service: str, method: str, path: str, data: bytes,
+                   headers: dict[str, str]) -> tuple[int, str | None, bytes]:  # fmt: skip
+    """A request signed for ``service`` as an SDK signs it and sent as it is, whatever its body:
+    the status, the answer's content type and its body."""
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=f"{world.endpoint_url}{path}", data=data,
+                         headers=headers)  # fmt: skip
+    SigV4Auth(Credentials("testing", "testing"), service, world.region).add_auth(request)
+    prepared = request.prepare()
+    sent = urllib.request.Request(prepared.url, data=prepared.body or None, method=method,
+                                  headers=dict(prepared.headers))  # fmt: skip
+    try:
+        with urllib.request.urlopen(sent, timeout=30) as answer:
+            return answer.status, answer.headers["Content-Type"], answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()
+
+
 def hand_made_request(
     world: Any, service: str, target: str, body: dict | bytes
 ) -> tuple[int, dict]:
@@ -87,26 +111,10 @@ def hand_made_request(
     decoded answer, its keys in lower case (AWS's JSON errors spell ``message`` either way; an
     answer that is not JSON as ``page``)."""
     import json
-    import urllib.error
-    import urllib.request
 
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    request = AWSRequest(method="POST", url=f"{world.endpoint_url}/",
-                         data=body if isinstance(body, bytes) else json.dumps(body).encode(),
-                         headers={"X-Amz-Target": target,
-                                  "Content-Type": "application/x-amz-json-1.1"})  # fmt: skip
-    SigV4Auth(Credentials("testing", "testing"), service, world.region).add_auth(request)
-    prepared = request.prepare()
-    sent = urllib.request.Request(prepared.url, data=prepared.body, method="POST",
-                                  headers=dict(prepared.headers))  # fmt: skip
-    try:
-        with urllib.request.urlopen(sent, timeout=30) as answer:
-            status, raw = answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    status, _, raw = signed_request(world, service, "POST", "/", data, {
+        "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"})  # fmt: skip
     try:
         decoded = json.loads(raw or b"{}")
     except ValueError:  # a server error's HTML page: shown as it came

@@ -8,12 +8,12 @@ harness's pinned botocore among them, POST every call to ``/`` with
 first with an HTML 404, so dbt-athena, awswrangler or boto3 freshly installed could not start a
 query in the world.
 
-:func:`rest_json` wraps the world's WSGI application: a request signed for Athena that carries no
-``X-Amz-Target`` is matched to its operation by method and URI template, and handed on as the
-same call in JSON 1.1: the URI's labels and the query-string and header members moved into the
-JSON body, each in its model type (``MaxResults=5`` becomes the integer 5). The answer goes back
-as it is: a REST-JSON client reads the same JSON body, and an error's ``__type``. Old and new
-clients are served side by side.
+:class:`RestJsonAthena` wraps the world's WSGI application: a request signed for Athena that
+carries no ``X-Amz-Target`` is matched to its operation by method and URI template, and handed on
+as the same call in JSON 1.1: the URI's labels and the query-string and header members moved
+into the JSON body, each in its model type (``MaxResults=5`` becomes the integer 5). The answer
+goes back as it is: a REST-JSON client reads the same JSON body, and an error's ``__type``. Old
+and new clients are served side by side.
 
 The routes are ``rest_routes.json``, generated from botocore's REST-JSON Athena model (its
 ``source`` says which) by ``python emulation/athena/rest.py > emulation/athena/rest_routes.json``
@@ -160,11 +160,6 @@ def _as_json(environ: dict[str, Any], route: _Route, found: re.Match[str]) -> di
         "HTTP_X_AMZ_TARGET": f"{TARGET_PREFIX}.{operation}",
     })  # fmt: skip
     return translated
-
-
-def rest_json(app: Callable) -> RestJsonAthena:
-    """The world's WSGI application, also answering Athena's REST-JSON requests."""
-    return RestJsonAthena(app)
 
 
 def regenerate() -> str:

@@ -7,7 +7,7 @@ CBOR tag 1 over epoch milliseconds (AWS's use; RFC 8949's tag 1 counts seconds).
 JSON: its handler failed decoding the body as UTF-8 and every call was a 500, so a Java client
 needed ``aws.cborEnabled=false`` to reach the world. Kinesis on AWS and LocalStack answer both.
 
-:func:`cbor_json` wraps the world's WSGI application: such a request is decoded, its blobs
+:class:`CborKinesis` wraps the world's WSGI application: such a request is decoded, its blobs
 base64-encoded and its timestamps turned into epoch seconds, and handed to moto as JSON 1.1; the
 answer is encoded back into CBOR by the operation's output shape in botocore's Kinesis model
 (blobs as byte strings, timestamps as tag 1 over milliseconds), errors as a CBOR map with
@@ -107,6 +107,7 @@ class CborKinesis:
                 "__type": "SerializationException",
                 "message": f"{operation}: the body is not CBOR: {exc}"})  # fmt: skip
         body = json.dumps(params).encode()
+        logger.debug("Kinesis %s in CBOR, handed on as JSON", operation)
         translated = dict(environ)
         translated.update({"CONTENT_TYPE": "application/x-amz-json-1.1",
                            "CONTENT_LENGTH": str(len(body)),
@@ -136,8 +137,3 @@ def _answer(start_response: Callable, status: str, payload: Any,
     start_response(status, [*(headers or []), ("Content-Type", CBOR_TYPE),
                             ("Content-Length", str(len(body)))])  # fmt: skip
     return [body]
-
-
-def cbor_json(app: Callable) -> CborKinesis:
-    """The world's WSGI application, also answering Kinesis's CBOR requests."""
-    return CborKinesis(app)

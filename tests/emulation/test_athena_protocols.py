@@ -6,16 +6,11 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from emulation import World
-from tests.conftest import embedded_only
+from tests.conftest import embedded_only, signed_request
 
 
 def _rest(world: World, method: str, path: str, body: dict | bytes | None = None
@@ -23,17 +18,9 @@ def _rest(world: World, method: str, path: str, body: dict | bytes | None = None
     """A signed REST-JSON request, sent as it is (the path and query as given; bytes as they
     are)."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode() if body else b""
-    request = AWSRequest(method=method, url=f"{world.endpoint_url}{path}", data=data,
-                         headers={"Content-Type": "application/json"})  # fmt: skip
-    SigV4Auth(Credentials("testing", "testing"), "athena", world.region).add_auth(request)
-    prepared = request.prepare()
-    sent = urllib.request.Request(prepared.url, data=prepared.body or None, method=method,
-                                  headers=dict(prepared.headers))  # fmt: skip
-    try:
-        with urllib.request.urlopen(sent, timeout=30) as answer:
-            return answer.status, json.loads(answer.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+    status, _, raw = signed_request(world, "athena", method, path, data,
+                                    {"Content-Type": "application/json"})  # fmt: skip
+    return status, json.loads(raw or b"{}")
 
 
 @pytest.fixture

@@ -4,34 +4,19 @@ default): blobs as byte strings, timestamps as tag 1 over epoch milliseconds, an
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 
 import cbor2
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from emulation import World
 from emulation.kinesis.cbor import CBOR_TYPE
-from tests.conftest import embedded_only
+from tests.conftest import embedded_only, signed_request
 
 
 def _cbor(world: World, action: str, body: bytes | dict) -> tuple[int, str, object]:
     data = body if isinstance(body, bytes) else cbor2.dumps(body)
-    request = AWSRequest(method="POST", url=f"{world.endpoint_url}/", data=data,
-                         headers={"Content-Type": CBOR_TYPE,
-                                  "X-Amz-Target": f"Kinesis_20131202.{action}"})  # fmt: skip
-    SigV4Auth(Credentials("testing", "testing"), "kinesis", world.region).add_auth(request)
-    prepared = request.prepare()
-    sent = urllib.request.Request(prepared.url, data=prepared.body, method="POST",
-                                  headers=dict(prepared.headers))  # fmt: skip
-    try:
-        with urllib.request.urlopen(sent, timeout=30) as answer:
-            status, kind, raw = answer.status, answer.headers["Content-Type"], answer.read()
-    except urllib.error.HTTPError as error:
-        status, kind, raw = error.code, error.headers["Content-Type"], error.read()
+    status, kind, raw = signed_request(world, "kinesis", "POST", "/", data, {
+        "Content-Type": CBOR_TYPE, "X-Amz-Target": f"Kinesis_20131202.{action}"})  # fmt: skip
     # tag 1's values kept as they are: AWS's are milliseconds (RFC 8949's, seconds)
     millis = {1: lambda value, _immutable: value}
     return status, kind, cbor2.loads(raw, semantic_decoders=millis) if raw else None
