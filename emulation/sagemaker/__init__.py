@@ -55,6 +55,7 @@ that did not come from this forecaster, stopping transform jobs.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import json
@@ -387,20 +388,60 @@ def read_input(s3: Any, uri: str, content: str = CSV) -> tuple[pd.DataFrame, str
                 f"ClientError: s3://{bucket}/{key} has {what} {list(frame.columns)}, "
                 f"the first file has {header}"
             )
-    return pd.concat(frames, ignore_index=True), keys[0].rsplit("/", 1)[-1]
+    frame = pd.concat(frames, ignore_index=True)
+    # where each row came from, so that a bad value is named by its object and data row
+    frame.attrs["objects"] = [
+        (f"s3://{bucket}/{k}", len(f)) for k, f in zip(keys, frames, strict=True)
+    ]
+    return frame, keys[0].rsplit("/", 1)[-1]
 
 
 def _csv_text(body: bytes, where: str) -> pd.DataFrame:
-    """A CSV with a header as text columns (the forecaster parses and checks the values)."""
+    """A CSV with a header as text columns (the forecaster parses and checks the values).
+
+    Every record must have as many fields as the header: pandas would read a record with one
+    field more as if its first field were a row label (every value moved one column left) or,
+    told not to, drop the extra field, and would read one with a field less as a row whose
+    target is empty (a future row). Either is the input read wrong without a word, so such a
+    record is refused naming the object, its line and both counts."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ForecastInputError(
+            f"ClientError: {where} is not UTF-8 text (byte {exc.start}: "
+            f"{body[exc.start : exc.start + 1]!r}); AutoML reads CSV in UTF-8"
+        ) from None
+    _refuse_ragged(text, where)
     try:
         # the header as written: pandas renames a repeated name (demand, demand.1)
-        names = pd.read_csv(io.BytesIO(body), header=None, nrows=1, dtype=str,
+        names = pd.read_csv(io.StringIO(text), header=None, nrows=1, dtype=str,
                             keep_default_na=False).iloc[0].tolist()  # fmt: skip
-        frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
+                            index_col=False)  # fmt: skip
     except Exception as exc:  # pandas names the parse problem
         raise ForecastInputError(f"ClientError: {where} is not CSV: {exc}") from None
     _refuse_repeated(names, where)
     return frame
+
+
+def _refuse_ragged(text: str, where: str) -> None:
+    """The first record whose field count is not the header's, named by its line (blank lines,
+    which pandas skips, are let be)."""
+    records = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(records, None)
+        if header is None:
+            return
+        for record in records:
+            if record and len(record) != len(header):
+                raise ForecastInputError(
+                    f"ClientError: {where} line {records.line_num} has {len(record)} fields, "
+                    f"the header has {len(header)}: {','.join(record)[:120]!r}"
+                )
+    except csv.Error as exc:  # an unclosed quote, a NUL byte
+        raise ForecastInputError(
+            f"ClientError: {where} is not CSV: line {records.line_num}: {exc}"
+        ) from None
 
 
 def _refuse_repeated(names: list[str], where: str) -> None:
@@ -650,6 +691,8 @@ def _train(job: Any, config: ForecastConfig, fail_with: str | None) -> None:
                         else None,
                         "unaligned_series": _readable(result.unaligned),
                         "not_backtested": [_series_name(s) for s in result.untested],
+                        # neither a target value nor item metadata: not forecast, as on AWS
+                        "skipped_items": [_series_name(s) for s in result.skipped],
                         "ensemble": result.document.get("ensemble"),
                         "objective": config.objective,
                         "selection_windows": result.document.get("selection_windows"),

@@ -82,7 +82,11 @@ def run(ctx: RunContext) -> None:
     series_in = int(ctx.summary.get("etl", {}).get("target_series") or 0)
     series_out = len(export.groupby(["item_id", *dimensions])) if not export.empty else 0
     items_out = int(export["item_id"].nunique()) if not export.empty else 0
-    ctx.ledger.hop(hops.FORECAST_EXPORT).add(received=series_in, written=series_out)
+    hop = ctx.ledger.hop(hops.FORECAST_EXPORT)
+    hop.add(received=series_in, written=series_out)
+    skipped = len(insights.get("skipped_items") or [])
+    if skipped:  # the forecaster's own report of what it could not forecast
+        hop.reject("series with no target value and no item metadata", skipped)
     metrics = summary_metrics(accuracy)
     baseline = insights.get("baseline", {}).get("metrics", {})
     horizon = int(output["manifest"]["horizon"])
@@ -114,6 +118,7 @@ def run(ctx: RunContext) -> None:
         "selection_windows": insights.get("selection_windows"),
         "unaligned_series": len(insights.get("unaligned_series") or {}),
         "not_backtested": len(insights.get("not_backtested") or []),
+        "skipped_items": skipped,
         "baseline": {"model": "SeasonalNaive", "metrics": baseline},
         "wape_ratio_to_baseline": (
             metrics["WAPE"] / baseline["WAPE"]

@@ -1103,7 +1103,9 @@ def test_only_the_asked_families_are_candidates() -> None:
         (lambda f: f.assign(category=np.where(f["item_id"] == "I1", "", f["category"])),
          "item 'I1' has no item metadata value for 'category'"),
         (lambda f: f.assign(demand=np.where(f.index == 5, "many", f["demand"])),
-         "target column 'demand' has a non-numeric value 'many'"),
+         "target column 'demand' has a non-numeric value 'many' (data row 6)"),
+        (lambda f: f.assign(demand=np.where(f.index == 8, "-inf", f["demand"])),
+         "target column 'demand' has an infinite value '-inf' (data row 9)"),
         (lambda f: f.assign(timestamp=np.where(f.index == 3, "2025/01/04", f["timestamp"])),
          "column 'timestamp' has a value that is not a yyyy-MM-dd or yyyy-MM-dd HH:mm:ss "
          "timestamp (data row 4: '2025/01/04')"),
@@ -1112,12 +1114,20 @@ def test_only_the_asked_families_are_candidates() -> None:
                                                f["timestamp"])),
          "column 'timestamp' mixes yyyy-MM-dd (data row 1: '2025-01-01') and yyyy-MM-dd "
          "HH:mm:ss (data row 4: '2025-01-04 00:00:00') timestamps"),
+        # valid in form, but no day (2025-02-30) or a day before pandas' first (1677-09-22):
+        # each said as it is, not as a value in the wrong format
+        (lambda f: f.assign(timestamp=np.where(f.index == 3, "2025-02-30", f["timestamp"])),
+         "column 'timestamp' has a value that is not a day of the calendar, or not a time of "
+         "day (data row 4: '2025-02-30')"),
+        (lambda f: f.assign(timestamp=np.where(f.index == 0, "1600-01-01", f["timestamp"])),
+         "column 'timestamp' has a value that is a timestamp outside 1677-09-22 to 2262-04-11, "
+         "the days the local forecaster's timestamps hold (data row 1: '1600-01-01')"),
         (lambda f: f.drop(columns=["demand"]), "no column 'demand' named in TimeSeriesConfig"),
         (lambda f: f.assign(item_id=np.where(f.index % 50 == 7, " ", f["item_id"])),
          "item id column 'item_id' is empty in "),
     ],
-    ids=["related-short", "no-metadata", "bad-target", "bad-timestamp", "mixed-timestamps",
-         "no-target", "no-item"],
+    ids=["related-short", "no-metadata", "bad-target", "infinite-target", "bad-timestamp",
+         "mixed-timestamps", "no-such-day", "before-pandas", "no-target", "no-item"],
 )  # fmt: skip
 def test_input_that_breaks_aws_rules_is_refused_with_the_reason(mutate, message) -> None:
     with pytest.raises(ForecastInputError, match=re.escape(message)):
@@ -1131,6 +1141,25 @@ def test_values_too_large_for_the_models_still_forecast_finite_values() -> None:
     forecast = predict(dataset, CONFIG, train(dataset, CONFIG).document)
     values = forecast[["p10", "p50", "p90", "mean"]].to_numpy(dtype=float)
     assert len(forecast) and np.isfinite(values).all()
+
+
+def test_a_horizon_past_the_last_day_pandas_holds_is_refused_saying_so() -> None:
+    config = ForecastConfig(frequency="1Y", horizon=4, n_jobs=1)
+    frame = series_frame("YS", 40, start="2220-01-01")  # history to 2259, horizon to 2263
+    with pytest.raises(ForecastInputError, match="from 2259-01-01 ends after 2262-04-11"):
+        load_dataset(frame, config)
+
+
+def test_items_with_neither_history_nor_metadata_are_reported_skipped() -> None:
+    """AWS forecasts no item it has nothing to learn from; the job says which it left out
+    (``candidates.json``'s ``skipped_items``, the run's ledger) instead of only logging it."""
+    frame = automl_frame().drop(columns=["category"])
+    ghost = frame[frame["item_id"] == "I3"].assign(item_id="ghost", demand="")
+    dataset = load_dataset(pd.concat([frame, ghost], ignore_index=True), CONFIG)
+    assert dataset.skipped == ["ghost"] and dataset.cold == []
+    result = train(dataset, CONFIG)
+    assert result.skipped == ["ghost"]
+    assert "ghost" not in set(predict(dataset, CONFIG, result.document)["item_id"])
 
 
 def test_horizon_beyond_a_quarter_of_the_history_is_refused() -> None:
@@ -1437,6 +1466,54 @@ def test_a_column_named_twice_is_refused_naming_it(aws: World) -> None:
     s3.put_object(Bucket="fc-test", Key="twice-pq/part-0.parquet", Body=body.getvalue())
     with pytest.raises(ForecastInputError, match=r"part-0.parquet names the column 'demand' tw"):
         read_input(s3, "s3://fc-test/twice-pq/", PARQUET)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # pandas would shift every value one column left (the first field read as a row label)
+        (b"item_id,timestamp,demand\nA,2025-01-01,3,4\n",
+         "ragged/part-0.csv line 2 has 4 fields, the header has 3: 'A,2025-01-01,3,4'"),
+        # ... and read a field short as an empty target, a future row; blank lines are let be
+        (b"item_id,timestamp,demand\r\nA,2025-01-01,3\r\n\r\nA,2025-01-02\r\n",
+         "ragged/part-0.csv line 4 has 2 fields, the header has 3: 'A,2025-01-02'"),
+        # a quoted field over two lines is one record: the line counted is where it ends
+        (b'item_id,timestamp,demand\n"A\nB",2025-01-01,3\nA,2025-01-02,3,\n',
+         "ragged/part-0.csv line 4 has 4 fields"),
+        (b"\xff\xfei\x00t\x00e\x00m\x00", r"ragged/part-0.csv is not UTF-8 text \(byte 0"),
+    ],
+    ids=["field-more", "field-less", "quoted-newline", "utf-16"],
+)  # fmt: skip
+def test_a_csv_not_read_as_written_is_refused_naming_object_and_line(aws: World, body,
+                                                                     message) -> None:  # fmt: skip
+    from emulation.sagemaker import CSV, read_input
+
+    _setup(aws)
+    s3 = aws.client("s3")
+    s3.put_object(Bucket="fc-test", Key="ragged/part-0.csv", Body=body)
+    with pytest.raises(ForecastInputError, match=message):
+        read_input(s3, "s3://fc-test/ragged/", CSV)
+
+
+def test_a_bad_value_is_named_by_its_object_and_data_row(aws: World) -> None:
+    """A prefix's objects are one table to the job; an error names the object a user can open
+    and the row in it, not a position in the concatenation. A UTF-8 byte-order mark (Excel's
+    CSV) is not part of the first column's name."""
+    from emulation.sagemaker import CSV, read_input
+
+    _setup(aws)
+    s3 = aws.client("s3")
+    frame = automl_frame()
+    first, second = frame.iloc[:100], frame.iloc[100:].reset_index(drop=True)
+    second.loc[7, "demand"] = "n/a"
+    s3.put_object(Bucket="fc-test", Key="two/part-0.csv",
+                  Body=b"\xef\xbb\xbf" + first.to_csv(index=False).encode())  # fmt: skip
+    s3.put_object(Bucket="fc-test", Key="two/part-1.csv", Body=second.to_csv(index=False).encode())
+    text, _ = read_input(s3, "s3://fc-test/two/", CSV)
+    assert list(text.columns) == list(frame.columns)
+    with pytest.raises(ForecastInputError, match=re.escape(
+            "non-numeric value 'n/a' (s3://fc-test/two/part-1.csv data row 8)")):  # fmt: skip
+        load_dataset(text, CONFIG)
 
 
 def test_a_parquet_job_forecasts_through_boto3(aws: World) -> None:

@@ -27,7 +27,9 @@ What the job config says happens here:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,12 +62,27 @@ class Dataset:
     grid: Grid
     unaligned: dict[str, str] = field(default_factory=dict)  # item → its last period
     cold: list[str] = field(default_factory=list)  # items with metadata and no target value
+    # items with neither a target value nor metadata: nothing to forecast them from
+    skipped: list[str] = field(default_factory=list)
+
+
+def located(frame: pd.DataFrame, position: int) -> str:
+    """A row of the input by its data row, and by the object it came from when the reader
+    recorded them (``frame.attrs["objects"]``: (uri, rows) in order): a job reads every object
+    under its prefix as one table, where a row's position names nothing the user can open."""
+    for uri, rows in frame.attrs.get("objects") or ():
+        if position < rows:
+            return f"{uri} data row {position + 1}"
+        position -= rows
+    return f"data row {position + 1}"
 
 
 def _stamps(frame: pd.DataFrame, column: str) -> pd.Series:
     """The column parsed in the one timestamp format its values all have. A dataset has one
     timestamp format (Forecast's ``TimestampFormat``): a column that mixes the two is refused
-    naming a row of each, and a value in neither format naming its data row."""
+    naming a row of each, and a value in neither format naming its data row, with what is
+    wrong with it: not in either format, not a day of the calendar (``2024-02-30``), or a day
+    outside the years the local forecaster's timestamps hold (:data:`STAMP_RANGE`)."""
     values = frame[column]
     parsed = [pd.to_datetime(values, format=fmt, errors="coerce") for fmt in TIMESTAMP_FORMATS]
     for each in parsed:
@@ -76,17 +93,41 @@ def _stamps(frame: pd.DataFrame, column: str) -> pd.Series:
 
     def row(mask: np.ndarray) -> str:
         at = int(np.flatnonzero(mask)[0])
-        return f"data row {at + 1}: {values.iloc[at]!r}"
+        return f"{located(frame, at)}: {values.iloc[at]!r}"
 
     if neither.any():
+        at = int(np.flatnonzero(neither)[0])
         raise ForecastInputError(
-            f"ClientError: column {column!r} has a value that is not a yyyy-MM-dd or "
-            f"yyyy-MM-dd HH:mm:ss timestamp ({row(neither)})"
+            f"ClientError: column {column!r} has a value that is "
+            f"{_not_a_stamp(str(values.iloc[at]))} ({row(neither)})"
         )
     raise ForecastInputError(
         f"ClientError: column {column!r} mixes yyyy-MM-dd ({row(short)}) and yyyy-MM-dd "
         f"HH:mm:ss ({row(timed)}) timestamps; a dataset's timestamps are all in one of the two"
     )
+
+
+#: The days a pandas timestamp (nanoseconds since 1970 in 64 bits) holds: the local
+#: forecaster's limit, not AWS's. Earlier years (a yearly record since the 1600s) are refused
+#: saying so, rather than as a value that is not a timestamp.
+STAMP_RANGE = (pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D"))
+
+
+def _not_a_stamp(value: str) -> str:
+    """What is wrong with a timestamp value neither format parsed."""
+    for fmt in TIMESTAMP_FORMATS:
+        try:
+            stamp = dt.datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        low, high = (f"{s:%Y-%m-%d}" for s in STAMP_RANGE)
+        if not low <= f"{stamp:%Y-%m-%d}" <= high:
+            return (f"a timestamp outside {low} to {high}, the days the local forecaster's "
+                    "timestamps hold")  # fmt: skip
+    shape = r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?"
+    if re.fullmatch(shape, value):
+        return "not a day of the calendar, or not a time of day"
+    return "not a yyyy-MM-dd or yyyy-MM-dd HH:mm:ss timestamp"
 
 
 def _fill_value(method: str, series: pd.Series, options: dict[str, str], key: str) -> float:
@@ -167,19 +208,25 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
         )
     if frame.empty:
         raise ForecastInputError("ClientError: the input dataset has no rows")
-    _refuse_blank(frame[key], f"item id column {key!r}")
+    _refuse_blank(frame[key], f"item id column {key!r}", frame)
     frame = _series_ids(frame, key, tuple(getattr(config, "grouping", ()) or ()))
     frame = frame.copy()
     frame[ts] = _stamps(frame, ts)
     values = pd.to_numeric(frame[target].replace("", np.nan), errors="coerce")
     bad_target = values.isna() & frame[target].notna() & (frame[target] != "")
     if bad_target.any():
+        at = int(np.flatnonzero(bad_target.to_numpy())[0])
         raise ForecastInputError(
             f"ClientError: target column {target!r} has a non-numeric value "
-            f"{frame.loc[bad_target, target].iloc[0]!r}"
+            f"{frame[target].iloc[at]!r} ({located(frame, at)})"
         )
-    if not np.isfinite(values.dropna()).all():
-        raise ForecastInputError(f"ClientError: target column {target!r} has an infinite value")
+    infinite = np.isinf(values.to_numpy(dtype=float))
+    if infinite.any():
+        at = int(np.flatnonzero(infinite)[0])
+        raise ForecastInputError(
+            f"ClientError: target column {target!r} has an infinite value "
+            f"{frame[target].iloc[at]!r} ({located(frame, at)})"
+        )
     frame[target] = values
     others = [c for c in frame.columns if c not in (key, ts, target)]
     related, categorical = [], []
@@ -214,9 +261,10 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
             )
         metadata = frame.groupby(key)[categorical].first().reset_index()
     cold = sorted(set(frame[key]) - set(last.index))
+    skipped = []
     if cold and metadata is None:  # nothing to relate them to: AWS skips them too
         logger.info("skipping %d items without target values or metadata", len(cold))
-        cold = []
+        cold, skipped = [], cold
     frame = frame[frame[key].isin(last.index)]
 
     filling = (getattr(config, "transformations", None) or {}).get("Filling") or {}
@@ -249,9 +297,16 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
         )  # fmt: skip
 
     # The horizon of each item starts after its own last period.
-    horizon_labels = {
-        item: grid.labels(item_end, config.horizon) for item, item_end in ends.items()
-    }
+    try:
+        horizon_labels = {
+            item: grid.labels(item_end, config.horizon) for item, item_end in ends.items()
+        }
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        raise ForecastInputError(
+            f"ClientError: the forecast horizon of {config.horizon} periods at frequency "
+            f"{config.frequency} from {end:%Y-%m-%d} ends after {STAMP_RANGE[1]:%Y-%m-%d}, the "
+            "last day the local forecaster's timestamps hold"
+        ) from None
     future_rows = frame[frame["_bucket"] > frame[key].map(ends)]
     fut = (
         future_rows.groupby([key, "_bucket"], sort=True)[related].mean().reset_index()
@@ -302,16 +357,17 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
         grid=grid,
         unaligned=unaligned,
         cold=cold,
+        skipped=skipped,
     )
 
 
-def _refuse_blank(values: pd.Series, what: str) -> None:
+def _refuse_blank(values: pd.Series, what: str, frame: pd.DataFrame) -> None:
     """Fail naming ``what``, how many rows and the first, when a key column has empty values."""
     blank = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
     if blank.any():
         raise ForecastInputError(
-            f"ClientError: {what} is empty in {int(blank.sum())} rows (the first is data row "
-            f"{int(np.flatnonzero(blank)[0]) + 1})"
+            f"ClientError: {what} is empty in {int(blank.sum())} rows (the first is "
+            f"{located(frame, int(np.flatnonzero(blank)[0]))})"
         )
 
 
@@ -328,7 +384,7 @@ def _series_ids(frame: pd.DataFrame, key: str, grouping: tuple[str, ...]) -> pd.
         )
     parts = [frame[key].astype(str)]
     for column in grouping:
-        _refuse_blank(frame[column], f"grouping attribute {column!r}")
+        _refuse_blank(frame[column], f"grouping attribute {column!r}", frame)
         parts.append(frame[column].astype(str))
     for column, values in zip((key, *grouping), parts, strict=True):
         if values.str.contains(KEY_SEPARATOR, regex=False).any():

@@ -1235,6 +1235,7 @@ class TrainingResult:
     document: dict  # the model artifact
     unaligned: dict[str, str] = field(default_factory=dict)
     untested: list[str] = field(default_factory=list)  # too short for any window
+    skipped: list[str] = field(default_factory=list)  # no target value, no metadata: no forecast
     seconds: float = 0.0
 
 
@@ -1488,6 +1489,7 @@ def train(dataset: Dataset, config: ForecastConfig,
         document=document,
         unaligned=dataset.unaligned,
         untested=untested,
+        skipped=dataset.skipped,
         seconds=time.perf_counter() - started,
     )
 
