@@ -100,6 +100,7 @@ from emulation.sagemaker.forecaster import (
     load_dataset,
     parse_frequency,
     predict,
+    ragged_record,
     train,
 )
 from emulation.sagemaker.forecaster.dataset import TIMESTAMP_FORMATS
@@ -533,8 +534,13 @@ def own_dataset(path: Path, frequency: str) -> pd.DataFrame:
             # As a replay reads a CSV: a UTF-8 byte order mark skipped, `;`, tab or `|` taken
             # when the header holds one instead of commas (spreadsheets in many locales).
             sep = delimiter_of(path, "utf-8-sig")
+            ragged = ragged_record(path.read_bytes().decode("utf-8-sig"), sep)
+            if ragged is not None:  # pandas would move the values or drop the extra one
+                line, fields, wanted, record = ragged
+                raise DatasetError(f"{path}: line {line} has {fields} fields, the header "
+                                   f"{wanted}: {record[:120]!r}")  # fmt: skip
             raw = pd.read_csv(path, sep=sep, encoding="utf-8-sig", dtype={"unique_id": str},
-                              keep_default_na=False)  # fmt: skip
+                              keep_default_na=False, index_col=False)  # fmt: skip
             header = pd.read_csv(path, sep=sep, header=None, nrows=1, encoding="utf-8-sig",
                                  dtype=str).iloc[0].tolist()  # fmt: skip
             if (twice := repeated_column(header)) is not None:  # pandas read on with `y.1`

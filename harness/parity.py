@@ -18,6 +18,7 @@ Inputs:
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emulation.sagemaker.forecaster import FrequencyError, parse_frequency
+from emulation.sagemaker.forecaster import FrequencyError, parse_frequency, ragged_record
 from pipeline.contracts.accuracy import accuracy_metrics, summary_metrics
 from simulator.source import repeated_column
 
@@ -96,7 +97,13 @@ def _files(path: Path) -> list[Path]:
 def _read(file: Path, **options: Any) -> pd.DataFrame:
     """A CSV as text, refused naming the file when it is not one (empty, not UTF-8, broken)."""
     try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False, **options)
+        ragged = ragged_record(file.read_bytes().decode("utf-8-sig"))
+        if ragged is not None:
+            line, fields, wanted, record = ragged
+            raise ParityInputError(f"{file}: line {line} has {fields} fields, the first line "
+                                   f"{wanted}: {record[:120]!r}")  # fmt: skip
+        frame = pd.read_csv(file, dtype=str, keep_default_na=False, index_col=False,
+                            encoding="utf-8-sig", **options)  # fmt: skip
         if options.get("header", 0) is not None:  # the header as written (pandas renames a
             names = pd.read_csv(file, header=None, nrows=1, dtype=str,  # repeat: p50.1)
                                 keep_default_na=False).iloc[0].tolist()  # fmt: skip
@@ -108,7 +115,7 @@ def _read(file: Path, **options: Any) -> pd.DataFrame:
         raise ParityInputError(f"{file}: empty (not even a header line)") from None
     except UnicodeDecodeError as exc:
         raise ParityInputError(f"{file}: not UTF-8 text (byte {exc.start})") from None
-    except pd.errors.ParserError as exc:
+    except (pd.errors.ParserError, csv.Error) as exc:
         raise ParityInputError(f"{file}: not a CSV table: {exc}") from None
 
 

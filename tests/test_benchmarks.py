@@ -352,6 +352,11 @@ QUARTERS = "unique_id,ds,y\nA,1990 Q1,5\nA,1990 Q2,6\nA,1990 Q3,7\nB,1990-01-01,
         (QUARTERS, "2Q", r"--frequency '2Q'"),
         ("unique_id,ds,y,y\nA,1990 Q1,5,0\n", "3M", r"names the column 'y' twice"),  # not y.1
         ("unique_id,ds,y\n", "3M", r"has no rows under its header"),
+        (  # one field more: pandas would read "A" as a row label and every value moved left
+            "unique_id,ds,y\nA,2020-01-01,1\nA,2021-01-01,2,\nA,2022-01-01,3\n",
+            "1Y",
+            r"mine.csv: line 3 has 4 fields, the header 3: 'A,2021-01-01,2,'",
+        ),
         (  # digits beyond 64 bits: refused by their span, not by pandas' "out of range"
             "unique_id,ds,y\nA,-10000000000000000000,1\nA,0,2\n",
             "3M",
@@ -377,6 +382,7 @@ QUARTERS = "unique_id,ds,y\nA,1990 Q1,5\nA,1990 Q2,6\nA,1990 Q3,7\nB,1990-01-01,
         "freq",
         "header",
         "no-rows",
+        "ragged",
         "beyond-int64",
     ],
 )

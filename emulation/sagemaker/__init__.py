@@ -86,6 +86,7 @@ from emulation.sagemaker.forecaster import (
     parse_frequency,
     parse_quantiles,
     predict,
+    ragged_record,
     split_series,
     train,
 )
@@ -425,23 +426,16 @@ def _csv_text(body: bytes, where: str) -> pd.DataFrame:
 
 
 def _refuse_ragged(text: str, where: str) -> None:
-    """The first record whose field count is not the header's, named by its line (blank lines,
-    which pandas skips, are let be)."""
-    records = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = next(records, None)
-        if header is None:
-            return
-        for record in records:
-            if record and len(record) != len(header):
-                raise ForecastInputError(
-                    f"ClientError: {where} line {records.line_num} has {len(record)} fields, "
-                    f"the header has {len(header)}: {','.join(record)[:120]!r}"
-                )
-    except csv.Error as exc:  # an unclosed quote, a NUL byte
+        ragged = ragged_record(text)
+    except csv.Error as exc:
+        raise ForecastInputError(f"ClientError: {where} is not CSV: {exc}") from None
+    if ragged is not None:
+        line, fields, wanted, record = ragged
         raise ForecastInputError(
-            f"ClientError: {where} is not CSV: line {records.line_num}: {exc}"
-        ) from None
+            f"ClientError: {where} line {line} has {fields} fields, the header has {wanted}: "
+            f"{record[:120]!r}"
+        )
 
 
 def _refuse_repeated(names: list[str], where: str) -> None:

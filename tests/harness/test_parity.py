@@ -116,6 +116,22 @@ def test_a_broken_export_is_refused_naming_file_and_column(tmp_path: Path, break
     assert "aws.csv" in flat and message in flat
 
 
+def test_an_export_line_with_a_field_more_or_less_is_refused_naming_it(tmp_path: Path) -> None:
+    """pandas reads a record with one field more as if its first were a row label (every value
+    one column left) and one with a field less as an empty last value: the file is refused."""
+    local, aws, actuals = _write(tmp_path)
+    lines = aws.read_text().splitlines()
+    for broken, fields in ((lines[3] + ",", len(lines[0].split(",")) + 1),
+                           (lines[3].rsplit(",", 1)[0], len(lines[0].split(",")) - 1)):  # fmt: skip
+        aws.write_text("\n".join([*lines[:3], broken, *lines[4:]]) + "\n")
+        result = runner.invoke(app, ["parity", str(local), str(aws), "--actuals", str(actuals),
+                                     "--out", str(tmp_path / "out")])  # fmt: skip
+        assert result.exit_code == 2
+        assert f"aws.csv: line 4 has {fields} fields, the first line {len(lines[0].split(','))}" \
+            in " ".join(result.output.split())  # fmt: skip
+        assert not (tmp_path / "out").exists()
+
+
 def test_an_export_not_in_utf8_is_refused_naming_the_byte(tmp_path: Path) -> None:
     local, aws, actuals = _write(tmp_path)
     aws.write_bytes(b"item_id,date,p10,p50,p90\n\xe9t\xe9,2025-03-08,1,2,3\n")  # Latin-1

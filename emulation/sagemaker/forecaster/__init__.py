@@ -23,6 +23,7 @@ from emulation.sagemaker.forecaster.dataset import (
     Dataset,
     ForecastInputError,
     load_dataset,
+    ragged_record,
     split_series,
 )
 from emulation.sagemaker.forecaster.frequency import Frequency, FrequencyError, parse_frequency
@@ -60,6 +61,7 @@ __all__ = [
     "parse_frequency",
     "parse_quantiles",
     "predict",
+    "ragged_record",
     "split_series",
     "train",
 ]

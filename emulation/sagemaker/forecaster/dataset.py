@@ -27,7 +27,9 @@ What the job config says happens here:
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -359,6 +361,23 @@ def load_dataset(frame: pd.DataFrame, config: Any) -> Dataset:
         cold=cold,
         skipped=skipped,
     )
+
+
+def ragged_record(text: str, delimiter: str = ",") -> tuple[int, int, int, str] | None:
+    """The first record of a CSV text whose field count is not its first record's (the header),
+    as (line where it ends, its fields, the header's fields, its text), or None. Blank lines,
+    which pandas skips, are let be; a quoted field may span lines. pandas reads such a record
+    wrong without a word (one field more: every value one column left, or the extra dropped;
+    one less: an empty last field), so readers of users' files refuse it naming the line.
+    ``csv.Error`` (a NUL byte) is the caller's to name."""
+    records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(records, None)
+    if header is None:
+        return None
+    for record in records:
+        if record and len(record) != len(header):
+            return records.line_num, len(record), len(header), delimiter.join(record)
+    return None
 
 
 def _refuse_blank(values: pd.Series, what: str, frame: pd.DataFrame) -> None:
