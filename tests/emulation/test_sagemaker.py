@@ -1798,6 +1798,7 @@ def test_the_jobs_objective_is_its_final_metric_and_a_bad_one_is_refused(aws: Wo
     assert (final["MetricName"], final["Type"]) == ("MASE", "Minimize")
     assert final["Value"] == pytest.approx(candidates["held_out"]["MASE"])
     assert candidates["objective"] == "MASE"
+    assert candidates["skipped_items"] == []  # every item has history (or metadata)
     assert job["AutoMLJobObjective"] == {"MetricName": "MASE"}
     for name, extra in (("fc-acc", {"AutoMLJobObjective": {"MetricName": "Accuracy"}}),
                         ("fc-many", {})):  # fmt: skip
