@@ -23,6 +23,7 @@ tables' final state, so the stream holds inserts only.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import gzip
 import io
@@ -154,10 +155,31 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         options = pacsv.ConvertOptions(
             column_types={}, strings_can_be_null=False, auto_dict_encode=False
         )
-        parse = pacsv.ParseOptions(delimiter=delimiter_of(path, encoding))
+        ragged = []  # Arrow's error names the record but not its line: kept, then said
+
+        def first_ragged(row: pacsv.InvalidRow) -> str:
+            ragged.append(row)
+            return "error"
+
+        parse = pacsv.ParseOptions(delimiter=delimiter_of(path, encoding),
+                                   invalid_row_handler=first_ragged)  # fmt: skip
         read = pacsv.ReadOptions(encoding=encoding)
-        table = pacsv.read_csv(path, read_options=read, parse_options=parse,
-                               convert_options=options)  # fmt: skip
+        try:
+            table = pacsv.read_csv(path, read_options=read, parse_options=parse,
+                                   convert_options=options)  # fmt: skip
+        except pa.ArrowInvalid:
+            if ragged:  # read again on one thread, which counts the lines, to name it
+                first = ragged.pop()
+                with contextlib.suppress(pa.ArrowInvalid):
+                    pacsv.read_csv(path, read_options=pacsv.ReadOptions(
+                        encoding=encoding, use_threads=False), parse_options=parse)  # fmt: skip
+                row = ragged[0] if ragged else first
+                line = f"line {row.number}" if row.number is not None else "a line"
+                raise SourceError(
+                    f"{path}: {line} has {row.actual_columns} fields, the header has "
+                    f"{row.expected_columns}: {_REPR.repr(row.text)}"
+                ) from None
+            raise
         _refuse_repeated(path, table.column_names)
         # Everything as text first: conversion below names the row of a value that does not fit.
         return table.cast(pa.schema([(f.name, pa.string()) for f in table.schema])).to_pandas(), 2
@@ -437,6 +459,10 @@ def _moment(frame: _Frame, column: str, *, dates: bool = False,
         elif bad.any() and text[bad].str.fullmatch(r"-?\d+(\.\d*)?").all():
             what = ("is not a date or time (numbers since 1970: date_format unix for seconds, "
                     "unix_ms for milliseconds)")  # fmt: skip
+        elif bad.any() and _beyond_pandas(text[bad]).all():
+            what = (f"is a date outside {pd.Timestamp.min.ceil('D'):%Y-%m-%d} to "
+                    f"{pd.Timestamp.max.floor('D'):%Y-%m-%d}, the days pandas' timestamps "
+                    "hold")  # fmt: skip
         else:
             what = "is not a date or time"
         _fail(frame, column, bad, what)
@@ -444,6 +470,13 @@ def _moment(frame: _Frame, column: str, *, dates: bool = False,
     if not optional:
         _fail(frame, column, missing, "is empty")
     return parsed.dt.tz_convert(None).to_numpy().astype(unit)
+
+
+def _beyond_pandas(text: pd.Series) -> pd.Series:
+    """Values that begin with a year pandas' nanosecond timestamps cannot hold (2999-03-10): a
+    date all the same, refused as out of range rather than as no date at all."""
+    year = pd.to_numeric(text.str.extract(r"^\s*(\d{4})\D", expand=False), errors="coerce")
+    return (year < pd.Timestamp.min.year + 1) | (year > pd.Timestamp.max.year - 1)
 
 
 # ------------------------------------------------------------------------------------ tables

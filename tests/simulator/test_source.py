@@ -193,6 +193,16 @@ def test_products_and_campaigns_files_are_used_and_parquet_is_read(tmp_path) -> 
             SALES_CSV.replace("3,A,1,", "3,A,1.5,"),
             r"column 'qty' \(quantity\) is not a whole number \(units sold: .*\): row 4: '1.5'",
         ),
+        (  # a year pandas cannot hold is a date out of range, not "no date"
+            SALES_CSV.replace("2025-03-10,11", "2999-03-10,11"),
+            r"\(sold_at\) is a date outside 1677-09-22 to 2262-04-11, the days pandas' "
+            r"timestamps hold: row 7",
+        ),
+        (  # a field more or less: the record named by the line it starts on
+            SALES_CSV.replace("3,A,1,3.50,", '3,"A\nA",1,3.50,x,'),
+            r"sales.csv: line 4 has 8 fields, the header has 7: '3,\"A\\nA\",1,3.50,x,",
+        ),
+        (SALES_CSV.replace(",app\n", "\n"), r"sales.csv: line 5 has 6 fields, the header has 7"),
     ],
     ids=[
         "not-a-number",
@@ -205,6 +215,9 @@ def test_products_and_campaigns_files_are_used_and_parquet_is_read(tmp_path) -> 
         "huge",
         "century",
         "fraction",
+        "beyond-pandas",
+        "field-more",
+        "field-less",
     ],
 )
 def test_a_bad_value_is_an_error_naming_file_column_and_row(tmp_path, sales_csv, expected) -> None:
