@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import datetime as dt
 import gzip
 import io
@@ -127,6 +128,14 @@ def delimiter_of(path: Path, encoding: str) -> str:
     return best if counts[best] else ","
 
 
+def _header_of(path: Path, encoding: str, delimiter: str) -> list[str]:
+    """The header's column names as the CSV reader will see them (a UTF-8 byte order mark is
+    not part of the first)."""
+    sig = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+    with _opened(path) as raw, io.TextIOWrapper(raw, sig, errors="replace", newline="") as text:
+        return next(csv.reader(text, delimiter=delimiter), [])
+
+
 def _undecodable(path: Path, encoding: str) -> str:
     """Where ``path`` stops being text in ``encoding``: its first such line, with the bytes."""
     decoder = codecs.getincrementaldecoder(encoding)()
@@ -152,17 +161,20 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
             table = pq.ParquetFile(path).read()  # read_table refuses repeated names unsaid
             _refuse_repeated(path, table.column_names)
             return table.to_pandas(), 1
+        delimiter = delimiter_of(path, encoding)
+        # Every column as written, never as Arrow infers it: an inferred number would turn the
+        # ids 007 and 7 into one product, 0001 into 1 and 1e3 into 1000, and show 3.500 as 3.5.
         options = pacsv.ConvertOptions(
-            column_types={}, strings_can_be_null=False, auto_dict_encode=False
-        )
+            column_types={n: pa.string() for n in _header_of(path, encoding, delimiter)},
+            strings_can_be_null=False, quoted_strings_can_be_null=False, auto_dict_encode=False,
+        )  # fmt: skip
         ragged = []  # Arrow's error names the record but not its line: kept, then said
 
         def first_ragged(row: pacsv.InvalidRow) -> str:
             ragged.append(row)
             return "error"
 
-        parse = pacsv.ParseOptions(delimiter=delimiter_of(path, encoding),
-                                   invalid_row_handler=first_ragged)  # fmt: skip
+        parse = pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=first_ragged)
         read = pacsv.ReadOptions(encoding=encoding)
         try:
             table = pacsv.read_csv(path, read_options=read, parse_options=parse,

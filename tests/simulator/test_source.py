@@ -563,3 +563,27 @@ def test_a_bad_parquet_value_is_shown_as_its_value(tmp_path) -> None:
     with pytest.raises(SourceError, match=r"s.parquet: column 'qty' \(quantity\) is not a whole "
                        r"number .*: row 2: 1.5 \("):  # fmt: skip
         simulate(load_scenario(str(scenario_file(tmp_path, body))))
+
+
+def test_ids_keep_the_text_they_were_written_with(tmp_path) -> None:
+    """Product codes are text: ``007`` and ``7`` are two products (UPC and EAN codes begin with
+    zeros), ``1e3`` is no thousand, and a price written ``NaN`` is named as written. A CSV
+    reader inferring numbers would have merged the two products and renamed the third."""
+    (tmp_path / "sales.csv").write_text(
+        "order,sku,qty,price,when_day,when_time,shop\n"
+        "0001,007,2,3.50,2025-03-01,09:00:00,store\n"
+        "0002,7,1,10.00,2025-03-01,10:30:00,web\n"
+        "0003,1e3,1,7.00,2025-03-02,12:00:00,store\n"
+        "0004,007,4,3.00,2025-03-09,08:15:00,app\n"
+    )
+    path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING + "stream_days: 1\n")
+    world = simulate(load_scenario(str(path))).world
+    assert sorted(world.products["product_id"].to_pylist()) == ["007", "1e3", "7"]
+    sold = pc.sum(world.truth_daily.filter(pc.field("product_id") == "007")["sold"]).as_py()
+    assert sold == 6
+    (tmp_path / "sales.csv").write_text(
+        (tmp_path / "sales.csv").read_text().replace("10.00", "NaN")
+    )
+    with pytest.raises(SourceError, match=r"column 'price' \(unit_price\) is not a number: "
+                       r"row 3: 'NaN'"):  # fmt: skip
+        simulate(load_scenario(str(path)))
