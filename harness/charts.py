@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from harness.run.layout import RunDir
+from harness.runs import read_run_csv
 from pipeline.contracts.periods import (
     DAYS_PER_PERIOD,
     PERIOD_LENGTH,
@@ -99,12 +100,11 @@ def product_series(run_dir: Path) -> list[dict[str, Any]]:
     if not (forecast_dir / "export.csv").is_file() or not (forecast_dir / "input.csv").is_file():
         return []
     frequency = _frequency(forecast_dir)
-    export = pd.read_csv(forecast_dir / "export.csv", dtype={"item_id": str})
+    export = read_run_csv(forecast_dir / "export.csv")
     by_store = "store_id" in export.columns
     keys = ["item_id", "store_id"] if by_store else ["item_id"]
     wanted = [*keys, "timestamp", "demand", *(["region"] if by_store else [])]
-    frame = pd.read_csv(forecast_dir / "input.csv", dtype={"item_id": str},
-                        usecols=lambda c: c in wanted)  # fmt: skip
+    frame = read_run_csv(forecast_dir / "input.csv", usecols=lambda c: c in wanted)
     regions: dict[str, str] = {}
     if by_store and "region" in frame.columns:
         regions = dict(zip(frame["store_id"], frame["region"], strict=False))

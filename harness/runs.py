@@ -95,13 +95,28 @@ def _need(path: Path) -> Path:
     return path
 
 
+#: Columns that name a series: text as written, whatever they look like.
+KEY_COLUMNS = ("item_id", "store_id", "region")
+
+
+def read_run_csv(path: Path, **options: Any) -> pd.DataFrame:
+    """A run's CSV (the forecast input or export) with its keys as written: ``007`` and ``7``
+    are two items and ``NA`` is one, not a gap (pandas would read numbers and NaN); an empty
+    value elsewhere is missing (a future row's demand)."""
+    header = pd.read_csv(path, nrows=0).columns
+    keys = [c for c in header if c in KEY_COLUMNS]
+    return pd.read_csv(path, dtype=dict.fromkeys(keys, str), keep_default_na=False,
+                       na_values={c: [""] for c in header if c not in keys},
+                       **options)  # fmt: skip
+
+
 def load_run(path: str | Path) -> RunData:
     """Load a run directory written by ``dfp run`` (through the forecast stage)."""
     root = Path(path)
     forecast = RunDir(root).forecast
     summary = json.loads(_need(RunDir(root).summary).read_text())
-    frame = pd.read_csv(_need(forecast / "input.csv"), parse_dates=["timestamp"])
-    export = pd.read_csv(_need(forecast / "export.csv"))
+    frame = read_run_csv(_need(forecast / "input.csv"), parse_dates=["timestamp"])
+    export = read_run_csv(_need(forecast / "export.csv"))
     export["date"] = pd.to_datetime(export["date"].str.slice(0, 10))
     truth = pd.read_parquet(_need(RunDir(root).truth_daily))
     truth["date"] = pd.to_datetime(truth["date"])

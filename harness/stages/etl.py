@@ -49,6 +49,7 @@ def run(ctx: RunContext) -> None:
     changes = _account_changes(ctx, manifest.get("changes") or {})
     rows: dict[str, int] = {}
     frames: dict[str, pa.Table] = {}
+    target = manifest["schemas"]["target_time_series"][-1]
     for name, location in manifest["datasets"].items():
         if name == "automl_input":  # the same rows again, with a header; checked by the forecaster
             continue
@@ -56,12 +57,7 @@ def run(ctx: RunContext) -> None:
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
         parts = [o["Key"] for o in listed if o["Key"].rsplit("/", 1)[-1].startswith("part-")]
         body = b"".join(s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in sorted(parts))
-        columns = manifest["schemas"][name]
-        table = pacsv.read_csv(
-            io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=columns),
-            convert_options=pacsv.ConvertOptions(strings_can_be_null=False),
-        ) if body else pa.table({c: [] for c in columns})  # fmt: skip
+        table = read_dataset(body, manifest["schemas"][name], target)
         frames[name] = table
         rows[name] = table.num_rows
     # The forecast input's demand is what was sold: the ground truth's units for existing items
@@ -81,7 +77,7 @@ def run(ctx: RunContext) -> None:
         closed = stores.filter(pc.less_equal(stores["closed_date"], pa.scalar(end, pa.date32())))
         in_range = pc.and_(in_range, pc.invert(pc.is_in(truth["store_id"], closed["store_id"])))
     truth_sold = pc.sum(truth.filter(in_range)["sold"]).as_py() or 0
-    target_total = pc.sum(frames["target_time_series"]["demand"]).as_py() or 0
+    target_total = pc.sum(frames["target_time_series"][target]).as_py() or 0
     ctx.ledger.hop(hops.GLUE_FORECAST_INPUT).add(
         received=rows["target_time_series"], written=rows["target_time_series"]
     )
@@ -102,6 +98,21 @@ def run(ctx: RunContext) -> None:
         "demand_matches_truth": abs(float(target_total) - float(truth_sold)) < 1e-6,
         "changes": changes,
     }
+
+
+def read_dataset(body: bytes, columns: list[str], target: str) -> pa.Table:
+    """One of the job's headerless CSV datasets, its keys as written: Arrow would infer the item
+    ids 007 and 7 as one number, and a store 0012 as 12. Only ``target`` (the target series' last
+    column: item, dimensions, timestamp, target) is summed, so every other column stays text."""
+    types = {c: pa.float64() if c == target else pa.string() for c in columns}
+    if not body:
+        return pa.table({c: pa.array([], types[c]) for c in columns})
+    return pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(column_names=columns),
+        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
+                                             quoted_strings_can_be_null=False),
+    )  # fmt: skip
 
 
 def _distinct(table: pa.Table, columns: list[str]) -> int:

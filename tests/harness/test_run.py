@@ -359,3 +359,30 @@ def test_the_verdict_table_shows_numbers_to_six_significant_digits() -> None:
     assert _shown({"min": 1.0}) == '{"min": 1}'
     assert _shown(0.90004) == "0.90004"
     assert _shown([True, None, "x", 234, 2.5]) == '[true, null, "x", 234, 2.5]'
+
+
+def test_series_keys_are_read_back_as_written(tmp_path: Path) -> None:
+    """Item and store ids are text wherever the harness reads a run's CSVs back: ``007`` and
+    ``7`` are two items, ``0012`` is no store 12 and ``NA`` is an id, not a gap (Arrow and pandas
+    infer numbers and missing values; a replay of real data keeps its codes)."""
+    from harness.runs import read_run_csv
+    from harness.stages.etl import read_dataset
+    from harness.stages.forecast import _export_frame
+
+    body = b"007,0012,2025-01-01,3\n7,0012,2025-01-01,4\nNA,1,2025-01-01,5\n"
+    table = read_dataset(body, ["item_id", "store_id", "timestamp", "demand"], "demand")
+    assert table["item_id"].to_pylist() == ["007", "7", "NA"]
+    assert table["store_id"].to_pylist() == ["0012", "0012", "1"]
+    assert table["demand"].to_pylist() == [3.0, 4.0, 5.0]
+    assert read_dataset(b"", ["item_id", "demand"], "demand").num_rows == 0
+
+    export = b"item_id,date,p10,p50,p90,mean\n007,2025-01-02,1,2,3,2.5\n7,2025-01-02,1,2,3,2\n"
+    frame = _export_frame(export)
+    assert frame["item_id"].tolist() == ["007", "7"]
+    assert frame["p50"].dtype.kind in "if" and frame["mean"].tolist() == [2.5, 2.0]
+
+    path = tmp_path / "input.csv"
+    path.write_text("item_id,timestamp,demand,category\n007,2025-01-01,3,NA\nNA,2025-01-02,,x\n")
+    read = read_run_csv(path, parse_dates=["timestamp"])
+    assert read["item_id"].tolist() == ["007", "NA"]
+    assert read["demand"].iloc[0] == 3 and read["demand"].isna().iloc[1]
