@@ -7,6 +7,7 @@ truth. Frames follow the statsforecast contract where a model will consume them.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,13 +100,17 @@ def _need(path: Path) -> Path:
 KEY_COLUMNS = ("item_id", "store_id", "region")
 
 
-def read_run_csv(path: Path, **options: Any) -> pd.DataFrame:
-    """A run's CSV (the forecast input or export) with its keys as written: ``007`` and ``7``
-    are two items and ``NA`` is one, not a gap (pandas would read numbers and NaN); an empty
-    value elsewhere is missing (a future row's demand)."""
-    header = pd.read_csv(path, nrows=0).columns
+def read_run_csv(source: Path | bytes, **options: Any) -> pd.DataFrame:
+    """A run's CSV (the forecast input or export; a file, or an object's bytes) with its keys as
+    written: ``007`` and ``7`` are two items and ``NA`` is one, not a gap (pandas would read
+    numbers and NaN); an empty value elsewhere is missing (a future row's demand)."""
+
+    def opened() -> Path | io.BytesIO:
+        return io.BytesIO(source) if isinstance(source, bytes) else source
+
+    header = pd.read_csv(opened(), nrows=0).columns
     keys = [c for c in header if c in KEY_COLUMNS]
-    return pd.read_csv(path, dtype=dict.fromkeys(keys, str), keep_default_na=False,
+    return pd.read_csv(opened(), dtype=dict.fromkeys(keys, str), keep_default_na=False,
                        na_values={c: [""] for c in header if c not in keys},
                        **options)  # fmt: skip
 

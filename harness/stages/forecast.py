@@ -9,16 +9,15 @@ summary's ``forecast`` section and the run directory's ``forecast/`` folder.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import re
 from typing import Any
 
 import pandas as pd
 
 from harness.run import RunContext, StageSpec, StageUnavailable, hops
 from harness.run.aws import failure_notices, split_uri, wait_for_execution
+from harness.runs import read_run_csv
 from pipeline.contracts.accuracy import summary_metrics
 
 logger = logging.getLogger(__name__)
@@ -33,18 +32,9 @@ def _read_export(s3: Any, uri: str) -> tuple[pd.DataFrame, list[str]]:
     bucket, prefix = split_uri(uri)
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     keys = sorted(o["Key"] for o in listed if o["Key"].endswith(".csv") and "/_" not in o["Key"])
-    # Item ids and grouping values as written (007 is not 7, NA is an id, not a gap); the
-    # quantiles are numbers.
-    frames = [_export_frame(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
+    # item ids and stores as written (007 is not 7, NA is an id, not a gap)
+    frames = [read_run_csv(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), keys
-
-
-def _export_frame(body: bytes) -> pd.DataFrame:
-    frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
-    for column in frame.columns:
-        if column == "mean" or re.fullmatch(r"p\d+", column):
-            frame[column] = pd.to_numeric(frame[column])
-    return frame
 
 
 def run(ctx: RunContext) -> None:

@@ -367,7 +367,6 @@ def test_series_keys_are_read_back_as_written(tmp_path: Path) -> None:
     infer numbers and missing values; a replay of real data keeps its codes)."""
     from harness.runs import read_run_csv
     from harness.stages.etl import read_dataset
-    from harness.stages.forecast import _export_frame
 
     body = b"007,0012,2025-01-01,3\n7,0012,2025-01-01,4\nNA,1,2025-01-01,5\n"
     table = read_dataset(body, ["item_id", "store_id", "timestamp", "demand"], "demand")
@@ -377,7 +376,7 @@ def test_series_keys_are_read_back_as_written(tmp_path: Path) -> None:
     assert read_dataset(b"", ["item_id", "demand"], "demand").num_rows == 0
 
     export = b"item_id,date,p10,p50,p90,mean\n007,2025-01-02,1,2,3,2.5\n7,2025-01-02,1,2,3,2\n"
-    frame = _export_frame(export)
+    frame = read_run_csv(export)
     assert frame["item_id"].tolist() == ["007", "7"]
     assert frame["p50"].dtype.kind in "if" and frame["mean"].tolist() == [2.5, 2.0]
 
