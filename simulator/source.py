@@ -160,7 +160,12 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         if name.endswith((".parquet", ".pq")):
             table = pq.ParquetFile(path).read()  # read_table refuses repeated names unsaid
             _refuse_repeated(path, table.column_names)
-            return table.to_pandas(), 1
+            table = _binary_as_text(table)
+            frame = table.to_pandas()
+            # A column's Arrow type, for _mapped to refuse one that holds no single value a row
+            # of ours could take (pandas would show a struct as "{'a': '007'}" and go on).
+            frame.attrs["types"] = {f.name: f.type for f in table.schema}
+            return frame, 1
         delimiter = delimiter_of(path, encoding)
         # Every column as written, never as Arrow infers it: an inferred number would turn the
         # ids 007 and 7 into one product, 0001 into 1 and 1e3 into 1000, and show 3.500 as 3.5.
@@ -203,6 +208,29 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         raise SourceError(f"{path}: cannot read: {exc}") from None
 
 
+def _binary_as_text(table: pa.Table) -> pa.Table:
+    """Binary columns holding UTF-8 read as text. Writers without Parquet's string annotation
+    (older Hive and Spark, some exporters) store text as plain binary; Spark reads it back as
+    text with ``binaryAsString``. One that is not UTF-8 stays binary (refused if mapped)."""
+    for i, column in enumerate(table.schema):
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            with contextlib.suppress(pa.ArrowInvalid):
+                table = table.set_column(i, column.name, table.column(i).cast(pa.string()))
+    return table
+
+
+def _not_a_value(kind: pa.DataType) -> str | None:
+    """Why a Parquet column of this type cannot fill a column of ours, if it cannot."""
+    if pa.types.is_dictionary(kind):
+        return _not_a_value(kind.value_type)
+    if pa.types.is_nested(kind):
+        return f"holds {kind} values (nested, not one value per row)"
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or \
+            pa.types.is_fixed_size_binary(kind):  # fmt: skip
+        return f"holds {kind} values that are not UTF-8 text"
+    return None
+
+
 def repeated_column(names: list[str]) -> str | None:
     """The first name a header gives twice, if any. pandas would rename the second ``y`` to
     ``y.1`` and read on; a reader of someone's file refuses it instead, naming it."""
@@ -239,6 +267,11 @@ def _mapped(origin: str, raw: pd.DataFrame, first_row: int, spec_columns: dict,
                 f"{origin}: column {missing[0]!r} (mapped to {column}) is not in the file; "
                 f"it has {', '.join(available[:30])}"
             )
+        for part in parts:
+            why = _not_a_value(raw.attrs.get("types", {}).get(part, pa.string()))
+            if why is not None:
+                raise SourceError(f"{origin}: column {part!r} (mapped to {column}) {why}; map "
+                                  "a column of text, numbers or dates")  # fmt: skip
         values = raw[parts[0]]
         for part in parts[1:]:
             values = values.astype("string") + " " + raw[part].astype("string")
@@ -311,9 +344,18 @@ def _optional_text(frame: _Frame, column: str) -> np.ndarray:
     return np.where(values == "", None, values)
 
 
+#: The source database's sales key is a bigint (``pipeline.contracts.cdc``): ``0`` is one (a
+#: pandas export numbers its rows from 0), an invoice-line text is not.
+SALE_ID_NOT_A_NUMBER = (
+    "is not a number (the sales table's key is a bigint; leave sale_id unmapped and the rows are "
+    "numbered)"
+)
+
+
 def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
             maximum: float = 1e15, default: float | None = None, positive: bool = False,
-            whole: str = "is not a whole number") -> np.ndarray:  # fmt: skip
+            whole: str = "is not a whole number",
+            not_number: str = "is not a number") -> np.ndarray:  # fmt: skip
     if column not in frame.data:
         if default is None:
             raise SourceError(f"{frame.origin}: no column for {column} (map one in columns:)")
@@ -321,7 +363,7 @@ def _number(frame: _Frame, column: str, *, integer: bool, minimum: float = 0.0,
     parsed = pd.to_numeric(frame.data[column], errors="coerce").to_numpy(dtype=float)
     # Each check's rows get a stand-in value, so that the next checks see only their own rows.
     bad = ~np.isfinite(parsed)
-    _fail(frame, column, bad, "is not a number")
+    _fail(frame, column, bad, not_number)
     parsed[bad] = minimum
     if integer:
         fractional = parsed != np.round(parsed)
@@ -497,7 +539,7 @@ def _sales(frame: _Frame) -> pd.DataFrame:
     left out (and listed in ``frame.aside``)."""
     n = len(frame.data)
     sale_id = (
-        _number(frame, "sale_id", integer=True, minimum=1).astype(np.int64)
+        _number(frame, "sale_id", integer=True, not_number=SALE_ID_NOT_A_NUMBER).astype(np.int64)
         if "sale_id" in frame.data
         else np.arange(1, n + 1, dtype=np.int64)
     )

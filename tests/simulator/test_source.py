@@ -587,3 +587,48 @@ def test_ids_keep_the_text_they_were_written_with(tmp_path) -> None:
     with pytest.raises(SourceError, match=r"column 'price' \(unit_price\) is not a number: "
                        r"row 3: 'NaN'"):  # fmt: skip
         simulate(load_scenario(str(path)))
+
+
+def test_a_parquet_column_holding_no_single_value_is_refused_and_binary_text_read(tmp_path):
+    """A struct or list column mapped to one of ours is refused naming it (pandas showed a struct
+    as ``{'a': 'A'}`` and that became the product id); a binary column holding UTF-8 is text, as
+    writers without Parquet's string annotation store it; one that is not UTF-8 is refused."""
+    when = ["2025-03-01", "2025-03-02", "2025-03-09"]
+    body = ("sales:\n  path: s.parquet\n  columns: {product_id: sku, quantity: qty, sold_at: when}"
+            "\nstream_days: 1\n")  # fmt: skip
+    path = scenario_file(tmp_path, body)
+    cases = [
+        (pa.array([{"a": "A"}, {"a": "B"}, {"a": "A"}]), r"holds struct<a: string>"),
+        (pa.array([["A"], ["B"], ["A"]]), r"holds list<element: string>"),
+        (pa.array([b"A", b"\xff\xfe", b"A"], pa.binary()), r"holds binary values that are not"),
+    ]
+    for sku, message in cases:
+        pq.write_table(pa.table({"sku": sku, "qty": [1, 2, 3], "when": when}),
+                       tmp_path / "s.parquet")  # fmt: skip
+        with pytest.raises(SourceError, match=rf"s.parquet: column 'sku' \(mapped to "
+                           rf"product_id\) {message}"):  # fmt: skip
+            simulate(load_scenario(str(path)))
+    # An unmapped nested column is no concern of the replay; binary UTF-8 ids are their text.
+    pq.write_table(pa.table({"sku": pa.array([b"007", b"7", b"007"], pa.binary()),
+                             "qty": [1, 2, 3], "when": when, "tags": [[1], [2], [3]]}),
+                   tmp_path / "s.parquet")  # fmt: skip
+    world = simulate(load_scenario(str(path))).world
+    assert sorted(world.products["product_id"].to_pylist()) == ["007", "7"]
+
+
+def test_sale_ids_from_zero_are_keys_and_text_ids_are_refused_with_the_way_out(tmp_path):
+    """The sales table's key is a bigint: 0 is one (pandas' ``to_csv`` numbers rows from 0); an
+    invoice line's text is not, and the error says how to replay without it."""
+    numbered = "\n".join(
+        f"{i - 1}," + line.split(",", 1)[1] if i else line
+        for i, line in enumerate(SALES_CSV.splitlines())
+    )
+    (tmp_path / "sales.csv").write_text(numbered + "\n")
+    path = scenario_file(tmp_path, "sales:\n  path: sales.csv\n" + MAPPING + "stream_days: 1\n")
+    world = simulate(load_scenario(str(path))).world
+    assert sorted(world.sales["sale_id"].to_pylist()) == [0, 1, 2, 3, 4, 5]
+    (tmp_path / "sales.csv").write_text(numbered.replace("\n2,", "\nINV-7/2,") + "\n")
+    with pytest.raises(SourceError, match=r"column 'order' \(sale_id\) is not a number \(the "
+                       r"sales table's key is a bigint; leave sale_id unmapped .*row 4: "
+                       r"'INV-7/2'"):  # fmt: skip
+        simulate(load_scenario(str(path)))
