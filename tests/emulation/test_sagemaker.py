@@ -50,6 +50,7 @@ from emulation.sagemaker.forecaster.training import (
     WEIGHT_WINDOWS,
     WINDOW_BUDGET,
     apply_quantiles,
+    backtest_batches,
     calibrate,
     classify,
     fit_dispersion,
@@ -1920,3 +1921,25 @@ def test_a_hand_made_request_of_the_wrong_types_is_refused_naming_the_parameter(
     sm.create_auto_ml_job_v2(**_job_request("fc-right", uri, role))
     job = _wait(lambda: sm.describe_auto_ml_job_v2(AutoMLJobName="fc-right"), "AutoMLJobStatus")
     assert job["AutoMLJobStatus"] == "Completed", job.get("FailureReason")
+
+
+def test_a_long_backtest_shows_its_progress_in_parts_that_change_no_result(monkeypatch) -> None:
+    """A backtest of many series runs in parts, each reported, so a long job shows it moving (50
+    hourly series took 400 s as one silent step). The series are independent: the parts give the
+    same forecasts, weights and metrics as one call over all of them."""
+    assert backtest_batches([f"S{i}" for i in range(40)], 2) == [
+        [f"S{i}" for i in range(k, min(k + 16, 40))] for k in (0, 16, 32)
+    ]  # at least 8 series per worker
+    assert [len(b) for b in backtest_batches([str(i) for i in range(1000)], 2)] == [100] * 10
+    assert backtest_batches([], 2) == [[]]
+    dataset = load_dataset(automl_frame(items=6, sparse=0), CONFIG)
+    whole = train(dataset, CONFIG)
+    monkeypatch.setattr(training, "BATCH_PER_WORKER", 1)  # parts of one series here
+    messages: list[str] = []
+    parts = train(dataset, CONFIG, progress=messages.append)
+    shown = [m for m in messages if m.startswith("backtested ")]
+    assert shown == [f"backtested {n} of 6 smooth series (season 7, 9 windows)" for n in
+                     range(1, 6)]  # fmt: skip
+    assert parts.weights == whole.weights
+    assert parts.metrics == whole.metrics and parts.selection_metrics == whole.selection_metrics
+    pd.testing.assert_frame_equal(parts.backtest, whole.backtest)

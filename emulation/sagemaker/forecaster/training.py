@@ -151,6 +151,10 @@ MIN_TRAIN = 10  # periods a window's training part needs (ETS refuses fewer than
 # minimum beyond the horizon's quarter of the series); a candidate that cannot fit so few points
 # gives way to the naive forecast (``fallback_model``).
 MIN_SHORT_TRAIN = 3
+# A long backtest reports its progress in up to PROGRESS_STEPS parts of its series, never fewer
+# than BATCH_PER_WORKER series per worker process in a part (:func:`backtest_batches`).
+PROGRESS_STEPS = 10
+BATCH_PER_WORKER = 8
 # Count data's distribution: a point forecast below MIN_RATE is taken as MIN_RATE (the negative
 # binomial needs a positive mean), and its size is searched within [MIN_SIZE, MAX_SIZE].
 MIN_RATE = 1e-3
@@ -610,6 +614,15 @@ def _join(parts: list[pd.DataFrame]) -> pd.DataFrame:
     for part in parts[1:]:
         joined = joined.join(part.drop(columns="y", errors="ignore"), how="inner")
     return joined.reset_index()
+
+
+def backtest_batches(ids: list[str], n_jobs: int) -> list[list[str]]:
+    """The series of one backtest group, split so that a long backtest shows its progress: at
+    most :data:`PROGRESS_STEPS` parts, each with at least :data:`BATCH_PER_WORKER` series per
+    worker (a statsforecast call shares its series among the workers, and each call starts them
+    anew). The series are independent, so the parts' results are the whole's."""
+    size = max(BATCH_PER_WORKER * max(n_jobs, 1), -(-len(ids) // PROGRESS_STEPS))
+    return [ids[i : i + size] for i in range(0, len(ids), size)] or [ids]
 
 
 def _cross_validate(history: pd.DataFrame, models: list[Any], config: ForecastConfig,
@@ -1311,8 +1324,16 @@ def train(dataset: Dataset, config: ForecastConfig,
         if progress:
             progress(f"backtesting {len(ids)} {kind} series (season {season}, {windows} windows, "
                      f"{len(models)} candidates)")  # fmt: skip
-        part = history[history["unique_id"].isin(ids)]
-        cv = _cross_validate(part, models, config, season, windows, regressors, offset)
+        batches = backtest_batches(ids, config.n_jobs)
+        parts = []
+        for done, batch in enumerate(batches):
+            if progress and done:
+                progress(f"backtested {sum(map(len, batches[:done]))} of {len(ids)} {kind} "
+                         f"series (season {season}, {windows} windows)")  # fmt: skip
+            part = history[history["unique_id"].isin(batch)]
+            parts.append(_cross_validate(part, models, config, season, windows, regressors,
+                                         offset))  # fmt: skip
+        cv = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         cv["candidates"] = "|".join(alias(m) for m in models)
         cv["baseline"] = "SeasonalNaive" if season > 1 else "Naive"
         frames.append(cv)
