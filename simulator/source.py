@@ -60,7 +60,8 @@ from simulator.world import (
 
 logger = logging.getLogger(__name__)
 
-_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+_PARQUET = (".parquet", ".pq")
+_SUFFIXES = (".csv", ".csv.gz", *_PARQUET)
 _SHOWN_ROWS = 5
 _MAX_QUANTITY = 2**31 - 1  # the contract's int32
 NOMINAL_PRICE = 1.0  # every product's price when the data has none
@@ -152,14 +153,16 @@ def _undecodable(path: Path, encoding: str) -> str:
 def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
     """A file as a frame of strings (CSV) or typed columns (Parquet), and the first row number."""
     name = path.name.lower()
-    if not name.endswith(_SUFFIXES):
-        raise SourceError(f"{path}: not a CSV or Parquet file (expected {', '.join(_SUFFIXES)})")
-    if not path.is_file():
+    folder = path.is_dir()
+    if not folder and not name.endswith(_SUFFIXES):
+        raise SourceError(f"{path}: not a CSV or Parquet file (expected {', '.join(_SUFFIXES)}, "
+                          "or a folder of Parquet files)")  # fmt: skip
+    if not folder and not path.is_file():
         raise SourceError(f"{path}: no such file")
     try:
-        if name.endswith((".parquet", ".pq")):
-            table = pq.ParquetFile(path).read()  # read_table refuses repeated names unsaid
-            _refuse_repeated(path, table.column_names)
+        if folder or name.endswith(_PARQUET):
+            table = _parquet_folder(path) if folder else pq.ParquetFile(path).read()
+            _refuse_repeated(path, table.column_names)  # read_table refuses them unsaid
             table = _binary_as_text(table)
             frame = table.to_pandas()
             # A column's Arrow type, for _mapped to refuse one that holds no single value a row
@@ -206,6 +209,32 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         if "UTF8" in str(exc) or "UTF-8" in str(exc):  # Arrow's own check of UTF-8
             raise _not_text(path, encoding) from None
         raise SourceError(f"{path}: cannot read: {exc}") from None
+
+
+def _parquet_folder(path: Path) -> pa.Table:
+    """A folder of Parquet files as one table, as Spark, Glue and pandas' ``partition_cols``
+    write one: its ``.parquet``/``.pq`` files at any depth in name order (rows are numbered in
+    that order), leaving out what starts with ``_`` or ``.`` (``_SUCCESS``, ``.crc``), with each
+    Hive partition folder's ``key=value`` as a text column."""
+    files = sorted(
+        f for f in path.rglob("*")
+        if f.is_file() and f.name.lower().endswith(_PARQUET)
+        and not any(part.startswith(("_", ".")) for part in f.relative_to(path).parts)
+    )  # fmt: skip
+    if not files:
+        raise SourceError(f"{path}: is a folder without Parquet files (.parquet, .pq)")
+    tables = []
+    for file in files:
+        table = pq.ParquetFile(file).read()
+        for part in file.relative_to(path).parts[:-1]:
+            key, equals, value = part.partition("=")
+            if equals and key not in table.column_names:
+                table = table.append_column(key, pa.array([value] * len(table), pa.string()))
+        tables.append(table)
+    try:
+        return pa.concat_tables(tables, promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise SourceError(f"{path}: its Parquet files do not share one schema: {error}") from None
 
 
 def _binary_as_text(table: pa.Table) -> pa.Table:

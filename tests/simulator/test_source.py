@@ -6,6 +6,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -631,4 +632,33 @@ def test_sale_ids_from_zero_are_keys_and_text_ids_are_refused_with_the_way_out(t
     with pytest.raises(SourceError, match=r"column 'order' \(sale_id\) is not a number \(the "
                        r"sales table's key is a bigint; leave sale_id unmapped .*row 4: "
                        r"'INV-7/2'"):  # fmt: skip
+        simulate(load_scenario(str(path)))
+
+
+def test_a_folder_of_parquet_files_is_read_as_spark_and_pandas_write_one(tmp_path) -> None:
+    """Spark, Glue and pandas' ``partition_cols`` write a table as a folder: its part files
+    (``_SUCCESS`` and ``.crc`` files beside them), Hive partition folders as columns."""
+    sales = pd.DataFrame({"sku": ["007", "7", "007", "B"], "qty": [1, 2, 3, 4],
+                          "when": ["2025-03-01", "2025-03-02", "2025-03-09", "2025-03-09"],
+                          "shop": ["web", "store", "store", "app"]})  # fmt: skip
+    sales.to_parquet(tmp_path / "sales.parquet", partition_cols=["shop"])
+    (tmp_path / "sales.parquet" / "_SUCCESS").write_text("")
+    (tmp_path / "sales.parquet" / ".part.crc").write_bytes(b"\x00\x01")
+    body = ("sales:\n  path: sales.parquet\n  columns: {product_id: sku, quantity: qty, "
+            "sold_at: when, channel: shop}\nstream_days: 1\n")  # fmt: skip
+    path = scenario_file(tmp_path, body)
+    world = simulate(load_scenario(str(path))).world
+    replayed = sorted(zip(world.sales["product_id"].to_pylist(), world.sales["channel"].to_pylist(),
+                          world.sales["quantity"].to_pylist(), strict=True))  # fmt: skip
+    assert replayed == [("007", "store", 3), ("007", "web", 1), ("7", "store", 2),
+                        ("B", "app", 4)]  # fmt: skip
+    # parts whose columns disagree, and a folder with no Parquet file, are refused naming it
+    pq.write_table(pa.table({"sku": [1], "qty": ["x"], "when": ["2025-03-01"]}),
+                   tmp_path / "sales.parquet" / "shop=web" / "other.parquet")  # fmt: skip
+    with pytest.raises(SourceError, match=r"sales.parquet: its Parquet files do not share one "
+                       r"schema"):  # fmt: skip
+        simulate(load_scenario(str(path)))
+    (tmp_path / "empty.parquet").mkdir()
+    path.write_text(path.read_text().replace("path: sales.parquet", "path: empty.parquet"))
+    with pytest.raises(SourceError, match=r"empty.parquet: is a folder without Parquet files"):
         simulate(load_scenario(str(path)))
