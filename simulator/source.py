@@ -31,6 +31,7 @@ import io
 import logging
 import re
 import reprlib
+import urllib.parse
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,6 +62,7 @@ from simulator.world import (
 logger = logging.getLogger(__name__)
 
 _PARQUET = (".parquet", ".pq")
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # a partition folder's value for a null
 _SUFFIXES = (".csv", ".csv.gz", *_PARQUET)
 _SHOWN_ROWS = 5
 _MAX_QUANTITY = 2**31 - 1  # the contract's int32
@@ -161,8 +163,9 @@ def _read_file(path: Path, encoding: str = "utf-8") -> tuple[pd.DataFrame, int]:
         raise SourceError(f"{path}: no such file")
     try:
         if folder or name.endswith(_PARQUET):
+            # ParquetFile, not read_table: read_table refuses a repeated column name unsaid
             table = _parquet_folder(path) if folder else pq.ParquetFile(path).read()
-            _refuse_repeated(path, table.column_names)  # read_table refuses them unsaid
+            _refuse_repeated(path, table.column_names)
             table = _binary_as_text(table)
             frame = table.to_pandas()
             # A column's Arrow type, for _mapped to refuse one that holds no single value a row
@@ -225,11 +228,16 @@ def _parquet_folder(path: Path) -> pa.Table:
         raise SourceError(f"{path}: is a folder without Parquet files (.parquet, .pq)")
     tables = []
     for file in files:
-        table = pq.ParquetFile(file).read()
+        try:
+            table = pq.ParquetFile(file).read()
+        except (pa.ArrowInvalid, OSError) as error:
+            raise SourceError(f"{file}: cannot read: {error}") from None
         for part in file.relative_to(path).parts[:-1]:
             key, equals, value = part.partition("=")
             if equals and key not in table.column_names:
-                table = table.append_column(key, pa.array([value] * len(table), pa.string()))
+                # written URI-encoded (``2025-03-01%2009%3A00``); Hive's name for a null
+                text = None if value == HIVE_NULL else urllib.parse.unquote(value)
+                table = table.append_column(key, pa.array([text] * len(table), pa.string()))
         tables.append(table)
     try:
         return pa.concat_tables(tables, promote_options="default")

@@ -641,7 +641,9 @@ def test_a_folder_of_parquet_files_is_read_as_spark_and_pandas_write_one(tmp_pat
     sales = pd.DataFrame({"sku": ["007", "7", "007", "B"], "qty": [1, 2, 3, 4],
                           "when": ["2025-03-01", "2025-03-02", "2025-03-09", "2025-03-09"],
                           "shop": ["web", "store", "store", "app"]})  # fmt: skip
-    sales.to_parquet(tmp_path / "sales.parquet", partition_cols=["shop"])
+    sales["when"] = sales["when"] + " 09:30:00"  # partitioned by it too: written URI-encoded
+    sales.to_parquet(tmp_path / "sales.parquet", partition_cols=["shop", "when"])
+    assert (tmp_path / "sales.parquet" / "shop=web" / "when=2025-03-01%2009%3A30%3A00").is_dir()
     (tmp_path / "sales.parquet" / "_SUCCESS").write_text("")
     (tmp_path / "sales.parquet" / ".part.crc").write_bytes(b"\x00\x01")
     body = ("sales:\n  path: sales.parquet\n  columns: {product_id: sku, quantity: qty, "
@@ -652,11 +654,17 @@ def test_a_folder_of_parquet_files_is_read_as_spark_and_pandas_write_one(tmp_pat
                           world.sales["quantity"].to_pylist(), strict=True))  # fmt: skip
     assert replayed == [("007", "store", 3), ("007", "web", 1), ("7", "store", 2),
                         ("B", "app", 4)]  # fmt: skip
+    assert sorted(set(world.sales["sold_at"].to_pylist()))[0].isoformat() == (
+        "2025-03-01T09:30:00+00:00"
+    )
     # parts whose columns disagree, and a folder with no Parquet file, are refused naming it
     pq.write_table(pa.table({"sku": [1], "qty": ["x"], "when": ["2025-03-01"]}),
                    tmp_path / "sales.parquet" / "shop=web" / "other.parquet")  # fmt: skip
     with pytest.raises(SourceError, match=r"sales.parquet: its Parquet files do not share one "
                        r"schema"):  # fmt: skip
+        simulate(load_scenario(str(path)))
+    (tmp_path / "sales.parquet" / "shop=web" / "other.parquet").write_bytes(b"PAR1 not")
+    with pytest.raises(SourceError, match=r"shop=web/other.parquet: cannot read"):
         simulate(load_scenario(str(path)))
     (tmp_path / "empty.parquet").mkdir()
     path.write_text(path.read_text().replace("path: sales.parquet", "path: empty.parquet"))
