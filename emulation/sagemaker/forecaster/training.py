@@ -1324,16 +1324,16 @@ def train(dataset: Dataset, config: ForecastConfig,
         if progress:
             progress(f"backtesting {len(ids)} {kind} series (season {season}, {windows} windows, "
                      f"{len(models)} candidates)")  # fmt: skip
-        batches = backtest_batches(ids, config.n_jobs)
-        parts = []
-        for done, batch in enumerate(batches):
+        parts, done = [], 0
+        for batch in backtest_batches(ids, config.n_jobs):
             if progress and done:
-                progress(f"backtested {sum(map(len, batches[:done]))} of {len(ids)} {kind} "
-                         f"series (season {season}, {windows} windows)")  # fmt: skip
+                progress(f"backtested {done} of {len(ids)} {kind} series (season {season}, "
+                         f"{windows} windows)")  # fmt: skip
             part = history[history["unique_id"].isin(batch)]
             parts.append(_cross_validate(part, models, config, season, windows, regressors,
                                          offset))  # fmt: skip
-        cv = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            done += len(batch)
+        cv = pd.concat(parts, ignore_index=True)
         cv["candidates"] = "|".join(alias(m) for m in models)
         cv["baseline"] = "SeasonalNaive" if season > 1 else "Naive"
         frames.append(cv)
